@@ -1,0 +1,287 @@
+/** TaskStore and TenantStore on the single DynamoDB table (the model: core/adapters/keys.ts). */
+import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  paginateQuery,
+  type QueryCommandInput,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
+import type {
+  IdempotencyRecord,
+  Page,
+  RunQuery,
+  StateChange,
+  TaskQuery,
+  TaskStore,
+  TenantStore,
+} from "../../ports.ts";
+import { CommitConflict } from "../../ports.ts";
+import type { ApiKeyRecord, Run, Task, Tenant } from "../../schemas.ts";
+import {
+  alreadyExists,
+  apiKeyItem,
+  apiKeyKey,
+  apiKeysListing,
+  decodeCursor,
+  dueListing,
+  type Item,
+  idempotencyKey,
+  type Key,
+  keyNamesOf,
+  type Listing,
+  pageOf,
+  poolKey,
+  readyListing,
+  recordOf,
+  runKey,
+  runListing,
+  taskKey,
+  taskListing,
+  tenantItem,
+  tenantKey,
+  tenantsListing,
+  type Write,
+  writesOf,
+} from "../keys.ts";
+
+type TransactItem = NonNullable<TransactWriteCommandInput["TransactItems"]>[number];
+
+/** The index of the write whose condition failed: the only write, or the one a transaction names. */
+function failedWrite(err: unknown): number | undefined {
+  if (err instanceof ConditionalCheckFailedException) return 0;
+  if (!(err instanceof TransactionCanceledException)) return undefined;
+  const index =
+    err.CancellationReasons?.findIndex((reason) => reason.Code === "ConditionalCheckFailed") ?? -1;
+  return index < 0 ? undefined : index;
+}
+
+export class DynamoStore implements TaskStore, TenantStore {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  /** A consistent read of a key that never exists: proves the table answers. */
+  async ping(): Promise<void> {
+    await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { pk: "PING", sk: "PING" } }));
+  }
+
+  async commit(change: StateChange): Promise<void> {
+    const writes = writesOf(change);
+    try {
+      await this.#write(writes.map((w) => this.#transactItem(w)));
+    } catch (err) {
+      const failed = writes[failedWrite(err) ?? -1];
+      if (failed && failed.type !== "decrement") throw new CommitConflict(failed.conflict);
+      throw err;
+    }
+  }
+
+  #transactItem(w: Write): TransactItem {
+    const TableName = this.tableName;
+    switch (w.type) {
+      case "put":
+        return {
+          Put:
+            w.expectVersion === undefined
+              ? { TableName, Item: w.item, ConditionExpression: "attribute_not_exists(pk)" }
+              : {
+                  TableName,
+                  Item: w.item,
+                  ConditionExpression: "#version = :expected",
+                  ExpressionAttributeNames: { "#version": "version" },
+                  ExpressionAttributeValues: { ":expected": w.expectVersion },
+                },
+        };
+      case "increment":
+        return {
+          Update: {
+            TableName,
+            Key: w.key,
+            UpdateExpression: "SET #active = if_not_exists(#active, :zero) + :one",
+            ConditionExpression: "attribute_not_exists(#active) OR #active < :limit",
+            ExpressionAttributeNames: { "#active": "active" },
+            ExpressionAttributeValues: { ":zero": 0, ":one": 1, ":limit": w.limit },
+          },
+        };
+      case "decrement":
+        return {
+          Update: {
+            TableName,
+            Key: w.key,
+            UpdateExpression: "ADD #active :minusOne",
+            ExpressionAttributeNames: { "#active": "active" },
+            ExpressionAttributeValues: { ":minusOne": -1 },
+          },
+        };
+    }
+  }
+
+  /** One item: a plain conditional write (cheaper than a transaction). Several: one transaction. */
+  async #write(items: TransactItem[]): Promise<void> {
+    const [only] = items;
+    if (items.length > 1) await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+    else if (only?.Put) await this.doc.send(new PutCommand(only.Put));
+    else if (only?.Update) await this.doc.send(new UpdateCommand(only.Update));
+  }
+
+  async #get<T>(key: Key): Promise<T | undefined> {
+    const { Item } = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }),
+    );
+    return Item && recordOf<T>(Item);
+  }
+
+  #queryInput(listing: Listing): QueryCommandInput {
+    const { pkName, skName } = keyNamesOf(listing);
+    const names: Record<string, string> = { "#pk": pkName };
+    const values: Record<string, unknown> = { ":pk": listing.pk };
+    const conditions = ["#pk = :pk"];
+    const skBound = listing.skPrefix ?? listing.skMax;
+    if (skBound !== undefined) {
+      names["#sk"] = skName;
+      values[":sk"] = skBound;
+      conditions.push(listing.skPrefix !== undefined ? "begins_with(#sk, :sk)" : "#sk <= :sk");
+    }
+    const filters = listing.filters.map(({ path, value }, i) => {
+      values[`:f${i}`] = value;
+      const attribute = path.map((name, j) => {
+        names[`#f${i}_${j}`] = name;
+        return `#f${i}_${j}`;
+      });
+      return `${attribute.join(".")} = :f${i}`;
+    });
+    return {
+      TableName: this.tableName,
+      IndexName: listing.index?.name,
+      KeyConditionExpression: conditions.join(" AND "),
+      FilterExpression: filters.length > 0 ? filters.join(" AND ") : undefined,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+      ScanIndexForward: listing.forward,
+    };
+  }
+
+  /** Up to `max` items of a listing after `start`. Limit applies before filters, so read on until enough. */
+  async #collect(listing: Listing, max: number, start?: Record<string, string>): Promise<Item[]> {
+    const items: Item[] = [];
+    const pageSize = Number.isFinite(max) ? max : undefined;
+    const input = { ...this.#queryInput(listing), ExclusiveStartKey: start };
+    for await (const page of paginateQuery({ client: this.doc, pageSize }, input)) {
+      items.push(...(page.Items ?? []));
+      if (items.length >= max) break;
+    }
+    return items.slice(0, max);
+  }
+
+  async #count(listing: Listing): Promise<number> {
+    let total = 0;
+    const input: QueryCommandInput = { ...this.#queryInput(listing), Select: "COUNT" };
+    for await (const page of paginateQuery({ client: this.doc }, input)) total += page.Count ?? 0;
+    return total;
+  }
+
+  async #first<T>(listing: Listing, limit: number): Promise<T[]> {
+    return (await this.#collect(listing, limit)).map(recordOf<T>);
+  }
+
+  async #page<T>(listing: Listing, size: number, cursor?: string): Promise<Page<T>> {
+    const start = cursor === undefined ? undefined : decodeCursor(cursor, listing);
+    const [items, total] = await Promise.all([this.#collect(listing, size + 1, start), this.#count(listing)]);
+    return pageOf<T>(items, size, total, listing);
+  }
+
+  getTask(uuid: string): Promise<Task | undefined> {
+    return this.#get<Task>(taskKey(uuid));
+  }
+
+  listTasks(query: TaskQuery): Promise<Page<Task>> {
+    return this.#page<Task>(taskListing(query), query.size, query.cursor);
+  }
+
+  readyTasks(pool: string, limit: number): Promise<Task[]> {
+    return this.#first<Task>(readyListing(pool), limit);
+  }
+
+  dueTasks(shard: number, before: string, limit: number): Promise<Task[]> {
+    return this.#first<Task>(dueListing(shard, before), limit);
+  }
+
+  getRun(taskUuid: string, runId: string): Promise<Run | undefined> {
+    return this.#get<Run>(runKey(taskUuid, runId));
+  }
+
+  listRuns(query: RunQuery): Promise<Page<Run>> {
+    return this.#page<Run>(runListing(query), query.size, query.cursor);
+  }
+
+  async poolActive(pool: string): Promise<number> {
+    return (await this.#get<{ active?: number }>(poolKey(pool)))?.active ?? 0;
+  }
+
+  getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined> {
+    return this.#get<IdempotencyRecord>(idempotencyKey(tenant, key));
+  }
+
+  createTenant(tenant: Tenant, key: ApiKeyRecord): Promise<void> {
+    return this.#create([tenantItem(tenant), apiKeyItem(key)]);
+  }
+
+  putApiKey(key: ApiKeyRecord): Promise<void> {
+    return this.#create([apiKeyItem(key)]);
+  }
+
+  /** Puts items that must not exist yet: all of them, or none and a ConflictError. */
+  async #create(items: Item[]): Promise<void> {
+    const TableName = this.tableName;
+    const puts = items.map((Item) => ({
+      Put: { TableName, Item, ConditionExpression: "attribute_not_exists(pk)" },
+    }));
+    try {
+      await this.#write(puts);
+    } catch (err) {
+      throw failedWrite(err) === undefined ? err : alreadyExists();
+    }
+  }
+
+  getTenant(id: string): Promise<Tenant | undefined> {
+    return this.#get<Tenant>(tenantKey(id));
+  }
+
+  listTenants(): Promise<Tenant[]> {
+    return this.#first<Tenant>(tenantsListing, Number.POSITIVE_INFINITY);
+  }
+
+  findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined> {
+    return this.#get<ApiKeyRecord>(apiKeyKey(keyHash));
+  }
+
+  listApiKeys(tenantId: string): Promise<ApiKeyRecord[]> {
+    return this.#first<ApiKeyRecord>(apiKeysListing(tenantId), Number.POSITIVE_INFINITY);
+  }
+
+  async revokeApiKey(tenantId: string, keyId: string, at: string): Promise<boolean> {
+    const key = (await this.listApiKeys(tenantId)).find((k) => k.key_id === keyId);
+    if (!key) return false;
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: apiKeyKey(key.key_hash),
+          // A second revoke keeps the first time.
+          UpdateExpression: "SET revoked_time = if_not_exists(revoked_time, :at)",
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeValues: { ":at": at },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
+  }
+}

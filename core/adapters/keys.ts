@@ -1,0 +1,283 @@
+/**
+ * The single-table model shared by the DynamoDB adapter and its in-memory fake: item keys, the writes of a
+ * StateChange, listings and cursors. Plain data only; no AWS SDK. Index names and key attributes: TABLE.
+ */
+import { ConflictError, ValidationError } from "../errors.ts";
+import { DUE_SHARDS, TABLE } from "../names.ts";
+import type { CommitConflictReason, Page, RunQuery, StateChange, TaskQuery } from "../ports.ts";
+import type { ApiKeyRecord, Run, Task, Tenant } from "../schemas.ts";
+
+/** A stored item: a record's attributes plus its key attributes. */
+export type Item = Record<string, unknown>;
+
+export interface Key {
+  pk: string;
+  sk: string;
+}
+
+interface IndexKeys {
+  gsi1pk?: string;
+  gsi1sk?: string;
+  gsi2pk?: string;
+  gsi2sk?: string;
+  gsi3pk?: string;
+  gsi3sk?: string;
+}
+
+const KEY_ATTRIBUTES = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"];
+
+/** The due-index shard of a task: a stable FNV-1a hash of its uuid. */
+export function dueShard(uuid: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < uuid.length; i++) hash = Math.imul(hash ^ uuid.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % DUE_SHARDS;
+}
+
+export const taskKey = (uuid: string): Key => ({ pk: `TASK#${uuid}`, sk: "TASK" });
+export const runKey = (taskUuid: string, runId: string): Key => ({
+  pk: `TASK#${taskUuid}`,
+  sk: `RUN#${runId}`,
+});
+export const poolKey = (pool: string): Key => ({ pk: `POOL#${pool}`, sk: "POOL" });
+export const concurrencyKeyKey = (key: string): Key => ({ pk: `CKEY#${key}`, sk: "CKEY" });
+export const idempotencyKey = (tenant: string, key: string): Key => ({
+  pk: `IDEM#${tenant}#${key}`,
+  sk: "IDEM",
+});
+export const tenantKey = (id: string): Key => ({ pk: `TENANT#${id}`, sk: "TENANT" });
+export const apiKeyKey = (keyHash: string): Key => ({ pk: `KEY#${keyHash}`, sk: "KEY" });
+
+/** All keys of a task, derived from the whole record: the ready and due indexes are sparse. */
+function taskKeys(task: Task): Key & IndexKeys {
+  return {
+    ...taskKey(task.uuid),
+    gsi1pk: `T#${task.tenant}#TASK`,
+    gsi1sk: `${task.status}#${task.create_time}#${task.uuid}`,
+    ...(task.status === "queued" && {
+      gsi2pk: `READY#${task.pool}`,
+      gsi2sk: `${9 - task.priority}#${task.ready_time ?? task.create_time}#${task.uuid}`,
+    }),
+    ...(task.due_time !== undefined && {
+      gsi3pk: `DUE#${dueShard(task.uuid)}`,
+      gsi3sk: `${task.due_time}#${task.uuid}`,
+    }),
+  };
+}
+
+export const taskItem = (task: Task): Item & Key => ({ ...compact(task), ...taskKeys(task) });
+export const runItem = (run: Run): Item & Key => ({
+  ...compact(run),
+  ...runKey(run.task_uuid, run.run_id),
+  gsi1pk: `T#${run.tenant}#RUN`,
+  gsi1sk: `${run.status}#${run.create_time}#${run.run_id}`,
+});
+export const tenantItem = (tenant: Tenant): Item & Key => ({
+  ...compact(tenant),
+  ...tenantKey(tenant.id),
+  gsi1pk: "TENANTS",
+  gsi1sk: `${tenant.create_time}#${tenant.id}`,
+});
+export const apiKeyItem = (key: ApiKeyRecord): Item & Key => ({
+  ...compact(key),
+  ...apiKeyKey(key.key_hash),
+  gsi1pk: `T#${key.tenant_id}#KEY`,
+  gsi1sk: key.key_id,
+});
+
+/** A tenant or API key that a create found already stored. */
+export const alreadyExists = () => new ConflictError("tenant or API key already exists");
+
+/** The record stored in an item: its attributes without the key attributes. */
+export function recordOf<T>(item: Item): T {
+  return Object.fromEntries(Object.entries(item).filter(([name]) => !KEY_ATTRIBUTES.includes(name))) as T;
+}
+
+/** A deep copy of plain data without undefined values (DynamoDB stores none). */
+export function compact<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(compact) as T;
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, compact(v)]),
+  ) as T;
+}
+
+/**
+ * One write of a StateChange. `put` writes a whole item if the stored version is `expectVersion` (absent:
+ * the item must not exist); `increment` takes a slot of a counter under `limit`; `decrement` gives one back.
+ */
+export type Write =
+  | { type: "put"; item: Item & Key; expectVersion?: number; conflict: CommitConflictReason }
+  | { type: "increment"; key: Key; limit: number; conflict: "pool_full" | "key_busy" }
+  | { type: "decrement"; key: Key };
+
+/** The writes of a StateChange, in the order whose first failed condition names the conflict. */
+export function writesOf(change: StateChange): Write[] {
+  const writes: Write[] = [
+    ...(change.tasks ?? []).map(
+      ({ next, expectVersion }): Write => ({
+        type: "put",
+        item: taskItem(next),
+        expectVersion,
+        conflict: "task",
+      }),
+    ),
+    ...(change.runs ?? []).map(
+      ({ next, expectVersion }): Write => ({
+        type: "put",
+        item: runItem(next),
+        expectVersion,
+        conflict: "run",
+      }),
+    ),
+  ];
+  const { acquire, release, idempotency } = change;
+  if (acquire) {
+    writes.push({
+      type: "increment",
+      key: poolKey(acquire.pool),
+      limit: acquire.maxConcurrency,
+      conflict: "pool_full",
+    });
+    if (acquire.concurrencyKey !== undefined) {
+      const key = concurrencyKeyKey(acquire.concurrencyKey);
+      writes.push({ type: "increment", key, limit: acquire.keyLimit, conflict: "key_busy" });
+    }
+  }
+  if (idempotency) {
+    const item = { ...compact(idempotency), ...idempotencyKey(idempotency.tenant, idempotency.key) };
+    writes.push({ type: "put", item, conflict: "idempotency" });
+  }
+  if (release) {
+    writes.push({ type: "decrement", key: poolKey(release.pool) });
+    if (release.concurrencyKey !== undefined) {
+      writes.push({ type: "decrement", key: concurrencyKeyKey(release.concurrencyKey) });
+    }
+  }
+  return writes;
+}
+
+export const keyOfWrite = (write: Write): Key => (write.type === "put" ? write.item : write.key);
+
+type Index = (typeof TABLE.indexes)[keyof typeof TABLE.indexes];
+
+/** One key range of the table or of an index, read in sort-key order, with equality filters applied after. */
+export interface Listing {
+  /** Absent: the table itself. */
+  index?: Index;
+  pk: string;
+  skPrefix?: string;
+  /** Inclusive upper bound of the sort key. */
+  skMax?: string;
+  forward: boolean;
+  filters: { path: string[]; value: string }[];
+}
+
+/** The partition- and sort-key attribute names a listing reads. */
+export const keyNamesOf = (listing: Listing) => ({
+  pkName: listing.index?.partitionKey ?? TABLE.partitionKey,
+  skName: listing.index?.sortKey ?? TABLE.sortKey,
+});
+
+const equals = (path: string[], value: string | undefined) => (value === undefined ? [] : [{ path, value }]);
+
+/** A tenant's tasks, newest first within a status. */
+export const taskListing = (q: TaskQuery): Listing => ({
+  index: TABLE.indexes.byTenant,
+  pk: `T#${q.tenant}#TASK`,
+  skPrefix: q.status && `${q.status}#`,
+  forward: false,
+  filters: [
+    ...equals(["pool"], q.pool),
+    ...equals(["namespace"], q.namespace),
+    ...(q.tag ? equals(["tags", q.tag.key], q.tag.value) : []),
+  ],
+});
+
+/** A task's runs oldest first (the tenant must own them), or a tenant's runs newest first. */
+export const runListing = (q: RunQuery): Listing =>
+  q.taskUuid === undefined
+    ? {
+        index: TABLE.indexes.byTenant,
+        pk: `T#${q.tenant}#RUN`,
+        skPrefix: q.status && `${q.status}#`,
+        forward: false,
+        filters: [],
+      }
+    : {
+        pk: taskKey(q.taskUuid).pk,
+        skPrefix: "RUN#",
+        forward: true,
+        filters: [{ path: ["tenant"], value: q.tenant }, ...equals(["status"], q.status)],
+      };
+
+export const readyListing = (pool: string): Listing => ({
+  index: TABLE.indexes.ready,
+  pk: `READY#${pool}`,
+  forward: true,
+  filters: [],
+});
+
+export const dueListing = (shard: number, before: string): Listing => ({
+  index: TABLE.indexes.due,
+  pk: `DUE#${shard}`,
+  skMax: `${before}#\uffff`,
+  forward: true,
+  filters: [],
+});
+
+export const tenantsListing: Listing = {
+  index: TABLE.indexes.byTenant,
+  pk: "TENANTS",
+  forward: true,
+  filters: [],
+};
+
+export const apiKeysListing = (tenantId: string): Listing => ({
+  index: TABLE.indexes.byTenant,
+  pk: `T#${tenantId}#KEY`,
+  forward: true,
+  filters: [],
+});
+
+/** The attributes that position a read within a listing (DynamoDB's ExclusiveStartKey). */
+const cursorAttributes = (listing: Listing) => [
+  ...new Set([TABLE.partitionKey, TABLE.sortKey, ...Object.values(keyNamesOf(listing))]),
+];
+
+export function encodeCursor(item: Item, listing: Listing): string {
+  const key = Object.fromEntries(cursorAttributes(listing).map((name) => [name, item[name]]));
+  return Buffer.from(JSON.stringify(key)).toString("base64url");
+}
+
+/** The start key of a cursor; a ValidationError on `cursor` unless this listing produced it. */
+export function decodeCursor(cursor: string, listing: Listing): Record<string, string> {
+  const invalid = new ValidationError("cursor", "is not a cursor of this listing");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+  } catch {
+    throw invalid;
+  }
+  if (typeof parsed !== "object" || parsed === null) throw invalid;
+  const key: Record<string, string> = {};
+  for (const name of cursorAttributes(listing)) {
+    const value = (parsed as Record<string, unknown>)[name];
+    if (typeof value !== "string") throw invalid;
+    key[name] = value;
+  }
+  const { pkName, skName } = keyNamesOf(listing);
+  if (key[pkName] !== listing.pk || !key[skName]?.startsWith(listing.skPrefix ?? "")) throw invalid;
+  return key;
+}
+
+/** A page from the first `size + 1` items after the cursor: the extra item only says that more follow. */
+export function pageOf<T>(items: Item[], size: number, total: number, listing: Listing): Page<T> {
+  const last = items.length > size ? items[size - 1] : undefined;
+  return {
+    items: items.slice(0, size).map((item) => recordOf<T>(item)),
+    total,
+    ...(last && { nextCursor: encodeCursor(last, listing) }),
+  };
+}

@@ -1,0 +1,65 @@
+import { randomUUID } from "node:crypto";
+import type { PoolQueue, QueueMessage } from "../../ports.ts";
+
+interface Stored {
+  body: string;
+  receiptHandle?: string;
+  visibleAt: number;
+}
+
+/**
+ * An in-memory FIFO queue per pool with SQS's dedup rule: a dedup id seen in the last five minutes
+ * is accepted and dropped.
+ */
+export class MemoryPoolQueue implements PoolQueue {
+  private readonly queues = new Map<string, Stored[]>();
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  async ping(): Promise<void> {}
+
+  /** Messages waiting (visible or in flight) on a pool's queue. */
+  depth(pool: string): number {
+    return this.queues.get(pool)?.length ?? 0;
+  }
+
+  /** Bodies on the queue, oldest first. */
+  bodies(pool: string): string[] {
+    return (this.queues.get(pool) ?? []).map((m) => m.body);
+  }
+
+  async send(pool: string, message: { body: string; dedupId: string; groupId: string }): Promise<void> {
+    const dedupKey = `${pool}#${message.dedupId}`;
+    const seenAt = this.seen.get(dedupKey);
+    if (seenAt !== undefined && this.now() - seenAt < 5 * 60_000) return;
+    this.seen.set(dedupKey, this.now());
+    const queue = this.queues.get(pool) ?? [];
+    queue.push({ body: message.body, visibleAt: 0 });
+    this.queues.set(pool, queue);
+  }
+
+  async receive(pool: string, max: number): Promise<QueueMessage[]> {
+    const out: QueueMessage[] = [];
+    for (const message of this.queues.get(pool) ?? []) {
+      if (out.length >= max || message.visibleAt > this.now()) continue;
+      message.receiptHandle = randomUUID();
+      message.visibleAt = this.now() + 30_000;
+      out.push({ receiptHandle: message.receiptHandle, body: message.body });
+    }
+    return out;
+  }
+
+  async delete(pool: string, receiptHandle: string): Promise<void> {
+    const queue = this.queues.get(pool) ?? [];
+    this.queues.set(
+      pool,
+      queue.filter((m) => m.receiptHandle !== receiptHandle),
+    );
+  }
+
+  async extendVisibility(pool: string, receiptHandle: string, seconds: number): Promise<void> {
+    const message = this.queues.get(pool)?.find((m) => m.receiptHandle === receiptHandle);
+    if (message) message.visibleAt = this.now() + seconds * 1000;
+  }
+}

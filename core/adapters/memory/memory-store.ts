@@ -1,0 +1,186 @@
+/** TaskStore and TenantStore in memory, for unit tests: the DynamoDB adapter's items, keys and listings. */
+import type {
+  IdempotencyRecord,
+  Page,
+  RunQuery,
+  StateChange,
+  TaskQuery,
+  TaskStore,
+  TenantStore,
+} from "../../ports.ts";
+import { CommitConflict } from "../../ports.ts";
+import type { ApiKeyRecord, Run, Task, Tenant } from "../../schemas.ts";
+import {
+  alreadyExists,
+  apiKeyItem,
+  apiKeyKey,
+  apiKeysListing,
+  decodeCursor,
+  dueListing,
+  type Item,
+  idempotencyKey,
+  type Key,
+  keyNamesOf,
+  keyOfWrite,
+  type Listing,
+  pageOf,
+  poolKey,
+  readyListing,
+  recordOf,
+  runKey,
+  runListing,
+  taskKey,
+  taskListing,
+  tenantItem,
+  tenantKey,
+  tenantsListing,
+  type Write,
+  writesOf,
+} from "../keys.ts";
+
+const idOf = ({ pk, sk }: Key) => `${pk}\u0000${sk}`;
+/** DynamoDB orders strings by their UTF-8 bytes. */
+const compare = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+const counterOf = (item: Item | undefined) => (item?.active as number | undefined) ?? 0;
+const valueAt = (item: Item, path: string[]) =>
+  path.reduce<unknown>((value, name) => (value instanceof Object ? (value as Item)[name] : undefined), item);
+
+export class MemoryStore implements TaskStore, TenantStore {
+  /** Items by table key. Records come in through keys.ts (a deep copy) and go out through structuredClone. */
+  readonly #items = new Map<string, Item>();
+
+  async ping(): Promise<void> {}
+
+  async commit(change: StateChange): Promise<void> {
+    const writes = writesOf(change);
+    // DynamoDB refuses a transaction that touches one item twice.
+    if (new Set(writes.map((w) => idOf(keyOfWrite(w)))).size < writes.length) {
+      throw new Error("a state change may write each item only once");
+    }
+    for (const w of writes) {
+      if (w.type !== "decrement" && !this.#holds(w)) throw new CommitConflict(w.conflict);
+    }
+    for (const w of writes) this.#apply(w);
+  }
+
+  #holds(w: Exclude<Write, { type: "decrement" }>): boolean {
+    const stored = this.#items.get(idOf(keyOfWrite(w)));
+    if (w.type === "increment") return counterOf(stored) < w.limit;
+    return w.expectVersion === undefined ? stored === undefined : stored?.version === w.expectVersion;
+  }
+
+  #apply(w: Write): void {
+    if (w.type === "put") {
+      this.#items.set(idOf(w.item), w.item);
+      return;
+    }
+    const active = counterOf(this.#items.get(idOf(w.key))) + (w.type === "increment" ? 1 : -1);
+    this.#items.set(idOf(w.key), { ...w.key, active });
+  }
+
+  #get<T>(key: Key): T | undefined {
+    const item = this.#items.get(idOf(key));
+    return item && recordOf<T>(structuredClone(item));
+  }
+
+  /** The items of a listing in its order, after `start` when given: what a DynamoDB Query returns. */
+  #query(listing: Listing, start?: Record<string, string>): Item[] {
+    const { pkName, skName } = keyNamesOf(listing);
+    const direction = listing.forward ? 1 : -1;
+    const { skPrefix = "", skMax } = listing;
+    const after = start?.[skName];
+    return [...this.#items.values()]
+      .filter((item) => {
+        const sk = item[skName];
+        return (
+          item[pkName] === listing.pk &&
+          typeof sk === "string" &&
+          sk.startsWith(skPrefix) &&
+          (skMax === undefined || compare(sk, skMax) <= 0) &&
+          (after === undefined || compare(sk, after) * direction > 0) &&
+          listing.filters.every(({ path, value }) => valueAt(item, path) === value)
+        );
+      })
+      .sort((a, b) => compare(a[skName] as string, b[skName] as string) * direction);
+  }
+
+  #first<T>(listing: Listing, limit: number): T[] {
+    return structuredClone(this.#query(listing).slice(0, limit)).map(recordOf<T>);
+  }
+
+  #page<T>(listing: Listing, size: number, cursor?: string): Page<T> {
+    const start = cursor === undefined ? undefined : decodeCursor(cursor, listing);
+    const items = structuredClone(this.#query(listing, start).slice(0, size + 1));
+    return pageOf<T>(items, size, this.#query(listing).length, listing);
+  }
+
+  async getTask(uuid: string): Promise<Task | undefined> {
+    return this.#get<Task>(taskKey(uuid));
+  }
+
+  async listTasks(query: TaskQuery): Promise<Page<Task>> {
+    return this.#page<Task>(taskListing(query), query.size, query.cursor);
+  }
+
+  async readyTasks(pool: string, limit: number): Promise<Task[]> {
+    return this.#first<Task>(readyListing(pool), limit);
+  }
+
+  async dueTasks(shard: number, before: string, limit: number): Promise<Task[]> {
+    return this.#first<Task>(dueListing(shard, before), limit);
+  }
+
+  async getRun(taskUuid: string, runId: string): Promise<Run | undefined> {
+    return this.#get<Run>(runKey(taskUuid, runId));
+  }
+
+  async listRuns(query: RunQuery): Promise<Page<Run>> {
+    return this.#page<Run>(runListing(query), query.size, query.cursor);
+  }
+
+  async poolActive(pool: string): Promise<number> {
+    return counterOf(this.#items.get(idOf(poolKey(pool))));
+  }
+
+  async getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined> {
+    return this.#get<IdempotencyRecord>(idempotencyKey(tenant, key));
+  }
+
+  async createTenant(tenant: Tenant, key: ApiKeyRecord): Promise<void> {
+    this.#create([tenantItem(tenant), apiKeyItem(key)]);
+  }
+
+  async putApiKey(key: ApiKeyRecord): Promise<void> {
+    this.#create([apiKeyItem(key)]);
+  }
+
+  /** Stores items that must not exist yet: all of them, or none. */
+  #create(items: (Item & Key)[]): void {
+    if (items.some((item) => this.#items.has(idOf(item)))) throw alreadyExists();
+    for (const item of items) this.#items.set(idOf(item), item);
+  }
+
+  async getTenant(id: string): Promise<Tenant | undefined> {
+    return this.#get<Tenant>(tenantKey(id));
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    return this.#first<Tenant>(tenantsListing, Number.POSITIVE_INFINITY);
+  }
+
+  async findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined> {
+    return this.#get<ApiKeyRecord>(apiKeyKey(keyHash));
+  }
+
+  async listApiKeys(tenantId: string): Promise<ApiKeyRecord[]> {
+    return this.#first<ApiKeyRecord>(apiKeysListing(tenantId), Number.POSITIVE_INFINITY);
+  }
+
+  async revokeApiKey(tenantId: string, keyId: string, at: string): Promise<boolean> {
+    const key = (await this.listApiKeys(tenantId)).find((k) => k.key_id === keyId);
+    const item = key && this.#items.get(idOf(apiKeyKey(key.key_hash)));
+    if (!item) return false;
+    item.revoked_time ??= at;
+    return true;
+  }
+}

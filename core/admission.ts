@@ -1,0 +1,150 @@
+import { createHash } from "node:crypto";
+import type { PoolConfig } from "./config.ts";
+import type { Deps } from "./deps.ts";
+import { InsufficientResourcesError, poolNotFound } from "./errors.ts";
+import { runIdFor } from "./identifiers.ts";
+import { CommitConflict, type SlotRelease } from "./ports.ts";
+import type { Run, Task, Tool } from "./schemas.ts";
+import { assertTransition } from "./status.ts";
+
+/** Tasks holding one concurrency key run one at a time. */
+export const CONCURRENCY_KEY_LIMIT = 1;
+/** A dispatch whose worker has not confirmed it by then is re-sent by the tick (same dedup id). */
+export const DISPATCH_CONFIRM_SECONDS = 60;
+
+export interface QueueMessageBody {
+  run_id: string;
+  task_uuid: string;
+  pool: string;
+}
+
+export function poolConfig(deps: Pick<Deps, "config">, name: string): PoolConfig {
+  const pool = deps.config.pools.find((p) => p.name === name);
+  if (!pool) throw poolNotFound(name);
+  return pool;
+}
+
+/** Concurrency keys are per tenant, so one tenant can never block another's key. */
+const scopedConcurrencyKey = (task: Task) =>
+  task.concurrency_key === undefined ? undefined : `${task.tenant}#${task.concurrency_key}`;
+
+/** The pool slot (and concurrency-key slot) a dispatched or running task holds. */
+export const slotOf = (task: Task): SlotRelease => ({
+  pool: task.pool,
+  concurrencyKey: scopedConcurrencyKey(task),
+});
+
+/**
+ * The SQS message group: the concurrency key (hashed, because group ids allow only 128 ASCII
+ * characters and keys are free text), or the run id when there is none.
+ */
+export function messageGroupId(task: Task, runId: string): string {
+  const key = scopedConcurrencyKey(task);
+  return key === undefined ? runId : createHash("sha256").update(key).digest("hex");
+}
+
+/**
+ * For a task that names only a tool: the eligible pool with the least expected wait, estimated as
+ * (tasks holding a slot) / max_concurrency. With one eligible pool, no reads are needed.
+ */
+export async function choosePool(deps: Pick<Deps, "config" | "store">, tool: Tool): Promise<PoolConfig> {
+  const eligible = deps.config.pools.filter((p) => p.tool === tool);
+  if (eligible.length === 0) throw new InsufficientResourcesError(`tool: no pool runs ${tool}`);
+  if (eligible.length === 1) return eligible[0] as PoolConfig;
+  const loads = await Promise.all(
+    eligible.map(async (pool) => (await deps.store.poolActive(pool.name)) / pool.max_concurrency),
+  );
+  let best = 0;
+  for (const [i, load] of loads.entries()) if (load < (loads[best] as number)) best = i;
+  return eligible[best] as PoolConfig;
+}
+
+/**
+ * Admits queued tasks of a pool while it has capacity: highest priority first, then the oldest.
+ * Each admission is one transaction (task → dispatched, new run, pool slot, concurrency-key slot),
+ * followed by the send to the pool's FIFO queue. If the process dies between the two, the task's
+ * due_time makes the tick re-send; the dedup id (= run id) makes that safe.
+ * Returns the uuids of the tasks admitted.
+ */
+export async function admit(deps: Deps, poolName: string): Promise<string[]> {
+  const pool = poolConfig(deps, poolName);
+  const free = pool.max_concurrency - (await deps.store.poolActive(pool.name));
+  if (free <= 0) return [];
+  // Look past the free slot count: tasks whose concurrency key is busy are skipped.
+  const candidates = await deps.store.readyTasks(pool.name, free + 10);
+  const admitted: string[] = [];
+  for (const task of candidates) {
+    if (admitted.length >= free) break;
+    const outcome = await admitOne(deps, pool, task);
+    if (outcome === "admitted") admitted.push(task.uuid);
+    if (outcome === "pool_full") break;
+  }
+  return admitted;
+}
+
+async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
+  assertTransition(task.status, "dispatched");
+  const now = deps.clock.now();
+  const runNumber = (task.run_count ?? 0) + 1;
+  const runId = runIdFor(task.uuid, runNumber);
+  const iso = now.toISOString();
+  const next: Task = {
+    ...task,
+    version: task.version + 1,
+    status: "dispatched",
+    run_id: runId,
+    run_count: runNumber,
+    attempt: task.attempt + 1,
+    update_time: iso,
+    due_time: new Date(now.getTime() + DISPATCH_CONFIRM_SECONDS * 1000).toISOString(),
+  };
+  const run: Run = {
+    run_id: runId,
+    version: 1,
+    task_uuid: task.uuid,
+    tenant: task.tenant,
+    pool: pool.name,
+    attempt: next.attempt,
+    occurrence: task.occurrence,
+    status: "dispatched",
+    tags: {},
+    create_time: iso,
+    update_time: iso,
+  };
+  try {
+    await deps.store.commit({
+      tasks: [{ next, expectVersion: task.version }],
+      runs: [{ next: run }],
+      acquire: {
+        pool: pool.name,
+        maxConcurrency: pool.max_concurrency,
+        concurrencyKey: scopedConcurrencyKey(task),
+        keyLimit: CONCURRENCY_KEY_LIMIT,
+      },
+    });
+  } catch (err) {
+    if (err instanceof CommitConflict) return err.reason;
+    throw err;
+  }
+  await sendDispatch(deps, next).catch((err: unknown) =>
+    deps.log.warn("dispatch send failed; the tick re-sends it", { run_id: runId, error: String(err) }),
+  );
+  return "admitted" as const;
+}
+
+/** Puts a dispatched task's run on its pool queue. Idempotent within SQS's dedup window. */
+export async function sendDispatch(deps: Pick<Deps, "queue">, task: Task): Promise<void> {
+  const runId = task.run_id as string;
+  const body: QueueMessageBody = { run_id: runId, task_uuid: task.uuid, pool: task.pool };
+  await deps.queue.send(task.pool, {
+    body: JSON.stringify(body),
+    dedupId: runId,
+    groupId: messageGroupId(task, runId),
+  });
+}
+
+/** Admits in every pool; the tick calls it so that a missed admission only delays work. */
+export async function pumpAll(deps: Deps): Promise<number> {
+  const admitted = await Promise.all(deps.config.pools.map((p) => admit(deps, p.name)));
+  return admitted.reduce((n, list) => n + list.length, 0);
+}

@@ -1,0 +1,67 @@
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import { z } from "zod";
+import { ValidationError } from "./errors.ts";
+import { ENV } from "./names.ts";
+import { poolName, TOOLS } from "./schemas.ts";
+
+const poolSchema = z.strictObject({
+  name: poolName,
+  tool: z.enum(TOOLS),
+  account: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must match [A-Za-z0-9_-]{1,64}"),
+  max_concurrency: z.number().int().min(1).max(10_000),
+  lease_seconds: z.number().int().min(10).max(3600).default(120),
+  retry: z
+    .strictObject({
+      base_seconds: z.number().int().min(1).default(30),
+      max_seconds: z.number().int().min(1).default(300),
+    })
+    .refine((r) => r.max_seconds >= r.base_seconds, { message: "max_seconds must be ≥ base_seconds" })
+    .default({ base_seconds: 30, max_seconds: 300 }),
+  allow_dangerous_flags: z.boolean().default(false),
+  worker: z
+    .strictObject({
+      cpu: z.number().int().default(1024),
+      memory: z.number().int().default(2048),
+      min: z.number().int().min(0).default(0),
+      max: z.number().int().min(0).default(1),
+      slots: z.number().int().min(1).max(64).default(1),
+    })
+    .refine((w) => w.max >= w.min, { message: "max must be ≥ min" })
+    .default({ cpu: 1024, memory: 2048, min: 0, max: 1, slots: 1 }),
+});
+
+const configSchema = z.strictObject({
+  pools: z
+    .array(poolSchema)
+    .min(1)
+    .refine((pools) => new Set(pools.map((p) => p.name)).size === pools.length, {
+      message: "pool names must be unique",
+    }),
+});
+
+export type PoolConfig = z.output<typeof poolSchema>;
+export type SchedulerConfig = z.output<typeof configSchema>;
+
+/** Parses and validates scheduler config text; errors name the file and the path of the bad field. */
+export function parseSchedulerConfig(text: string, source = "scheduler.config.yaml"): SchedulerConfig {
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (err) {
+    throw new ValidationError(source, `not valid YAML: ${(err as Error).message}`);
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue?.path.join(".") || "(root)";
+    throw new ValidationError(`${source}: ${path}`, issue?.message ?? "invalid");
+  }
+  return parsed.data;
+}
+
+/** Reads `SCHEDULER_CONFIG`, or `scheduler.config.yaml` in the working directory. */
+export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env): SchedulerConfig {
+  const path = env[ENV.schedulerConfig] ?? "scheduler.config.yaml";
+  return parseSchedulerConfig(readFileSync(path, "utf8"), path);
+}

@@ -1,0 +1,19 @@
+import { randomUUID } from "node:crypto";
+import type { SchedulerConfig } from "./config.ts";
+import type { BlobStore, Clock, Ids, PoolQueue, TaskStore, TenantStore } from "./ports.ts";
+
+/** What the use cases need, built once by a composition root (functions/_shared, the worker, local/). */
+export interface Deps {
+  store: TaskStore & TenantStore;
+  queue: PoolQueue;
+  blobs: BlobStore;
+  clock: Clock;
+  ids: Ids;
+  config: SchedulerConfig;
+  /** The admin key; tenant keys live hashed in the tenant store. */
+  adminKey: string;
+  log: Pick<Console, "info" | "warn" | "error">;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+export const randomIds: Ids = { uuid: () => randomUUID() };

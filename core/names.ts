@@ -1,0 +1,48 @@
+/**
+ * Names shared by infra, functions, local and tests: one source of truth.
+ * Nothing here imports the AWS SDK; it is plain data.
+ */
+
+/** Environment variables read by the composition roots (functions/_shared, containers/worker, local). */
+export const ENV = {
+  tableName: "SWITCHYARD_TABLE",
+  bucketName: "SWITCHYARD_BUCKET",
+  topicArn: "SWITCHYARD_TOPIC_ARN",
+  /** JSON object: pool name -> SQS FIFO queue URL. */
+  queueUrls: "SWITCHYARD_QUEUE_URLS",
+  schedulerConfig: "SCHEDULER_CONFIG",
+  adminKey: "SCHEDULER_ADMIN_KEY",
+  port: "PORT",
+  /** The pool a worker process serves. */
+  pool: "SWITCHYARD_POOL",
+  /** A worker's SQS long-poll wait, in seconds. */
+  waitSeconds: "SWITCHYARD_WAIT_SECONDS",
+  dataDir: "SWITCHYARD_DATA_DIR",
+  version: "SWITCHYARD_VERSION",
+} as const;
+
+/** The single DynamoDB table: generic keys plus three sparse GSIs (see core/adapters/aws/dynamo-store.ts). */
+export const TABLE = {
+  partitionKey: "pk",
+  sortKey: "sk",
+  ttlAttribute: "expires_at",
+  indexes: {
+    /** Listing by tenant and status: gsi1pk = `T#<tenant>#<kind>`, gsi1sk = `<status>#<time>#<id>`. */
+    byTenant: { name: "by-tenant", partitionKey: "gsi1pk", sortKey: "gsi1sk" },
+    /** Ready queue of a pool: gsi2pk = `READY#<pool>`, gsi2sk = `<9-priority>#<ready time>#<uuid>`. Only queued tasks. */
+    ready: { name: "ready", partitionKey: "gsi2pk", sortKey: "gsi2sk" },
+    /** Due times, sharded: gsi3pk = `DUE#<shard>`, gsi3sk = `<due time>#<uuid>`. */
+    due: { name: "due", partitionKey: "gsi3pk", sortKey: "gsi3sk" },
+  },
+} as const;
+
+/** Number of shards of the due index; the tick queries each one. */
+export const DUE_SHARDS = 4;
+
+/** Physical names used by the local stack only (on AWS, CDK generates names). */
+export const LOCAL_NAMES = {
+  table: "switchyard",
+  bucket: "switchyard-artifacts",
+  topic: "switchyard-events",
+  queue: (pool: string) => `switchyard-${pool}.fifo`,
+} as const;

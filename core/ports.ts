@@ -1,0 +1,146 @@
+/** The interfaces the domain needs. Adapters live in core/adapters/{aws,memory}. */
+import type { ApiKeyRecord, Run, Task, Tenant } from "./schemas.ts";
+import type { RunStatus, TaskStatus } from "./status.ts";
+
+export interface Clock {
+  now(): Date;
+}
+
+export interface Ids {
+  uuid(): string;
+}
+
+/** A write of a whole record, applied only if the stored version is `expectVersion` (absent: must not exist). */
+export interface RecordWrite<T extends { version: number }> {
+  next: T;
+  expectVersion?: number;
+}
+
+/** Take one slot of a pool, and of a concurrency key, only while both are under their limits. */
+export interface SlotClaim {
+  pool: string;
+  maxConcurrency: number;
+  /** Already scoped to the tenant by the domain. */
+  concurrencyKey?: string;
+  keyLimit: number;
+}
+
+/** Give back a slot taken by a SlotClaim. */
+export interface SlotRelease {
+  pool: string;
+  concurrencyKey?: string;
+}
+
+export interface IdempotencyRecord {
+  tenant: string;
+  key: string;
+  uuid: string;
+  body_hash: string;
+}
+
+/** Everything one state change writes. The store applies it atomically, or not at all. */
+export interface StateChange {
+  tasks?: RecordWrite<Task>[];
+  runs?: RecordWrite<Run>[];
+  acquire?: SlotClaim;
+  release?: SlotRelease;
+  /** Must not exist yet. */
+  idempotency?: IdempotencyRecord;
+}
+
+export type CommitConflictReason = "task" | "run" | "pool_full" | "key_busy" | "idempotency";
+
+/** A StateChange whose conditions did not hold; nothing was written. */
+export class CommitConflict extends Error {
+  constructor(readonly reason: CommitConflictReason) {
+    super(`state change refused: ${reason}`);
+    this.name = "CommitConflict";
+  }
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  nextCursor?: string;
+}
+
+export interface TaskQuery {
+  tenant: string;
+  status?: TaskStatus;
+  pool?: string;
+  namespace?: string;
+  tag?: { key: string; value: string };
+  size: number;
+  /** Opaque; a cursor that this query did not produce is a ValidationError on `cursor`. */
+  cursor?: string;
+}
+
+export interface RunQuery {
+  tenant: string;
+  taskUuid?: string;
+  status?: RunStatus;
+  size: number;
+  cursor?: string;
+}
+
+/** A backing service that can say whether it answers (for GET /v2/health). */
+export interface Pingable {
+  ping(): Promise<void>;
+}
+
+export interface TaskStore extends Pingable {
+  /** Applies a StateChange atomically; throws CommitConflict when a condition fails. */
+  commit(change: StateChange): Promise<void>;
+  getTask(uuid: string): Promise<Task | undefined>;
+  /** Newest first within a status; without a status filter, grouped by status. */
+  listTasks(query: TaskQuery): Promise<Page<Task>>;
+  /** Queued tasks of a pool: highest priority first, then earliest ready_time. */
+  readyTasks(pool: string, limit: number): Promise<Task[]>;
+  /** Tasks of one due shard whose due_time is at or before `before`, earliest first. */
+  dueTasks(shard: number, before: string, limit: number): Promise<Task[]>;
+  getRun(taskUuid: string, runId: string): Promise<Run | undefined>;
+  /** With taskUuid: that task's runs, oldest first. Otherwise the tenant's runs, newest first. */
+  listRuns(query: RunQuery): Promise<Page<Run>>;
+  /** Dispatched plus running tasks of the pool, as counted by slot claims and releases. */
+  poolActive(pool: string): Promise<number>;
+  getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined>;
+}
+
+export interface TenantStore {
+  /** Creates the tenant and its first key atomically. */
+  createTenant(tenant: Tenant, key: ApiKeyRecord): Promise<void>;
+  getTenant(id: string): Promise<Tenant | undefined>;
+  listTenants(): Promise<Tenant[]>;
+  putApiKey(key: ApiKeyRecord): Promise<void>;
+  findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined>;
+  listApiKeys(tenantId: string): Promise<ApiKeyRecord[]>;
+  /** Marks the key revoked; false when the tenant has no such key. */
+  revokeApiKey(tenantId: string, keyId: string, at: string): Promise<boolean>;
+}
+
+export interface QueueMessage {
+  receiptHandle: string;
+  body: string;
+}
+
+/** The per-pool SQS FIFO queues. */
+export interface PoolQueue extends Pingable {
+  /** dedupId = run_id; groupId = concurrency key or run_id. */
+  send(pool: string, message: { body: string; dedupId: string; groupId: string }): Promise<void>;
+  receive(pool: string, max: number, waitSeconds: number): Promise<QueueMessage[]>;
+  delete(pool: string, receiptHandle: string): Promise<void>;
+  extendVisibility(pool: string, receiptHandle: string, seconds: number): Promise<void>;
+}
+
+export interface BlobInfo {
+  key: string;
+  size: number;
+}
+
+/** S3: logs, input and output files. */
+export interface BlobStore extends Pingable {
+  put(key: string, body: string | Uint8Array, contentType?: string): Promise<void>;
+  /** undefined when there is no such object. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  list(prefix: string): Promise<BlobInfo[]>;
+}

@@ -1,0 +1,250 @@
+import { z } from "zod";
+import type { RunStatus, TaskStatus } from "./status.ts";
+
+export const TOOLS = ["claude", "codex", "gemini"] as const;
+export type Tool = (typeof TOOLS)[number];
+
+export const LIMITS = {
+  nameLength: 256,
+  labelLength: 128,
+  promptBytes: 100_000,
+  modelLength: 200,
+  tagCount: 50,
+  tagKeyLength: 128,
+  tagValueLength: 256,
+  inputFiles: 100,
+  inputFileBytes: 200_000,
+  outputFiles: 100,
+  pathLength: 512,
+  maxAttempts: 20,
+  timeoutSeconds: 86_400,
+  pageSize: 100,
+} as const;
+
+export const DEFAULTS = { priority: 5, maxAttempts: 3, timeoutSeconds: 3600, pageSize: 20 } as const;
+
+/** Names, tags and paths hold no control characters (prompts and file contents may). */
+const noControlChars = (s: string) => !/\p{Cc}/u.test(s);
+const label = (max: number) =>
+  z.string().min(1).max(max).refine(noControlChars, "must not contain control characters");
+
+/** A relative path inside the job's work dir: no `..` segment, no absolute path, no backslash. */
+export const relativePath = z
+  .string()
+  .min(1)
+  .max(LIMITS.pathLength)
+  .refine(noControlChars, "must not contain control characters")
+  .refine(
+    (p) => !p.startsWith("/") && !p.includes("\\") && p.split("/").every((seg) => seg !== ".." && seg !== ""),
+    "must be a relative path without '..' or empty segments",
+  );
+
+/** Tags: an object, or a `k=v,k2=v2` string. */
+export const tagsSchema = z.preprocess(
+  (value, ctx) => {
+    if (typeof value !== "string") return value;
+    const tags: Record<string, string> = {};
+    for (const pair of value.split(",").filter((p) => p.trim() !== "")) {
+      const eq = pair.indexOf("=");
+      if (eq <= 0) {
+        ctx.addIssue({ code: "custom", message: `'${pair}' is not k=v`, input: value });
+        return z.NEVER;
+      }
+      tags[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+    }
+    return tags;
+  },
+  z
+    .record(label(LIMITS.tagKeyLength), z.string().max(LIMITS.tagValueLength).refine(noControlChars))
+    .refine((t) => Object.keys(t).length <= LIMITS.tagCount, `at most ${LIMITS.tagCount} tags`),
+);
+export type Tags = Record<string, string>;
+
+/** A number, or a string holding one (the seeds send `"timeout": "600"`). */
+const numeric = (inner: z.ZodNumber) =>
+  z.union([
+    inner,
+    z
+      .string()
+      .regex(/^\s*\d+\s*$/, "must be a number")
+      .transform(Number)
+      .pipe(inner),
+  ]);
+
+/** Pool names end up in queue names (`switchyard-<pool>-dlq.fifo` ≤ 80 characters). */
+export const poolName = z.string().regex(/^[a-z0-9-]{1,60}$/, "must match [a-z0-9-]{1,60}");
+
+export const submitTaskSchema = z
+  .strictObject({
+    tool: z.enum(TOOLS).optional(),
+    model: label(LIMITS.modelLength).optional(),
+    prompt: z
+      .string()
+      .min(1)
+      .refine((p) => Buffer.byteLength(p) <= LIMITS.promptBytes, `at most ${LIMITS.promptBytes} bytes`),
+    input_files: z
+      .array(
+        z.strictObject({
+          name: relativePath,
+          content: z
+            .string()
+            .refine(
+              (c) => Buffer.byteLength(c) <= LIMITS.inputFileBytes,
+              `at most ${LIMITS.inputFileBytes} bytes`,
+            ),
+        }),
+      )
+      .max(LIMITS.inputFiles)
+      .refine((files) => new Set(files.map((f) => f.name)).size === files.length, "names must be unique")
+      .default([]),
+    output_files: z.array(relativePath).max(LIMITS.outputFiles).default([]),
+    pool: poolName.optional(),
+    priority: numeric(z.number().int().min(1).max(9)).optional(),
+    prior: numeric(z.number().int().min(1).max(9)).optional(),
+    name: label(LIMITS.nameLength).optional(),
+    namespace: label(LIMITS.labelLength).default("default"),
+    project: label(LIMITS.labelLength).optional(),
+    tags: tagsSchema.default({}),
+    idempotency_key: label(LIMITS.labelLength).optional(),
+    concurrency_key: label(LIMITS.labelLength).optional(),
+    max_attempts: numeric(z.number().int().min(1).max(LIMITS.maxAttempts)).default(DEFAULTS.maxAttempts),
+    timeout: numeric(z.number().int().min(1).max(LIMITS.timeoutSeconds)).default(DEFAULTS.timeoutSeconds),
+    callback: z
+      .url({ protocol: /^https?$/ })
+      .max(2048)
+      .optional(),
+    scheduled_at: z.iso.datetime({ offset: true }).optional(),
+  })
+  .refine((b) => b.tool !== undefined || b.pool !== undefined, {
+    path: ["tool"],
+    message: "give tool, pool, or both",
+  })
+  .refine((b) => b.priority === undefined || b.prior === undefined || b.priority === b.prior, {
+    path: ["prior"],
+    message: "prior is an alias of priority; give one, or the same value",
+  })
+  .transform(({ prior, priority, ...rest }) => ({
+    ...rest,
+    priority: priority ?? prior ?? DEFAULTS.priority,
+  }));
+export type SubmitTaskInput = z.input<typeof submitTaskSchema>;
+export type SubmitTask = z.output<typeof submitTaskSchema>;
+
+export const listTasksQuerySchema = z.strictObject({
+  status: z.string().optional(),
+  pool: poolName.optional(),
+  namespace: label(LIMITS.labelLength).optional(),
+  tag: z
+    .string()
+    .regex(/^[^=]+=.*$/, "must be k=v")
+    .transform((s) => {
+      const eq = s.indexOf("=");
+      return { key: s.slice(0, eq), value: s.slice(eq + 1) };
+    })
+    .optional(),
+  size: numeric(z.number().int().min(1).max(LIMITS.pageSize)).default(DEFAULTS.pageSize),
+  cursor: z.string().max(2048).optional(),
+  tenant: label(LIMITS.labelLength).optional(),
+});
+export type ListTasksQuery = z.output<typeof listTasksQuerySchema>;
+
+export const mergeTagsSchema = z.strictObject({ tags: tagsSchema });
+
+export const createTenantSchema = z.strictObject({
+  name: label(LIMITS.labelLength),
+  rate_limit_per_minute: numeric(z.number().int().min(1).max(1_000_000)).default(100),
+});
+
+export interface TaskResult {
+  exit_code?: number;
+  output?: string;
+  files?: string[];
+  tokens?: { input?: number; output?: number; total?: number };
+  cost_usd?: number;
+}
+
+/** The stored task. Times are ISO-8601 strings. */
+export interface Task {
+  uuid: string;
+  /** Optimistic-lock counter: every write expects the version it read. */
+  version: number;
+  tenant: string;
+  name?: string;
+  namespace: string;
+  project?: string;
+  tags: Tags;
+  tool: Tool;
+  model?: string;
+  prompt: string;
+  input_files: string[];
+  output_files: string[];
+  pool: string;
+  priority: number;
+  status: TaskStatus;
+  attempt: number;
+  max_attempts: number;
+  occurrence: number;
+  run_id?: string;
+  /** Runs created so far; numbers the next run id. */
+  run_count?: number;
+  timeout: number;
+  idempotency_key?: string;
+  concurrency_key?: string;
+  callback?: string;
+  scheduled_at?: string;
+  create_time: string;
+  update_time: string;
+  /** When the task last became ready; orders the ready queue within a priority. */
+  ready_time?: string;
+  start_time?: string;
+  end_time?: string;
+  next_run_time?: string;
+  /** When the tick must look at the task next (scheduled start, or re-send of an unconfirmed dispatch). */
+  due_time?: string;
+  result?: TaskResult;
+  error_message?: string;
+}
+
+export interface Run {
+  run_id: string;
+  version: number;
+  task_uuid: string;
+  tenant: string;
+  pool: string;
+  attempt: number;
+  occurrence: number;
+  status: RunStatus;
+  tags: Tags;
+  worker?: string;
+  create_time: string;
+  update_time: string;
+  start_time?: string;
+  end_time?: string;
+  lease_expires_at?: string;
+  exit_code?: number;
+  latency_ms?: number;
+  tokens?: TaskResult["tokens"];
+  cost_usd?: number;
+  output_tail?: string;
+  error?: string;
+}
+
+export const SCOPES = ["tasks:read", "tasks:write", "admin"] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface Tenant {
+  id: string;
+  name: string;
+  rate_limit_per_minute: number;
+  create_time: string;
+}
+
+export interface ApiKeyRecord {
+  key_id: string;
+  tenant_id: string;
+  /** SHA-256 of the key, hex. The key itself is never stored. */
+  key_hash: string;
+  scopes: Scope[];
+  create_time: string;
+  revoked_time?: string;
+}

@@ -1,0 +1,51 @@
+import { ConflictError } from "./errors.ts";
+
+export const TASK_STATUSES = [
+  "scheduled",
+  "queued",
+  "dispatched",
+  "running",
+  "succeeded",
+  "failed",
+  "canceled",
+  "paused",
+  "completed",
+] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const RUN_STATUSES = ["dispatched", "running", "succeeded", "failed", "canceled", "lost"] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/** The task state machine: the statuses each status may move to. */
+const TASK_TRANSITIONS: Record<TaskStatus, readonly TaskStatus[]> = {
+  scheduled: ["queued", "canceled", "paused"],
+  queued: ["dispatched", "canceled", "paused"],
+  // A dispatched or running task goes back to scheduled (retry) or queued (released by a draining worker).
+  dispatched: ["running", "queued", "scheduled", "failed", "canceled"],
+  running: ["succeeded", "failed", "canceled", "scheduled", "queued", "completed"],
+  paused: ["queued", "scheduled", "canceled"],
+  succeeded: [],
+  failed: [],
+  canceled: [],
+  completed: [],
+};
+
+/** Statuses in which a task holds a slot of its pool (and of its concurrency key). */
+export const ACTIVE_STATUSES: readonly TaskStatus[] = ["dispatched", "running"];
+
+export const isTerminal = (status: TaskStatus) => TASK_TRANSITIONS[status].length === 0;
+
+/**
+ * The one gate for every task transition. It returns the statuses the store must find (the DynamoDB
+ * condition) for a move to `to`, and throws a 409 when no legal move exists from `from`.
+ */
+export function assertTransition(from: TaskStatus, to: TaskStatus): void {
+  if (!TASK_TRANSITIONS[from].includes(to)) {
+    throw new ConflictError(`status: cannot go from ${from} to ${to}`);
+  }
+}
+
+/** Every status from which `to` is reachable: the condition of a conditional write. */
+export function statusesLeadingTo(to: TaskStatus): TaskStatus[] {
+  return TASK_STATUSES.filter((from) => TASK_TRANSITIONS[from].includes(to));
+}

@@ -1,0 +1,202 @@
+import { createHash } from "node:crypto";
+import { admit, choosePool, poolConfig, slotOf } from "./admission.ts";
+import { actingTenant, canSee, type Principal, requireScope } from "./auth.ts";
+import type { Deps } from "./deps.ts";
+import { ConflictError, runNotFound, taskNotFound } from "./errors.ts";
+import { blobKeys, runIdFor } from "./identifiers.ts";
+import { retryOnConflict } from "./optimistic.ts";
+import { CommitConflict, type StateChange } from "./ports.ts";
+import type { ListTasksQuery, Run, SubmitTask, Tags, Task } from "./schemas.ts";
+import { ACTIVE_STATUSES, assertTransition, type TaskStatus } from "./status.ts";
+
+export interface SubmitOutcome {
+  /** false for an idempotent replay. */
+  created: boolean;
+  task: Task;
+}
+
+/** Canonical JSON (sorted keys) so that the same body always hashes the same. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * Submits a task. It is stored `queued` (or `scheduled` when `scheduled_at` is in the future) and,
+ * when queued, admitted at once if its pool has capacity.
+ */
+export async function submitTask(
+  deps: Deps,
+  principal: Principal,
+  input: SubmitTask,
+): Promise<SubmitOutcome> {
+  requireScope(principal, "tasks:write");
+  const tenant = actingTenant(principal);
+  const pool = input.pool ? poolConfig(deps, input.pool) : await choosePool(deps, input.tool ?? "claude");
+  if (input.tool && input.tool !== pool.tool) {
+    throw new ConflictError(`tool: pool ${pool.name} runs ${pool.tool}, not ${input.tool}`);
+  }
+  const now = deps.clock.now();
+  const iso = now.toISOString();
+  const delayed = input.scheduled_at !== undefined && Date.parse(input.scheduled_at) > now.getTime();
+  const uuid = deps.ids.uuid();
+  const task: Task = {
+    uuid,
+    version: 1,
+    tenant,
+    name: input.name,
+    namespace: input.namespace,
+    project: input.project,
+    tags: input.tags,
+    tool: pool.tool,
+    model: input.model,
+    prompt: input.prompt,
+    input_files: input.input_files.map((f) => f.name),
+    output_files: input.output_files,
+    pool: pool.name,
+    priority: input.priority,
+    status: delayed ? "scheduled" : "queued",
+    attempt: 0,
+    max_attempts: input.max_attempts,
+    occurrence: 1,
+    run_count: 0,
+    timeout: input.timeout,
+    idempotency_key: input.idempotency_key,
+    concurrency_key: input.concurrency_key,
+    callback: input.callback,
+    scheduled_at: input.scheduled_at,
+    create_time: iso,
+    update_time: iso,
+    ready_time: delayed ? undefined : iso,
+    next_run_time: delayed ? new Date(input.scheduled_at as string).toISOString() : undefined,
+    due_time: delayed ? new Date(input.scheduled_at as string).toISOString() : undefined,
+  };
+  const bodyHash = createHash("sha256").update(canonical(input)).digest("hex");
+  const change: StateChange = { tasks: [{ next: task }] };
+  if (input.idempotency_key) {
+    const replay = await idempotentReplay(deps, principal, tenant, input.idempotency_key, bodyHash);
+    if (replay) return replay;
+    change.idempotency = { tenant, key: input.idempotency_key, uuid, body_hash: bodyHash };
+  }
+  // Files first: a task never points at files that are not there.
+  await Promise.all(input.input_files.map((f) => deps.blobs.put(blobKeys.input(uuid, f.name), f.content)));
+  try {
+    await deps.store.commit(change);
+  } catch (err) {
+    // A concurrent submit with the same key won the race.
+    if (err instanceof CommitConflict && err.reason === "idempotency" && input.idempotency_key) {
+      const replay = await idempotentReplay(deps, principal, tenant, input.idempotency_key, bodyHash);
+      if (replay) return replay;
+    }
+    throw err;
+  }
+  if (task.status === "queued") await admit(deps, pool.name);
+  return { created: true, task: (await deps.store.getTask(uuid)) ?? task };
+}
+
+async function idempotentReplay(
+  deps: Deps,
+  principal: Principal,
+  tenant: string,
+  key: string,
+  bodyHash: string,
+): Promise<SubmitOutcome | undefined> {
+  const record = await deps.store.getIdempotency(tenant, key);
+  if (!record) return undefined;
+  if (record.body_hash !== bodyHash) {
+    throw new ConflictError("idempotency_key: already used with a different body");
+  }
+  return { created: false, task: await getTask(deps, principal, record.uuid) };
+}
+
+/** A task the principal may see; anything else is a 404. */
+export async function getTask(deps: Pick<Deps, "store">, principal: Principal, uuid: string): Promise<Task> {
+  requireScope(principal, "tasks:read");
+  const task = await deps.store.getTask(uuid);
+  if (!task || !canSee(principal, task.tenant)) throw taskNotFound(uuid);
+  return task;
+}
+
+export async function listTasks(deps: Pick<Deps, "store">, principal: Principal, query: ListTasksQuery) {
+  requireScope(principal, "tasks:read");
+  const page = await deps.store.listTasks({
+    tenant: actingTenant(principal, query.tenant),
+    status: query.status as TaskStatus | undefined,
+    pool: query.pool,
+    namespace: query.namespace,
+    tag: query.tag,
+    size: query.size,
+    cursor: query.cursor,
+  });
+  return { total: page.total, tasks: page.items, next_cursor: page.nextCursor ?? null };
+}
+
+/**
+ * Cancels a task. Scheduled, queued and paused work ends at once. Dispatched and running work gives
+ * its slot back in the same transaction; a worker running it sees the cancel on its next heartbeat.
+ */
+export async function cancelTask(deps: Deps, principal: Principal, uuid: string): Promise<Task> {
+  requireScope(principal, "tasks:write");
+  const canceled = await retryOnConflict(async () => {
+    const task = await getTask(deps, principal, uuid);
+    assertTransition(task.status, "canceled");
+    const iso = deps.clock.now().toISOString();
+    const next: Task = {
+      ...task,
+      version: task.version + 1,
+      status: "canceled",
+      update_time: iso,
+      end_time: iso,
+      due_time: undefined,
+      next_run_time: undefined,
+    };
+    const change: StateChange = { tasks: [{ next, expectVersion: task.version }] };
+    const heldSlot = ACTIVE_STATUSES.includes(task.status);
+    if (heldSlot) {
+      const run = await currentRun(deps, task);
+      change.runs = [
+        {
+          next: { ...run, version: run.version + 1, status: "canceled", end_time: iso, update_time: iso },
+          expectVersion: run.version,
+        },
+      ];
+      change.release = slotOf(task);
+    }
+    await deps.store.commit(change);
+    return { task: next, heldSlot };
+  });
+  if (canceled.heldSlot) await admit(deps, canceled.task.pool);
+  return canceled.task;
+}
+
+async function currentRun(deps: Pick<Deps, "store">, task: Task): Promise<Run> {
+  const runId = task.run_id ?? runIdFor(task.uuid, task.run_count ?? 0);
+  const run = await deps.store.getRun(task.uuid, runId);
+  if (!run) throw runNotFound(runId);
+  return run;
+}
+
+/** Merges tags into a task (new values win). */
+export async function mergeTaskTags(
+  deps: Deps,
+  principal: Principal,
+  uuid: string,
+  tags: Tags,
+): Promise<Task> {
+  requireScope(principal, "tasks:write");
+  return retryOnConflict(async () => {
+    const task = await getTask(deps, principal, uuid);
+    const next: Task = {
+      ...task,
+      version: task.version + 1,
+      tags: { ...task.tags, ...tags },
+      update_time: deps.clock.now().toISOString(),
+    };
+    await deps.store.commit({ tasks: [{ next, expectVersion: task.version }] });
+    return next;
+  });
+}

@@ -1,0 +1,86 @@
+import { newApiKey, type Principal, requireScope, TENANT_KEY_SCOPES } from "./auth.ts";
+import type { Deps } from "./deps.ts";
+import { ERROR_CODES, NotFoundError } from "./errors.ts";
+import type { ApiKeyRecord, Tenant } from "./schemas.ts";
+
+const tenantNotFound = (id: string) =>
+  new NotFoundError(ERROR_CODES.tenantNotFound, `tenant ${id} not found`);
+
+function keyRecord(deps: Pick<Deps, "clock">, tenantId: string) {
+  const { apiKey, keyId, keyHash } = newApiKey();
+  const record: ApiKeyRecord = {
+    key_id: keyId,
+    tenant_id: tenantId,
+    key_hash: keyHash,
+    scopes: TENANT_KEY_SCOPES,
+    create_time: deps.clock.now().toISOString(),
+  };
+  return { apiKey, record };
+}
+
+/** Creates a tenant with its first key. The key is in the answer once and never again. */
+export async function createTenant(
+  deps: Pick<Deps, "store" | "clock" | "ids">,
+  principal: Principal,
+  input: { name: string; rate_limit_per_minute: number },
+) {
+  requireScope(principal, "admin");
+  const tenant: Tenant = {
+    id: `t_${deps.ids.uuid().replaceAll("-", "").slice(0, 20)}`,
+    name: input.name,
+    rate_limit_per_minute: input.rate_limit_per_minute,
+    create_time: deps.clock.now().toISOString(),
+  };
+  const { apiKey, record } = keyRecord(deps, tenant.id);
+  await deps.store.createTenant(tenant, record);
+  return { tenant, api_key: apiKey, key_id: record.key_id };
+}
+
+export async function listTenants(deps: Pick<Deps, "store">, principal: Principal) {
+  requireScope(principal, "admin");
+  return deps.store.listTenants();
+}
+
+async function existingTenant(deps: Pick<Deps, "store">, id: string): Promise<Tenant> {
+  const tenant = await deps.store.getTenant(id);
+  if (!tenant) throw tenantNotFound(id);
+  return tenant;
+}
+
+/** Adds a key, for rotation: the old key keeps working until it is revoked. */
+export async function addTenantKey(
+  deps: Pick<Deps, "store" | "clock">,
+  principal: Principal,
+  tenantId: string,
+) {
+  requireScope(principal, "admin");
+  await existingTenant(deps, tenantId);
+  const { apiKey, record } = keyRecord(deps, tenantId);
+  await deps.store.putApiKey(record);
+  return { api_key: apiKey, key_id: record.key_id };
+}
+
+export async function listTenantKeys(deps: Pick<Deps, "store">, principal: Principal, tenantId: string) {
+  requireScope(principal, "admin");
+  await existingTenant(deps, tenantId);
+  const keys = await deps.store.listApiKeys(tenantId);
+  return keys.map(({ key_id, scopes, create_time, revoked_time }) => ({
+    key_id,
+    scopes,
+    create_time,
+    revoked_time,
+  }));
+}
+
+export async function revokeTenantKey(
+  deps: Pick<Deps, "store" | "clock">,
+  principal: Principal,
+  tenantId: string,
+  keyId: string,
+) {
+  requireScope(principal, "admin");
+  const revoked = await deps.store.revokeApiKey(tenantId, keyId, deps.clock.now().toISOString());
+  if (!revoked)
+    throw new NotFoundError(ERROR_CODES.tenantNotFound, `key ${keyId} of tenant ${tenantId} not found`);
+  return { key_id: keyId, revoked: true };
+}

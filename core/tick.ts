@@ -1,0 +1,71 @@
+import { DISPATCH_CONFIRM_SECONDS, pumpAll, sendDispatch } from "./admission.ts";
+import type { Deps } from "./deps.ts";
+import { DUE_SHARDS } from "./names.ts";
+import { CommitConflict } from "./ports.ts";
+import type { Task } from "./schemas.ts";
+import { assertTransition } from "./status.ts";
+
+/** Due tasks read per shard per tick; the rest wait for the next tick. */
+const DUE_BATCH = 100;
+
+export interface TickReport {
+  started: number;
+  resent: number;
+  admitted: number;
+}
+
+/**
+ * One tick: starts due delayed tasks, re-sends dispatches no worker confirmed, then pumps every
+ * pool. Safe to overlap with another tick: each step is a conditional write on the task's version.
+ */
+export async function tick(deps: Deps): Promise<TickReport> {
+  const now = deps.clock.now();
+  const shards = Array.from({ length: DUE_SHARDS }, (_, shard) => shard);
+  const due = (
+    await Promise.all(shards.map((s) => deps.store.dueTasks(s, now.toISOString(), DUE_BATCH)))
+  ).flat();
+  const report: TickReport = { started: 0, resent: 0, admitted: 0 };
+  for (const task of due) {
+    if (task.status === "scheduled" && (await startDueTask(deps, task))) report.started++;
+    if (task.status === "dispatched" && (await resendDispatch(deps, task, now))) report.resent++;
+  }
+  report.admitted = await pumpAll(deps);
+  return report;
+}
+
+/** A delayed task whose time has come becomes queued, ready from its due time. */
+async function startDueTask(deps: Deps, task: Task): Promise<boolean> {
+  assertTransition(task.status, "queued");
+  const next: Task = {
+    ...task,
+    version: task.version + 1,
+    status: "queued",
+    ready_time: task.due_time,
+    due_time: undefined,
+    next_run_time: undefined,
+    update_time: deps.clock.now().toISOString(),
+  };
+  return commitQuietly(deps, next, task.version);
+}
+
+/** The worker never confirmed the dispatch: send it again (same dedup id) and look again later. */
+async function resendDispatch(deps: Deps, task: Task, now: Date): Promise<boolean> {
+  await sendDispatch(deps, task);
+  const next: Task = {
+    ...task,
+    version: task.version + 1,
+    due_time: new Date(now.getTime() + DISPATCH_CONFIRM_SECONDS * 1000).toISOString(),
+  };
+  return commitQuietly(deps, next, task.version);
+}
+
+/** Writes a tick's change; losing the race to another writer is fine, the other one won. */
+async function commitQuietly(deps: Deps, next: Task, expectVersion: number): Promise<boolean> {
+  try {
+    await deps.store.commit({ tasks: [{ next, expectVersion }] });
+    return true;
+  } catch (err) {
+    if (err instanceof CommitConflict) return false;
+    throw err;
+  }
+}

@@ -1,0 +1,12 @@
+import type { Run, Task } from "./schemas.ts";
+
+/** What a client sees of a task: bookkeeping fields stay inside. */
+export function taskView(task: Task) {
+  const { version: _version, run_count: _runCount, due_time: _due, ready_time: _ready, ...visible } = task;
+  return visible;
+}
+
+export function runView(run: Run) {
+  const { version: _version, ...visible } = run;
+  return visible;
+}

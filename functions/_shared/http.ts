@@ -1,0 +1,118 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import middy from "@middy/core";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import type { z } from "zod";
+import { ANONYMOUS, authenticate, type Principal } from "../../core/auth.ts";
+import type { Deps } from "../../core/deps.ts";
+import { PayloadTooLargeError, routeNotFound, ValidationError } from "../../core/errors.ts";
+import { errorResponse } from "./errors.ts";
+import { ROUTES } from "./routes.ts";
+
+export const logger = new Logger({ serviceName: "switchyard" });
+
+/** Bodies larger than this are refused with 413 before parsing. */
+export const MAX_BODY_BYTES = 512 * 1024;
+
+export interface RouteRequest {
+  principal: Principal;
+  params: Record<string, string>;
+  query: Record<string, string>;
+  /** The parsed JSON body, or undefined when there is none. */
+  body: unknown;
+}
+
+/** A route answers with data for the envelope, or with a raw body (logs, files). */
+export type RouteResult =
+  | { status?: number; data: unknown }
+  | { status?: number; raw: string | Uint8Array; contentType: string };
+
+export type RouteFn = (deps: Deps, request: RouteRequest) => Promise<RouteResult>;
+
+/** Route functions by `"<METHOD> <resource path>"`, e.g. `"GET /v2/tasks/{uuid}"`. */
+export type RouteMap = Record<string, RouteFn>;
+
+/** Parses input with a zod schema; the first issue becomes a 400 / 1001 naming the field. */
+export function parse<S extends z.ZodType>(schema: S, input: unknown, where = ""): z.output<S> {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = [where, ...(issue?.path ?? []).map(String)].filter(Boolean).join(".") || "body";
+  throw new ValidationError(field, issue?.message ?? "invalid");
+}
+
+/** JSON.parse that refuses prototype-polluting keys. */
+function parseJsonBody(event: APIGatewayProxyEvent): unknown {
+  if (event.body === null || event.body === undefined || event.body === "") return undefined;
+  const text = event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
+  if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw new PayloadTooLargeError(MAX_BODY_BYTES);
+  try {
+    return JSON.parse(text, (key, value) => {
+      if (key === "__proto__" || key === "constructor" || key === "prototype") {
+        throw new ValidationError(key, "is not an allowed key");
+      }
+      return value;
+    });
+  } catch (err) {
+    if (err instanceof ValidationError) throw err;
+    throw new ValidationError("body", "is not valid JSON");
+  }
+}
+
+function apiKeyOf(event: APIGatewayProxyEvent): string | undefined {
+  const headers = Object.fromEntries(
+    Object.entries(event.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]),
+  );
+  const bearer = /^Bearer\s+(.+)$/i.exec(headers.authorization ?? "")?.[1];
+  return bearer?.trim() || headers["x-api-key"]?.trim() || undefined;
+}
+
+const stringRecord = (values: Record<string, string | undefined> | null) =>
+  Object.fromEntries(Object.entries(values ?? {}).map(([k, v]) => [k, v ?? ""]));
+
+function toResponse(result: RouteResult): APIGatewayProxyResult {
+  const status = result.status ?? 200;
+  if ("raw" in result) {
+    const binary = typeof result.raw !== "string";
+    return {
+      statusCode: status,
+      headers: { "content-type": result.contentType },
+      body: binary ? Buffer.from(result.raw).toString("base64") : (result.raw as string),
+      isBase64Encoded: binary,
+    };
+  }
+  return {
+    statusCode: status,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ code: "0", message: "OK", success: true, data: result.data ?? null }),
+  };
+}
+
+/**
+ * The Lambda handler of one route group: authenticate, parse, call the route, wrap in the envelope.
+ * Every error becomes an envelope through one mapper (functions/_shared/errors.ts).
+ */
+export function apiHandler(routes: RouteMap, getDeps: () => Promise<Deps>) {
+  const publicRoutes = new Set(ROUTES.filter((r) => r.public).map((r) => `${r.method} ${r.path}`));
+  return middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, Context>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use({
+      onError: (request) => {
+        request.response = errorResponse(request.error, logger);
+      },
+    })
+    .handler(async (event) => {
+      const routeKey = `${event.httpMethod} ${event.resource}`;
+      const route = routes[routeKey];
+      if (!route) throw routeNotFound(event.httpMethod, event.path);
+      const deps = await getDeps();
+      const principal = publicRoutes.has(routeKey) ? ANONYMOUS : await authenticate(deps, apiKeyOf(event));
+      const result = await route(deps, {
+        principal,
+        params: stringRecord(event.pathParameters),
+        query: stringRecord(event.queryStringParameters),
+        body: parseJsonBody(event),
+      });
+      return toResponse(result);
+    });
+}

@@ -1,0 +1,59 @@
+/**
+ * The route table: the one list of HTTP routes, served by API Gateway (infra) and by the local server.
+ * `group` names the Lambda that serves the route: functions/api/<group>.ts.
+ */
+export const ROUTE_GROUPS = ["health", "tasks", "instances", "tenants"] as const;
+export type RouteGroup = (typeof ROUTE_GROUPS)[number];
+
+export interface Route {
+  method: "GET" | "POST" | "DELETE";
+  /** API Gateway resource path; `{name}` is a parameter, `{name+}` a greedy one. */
+  path: string;
+  group: RouteGroup;
+  /** Routes that need no API key. */
+  public?: boolean;
+}
+
+export const ROUTES: readonly Route[] = [
+  { method: "GET", path: "/v2/health", group: "health", public: true },
+  { method: "POST", path: "/v2/tasks", group: "tasks" },
+  { method: "GET", path: "/v2/tasks", group: "tasks" },
+  { method: "GET", path: "/v2/tasks/{uuid}", group: "tasks" },
+  { method: "DELETE", path: "/v2/tasks/{uuid}", group: "tasks" },
+  { method: "GET", path: "/v2/tasks/{uuid}/status", group: "tasks" },
+  { method: "GET", path: "/v2/tasks/{uuid}/logs", group: "tasks" },
+  { method: "POST", path: "/v2/tasks/{uuid}/tags", group: "tasks" },
+  { method: "GET", path: "/v2/tasks/{uuid}/files", group: "tasks" },
+  { method: "GET", path: "/v2/tasks/{uuid}/files/{path+}", group: "tasks" },
+  { method: "GET", path: "/v2/instances", group: "instances" },
+  { method: "GET", path: "/v2/instances/{run_id}", group: "instances" },
+  { method: "GET", path: "/v2/instances/{run_id}/status", group: "instances" },
+  { method: "GET", path: "/v2/instances/{run_id}/logs", group: "instances" },
+  { method: "POST", path: "/v2/instances/{run_id}/tags", group: "instances" },
+  { method: "POST", path: "/v2/tenants", group: "tenants" },
+  { method: "GET", path: "/v2/tenants", group: "tenants" },
+  { method: "POST", path: "/v2/tenants/{id}/keys", group: "tenants" },
+  { method: "GET", path: "/v2/tenants/{id}/keys", group: "tenants" },
+  { method: "DELETE", path: "/v2/tenants/{id}/keys/{key_id}", group: "tenants" },
+];
+
+/** Matches a concrete path against a route path; returns the path parameters, or undefined. */
+export function matchPath(routePath: string, path: string): Record<string, string> | undefined {
+  const want = routePath.split("/").filter(Boolean);
+  const got = path.split("/").filter(Boolean);
+  const params: Record<string, string> = {};
+  for (const [i, segment] of want.entries()) {
+    const greedy = /^\{(.+)\+\}$/.exec(segment);
+    if (greedy?.[1]) {
+      if (i >= got.length) return undefined;
+      params[greedy[1]] = got.slice(i).map(decodeURIComponent).join("/");
+      return params;
+    }
+    const value = got[i];
+    if (value === undefined) return undefined;
+    const param = /^\{(.+)\}$/.exec(segment);
+    if (param?.[1]) params[param[1]] = decodeURIComponent(value);
+    else if (segment !== value) return undefined;
+  }
+  return want.length === got.length ? params : undefined;
+}

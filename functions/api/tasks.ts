@@ -1,0 +1,57 @@
+import { z } from "zod";
+import { listTaskFiles, readTaskFile, readTaskLog } from "../../core/artifacts.ts";
+import { listTasksQuerySchema, mergeTagsSchema, submitTaskSchema } from "../../core/schemas.ts";
+import { TASK_STATUSES } from "../../core/status.ts";
+import { cancelTask, getTask, listTasks, mergeTaskTags, submitTask } from "../../core/tasks.ts";
+import { taskView } from "../../core/views.ts";
+import { lambdaDeps } from "../_shared/composition.ts";
+import { apiHandler, parse, type RouteMap } from "../_shared/http.ts";
+
+const listQuery = listTasksQuerySchema.extend({ status: z.enum(TASK_STATUSES).optional() });
+const logsQuery = z.strictObject({ run_id: z.string().max(128).optional() });
+
+export const routes: RouteMap = {
+  "POST /v2/tasks": async (deps, { principal, body }) => {
+    const { created, task } = await submitTask(deps, principal, parse(submitTaskSchema, body ?? {}));
+    return {
+      status: created ? 201 : 200,
+      data: { uuid: task.uuid, run_id: task.run_id ?? null, status: task.status },
+    };
+  },
+  "GET /v2/tasks": async (deps, { principal, query }) => {
+    const page = await listTasks(deps, principal, parse(listQuery, query));
+    return { data: { ...page, tasks: page.tasks.map(taskView) } };
+  },
+  "GET /v2/tasks/{uuid}": async (deps, { principal, params }) => ({
+    data: taskView(await getTask(deps, principal, params.uuid ?? "")),
+  }),
+  "DELETE /v2/tasks/{uuid}": async (deps, { principal, params }) => {
+    const task = await cancelTask(deps, principal, params.uuid ?? "");
+    return { data: { uuid: task.uuid, status: task.status } };
+  },
+  "GET /v2/tasks/{uuid}/status": async (deps, { principal, params }) => ({
+    data: { status: (await getTask(deps, principal, params.uuid ?? "")).status },
+  }),
+  "GET /v2/tasks/{uuid}/logs": async (deps, { principal, params, query }) => ({
+    raw: await readTaskLog(deps, principal, params.uuid ?? "", parse(logsQuery, query).run_id),
+    contentType: "text/plain; charset=utf-8",
+  }),
+  "POST /v2/tasks/{uuid}/tags": async (deps, { principal, params, body }) => {
+    const task = await mergeTaskTags(
+      deps,
+      principal,
+      params.uuid ?? "",
+      parse(mergeTagsSchema, body ?? {}).tags,
+    );
+    return { data: { uuid: task.uuid, tags: task.tags } };
+  },
+  "GET /v2/tasks/{uuid}/files": async (deps, { principal, params }) => ({
+    data: await listTaskFiles(deps, principal, params.uuid ?? ""),
+  }),
+  "GET /v2/tasks/{uuid}/files/{path+}": async (deps, { principal, params }) => ({
+    raw: await readTaskFile(deps, principal, params.uuid ?? "", params.path ?? ""),
+    contentType: "application/octet-stream",
+  }),
+};
+
+export const handler = apiHandler(routes, lambdaDeps);

@@ -1,0 +1,37 @@
+import { Duration } from "aws-cdk-lib";
+import { Queue } from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import type { PoolConfig } from "../../core/config.ts";
+import { queueDefaults } from "../secure-defaults.ts";
+
+export interface PoolQueuesProps {
+  readonly pools: readonly PoolConfig[];
+}
+
+/** One SQS FIFO queue per pool, each with its own FIFO dead-letter queue. */
+export class PoolQueues extends Construct {
+  /** Pool name -> its work queue. */
+  readonly queues: ReadonlyMap<string, Queue>;
+
+  constructor(scope: Construct, id: string, { pools }: PoolQueuesProps) {
+    super(scope, id);
+    const queues = new Map<string, Queue>();
+    for (const pool of pools) {
+      const poolScope = new Construct(this, pool.name);
+      const dlq = new Queue(poolScope, "Dlq", {
+        ...queueDefaults,
+        fifo: true,
+        retentionPeriod: Duration.days(14),
+      });
+      const queue = new Queue(poolScope, "Queue", {
+        ...queueDefaults,
+        fifo: true,
+        // A message stays hidden for one lease; worker heartbeats extend it.
+        visibilityTimeout: Duration.seconds(pool.lease_seconds),
+        deadLetterQueue: { queue: dlq, maxReceiveCount: 5 },
+      });
+      queues.set(pool.name, queue);
+    }
+    this.queues = queues;
+  }
+}

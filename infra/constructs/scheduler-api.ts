@@ -1,0 +1,85 @@
+import {
+  AccessLogFormat,
+  LambdaIntegration,
+  LogGroupLogDestination,
+  MethodLoggingLevel,
+  RestApi,
+} from "aws-cdk-lib/aws-apigateway";
+import type { IFunction } from "aws-cdk-lib/aws-lambda";
+import { LogGroup } from "aws-cdk-lib/aws-logs";
+import { NagSuppressions } from "cdk-nag";
+import { Construct } from "constructs";
+import { ROUTE_GROUPS, ROUTES, type RouteGroup } from "../../functions/_shared/routes.ts";
+import { LOG_RETENTION } from "../secure-defaults.ts";
+
+export interface SchedulerApiProps {
+  /** The Lambda serving each route group. */
+  readonly handlers: Readonly<Record<RouteGroup, IFunction>>;
+}
+
+/** The REST API: one method per entry of ROUTES, proxied to its group's Lambda. */
+export class SchedulerApi extends Construct {
+  readonly api: RestApi;
+
+  constructor(scope: Construct, id: string, { handlers }: SchedulerApiProps) {
+    super(scope, id);
+    const accessLogs = new LogGroup(this, "AccessLogs", { retention: LOG_RETENTION });
+    this.api = new RestApi(this, "Api", {
+      description: "Switchyard HTTP API (v2)",
+      // File downloads answer raw bytes (base64 from Lambda); the handlers decode base64 request bodies too.
+      binaryMediaTypes: ["*/*"],
+      // API Gateway writes execution and access logs through this account-level role.
+      cloudWatchRole: true,
+      deployOptions: {
+        accessLogDestination: new LogGroupLogDestination(accessLogs),
+        accessLogFormat: AccessLogFormat.jsonWithStandardFields(),
+        loggingLevel: MethodLoggingLevel.ERROR,
+        tracingEnabled: true,
+      },
+    });
+
+    // The gateway checks the declared path parameters, and bodies against a request model where a method
+    // has one (none yet): the handlers' zod schemas stay the authority on bodies.
+    const requestValidator = this.api.addRequestValidator("Validator", {
+      validateRequestParameters: true,
+      validateRequestBody: true,
+    });
+    const integrations = Object.fromEntries(
+      ROUTE_GROUPS.map((group) => [
+        group,
+        new LambdaIntegration(handlers[group], { allowTestInvoke: false }),
+      ]),
+    ) as Record<RouteGroup, LambdaIntegration>;
+
+    for (const route of ROUTES) {
+      const params = [...route.path.matchAll(/\{(\w+)\+?\}/g)].map((m) => `method.request.path.${m[1]}`);
+      this.api.root.resourceForPath(route.path).addMethod(route.method, integrations[route.group], {
+        requestValidator,
+        requestParameters: Object.fromEntries(params.map((p) => [p, true])),
+      });
+    }
+
+    NagSuppressions.addResourceSuppressions(
+      this.api,
+      [
+        {
+          id: "AwsSolutions-IAM4",
+          reason:
+            "AmazonAPIGatewayPushToCloudWatchLogs is the AWS-maintained policy of the account-level role " +
+            "that API Gateway needs to write the stage's execution and access logs.",
+          appliesTo: [
+            "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+          ],
+        },
+        ...["AwsSolutions-APIG4", "AwsSolutions-COG4"].map((id) => ({
+          id,
+          reason:
+            "Clients are not Cognito users: they send an API key (Authorization: Bearer or x-api-key) that the " +
+            "handlers verify, either the admin key or a tenant key stored hashed in DynamoDB and scoped to its " +
+            "tenant. GET /v2/health is public by design.",
+        })),
+      ],
+      true,
+    );
+  }
+}

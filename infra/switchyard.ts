@@ -1,0 +1,27 @@
+import type { App } from "aws-cdk-lib";
+import type { SchedulerConfig } from "../core/config.ts";
+import { StatefulStack } from "./stateful-stack.ts";
+import { StatelessStack } from "./stateless-stack.ts";
+
+export interface SwitchyardProps {
+  readonly config: SchedulerConfig;
+  /** The file `config` was read from; bundled into the functions. */
+  readonly configFile: string;
+  readonly deletionProtection?: boolean;
+}
+
+/** Adds both stacks to an app (env-agnostic, generated names); shared by app.ts and the tests. */
+export function addSwitchyardStacks(app: App, props: SwitchyardProps) {
+  const stateful = new StatefulStack(app, "SwitchyardStateful", {
+    description: "Switchyard data: DynamoDB table and artifacts bucket",
+    deletionProtection: props.deletionProtection,
+  });
+  const stateless = new StatelessStack(app, "SwitchyardStateless", {
+    description: "Switchyard compute: API, functions, pool queues, events topic, tick",
+    table: stateful.table,
+    bucket: stateful.bucket,
+    pools: props.config.pools,
+    configFile: props.configFile,
+  });
+  return { stateful, stateless };
+}

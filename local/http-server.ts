@@ -1,0 +1,108 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import type { Deps } from "../core/deps.ts";
+import { apiHandler, MAX_BODY_BYTES } from "../functions/_shared/http.ts";
+import { matchPath, ROUTE_GROUPS, ROUTES } from "../functions/_shared/routes.ts";
+import { ROUTE_MAPS } from "../functions/api/index.ts";
+
+type LambdaHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
+
+/** Reads the body, stopping early past the limit (the handler then answers 413). */
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    chunks.push(chunk as Buffer);
+    if (size > MAX_BODY_BYTES) break;
+  }
+  return Buffer.concat(chunks);
+}
+
+const lambdaContext = (name: string): Context =>
+  ({
+    functionName: `switchyard-${name}`,
+    functionVersion: "$LATEST",
+    awsRequestId: randomUUID(),
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:switchyard-${name}`,
+    memoryLimitInMB: "256",
+    getRemainingTimeInMillis: () => 30_000,
+  }) as Context;
+
+/** Turns one HTTP request into the API Gateway (REST, proxy) event the real Lambda receives. */
+function toEvent(
+  req: IncomingMessage,
+  url: URL,
+  body: Buffer,
+  resource: string,
+  params: Record<string, string>,
+) {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers))
+    if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(",") : v;
+  const query = Object.fromEntries(url.searchParams);
+  return {
+    resource,
+    path: url.pathname,
+    httpMethod: req.method ?? "GET",
+    headers,
+    multiValueHeaders: {},
+    queryStringParameters: Object.keys(query).length ? query : null,
+    multiValueQueryStringParameters: null,
+    pathParameters: Object.keys(params).length ? params : null,
+    stageVariables: null,
+    requestContext: { requestId: randomUUID(), stage: "local" },
+    body: body.length ? body.toString("base64") : null,
+    isBase64Encoded: body.length > 0,
+  } as unknown as APIGatewayProxyEvent;
+}
+
+/**
+ * The local API: the route table, each route served by the very same middy handler as on Lambda.
+ * A path no route matches still reaches a handler, which answers the 404 envelope.
+ */
+export async function startHttpServer(deps: Deps, port: number): Promise<{ url: string; server: Server }> {
+  const getDeps = async () => deps;
+  const handlers = Object.fromEntries(
+    ROUTE_GROUPS.map((g) => [g, apiHandler(ROUTE_MAPS[g], getDeps)]),
+  ) as Record<string, LambdaHandler>;
+  const server = createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url ?? "/", "http://localhost");
+      const body = await readBody(req);
+      let target = {
+        handler: handlers.health as LambdaHandler,
+        group: "health",
+        resource: url.pathname,
+        params: {},
+      };
+      for (const route of ROUTES) {
+        const params = route.method === req.method ? matchPath(route.path, url.pathname) : undefined;
+        if (params) {
+          target = {
+            handler: handlers[route.group] as LambdaHandler,
+            group: route.group,
+            resource: route.path,
+            params,
+          };
+          break;
+        }
+      }
+      const result = await target.handler(
+        toEvent(req, url, body, target.resource, target.params),
+        lambdaContext(target.group),
+      );
+      res.writeHead(result.statusCode, result.headers as Record<string, string>);
+      res.end(result.isBase64Encoded ? Buffer.from(result.body, "base64") : result.body);
+    } catch (err) {
+      res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify({ code: "2001", message: "internal error", success: false, data: null }));
+      deps.log.error("local server error", { error: String(err) });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  const address = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${address.port}`, server };
+}

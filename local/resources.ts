@@ -1,0 +1,104 @@
+import { CreateTableCommand, ResourceInUseException, waitUntilTableExists } from "@aws-sdk/client-dynamodb";
+import {
+  BucketAlreadyOwnedByYou,
+  type BucketLocationConstraint,
+  CreateBucketCommand,
+} from "@aws-sdk/client-s3";
+import { CreateTopicCommand } from "@aws-sdk/client-sns";
+import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import { tableDefinition } from "../core/adapters/aws/table-definition.ts";
+import type { SchedulerConfig } from "../core/config.ts";
+import { LOCAL_NAMES } from "../core/names.ts";
+import type { LocalClients } from "./aws-clients.ts";
+
+/** The shape of `LOCAL_NAMES`; tests pass their own to stay apart from each other. */
+export interface LocalNames {
+  table: string;
+  bucket: string;
+  topic: string;
+  queue(pool: string): string;
+}
+
+export interface LocalResources {
+  tableName: string;
+  bucketName: string;
+  topicArn: string;
+  /** Pool name -> SQS FIFO queue URL, exactly as the emulator returned it. */
+  queueUrls: Record<string, string>;
+}
+
+/** Receives after which a pool message moves to its dead-letter queue. */
+const MAX_RECEIVE_COUNT = 5;
+
+/** `switchyard-<pool>.fifo` -> `switchyard-<pool>-dlq.fifo`. */
+export const dlqName = (queueName: string) => queueName.replace(/\.fifo$/, "-dlq.fifo");
+
+/** Creates the table, pool queues (with DLQs), topic and bucket. Safe to call again. */
+export async function createLocalResources(
+  clients: LocalClients,
+  config: SchedulerConfig,
+  names: LocalNames = LOCAL_NAMES,
+): Promise<LocalResources> {
+  const [topicArn, queues] = await Promise.all([
+    createTopic(clients, names.topic),
+    Promise.all(
+      config.pools.map(async (pool) => [pool.name, await createPoolQueue(clients, names.queue(pool.name))]),
+    ),
+    createTable(clients, names.table),
+    createBucket(clients, names.bucket),
+  ]);
+  return {
+    tableName: names.table,
+    bucketName: names.bucket,
+    topicArn,
+    queueUrls: Object.fromEntries(queues),
+  };
+}
+
+async function createTable({ dynamodb }: LocalClients, tableName: string) {
+  try {
+    await dynamodb.send(new CreateTableCommand(tableDefinition(tableName)));
+  } catch (err) {
+    if (!(err instanceof ResourceInUseException)) throw err;
+  }
+  await waitUntilTableExists(
+    { client: dynamodb, minDelay: 1, maxDelay: 2, maxWaitTime: 60 },
+    { TableName: tableName },
+  );
+}
+
+/** A FIFO queue (explicit deduplication ids) whose poison messages go to a FIFO DLQ. */
+async function createPoolQueue({ sqs }: LocalClients, queueName: string): Promise<string> {
+  const fifo = { FifoQueue: "true", ContentBasedDeduplication: "false" };
+  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: dlqName(queueName), Attributes: fifo }));
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ["QueueArn"] }),
+  );
+  const redrivePolicy = { deadLetterTargetArn: Attributes?.QueueArn, maxReceiveCount: MAX_RECEIVE_COUNT };
+  const queue = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: queueName,
+      Attributes: { ...fifo, RedrivePolicy: JSON.stringify(redrivePolicy) },
+    }),
+  );
+  if (!queue.QueueUrl) throw new Error(`CreateQueue ${queueName} returned no URL`);
+  return queue.QueueUrl;
+}
+
+async function createTopic({ sns }: LocalClients, name: string): Promise<string> {
+  const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: name }));
+  if (!TopicArn) throw new Error(`CreateTopic ${name} returned no ARN`);
+  return TopicArn;
+}
+
+async function createBucket({ s3 }: LocalClients, bucketName: string) {
+  // Outside us-east-1, S3 (and LocalStack) want the region spelled out.
+  const region = await s3.config.region();
+  const location =
+    region === "us-east-1" ? undefined : { LocationConstraint: region as BucketLocationConstraint };
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: bucketName, CreateBucketConfiguration: location }));
+  } catch (err) {
+    if (!(err instanceof BucketAlreadyOwnedByYou)) throw err;
+  }
+}

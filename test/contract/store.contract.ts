@@ -1,0 +1,543 @@
+/** The TaskStore and TenantStore contract, run against the in-memory fake and against DynamoDB Local. */
+import { randomUUID } from "node:crypto";
+import { beforeEach, describe, expect, it } from "vitest";
+import { dueShard } from "../../core/adapters/keys.ts";
+import { ConflictError, ValidationError } from "../../core/errors.ts";
+import {
+  CommitConflict,
+  type CommitConflictReason,
+  type Page,
+  type SlotClaim,
+  type TaskStore,
+  type TenantStore,
+} from "../../core/ports.ts";
+import type { ApiKeyRecord, Run, Task, Tenant } from "../../core/schemas.ts";
+
+type Store = TaskStore & TenantStore;
+
+/** Stores may share one table between tests, so every test uses fresh tenants, pools and keys. */
+const unique = (prefix: string) => `${prefix}-${randomUUID()}`;
+const at = (minute: number, year = 2030) => new Date(Date.UTC(year, 0, 1, 0, minute)).toISOString();
+
+function makeTask(fields: Partial<Task> = {}): Task {
+  const created = fields.create_time ?? at(0);
+  return {
+    uuid: randomUUID(),
+    version: 1,
+    tenant: "tenant",
+    namespace: "default",
+    tags: {},
+    tool: "claude",
+    prompt: "say hi",
+    input_files: [],
+    output_files: ["out/report.md"],
+    pool: "pool",
+    priority: 5,
+    status: "queued",
+    attempt: 0,
+    max_attempts: 3,
+    occurrence: 0,
+    timeout: 3600,
+    create_time: created,
+    update_time: created,
+    ...fields,
+  };
+}
+
+function makeRun(task: Task, n: number, fields: Partial<Run> = {}): Run {
+  return {
+    run_id: `${task.uuid}-r${n}`,
+    version: 1,
+    task_uuid: task.uuid,
+    tenant: task.tenant,
+    pool: task.pool,
+    attempt: n,
+    occurrence: 0,
+    status: "dispatched",
+    tags: {},
+    create_time: at(n),
+    update_time: at(n),
+    ...fields,
+  };
+}
+
+const bump = <T extends { version: number }>(record: T, fields: Partial<T> = {}): T => ({
+  ...record,
+  ...fields,
+  version: record.version + 1,
+});
+
+/** The error a promise rejects with (fails the test when it resolves). */
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => expect.fail("expected a rejection"),
+    (err: unknown) => err,
+  );
+}
+
+async function expectConflict(promise: Promise<unknown>, reason: CommitConflictReason) {
+  const err = await rejection(promise);
+  expect(err).toBeInstanceOf(CommitConflict);
+  expect(err).toMatchObject({ reason });
+}
+
+async function expectBadCursor(promise: Promise<unknown>) {
+  const err = await rejection(promise);
+  expect(err).toBeInstanceOf(ValidationError);
+  expect(err).toMatchObject({ field: "cursor" });
+}
+
+/** Every page of a listing, following next cursors. */
+async function allPages<T>(list: (cursor?: string) => Promise<Page<T>>): Promise<Page<T>[]> {
+  const pages: Page<T>[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await list(cursor);
+    pages.push(page);
+    cursor = page.nextCursor;
+  } while (cursor !== undefined && pages.length < 100);
+  return pages;
+}
+
+const uuids = (tasks: Task[]) => tasks.map((t) => t.uuid);
+const runIds = (runs: Run[]) => runs.map((r) => r.run_id);
+
+/** A task uuid whose due shard is (or, with `not`, is not) `shard`. */
+function uuidInShard(shard: number, not = false): string {
+  for (;;) {
+    const uuid = randomUUID();
+    if ((dueShard(uuid) === shard) !== not) return uuid;
+  }
+}
+
+export function describeStoreContract(name: string, makeStore: () => Promise<Store>) {
+  describe(`${name}: store contract`, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await makeStore();
+    });
+
+    const create = (...tasks: Task[]) => store.commit({ tasks: tasks.map((next) => ({ next })) });
+
+    describe("task writes", () => {
+      it("stores a new task and reads back a copy", async () => {
+        const task = makeTask({ tags: { team: "x" }, result: { exit_code: 0, tokens: { input: 3 } } });
+        await create(task);
+
+        const read = await store.getTask(task.uuid);
+        expect(read).toEqual(task);
+        if (read) read.tags.team = "changed";
+        task.prompt = "changed";
+        expect(await store.getTask(task.uuid)).toMatchObject({ prompt: "say hi", tags: { team: "x" } });
+        expect(await store.getTask(randomUUID())).toBeUndefined();
+      });
+
+      it("refuses to create a task twice and keeps the first", async () => {
+        const task = makeTask();
+        await create(task);
+        await expectConflict(create({ ...task, prompt: "other" }), "task");
+        expect(await store.getTask(task.uuid)).toEqual(task);
+      });
+
+      it("updates a task only from the version it expects", async () => {
+        const task = makeTask({ due_time: at(1) });
+        await create(task);
+        const dueUuids = async () => uuids(await store.dueTasks(dueShard(task.uuid), at(2), 100));
+        expect(await dueUuids()).toContain(task.uuid);
+        // The domain clears fields by setting them undefined; the store drops them.
+        const v2 = bump(task, { status: "dispatched", due_time: undefined });
+        await store.commit({ tasks: [{ next: v2, expectVersion: 1 }] });
+        await expectConflict(store.commit({ tasks: [{ next: bump(task), expectVersion: 1 }] }), "task");
+
+        const read = await store.getTask(task.uuid);
+        expect(read).toEqual(v2);
+        expect(read).not.toHaveProperty("due_time");
+        expect(await dueUuids()).not.toContain(task.uuid);
+      });
+
+      it("refuses to update a task that does not exist", async () => {
+        await expectConflict(
+          store.commit({ tasks: [{ next: makeTask({ version: 2 }), expectVersion: 1 }] }),
+          "task",
+        );
+      });
+    });
+
+    describe("run writes", () => {
+      it("creates a run once and updates it only from the expected version", async () => {
+        const task = makeTask();
+        const run = makeRun(task, 1);
+        await store.commit({ tasks: [{ next: task }], runs: [{ next: run }] });
+        expect(await store.getRun(task.uuid, run.run_id)).toEqual(run);
+        expect(await store.getRun(task.uuid, `${task.uuid}-r9`)).toBeUndefined();
+
+        await expectConflict(store.commit({ runs: [{ next: run }] }), "run");
+        const running = bump(run, { status: "running", worker: "w1" });
+        await store.commit({ runs: [{ next: running, expectVersion: 1 }] });
+        await expectConflict(store.commit({ runs: [{ next: bump(run), expectVersion: 1 }] }), "run");
+        expect(await store.getRun(task.uuid, run.run_id)).toEqual(running);
+      });
+    });
+
+    describe("slots", () => {
+      const claim = (pool: string, fields: Partial<SlotClaim> = {}): SlotClaim => ({
+        pool,
+        maxConcurrency: 2,
+        keyLimit: 1,
+        ...fields,
+      });
+
+      it("claims up to maxConcurrency, then refuses with pool_full and writes nothing", async () => {
+        const pool = unique("pool");
+        expect(await store.poolActive(pool)).toBe(0);
+        await store.commit({ tasks: [{ next: makeTask({ pool }) }], acquire: claim(pool) });
+        await store.commit({ tasks: [{ next: makeTask({ pool }) }], acquire: claim(pool) });
+
+        const third = makeTask({ pool });
+        await expectConflict(store.commit({ tasks: [{ next: third }], acquire: claim(pool) }), "pool_full");
+        expect(await store.getTask(third.uuid)).toBeUndefined();
+        expect(await store.poolActive(pool)).toBe(2);
+      });
+
+      it("holds a concurrency key to its limit across pools (key_busy)", async () => {
+        const [pool1, pool2, key] = [unique("pool"), unique("pool"), unique("key")];
+        await store.commit({ tasks: [{ next: makeTask() }], acquire: claim(pool1, { concurrencyKey: key }) });
+
+        const second = makeTask();
+        const claimKey = claim(pool2, { concurrencyKey: key });
+        await expectConflict(store.commit({ tasks: [{ next: second }], acquire: claimKey }), "key_busy");
+        expect(await store.getTask(second.uuid)).toBeUndefined();
+        expect(await store.poolActive(pool2)).toBe(0);
+
+        await store.commit({ release: { pool: pool1, concurrencyKey: key } });
+        await store.commit({ tasks: [{ next: second }], acquire: claimKey });
+        expect(await store.poolActive(pool1)).toBe(0);
+        expect(await store.poolActive(pool2)).toBe(1);
+      });
+
+      it("applies nothing of a change whose task write fails", async () => {
+        const pool = unique("pool");
+        const stored = makeTask();
+        await create(stored);
+        const fresh = makeTask();
+        const run = makeRun(fresh, 1);
+        const change = {
+          tasks: [{ next: fresh }, { next: bump(stored), expectVersion: 7 }],
+          runs: [{ next: run }],
+          acquire: claim(pool),
+        };
+        await expectConflict(store.commit(change), "task");
+        expect(await store.getTask(fresh.uuid)).toBeUndefined();
+        expect(await store.getRun(fresh.uuid, run.run_id)).toBeUndefined();
+        expect(await store.getTask(stored.uuid)).toEqual(stored);
+        expect(await store.poolActive(pool)).toBe(0);
+      });
+
+      it("refuses a change that writes one item twice, writing nothing", async () => {
+        const pool = unique("pool");
+        const task = makeTask();
+        const change = { tasks: [{ next: task }], acquire: claim(pool), release: { pool } };
+        await expect(store.commit(change)).rejects.toThrow();
+        expect(await store.getTask(task.uuid)).toBeUndefined();
+        expect(await store.poolActive(pool)).toBe(0);
+      });
+
+      it("gives back a slot on release", async () => {
+        const pool = unique("pool");
+        await store.commit({ acquire: claim(pool) });
+        await store.commit({ acquire: claim(pool) });
+        await store.commit({ release: { pool } });
+        expect(await store.poolActive(pool)).toBe(1);
+        await store.commit({ acquire: claim(pool) });
+        expect(await store.poolActive(pool)).toBe(2);
+      });
+    });
+
+    describe("idempotency", () => {
+      it("keeps one record per tenant and key, refusing the change that repeats it", async () => {
+        const [tenant, key] = [unique("tenant"), unique("idem")];
+        const first = makeTask({ tenant });
+        const record = { tenant, key, uuid: first.uuid, body_hash: "h1" };
+        await store.commit({ tasks: [{ next: first }], idempotency: record });
+        expect(await store.getIdempotency(tenant, key)).toEqual(record);
+
+        const pool = unique("pool");
+        const again = makeTask({ tenant });
+        const change = {
+          tasks: [{ next: again }],
+          idempotency: { ...record, uuid: again.uuid, body_hash: "h2" },
+          acquire: { pool, maxConcurrency: 5, keyLimit: 1 },
+        };
+        await expectConflict(store.commit(change), "idempotency");
+        expect(await store.getTask(again.uuid)).toBeUndefined();
+        expect(await store.poolActive(pool)).toBe(0);
+        expect(await store.getIdempotency(tenant, key)).toEqual(record);
+
+        const other = unique("tenant");
+        await store.commit({ idempotency: { ...record, tenant: other } });
+        expect(await store.getIdempotency(other, key)).toMatchObject({ tenant: other, uuid: first.uuid });
+        expect(await store.getIdempotency(tenant, unique("idem"))).toBeUndefined();
+      });
+    });
+
+    describe("ready and due tasks", () => {
+      it("lists a pool's queued tasks by priority, then earliest ready time", async () => {
+        const pool = unique("pool");
+        const low = makeTask({ pool, priority: 1, ready_time: at(1) });
+        const midLate = makeTask({ pool, priority: 5, ready_time: at(5) });
+        const midEarly = makeTask({ pool, priority: 5, ready_time: at(2) });
+        const midCreated = makeTask({ pool, priority: 5, create_time: at(3) }); // never re-queued
+        const high = makeTask({ pool, priority: 9, ready_time: at(9) });
+        const scheduled = makeTask({ pool, priority: 9, status: "scheduled", ready_time: at(0) });
+        const elsewhere = makeTask({ pool: unique("pool"), priority: 9, ready_time: at(0) });
+        await create(low, midLate, midEarly, midCreated, high, scheduled, elsewhere);
+
+        expect(uuids(await store.readyTasks(pool, 10))).toEqual(
+          uuids([high, midEarly, midCreated, midLate, low]),
+        );
+        expect(uuids(await store.readyTasks(pool, 2))).toEqual(uuids([high, midEarly]));
+
+        await store.commit({ tasks: [{ next: bump(high, { status: "dispatched" }), expectVersion: 1 }] });
+        expect(uuids(await store.readyTasks(pool, 10))).toEqual(uuids([midEarly, midCreated, midLate, low]));
+      });
+
+      it("lists a shard's tasks due at or before a time, earliest first", async () => {
+        // Year 2000: earlier than any due time another test writes.
+        const shard = dueShard(randomUUID());
+        const inShard = (minute: number | undefined) =>
+          makeTask({
+            uuid: uuidInShard(shard),
+            status: "scheduled",
+            due_time: minute === undefined ? undefined : at(minute, 2000),
+          });
+        const [d1, d2, d3, never] = [inShard(1), inShard(2), inShard(3), inShard(undefined)];
+        const otherShard = makeTask({ uuid: uuidInShard(shard, true), due_time: at(1, 2000) });
+        await create(d3, d1, d2, never, otherShard);
+
+        expect(uuids(await store.dueTasks(shard, at(2, 2000), 10))).toEqual(uuids([d1, d2]));
+        expect(uuids(await store.dueTasks(shard, at(9, 2000), 1))).toEqual(uuids([d1]));
+        expect(uuids(await store.dueTasks(dueShard(otherShard.uuid), at(1, 2000), 10))).toEqual(
+          uuids([otherShard]),
+        );
+      });
+    });
+
+    describe("listing tasks", () => {
+      let tenant: string;
+      let t: Record<"a1" | "a2" | "a3" | "a4" | "a5" | "b1", Task>;
+      beforeEach(async () => {
+        tenant = unique("tenant");
+        t = {
+          a1: makeTask({ tenant, pool: "p1", namespace: "web", tags: { team: "x" }, create_time: at(1) }),
+          a2: makeTask({ tenant, pool: "p2", namespace: "web", tags: { team: "y" }, create_time: at(2) }),
+          a3: makeTask({
+            tenant,
+            pool: "p1",
+            namespace: "batch",
+            tags: { team: "x" },
+            status: "running",
+            create_time: at(3),
+          }),
+          a4: makeTask({ tenant, pool: "p1", namespace: "batch", create_time: at(4) }),
+          a5: makeTask({
+            tenant,
+            pool: "p1",
+            namespace: "web",
+            tags: { team: "x" },
+            status: "succeeded",
+            create_time: at(5),
+          }),
+          b1: makeTask({
+            tenant: unique("tenant"),
+            pool: "p1",
+            namespace: "web",
+            tags: { team: "x" },
+            create_time: at(6),
+          }),
+        };
+        await create(...Object.values(t));
+      });
+
+      it("lists a status newest first, with its total", async () => {
+        const page = await store.listTasks({ tenant, status: "queued", size: 10 });
+        expect(page).toEqual({ items: [t.a4, t.a2, t.a1], total: 3 });
+      });
+
+      it("lists all of a tenant's tasks grouped by status, and none of another tenant's", async () => {
+        const page = await store.listTasks({ tenant, size: 10 });
+        expect(page.total).toBe(5);
+        expect(uuids(page.items).sort()).toEqual(uuids([t.a1, t.a2, t.a3, t.a4, t.a5]).sort());
+        const statuses = page.items.map((task) => task.status);
+        const groups = statuses.filter((status, i) => status !== statuses[i - 1]);
+        expect(groups).toHaveLength(new Set(statuses).size);
+
+        expect(await store.listTasks({ tenant: t.b1.tenant, size: 10 })).toEqual({ items: [t.b1], total: 1 });
+        expect(await store.listTasks({ tenant: unique("tenant"), size: 10 })).toEqual({
+          items: [],
+          total: 0,
+        });
+      });
+
+      it("filters by pool, namespace and tag, counting only matches", async () => {
+        const list = (filter: object) => store.listTasks({ tenant, size: 10, ...filter });
+        const pool = await list({ pool: "p1" });
+        expect(pool.total).toBe(4);
+        expect(uuids(pool.items).sort()).toEqual(uuids([t.a1, t.a3, t.a4, t.a5]).sort());
+        expect(await list({ namespace: "batch", status: "queued" })).toEqual({ items: [t.a4], total: 1 });
+        expect(await list({ status: "queued", tag: { key: "team", value: "x" } })).toEqual({
+          items: [t.a1],
+          total: 1,
+        });
+        expect(await list({ pool: "p1", tag: { key: "team", value: "y" } })).toEqual({ items: [], total: 0 });
+      });
+
+      it.each([1, 2, 3])(
+        "pages through a filtered listing of size %i, each task exactly once",
+        async (size) => {
+          const pages = await allPages((cursor) => store.listTasks({ tenant, pool: "p1", size, cursor }));
+          expect(pages).toHaveLength(Math.ceil(4 / size));
+          for (const page of pages) expect(page.total).toBe(4);
+          for (const page of pages.slice(0, -1)) expect(page.items).toHaveLength(size);
+          expect(pages.at(-1)?.nextCursor).toBeUndefined();
+          const listed = uuids(pages.flatMap((page) => page.items));
+          expect(listed.sort()).toEqual(uuids([t.a1, t.a3, t.a4, t.a5]).sort());
+        },
+      );
+
+      it("refuses a cursor it did not produce for this listing", async () => {
+        const { nextCursor } = await store.listTasks({ tenant, status: "queued", size: 1 });
+        expect(nextCursor).toBeDefined();
+        const cursor = nextCursor as string;
+        await expectBadCursor(store.listTasks({ tenant, size: 1, cursor: "not-a-cursor" }));
+        await expectBadCursor(
+          store.listTasks({ tenant, size: 1, cursor: Buffer.from("{}").toString("base64url") }),
+        );
+        await expectBadCursor(store.listTasks({ tenant: t.b1.tenant, status: "queued", size: 1, cursor }));
+        await expectBadCursor(store.listTasks({ tenant, status: "running", size: 1, cursor }));
+        await expectBadCursor(store.listRuns({ tenant, size: 1, cursor }));
+      });
+    });
+
+    describe("listing runs", () => {
+      let tenant: string;
+      let task: Task;
+      let r: Record<"r1" | "r2" | "r3" | "s1" | "q1", Run>;
+      beforeEach(async () => {
+        tenant = unique("tenant");
+        task = makeTask({ tenant });
+        const sibling = makeTask({ tenant });
+        const foreign = makeTask({ tenant: unique("tenant") });
+        r = {
+          r1: makeRun(task, 1, { status: "failed" }),
+          r2: makeRun(task, 2, { status: "failed" }),
+          r3: makeRun(task, 3, { status: "running" }),
+          s1: makeRun(sibling, 4, { status: "failed" }),
+          q1: makeRun(foreign, 5, { status: "failed" }),
+        };
+        await store.commit({ runs: [r.r3, r.r1, r.r2, r.s1, r.q1].map((next) => ({ next })) });
+      });
+
+      it("lists a task's runs oldest first, optionally by status", async () => {
+        expect(await store.listRuns({ tenant, taskUuid: task.uuid, size: 10 })).toEqual({
+          items: [r.r1, r.r2, r.r3],
+          total: 3,
+        });
+        expect(await store.listRuns({ tenant, taskUuid: task.uuid, status: "failed", size: 10 })).toEqual({
+          items: [r.r1, r.r2],
+          total: 2,
+        });
+        const pages = await allPages((cursor) =>
+          store.listRuns({ tenant, taskUuid: task.uuid, size: 2, cursor }),
+        );
+        expect(pages.map((page) => runIds(page.items))).toEqual([runIds([r.r1, r.r2]), runIds([r.r3])]);
+      });
+
+      it("lists a tenant's runs newest first, never another tenant's", async () => {
+        const failed = await store.listRuns({ tenant, status: "failed", size: 10 });
+        expect(failed).toEqual({ items: [r.s1, r.r2, r.r1], total: 3 });
+        const all = await store.listRuns({ tenant, size: 10 });
+        expect(all.total).toBe(4);
+        expect(runIds(all.items).sort()).toEqual(runIds([r.r1, r.r2, r.r3, r.s1]).sort());
+        const foreign = { tenant: unique("tenant"), taskUuid: task.uuid, size: 10 };
+        expect(await store.listRuns(foreign)).toEqual({ items: [], total: 0 });
+      });
+
+      it("refuses a cursor of another task's runs", async () => {
+        const { nextCursor } = await store.listRuns({ tenant, taskUuid: task.uuid, size: 1 });
+        expect(nextCursor).toBeDefined();
+        const cursor = nextCursor as string;
+        await expectBadCursor(store.listRuns({ tenant, taskUuid: r.s1.task_uuid, size: 1, cursor }));
+        await expectBadCursor(store.listRuns({ tenant, size: 1, cursor }));
+      });
+    });
+
+    describe("tenants and API keys", () => {
+      const makeTenant = (minute: number): Tenant => ({
+        id: unique("t"),
+        name: "acme",
+        rate_limit_per_minute: 100,
+        create_time: at(minute),
+      });
+      const makeKey = (tenant: Tenant, fields: Partial<ApiKeyRecord> = {}): ApiKeyRecord => ({
+        key_id: unique("k"),
+        tenant_id: tenant.id,
+        key_hash: randomUUID().replaceAll("-", ""),
+        scopes: ["tasks:read", "tasks:write"],
+        create_time: tenant.create_time,
+        ...fields,
+      });
+
+      it("creates a tenant with its first key, finding the key by hash", async () => {
+        const tenant = makeTenant(1);
+        const key = makeKey(tenant);
+        await store.createTenant(tenant, key);
+        expect(await store.getTenant(tenant.id)).toEqual(tenant);
+        expect(await store.findApiKey(key.key_hash)).toEqual(key);
+        expect(await store.listApiKeys(tenant.id)).toEqual([key]);
+        expect(await store.getTenant(unique("t"))).toBeUndefined();
+        expect(await store.findApiKey("0".repeat(64))).toBeUndefined();
+      });
+
+      it("creates nothing when the first key's hash is taken", async () => {
+        const first = makeTenant(1);
+        const key = makeKey(first);
+        await store.createTenant(first, key);
+        const second = makeTenant(2);
+        const err = await rejection(store.createTenant(second, makeKey(second, { key_hash: key.key_hash })));
+        expect(err).toBeInstanceOf(ConflictError);
+        expect(await store.getTenant(second.id)).toBeUndefined();
+        expect(await store.findApiKey(key.key_hash)).toEqual(key);
+      });
+
+      it("adds keys and revokes one by id, within its tenant only", async () => {
+        const tenant = makeTenant(1);
+        const [first, second] = [makeKey(tenant), makeKey(tenant)];
+        await store.createTenant(tenant, first);
+        await store.putApiKey(second);
+        const keys = await store.listApiKeys(tenant.id);
+        expect(keys).toHaveLength(2);
+        expect(keys).toEqual(expect.arrayContaining([first, second]));
+
+        const other = makeTenant(2);
+        await store.createTenant(other, makeKey(other));
+        expect(await store.revokeApiKey(other.id, first.key_id, at(3))).toBe(false);
+        expect(await store.revokeApiKey(tenant.id, unique("k"), at(3))).toBe(false);
+        expect(await store.findApiKey(first.key_hash)).toEqual(first);
+
+        expect(await store.revokeApiKey(tenant.id, first.key_id, at(4))).toBe(true);
+        expect(await store.revokeApiKey(tenant.id, first.key_id, at(5))).toBe(true);
+        expect(await store.findApiKey(first.key_hash)).toEqual({ ...first, revoked_time: at(4) });
+        expect(await store.findApiKey(second.key_hash)).toEqual(second);
+      });
+
+      it("lists tenants oldest first", async () => {
+        const [older, newer] = [makeTenant(1), makeTenant(2)];
+        await store.createTenant(newer, makeKey(newer));
+        await store.createTenant(older, makeKey(older));
+        const ids = new Set([older.id, newer.id]);
+        const listed = (await store.listTenants()).filter((tenant) => ids.has(tenant.id));
+        expect(listed).toEqual([older, newer]);
+      });
+    });
+  });
+}

@@ -1,0 +1,217 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+const CONFIG = "pools:\n  - { name: main, tool: claude, account: main, max_concurrency: 2 }\n";
+
+let stack: TestStack;
+let alice: { id: string; key: string };
+let bob: { id: string; key: string };
+
+async function newTenant(name: string) {
+  const res = await stack.call("POST", "/v2/tenants", { body: { name } });
+  expect(res.status).toBe(201);
+  return { id: res.json?.data.tenant.id as string, key: res.json?.data.api_key as string };
+}
+
+beforeAll(async () => {
+  stack = await startTestStack(CONFIG, { workers: false });
+  alice = await newTenant("alice");
+  bob = await newTenant("bob");
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe("authentication", () => {
+  it("needs a key on every route but health (401, 1008)", async () => {
+    for (const [method, path] of [
+      ["GET", "/v2/tasks"],
+      ["POST", "/v2/tasks"],
+      ["GET", "/v2/instances"],
+      ["GET", "/v2/tenants"],
+    ] as const) {
+      const res = await stack.call(method, path, { key: null });
+      expect([res.status, res.json?.code]).toEqual([401, "1008"]);
+    }
+    const wrong = await stack.call("GET", "/v2/tasks", { key: "sy_not-a-key" });
+    expect([wrong.status, wrong.json?.code]).toEqual([401, "1008"]);
+  });
+
+  it("accepts the key in x-api-key too", async () => {
+    const res = await fetch(`${stack.url}/v2/tasks`, { headers: { "x-api-key": alice.key } });
+    expect(res.status).toBe(200);
+  });
+
+  it("refuses tenant keys on admin routes (403, 1009)", async () => {
+    const res = await stack.call("POST", "/v2/tenants", { key: alice.key, body: { name: "eve" } });
+    expect([res.status, res.json?.code]).toEqual([403, "1009"]);
+  });
+
+  it("stores keys hashed, shows them once, and refuses a revoked key", async () => {
+    const rotated = await stack.call("POST", `/v2/tenants/${alice.id}/keys`);
+    expect(rotated.status).toBe(201);
+    const newKey = rotated.json?.data.api_key as string;
+    expect((await stack.call("GET", "/v2/tasks", { key: newKey })).status).toBe(200);
+    const keys = await stack.call("GET", `/v2/tenants/${alice.id}/keys`);
+    expect(keys.text).not.toContain(newKey);
+    expect(keys.json?.data.map((k: { key_id: string }) => k.key_id)).toContain(rotated.json?.data.key_id);
+
+    const revoked = await stack.call("DELETE", `/v2/tenants/${alice.id}/keys/${rotated.json?.data.key_id}`);
+    expect(revoked.status).toBe(200);
+    const refused = await stack.call("GET", "/v2/tasks", { key: newKey });
+    expect([refused.status, refused.json?.code]).toEqual([401, "1008"]);
+    expect((await stack.call("GET", "/v2/tasks", { key: alice.key })).status).toBe(200);
+  });
+
+  it("lists tenants for the admin", async () => {
+    const res = await stack.call("GET", "/v2/tenants");
+    expect(res.json?.data.map((t: { name: string }) => t.name)).toEqual(
+      expect.arrayContaining(["alice", "bob"]),
+    );
+  });
+});
+
+describe("tenant isolation", () => {
+  it("answers 404 to another tenant on every task and run route, and lists only its own", async () => {
+    const res = await stack.call("POST", "/v2/tasks", {
+      key: alice.key,
+      body: { prompt: "secret plan", pool: "main", namespace: "iso" },
+    });
+    const uuid = res.json?.data.uuid as string;
+    const runId = res.json?.data.run_id as string;
+    expect((await stack.call("GET", `/v2/tasks/${uuid}`, { key: alice.key })).json?.data.tenant).toBe(
+      alice.id,
+    );
+
+    for (const [method, path] of [
+      ["GET", `/v2/tasks/${uuid}`],
+      ["GET", `/v2/tasks/${uuid}/status`],
+      ["GET", `/v2/tasks/${uuid}/logs`],
+      ["GET", `/v2/tasks/${uuid}/files`],
+      ["GET", `/v2/tasks/${uuid}/files/a.txt`],
+      ["POST", `/v2/tasks/${uuid}/tags`],
+      ["DELETE", `/v2/tasks/${uuid}`],
+    ] as const) {
+      const answer = await stack.call(method, path, {
+        key: bob.key,
+        body: method === "POST" ? { tags: {} } : undefined,
+      });
+      expect([method, path, answer.status, answer.json?.code]).toEqual([method, path, 404, "1002"]);
+    }
+    for (const [method, path] of [
+      ["GET", `/v2/instances/${runId}`],
+      ["GET", `/v2/instances/${runId}/status`],
+      ["GET", `/v2/instances/${runId}/logs`],
+      ["POST", `/v2/instances/${runId}/tags`],
+    ] as const) {
+      const answer = await stack.call(method, path, {
+        key: bob.key,
+        body: method === "POST" ? { tags: {} } : undefined,
+      });
+      expect([method, path, answer.status, answer.json?.code]).toEqual([method, path, 404, "1003"]);
+    }
+    const bobsList = await stack.call("GET", "/v2/tasks?namespace=iso", { key: bob.key });
+    expect(bobsList.json?.data).toMatchObject({ total: 0, tasks: [] });
+    const bobsRuns = await stack.call("GET", `/v2/instances?task_id=${uuid}`, { key: bob.key });
+    expect(bobsRuns.json?.data).toMatchObject({ total: 0, instances: [] });
+    const alicesRuns = await stack.call("GET", `/v2/instances?task_id=${uuid}`, { key: alice.key });
+    expect(alicesRuns.json?.data.instances.map((r: { run_id: string }) => r.run_id)).toEqual([runId]);
+    expect(await stack.call("GET", `/v2/tasks/${uuid}/status`, { key: alice.key })).toMatchObject({
+      status: 200,
+    });
+    await stack.call("DELETE", `/v2/tasks/${uuid}`, { key: alice.key });
+  });
+});
+
+describe("not found", () => {
+  it("answers unknown routes and ids with 404 envelopes and codes", async () => {
+    const cases: [string, string, string][] = [
+      ["GET", "/v2/nothing-here", "1012"],
+      ["PUT", "/v2/tasks", "1012"],
+      ["GET", "/v2/tasks/00000000-0000-4000-8000-000000000000", "1002"],
+      ["GET", "/v2/tasks/not-a-uuid/status", "1002"],
+      ["GET", "/v2/instances/00000000-0000-4000-8000-000000000000-r1", "1003"],
+      ["GET", "/v2/instances/garbage", "1003"],
+      ["POST", "/v2/tenants/t_missing/keys", "1013"],
+    ];
+    for (const [method, path, code] of cases) {
+      const res = await stack.call(method, path);
+      expect([method, path, res.status, res.json?.code, res.json?.success]).toEqual([
+        method,
+        path,
+        404,
+        code,
+        false,
+      ]);
+    }
+    const pool = await stack.call("POST", "/v2/tasks", { body: { prompt: "x", pool: "nope" } });
+    expect([pool.status, pool.json?.code]).toEqual([404, "1004"]);
+  });
+});
+
+describe("field errors", () => {
+  it("answers every bad field with 400, code 1001, naming the field", async () => {
+    const cases: [unknown, string][] = [
+      [{ tool: "claude" }, "prompt"],
+      [{ prompt: "x" }, "tool"],
+      [{ prompt: 42, tool: "claude" }, "prompt"],
+      [{ prompt: "x", tool: "bard" }, "tool"],
+      [{ prompt: "x", tool: "claude", priority: 11 }, "priority"],
+      [{ prompt: "x", tool: "claude", prior: "high" }, "prior"],
+      [{ prompt: "x", tool: "claude", timeout: "soon" }, "timeout"],
+      [{ prompt: "x", tool: "claude", max_attempts: 0 }, "max_attempts"],
+      [{ prompt: "x", tool: "claude", tags: "nokv" }, "tags"],
+      [{ prompt: "x", tool: "claude", tags: { k: 1 } }, "tags.k"],
+      [{ prompt: "x", tool: "claude", name: "n".repeat(300) }, "name"],
+      [
+        { prompt: "x", tool: "claude", input_files: [{ name: "../etc/passwd", content: "" }] },
+        "input_files.0.name",
+      ],
+      [{ prompt: "x", tool: "claude", input_files: [{ name: "/abs", content: "" }] }, "input_files.0.name"],
+      [{ prompt: "x", tool: "claude", output_files: ["a/../../b"] }, "output_files.0"],
+      [{ prompt: "x", tool: "claude", callback: "not a url" }, "callback"],
+      [{ prompt: "x", tool: "claude", scheduled_at: "tomorrow" }, "scheduled_at"],
+      [{ prompt: "x", tool: "claude", pool: "Bad Pool" }, "pool"],
+      [{ prompt: "x", tool: "claude", surprise: true }, "surprise"],
+      [[1, 2], "body"],
+    ];
+    for (const [body, field] of cases) {
+      const res = await stack.call("POST", "/v2/tasks", { body });
+      expect([JSON.stringify(body).slice(0, 60), res.status, res.json?.code]).toEqual([
+        JSON.stringify(body).slice(0, 60),
+        400,
+        "1001",
+      ]);
+      expect(res.json?.message).toContain(field);
+    }
+  });
+
+  it("refuses malformed JSON and prototype-polluting keys", async () => {
+    const malformed = await stack.call("POST", "/v2/tasks", { raw: "{not json" });
+    expect([malformed.status, malformed.json?.code, malformed.json?.message]).toEqual([
+      400,
+      "1001",
+      "body: is not valid JSON",
+    ]);
+    const polluted = await stack.call("POST", "/v2/tasks", {
+      raw: '{"prompt":"x","tool":"claude","__proto__":{"admin":true}}',
+    });
+    expect([polluted.status, polluted.json?.code]).toEqual([400, "1001"]);
+    expect(polluted.json?.message).toContain("__proto__");
+  });
+
+  it("refuses bodies that are too large with 413, code 1011", async () => {
+    const res = await stack.call("POST", "/v2/tasks", {
+      body: { prompt: "x".repeat(600_000), tool: "claude" },
+    });
+    expect([res.status, res.json?.code]).toEqual([413, "1011"]);
+  });
+
+  it("validates list queries", async () => {
+    const res = await stack.call("GET", "/v2/tasks?status=sleeping");
+    expect([res.status, res.json?.code]).toEqual([400, "1001"]);
+    expect(res.json?.message).toContain("status");
+    const size = await stack.call("GET", "/v2/instances?size=1000");
+    expect([size.status, size.json?.message?.startsWith("size")]).toEqual([400, true]);
+  });
+});

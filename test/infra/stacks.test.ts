@@ -1,0 +1,239 @@
+import { Match, Template } from "aws-cdk-lib/assertions";
+import type { IConstruct } from "constructs";
+import { describe, expect, it } from "vitest";
+import { ENV } from "../../core/names.ts";
+import { ROUTE_GROUPS, ROUTES } from "../../functions/_shared/routes.ts";
+import { logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
+
+// Shapes of the few template fragments read by hand.
+type Ref = { Ref: string };
+type Props = Record<string, unknown>;
+type Statement = { Action: string | string[]; Resource: unknown };
+
+const { stateful, stateless } = synthSwitchyard();
+const data = Template.fromStack(stateful);
+const compute = Template.fromStack(stateless);
+const resources = compute.toJSON().Resources as Record<string, { Type: string; Properties: Props }>;
+
+const ofType = (type: string) => Object.values(resources).filter((r) => r.Type === type);
+/** Properties of a resource of the stateless template, by logical ID or construct. */
+const props = (of: string | IConstruct): Props => {
+  const id = typeof of === "string" ? of : logicalId(of);
+  const found = resources[id];
+  if (!found) throw new Error(`no resource ${id} in the stateless template`);
+  return found.Properties;
+};
+const poolQueue = (pool: string) => {
+  const queue = stateless.queues.queues.get(pool);
+  if (!queue) throw new Error(`no queue for pool ${pool}`);
+  return queue;
+};
+const functions = [...Object.values(stateless.handlers), stateless.tick];
+
+describe("stateful stack", () => {
+  it("has the table from TABLE: keys, three ALL-projected GSIs, on-demand, PITR, TTL, deletion protection", () => {
+    const keys = (pk: string, sk: string) => [
+      { AttributeName: pk, KeyType: "HASH" },
+      { AttributeName: sk, KeyType: "RANGE" },
+    ];
+    data.resourceCountIs("AWS::DynamoDB::GlobalTable", 1);
+    data.hasResource("AWS::DynamoDB::GlobalTable", {
+      DeletionPolicy: "Retain",
+      Properties: Match.objectLike({
+        KeySchema: keys("pk", "sk"),
+        BillingMode: "PAY_PER_REQUEST",
+        GlobalSecondaryIndexes: [
+          { name: "by-tenant", pk: "gsi1pk", sk: "gsi1sk" },
+          { name: "ready", pk: "gsi2pk", sk: "gsi2sk" },
+          { name: "due", pk: "gsi3pk", sk: "gsi3sk" },
+        ].map(({ name, pk, sk }) => ({
+          IndexName: name,
+          KeySchema: keys(pk, sk),
+          Projection: { ProjectionType: "ALL" },
+        })),
+        TimeToLiveSpecification: { AttributeName: "expires_at", Enabled: true },
+        Replicas: [
+          Match.objectLike({
+            DeletionProtectionEnabled: true,
+            PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+          }),
+        ],
+      }),
+    });
+  });
+
+  it("lets deletion protection be turned off", () => {
+    const { stateful: unprotected } = synthSwitchyard({ deletionProtection: false });
+    Template.fromStack(unprotected).hasResourceProperties("AWS::DynamoDB::GlobalTable", {
+      Replicas: [Match.objectLike({ DeletionProtectionEnabled: false })],
+    });
+  });
+
+  it("encrypts the buckets, blocks public access, denies non-TLS requests and expires logs/ after 90 days", () => {
+    data.resourceCountIs("AWS::S3::Bucket", 2);
+    data.allResourcesProperties("AWS::S3::Bucket", {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      LifecycleConfiguration: {
+        Rules: [Match.objectLike({ Prefix: "logs/", ExpirationInDays: 90, Status: "Enabled" })],
+      },
+    });
+    for (const bucketId of Object.keys(data.findResources("AWS::S3::Bucket"))) {
+      data.hasResourceProperties("AWS::S3::BucketPolicy", {
+        Bucket: { Ref: bucketId },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: "Deny",
+              Action: "s3:*",
+              Condition: { Bool: { "aws:SecureTransport": "false" } },
+            }),
+          ]),
+        },
+      });
+    }
+    // The artifacts bucket sends its server access logs to the other one.
+    data.hasResourceProperties("AWS::S3::Bucket", {
+      LoggingConfiguration: { DestinationBucketName: { Ref: Match.anyValue() }, LogFilePrefix: "logs/" },
+    });
+  });
+});
+
+describe("stateless stack", () => {
+  it("gives every pool a FIFO queue whose redrive policy points at its own FIFO DLQ", () => {
+    const pools = testConfig.pools.map((p) => p.name);
+    expect([...stateless.queues.queues.keys()]).toEqual(pools);
+    // Exactly one work queue and one DLQ per pool: nothing missing, nothing extra.
+    compute.resourceCountIs("AWS::SQS::Queue", 2 * pools.length);
+    expect(ofType("AWS::SQS::Queue").filter((q) => q.Properties.RedrivePolicy)).toHaveLength(pools.length);
+
+    const dlqIds = testConfig.pools.map((pool) => {
+      const queue = props(poolQueue(pool.name));
+      expect(queue).toMatchObject({
+        FifoQueue: true,
+        SqsManagedSseEnabled: true,
+        VisibilityTimeout: pool.lease_seconds,
+        RedrivePolicy: {
+          maxReceiveCount: 5,
+          deadLetterTargetArn: { "Fn::GetAtt": [expect.any(String), "Arn"] },
+        },
+      });
+      const [dlqId] = (queue.RedrivePolicy as { deadLetterTargetArn: { "Fn::GetAtt": [string] } })
+        .deadLetterTargetArn["Fn::GetAtt"];
+      expect(props(dlqId)).toMatchObject({ FifoQueue: true, SqsManagedSseEnabled: true });
+      return dlqId;
+    });
+    expect(new Set(dlqIds).size).toBe(pools.length);
+  });
+
+  it("denies non-TLS access to every queue and to the topic", () => {
+    compute.resourceCountIs("AWS::SNS::Topic", 1);
+    const policies = [...ofType("AWS::SQS::QueuePolicy"), ...ofType("AWS::SNS::TopicPolicy")];
+    expect(policies).toHaveLength(2 * testConfig.pools.length + 1);
+    for (const policy of policies) {
+      expect(JSON.stringify(policy.Properties)).toContain('"aws:SecureTransport":"false"');
+    }
+  });
+
+  it("runs every function on nodejs22.x and arm64 with the shared environment", () => {
+    compute.resourceCountIs("AWS::Lambda::Function", ROUTE_GROUPS.length + 1);
+    compute.allResourcesProperties("AWS::Lambda::Function", {
+      Runtime: "nodejs22.x",
+      Architectures: ["arm64"],
+      MemorySize: 256,
+      Handler: "index.handler",
+      TracingConfig: { Mode: "Active" },
+      Environment: {
+        Variables: Match.objectLike({
+          [ENV.tableName]: Match.anyValue(),
+          [ENV.bucketName]: Match.anyValue(),
+          [ENV.topicArn]: { Ref: Match.anyValue() },
+          [ENV.queueUrls]: Match.anyValue(),
+          [ENV.schedulerConfig]: "/var/task/scheduler.config.yaml",
+          POWERTOOLS_SERVICE_NAME: "switchyard",
+        }),
+      },
+    });
+  });
+
+  it("maps every pool name to its queue URL in SWITCHYARD_QUEUE_URLS", () => {
+    const expected = Object.fromEntries(
+      testConfig.pools.map((p) => [p.name, `ref:${logicalId(poolQueue(p.name))}`]),
+    );
+    for (const fn of functions) {
+      const { Variables } = props(fn).Environment as { Variables: Record<string, unknown> };
+      // Stack.toJsonString renders a Fn::Join; put each queue Ref back as text and parse the JSON.
+      const [, parts] = (Variables[ENV.queueUrls] as { "Fn::Join": [string, (string | Ref)[]] })["Fn::Join"];
+      const urls = JSON.parse(parts.map((p) => (typeof p === "string" ? p : `ref:${p.Ref}`)).join(""));
+      expect(urls).toEqual(expected);
+    }
+  });
+
+  it("invokes the tick function every minute", () => {
+    compute.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(1 minute)",
+      Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [logicalId(stateless.tick), "Arn"] } })],
+    });
+  });
+
+  it("serves every route of ROUTES, and nothing else, proxied to its group's function", () => {
+    const pathOf = (resourceId: string): string => {
+      const { ParentId, PathPart } = props(resourceId) as { ParentId: Partial<Ref>; PathPart: string };
+      return `${ParentId.Ref ? pathOf(ParentId.Ref) : ""}/${PathPart}`;
+    };
+    const served = new Map(
+      ofType("AWS::ApiGateway::Method").map(({ Properties: p }) => [
+        `${p.HttpMethod} ${pathOf((p.ResourceId as Ref).Ref)}`,
+        p.Integration as { Type: string; Uri: unknown },
+      ]),
+    );
+
+    expect([...served.keys()].sort()).toEqual(ROUTES.map((r) => `${r.method} ${r.path}`).sort());
+    for (const route of ROUTES) {
+      const integration = served.get(`${route.method} ${route.path}`);
+      expect(integration?.Type).toBe("AWS_PROXY");
+      expect(JSON.stringify(integration?.Uri)).toContain(`"${logicalId(stateless.handlers[route.group])}"`);
+    }
+  });
+
+  it("writes API access logs and execution errors, and traces the stage", () => {
+    compute.hasResourceProperties("AWS::ApiGateway::Stage", {
+      AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.anyValue() },
+      MethodSettings: [Match.objectLike({ LoggingLevel: "ERROR", HttpMethod: "*", ResourcePath: "/*" })],
+      TracingEnabled: true,
+    });
+  });
+
+  it("grants every function the table and the bucket by ARN, never dynamodb or s3 on *", () => {
+    const tableArn = `SwitchyardStateful:ExportsOutputFnGetAtt${logicalId(stateful.table)}Arn`;
+    const bucketArn = `SwitchyardStateful:ExportsOutputFnGetAtt${logicalId(stateful.bucket)}Arn`;
+    for (const fn of functions) {
+      const roleId = fn.role ? logicalId(fn.role) : "";
+      const policy = ofType("AWS::IAM::Policy").find(
+        (p) => JSON.stringify(p.Properties.Roles) === `[{"Ref":"${roleId}"}]`,
+      );
+      const statements =
+        (policy?.Properties.PolicyDocument as { Statement: Statement[] } | undefined)?.Statement ?? [];
+      const on = (service: string) =>
+        statements.filter((s) => [s.Action].flat().some((action) => action.startsWith(`${service}:`)));
+
+      for (const [service, arn] of [
+        ["dynamodb", tableArn],
+        ["s3", bucketArn],
+      ] as const) {
+        expect(on(service).length, `${fn.node.path} ${service}`).toBeGreaterThan(0);
+        for (const statement of on(service)) {
+          expect([statement.Resource].flat()).not.toContain("*");
+          expect(JSON.stringify(statement.Resource)).toContain(arn);
+        }
+      }
+    }
+  });
+});

@@ -1,0 +1,37 @@
+import { MemoryBlobStore } from "../../core/adapters/memory/memory-blobs.ts";
+import { MemoryPoolQueue } from "../../core/adapters/memory/memory-queue.ts";
+import { MemoryStore } from "../../core/adapters/memory/memory-store.ts";
+import type { Principal } from "../../core/auth.ts";
+import { parseSchedulerConfig } from "../../core/config.ts";
+import type { Deps } from "../../core/deps.ts";
+
+/** A controllable clock: starts at a fixed instant and moves only when told. */
+export function manualClock(start = "2026-01-01T00:00:00.000Z") {
+  let now = Date.parse(start);
+  return {
+    now: () => new Date(now),
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
+}
+
+/** Use-case dependencies on in-memory fakes, for unit tests of core. */
+export function memoryDeps(configYaml: string) {
+  const clock = manualClock();
+  let n = 0;
+  const queue = new MemoryPoolQueue(() => clock.now().getTime());
+  const deps = {
+    store: new MemoryStore(),
+    queue,
+    blobs: new MemoryBlobStore(),
+    clock,
+    ids: { uuid: () => `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}` },
+    config: parseSchedulerConfig(configYaml),
+    adminKey: "admin",
+    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+  } satisfies Deps;
+  return { deps, clock, queue };
+}
+
+export const ADMIN: Principal = { kind: "admin", scopes: ["admin", "tasks:read", "tasks:write"] };

@@ -1,0 +1,85 @@
+import { describe, expect, it } from "vitest";
+import { admit } from "../../core/admission.ts";
+import type { Deps } from "../../core/deps.ts";
+import type { PoolQueue } from "../../core/ports.ts";
+import { submitTaskSchema } from "../../core/schemas.ts";
+import { cancelTask, getTask, submitTask } from "../../core/tasks.ts";
+import { tick } from "../../core/tick.ts";
+import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
+
+const CONFIG = `
+pools:
+  - { name: one, tool: claude, account: a, max_concurrency: 1 }
+  - { name: busy, tool: codex, account: a, max_concurrency: 2 }
+  - { name: idle, tool: codex, account: b, max_concurrency: 2 }
+`;
+
+const submit = (deps: Deps, body: object) =>
+  submitTask(deps, ADMIN, submitTaskSchema.parse({ prompt: "p", ...body })).then((o) => o.task);
+
+describe("admission", () => {
+  it("admits by priority, then by age, one slot at a time", async () => {
+    const { deps, clock } = memoryDeps(CONFIG);
+    const blocker = await submit(deps, { pool: "one" });
+    const order: string[] = [];
+    for (const priority of [1, 5, 9, 5]) {
+      clock.advance(1000);
+      order.push((await submit(deps, { pool: "one", priority })).uuid);
+    }
+    const [p1, p5old, p9, p5new] = order as [string, string, string, string];
+    let current = blocker.uuid;
+    for (const expected of [p9, p5old, p5new, p1]) {
+      await cancelTask(deps, ADMIN, current);
+      expect((await getTask(deps, ADMIN, expected)).status).toBe("dispatched");
+      current = expected;
+    }
+  });
+
+  it("sends a tool-only task to the pool with the least load", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    await submit(deps, { pool: "busy" });
+    expect((await submit(deps, { tool: "codex" })).pool).toBe("idle");
+  });
+
+  it("loses no task when the send fails: the tick re-sends it with the same dedup id", async () => {
+    const { deps, clock, queue } = memoryDeps(CONFIG);
+    const failing: PoolQueue = Object.assign(Object.create(queue), {
+      send: async () => Promise.reject(new Error("network down")),
+    });
+    const task = await submit({ ...deps, queue: failing }, { pool: "one" });
+    expect(task.status).toBe("dispatched");
+    expect(queue.depth("one")).toBe(0);
+
+    await tick(deps);
+    expect(queue.depth("one")).toBe(0); // not yet due: the worker may still confirm
+    clock.advance(61_000);
+    expect((await tick(deps)).resent).toBe(1);
+    expect(queue.bodies("one").map((b) => JSON.parse(b).run_id)).toEqual([task.run_id]);
+    clock.advance(61_000);
+    await tick(deps);
+    expect(queue.depth("one")).toBe(1); // the dedup id kept the second re-send out
+  });
+
+  it("starts a delayed task when its time comes", async () => {
+    const { deps, clock } = memoryDeps(CONFIG);
+    const at = new Date(clock.now().getTime() + 30_000).toISOString();
+    const task = await submit(deps, { pool: "busy", scheduled_at: at });
+    expect(task.status).toBe("scheduled");
+    await tick(deps);
+    expect((await getTask(deps, ADMIN, task.uuid)).status).toBe("scheduled");
+    clock.advance(30_000);
+    await tick(deps);
+    expect((await getTask(deps, ADMIN, task.uuid)).status).toBe("dispatched");
+  });
+
+  it("never admits past max_concurrency when admitters race", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    const blocker = await submit(deps, { pool: "busy" });
+    for (let i = 0; i < 6; i++) await submit(deps, { pool: "busy" });
+    await cancelTask(deps, ADMIN, blocker.uuid);
+    await Promise.all([admit(deps, "busy"), admit(deps, "busy"), tick(deps)]);
+    expect(await deps.store.poolActive("busy")).toBe(2);
+    const dispatched = await deps.store.listTasks({ tenant: "default", status: "dispatched", size: 100 });
+    expect(dispatched.items.filter((t) => t.pool === "busy")).toHaveLength(2);
+  });
+});

@@ -1,0 +1,34 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadSchedulerConfig, parseSchedulerConfig } from "../../core/config.ts";
+import { ValidationError } from "../../core/errors.ts";
+
+const pool = "pools:\n  - { name: p1, tool: claude, account: main, max_concurrency: 2 }\n";
+
+describe("scheduler config", () => {
+  it("fills pool defaults", () => {
+    const [p] = parseSchedulerConfig(pool).pools;
+    expect(p).toMatchObject({ name: "p1", lease_seconds: 120, allow_dangerous_flags: false });
+    expect(p?.retry).toEqual({ base_seconds: 30, max_seconds: 300 });
+  });
+
+  it("names the file and field of an error", () => {
+    const bad = "pools:\n  - { name: P1, tool: claude, account: main, max_concurrency: 2 }\n";
+    expect(() => parseSchedulerConfig(bad, "my.yaml")).toThrow(/my\.yaml: pools\.0\.name: must match/);
+    expect(() => parseSchedulerConfig("pools: [", "x.yaml")).toThrow(ValidationError);
+    expect(() => parseSchedulerConfig(`${pool}${pool.slice(7)}`)).toThrow(/unique/);
+    expect(() => parseSchedulerConfig(pool.replace("claude", "bard"))).toThrow(/pools\.0\.tool/);
+  });
+
+  it("reads the file SCHEDULER_CONFIG points at", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cfg-"));
+    writeFileSync(join(dir, "c.yaml"), pool);
+    expect(loadSchedulerConfig({ SCHEDULER_CONFIG: join(dir, "c.yaml") }).pools[0]?.name).toBe("p1");
+  });
+
+  it("accepts the repository's own config", () => {
+    expect(loadSchedulerConfig({}).pools.length).toBeGreaterThan(0);
+  });
+});
