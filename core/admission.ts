@@ -64,20 +64,20 @@ export async function choosePool(deps: Pick<Deps, "config" | "store">, tool: Too
  * Each admission is one transaction (task → dispatched, new run, pool slot, concurrency-key slot),
  * followed by the send to the pool's FIFO queue. If the process dies between the two, the task's
  * due_time makes the tick re-send; the dedup id (= run id) makes that safe.
- * Returns the uuids of the tasks admitted.
+ * Returns the tasks admitted, as stored.
  */
-export async function admit(deps: Deps, poolName: string): Promise<string[]> {
+export async function admit(deps: Deps, poolName: string): Promise<Task[]> {
   const pool = poolConfig(deps, poolName);
   const free = pool.max_concurrency - (await deps.store.poolActive(pool.name));
   if (free <= 0) return [];
   // Look past the free slot count: tasks whose concurrency key is busy are skipped.
   const candidates = await deps.store.readyTasks(pool.name, free + 10);
-  const admitted: string[] = [];
+  const admitted: Task[] = [];
   for (const task of candidates) {
     if (admitted.length >= free) break;
     const outcome = await admitOne(deps, pool, task);
-    if (outcome === "admitted") admitted.push(task.uuid);
     if (outcome === "pool_full") break;
+    if (typeof outcome !== "string") admitted.push(outcome);
   }
   return admitted;
 }
@@ -129,7 +129,7 @@ async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
   await sendDispatch(deps, next).catch((err: unknown) =>
     deps.log.warn("dispatch send failed; the tick re-sends it", { run_id: runId, error: String(err) }),
   );
-  return "admitted" as const;
+  return next;
 }
 
 /** Puts a dispatched task's run on its pool queue. Idempotent within SQS's dedup window. */

@@ -12,6 +12,8 @@ export const ENV = {
   queueUrls: "SWITCHYARD_QUEUE_URLS",
   schedulerConfig: "SCHEDULER_CONFIG",
   adminKey: "SCHEDULER_ADMIN_KEY",
+  /** On AWS: the Secrets Manager secret (ARN) holding the admin key, read once per cold start. */
+  adminKeySecret: "SCHEDULER_ADMIN_KEY_SECRET",
   port: "PORT",
   /** The pool a worker process serves. */
   pool: "SWITCHYARD_POOL",

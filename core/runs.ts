@@ -5,7 +5,7 @@ import { runNotFound } from "./errors.ts";
 import { taskUuidOfRun } from "./identifiers.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import { CommitConflict } from "./ports.ts";
-import type { Run, Tags, Task } from "./schemas.ts";
+import { type Run, type Tags, type Task, withMergedTags } from "./schemas.ts";
 import type { RunStatus } from "./status.ts";
 import { assertTransition } from "./status.ts";
 
@@ -52,12 +52,7 @@ export async function mergeRunTags(
   requireScope(principal, "tasks:write");
   return retryOnConflict(async () => {
     const run = await getRun(deps, principal, runId);
-    const next: Run = {
-      ...run,
-      version: run.version + 1,
-      tags: { ...run.tags, ...tags },
-      update_time: deps.clock.now().toISOString(),
-    };
+    const next = withMergedTags(run, tags, deps.clock.now());
     await deps.store.commit({ runs: [{ next, expectVersion: run.version }] });
     return next;
   });

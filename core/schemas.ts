@@ -60,6 +60,18 @@ export const tagsSchema = z.preprocess(
 );
 export type Tags = Record<string, string>;
 
+/** The next version of a task or run with `tags` merged in (new values win). */
+export const withMergedTags = <T extends { version: number; tags: Tags; update_time: string }>(
+  record: T,
+  tags: Tags,
+  now: Date,
+): T => ({
+  ...record,
+  version: record.version + 1,
+  tags: { ...record.tags, ...tags },
+  update_time: now.toISOString(),
+});
+
 /** A number, or a string holding one (the seeds send `"timeout": "600"`). */
 const numeric = (inner: z.ZodNumber) =>
   z.union([

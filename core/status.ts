@@ -36,16 +36,11 @@ export const ACTIVE_STATUSES: readonly TaskStatus[] = ["dispatched", "running"];
 export const isTerminal = (status: TaskStatus) => TASK_TRANSITIONS[status].length === 0;
 
 /**
- * The one gate for every task transition. It returns the statuses the store must find (the DynamoDB
- * condition) for a move to `to`, and throws a 409 when no legal move exists from `from`.
+ * The one gate for every task transition: a 409 when the state machine has no move from `from` to `to`.
+ * Callers then write the new record on the condition that the version they read is still current.
  */
 export function assertTransition(from: TaskStatus, to: TaskStatus): void {
   if (!TASK_TRANSITIONS[from].includes(to)) {
     throw new ConflictError(`status: cannot go from ${from} to ${to}`);
   }
-}
-
-/** Every status from which `to` is reachable: the condition of a conditional write. */
-export function statusesLeadingTo(to: TaskStatus): TaskStatus[] {
-  return TASK_STATUSES.filter((from) => TASK_TRANSITIONS[from].includes(to));
 }

@@ -6,7 +6,14 @@ import { ConflictError, runNotFound, taskNotFound } from "./errors.ts";
 import { blobKeys, runIdFor } from "./identifiers.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import { CommitConflict, type StateChange } from "./ports.ts";
-import type { ListTasksQuery, Run, SubmitTask, Tags, Task } from "./schemas.ts";
+import {
+  type ListTasksQuery,
+  type Run,
+  type SubmitTask,
+  type Tags,
+  type Task,
+  withMergedTags,
+} from "./schemas.ts";
 import { ACTIVE_STATUSES, assertTransition, type TaskStatus } from "./status.ts";
 
 export interface SubmitOutcome {
@@ -94,8 +101,9 @@ export async function submitTask(
     }
     throw err;
   }
-  if (task.status === "queued") await admit(deps, pool.name);
-  return { created: true, task: (await deps.store.getTask(uuid)) ?? task };
+  if (task.status !== "queued") return { created: true, task };
+  const admitted = await admit(deps, pool.name);
+  return { created: true, task: admitted.find((t) => t.uuid === uuid) ?? task };
 }
 
 async function idempotentReplay(
@@ -190,12 +198,7 @@ export async function mergeTaskTags(
   requireScope(principal, "tasks:write");
   return retryOnConflict(async () => {
     const task = await getTask(deps, principal, uuid);
-    const next: Task = {
-      ...task,
-      version: task.version + 1,
-      tags: { ...task.tags, ...tags },
-      update_time: deps.clock.now().toISOString(),
-    };
+    const next = withMergedTags(task, tags, deps.clock.now());
     await deps.store.commit({ tasks: [{ next, expectVersion: task.version }] });
     return next;
   });

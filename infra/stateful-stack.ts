@@ -1,6 +1,8 @@
 import { Stack, type StackProps } from "aws-cdk-lib";
 import { AttributeType, ProjectionType, TableV2 } from "aws-cdk-lib/aws-dynamodb";
 import { Bucket } from "aws-cdk-lib/aws-s3";
+import { Secret } from "aws-cdk-lib/aws-secretsmanager";
+import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import { TABLE } from "../core/names.ts";
 import { bucketDefaults, tableDefaults } from "./secure-defaults.ts";
@@ -15,6 +17,8 @@ export class StatefulStack extends Stack {
   readonly table: TableV2;
   /** Run logs (`logs/`, expiring) and task input/output files. */
   readonly bucket: Bucket;
+  /** The admin API key, generated at first deploy. Read it with `aws secretsmanager get-secret-value`. */
+  readonly adminKey: Secret;
 
   constructor(scope: Construct, id: string, props: StatefulStackProps = {}) {
     super(scope, id, props);
@@ -32,6 +36,19 @@ export class StatefulStack extends Stack {
         projectionType: ProjectionType.ALL,
       })),
     });
+
+    this.adminKey = new Secret(this, "AdminKey", {
+      description: "Switchyard admin API key",
+      generateSecretString: { excludePunctuation: true, passwordLength: 48 },
+    });
+    NagSuppressions.addResourceSuppressions(this.adminKey, [
+      {
+        id: "AwsSolutions-SMG4",
+        reason:
+          "An API key, not a database credential: there is no service to rotate it against. Rotate it by " +
+          "putting a new value; functions read it at their next cold start.",
+      },
+    ]);
 
     // S3 server access logs of the artifacts bucket, under `logs/` so they expire like run logs.
     const accessLogs = new Bucket(this, "AccessLogs", bucketDefaults);

@@ -3,6 +3,7 @@ import type { ITableV2 } from "aws-cdk-lib/aws-dynamodb";
 import { Rule, Schedule } from "aws-cdk-lib/aws-events";
 import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
 import type { IBucket } from "aws-cdk-lib/aws-s3";
+import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Topic } from "aws-cdk-lib/aws-sns";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
@@ -28,6 +29,7 @@ const GRANT_WILDCARD_FINDINGS = [
 export interface StatelessStackProps extends StackProps {
   readonly table: ITableV2;
   readonly bucket: IBucket;
+  readonly adminKey: ISecret;
   readonly pools: readonly PoolConfig[];
   /** The scheduler config file the pools came from; bundled into every function. */
   readonly configFile: string;
@@ -43,7 +45,7 @@ export class StatelessStack extends Stack {
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
-    const { table, bucket, pools, configFile } = props;
+    const { table, bucket, adminKey, pools, configFile } = props;
 
     this.queues = new PoolQueues(this, "Pools", { pools });
     this.topic = new Topic(this, "Events", topicDefaults);
@@ -71,7 +73,12 @@ export class StatelessStack extends Stack {
     };
 
     this.handlers = Object.fromEntries(
-      ROUTE_GROUPS.map((group) => [group, newFunction(`Api-${group}`, `functions/api/${group}.ts`)]),
+      ROUTE_GROUPS.map((group) => {
+        const fn = newFunction(`Api-${group}`, `functions/api/${group}.ts`);
+        fn.addEnvironment(ENV.adminKeySecret, adminKey.secretArn);
+        adminKey.grantRead(fn);
+        return [group, fn];
+      }),
     ) as Record<RouteGroup, SwitchyardFunction>;
     this.api = new SchedulerApi(this, "Http", { handlers: this.handlers });
 

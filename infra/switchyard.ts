@@ -20,6 +20,7 @@ export function addSwitchyardStacks(app: App, props: SwitchyardProps) {
     description: "Switchyard compute: API, functions, pool queues, events topic, tick",
     table: stateful.table,
     bucket: stateful.bucket,
+    adminKey: stateful.adminKey,
     pools: props.config.pools,
     configFile: props.configFile,
   });

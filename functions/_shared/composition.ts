@@ -1,5 +1,6 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { DynamoStore } from "../../core/adapters/aws/dynamo-store.ts";
@@ -54,10 +55,18 @@ export function depsFromEnv(clients: AwsClients, env: NodeJS.ProcessEnv = proces
   };
 }
 
+/** The admin key: SCHEDULER_ADMIN_KEY, else the secret SCHEDULER_ADMIN_KEY_SECRET names, else none. */
+async function adminKeyFrom(env: NodeJS.ProcessEnv): Promise<string> {
+  const secretId = env[ENV.adminKeySecret];
+  if (env[ENV.adminKey] || !secretId) return env[ENV.adminKey] ?? "";
+  const secret = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: secretId }));
+  return secret.SecretString ?? "";
+}
+
 let cached: Promise<Deps> | undefined;
 
 /** Once per cold start. */
 export const lambdaDeps = (): Promise<Deps> => {
-  cached ??= Promise.resolve().then(() => depsFromEnv(awsClients()));
+  cached ??= adminKeyFrom(process.env).then((adminKey) => ({ ...depsFromEnv(awsClients()), adminKey }));
   return cached;
 };

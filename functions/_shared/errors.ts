@@ -2,7 +2,7 @@ import type { APIGatewayProxyResult } from "aws-lambda";
 import { DomainError, ERROR_CODES, type ErrorCode } from "../../core/errors.ts";
 
 /** The one mapping from error codes to HTTP statuses. */
-const HTTP_STATUS: Record<ErrorCode, number> = {
+export const HTTP_STATUS: Record<ErrorCode, number> = {
   "1001": 400,
   "1002": 404,
   "1003": 404,
@@ -21,10 +21,14 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   "2003": 503,
 };
 
+/** The body of an error answer. */
+export const errorBody = (code: ErrorCode, message: string) =>
+  JSON.stringify({ code, message, success: false, data: null });
+
 const envelope = (statusCode: number, code: ErrorCode, message: string): APIGatewayProxyResult => ({
   statusCode,
   headers: { "content-type": "application/json" },
-  body: JSON.stringify({ code, message, success: false, data: null }),
+  body: errorBody(code, message),
 });
 
 /** DynamoDB errors worth a 503 (the client may retry), by SDK error name. */

@@ -3,12 +3,15 @@ import {
   LambdaIntegration,
   LogGroupLogDestination,
   MethodLoggingLevel,
+  ResponseType,
   RestApi,
 } from "aws-cdk-lib/aws-apigateway";
 import type { IFunction } from "aws-cdk-lib/aws-lambda";
 import { LogGroup } from "aws-cdk-lib/aws-logs";
 import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
+import { ERROR_CODES, type ErrorCode } from "../../core/errors.ts";
+import { errorBody, HTTP_STATUS } from "../../functions/_shared/errors.ts";
 import { ROUTE_GROUPS, ROUTES, type RouteGroup } from "../../functions/_shared/routes.ts";
 import { LOG_RETENTION } from "../secure-defaults.ts";
 
@@ -56,6 +59,23 @@ export class SchedulerApi extends Construct {
       this.api.root.resourceForPath(route.path).addMethod(route.method, integrations[route.group], {
         requestValidator,
         requestParameters: Object.fromEntries(params.map((p) => [p, true])),
+      });
+    }
+
+    // Answers API Gateway gives itself (before any Lambda) in the same envelope as the handlers.
+    const gatewayAnswers: [ResponseType, ErrorCode, string][] = [
+      // API Gateway says "Missing Authentication Token" for a path or method no route has.
+      [ResponseType.MISSING_AUTHENTICATION_TOKEN, ERROR_CODES.routeNotFound, "no such route"],
+      [ResponseType.BAD_REQUEST_PARAMETERS, ERROR_CODES.validation, "path: a parameter is missing"],
+      [ResponseType.THROTTLED, ERROR_CODES.rateLimited, "rate limited; slow down"],
+      [ResponseType.REQUEST_TOO_LARGE, ERROR_CODES.payloadTooLarge, "body: too large"],
+      [ResponseType.DEFAULT_5XX, ERROR_CODES.system, "internal error"],
+    ];
+    for (const [type, code, message] of gatewayAnswers) {
+      this.api.addGatewayResponse(`Answer${type.responseType}`, {
+        type,
+        statusCode: String(HTTP_STATUS[code]),
+        templates: { "application/json": errorBody(code, message) },
       });
     }
 

@@ -15,6 +15,7 @@ const ALLOWED = [
   "AwsSolutions-IAM5",
   "AwsSolutions-APIG4",
   "AwsSolutions-COG4",
+  "AwsSolutions-SMG4",
 ];
 /** Rules whose suppression must name the exact findings (appliesTo), never the whole rule. */
 const SCOPED = ["AwsSolutions-IAM4", "AwsSolutions-IAM5"];

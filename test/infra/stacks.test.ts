@@ -236,4 +236,29 @@ describe("stateless stack", () => {
       }
     }
   });
+
+  it("gives only the API functions the admin key secret, by ARN", () => {
+    const secretArn = `SwitchyardStateful:ExportsOutputRef${logicalId(stateful.adminKey)}`;
+    for (const fn of Object.values(stateless.handlers)) {
+      const env = (props(fn).Environment as { Variables: Props }).Variables;
+      expect(JSON.stringify(env[ENV.adminKeySecret])).toContain(secretArn);
+    }
+    const tickEnv = (props(stateless.tick).Environment as { Variables: Props }).Variables;
+    expect(tickEnv[ENV.adminKeySecret]).toBeUndefined();
+  });
+
+  it("answers unknown routes, throttling and oversize bodies from the gateway in the envelope", () => {
+    for (const [type, status, code] of [
+      ["MISSING_AUTHENTICATION_TOKEN", "404", "1012"],
+      ["THROTTLED", "429", "1010"],
+      ["REQUEST_TOO_LARGE", "413", "1011"],
+      ["DEFAULT_5XX", "500", "2001"],
+    ]) {
+      compute.hasResourceProperties("AWS::ApiGateway::GatewayResponse", {
+        ResponseType: type,
+        StatusCode: status,
+        ResponseTemplates: { "application/json": Match.stringLikeRegexp(`"code":"${code}"`) },
+      });
+    }
+  });
 });
