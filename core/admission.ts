@@ -66,12 +66,16 @@ export async function choosePool(deps: Pick<Deps, "config" | "store">, tool: Too
  * due_time makes the tick re-send; the dedup id (= run id) makes that safe.
  * Returns the tasks admitted, as stored.
  */
-export async function admit(deps: Deps, poolName: string): Promise<Task[]> {
+export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): Promise<Task[]> {
   const pool = poolConfig(deps, poolName);
   const free = pool.max_concurrency - (await deps.store.poolActive(pool.name));
   if (free <= 0) return [];
   // Look past the free slot count: tasks whose concurrency key is busy are skipped.
-  const candidates = await deps.store.readyTasks(pool.name, free + 10);
+  const indexed = await deps.store.readyTasks(pool.name, free + 10);
+  // The ready index is eventually consistent on AWS: a task written a moment ago may be missing from it.
+  const candidates = [...indexed, ...fresh.filter((t) => !indexed.some((i) => i.uuid === t.uuid))].sort(
+    readyOrder,
+  );
   const admitted: Task[] = [];
   for (const task of candidates) {
     if (admitted.length >= free) break;
@@ -81,6 +85,10 @@ export async function admit(deps: Deps, poolName: string): Promise<Task[]> {
   }
   return admitted;
 }
+
+/** The ready queue's order: priority 9 first, then the earliest ready time (as the ready index sorts). */
+export const readyOrder = (a: Task, b: Task) =>
+  b.priority - a.priority || (a.ready_time ?? a.create_time).localeCompare(b.ready_time ?? b.create_time);
 
 async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
   assertTransition(task.status, "dispatched");

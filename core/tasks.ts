@@ -102,8 +102,9 @@ export async function submitTask(
     throw err;
   }
   if (task.status !== "queued") return { created: true, task };
-  const admitted = await admit(deps, pool.name);
-  return { created: true, task: admitted.find((t) => t.uuid === uuid) ?? task };
+  const admitted = (await admit(deps, pool.name, [task])).find((t) => t.uuid === uuid);
+  // Not admitted by this call: still queued, or a concurrent admitter (the tick) took it first.
+  return { created: true, task: admitted ?? (await deps.store.getTask(uuid)) ?? task };
 }
 
 async function idempotentReplay(

@@ -21,11 +21,12 @@ async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, m
 describe("local worker", () => {
   it("claims a dispatched run: task and run move to running, with the worker and a lease", async () => {
     const res = await stack.call("POST", "/v2/tasks", { body: { tool: "gemini", prompt: "hello" } });
+    expect(res.json).toMatchObject({ success: true, data: { status: "dispatched" } });
     const runId = res.json?.data.run_id as string;
     const run = await waitFor(
-      async () => (await stack.call("GET", `/v2/instances/${runId}`)).json?.data,
-      (r) => r?.status === "running",
-    );
+      async () => (await stack.call("GET", `/v2/instances/${runId}`)).json,
+      (answer) => answer?.data?.status === "running",
+    ).then((answer) => answer?.data ?? answer);
     expect(run).toMatchObject({
       status: "running",
       worker: expect.any(String),

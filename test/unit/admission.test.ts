@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { MemoryStore } from "../../core/adapters/memory/memory-store.ts";
 import { admit } from "../../core/admission.ts";
 import type { Deps } from "../../core/deps.ts";
 import type { PoolQueue } from "../../core/ports.ts";
@@ -81,5 +82,17 @@ describe("admission", () => {
     expect(await deps.store.poolActive("busy")).toBe(2);
     const dispatched = await deps.store.listTasks({ tenant: "default", status: "dispatched", size: 100 });
     expect(dispatched.items.filter((t) => t.pool === "busy")).toHaveLength(2);
+  });
+
+  it("admits a task just submitted even when the ready index has not caught up (GSIs lag on AWS)", async () => {
+    class LaggingIndex extends MemoryStore {
+      override async readyTasks() {
+        return [];
+      }
+    }
+    const deps = { ...memoryDeps(CONFIG).deps, store: new LaggingIndex() };
+    const task = await submit(deps, { pool: "one" });
+    expect(task.status).toBe("dispatched");
+    expect((await getTask(deps, ADMIN, task.uuid)).status).toBe("dispatched");
   });
 });
