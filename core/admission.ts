@@ -3,7 +3,7 @@ import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { InsufficientResourcesError, poolNotFound } from "./errors.ts";
 import { runIdFor } from "./identifiers.ts";
-import { CommitConflict, type SlotRelease } from "./ports.ts";
+import { CommitConflict, type PoolState, type SlotRelease } from "./ports.ts";
 import type { Run, Task, Tool } from "./schemas.ts";
 import { assertTransition } from "./status.ts";
 
@@ -43,16 +43,27 @@ export function messageGroupId(task: Task, runId: string): string {
   return key === undefined ? runId : createHash("sha256").update(key).digest("hex");
 }
 
+const isPaused = (state: PoolState, now: string) =>
+  state.pausedUntil !== undefined && state.pausedUntil > now;
+
 /**
  * For a task that names only a tool: the eligible pool with the least expected wait, estimated as
  * (tasks holding a slot) / max_concurrency. With one eligible pool, no reads are needed.
  */
-export async function choosePool(deps: Pick<Deps, "config" | "store">, tool: Tool): Promise<PoolConfig> {
+export async function choosePool(
+  deps: Pick<Deps, "config" | "store" | "clock">,
+  tool: Tool,
+): Promise<PoolConfig> {
   const eligible = deps.config.pools.filter((p) => p.tool === tool);
   if (eligible.length === 0) throw new InsufficientResourcesError(`tool: no pool runs ${tool}`);
   if (eligible.length === 1) return eligible[0] as PoolConfig;
+  const now = deps.clock.now().toISOString();
+  // A pool waiting out a usage-limit reset counts as full, so it is chosen only if all are.
   const loads = await Promise.all(
-    eligible.map(async (pool) => (await deps.store.poolActive(pool.name)) / pool.max_concurrency),
+    eligible.map(async (pool) => {
+      const state = await deps.store.poolState(pool.name);
+      return isPaused(state, now) ? Number.POSITIVE_INFINITY : state.active / pool.max_concurrency;
+    }),
   );
   let best = 0;
   for (const [i, load] of loads.entries()) if (load < (loads[best] as number)) best = i;
@@ -68,8 +79,9 @@ export async function choosePool(deps: Pick<Deps, "config" | "store">, tool: Too
  */
 export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): Promise<Task[]> {
   const pool = poolConfig(deps, poolName);
-  const free = pool.max_concurrency - (await deps.store.poolActive(pool.name));
-  if (free <= 0) return [];
+  const state = await deps.store.poolState(pool.name);
+  const free = pool.max_concurrency - state.active;
+  if (free <= 0 || isPaused(state, deps.clock.now().toISOString())) return [];
   // Look past the free slot count: tasks whose concurrency key is busy are skipped.
   const indexed = await deps.store.readyTasks(pool.name, free + 10);
   // The ready index is eventually consistent on AWS: a task written a moment ago may be missing from it.

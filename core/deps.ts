@@ -9,6 +9,8 @@ export interface Deps {
   blobs: BlobStore;
   clock: Clock;
   ids: Ids;
+  /** Uniform in [0, 1): retry jitter. */
+  random: () => number;
   config: SchedulerConfig;
   /** The admin key; tenant keys live hashed in the tenant store. */
   adminKey: string;

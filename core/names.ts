@@ -19,6 +19,10 @@ export const ENV = {
   pool: "SWITCHYARD_POOL",
   /** A worker's SQS long-poll wait, in seconds. */
   waitSeconds: "SWITCHYARD_WAIT_SECONDS",
+  /** Seconds a stopping worker lets running jobs finish before handing them back (Fargate gives 30–120). */
+  drainSeconds: "SWITCHYARD_DRAIN_SECONDS",
+  /** A worker's pool account credentials: a JSON object of env vars for the CLI (ECS injects the secret). */
+  credentials: "SWITCHYARD_CREDENTIALS",
   dataDir: "SWITCHYARD_DATA_DIR",
   version: "SWITCHYARD_VERSION",
 } as const;
@@ -40,6 +44,10 @@ export const TABLE = {
 
 /** Number of shards of the due index; the tick queries each one. */
 export const DUE_SHARDS = 4;
+
+/** Locally, where `npm start` reads an account's credentials (JSON) for the pools of that account. */
+export const localCredentialsVariable = (account: string) =>
+  `SWITCHYARD_CREDENTIALS_${account.toUpperCase().replaceAll("-", "_")}`;
 
 /** Physical names used by the local stack only (on AWS, CDK generates names). */
 export const LOCAL_NAMES = {

@@ -58,6 +58,12 @@ export class CommitConflict extends Error {
   }
 }
 
+export interface PoolState {
+  active: number;
+  /** ISO time until which nothing is admitted (a usage-limit reset). */
+  pausedUntil?: string;
+}
+
 export interface Page<T> {
   items: T[];
   total: number;
@@ -101,8 +107,10 @@ export interface TaskStore extends Pingable {
   getRun(taskUuid: string, runId: string): Promise<Run | undefined>;
   /** With taskUuid: that task's runs, oldest first. Otherwise the tenant's runs, newest first. */
   listRuns(query: RunQuery): Promise<Page<Run>>;
-  /** Dispatched plus running tasks of the pool, as counted by slot claims and releases. */
-  poolActive(pool: string): Promise<number>;
+  /** Dispatched plus running tasks of the pool (as slot claims and releases counted them), and its pause. */
+  poolState(pool: string): Promise<PoolState>;
+  /** Pauses admission to the pool until `until` (ISO); an earlier pause never shortens a later one. */
+  pausePool(pool: string, until: string): Promise<void>;
   getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined>;
 }
 

@@ -211,7 +211,11 @@ export interface Task {
   start_time?: string;
   end_time?: string;
   next_run_time?: string;
-  /** When the tick must look at the task next (scheduled start, or re-send of an unconfirmed dispatch). */
+  /** While running: the worker's lease; a worker that stops heartbeating loses the run when it passes. */
+  lease_expires_at?: string;
+  /** Rate-limit answers retried so far without using an attempt. */
+  rate_limit_retries?: number;
+  /** When the tick must look at the task next: a delayed start, a retry, an unconfirmed dispatch, a lease. */
   due_time?: string;
   result?: TaskResult;
   error_message?: string;
@@ -232,7 +236,6 @@ export interface Run {
   update_time: string;
   start_time?: string;
   end_time?: string;
-  lease_expires_at?: string;
   exit_code?: number;
   latency_ms?: number;
   tokens?: TaskResult["tokens"];

@@ -1,5 +1,6 @@
 import { DISPATCH_CONFIRM_SECONDS, pumpAll, sendDispatch } from "./admission.ts";
 import type { Deps } from "./deps.ts";
+import { reclaimLease } from "./execution.ts";
 import { DUE_SHARDS } from "./names.ts";
 import { CommitConflict } from "./ports.ts";
 import type { Task } from "./schemas.ts";
@@ -11,12 +12,13 @@ const DUE_BATCH = 100;
 export interface TickReport {
   started: number;
   resent: number;
+  reclaimed: number;
   admitted: number;
 }
 
 /**
- * One tick: starts due delayed tasks, re-sends dispatches no worker confirmed, then pumps every
- * pool. Safe to overlap with another tick: each step is a conditional write on the task's version.
+ * One tick: starts due delayed tasks and retries, re-sends dispatches no worker confirmed, reclaims
+ * expired leases, then pumps every pool. Safe to overlap with another tick: each step is a conditional write on the task's version.
  */
 export async function tick(deps: Deps): Promise<TickReport> {
   const now = deps.clock.now();
@@ -24,10 +26,11 @@ export async function tick(deps: Deps): Promise<TickReport> {
   const due = (
     await Promise.all(shards.map((s) => deps.store.dueTasks(s, now.toISOString(), DUE_BATCH)))
   ).flat();
-  const report: TickReport = { started: 0, resent: 0, admitted: 0 };
+  const report: TickReport = { started: 0, resent: 0, reclaimed: 0, admitted: 0 };
   for (const task of due) {
     if (task.status === "scheduled" && (await startDueTask(deps, task))) report.started++;
     if (task.status === "dispatched" && (await resendDispatch(deps, task, now))) report.resent++;
+    if (task.status === "running" && (await reclaimLease(deps, task))) report.reclaimed++;
   }
   report.admitted = await pumpAll(deps);
   return report;

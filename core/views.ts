@@ -2,7 +2,14 @@ import type { Run, Task } from "./schemas.ts";
 
 /** What a client sees of a task: bookkeeping fields stay inside. */
 export function taskView(task: Task) {
-  const { version: _version, run_count: _runCount, due_time: _due, ready_time: _ready, ...visible } = task;
+  const {
+    version: _version,
+    run_count: _runCount,
+    due_time: _due,
+    ready_time: _ready,
+    rate_limit_retries: _rateLimitRetries,
+    ...visible
+  } = task;
   return visible;
 }
 

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
 import { loadSchedulerConfig } from "../core/config.ts";
 import type { Deps } from "../core/deps.ts";
-import { ENV } from "../core/names.ts";
+import { ENV, localCredentialsVariable } from "../core/names.ts";
 import { tick } from "../core/tick.ts";
 import { depsFromEnv } from "../functions/_shared/composition.ts";
 import { type LocalEndpoints, localClients } from "./aws-clients.ts";
@@ -14,6 +14,8 @@ import { createLocalResources, type LocalNames, type LocalResources } from "./re
 
 const ROOT = resolve(import.meta.dirname, "..");
 const TICK_MS = 1000;
+/** Locally, a stopping worker hands unfinished runs back after this long. */
+const DRAIN_SECONDS = 3;
 
 export interface LocalStackOptions {
   /** HTTP port; 0 picks a free one. */
@@ -38,6 +40,8 @@ export interface LocalStack {
   adminKey: string;
   deps: Deps;
   resources: LocalResources;
+  /** The process id of a pool's current worker (tests kill it to prove leases). */
+  workerPid(pool: string): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -79,57 +83,91 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const http = await startHttpServer(deps, options.port);
     stops.push(() => new Promise<void>((done) => http.server.close(() => done())));
 
-    const workers = (options.workers === false ? [] : config.pools).map((pool) =>
-      spawnWorker(pool.name, {
-        ...process.env,
-        ...options.workerEnv,
-        ...env,
-        AWS_REGION: endpoints.region,
-        AWS_ACCESS_KEY_ID: "local",
-        AWS_SECRET_ACCESS_KEY: "local",
-        AWS_ENDPOINT_URL: endpoints.awsEndpoint,
-        AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodbEndpoint,
-        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-        POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "WARN",
-        [ENV.pool]: pool.name,
-        [ENV.waitSeconds]: "1",
-      }),
+    const workers = (options.workers === false ? [] : config.pools).map(
+      (pool) =>
+        new SupervisedWorker(pool.name, {
+          // Each worker gets its own account's credentials only.
+          ...withoutCredentials(process.env),
+          ...withoutCredentials(options.workerEnv ?? {}),
+          ...env,
+          AWS_REGION: endpoints.region,
+          AWS_ACCESS_KEY_ID: "local",
+          AWS_SECRET_ACCESS_KEY: "local",
+          AWS_ENDPOINT_URL: endpoints.awsEndpoint,
+          AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodbEndpoint,
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+          POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "WARN",
+          [ENV.pool]: pool.name,
+          [ENV.waitSeconds]: "1",
+          [ENV.drainSeconds]: process.env[ENV.drainSeconds] ?? String(DRAIN_SECONDS),
+          [ENV.credentials]:
+            options.workerEnv?.[localCredentialsVariable(pool.account)] ??
+            process.env[localCredentialsVariable(pool.account)] ??
+            "{}",
+        }),
     );
-    stops.push(() => Promise.all(workers.map(stopChild)).then(() => undefined));
+    stops.push(() => Promise.all(workers.map((w) => w.stop())).then(() => undefined));
 
     const ticking = tickLoop(deps);
     stops.push(ticking.stop);
 
-    return { url: http.url, adminKey, deps, resources, stop };
+    const workerPid = (pool: string) => workers.find((w) => w.pool === pool)?.pid;
+    return { url: http.url, adminKey, deps, resources, workerPid, stop };
   } catch (err) {
     await stop();
     throw err;
   }
 }
 
-function spawnWorker(pool: string, env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", resolve(ROOT, "containers/worker/main.ts")], {
-    cwd: ROOT,
-    env,
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  // A worker must never outlive the stack.
-  const killOnExit = () => child.kill("SIGKILL");
-  process.once("exit", killOnExit);
-  child.once("exit", () => process.off("exit", killOnExit));
-  child.once("exit", (code, signal) => {
-    if (code !== 0 && signal === null) console.error(`worker of pool ${pool} exited with code ${code}`);
-  });
-  return child;
-}
+const withoutCredentials = (env: NodeJS.ProcessEnv) =>
+  Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith(localCredentialsVariable(""))));
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((done) => child.once("exit", () => done()));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-  await exited;
-  clearTimeout(timer);
+/**
+ * One pool's worker process, restarted a second after it dies unexpectedly (as ECS replaces a stopped
+ * task). The CLI processes it started may outlive it, as on a Fargate host they would not.
+ */
+class SupervisedWorker {
+  private child!: ChildProcess;
+  private stopping = false;
+
+  constructor(
+    readonly pool: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {
+    this.start();
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  private start(): void {
+    const child = spawn(process.execPath, ["--import", "tsx", resolve(ROOT, "containers/worker/main.ts")], {
+      cwd: ROOT,
+      env: this.env,
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    // A worker must never outlive the stack.
+    const killOnExit = () => child.kill("SIGKILL");
+    process.once("exit", killOnExit);
+    child.once("exit", () => {
+      process.off("exit", killOnExit);
+      if (!this.stopping) setTimeout(() => this.stopping || this.start(), 1000);
+    });
+    this.child = child;
+  }
+
+  /** SIGTERM: the worker drains; SIGKILL if it has not exited well after the drain. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((done) => child.once("exit", () => done()));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), (DRAIN_SECONDS + 10) * 1000);
+    await exited;
+    clearTimeout(timer);
+  }
 }
 
 /** Runs the tick every second, one at a time. */

@@ -7,14 +7,20 @@ import { runWorker } from "./worker.ts";
 /** Entry point of the worker process (Fargate task, or a child process of the local stack). */
 const pool = process.env[ENV.pool];
 if (!pool) throw new Error(`${ENV.pool} is not set`);
+const credentials = JSON.parse(process.env[ENV.credentials] ?? "{}") as Record<string, string>;
+// The credentials reach the CLI only: no later code (or child) reads them from this environment.
+delete process.env[ENV.credentials];
+
 const deps = depsFromEnv(awsClients());
-const controller = new AbortController();
-for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => controller.abort());
+const stopping = new AbortController();
+for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => stopping.abort());
 
 await runWorker(deps, {
   pool,
   workerId: `${hostname()}-${process.pid}`,
   slots: poolConfig(deps, pool).worker.slots,
   waitSeconds: Number(process.env[ENV.waitSeconds] ?? 20),
-  signal: controller.signal,
+  credentials,
+  stopping: stopping.signal,
+  drainSeconds: Number(process.env[ENV.drainSeconds] ?? 25),
 });

@@ -1,6 +1,9 @@
 import type { QueueMessageBody } from "../../core/admission.ts";
+import { poolConfig } from "../../core/admission.ts";
 import type { Deps } from "../../core/deps.ts";
-import { claimRun } from "../../core/runs.ts";
+import { claimRun, type HeldRun, heartbeat, type RunEnding, settleRun } from "../../core/execution.ts";
+import { blobKeys } from "../../core/identifiers.ts";
+import { type JobOutcome, runJob } from "./job-runner.ts";
 
 export interface WorkerOptions {
   pool: string;
@@ -9,35 +12,167 @@ export interface WorkerOptions {
   slots: number;
   /** Long-poll wait; short locally so that shutdown is quick. */
   waitSeconds: number;
-  signal: AbortSignal;
+  /** The pool account's credentials, handed to the CLI and to nothing else. */
+  credentials: Record<string, string>;
+  /** Aborted on SIGTERM: take no more work, let running jobs finish within `drainSeconds`. */
+  stopping: AbortSignal;
+  drainSeconds: number;
 }
 
+/** SIGTERM, then SIGKILL this long after, for timeouts, cancels and releases. */
+const KILL_GRACE_MS = 2000;
+
+/** Why a job's process was stopped before it ended by itself. */
+type StopReason = "canceled" | "lost" | "released";
+
 /**
- * The pull loop of one pool: long-poll the FIFO queue and claim each run (dispatched → running).
- * A stale or duplicate message is deleted unrun. Executing the CLI is the worker issue's part; until
- * then a claimed run stays `running`.
+ * The pull loop of one pool. It long-polls the FIFO queue for as many messages as it has free slots,
+ * claims each run (a stale or duplicate message is dropped), and deletes the message: from the claim
+ * on, the task's lease in DynamoDB is what keeps the run, and the tick reclaims it if this process dies.
  */
 export async function runWorker(deps: Deps, options: WorkerOptions): Promise<void> {
-  const { pool, workerId, slots, waitSeconds, signal } = options;
-  while (!signal.aborted) {
+  const { pool, slots, waitSeconds, stopping } = options;
+  const jobs = new Map<string, { done: Promise<void>; stop: (reason: StopReason) => void }>();
+  while (!stopping.aborted) {
+    if (jobs.size >= slots) {
+      await Promise.race([...jobs.values()].map((j) => j.done));
+      continue;
+    }
     let messages: Awaited<ReturnType<Deps["queue"]["receive"]>>;
     try {
-      messages = await deps.queue.receive(pool, slots, waitSeconds);
+      messages = await deps.queue.receive(pool, slots - jobs.size, waitSeconds);
     } catch (err) {
-      if (signal.aborted) break;
+      if (stopping.aborted) break;
       deps.log.warn("receive failed; retrying", { pool, error: String(err) });
       await new Promise((resolve) => setTimeout(resolve, 1000));
       continue;
     }
-    await Promise.all(
-      messages.map(async (message) => {
-        const body = JSON.parse(message.body) as QueueMessageBody;
-        const outcome = await claimRun(deps, body, workerId);
-        if (!outcome.claimed)
-          deps.log.info("dropping message", { run_id: body.run_id, reason: outcome.reason });
-        else deps.log.info("claimed run", { run_id: body.run_id, pool });
-        await deps.queue.delete(pool, message.receiptHandle);
+    for (const message of messages) {
+      const body = JSON.parse(message.body) as QueueMessageBody;
+      const claim = await claimRun(deps, body, options.workerId);
+      await deps.queue.delete(pool, message.receiptHandle);
+      if (!claim.claimed) {
+        deps.log.info("dropped message", { run_id: body.run_id, reason: claim.reason });
+        continue;
+      }
+      const job = startJob(deps, claim.held, options);
+      jobs.set(body.run_id, job);
+      void job.done.finally(() => jobs.delete(body.run_id));
+    }
+  }
+  await drain(deps, jobs, options.drainSeconds);
+}
+
+/** Lets running jobs finish for `seconds`, then stops the rest and hands their runs back to the queue. */
+async function drain(
+  deps: Deps,
+  jobs: Map<string, { done: Promise<void>; stop: (r: StopReason) => void }>,
+  seconds: number,
+) {
+  if (jobs.size === 0) return;
+  deps.log.info("draining", { jobs: jobs.size, seconds });
+  const all = Promise.all([...jobs.values()].map((j) => j.done));
+  const timer = setTimeout(() => {
+    for (const job of jobs.values()) job.stop("released");
+  }, seconds * 1000);
+  await all;
+  clearTimeout(timer);
+}
+
+/** Runs one held run: heartbeats, the CLI, logs and files to S3, then settles it. */
+function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
+  const controller = new AbortController();
+  let stopReason: StopReason | undefined;
+  const stop = (reason: StopReason) => {
+    stopReason ??= reason;
+    controller.abort(reason);
+  };
+  let held = first;
+  const beatEvery = (poolConfig(deps, held.task.pool).lease_seconds * 1000) / 3;
+  const beats = setInterval(async () => {
+    const beat = await heartbeat(deps, held).catch((err: unknown) => {
+      deps.log.warn("heartbeat failed", { run_id: held.run.run_id, error: String(err) });
+      return undefined;
+    });
+    if (beat && "held" in beat) held = beat.held;
+    else if (beat) stop(beat.stop);
+  }, beatEvery);
+
+  const done = (async () => {
+    let ending: RunEnding;
+    try {
+      const outcome = await execute(deps, held, options, controller.signal);
+      const files = await upload(deps, held, outcome);
+      ending =
+        stopReason === "released"
+          ? { kind: "released", reason: "released: the worker was stopping" }
+          : { kind: "finished", outcome: runOutcome(outcome, files) };
+    } catch (err) {
+      // The job could not even start (e.g. an unsafe input path): a failed run, never a stuck one.
+      const error = `the worker could not run the job: ${(err as Error).message}`;
+      ending = { kind: "finished", outcome: { exitCode: null, error, files: [], tail: "", durationMs: 0 } };
+    } finally {
+      clearInterval(beats);
+    }
+    if (stopReason === "canceled" || stopReason === "lost") return; // whoever stopped it ended the run
+    await settleRun(deps, held, ending).catch((err: unknown) =>
+      deps.log.error("settling failed; the lease will expire and the tick retries", {
+        run_id: held.run.run_id,
+        error: String(err),
       }),
     );
-  }
+  })();
+  return { done, stop };
+}
+
+async function execute(
+  deps: Deps,
+  held: HeldRun,
+  options: WorkerOptions,
+  signal: AbortSignal,
+): Promise<JobOutcome> {
+  const { task } = held;
+  const inputFiles = await Promise.all(
+    task.input_files.map(async (name) => ({
+      name,
+      content: (await deps.blobs.get(blobKeys.input(task.uuid, name))) ?? new Uint8Array(),
+    })),
+  );
+  return runJob(
+    {
+      tool: task.tool,
+      prompt: task.prompt,
+      model: task.model,
+      allowDangerousFlags: poolConfig(deps, task.pool).allow_dangerous_flags,
+      inputFiles,
+      outputFiles: task.output_files,
+      timeoutSeconds: task.timeout,
+      env: options.credentials,
+    },
+    { signal, killGraceMs: KILL_GRACE_MS },
+  );
+}
+
+/** The full log and the declared output files go to S3; returns the uploaded paths. */
+async function upload(deps: Deps, held: HeldRun, outcome: JobOutcome): Promise<string[]> {
+  const { task, run } = held;
+  await Promise.all([
+    deps.blobs.put(blobKeys.log(task.uuid, run.run_id), outcome.log, "text/plain; charset=utf-8"),
+    ...outcome.outputFiles.map((f) => deps.blobs.put(blobKeys.output(task.uuid, f.path), f.content)),
+  ]);
+  return outcome.outputFiles.map((f) => f.path);
+}
+
+function runOutcome(job: JobOutcome, files: string[]) {
+  return {
+    exitCode: job.exitCode,
+    error: job.error,
+    output: job.result.output,
+    tokens: job.result.tokens,
+    cost_usd: job.result.cost_usd,
+    files,
+    tail: job.tail,
+    durationMs: job.durationMs,
+    rateLimit: job.rateLimit,
+  };
 }

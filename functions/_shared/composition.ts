@@ -45,6 +45,7 @@ export function depsFromEnv(clients: AwsClients, env: NodeJS.ProcessEnv = proces
     blobs: new S3BlobStore(clients.s3, required(env, ENV.bucketName)),
     clock: systemClock,
     ids: randomIds,
+    random: Math.random,
     config: loadSchedulerConfig(env),
     adminKey: env[ENV.adminKey] ?? "",
     log: {

@@ -187,16 +187,28 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         ...fields,
       });
 
+      it("keeps a pool's pause through claims and releases, and never shortens it", async () => {
+        const pool = unique("pool");
+        expect(await store.poolState(pool)).toEqual({ active: 0, pausedUntil: undefined });
+        await store.pausePool(pool, at(30));
+        await store.commit({ tasks: [{ next: makeTask({ pool }) }], acquire: claim(pool) });
+        await store.pausePool(pool, at(10));
+        expect(await store.poolState(pool)).toEqual({ active: 1, pausedUntil: at(30) });
+        await store.commit({ release: { pool } });
+        await store.pausePool(pool, at(45));
+        expect(await store.poolState(pool)).toEqual({ active: 0, pausedUntil: at(45) });
+      });
+
       it("claims up to maxConcurrency, then refuses with pool_full and writes nothing", async () => {
         const pool = unique("pool");
-        expect(await store.poolActive(pool)).toBe(0);
+        expect((await store.poolState(pool)).active).toBe(0);
         await store.commit({ tasks: [{ next: makeTask({ pool }) }], acquire: claim(pool) });
         await store.commit({ tasks: [{ next: makeTask({ pool }) }], acquire: claim(pool) });
 
         const third = makeTask({ pool });
         await expectConflict(store.commit({ tasks: [{ next: third }], acquire: claim(pool) }), "pool_full");
         expect(await store.getTask(third.uuid)).toBeUndefined();
-        expect(await store.poolActive(pool)).toBe(2);
+        expect((await store.poolState(pool)).active).toBe(2);
       });
 
       it("holds a concurrency key to its limit across pools (key_busy)", async () => {
@@ -207,12 +219,12 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         const claimKey = claim(pool2, { concurrencyKey: key });
         await expectConflict(store.commit({ tasks: [{ next: second }], acquire: claimKey }), "key_busy");
         expect(await store.getTask(second.uuid)).toBeUndefined();
-        expect(await store.poolActive(pool2)).toBe(0);
+        expect((await store.poolState(pool2)).active).toBe(0);
 
         await store.commit({ release: { pool: pool1, concurrencyKey: key } });
         await store.commit({ tasks: [{ next: second }], acquire: claimKey });
-        expect(await store.poolActive(pool1)).toBe(0);
-        expect(await store.poolActive(pool2)).toBe(1);
+        expect((await store.poolState(pool1)).active).toBe(0);
+        expect((await store.poolState(pool2)).active).toBe(1);
       });
 
       it("applies nothing of a change whose task write fails", async () => {
@@ -230,7 +242,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.getTask(fresh.uuid)).toBeUndefined();
         expect(await store.getRun(fresh.uuid, run.run_id)).toBeUndefined();
         expect(await store.getTask(stored.uuid)).toEqual(stored);
-        expect(await store.poolActive(pool)).toBe(0);
+        expect((await store.poolState(pool)).active).toBe(0);
       });
 
       it("refuses a change that writes one item twice, writing nothing", async () => {
@@ -239,7 +251,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         const change = { tasks: [{ next: task }], acquire: claim(pool), release: { pool } };
         await expect(store.commit(change)).rejects.toThrow();
         expect(await store.getTask(task.uuid)).toBeUndefined();
-        expect(await store.poolActive(pool)).toBe(0);
+        expect((await store.poolState(pool)).active).toBe(0);
       });
 
       it("gives back a slot on release", async () => {
@@ -247,9 +259,9 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await store.commit({ acquire: claim(pool) });
         await store.commit({ acquire: claim(pool) });
         await store.commit({ release: { pool } });
-        expect(await store.poolActive(pool)).toBe(1);
+        expect((await store.poolState(pool)).active).toBe(1);
         await store.commit({ acquire: claim(pool) });
-        expect(await store.poolActive(pool)).toBe(2);
+        expect((await store.poolState(pool)).active).toBe(2);
       });
     });
 
@@ -270,7 +282,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         };
         await expectConflict(store.commit(change), "idempotency");
         expect(await store.getTask(again.uuid)).toBeUndefined();
-        expect(await store.poolActive(pool)).toBe(0);
+        expect((await store.poolState(pool)).active).toBe(0);
         expect(await store.getIdempotency(tenant, key)).toEqual(record);
 
         const other = unique("tenant");

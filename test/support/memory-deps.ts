@@ -28,6 +28,7 @@ export function memoryDeps(configYaml: string) {
     clock,
     ids: { uuid: () => `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}` },
     config: parseSchedulerConfig(configYaml),
+    random: () => 0.5,
     adminKey: "admin",
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   } satisfies Deps;

@@ -31,7 +31,7 @@ export interface ApiAnswer {
  */
 export async function startTestStack(
   config: string,
-  options: { workers?: boolean } = {},
+  options: { workers?: boolean; workerEnv?: NodeJS.ProcessEnv } = {},
 ): Promise<TestStack> {
   const endpoints = inject("emulators");
   const id = randomBytes(4).toString("hex");
@@ -51,6 +51,7 @@ export async function startTestStack(
     configPath: join(dir, "scheduler.config.yaml"),
     adminKey: `admin-${id}`,
     workers: options.workers,
+    workerEnv: options.workerEnv,
     log: quiet,
   });
   const clients = localClients(endpoints);

@@ -79,7 +79,7 @@ describe("admission", () => {
     for (let i = 0; i < 6; i++) await submit(deps, { pool: "busy" });
     await cancelTask(deps, ADMIN, blocker.uuid);
     await Promise.all([admit(deps, "busy"), admit(deps, "busy"), tick(deps)]);
-    expect(await deps.store.poolActive("busy")).toBe(2);
+    expect((await deps.store.poolState("busy")).active).toBe(2);
     const dispatched = await deps.store.listTasks({ tenant: "default", status: "dispatched", size: 100 });
     expect(dispatched.items.filter((t) => t.pool === "busy")).toHaveLength(2);
   });

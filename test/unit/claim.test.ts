@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { claimRun } from "../../core/runs.ts";
+import { claimRun } from "../../core/execution.ts";
 import { submitTaskSchema } from "../../core/schemas.ts";
 import { cancelTask, getTask, submitTask } from "../../core/tasks.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
@@ -14,7 +14,10 @@ describe("claiming a run", () => {
     const claim = await claimRun(deps, message, "w1");
     expect(claim).toMatchObject({
       claimed: true,
-      run: { status: "running", worker: "w1", lease_expires_at: "2026-01-01T00:01:30.000Z" },
+      held: {
+        run: { status: "running", worker: "w1" },
+        task: { lease_expires_at: "2026-01-01T00:01:30.000Z" },
+      },
     });
     expect((await getTask(deps, ADMIN, task.uuid)).status).toBe("running");
     // The same message delivered twice: the second is stale.
@@ -27,6 +30,6 @@ describe("claiming a run", () => {
     await cancelTask(deps, ADMIN, task.uuid);
     const claim = await claimRun(deps, { task_uuid: task.uuid, run_id: task.run_id as string }, "w1");
     expect(claim).toEqual({ claimed: false, reason: "stale: task is canceled, run is canceled" });
-    expect(await deps.store.poolActive("p")).toBe(0);
+    expect((await deps.store.poolState("p")).active).toBe(0);
   });
 });

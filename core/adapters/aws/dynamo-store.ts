@@ -13,6 +13,7 @@ import {
 import type {
   IdempotencyRecord,
   Page,
+  PoolState,
   RunQuery,
   StateChange,
   TaskQuery,
@@ -219,8 +220,25 @@ export class DynamoStore implements TaskStore, TenantStore {
     return this.#page<Run>(runListing(query), query.size, query.cursor);
   }
 
-  async poolActive(pool: string): Promise<number> {
-    return (await this.#get<{ active?: number }>(poolKey(pool)))?.active ?? 0;
+  async poolState(pool: string): Promise<PoolState> {
+    const item = await this.#get<{ active?: number; paused_until?: string }>(poolKey(pool));
+    return { active: item?.active ?? 0, pausedUntil: item?.paused_until };
+  }
+
+  async pausePool(pool: string, until: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: poolKey(pool),
+          UpdateExpression: "SET paused_until = :until",
+          ConditionExpression: "attribute_not_exists(paused_until) OR paused_until < :until",
+          ExpressionAttributeValues: { ":until": until },
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
   }
 
   getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined> {

@@ -2,6 +2,7 @@
 import type {
   IdempotencyRecord,
   Page,
+  PoolState,
   RunQuery,
   StateChange,
   TaskQuery,
@@ -75,7 +76,7 @@ export class MemoryStore implements TaskStore, TenantStore {
       return;
     }
     const active = counterOf(this.#items.get(idOf(w.key))) + (w.type === "increment" ? 1 : -1);
-    this.#items.set(idOf(w.key), { ...w.key, active });
+    this.#items.set(idOf(w.key), { ...this.#items.get(idOf(w.key)), ...w.key, active });
   }
 
   #get<T>(key: Key): T | undefined {
@@ -138,8 +139,17 @@ export class MemoryStore implements TaskStore, TenantStore {
     return this.#page<Run>(runListing(query), query.size, query.cursor);
   }
 
-  async poolActive(pool: string): Promise<number> {
-    return counterOf(this.#items.get(idOf(poolKey(pool))));
+  async poolState(pool: string): Promise<PoolState> {
+    const item = this.#items.get(idOf(poolKey(pool)));
+    return { active: counterOf(item), pausedUntil: item?.paused_until as string | undefined };
+  }
+
+  async pausePool(pool: string, until: string): Promise<void> {
+    const key = poolKey(pool);
+    const item = this.#items.get(idOf(key));
+    const current = item?.paused_until as string | undefined;
+    if (current === undefined || current < until)
+      this.#items.set(idOf(key), { ...item, ...key, paused_until: until });
   }
 
   async getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined> {

@@ -1,0 +1,272 @@
+import { admit, poolConfig, slotOf } from "./admission.ts";
+import type { PoolConfig } from "./config.ts";
+import type { Deps } from "./deps.ts";
+import { CommitConflict } from "./ports.ts";
+import type { Run, Task, TaskResult } from "./schemas.ts";
+import { assertTransition, type RunStatus } from "./status.ts";
+
+/** Rate-limit answers retried without using an attempt, per task; past it they count as failures. */
+export const RATE_LIMIT_RETRY_CAP = 5;
+/** Kept on the task (the full log is in S3); DynamoDB items hold 400 KB at most. */
+const RESULT_OUTPUT_CHARS = 64_000;
+const TAIL_CHARS = 4_000;
+
+/** Cuts text to `max` characters, keeping its start or (for a tail) its end. */
+function truncate(text: string | undefined, max: number, cut: "end" | "start" = "end"): string | undefined {
+  if (text === undefined || text.length <= max) return text;
+  return cut === "end" ? `${text.slice(0, max)}…[truncated]` : `[truncated]…${text.slice(-max)}`;
+}
+
+/** Lost races a settle or heartbeat re-reads through before giving up until the next try. */
+const RACE_RETRIES = 5;
+
+/** A run a worker holds: the records as it last wrote them. */
+export interface HeldRun {
+  task: Task;
+  run: Run;
+}
+
+/** How a CLI run ended, as the worker saw it. */
+export interface RunOutcome {
+  exitCode: number | null;
+  /** Set when the run did not succeed: timeout, exit code, the CLI's own error. */
+  error?: string;
+  output?: string;
+  tokens?: TaskResult["tokens"];
+  cost_usd?: number;
+  /** Output files uploaded for this run. */
+  files: string[];
+  /** The end of the log, kept on the run. */
+  tail: string;
+  durationMs: number;
+  /** The CLI answered with a rate or usage limit; `resetAt` when it said when it lifts. */
+  rateLimit?: { resetAt?: Date };
+}
+
+/** How a held run ends: the CLI finished, the lease expired, or a stopping worker handed it back. */
+export type RunEnding =
+  | { kind: "finished"; outcome: RunOutcome }
+  | { kind: "lost"; reason: string }
+  | { kind: "released"; reason: string };
+
+/** Exponential backoff with equal jitter: min(max, base·2^(attempt−1)), of which the upper half is random. */
+export function retryDelaySeconds(retry: PoolConfig["retry"], attempt: number, random: () => number): number {
+  const ceiling = Math.min(retry.max_seconds, retry.base_seconds * 2 ** Math.max(0, attempt - 1));
+  return ceiling / 2 + (random() * ceiling) / 2;
+}
+
+const plusSeconds = (now: Date, seconds: number) => new Date(now.getTime() + seconds * 1000).toISOString();
+
+export type ClaimOutcome = { claimed: true; held: HeldRun } | { claimed: false; reason: string };
+
+/**
+ * A worker takes a dispatched run: task and run move to `running` together, and the task gets a lease.
+ * A message for a run that is no longer dispatched (a duplicate, or canceled meanwhile) is stale: the
+ * worker deletes it and runs nothing.
+ */
+export async function claimRun(
+  deps: Pick<Deps, "store" | "clock" | "config">,
+  message: { task_uuid: string; run_id: string },
+  workerId: string,
+): Promise<ClaimOutcome> {
+  const [task, run] = await Promise.all([
+    deps.store.getTask(message.task_uuid),
+    deps.store.getRun(message.task_uuid, message.run_id),
+  ]);
+  if (!task || !run) return { claimed: false, reason: "unknown task or run" };
+  if (task.run_id !== run.run_id || task.status !== "dispatched" || run.status !== "dispatched") {
+    return { claimed: false, reason: `stale: task is ${task.status}, run is ${run.status}` };
+  }
+  assertTransition(task.status, "running");
+  const now = deps.clock.now();
+  const iso = now.toISOString();
+  const lease = plusSeconds(now, poolConfig(deps, task.pool).lease_seconds);
+  const held: HeldRun = {
+    task: {
+      ...task,
+      version: task.version + 1,
+      status: "running",
+      start_time: task.start_time ?? iso,
+      update_time: iso,
+      lease_expires_at: lease,
+      due_time: lease,
+    },
+    run: {
+      ...run,
+      version: run.version + 1,
+      status: "running",
+      worker: workerId,
+      start_time: iso,
+      update_time: iso,
+    },
+  };
+  try {
+    await deps.store.commit({
+      tasks: [{ next: held.task, expectVersion: task.version }],
+      runs: [{ next: held.run, expectVersion: run.version }],
+    });
+  } catch (err) {
+    if (err instanceof CommitConflict) return { claimed: false, reason: "stale: changed while claiming" };
+    throw err;
+  }
+  return { claimed: true, held };
+}
+
+/** Whether the held run is still this worker's: the task is running it. */
+const stillHeld = (task: Task | undefined, held: HeldRun): task is Task =>
+  task?.status === "running" && task.run_id === held.run.run_id;
+
+export type HeartbeatResult = { held: HeldRun } | { stop: "canceled" | "lost" };
+
+/**
+ * Extends the lease (one conditional write of the task). If the task changed meanwhile, it is re-read:
+ * canceled means kill the job, and no longer running this run means the lease was lost.
+ */
+export async function heartbeat(
+  deps: Pick<Deps, "store" | "clock" | "config">,
+  held: HeldRun,
+): Promise<HeartbeatResult> {
+  let task = held.task;
+  for (let race = 0; race < RACE_RETRIES; race++) {
+    const lease = plusSeconds(deps.clock.now(), poolConfig(deps, task.pool).lease_seconds);
+    const next: Task = { ...task, version: task.version + 1, lease_expires_at: lease, due_time: lease };
+    try {
+      await deps.store.commit({ tasks: [{ next, expectVersion: task.version }] });
+      return { held: { ...held, task: next } };
+    } catch (err) {
+      if (!(err instanceof CommitConflict)) throw err;
+      const fresh = await deps.store.getTask(task.uuid);
+      if (fresh?.status === "canceled") return { stop: "canceled" };
+      if (!stillHeld(fresh, held)) return { stop: "lost" };
+      task = fresh;
+    }
+  }
+  return { held: { ...held, task } };
+}
+
+/** The task after its run ended: succeeded, retried later, back in the queue, or failed. */
+function taskAfter(task: Task, ending: RunEnding, pool: PoolConfig, now: Date, random: () => number): Task {
+  const iso = now.toISOString();
+  const base: Task = {
+    ...task,
+    version: task.version + 1,
+    update_time: iso,
+    lease_expires_at: undefined,
+    due_time: undefined,
+  };
+  if (ending.kind === "released") {
+    // Not the job's fault: back to the queue, and the attempt is given back.
+    return { ...base, status: "queued", attempt: task.attempt - 1, ready_time: iso };
+  }
+  const outcome = ending.kind === "finished" ? ending.outcome : undefined;
+  const result: TaskResult | undefined = outcome && {
+    exit_code: outcome.exitCode ?? undefined,
+    output: truncate(outcome.output, RESULT_OUTPUT_CHARS),
+    files: outcome.files,
+    tokens: outcome.tokens,
+    cost_usd: outcome.cost_usd,
+  };
+  if (outcome && outcome.exitCode === 0 && outcome.error === undefined) {
+    return { ...base, status: "succeeded", end_time: iso, result, error_message: undefined };
+  }
+  const error = outcome
+    ? (outcome.error ?? `exit code ${outcome.exitCode}`)
+    : (ending as { reason: string }).reason;
+  const rateLimitRetries = task.rate_limit_retries ?? 0;
+  if (outcome?.rateLimit && rateLimitRetries < RATE_LIMIT_RETRY_CAP) {
+    const resetAt = outcome.rateLimit.resetAt;
+    const due =
+      resetAt && resetAt > now
+        ? resetAt.toISOString()
+        : plusSeconds(now, retryDelaySeconds(pool.retry, rateLimitRetries + 1, random));
+    return {
+      ...base,
+      status: "scheduled",
+      attempt: task.attempt - 1,
+      rate_limit_retries: rateLimitRetries + 1,
+      due_time: due,
+      next_run_time: due,
+      result,
+      error_message: error,
+    };
+  }
+  if (task.attempt < task.max_attempts) {
+    const due = plusSeconds(now, retryDelaySeconds(pool.retry, task.attempt, random));
+    return { ...base, status: "scheduled", due_time: due, next_run_time: due, result, error_message: error };
+  }
+  return { ...base, status: "failed", end_time: iso, result, error_message: error };
+}
+
+function runAfter(run: Run, ending: RunEnding, now: Date): Run {
+  const iso = now.toISOString();
+  const base = { ...run, version: run.version + 1, end_time: iso, update_time: iso };
+  if (ending.kind !== "finished") return { ...base, status: "lost", error: ending.reason };
+  const { outcome } = ending;
+  const succeeded = outcome.exitCode === 0 && outcome.error === undefined;
+  const status: RunStatus = succeeded ? "succeeded" : "failed";
+  return {
+    ...base,
+    status,
+    exit_code: outcome.exitCode ?? undefined,
+    latency_ms: outcome.durationMs,
+    tokens: outcome.tokens,
+    cost_usd: outcome.cost_usd,
+    output_tail: truncate(outcome.tail, TAIL_CHARS, "start"),
+    error: succeeded ? undefined : (outcome.error ?? `exit code ${outcome.exitCode}`),
+  };
+}
+
+/**
+ * Ends a held run in one transaction: the run, the task (succeeded, retried, requeued or failed) and
+ * the pool slot. If the task moved meanwhile (canceled, or its lease reclaimed) the ending is dropped:
+ * whoever moved it already ended the run and gave the slot back. Then the pool admits its next task.
+ * Returns the task as stored, or undefined when the ending was dropped.
+ */
+export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): Promise<Task | undefined> {
+  const pool = poolConfig(deps, held.task.pool);
+  let task: Task | undefined = held.task;
+  let run = held.run;
+  for (let race = 0; race < RACE_RETRIES && stillHeld(task, held); race++) {
+    const now = deps.clock.now();
+    // A lease found expired on a stale read may have been renewed since.
+    if (ending.kind === "lost" && (task.lease_expires_at ?? "") > now.toISOString()) return undefined;
+    const nextTask = taskAfter(task, ending, pool, now, deps.random);
+    assertTransition(task.status, nextTask.status);
+    try {
+      await deps.store.commit({
+        tasks: [{ next: nextTask, expectVersion: task.version }],
+        runs: [{ next: runAfter(run, ending, now), expectVersion: run.version }],
+        release: slotOf(task),
+      });
+    } catch (err) {
+      if (!(err instanceof CommitConflict)) throw err;
+      [task, run] = await Promise.all([
+        deps.store.getTask(task.uuid),
+        deps.store.getRun(task.uuid, run.run_id).then((r) => r ?? run),
+      ]);
+      continue;
+    }
+    const resetAt = ending.kind === "finished" ? ending.outcome.rateLimit?.resetAt : undefined;
+    if (resetAt && resetAt > now) await pauseAccount(deps, pool, resetAt);
+    await admit(deps, pool.name);
+    return nextTask;
+  }
+  return undefined;
+}
+
+/** A usage-limit reset holds every pool of the same tool and account until it lifts. */
+async function pauseAccount(deps: Deps, pool: PoolConfig, until: Date): Promise<void> {
+  const sameAccount = deps.config.pools.filter((p) => p.tool === pool.tool && p.account === pool.account);
+  await Promise.all(sameAccount.map((p) => deps.store.pausePool(p.name, until.toISOString())));
+}
+
+/**
+ * The tick found a running task whose lease passed: its worker died or hung. The run is marked lost and
+ * the task retried or failed. A worker that heartbeats meanwhile wins the race, and nothing changes.
+ */
+export async function reclaimLease(deps: Deps, task: Task): Promise<boolean> {
+  const run = task.run_id ? await deps.store.getRun(task.uuid, task.run_id) : undefined;
+  if (!run || task.status !== "running") return false;
+  const reason = `lease expired at ${task.lease_expires_at}: the worker stopped heartbeating`;
+  return (await settleRun(deps, { task, run }, { kind: "lost", reason })) !== undefined;
+}
