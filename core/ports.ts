@@ -1,5 +1,5 @@
 /** The interfaces the domain needs. Adapters live in core/adapters/{aws,memory}. */
-import type { ApiKeyRecord, Run, Task, Tenant } from "./schemas.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "./schemas.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
 
 export interface Clock {
@@ -112,6 +112,10 @@ export interface TaskStore extends Pingable {
   /** Pauses admission to the pool until `until` (ISO); an earlier pause never shortens a later one. */
   pausePool(pool: string, until: string): Promise<void>;
   getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined>;
+  /** Creates or replaces a worker's record (its heartbeat). */
+  recordWorker(worker: WorkerRecord): Promise<void>;
+  /** Workers whose record has not expired at `now` (epoch seconds). */
+  listWorkers(now: number): Promise<WorkerRecord[]>;
 }
 
 export interface TenantStore {

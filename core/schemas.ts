@@ -244,6 +244,19 @@ export interface Run {
   error?: string;
 }
 
+/** A worker process, as it last reported itself. */
+export interface WorkerRecord {
+  worker_id: string;
+  pool: string;
+  slots: number;
+  /** Jobs it was running when it reported. */
+  running: number;
+  started_at: string;
+  last_seen: string;
+  /** Epoch seconds: the record expires (DynamoDB TTL) once the worker stops reporting. */
+  expires_at: number;
+}
+
 export const SCOPES = ["tasks:read", "tasks:write", "admin"] as const;
 export type Scope = (typeof SCOPES)[number];
 

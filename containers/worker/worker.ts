@@ -3,6 +3,7 @@ import { poolConfig } from "../../core/admission.ts";
 import type { Deps } from "../../core/deps.ts";
 import { claimRun, type HeldRun, heartbeat, type RunEnding, settleRun } from "../../core/execution.ts";
 import { blobKeys } from "../../core/identifiers.ts";
+import { reportWorker, WORKER_REPORT_SECONDS } from "../../core/workers.ts";
 import { type JobOutcome, runJob } from "./job-runner.ts";
 
 export interface WorkerOptions {
@@ -33,6 +34,18 @@ type StopReason = "canceled" | "lost" | "released";
 export async function runWorker(deps: Deps, options: WorkerOptions): Promise<void> {
   const { pool, slots, waitSeconds, stopping } = options;
   const jobs = new Map<string, { done: Promise<void>; stop: (reason: StopReason) => void }>();
+  const report = (stopped = false) =>
+    reportWorker(deps, {
+      workerId: options.workerId,
+      pool,
+      slots,
+      running: jobs.size,
+      startedAt,
+      stopped,
+    }).catch((err: unknown) => deps.log.warn("worker report failed", { error: String(err) }));
+  const startedAt = deps.clock.now().toISOString();
+  await report();
+  const reporting = setInterval(report, WORKER_REPORT_SECONDS * 1000);
   while (!stopping.aborted) {
     if (jobs.size >= slots) {
       await Promise.race([...jobs.values()].map((j) => j.done));
@@ -61,6 +74,8 @@ export async function runWorker(deps: Deps, options: WorkerOptions): Promise<voi
     }
   }
   await drain(deps, jobs, options.drainSeconds);
+  clearInterval(reporting);
+  await report(true);
 }
 
 /** Lets running jobs finish for `seconds`, then stops the rest and hands their runs back to the queue. */

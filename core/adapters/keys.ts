@@ -5,7 +5,7 @@
 import { ConflictError, ValidationError } from "../errors.ts";
 import { DUE_SHARDS, TABLE } from "../names.ts";
 import type { CommitConflictReason, Page, RunQuery, StateChange, TaskQuery } from "../ports.ts";
-import type { ApiKeyRecord, Run, Task, Tenant } from "../schemas.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../schemas.ts";
 
 /** A stored item: a record's attributes plus its key attributes. */
 export type Item = Record<string, unknown>;
@@ -82,6 +82,14 @@ export const apiKeyItem = (key: ApiKeyRecord): Item & Key => ({
   ...apiKeyKey(key.key_hash),
   gsi1pk: `T#${key.tenant_id}#KEY`,
   gsi1sk: key.key_id,
+});
+
+export const workerItem = (worker: WorkerRecord): Item & Key => ({
+  ...compact(worker),
+  pk: `WORKER#${worker.worker_id}`,
+  sk: "WORKER",
+  gsi1pk: "WORKERS",
+  gsi1sk: `${worker.pool}#${worker.worker_id}`,
 });
 
 /** A tenant or API key that a create found already stored. */
@@ -230,6 +238,14 @@ export const dueListing = (shard: number, before: string): Listing => ({
 export const tenantsListing: Listing = {
   index: TABLE.indexes.byTenant,
   pk: "TENANTS",
+  forward: true,
+  filters: [],
+};
+
+/** Workers by pool. DynamoDB's TTL deletes expired records within days, so readers filter on expires_at. */
+export const workersListing: Listing = {
+  index: TABLE.indexes.byTenant,
+  pk: "WORKERS",
   forward: true,
   filters: [],
 };

@@ -551,5 +551,25 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(listed).toEqual([older, newer]);
       });
     });
+
+    describe("workers", () => {
+      it("replaces a worker's record on each report and hides expired ones", async () => {
+        const [live, gone] = [unique("w"), unique("w")];
+        const report = (worker_id: string, expires_at: number, running = 0) => ({
+          worker_id,
+          pool: "p",
+          slots: 2,
+          running,
+          started_at: at(0),
+          last_seen: at(1),
+          expires_at,
+        });
+        await store.recordWorker(report(live, 1000));
+        await store.recordWorker(report(live, 2000, 1));
+        await store.recordWorker(report(gone, 900));
+        const seen = (await store.listWorkers(1000)).filter((w) => [live, gone].includes(w.worker_id));
+        expect(seen).toEqual([report(live, 2000, 1)]);
+      });
+    });
   });
 }

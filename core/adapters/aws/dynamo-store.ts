@@ -21,7 +21,7 @@ import type {
   TenantStore,
 } from "../../ports.ts";
 import { CommitConflict } from "../../ports.ts";
-import type { ApiKeyRecord, Run, Task, Tenant } from "../../schemas.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../schemas.ts";
 import {
   alreadyExists,
   apiKeyItem,
@@ -46,6 +46,8 @@ import {
   tenantKey,
   tenantsListing,
   type Write,
+  workerItem,
+  workersListing,
   writesOf,
 } from "../keys.ts";
 
@@ -247,6 +249,15 @@ export class DynamoStore implements TaskStore, TenantStore {
 
   createTenant(tenant: Tenant, key: ApiKeyRecord): Promise<void> {
     return this.#create([tenantItem(tenant), apiKeyItem(key)]);
+  }
+
+  async recordWorker(worker: WorkerRecord): Promise<void> {
+    await this.doc.send(new PutCommand({ TableName: this.tableName, Item: workerItem(worker) }));
+  }
+
+  async listWorkers(now: number): Promise<WorkerRecord[]> {
+    const workers = await this.#first<WorkerRecord>(workersListing, Number.POSITIVE_INFINITY);
+    return workers.filter((w) => w.expires_at > now);
   }
 
   putApiKey(key: ApiKeyRecord): Promise<void> {

@@ -39,7 +39,17 @@ export class MemoryPoolQueue implements PoolQueue {
     this.queues.set(pool, queue);
   }
 
-  async receive(pool: string, max: number): Promise<QueueMessage[]> {
+  /** Long-polls like SQS: waits up to `waitSeconds` of real time for a message. */
+  async receive(pool: string, max: number, waitSeconds = 0): Promise<QueueMessage[]> {
+    const deadline = Date.now() + waitSeconds * 1000;
+    for (;;) {
+      const messages = this.take(pool, max);
+      if (messages.length > 0 || Date.now() >= deadline) return messages;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  private take(pool: string, max: number): QueueMessage[] {
     const out: QueueMessage[] = [];
     for (const message of this.queues.get(pool) ?? []) {
       if (out.length >= max || message.visibleAt > this.now()) continue;

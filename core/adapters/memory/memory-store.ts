@@ -10,7 +10,7 @@ import type {
   TenantStore,
 } from "../../ports.ts";
 import { CommitConflict } from "../../ports.ts";
-import type { ApiKeyRecord, Run, Task, Tenant } from "../../schemas.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../schemas.ts";
 import {
   alreadyExists,
   apiKeyItem,
@@ -36,6 +36,8 @@ import {
   tenantKey,
   tenantsListing,
   type Write,
+  workerItem,
+  workersListing,
   writesOf,
 } from "../keys.ts";
 
@@ -172,6 +174,16 @@ export class MemoryStore implements TaskStore, TenantStore {
 
   async getTenant(id: string): Promise<Tenant | undefined> {
     return this.#get<Tenant>(tenantKey(id));
+  }
+
+  async recordWorker(worker: WorkerRecord): Promise<void> {
+    const item = workerItem(worker);
+    this.#items.set(idOf(item), item);
+  }
+
+  async listWorkers(now: number): Promise<WorkerRecord[]> {
+    const workers = await this.#first<WorkerRecord>(workersListing, Number.POSITIVE_INFINITY);
+    return workers.filter((w) => w.expires_at > now);
   }
 
   async listTenants(): Promise<Tenant[]> {

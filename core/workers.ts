@@ -1,0 +1,30 @@
+import type { Deps } from "./deps.ts";
+
+/** A worker reports itself this often; its record lapses after three missed reports. */
+export const WORKER_REPORT_SECONDS = 30;
+const WORKER_RECORD_TTL_SECONDS = 3 * WORKER_REPORT_SECONDS;
+
+export interface WorkerReport {
+  workerId: string;
+  pool: string;
+  slots: number;
+  running: number;
+  startedAt: string;
+  /** A stopping worker's last report ends its record at once. */
+  stopped?: boolean;
+}
+
+/** Registers or refreshes a worker, so that the API can list who is serving each pool. */
+export async function reportWorker(deps: Pick<Deps, "store" | "clock">, report: WorkerReport): Promise<void> {
+  const now = deps.clock.now();
+  const nowSeconds = Math.floor(now.getTime() / 1000);
+  await deps.store.recordWorker({
+    worker_id: report.workerId,
+    pool: report.pool,
+    slots: report.slots,
+    running: report.running,
+    started_at: report.startedAt,
+    last_seen: now.toISOString(),
+    expires_at: report.stopped ? nowSeconds : nowSeconds + WORKER_RECORD_TTL_SECONDS,
+  });
+}

@@ -1,0 +1,80 @@
+import { resolve } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { runWorker } from "../../containers/worker/worker.ts";
+import { systemClock } from "../../core/deps.ts";
+import { listRuns } from "../../core/runs.ts";
+import { submitTaskSchema } from "../../core/schemas.ts";
+import { getTask, submitTask } from "../../core/tasks.ts";
+import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
+import { waitFor } from "../support/wait.ts";
+
+const CONFIG = "pools:\n  - { name: p, tool: claude, account: a, max_concurrency: 2, lease_seconds: 30 }\n";
+const FAKES = resolve(import.meta.dirname, "../fakes/bin");
+
+// The worker loop in this process, on in-memory ports, running the fake CLIs as real child processes.
+const originalPath = process.env.PATH;
+beforeEach(() => {
+  process.env.PATH = `${FAKES}:${originalPath}`;
+});
+afterEach(() => {
+  process.env.PATH = originalPath;
+});
+
+function start() {
+  const deps = { ...memoryDeps(CONFIG).deps, clock: systemClock };
+  const stopping = new AbortController();
+  const loop = runWorker(deps, {
+    pool: "p",
+    workerId: "w-test",
+    slots: 2,
+    waitSeconds: 0.1,
+    credentials: {},
+    stopping: stopping.signal,
+    drainSeconds: 1,
+  });
+  return { deps, stop: () => stopping.abort(), loop };
+}
+
+describe("worker loop", () => {
+  it("runs a task to success and registers itself while it serves", async () => {
+    const { deps, stop, loop } = start();
+    const { task } = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "hello" }));
+    const done = await waitFor(
+      () => getTask(deps, ADMIN, task.uuid),
+      (t) => t.status === "succeeded",
+    );
+    expect(done.result?.output).toContain("hello");
+    const now = Math.floor(Date.now() / 1000);
+    expect(await deps.store.listWorkers(now)).toMatchObject([{ worker_id: "w-test", pool: "p", slots: 2 }]);
+    stop();
+    await loop;
+    expect(await deps.store.listWorkers(now + 1)).toEqual([]);
+  });
+
+  it("on SIGTERM lets a job run out the drain, then hands its run back with the attempt returned", async () => {
+    const { deps, stop, loop } = start();
+    const { task } = await submitTask(
+      deps,
+      ADMIN,
+      submitTaskSchema.parse({ pool: "p", prompt: "[sleep:60] go" }),
+    );
+    await waitFor(
+      () => getTask(deps, ADMIN, task.uuid),
+      (t) => t.status === "running",
+    );
+    const stoppedAt = Date.now();
+    stop();
+    await loop;
+    // It waited the 1 s drain, then killed the job (SIGTERM, then SIGKILL within the 2 s grace).
+    expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(1000);
+    expect(Date.now() - stoppedAt).toBeLessThan(10_000);
+    const after = await getTask(deps, ADMIN, task.uuid);
+    expect(after).toMatchObject({ status: "dispatched", attempt: 1 });
+    const runs = await listRuns(deps, ADMIN, { task_id: task.uuid, size: 10 });
+    expect(runs.instances.map((r) => [r.attempt, r.status])).toEqual([
+      [1, "lost"],
+      [1, "dispatched"],
+    ]);
+    expect(runs.instances[0]?.error).toMatch(/released/);
+  });
+});
