@@ -2,7 +2,7 @@ import { admit, poolConfig, slotOf } from "./admission.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { CommitConflict } from "./ports.ts";
-import type { Run, Task, TaskResult } from "./schemas.ts";
+import { isRecurring, type Run, type Task, type TaskResult } from "./schemas.ts";
 import { assertTransition, type RunStatus } from "./status.ts";
 
 /** Rate-limit answers retried without using an attempt, per task; past it they count as failures. */
@@ -144,8 +144,32 @@ export async function heartbeat(
   return { held: { ...held, task } };
 }
 
-/** The task after its run ended: succeeded, retried later, back in the queue, or failed. */
+/**
+ * The task after its run ended. A recurring task's finished occurrence leads to the next one (or to
+ * `completed`), and a paused task stops where it would have gone on.
+ */
 function taskAfter(task: Task, ending: RunEnding, pool: PoolConfig, now: Date, random: () => number): Task {
+  let next = runEndedTask(task, ending, pool, now, random);
+  if (isRecurring(task) && (next.status === "succeeded" || next.status === "failed")) {
+    const ended = !next.occurrence_waiting && next.next_run_time === undefined;
+    next = ended
+      ? { ...next, status: "completed" }
+      : { ...next, status: "scheduled", end_time: undefined, occurrence_waiting: undefined };
+  }
+  if (task.paused_at && (next.status === "scheduled" || next.status === "queued")) {
+    next = { ...next, status: "paused", paused_from: next.status };
+  }
+  return next;
+}
+
+/** The outcome of one run: succeeded, retried later, back in the queue, or failed. */
+function runEndedTask(
+  task: Task,
+  ending: RunEnding,
+  pool: PoolConfig,
+  now: Date,
+  random: () => number,
+): Task {
   const iso = now.toISOString();
   const base: Task = {
     ...task,
@@ -185,14 +209,23 @@ function taskAfter(task: Task, ending: RunEnding, pool: PoolConfig, now: Date, r
       attempt: task.attempt - 1,
       rate_limit_retries: rateLimitRetries + 1,
       due_time: due,
-      next_run_time: due,
+      next_run_time: isRecurring(task) ? task.next_run_time : due,
       result,
       error_message: error,
     };
   }
   if (task.attempt < task.max_attempts) {
     const due = plusSeconds(now, retryDelaySeconds(pool.retry, task.attempt, random));
-    return { ...base, status: "scheduled", due_time: due, next_run_time: due, result, error_message: error };
+    // A recurring task's next_run_time stays its next occurrence; a one-shot task shows the retry.
+    const nextRun = isRecurring(task) ? task.next_run_time : due;
+    return {
+      ...base,
+      status: "scheduled",
+      due_time: due,
+      next_run_time: nextRun,
+      result,
+      error_message: error,
+    };
   }
   return { ...base, status: "failed", end_time: iso, result, error_message: error };
 }

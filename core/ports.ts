@@ -111,6 +111,8 @@ export interface TaskStore extends Pingable {
   poolState(pool: string): Promise<PoolState>;
   /** Pauses admission to the pool until `until` (ISO); an earlier pause never shortens a later one. */
   pausePool(pool: string, until: string): Promise<void>;
+  /** Lifts any pause of the pool. */
+  resumePool(pool: string): Promise<void>;
   getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined>;
   /** Creates or replaces a worker's record (its heartbeat). */
   recordWorker(worker: WorkerRecord): Promise<void>;

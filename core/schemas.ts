@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { RunStatus, TaskStatus } from "./status.ts";
+import { type RunStatus, type TaskStatus, TERMINAL_STATUSES } from "./status.ts";
 
 export const TOOLS = ["claude", "codex", "gemini"] as const;
 export type Tool = (typeof TOOLS)[number];
@@ -84,6 +84,10 @@ const numeric = (inner: z.ZodNumber) =>
   ]);
 
 /** Pool names end up in queue names (`switchyard-<pool>-dlq.fifo` ≤ 80 characters). */
+/** What a recurring task does when an occurrence falls due while the previous one is still going. */
+export const OVERLAPS = ["skip", "queue"] as const;
+export type Overlap = (typeof OVERLAPS)[number];
+
 export const poolName = z.string().regex(/^[a-z0-9-]{1,60}$/, "must match [a-z0-9-]{1,60}");
 
 export const submitTaskSchema = z
@@ -126,6 +130,20 @@ export const submitTaskSchema = z
       .max(2048)
       .optional(),
     scheduled_at: z.iso.datetime({ offset: true }).optional(),
+    schedule: z.string().max(200).optional(),
+    timezone: z.string().max(64).optional(),
+    interval: numeric(
+      z
+        .number()
+        .int()
+        .min(1)
+        .max(366 * 86_400),
+    ).optional(),
+    valid_time_range: z.tuple([z.number().int(), z.number().int()]).optional(),
+    end_time: z.iso.datetime({ offset: true }).optional(),
+    times: numeric(z.number().int().min(1).max(1_000_000)).optional(),
+    // One occurrence runs at a time per task, so `allow` (overlapping occurrences) is not offered.
+    overlap: z.enum(OVERLAPS).optional(),
   })
   .refine((b) => b.tool !== undefined || b.pool !== undefined, {
     path: ["tool"],
@@ -204,6 +222,27 @@ export interface Task {
   concurrency_key?: string;
   callback?: string;
   scheduled_at?: string;
+  /** Recurrence (see core/recurrence.ts): `schedule` or `interval`, limited by the rest. */
+  schedule?: string;
+  interval?: number;
+  timezone?: string;
+  valid_time_range?: [number, number];
+  /** Submitted as `end_time`; renamed because a task's own `end_time` is when it ended. */
+  schedule_end_time?: string;
+  times?: number;
+  overlap?: Overlap;
+  /** Occurrences fired so far, skipped ones included (`times` counts these). */
+  fired_count?: number;
+  /** The slot of the last occurrence fired. */
+  last_run_time?: string;
+  /** An occurrence fell due while the previous one was going (overlap `queue`): it runs when that ends. */
+  occurrence_waiting?: boolean;
+  /** A reorder moved next_run_time away from this slot; the cadence resumes after it. */
+  reorder_slot?: string;
+  /** Set by pause: nothing new fires or is admitted. A running occurrence may finish. */
+  paused_at?: string;
+  /** The status a paused task goes back to on resume. */
+  paused_from?: "scheduled" | "queued";
   create_time: string;
   update_time: string;
   /** When the task last became ready; orders the ready queue within a priority. */
@@ -219,6 +258,21 @@ export interface Task {
   due_time?: string;
   result?: TaskResult;
   error_message?: string;
+}
+
+export const isRecurring = (task: Task) => task.schedule !== undefined || task.interval !== undefined;
+
+/**
+ * When the tick must look at a task next (the due index's key): its `due_time` (a delayed start, a retry,
+ * an unconfirmed dispatch, a lease), or for a recurring task its next occurrence, unless that waits
+ * (paused, or queued behind the running one). A paused or finished task is never due.
+ */
+export function dueAt(task: Task): string | undefined {
+  if (task.status === "paused" || TERMINAL_STATUSES.includes(task.status)) return undefined;
+  const fires =
+    isRecurring(task) && !task.paused_at && !task.occurrence_waiting ? task.next_run_time : undefined;
+  if (task.due_time === undefined) return fires;
+  return fires !== undefined && fires < task.due_time ? fires : task.due_time;
 }
 
 export interface Run {

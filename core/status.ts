@@ -13,7 +13,15 @@ export const TASK_STATUSES = [
 ] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
-export const RUN_STATUSES = ["dispatched", "running", "succeeded", "failed", "canceled", "lost"] as const;
+export const RUN_STATUSES = [
+  "dispatched",
+  "running",
+  "succeeded",
+  "failed",
+  "canceled",
+  "lost",
+  "skipped",
+] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
 /** The task state machine: the statuses each status may move to. */
@@ -21,8 +29,9 @@ const TASK_TRANSITIONS: Record<TaskStatus, readonly TaskStatus[]> = {
   scheduled: ["queued", "canceled", "paused"],
   queued: ["dispatched", "canceled", "paused"],
   // A dispatched or running task goes back to scheduled (retry) or queued (released by a draining worker).
-  dispatched: ["running", "queued", "scheduled", "failed", "canceled"],
-  running: ["succeeded", "failed", "canceled", "scheduled", "queued", "completed"],
+  dispatched: ["running", "queued", "scheduled", "failed", "canceled", "paused"],
+  // A paused task's running occurrence may finish; it then stays paused instead of going on.
+  running: ["succeeded", "failed", "canceled", "scheduled", "queued", "completed", "paused"],
   paused: ["queued", "scheduled", "canceled"],
   succeeded: [],
   failed: [],
@@ -33,7 +42,10 @@ const TASK_TRANSITIONS: Record<TaskStatus, readonly TaskStatus[]> = {
 /** Statuses in which a task holds a slot of its pool (and of its concurrency key). */
 export const ACTIVE_STATUSES: readonly TaskStatus[] = ["dispatched", "running"];
 
-export const isTerminal = (status: TaskStatus) => TASK_TRANSITIONS[status].length === 0;
+export const TERMINAL_STATUSES: readonly TaskStatus[] = TASK_STATUSES.filter(
+  (s) => TASK_TRANSITIONS[s].length === 0,
+);
+export const isTerminal = (status: TaskStatus) => TERMINAL_STATUSES.includes(status);
 
 /**
  * The one gate for every task transition: a 409 when the state machine has no move from `from` to `to`.

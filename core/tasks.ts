@@ -2,10 +2,12 @@ import { createHash } from "node:crypto";
 import { admit, choosePool, poolConfig, slotOf } from "./admission.ts";
 import { actingTenant, canSee, type Principal, requireScope } from "./auth.ts";
 import type { Deps } from "./deps.ts";
-import { ConflictError, runNotFound, taskNotFound } from "./errors.ts";
+import { ConflictError, runNotFound, taskNotFound, ValidationError } from "./errors.ts";
 import { blobKeys, runIdFor } from "./identifiers.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import { CommitConflict, type StateChange } from "./ports.ts";
+import { firstFireTime, type Recurrence, recurrenceIssues } from "./recurrence.ts";
+import { anchorOf, fireOccurrence } from "./recurring.ts";
 import {
   type ListTasksQuery,
   type Run,
@@ -49,9 +51,10 @@ export async function submitTask(
   }
   const now = deps.clock.now();
   const iso = now.toISOString();
+  const recurrence = validRecurrence(input, now);
   const delayed = input.scheduled_at !== undefined && Date.parse(input.scheduled_at) > now.getTime();
   const uuid = deps.ids.uuid();
-  const task: Task = {
+  const oneShot: Task = {
     uuid,
     version: 1,
     tenant,
@@ -82,6 +85,7 @@ export async function submitTask(
     next_run_time: delayed ? new Date(input.scheduled_at as string).toISOString() : undefined,
     due_time: delayed ? new Date(input.scheduled_at as string).toISOString() : undefined,
   };
+  const task = recurrence ? recurringTask(oneShot, input, recurrence) : oneShot;
   const bodyHash = createHash("sha256").update(canonical(input)).digest("hex");
   const change: StateChange = { tasks: [{ next: task }] };
   if (input.idempotency_key) {
@@ -101,10 +105,53 @@ export async function submitTask(
     }
     throw err;
   }
+  if (recurrence && (task.next_run_time as string) <= iso && (await fireOccurrence(deps, task))) {
+    return { created: true, task: (await deps.store.getTask(uuid)) ?? task };
+  }
   if (task.status !== "queued") return { created: true, task };
   const admitted = (await admit(deps, pool.name, [task])).find((t) => t.uuid === uuid);
   // Not admitted by this call: still queued, or a concurrent admitter (the tick) took it first.
   return { created: true, task: admitted ?? (await deps.store.getTask(uuid)) ?? task };
+}
+
+/** The submitted recurrence, checked; a bad one is a 400 naming the field. Undefined for one-shot tasks. */
+function validRecurrence(input: SubmitTask, now: Date): Recurrence | undefined {
+  const recurrence = {
+    schedule: input.schedule,
+    interval: input.interval,
+    timezone: input.timezone ?? "UTC",
+    valid_time_range: input.valid_time_range,
+    end_time: input.end_time,
+    times: input.times,
+  };
+  const recurring = input.schedule !== undefined || input.interval !== undefined;
+  const loose = (["timezone", "overlap"] as const).find((field) => input[field] !== undefined);
+  if (!recurring && loose) throw new ValidationError(loose, "needs schedule or interval");
+  const [issue] = recurrenceIssues(recurrence, now);
+  if (issue) throw new ValidationError(issue.field, issue.reason);
+  return recurring ? recurrence : undefined;
+}
+
+/** A recurring task waits, `scheduled`, for its first occurrence; the tick fires each one. */
+function recurringTask(task: Task, input: SubmitTask, recurrence: Recurrence): Task {
+  const first = firstFireTime(recurrence, anchorOf(task));
+  if (!first) throw new ValidationError("end_time", "ends before the first occurrence");
+  return {
+    ...task,
+    status: "scheduled",
+    schedule: input.schedule,
+    interval: input.interval,
+    timezone: recurrence.timezone,
+    valid_time_range: input.valid_time_range,
+    schedule_end_time: input.end_time,
+    times: input.times,
+    overlap: input.overlap ?? "skip",
+    occurrence: 0,
+    fired_count: 0,
+    ready_time: undefined,
+    due_time: undefined,
+    next_run_time: first.toISOString(),
+  };
 }
 
 async function idempotentReplay(

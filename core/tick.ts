@@ -3,7 +3,8 @@ import type { Deps } from "./deps.ts";
 import { reclaimLease } from "./execution.ts";
 import { DUE_SHARDS } from "./names.ts";
 import { CommitConflict } from "./ports.ts";
-import type { Task } from "./schemas.ts";
+import { fireOccurrence } from "./recurring.ts";
+import { dueAt, isRecurring, type Task } from "./schemas.ts";
 import { assertTransition } from "./status.ts";
 
 /** Due tasks read per shard per tick; the rest wait for the next tick. */
@@ -11,14 +12,15 @@ const DUE_BATCH = 100;
 
 export interface TickReport {
   started: number;
+  fired: number;
   resent: number;
   reclaimed: number;
   admitted: number;
 }
 
 /**
- * One tick: starts due delayed tasks and retries, re-sends dispatches no worker confirmed, reclaims
- * expired leases, then pumps every pool. Safe to overlap with another tick: each step is a conditional write on the task's version.
+ * One tick: starts due delayed tasks and retries, fires due occurrences of recurring tasks, re-sends
+ * dispatches no worker confirmed, reclaims expired leases, then pumps every pool. Safe to overlap with another tick: each step is a conditional write on the task's version.
  */
 export async function tick(deps: Deps): Promise<TickReport> {
   const now = deps.clock.now();
@@ -26,17 +28,27 @@ export async function tick(deps: Deps): Promise<TickReport> {
   const due = (
     await Promise.all(shards.map((s) => deps.store.dueTasks(s, now.toISOString(), DUE_BATCH)))
   ).flat();
-  const report: TickReport = { started: 0, resent: 0, reclaimed: 0, admitted: 0 };
+  const report: TickReport = { started: 0, fired: 0, resent: 0, reclaimed: 0, admitted: 0 };
+  const iso = now.toISOString();
   for (const task of due) {
-    if (task.status === "scheduled" && (await startDueTask(deps, task))) report.started++;
-    if (task.status === "dispatched" && (await resendDispatch(deps, task, now))) report.resent++;
-    if (task.status === "running" && (await reclaimLease(deps, task))) report.reclaimed++;
+    // One action per task per tick; whatever else is due is seen by the next tick.
+    if (task.due_time !== undefined && task.due_time <= iso) {
+      if (task.status === "scheduled" && (await startDueTask(deps, task))) report.started++;
+      if (task.status === "dispatched" && (await resendDispatch(deps, task, now))) report.resent++;
+      if (task.status === "running" && (await reclaimLease(deps, task))) report.reclaimed++;
+    } else if (
+      isRecurring(task) &&
+      dueAt(task) === task.next_run_time &&
+      (await fireOccurrence(deps, task))
+    ) {
+      report.fired++;
+    }
   }
   report.admitted = await pumpAll(deps);
   return report;
 }
 
-/** A delayed task whose time has come becomes queued, ready from its due time. */
+/** A delayed task or a retry whose time has come becomes queued, ready from its due time. */
 async function startDueTask(deps: Deps, task: Task): Promise<boolean> {
   assertTransition(task.status, "queued");
   const next: Task = {
@@ -45,7 +57,8 @@ async function startDueTask(deps: Deps, task: Task): Promise<boolean> {
     status: "queued",
     ready_time: task.due_time,
     due_time: undefined,
-    next_run_time: undefined,
+    // A recurring task keeps its next occurrence.
+    next_run_time: isRecurring(task) ? task.next_run_time : undefined,
     update_time: deps.clock.now().toISOString(),
   };
   return commitQuietly(deps, next, task.version);

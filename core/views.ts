@@ -8,6 +8,9 @@ export function taskView(task: Task) {
     due_time: _due,
     ready_time: _ready,
     rate_limit_retries: _rateLimitRetries,
+    occurrence_waiting: _occurrenceWaiting,
+    reorder_slot: _reorderSlot,
+    paused_from: _pausedFrom,
     ...visible
   } = task;
   return visible;

@@ -5,7 +5,7 @@
 import { ConflictError, ValidationError } from "../errors.ts";
 import { DUE_SHARDS, TABLE } from "../names.ts";
 import type { CommitConflictReason, Page, RunQuery, StateChange, TaskQuery } from "../ports.ts";
-import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../schemas.ts";
+import { type ApiKeyRecord, dueAt, type Run, type Task, type Tenant, type WorkerRecord } from "../schemas.ts";
 
 /** A stored item: a record's attributes plus its key attributes. */
 export type Item = Record<string, unknown>;
@@ -57,9 +57,9 @@ function taskKeys(task: Task): Key & IndexKeys {
       gsi2pk: `READY#${task.pool}`,
       gsi2sk: `${9 - task.priority}#${task.ready_time ?? task.create_time}#${task.uuid}`,
     }),
-    ...(task.due_time !== undefined && {
+    ...(dueAt(task) !== undefined && {
       gsi3pk: `DUE#${dueShard(task.uuid)}`,
-      gsi3sk: `${task.due_time}#${task.uuid}`,
+      gsi3sk: `${dueAt(task)}#${task.uuid}`,
     }),
   };
 }

@@ -2,7 +2,7 @@
  * The route table: the one list of HTTP routes, served by API Gateway (infra) and by the local server.
  * `group` names the Lambda that serves the route: functions/api/<group>.ts.
  */
-export const ROUTE_GROUPS = ["health", "tasks", "instances", "tenants"] as const;
+export const ROUTE_GROUPS = ["health", "tasks", "instances", "tenants", "pools"] as const;
 export type RouteGroup = (typeof ROUTE_GROUPS)[number];
 
 export interface Route {
@@ -25,6 +25,9 @@ export const ROUTES: readonly Route[] = [
   { method: "POST", path: "/v2/tasks/{uuid}/tags", group: "tasks" },
   { method: "GET", path: "/v2/tasks/{uuid}/files", group: "tasks" },
   { method: "GET", path: "/v2/tasks/{uuid}/files/{path+}", group: "tasks" },
+  { method: "POST", path: "/v2/tasks/{uuid}/pause", group: "tasks" },
+  { method: "POST", path: "/v2/tasks/{uuid}/resume", group: "tasks" },
+  { method: "POST", path: "/v2/tasks/{uuid}/reorder", group: "tasks" },
   { method: "GET", path: "/v2/instances", group: "instances" },
   { method: "GET", path: "/v2/instances/{run_id}", group: "instances" },
   { method: "GET", path: "/v2/instances/{run_id}/status", group: "instances" },
@@ -35,6 +38,11 @@ export const ROUTES: readonly Route[] = [
   { method: "POST", path: "/v2/tenants/{id}/keys", group: "tenants" },
   { method: "GET", path: "/v2/tenants/{id}/keys", group: "tenants" },
   { method: "DELETE", path: "/v2/tenants/{id}/keys/{key_id}", group: "tenants" },
+  { method: "POST", path: "/v2/pools/{name}/pause", group: "pools" },
+  { method: "POST", path: "/v2/pools/{name}/resume", group: "pools" },
+  { method: "POST", path: "/v2/dispatcher/start", group: "pools" },
+  { method: "POST", path: "/v2/dispatcher/stop", group: "pools" },
+  { method: "GET", path: "/v2/dispatcher/status", group: "pools" },
 ];
 
 /** Matches a concrete path against a route path; returns the path parameters, or undefined. */

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { listTaskFiles, readTaskFile, readTaskLog } from "../../core/artifacts.ts";
+import { pauseTask, reorderTask, resumeTask } from "../../core/controls.ts";
 import { listTasksQuerySchema, mergeTagsSchema, submitTaskSchema } from "../../core/schemas.ts";
 import { TASK_STATUSES } from "../../core/status.ts";
 import { cancelTask, getTask, listTasks, mergeTaskTags, submitTask } from "../../core/tasks.ts";
@@ -8,6 +9,7 @@ import { lambdaDeps } from "../_shared/composition.ts";
 import { apiHandler, parse, type RouteMap } from "../_shared/http.ts";
 
 const listQuery = listTasksQuerySchema.extend({ status: z.enum(TASK_STATUSES).optional() });
+const reorderSchema = z.strictObject({ priority_offset: z.number().int().min(-31_536_000).max(31_536_000) });
 const logsQuery = z.strictObject({ run_id: z.string().max(128).optional() });
 
 export const routes: RouteMap = {
@@ -47,6 +49,17 @@ export const routes: RouteMap = {
   },
   "GET /v2/tasks/{uuid}/files": async (deps, { principal, params }) => ({
     data: await listTaskFiles(deps, principal, params.uuid ?? ""),
+  }),
+  "POST /v2/tasks/{uuid}/pause": async (deps, { principal, params }) => ({
+    data: taskView(await pauseTask(deps, principal, params.uuid ?? "")),
+  }),
+  "POST /v2/tasks/{uuid}/resume": async (deps, { principal, params }) => ({
+    data: taskView(await resumeTask(deps, principal, params.uuid ?? "")),
+  }),
+  "POST /v2/tasks/{uuid}/reorder": async (deps, { principal, params, body }) => ({
+    data: taskView(
+      await reorderTask(deps, principal, params.uuid ?? "", parse(reorderSchema, body ?? {}).priority_offset),
+    ),
   }),
   "GET /v2/tasks/{uuid}/files/{path+}": async (deps, { principal, params }) => ({
     raw: await readTaskFile(deps, principal, params.uuid ?? "", params.path ?? ""),

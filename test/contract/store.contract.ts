@@ -197,6 +197,8 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await store.commit({ release: { pool } });
         await store.pausePool(pool, at(45));
         expect(await store.poolState(pool)).toEqual({ active: 0, pausedUntil: at(45) });
+        await store.resumePool(pool);
+        expect(await store.poolState(pool)).toEqual({ active: 0, pausedUntil: undefined });
       });
 
       it("claims up to maxConcurrency, then refuses with pool_full and writes nothing", async () => {

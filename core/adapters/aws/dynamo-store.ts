@@ -227,6 +227,16 @@ export class DynamoStore implements TaskStore, TenantStore {
     return { active: item?.active ?? 0, pausedUntil: item?.paused_until };
   }
 
+  async resumePool(pool: string): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: poolKey(pool),
+        UpdateExpression: "REMOVE paused_until",
+      }),
+    );
+  }
+
   async pausePool(pool: string, until: string): Promise<void> {
     try {
       await this.doc.send(

@@ -146,6 +146,12 @@ export class MemoryStore implements TaskStore, TenantStore {
     return { active: counterOf(item), pausedUntil: item?.paused_until as string | undefined };
   }
 
+  async resumePool(pool: string): Promise<void> {
+    const key = poolKey(pool);
+    const item = this.#items.get(idOf(key));
+    if (item) this.#items.set(idOf(key), { ...item, paused_until: undefined });
+  }
+
   async pausePool(pool: string, until: string): Promise<void> {
     const key = poolKey(pool);
     const item = this.#items.get(idOf(key));

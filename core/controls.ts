@@ -1,0 +1,141 @@
+import { admit, poolConfig } from "./admission.ts";
+import { actingTenant, type Principal, requireScope } from "./auth.ts";
+import type { Deps } from "./deps.ts";
+import { ConflictError } from "./errors.ts";
+import { retryOnConflict } from "./optimistic.ts";
+import { resumeFireTime, shiftFireTime } from "./recurrence.ts";
+import { anchorOf, recurrenceOf } from "./recurring.ts";
+import type { Task } from "./schemas.ts";
+import { assertTransition, TASK_STATUSES, type TaskStatus } from "./status.ts";
+import { getTask } from "./tasks.ts";
+
+/** A pool paused by hand stays paused until it is resumed. */
+const INDEFINITELY = "9999-12-31T23:59:59.999Z";
+
+/** Writes the next version of a task the principal may touch, re-reading on a lost race. */
+async function changeTask(
+  deps: Deps,
+  principal: Principal,
+  uuid: string,
+  change: (task: Task, now: Date) => Task,
+) {
+  requireScope(principal, "tasks:write");
+  return retryOnConflict(async () => {
+    const task = await getTask(deps, principal, uuid);
+    const now = deps.clock.now();
+    const next = { ...change(task, now), version: task.version + 1, update_time: now.toISOString() };
+    await deps.store.commit({ tasks: [{ next, expectVersion: task.version }] });
+    return next;
+  });
+}
+
+/**
+ * Pause: nothing new fires or is admitted. A waiting task becomes `paused`; a dispatched or running one
+ * keeps going, and stops where it would have gone on (retry, next occurrence) when its run ends.
+ */
+export function pauseTask(deps: Deps, principal: Principal, uuid: string): Promise<Task> {
+  return changeTask(deps, principal, uuid, (task, now) => {
+    if (task.paused_at) throw new ConflictError(`status: task ${uuid} is already paused`);
+    if (task.status === "dispatched" || task.status === "running")
+      return { ...task, paused_at: now.toISOString() };
+    assertTransition(task.status, "paused");
+    return {
+      ...task,
+      status: "paused",
+      paused_from: task.status as "scheduled" | "queued",
+      paused_at: now.toISOString(),
+    };
+  });
+}
+
+/**
+ * Resume: a recurring task continues from now, with at most one catch-up when occurrences were missed
+ * (core/recurrence.ts resumeFireTime); other work goes back to where it was paused from.
+ */
+export async function resumeTask(deps: Deps, principal: Principal, uuid: string): Promise<Task> {
+  const resumed = await changeTask(deps, principal, uuid, (task, now) => {
+    if (!task.paused_at) throw new ConflictError(`status: task ${uuid} is not paused`);
+    const unpaused = { ...task, paused_at: undefined, paused_from: undefined };
+    if (task.status !== "paused") return unpaused; // its run is still going
+    const to = task.paused_from ?? "queued";
+    assertTransition(task.status, to);
+    const recurrence = recurrenceOf(task);
+    if (!recurrence || to === "queued" || task.due_time !== undefined) return { ...unpaused, status: to };
+    const lastFire = task.last_run_time ? new Date(task.last_run_time) : undefined;
+    const { at } = resumeFireTime(recurrence, lastFire, new Date(task.paused_at), now, anchorOf(task));
+    if (!at)
+      return { ...unpaused, status: "completed", next_run_time: undefined, end_time: now.toISOString() };
+    return { ...unpaused, status: "scheduled", next_run_time: at.toISOString() };
+  });
+  if (resumed.status === "queued") await admit(deps, resumed.pool, [resumed]);
+  return resumed;
+}
+
+/**
+ * Reorder: moves the next occurrence (or a delayed start) by `offsetSeconds`; negative is earlier. The
+ * cadence after it is unchanged. While an occurrence is dispatched or running it is a 409.
+ */
+export function reorderTask(
+  deps: Deps,
+  principal: Principal,
+  uuid: string,
+  offsetSeconds: number,
+): Promise<Task> {
+  return changeTask(deps, principal, uuid, (task) => {
+    if (task.status === "dispatched" || task.status === "running") {
+      throw new ConflictError(`status: task ${uuid} is ${task.status}; reorder it when the run has ended`);
+    }
+    if (!task.next_run_time) throw new ConflictError(`next_run_time: task ${uuid} has no next run to move`);
+    const moved = shiftFireTime(new Date(task.next_run_time), offsetSeconds).toISOString();
+    if (recurrenceOf(task)) {
+      return { ...task, next_run_time: moved, reorder_slot: task.reorder_slot ?? task.next_run_time };
+    }
+    // A delayed one-shot task (or a retry): its start moves.
+    return { ...task, next_run_time: moved, due_time: task.due_time === undefined ? undefined : moved };
+  });
+}
+
+/** Pauses or resumes admission to a pool (admin). Running work is not touched. */
+export async function setPoolPaused(deps: Deps, principal: Principal, name: string, paused: boolean) {
+  requireScope(principal, "admin");
+  poolConfig(deps, name);
+  if (paused) await deps.store.pausePool(name, INDEFINITELY);
+  else {
+    await deps.store.resumePool(name);
+    await admit(deps, name);
+  }
+  return poolStatus(deps, name);
+}
+
+async function poolStatus(deps: Deps, name: string) {
+  const state = await deps.store.poolState(name);
+  const now = deps.clock.now().toISOString();
+  const paused = state.pausedUntil !== undefined && state.pausedUntil > now;
+  return { name, active: state.active, paused, paused_until: paused ? state.pausedUntil : null };
+}
+
+/** The seed's dispatcher switch: stopping pauses every pool, starting resumes them all. */
+export async function setDispatcher(deps: Deps, principal: Principal, running: boolean) {
+  requireScope(principal, "admin");
+  for (const pool of deps.config.pools) await setPoolPaused(deps, principal, pool.name, !running);
+  return dispatcherStatus(deps, principal);
+}
+
+/** Whether any pool admits work, each pool's state, and the acting tenant's task counts per status. */
+export async function dispatcherStatus(deps: Deps, principal: Principal, tenant?: string) {
+  requireScope(principal, "admin");
+  const pools = await Promise.all(deps.config.pools.map((p) => poolStatus(deps, p.name)));
+  const acting = actingTenant(principal, tenant);
+  const totals = await Promise.all(
+    TASK_STATUSES.map(async (status) => [
+      status,
+      (await deps.store.listTasks({ tenant: acting, status, size: 1 })).total,
+    ]),
+  );
+  return {
+    running: pools.some((p) => !p.paused),
+    pools,
+    tenant: acting,
+    counts: Object.fromEntries(totals) as Record<TaskStatus, number>,
+  };
+}
