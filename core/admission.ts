@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { InsufficientResourcesError, poolNotFound } from "./errors.ts";
@@ -132,16 +133,17 @@ async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
     update_time: iso,
   };
   try {
-    await deps.store.commit({
-      tasks: [{ next, expectVersion: task.version }],
-      runs: [{ next: run }],
-      acquire: {
-        pool: pool.name,
-        maxConcurrency: pool.max_concurrency,
-        concurrencyKey: scopedConcurrencyKey(task),
-        keyLimit: CONCURRENCY_KEY_LIMIT,
-      },
-    });
+    const acquire = {
+      pool: pool.name,
+      maxConcurrency: pool.max_concurrency,
+      concurrencyKey: scopedConcurrencyKey(task),
+      keyLimit: CONCURRENCY_KEY_LIMIT,
+    };
+    await commitChange(
+      deps,
+      { tasks: [{ next, expectVersion: task.version }], runs: [{ next: run }], acquire },
+      { task },
+    );
   } catch (err) {
     if (err instanceof CommitConflict) return err.reason;
     throw err;

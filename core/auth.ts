@@ -1,16 +1,42 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Deps } from "./deps.ts";
 import { ForbiddenError, UnauthorizedError } from "./errors.ts";
-import type { Scope } from "./schemas.ts";
+import type { Clock, TenantStore } from "./ports.ts";
+import { type ApiKeyRecord, type Scope, TENANT_DEFAULTS, type Tenant } from "./schemas.ts";
+import { TtlCache } from "./ttl-cache.ts";
 
 /** The tenant that admin-submitted tasks belong to unless the admin names another. */
 export const DEFAULT_TENANT = "default";
 export const TENANT_KEY_SCOPES: Scope[] = ["tasks:read", "tasks:write"];
 
+/** A tenant's limits (core/limits.ts enforces them). */
+export interface TenantLimits {
+  rate_limit_per_minute: number;
+  max_queued_tasks: number;
+  max_submissions_per_minute: number;
+}
+
 export type Principal =
   | { kind: "anonymous"; scopes: readonly Scope[] }
   | { kind: "admin"; scopes: readonly Scope[] }
-  | { kind: "tenant"; tenantId: string; keyId: string; scopes: readonly Scope[] };
+  | {
+      kind: "tenant";
+      tenantId: string;
+      keyId: string;
+      scopes: readonly Scope[];
+      /** Absent: TENANT_DEFAULTS. */
+      limits?: TenantLimits;
+    };
+
+/** The limits of a tenant record; TENANT_DEFAULTS for what it does not set. */
+export const limitsOf = (tenant: Partial<Tenant> | undefined): TenantLimits => ({
+  rate_limit_per_minute: tenant?.rate_limit_per_minute ?? TENANT_DEFAULTS.rate_limit_per_minute,
+  max_queued_tasks: tenant?.max_queued_tasks ?? TENANT_DEFAULTS.max_queued_tasks,
+  max_submissions_per_minute:
+    tenant?.max_submissions_per_minute ?? TENANT_DEFAULTS.max_submissions_per_minute,
+});
+
+/** What authentication reads: API keys by hash, and the key's tenant for its limits. */
+export type AuthLookups = Pick<TenantStore, "findApiKey" | "getTenant">;
 
 export const hashApiKey = (key: string) => createHash("sha256").update(key).digest("hex");
 
@@ -24,11 +50,17 @@ export function newApiKey(): { apiKey: string; keyId: string; keyHash: string } 
 const sameSecret = (a: string, b: string) =>
   timingSafeEqual(createHash("sha256").update(a).digest(), createHash("sha256").update(b).digest());
 
-/** Resolves the caller from an API key; a missing, unknown or revoked key is a 401. */
-export async function authenticate(deps: Pick<Deps, "store" | "adminKey">, apiKey: string | undefined) {
+/**
+ * Resolves the caller from an API key; a missing, unknown or revoked key is a 401. A tenant key's
+ * principal carries its tenant's limits. `store` may be a CachedAuthLookups (the API handlers' is).
+ */
+export async function authenticate(
+  deps: { store: AuthLookups; adminKey: string },
+  apiKey: string | undefined,
+): Promise<Principal> {
   if (!apiKey) throw new UnauthorizedError();
   if (deps.adminKey && sameSecret(apiKey, deps.adminKey)) {
-    return { kind: "admin", scopes: ["admin", "tasks:read", "tasks:write"] } satisfies Principal;
+    return { kind: "admin", scopes: ["admin", "tasks:read", "tasks:write"] };
   }
   const record = await deps.store.findApiKey(hashApiKey(apiKey));
   if (!record || record.revoked_time) throw new UnauthorizedError();
@@ -37,7 +69,49 @@ export async function authenticate(deps: Pick<Deps, "store" | "adminKey">, apiKe
     tenantId: record.tenant_id,
     keyId: record.key_id,
     scopes: record.scopes,
-  } satisfies Principal;
+    limits: limitsOf(await deps.store.getTenant(record.tenant_id)),
+  };
+}
+
+/** How long a container trusts an API key or tenant record it read: a revocation takes effect within this. */
+export const AUTH_CACHE_SECONDS = 60;
+
+/**
+ * API-key and tenant records cached for AUTH_CACHE_SECONDS, so that an authenticated request costs no read
+ * most of the time. The price is staleness: a key revoked through another container keeps working there
+ * for up to AUTH_CACHE_SECONDS ("revocation takes effect within a minute"); a revocation through this one
+ * drops the tenant's entries at once (forgetTenant). Unknown keys are never cached, so a new key works at
+ * once and a flood of wrong keys cannot fill the cache with misses.
+ */
+export class CachedAuthLookups implements AuthLookups {
+  readonly #keys: TtlCache<string, ApiKeyRecord>;
+  readonly #tenants: TtlCache<string, Tenant>;
+
+  constructor(
+    private readonly store: AuthLookups,
+    clock: Clock,
+    ttlSeconds = AUTH_CACHE_SECONDS,
+  ) {
+    const now = () => clock.now().getTime();
+    this.#keys = new TtlCache(now, ttlSeconds * 1000);
+    this.#tenants = new TtlCache(now, ttlSeconds * 1000);
+  }
+
+  findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined> {
+    return this.#keys.get(keyHash, () => this.store.findApiKey(keyHash));
+  }
+
+  getTenant(id: string): Promise<Tenant | undefined> {
+    return this.#tenants.get(id, () => this.store.getTenant(id));
+  }
+
+  /** Drops what this container holds of a tenant (after a revocation or a change of its limits). */
+  async forgetTenant(id: string): Promise<void> {
+    await Promise.all([
+      this.#keys.forget((key) => key.tenant_id === id),
+      this.#tenants.forget((tenant) => tenant.id === id),
+    ]);
+  }
 }
 
 export function requireScope(principal: Principal, scope: Scope): void {

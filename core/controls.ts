@@ -1,5 +1,6 @@
 import { admit, poolConfig } from "./admission.ts";
 import { actingTenant, type Principal, requireScope } from "./auth.ts";
+import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { ConflictError } from "./errors.ts";
 import { retryOnConflict } from "./optimistic.ts";
@@ -7,7 +8,7 @@ import { resumeFireTime, shiftFireTime } from "./recurrence.ts";
 import { anchorOf, recurrenceOf } from "./recurring.ts";
 import type { Task } from "./schemas.ts";
 import { assertTransition, TASK_STATUSES, type TaskStatus } from "./status.ts";
-import { getTask } from "./tasks.ts";
+import { visibleTask } from "./tasks.ts";
 
 /** A pool paused by hand stays paused until it is resumed. */
 const INDEFINITELY = "9999-12-31T23:59:59.999Z";
@@ -21,10 +22,10 @@ async function changeTask(
 ) {
   requireScope(principal, "tasks:write");
   return retryOnConflict(async () => {
-    const task = await getTask(deps, principal, uuid);
+    const task = await visibleTask(deps, principal, uuid);
     const now = deps.clock.now();
     const next = { ...change(task, now), version: task.version + 1, update_time: now.toISOString() };
-    await deps.store.commit({ tasks: [{ next, expectVersion: task.version }] });
+    await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task });
     return next;
   });
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { SchedulerConfig } from "./config.ts";
 import type { BlobStore, Clock, Ids, PoolQueue, TaskStore, TenantStore } from "./ports.ts";
+import type { CallbackPolicy } from "./ssrf.ts";
 
 /** What the use cases need, built once by a composition root (functions/_shared, the worker, local/). */
 export interface Deps {
@@ -14,6 +15,10 @@ export interface Deps {
   config: SchedulerConfig;
   /** The admin key; tenant keys live hashed in the tenant store. */
   adminKey: string;
+  /** What callback URLs may reach (core/ssrf.ts); loopback only on the local stack. */
+  callbackPolicy: CallbackPolicy;
+  /** The HMAC-SHA256 key that signs callbacks; empty where no callbacks are delivered. */
+  callbackSecret: string;
   log: Pick<Console, "info" | "warn" | "error">;
 }
 

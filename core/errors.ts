@@ -69,6 +69,16 @@ export class ForbiddenError extends DomainError {
     super(ERROR_CODES.forbidden, message);
   }
 }
+/** Past a per-tenant limit of a time window: the client may retry once the window has passed. */
+export class RateLimitedError extends DomainError {
+  constructor(
+    message: string,
+    /** Whole seconds until the next window (functions/_shared sends it as Retry-After). */
+    readonly retryAfterSeconds: number,
+  ) {
+    super(ERROR_CODES.rateLimited, message);
+  }
+}
 export class PayloadTooLargeError extends DomainError {
   constructor(limitBytes: number) {
     super(ERROR_CODES.payloadTooLarge, `body: larger than ${limitBytes} bytes`);

@@ -1,4 +1,5 @@
 import { admit, poolConfig, slotOf } from "./admission.ts";
+import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { CommitConflict } from "./ports.ts";
@@ -68,6 +69,7 @@ export async function claimRun(
   deps: Pick<Deps, "store" | "clock" | "config">,
   message: { task_uuid: string; run_id: string },
   workerId: string,
+  racesLeft = RACE_RETRIES,
 ): Promise<ClaimOutcome> {
   const [task, run] = await Promise.all([
     deps.store.getTask(message.task_uuid),
@@ -101,12 +103,21 @@ export async function claimRun(
     },
   };
   try {
-    await deps.store.commit({
-      tasks: [{ next: held.task, expectVersion: task.version }],
-      runs: [{ next: held.run, expectVersion: run.version }],
-    });
+    await commitChange(
+      deps,
+      {
+        tasks: [{ next: held.task, expectVersion: task.version }],
+        runs: [{ next: held.run, expectVersion: run.version }],
+      },
+      { task, run },
+    );
   } catch (err) {
-    if (err instanceof CommitConflict) return { claimed: false, reason: "stale: changed while claiming" };
+    // Another write (tags, a callback record) may have bumped the version: look again; the status check
+    // above then tells a real change (canceled, claimed elsewhere) from a harmless one.
+    if (err instanceof CommitConflict) {
+      if (racesLeft > 0) return claimRun(deps, message, workerId, racesLeft - 1);
+      return { claimed: false, reason: "stale: changed while claiming" };
+    }
     throw err;
   }
   return { claimed: true, held };
@@ -131,7 +142,7 @@ export async function heartbeat(
     const lease = plusSeconds(deps.clock.now(), poolConfig(deps, task.pool).lease_seconds);
     const next: Task = { ...task, version: task.version + 1, lease_expires_at: lease, due_time: lease };
     try {
-      await deps.store.commit({ tasks: [{ next, expectVersion: task.version }] });
+      await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task });
       return { held: { ...held, task: next } };
     } catch (err) {
       if (!(err instanceof CommitConflict)) throw err;
@@ -266,11 +277,15 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
     const nextTask = taskAfter(task, ending, pool, now, deps.random);
     assertTransition(task.status, nextTask.status);
     try {
-      await deps.store.commit({
-        tasks: [{ next: nextTask, expectVersion: task.version }],
-        runs: [{ next: runAfter(run, ending, now), expectVersion: run.version }],
-        release: slotOf(task),
-      });
+      await commitChange(
+        deps,
+        {
+          tasks: [{ next: nextTask, expectVersion: task.version }],
+          runs: [{ next: runAfter(run, ending, now), expectVersion: run.version }],
+          release: slotOf(task),
+        },
+        { task, run },
+      );
     } catch (err) {
       if (!(err instanceof CommitConflict)) throw err;
       [task, run] = await Promise.all([

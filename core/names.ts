@@ -25,7 +25,20 @@ export const ENV = {
   credentials: "SWITCHYARD_CREDENTIALS",
   dataDir: "SWITCHYARD_DATA_DIR",
   version: "SWITCHYARD_VERSION",
+  /** "true" lets callbacks reach loopback hosts (and plain http to them): the local stack only, never AWS. */
+  allowLoopbackCallbacks: "SWITCHYARD_ALLOW_LOOPBACK_CALLBACKS",
+  /** The HMAC-SHA256 key that signs callbacks (local stack, tests). */
+  callbackSecret: "SWITCHYARD_CALLBACK_SECRET",
+  /** On AWS: the Secrets Manager secret (ARN) holding the callback signing key, read once per cold start. */
+  callbackSecretArn: "SWITCHYARD_CALLBACK_SECRET_ARN",
+  /** The callback function's SQS queue (subscribed to the topic): failed deliveries are delayed on it. */
+  callbackQueueUrl: "SWITCHYARD_CALLBACK_QUEUE_URL",
+  /** Seconds before a failed callback is tried again; doubles per attempt (default 60). */
+  callbackRetrySeconds: "SWITCHYARD_CALLBACK_RETRY_SECONDS",
 } as const;
+
+/** Deliveries of one callback event before its message moves to the callback DLQ (the queue's maxReceiveCount). */
+export const CALLBACK_MAX_RECEIVES = 5;
 
 /** The single DynamoDB table: generic keys plus three sparse GSIs (see core/adapters/aws/dynamo-store.ts). */
 export const TABLE = {

@@ -1,4 +1,5 @@
 /** The interfaces the domain needs. Adapters live in core/adapters/{aws,memory}. */
+import type { DomainEvent } from "./events.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "./schemas.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
 
@@ -46,6 +47,8 @@ export interface StateChange {
   release?: SlotRelease;
   /** Must not exist yet. */
   idempotency?: IdempotencyRecord;
+  /** Appended to their task's event log; the relay publishes them (see core/commit.ts). */
+  events?: DomainEvent[];
 }
 
 export type CommitConflictReason = "task" | "run" | "pool_full" | "key_busy" | "idempotency";
@@ -100,6 +103,11 @@ export interface TaskStore extends Pingable {
   getTask(uuid: string): Promise<Task | undefined>;
   /** Newest first within a status; without a status filter, grouped by status. */
   listTasks(query: TaskQuery): Promise<Page<Task>>;
+  /**
+   * How many of the tenant's tasks are in `status`, counting no further than `atMost`: the cost of the
+   * count stops growing there (a quota check needs no more).
+   */
+  countTasks(tenant: string, status: TaskStatus, atMost: number): Promise<number>;
   /** Queued tasks of a pool: highest priority first, then earliest ready_time. */
   readyTasks(pool: string, limit: number): Promise<Task[]>;
   /** Tasks of one due shard whose due_time is at or before `before`, earliest first. */
@@ -114,6 +122,8 @@ export interface TaskStore extends Pingable {
   /** Lifts any pause of the pool. */
   resumePool(pool: string): Promise<void>;
   getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined>;
+  /** A task's events, oldest first. */
+  listEvents(taskUuid: string, size: number, cursor?: string): Promise<Page<DomainEvent>>;
   /** Creates or replaces a worker's record (its heartbeat). */
   recordWorker(worker: WorkerRecord): Promise<void>;
   /** Workers whose record has not expired at `now` (epoch seconds). */
@@ -130,6 +140,13 @@ export interface TenantStore {
   listApiKeys(tenantId: string): Promise<ApiKeyRecord[]>;
   /** Marks the key revoked; false when the tenant has no such key. */
   revokeApiKey(tenantId: string, keyId: string, at: string): Promise<boolean>;
+  /**
+   * Counts one unit of `counter` (e.g. `requests#<tenant>`) in the fixed window starting at `windowStart`
+   * (ISO), only while the window's count is below `limit`: true when taken, false when the limit is
+   * reached. Atomic across callers (one conditional update). The window's item expires at `expiresAt`
+   * (epoch seconds, the table's TTL attribute).
+   */
+  takeRateToken(counter: string, windowStart: string, limit: number, expiresAt: number): Promise<boolean>;
 }
 
 export interface QueueMessage {
@@ -149,6 +166,11 @@ export interface PoolQueue extends Pingable {
 export interface BlobInfo {
   key: string;
   size: number;
+}
+
+/** The SNS topic: every event, with message attributes tenant, pool, status and type. */
+export interface EventBus {
+  publish(events: DomainEvent[]): Promise<void>;
 }
 
 /** S3: logs, input and output files. */

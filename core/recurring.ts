@@ -1,4 +1,5 @@
 import { admit } from "./admission.ts";
+import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { runIdFor } from "./identifiers.ts";
 import { CommitConflict } from "./ports.ts";
@@ -64,14 +65,13 @@ export async function fireOccurrence(deps: Deps, task: Task): Promise<boolean> {
         next_run_time: followingFireTime(task, slot, firedCount),
         due_time: undefined,
       };
-      await deps.store.commit({ tasks: [{ next, expectVersion: task.version }] });
+      await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task });
       await admit(deps, task.pool, [next]);
       return true;
     }
     if ((task.overlap ?? "skip") === "queue") {
-      await deps.store.commit({
-        tasks: [{ next: { ...base, occurrence_waiting: true }, expectVersion: task.version }],
-      });
+      const next = { ...base, occurrence_waiting: true };
+      await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task });
       return true;
     }
     // Skip: recorded as a run, and the schedule moves on from now (never a burst of skips).
@@ -98,7 +98,11 @@ export async function fireOccurrence(deps: Deps, task: Task): Promise<boolean> {
       fired_count: firedCount,
       next_run_time: followingFireTime(task, now > slot ? now : slot, firedCount),
     };
-    await deps.store.commit({ tasks: [{ next, expectVersion: task.version }], runs: [{ next: skipped }] });
+    await commitChange(
+      deps,
+      { tasks: [{ next, expectVersion: task.version }], runs: [{ next: skipped }] },
+      { task },
+    );
     return true;
   } catch (err) {
     if (err instanceof CommitConflict) return false;

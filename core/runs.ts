@@ -1,4 +1,5 @@
 import { actingTenant, canSee, type Principal, requireScope } from "./auth.ts";
+import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { runNotFound } from "./errors.ts";
 import { taskUuidOfRun } from "./identifiers.ts";
@@ -6,9 +7,14 @@ import { retryOnConflict } from "./optimistic.ts";
 import { type Run, type Tags, withMergedTags } from "./schemas.ts";
 import type { RunStatus } from "./status.ts";
 
-/** A run the principal may see; anything else is a 404. */
+/** Reads a run (scope `tasks:read`) the principal may see; anything else is a 404. */
 export async function getRun(deps: Pick<Deps, "store">, principal: Principal, runId: string): Promise<Run> {
   requireScope(principal, "tasks:read");
+  return visibleRun(deps, principal, runId);
+}
+
+/** A run the principal may see, without a scope check (for use cases that check their own). */
+async function visibleRun(deps: Pick<Deps, "store">, principal: Principal, runId: string): Promise<Run> {
   const taskUuid = taskUuidOfRun(runId);
   const run = taskUuid ? await deps.store.getRun(taskUuid, runId) : undefined;
   if (!run || !canSee(principal, run.tenant)) throw runNotFound(runId);
@@ -48,9 +54,9 @@ export async function mergeRunTags(
 ): Promise<Run> {
   requireScope(principal, "tasks:write");
   return retryOnConflict(async () => {
-    const run = await getRun(deps, principal, runId);
+    const run = await visibleRun(deps, principal, runId);
     const next = withMergedTags(run, tags, deps.clock.now());
-    await deps.store.commit({ runs: [{ next, expectVersion: run.version }] });
+    await commitChange(deps, { runs: [{ next, expectVersion: run.version }] }, { run });
     return next;
   });
 }

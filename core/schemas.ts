@@ -23,17 +23,30 @@ export const LIMITS = {
 
 export const DEFAULTS = { priority: 5, maxAttempts: 3, timeoutSeconds: 3600, pageSize: 20 } as const;
 
-/** Names, tags and paths hold no control characters (prompts and file contents may). */
-const noControlChars = (s: string) => !/\p{Cc}/u.test(s);
-const label = (max: number) =>
-  z.string().min(1).max(max).refine(noControlChars, "must not contain control characters");
+/** A tenant's limits when it was created without them (or before they existed). */
+export const TENANT_DEFAULTS = {
+  rate_limit_per_minute: 100,
+  max_queued_tasks: 1000,
+  max_submissions_per_minute: 60,
+} as const;
+
+/**
+ * Names, tags and paths hold no control characters (prompts and file contents may), no lone surrogate
+ * halves (not valid Unicode), and no bidirectional overrides or isolates, which make a name display as
+ * something else ("Trojan Source"). Any other Unicode (accents, CJK, emoji, joiners) is kept as sent.
+ */
+const noControlChars = (s: string) => !/[\p{Cc}\p{Cs}\u202A-\u202E\u2066-\u2069]/u.test(s);
+const CONTROL_CHARS = "must not contain control, bidirectional-override or unpaired surrogate characters";
+/** Keys that would reach an object's prototype if a later merge trusted them. */
+const RESERVED_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+const label = (max: number) => z.string().min(1).max(max).refine(noControlChars, CONTROL_CHARS);
 
 /** A relative path inside the job's work dir: no `..` segment, no absolute path, no backslash. */
 export const relativePath = z
   .string()
   .min(1)
   .max(LIMITS.pathLength)
-  .refine(noControlChars, "must not contain control characters")
+  .refine(noControlChars, CONTROL_CHARS)
   .refine(
     (p) => !p.startsWith("/") && !p.includes("\\") && p.split("/").every((seg) => seg !== ".." && seg !== ""),
     "must be a relative path without '..' or empty segments",
@@ -50,12 +63,20 @@ export const tagsSchema = z.preprocess(
         ctx.addIssue({ code: "custom", message: `'${pair}' is not k=v`, input: value });
         return z.NEVER;
       }
-      tags[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+      const key = pair.slice(0, eq).trim();
+      if (RESERVED_KEYS.has(key)) {
+        ctx.addIssue({ code: "custom", message: `'${key}' is a reserved name`, input: value });
+        return z.NEVER;
+      }
+      tags[key] = pair.slice(eq + 1).trim();
     }
     return tags;
   },
   z
-    .record(label(LIMITS.tagKeyLength), z.string().max(LIMITS.tagValueLength).refine(noControlChars))
+    .record(
+      label(LIMITS.tagKeyLength).refine((k) => !RESERVED_KEYS.has(k), "is a reserved name"),
+      z.string().max(LIMITS.tagValueLength).refine(noControlChars, CONTROL_CHARS),
+    )
     .refine((t) => Object.keys(t).length <= LIMITS.tagCount, `at most ${LIMITS.tagCount} tags`),
 );
 export type Tags = Record<string, string>;
@@ -97,7 +118,9 @@ export const submitTaskSchema = z
     prompt: z
       .string()
       .min(1)
-      .refine((p) => Buffer.byteLength(p) <= LIMITS.promptBytes, `at most ${LIMITS.promptBytes} bytes`),
+      .refine((p) => Buffer.byteLength(p) <= LIMITS.promptBytes, `at most ${LIMITS.promptBytes} bytes`)
+      // The prompt reaches the CLI as an argument, and no argument can hold a NUL.
+      .refine((p) => !p.includes("\u0000"), "must not contain NUL characters"),
     input_files: z
       .array(
         z.strictObject({
@@ -166,11 +189,14 @@ export const listTasksQuerySchema = z.strictObject({
   namespace: label(LIMITS.labelLength).optional(),
   tag: z
     .string()
+    .max(LIMITS.tagKeyLength + 1 + LIMITS.tagValueLength)
     .regex(/^[^=]+=.*$/, "must be k=v")
+    .refine(noControlChars, CONTROL_CHARS)
     .transform((s) => {
       const eq = s.indexOf("=");
       return { key: s.slice(0, eq), value: s.slice(eq + 1) };
     })
+    .refine(({ key }) => key.length <= LIMITS.tagKeyLength, `key: at most ${LIMITS.tagKeyLength} characters`)
     .optional(),
   size: numeric(z.number().int().min(1).max(LIMITS.pageSize)).default(DEFAULTS.pageSize),
   cursor: z.string().max(2048).optional(),
@@ -182,7 +208,27 @@ export const mergeTagsSchema = z.strictObject({ tags: tagsSchema });
 
 export const createTenantSchema = z.strictObject({
   name: label(LIMITS.labelLength),
-  rate_limit_per_minute: numeric(z.number().int().min(1).max(1_000_000)).default(100),
+  /** Requests per minute over all of the tenant's keys (429 past it). */
+  rate_limit_per_minute: numeric(z.number().int().min(1).max(1_000_000)).default(
+    TENANT_DEFAULTS.rate_limit_per_minute,
+  ),
+  /** Tasks waiting for capacity at once; a submission past it is a 409 (code 1005). */
+  max_queued_tasks: numeric(z.number().int().min(1).max(1_000_000)).default(TENANT_DEFAULTS.max_queued_tasks),
+  /** Submissions per minute (429 past it); idempotent replays do not count. */
+  max_submissions_per_minute: numeric(z.number().int().min(1).max(1_000_000)).default(
+    TENANT_DEFAULTS.max_submissions_per_minute,
+  ),
+});
+export type CreateTenant = z.output<typeof createTenantSchema>;
+
+/** Scopes a tenant key may hold; `admin` belongs to the admin key alone. */
+export const TENANT_SCOPES = ["tasks:read", "tasks:write"] as const;
+export const addKeySchema = z.strictObject({
+  scopes: z
+    .array(z.enum(TENANT_SCOPES))
+    .min(1)
+    .refine((s) => new Set(s).size === s.length, "must not repeat a scope")
+    .optional(),
 });
 
 export interface TaskResult {
@@ -258,6 +304,23 @@ export interface Task {
   due_time?: string;
   result?: TaskResult;
   error_message?: string;
+  /** The latest callback delivery attempts, oldest first (core/callbacks.ts keeps the last 20). */
+  callback_deliveries?: CallbackDelivery[];
+}
+
+/** One attempt to POST a run's outcome to the task's callback URL. */
+export interface CallbackDelivery {
+  time: string;
+  /** The event delivered (core/events.ts) and its type, e.g. `run.succeeded`. */
+  event_id: string;
+  type: string;
+  run_id?: string;
+  /** 1 for the first try of this event, then 2, … */
+  attempt: number;
+  /** delivered; retry: tried again later; failed: given up (refused, gone, or out of attempts). */
+  outcome: "delivered" | "retry" | "failed";
+  http_status?: number;
+  error?: string;
 }
 
 export const isRecurring = (task: Task) => task.schedule !== undefined || task.interval !== undefined;
@@ -318,6 +381,9 @@ export interface Tenant {
   id: string;
   name: string;
   rate_limit_per_minute: number;
+  /** Absent on tenants created before quotas existed: TENANT_DEFAULTS apply. */
+  max_queued_tasks?: number;
+  max_submissions_per_minute?: number;
   create_time: string;
 }
 

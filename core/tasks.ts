@@ -1,9 +1,11 @@
 import { createHash } from "node:crypto";
 import { admit, choosePool, poolConfig, slotOf } from "./admission.ts";
 import { actingTenant, canSee, type Principal, requireScope } from "./auth.ts";
+import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { ConflictError, runNotFound, taskNotFound, ValidationError } from "./errors.ts";
 import { blobKeys, runIdFor } from "./identifiers.ts";
+import { checkSubmissionQuotas } from "./limits.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import { CommitConflict, type StateChange } from "./ports.ts";
 import { firstFireTime, type Recurrence, recurrenceIssues } from "./recurrence.ts";
@@ -16,7 +18,10 @@ import {
   type Task,
   withMergedTags,
 } from "./schemas.ts";
+import { callbackUrlProblem } from "./ssrf.ts";
 import { ACTIVE_STATUSES, assertTransition, type TaskStatus } from "./status.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface SubmitOutcome {
   /** false for an idempotent replay. */
@@ -44,6 +49,8 @@ export async function submitTask(
   input: SubmitTask,
 ): Promise<SubmitOutcome> {
   requireScope(principal, "tasks:write");
+  const callbackProblem = input.callback && callbackUrlProblem(input.callback, deps.callbackPolicy);
+  if (callbackProblem) throw new ValidationError("callback", callbackProblem);
   const tenant = actingTenant(principal);
   const pool = input.pool ? poolConfig(deps, input.pool) : await choosePool(deps, input.tool ?? "claude");
   if (input.tool && input.tool !== pool.tool) {
@@ -93,10 +100,12 @@ export async function submitTask(
     if (replay) return replay;
     change.idempotency = { tenant, key: input.idempotency_key, uuid, body_hash: bodyHash };
   }
+  // After the replay check: a replay creates nothing, so it is never refused by a quota.
+  await checkSubmissionQuotas(deps, principal);
   // Files first: a task never points at files that are not there.
   await Promise.all(input.input_files.map((f) => deps.blobs.put(blobKeys.input(uuid, f.name), f.content)));
   try {
-    await deps.store.commit(change);
+    await commitChange(deps, change, {});
   } catch (err) {
     // A concurrent submit with the same key won the race.
     if (err instanceof CommitConflict && err.reason === "idempotency" && input.idempotency_key) {
@@ -166,15 +175,28 @@ async function idempotentReplay(
   if (record.body_hash !== bodyHash) {
     throw new ConflictError("idempotency_key: already used with a different body");
   }
-  return { created: false, task: await getTask(deps, principal, record.uuid) };
+  return { created: false, task: await visibleTask(deps, principal, record.uuid) };
 }
 
-/** A task the principal may see; anything else is a 404. */
-export async function getTask(deps: Pick<Deps, "store">, principal: Principal, uuid: string): Promise<Task> {
-  requireScope(principal, "tasks:read");
-  const task = await deps.store.getTask(uuid);
+/**
+ * A task the principal may see; anything else is a 404. No scope check: for use cases that check their
+ * own (a `tasks:write` key cancels or tags its tenant's tasks without `tasks:read`).
+ */
+export async function visibleTask(
+  deps: Pick<Deps, "store">,
+  principal: Principal,
+  uuid: string,
+): Promise<Task> {
+  // Only a uuid can name a task: anything else is not looked up (no key too long or odd for the store).
+  const task = UUID.test(uuid) ? await deps.store.getTask(uuid) : undefined;
   if (!task || !canSee(principal, task.tenant)) throw taskNotFound(uuid);
   return task;
+}
+
+/** Reads a task (scope `tasks:read`) the principal may see; anything else is a 404. */
+export async function getTask(deps: Pick<Deps, "store">, principal: Principal, uuid: string): Promise<Task> {
+  requireScope(principal, "tasks:read");
+  return visibleTask(deps, principal, uuid);
 }
 
 export async function listTasks(deps: Pick<Deps, "store">, principal: Principal, query: ListTasksQuery) {
@@ -198,7 +220,7 @@ export async function listTasks(deps: Pick<Deps, "store">, principal: Principal,
 export async function cancelTask(deps: Deps, principal: Principal, uuid: string): Promise<Task> {
   requireScope(principal, "tasks:write");
   const canceled = await retryOnConflict(async () => {
-    const task = await getTask(deps, principal, uuid);
+    const task = await visibleTask(deps, principal, uuid);
     assertTransition(task.status, "canceled");
     const iso = deps.clock.now().toISOString();
     const next: Task = {
@@ -212,8 +234,9 @@ export async function cancelTask(deps: Deps, principal: Principal, uuid: string)
     };
     const change: StateChange = { tasks: [{ next, expectVersion: task.version }] };
     const heldSlot = ACTIVE_STATUSES.includes(task.status);
+    let run: Run | undefined;
     if (heldSlot) {
-      const run = await currentRun(deps, task);
+      run = await currentRun(deps, task);
       change.runs = [
         {
           next: { ...run, version: run.version + 1, status: "canceled", end_time: iso, update_time: iso },
@@ -222,7 +245,7 @@ export async function cancelTask(deps: Deps, principal: Principal, uuid: string)
       ];
       change.release = slotOf(task);
     }
-    await deps.store.commit(change);
+    await commitChange(deps, change, { task, run });
     return { task: next, heldSlot };
   });
   if (canceled.heldSlot) await admit(deps, canceled.task.pool);
@@ -236,6 +259,22 @@ async function currentRun(deps: Pick<Deps, "store">, task: Task): Promise<Run> {
   return run;
 }
 
+/** A task's events, oldest first, paged: a client catches up from its last cursor. */
+export async function listTaskEvents(
+  deps: Pick<Deps, "store">,
+  principal: Principal,
+  uuid: string,
+  page: { size: number; cursor?: string },
+) {
+  const task = await getTask(deps, principal, uuid);
+  const events = await deps.store.listEvents(task.uuid, page.size, page.cursor);
+  return {
+    total: events.total,
+    events: events.items.map(({ callback: _callback, ...event }) => event),
+    next_cursor: events.nextCursor ?? null,
+  };
+}
+
 /** Merges tags into a task (new values win). */
 export async function mergeTaskTags(
   deps: Deps,
@@ -245,9 +284,9 @@ export async function mergeTaskTags(
 ): Promise<Task> {
   requireScope(principal, "tasks:write");
   return retryOnConflict(async () => {
-    const task = await getTask(deps, principal, uuid);
+    const task = await visibleTask(deps, principal, uuid);
     const next = withMergedTags(task, tags, deps.clock.now());
-    await deps.store.commit({ tasks: [{ next, expectVersion: task.version }] });
+    await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task });
     return next;
   });
 }

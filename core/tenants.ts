@@ -1,18 +1,22 @@
 import { newApiKey, type Principal, requireScope, TENANT_KEY_SCOPES } from "./auth.ts";
 import type { Deps } from "./deps.ts";
 import { ERROR_CODES, NotFoundError } from "./errors.ts";
-import type { ApiKeyRecord, Tenant } from "./schemas.ts";
+import type { ApiKeyRecord, CreateTenant, Scope, Tenant } from "./schemas.ts";
+
+/** Ids as createTenant and newApiKey make them; anything else cannot exist, and is never looked up. */
+const TENANT_ID = /^t_[0-9a-f]{20}$/;
+const KEY_ID = /^key_[0-9a-f]{16}$/;
 
 const tenantNotFound = (id: string) =>
-  new NotFoundError(ERROR_CODES.tenantNotFound, `tenant ${id} not found`);
+  new NotFoundError(ERROR_CODES.tenantNotFound, `tenant ${id.slice(0, 64)} not found`);
 
-function keyRecord(deps: Pick<Deps, "clock">, tenantId: string) {
+function keyRecord(deps: Pick<Deps, "clock">, tenantId: string, scopes: Scope[] = TENANT_KEY_SCOPES) {
   const { apiKey, keyId, keyHash } = newApiKey();
   const record: ApiKeyRecord = {
     key_id: keyId,
     tenant_id: tenantId,
     key_hash: keyHash,
-    scopes: TENANT_KEY_SCOPES,
+    scopes,
     create_time: deps.clock.now().toISOString(),
   };
   return { apiKey, record };
@@ -22,13 +26,15 @@ function keyRecord(deps: Pick<Deps, "clock">, tenantId: string) {
 export async function createTenant(
   deps: Pick<Deps, "store" | "clock" | "ids">,
   principal: Principal,
-  input: { name: string; rate_limit_per_minute: number },
+  input: CreateTenant,
 ) {
   requireScope(principal, "admin");
   const tenant: Tenant = {
     id: `t_${deps.ids.uuid().replaceAll("-", "").slice(0, 20)}`,
     name: input.name,
     rate_limit_per_minute: input.rate_limit_per_minute,
+    max_queued_tasks: input.max_queued_tasks,
+    max_submissions_per_minute: input.max_submissions_per_minute,
     create_time: deps.clock.now().toISOString(),
   };
   const { apiKey, record } = keyRecord(deps, tenant.id);
@@ -42,22 +48,26 @@ export async function listTenants(deps: Pick<Deps, "store">, principal: Principa
 }
 
 async function existingTenant(deps: Pick<Deps, "store">, id: string): Promise<Tenant> {
-  const tenant = await deps.store.getTenant(id);
+  const tenant = TENANT_ID.test(id) ? await deps.store.getTenant(id) : undefined;
   if (!tenant) throw tenantNotFound(id);
   return tenant;
 }
 
-/** Adds a key, for rotation: the old key keeps working until it is revoked. */
+/**
+ * Adds a key, for rotation (the old key keeps working until it is revoked) or for a narrower use: `scopes`
+ * (default both) may be `tasks:read` alone, e.g. for a dashboard, or `tasks:write` alone.
+ */
 export async function addTenantKey(
   deps: Pick<Deps, "store" | "clock">,
   principal: Principal,
   tenantId: string,
+  scopes: Scope[] = TENANT_KEY_SCOPES,
 ) {
   requireScope(principal, "admin");
   await existingTenant(deps, tenantId);
-  const { apiKey, record } = keyRecord(deps, tenantId);
+  const { apiKey, record } = keyRecord(deps, tenantId, scopes);
   await deps.store.putApiKey(record);
-  return { api_key: apiKey, key_id: record.key_id };
+  return { api_key: apiKey, key_id: record.key_id, scopes: record.scopes };
 }
 
 export async function listTenantKeys(deps: Pick<Deps, "store">, principal: Principal, tenantId: string) {
@@ -79,8 +89,13 @@ export async function revokeTenantKey(
   keyId: string,
 ) {
   requireScope(principal, "admin");
-  const revoked = await deps.store.revokeApiKey(tenantId, keyId, deps.clock.now().toISOString());
-  if (!revoked)
-    throw new NotFoundError(ERROR_CODES.tenantNotFound, `key ${keyId} of tenant ${tenantId} not found`);
+  const revoked =
+    TENANT_ID.test(tenantId) &&
+    KEY_ID.test(keyId) &&
+    (await deps.store.revokeApiKey(tenantId, keyId, deps.clock.now().toISOString()));
+  if (!revoked) {
+    const what = `key ${keyId.slice(0, 64)} of tenant ${tenantId.slice(0, 64)}`;
+    throw new NotFoundError(ERROR_CODES.tenantNotFound, `${what} not found`);
+  }
   return { key_id: keyId, revoked: true };
 }

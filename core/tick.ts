@@ -1,4 +1,5 @@
 import { DISPATCH_CONFIRM_SECONDS, pumpAll, sendDispatch } from "./admission.ts";
+import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { reclaimLease } from "./execution.ts";
 import { DUE_SHARDS } from "./names.ts";
@@ -61,7 +62,7 @@ async function startDueTask(deps: Deps, task: Task): Promise<boolean> {
     next_run_time: isRecurring(task) ? task.next_run_time : undefined,
     update_time: deps.clock.now().toISOString(),
   };
-  return commitQuietly(deps, next, task.version);
+  return commitQuietly(deps, next, task);
 }
 
 /** The worker never confirmed the dispatch: send it again (same dedup id) and look again later. */
@@ -72,13 +73,13 @@ async function resendDispatch(deps: Deps, task: Task, now: Date): Promise<boolea
     version: task.version + 1,
     due_time: new Date(now.getTime() + DISPATCH_CONFIRM_SECONDS * 1000).toISOString(),
   };
-  return commitQuietly(deps, next, task.version);
+  return commitQuietly(deps, next, task);
 }
 
 /** Writes a tick's change; losing the race to another writer is fine, the other one won. */
-async function commitQuietly(deps: Deps, next: Task, expectVersion: number): Promise<boolean> {
+async function commitQuietly(deps: Deps, next: Task, task: Task): Promise<boolean> {
   try {
-    await deps.store.commit({ tasks: [{ next, expectVersion }] });
+    await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task });
     return true;
   } catch (err) {
     if (err instanceof CommitConflict) return false;

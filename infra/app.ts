@@ -9,4 +9,11 @@ import { addSwitchyardStacks } from "./switchyard.ts";
 const configFile = resolve(process.env[ENV.schedulerConfig] ?? "scheduler.config.yaml");
 const config = loadSchedulerConfig({ [ENV.schedulerConfig]: configFile });
 
-addSwitchyardStacks(new App({ context: FEATURE_FLAGS }), { config, configFile });
+const app = new App({ context: FEATURE_FLAGS });
+// `-c switchyard:workers=false` leaves out the Fargate workers (VPC, cluster, image): LocalStack's free plan
+// runs neither ECS nor ECR.
+const workers = String(app.node.tryGetContext("switchyard:workers") ?? "true") !== "false";
+// `-c switchyard:deletionProtection=false` for throwaway environments (LocalStack, trials).
+const deletionProtection =
+  String(app.node.tryGetContext("switchyard:deletionProtection") ?? "true") !== "false";
+addSwitchyardStacks(app, { config, configFile, workers, deletionProtection });

@@ -53,6 +53,20 @@ export const queueDefaults = {
 
 export const topicDefaults = { enforceSSL: true } as const satisfies TopicProps;
 
+/**
+ * Graceful stop of a Fargate worker. On SIGTERM (scale-in or a deployment replacing the task) the worker
+ * takes no more work, lets running jobs finish for `drainSeconds` (SWITCHYARD_DRAIN_SECONDS), then hands the
+ * rest back and reports itself stopped. ECS sends SIGKILL `stopTimeoutSeconds` after SIGTERM; Fargate caps
+ * that at 120 s, so the drain gets 90 s and the hand-back (a few DynamoDB writes) the remaining 30 s.
+ */
+export const workerStop = { drainSeconds: 90, stopTimeoutSeconds: 120 } as const;
+
+/**
+ * Safety-net throttling of the whole API stage (all tenants together), in requests per second.
+ * Per-tenant limits (default 100 per minute) are enforced by the handlers, see SchedulerApi.
+ */
+export const apiStageThrottle = { rateLimit: 50, burstLimit: 100 } as const;
+
 export const functionDefaults = {
   runtime: Runtime.NODEJS_22_X,
   architecture: Architecture.ARM_64,

@@ -1,4 +1,4 @@
-import { Duration, Stack, type StackProps } from "aws-cdk-lib";
+import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
 import type { ITableV2 } from "aws-cdk-lib/aws-dynamodb";
 import { Rule, Schedule } from "aws-cdk-lib/aws-events";
 import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
@@ -10,38 +10,58 @@ import type { Construct } from "constructs";
 import type { PoolConfig } from "../core/config.ts";
 import { ENV } from "../core/names.ts";
 import { ROUTE_GROUPS, type RouteGroup } from "../functions/_shared/routes.ts";
+import { Alarms } from "./constructs/alarms.ts";
+import { CallbackDelivery } from "./constructs/callback-delivery.ts";
+import { EventsRelay } from "./constructs/events-relay.ts";
 import { PoolQueues } from "./constructs/pool-queues.ts";
 import { SchedulerApi } from "./constructs/scheduler-api.ts";
 import { SwitchyardFunction } from "./constructs/switchyard-function.ts";
+import { WorkerServices } from "./constructs/worker-services.ts";
+import { GRANT_WILDCARD_FINDINGS, GRANT_WILDCARDS } from "./nag.ts";
 import { topicDefaults } from "./secure-defaults.ts";
 
-const GRANT_WILDCARDS =
-  "These wildcards come from grantReadWriteData and grantReadWrite on the one Switchyard table and bucket: " +
-  "index/* is the table's GSIs, <bucket>/* its objects, and s3:GetObject* etc. are CDK's read/write action " +
-  "groups. Nothing outside those two resources is granted.";
-/** The findings those grants produce; the regexes match the stateful Table and Artifacts ARNs only. */
-const GRANT_WILDCARD_FINDINGS = [
-  ...["GetObject*", "GetBucket*", "List*", "DeleteObject*", "Abort*"].map((action) => `Action::s3:${action}`),
-  { regex: "/^Resource::.*Table.*\\/index\\/\\*$/" },
-  { regex: "/^Resource::.*Artifacts.*\\/\\*$/" },
-];
+/** What a function may use of the shared resources. */
+interface FunctionAccess {
+  readonly timeout?: Duration;
+  /** The table's items, the bucket, publishing to the events topic, sending to the pool queues. @default all */
+  readonly access?: readonly ("table" | "bucket" | "publish" | "dispatch")[];
+}
 
 export interface StatelessStackProps extends StackProps {
   readonly table: ITableV2;
   readonly bucket: IBucket;
   readonly adminKey: ISecret;
+  /** The HMAC key that signs callbacks (stateful: receivers verify with it). */
+  readonly callbackKey: ISecret;
   readonly pools: readonly PoolConfig[];
   /** The scheduler config file the pools came from; bundled into every function. */
   readonly configFile: string;
+  /** `tool/account` -> the secret with that account's credentials (stateful PoolCredentials). */
+  readonly credentials: ReadonlyMap<string, ISecret>;
+  /**
+   * Whether to create the Fargate worker services, with their VPC, cluster and image. Off for LocalStack's
+   * free plan, which has no ECS or ECR. @default true
+   */
+  readonly workers?: boolean;
 }
 
-/** Everything that can be replaced freely: queues, topic, functions, API and the tick schedule. */
+/**
+ * Everything that can be replaced freely: queues, topic, functions, API, the tick schedule, the worker
+ * services and the alarms.
+ */
 export class StatelessStack extends Stack {
   readonly api: SchedulerApi;
   readonly queues: PoolQueues;
   readonly topic: Topic;
   readonly handlers: Readonly<Record<RouteGroup, SwitchyardFunction>>;
   readonly tick: SwitchyardFunction;
+  /** Every function of the stack, by construct id (Api-tasks, Tick, EventsRelay, Callbacks, ...). */
+  readonly functions: ReadonlyMap<string, SwitchyardFunction>;
+  readonly relay: EventsRelay;
+  readonly callbacks: CallbackDelivery;
+  /** Absent when `workers` is false. */
+  readonly workers?: WorkerServices;
+  readonly alarms: Alarms;
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
@@ -49,6 +69,10 @@ export class StatelessStack extends Stack {
 
     this.queues = new PoolQueues(this, "Pools", { pools });
     this.topic = new Topic(this, "Events", topicDefaults);
+    new CfnOutput(this, "EventsTopicArn", {
+      description: "SNS topic of every task and run event (message attributes tenant, pool, status, type)",
+      value: this.topic.topicArn,
+    });
 
     const environment = {
       [ENV.tableName]: table.tableName,
@@ -58,17 +82,23 @@ export class StatelessStack extends Stack {
         Object.fromEntries([...this.queues.queues].map(([pool, queue]) => [pool, queue.queueUrl])),
       ),
     };
-    const newFunction = (id: string, entry: string, timeout?: Duration) => {
+    /** A function with the shared environment and the access it needs (FunctionAccess). */
+    const newFunction = (id: string, entry: string, options: FunctionAccess = {}) => {
+      const { timeout, access = ["table", "bucket", "publish", "dispatch"] } = options;
       const fn = new SwitchyardFunction(this, id, { entry, configFile, environment, timeout });
-      table.grantReadWriteData(fn);
-      bucket.grantReadWrite(fn);
-      this.topic.grantPublish(fn);
-      for (const queue of this.queues.queues.values()) queue.grantSendMessages(fn);
-      NagSuppressions.addResourceSuppressions(
-        fn,
-        [{ id: "AwsSolutions-IAM5", reason: GRANT_WILDCARDS, appliesTo: GRANT_WILDCARD_FINDINGS }],
-        true,
-      );
+      if (access.includes("table")) table.grantReadWriteData(fn);
+      if (access.includes("bucket")) bucket.grantReadWrite(fn);
+      if (access.includes("table") || access.includes("bucket")) {
+        NagSuppressions.addResourceSuppressions(
+          fn,
+          [{ id: "AwsSolutions-IAM5", reason: GRANT_WILDCARDS, appliesTo: GRANT_WILDCARD_FINDINGS }],
+          true,
+        );
+      }
+      if (access.includes("publish")) this.topic.grantPublish(fn);
+      if (access.includes("dispatch")) {
+        for (const queue of this.queues.queues.values()) queue.grantSendMessages(fn);
+      }
       return fn;
     };
 
@@ -81,12 +111,69 @@ export class StatelessStack extends Stack {
       }),
     ) as Record<RouteGroup, SwitchyardFunction>;
     this.api = new SchedulerApi(this, "Http", { handlers: this.handlers });
+    new CfnOutput(this, "ApiUrl", {
+      description: "Base URL of the API; routes are under /v2",
+      value: this.api.api.url,
+    });
 
     // The tick: due tasks, expired leases, pool pumps. A missed tick only delays work, so no retries.
-    this.tick = newFunction("Tick", "functions/tick.ts", Duration.seconds(55));
+    this.tick = newFunction("Tick", "functions/tick.ts", { timeout: Duration.seconds(55) });
     new Rule(this, "TickSchedule", {
       schedule: Schedule.rate(Duration.minutes(1)),
       targets: [new LambdaFunction(this.tick, { retryAttempts: 0 })],
+    });
+
+    // The outbox relay: the table's stream brings new event items, the relay publishes them to the topic.
+    // It reads only the stream (granted by its event source) and publishes.
+    this.relay = new EventsRelay(this, "Relay", {
+      table,
+      handler: newFunction("EventsRelay", "functions/events-relay.ts", {
+        timeout: Duration.seconds(30),
+        access: ["publish"],
+      }),
+    });
+
+    // Callbacks: run-end events reach the callback queue, whose function POSTs the signed webhooks. It reads
+    // the tasks (store) and the signing key, and delays its own messages to back off.
+    const callbacks = newFunction("Callbacks", "functions/callbacks.ts", {
+      timeout: Duration.seconds(30),
+      access: ["table"],
+    });
+    this.callbacks = new CallbackDelivery(this, "CallbackDelivery", {
+      topic: this.topic,
+      handler: callbacks,
+    });
+    callbacks.addEnvironment(ENV.callbackQueueUrl, this.callbacks.queue.queueUrl);
+    callbacks.addEnvironment(ENV.callbackSecretArn, props.callbackKey.secretArn);
+    props.callbackKey.grantRead(callbacks);
+
+    if (props.workers ?? true) {
+      this.workers = new WorkerServices(this, "Workers", {
+        pools,
+        queues: this.queues.queues,
+        credentials: props.credentials,
+        table,
+        bucket,
+        environment,
+        configFile,
+      });
+    }
+
+    // Last, so that every function above gets its error alarm.
+    this.functions = new Map(
+      this.node
+        .findAll()
+        .filter((c): c is SwitchyardFunction => c instanceof SwitchyardFunction)
+        .map((fn) => [fn.node.id, fn]),
+    );
+    this.alarms = new Alarms(this, "Alarms", {
+      queues: this.queues.queues,
+      deadLetterQueues: new Map([
+        ...this.queues.dlqs,
+        ["callbacks", this.callbacks.dlq],
+        ["events-relay", this.relay.failures],
+      ]),
+      functions: this.functions,
     });
   }
 }

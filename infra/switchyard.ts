@@ -8,21 +8,27 @@ export interface SwitchyardProps {
   /** The file `config` was read from; bundled into the functions. */
   readonly configFile: string;
   readonly deletionProtection?: boolean;
+  /** Create the Fargate worker services (off for LocalStack's free plan). @default true */
+  readonly workers?: boolean;
 }
 
 /** Adds both stacks to an app (env-agnostic, generated names); shared by app.ts and the tests. */
 export function addSwitchyardStacks(app: App, props: SwitchyardProps) {
   const stateful = new StatefulStack(app, "SwitchyardStateful", {
-    description: "Switchyard data: DynamoDB table and artifacts bucket",
+    description: "Switchyard data: DynamoDB table, artifacts bucket, admin key and pool credentials",
     deletionProtection: props.deletionProtection,
+    pools: props.config.pools,
   });
   const stateless = new StatelessStack(app, "SwitchyardStateless", {
-    description: "Switchyard compute: API, functions, pool queues, events topic, tick",
+    description: "Switchyard compute: API, functions, pool queues and workers, events topic, tick, alarms",
     table: stateful.table,
     bucket: stateful.bucket,
     adminKey: stateful.adminKey,
+    callbackKey: stateful.callbackKey,
     pools: props.config.pools,
     configFile: props.configFile,
+    credentials: stateful.credentials.secrets,
+    workers: props.workers,
   });
   return { stateful, stateless };
 }

@@ -1,13 +1,26 @@
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, STATUS_CODES } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import type { Deps } from "../core/deps.ts";
+import { errorBody } from "../functions/_shared/errors.ts";
 import { apiHandler, MAX_BODY_BYTES } from "../functions/_shared/http.ts";
 import { matchPath, ROUTE_GROUPS, ROUTES } from "../functions/_shared/routes.ts";
 import { ROUTE_MAPS } from "../functions/api/index.ts";
 
 type LambdaHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
+
+/**
+ * The request target as a URL: origin-form (`/v2/tasks?x`) kept as sent, so `//v2` stays a path and
+ * never becomes a host; undefined for a target that is not a URL at all.
+ */
+function requestUrl(target = "/"): URL | undefined {
+  try {
+    return new URL(target.startsWith("/") ? `http://localhost${target}` : target);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Reads the body, stopping early past the limit (the handler then answers 413). */
 async function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -70,8 +83,13 @@ export async function startHttpServer(deps: Deps, port: number): Promise<{ url: 
   ) as Record<string, LambdaHandler>;
   const server = createServer(async (req, res) => {
     try {
-      const url = new URL(req.url ?? "/", "http://localhost");
+      const url = requestUrl(req.url);
       const body = await readBody(req);
+      if (!url) {
+        res.writeHead(400, { "content-type": "application/json" });
+        res.end(errorBody("1001", "path: not a valid request target"));
+        return;
+      }
       let target = {
         handler: handlers.health as LambdaHandler,
         group: "health",
@@ -101,6 +119,23 @@ export async function startHttpServer(deps: Deps, port: number): Promise<{ url: 
       res.end(JSON.stringify({ code: "2001", message: "internal error", success: false, data: null }));
       deps.log.error("local server error", { error: String(err) });
     }
+  });
+  // What Node's HTTP parser refuses (headers past its 16 KB, a malformed request line) never reaches a
+  // handler; answer it in the envelope too, as API Gateway's gateway responses do on AWS.
+  server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = err.code === "HPE_HEADER_OVERFLOW";
+    const status = tooLarge ? 431 : 400;
+    const body = tooLarge
+      ? errorBody("1011", "headers: too large")
+      : errorBody("1001", "request: not valid HTTP");
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   });
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   const address = server.address() as AddressInfo;

@@ -9,6 +9,7 @@ console.log(`Switchyard is up in ${((Date.now() - started) / 1000).toFixed(1)} s
 
   API        ${stack.url}/v2   (try: curl ${stack.url}/v2/health)
   Admin key  ${stack.adminKey}
+  Callbacks  signed with ${stack.callbackSecret}   (set ${ENV.callbackSecret} to choose it)
 
 Ctrl-C stops everything.`);
 

@@ -4,11 +4,12 @@ import {
   type BucketLocationConstraint,
   CreateBucketCommand,
 } from "@aws-sdk/client-s3";
-import { CreateTopicCommand } from "@aws-sdk/client-sns";
+import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { tableDefinition } from "../core/adapters/aws/table-definition.ts";
 import type { SchedulerConfig } from "../core/config.ts";
-import { LOCAL_NAMES } from "../core/names.ts";
+import { RUN_END_TYPES } from "../core/events.ts";
+import { CALLBACK_MAX_RECEIVES, LOCAL_NAMES } from "../core/names.ts";
 import type { LocalClients } from "./aws-clients.ts";
 
 /** The shape of `LOCAL_NAMES`; tests pass their own to stay apart from each other. */
@@ -25,6 +26,10 @@ export interface LocalResources {
   topicArn: string;
   /** Pool name -> SQS FIFO queue URL, exactly as the emulator returned it. */
   queueUrls: Record<string, string>;
+  /** The callback function's queue, subscribed to the topic for run-end events, and its DLQ. */
+  callbackQueueUrl: string;
+  callbackQueueArn: string;
+  callbackDlqUrl: string;
 }
 
 /** Receives after which a pool message moves to its dead-letter queue. */
@@ -33,7 +38,16 @@ const MAX_RECEIVE_COUNT = 5;
 /** `switchyard-<pool>.fifo` -> `switchyard-<pool>-dlq.fifo`. */
 export const dlqName = (queueName: string) => queueName.replace(/\.fifo$/, "-dlq.fifo");
 
-/** Creates the table, pool queues (with DLQs), topic and bucket. Safe to call again. */
+/** The callback queue is named after the topic: `<topic>-callbacks`, and `<topic>-callbacks-dlq`. */
+export const callbackQueueName = (topic: string) => `${topic}-callbacks`;
+
+/** The callback queue's subscription: raw events (the body is the DomainEvent), run-end events only. */
+export const CALLBACK_SUBSCRIPTION = {
+  RawMessageDelivery: "true",
+  FilterPolicy: JSON.stringify({ type: RUN_END_TYPES }),
+} as const;
+
+/** Creates the table, pool queues (with DLQs), topic, callback queue (subscribed) and bucket. Safe to call again. */
 export async function createLocalResources(
   clients: LocalClients,
   config: SchedulerConfig,
@@ -47,11 +61,13 @@ export async function createLocalResources(
     createTable(clients, names.table),
     createBucket(clients, names.bucket),
   ]);
+  const callbacks = await createCallbackQueue(clients, topicArn, callbackQueueName(names.topic));
   return {
     tableName: names.table,
     bucketName: names.bucket,
     topicArn,
     queueUrls: Object.fromEntries(queues),
+    ...callbacks,
   };
 }
 
@@ -83,6 +99,44 @@ async function createPoolQueue({ sqs }: LocalClients, queueName: string): Promis
   );
   if (!queue.QueueUrl) throw new Error(`CreateQueue ${queueName} returned no URL`);
   return queue.QueueUrl;
+}
+
+async function queueArn({ sqs }: LocalClients, queueUrl: string | undefined): Promise<string> {
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }),
+  );
+  if (!Attributes?.QueueArn) throw new Error(`no ARN for the queue ${queueUrl}`);
+  return Attributes.QueueArn;
+}
+
+/**
+ * A standard queue (with a standard DLQ after CALLBACK_MAX_RECEIVES receives) subscribed to the topic
+ * for run-end events, as on AWS: the callback function reads it.
+ */
+async function createCallbackQueue(clients: LocalClients, topicArn: string, queueName: string) {
+  const { sqs, sns } = clients;
+  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${queueName}-dlq` }));
+  const redrivePolicy = {
+    deadLetterTargetArn: await queueArn(clients, dlq.QueueUrl),
+    maxReceiveCount: CALLBACK_MAX_RECEIVES,
+  };
+  const queue = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: queueName,
+      Attributes: { RedrivePolicy: JSON.stringify(redrivePolicy), VisibilityTimeout: "60" },
+    }),
+  );
+  if (!queue.QueueUrl || !dlq.QueueUrl) throw new Error(`CreateQueue ${queueName} returned no URL`);
+  const callbackQueueArn = await queueArn(clients, queue.QueueUrl);
+  await sns.send(
+    new SubscribeCommand({
+      TopicArn: topicArn,
+      Protocol: "sqs",
+      Endpoint: callbackQueueArn,
+      Attributes: CALLBACK_SUBSCRIPTION,
+    }),
+  );
+  return { callbackQueueUrl: queue.QueueUrl, callbackQueueArn, callbackDlqUrl: dlq.QueueUrl };
 }
 
 async function createTopic({ sns }: LocalClients, name: string): Promise<string> {

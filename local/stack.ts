@@ -1,16 +1,22 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
+import { SnsEventBus } from "../core/adapters/aws/sns-events.ts";
+import { SqsCallbackRetryQueue } from "../core/adapters/aws/sqs-callback-queue.ts";
 import { loadSchedulerConfig } from "../core/config.ts";
 import type { Deps } from "../core/deps.ts";
-import { ENV, localCredentialsVariable } from "../core/names.ts";
+import { CALLBACK_MAX_RECEIVES, ENV, localCredentialsVariable } from "../core/names.ts";
 import { tick } from "../core/tick.ts";
 import { depsFromEnv } from "../functions/_shared/composition.ts";
-import { type LocalEndpoints, localClients } from "./aws-clients.ts";
+import { callbacksHandler, retrySecondsFrom } from "../functions/callbacks.ts";
+import { relayHandler } from "../functions/events-relay.ts";
+import { type LocalClients, type LocalEndpoints, localClients } from "./aws-clients.ts";
+import { startCallbackDeliverer } from "./callback-deliverer.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
 import { startFauxqsServer } from "./fauxqs.ts";
 import { startHttpServer } from "./http-server.ts";
 import { createLocalResources, type LocalNames, type LocalResources } from "./resources.ts";
+import { startStreamRelay } from "./stream-relay.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const TICK_MS = 1000;
@@ -32,12 +38,27 @@ export interface LocalStackOptions {
   workers?: boolean;
   /** Extra environment for worker processes (tests put fake CLIs on PATH). */
   workerEnv?: NodeJS.ProcessEnv;
+  /** Modules each worker process preloads with `--import` (the benchmark counts requests with one). */
+  workerImports?: string[];
+  /** Sees the SDK clients of the API and of the tick, which are kept apart (the benchmark counts requests). */
+  observeClients?: (clients: LocalClients, role: "api" | "tick") => void;
+  /**
+   * Let callbacks reach loopback hosts, over http too, so that a receiver on 127.0.0.1 works. Defaults to
+   * SWITCHYARD_ALLOW_LOOPBACK_CALLBACKS, else true. Private and metadata addresses stay refused.
+   */
+  allowLoopbackCallbacks?: boolean;
+  /** The key that signs callbacks; defaults to SWITCHYARD_CALLBACK_SECRET, else a new random key. */
+  callbackSecret?: string;
+  /** Seconds before a failed callback is tried again, doubling; defaults to SWITCHYARD_CALLBACK_RETRY_SECONDS, else 60. */
+  callbackRetrySeconds?: number;
   log?: Deps["log"];
 }
 
 export interface LocalStack {
   url: string;
   adminKey: string;
+  /** The key that signs callbacks (receivers verify with it). */
+  callbackSecret: string;
   deps: Deps;
   resources: LocalResources;
   /** The process id of a pool's current worker (tests kill it to prove leases). */
@@ -77,15 +98,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       [ENV.queueUrls]: JSON.stringify(resources.queueUrls),
       [ENV.schedulerConfig]: configPath,
       [ENV.adminKey]: adminKey,
+      [ENV.allowLoopbackCallbacks]: String(
+        options.allowLoopbackCallbacks ?? process.env[ENV.allowLoopbackCallbacks] !== "false",
+      ),
     };
-    const deps = { ...depsFromEnv(clients, env), ...(options.log ? { log: options.log } : {}) };
+    const log = options.log ? { log: options.log } : {};
+    options.observeClients?.(clients, "api");
+    const deps = { ...depsFromEnv(clients, env), ...log };
 
     const http = await startHttpServer(deps, options.port);
     stops.push(() => new Promise<void>((done) => http.server.close(() => done())));
 
     const workers = (options.workers === false ? [] : config.pools).map(
       (pool) =>
-        new SupervisedWorker(pool.name, {
+        new SupervisedWorker(pool.name, options.workerImports ?? [], {
           // Each worker gets its own account's credentials only.
           ...withoutCredentials(process.env),
           ...withoutCredentials(options.workerEnv ?? {}),
@@ -108,11 +134,49 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     );
     stops.push(() => Promise.all(workers.map((w) => w.stop())).then(() => undefined));
 
-    const ticking = tickLoop(deps);
+    // The tick has clients of its own, so that its requests can be told apart from the API's.
+    const tickClients = localClients(endpoints);
+    options.observeClients?.(tickClients, "tick");
+    const ticking = tickLoop({ ...depsFromEnv(tickClients, env), ...log });
     stops.push(ticking.stop);
 
+    // The events relay, fed from the table's stream as Lambda would feed it.
+    const relayClients = localClients(endpoints);
+    const relaying = startStreamRelay(
+      relayClients.dynamodb,
+      resources.tableName,
+      relayHandler(new SnsEventBus(relayClients.sns, resources.topicArn)),
+      deps.log,
+    );
+    stops.push(relaying.stop);
+
+    // The callback function, fed from its queue as Lambda would feed it. The signing key stays out of
+    // the environment that worker processes get.
+    const callbackSecret =
+      options.callbackSecret ??
+      process.env[ENV.callbackSecret] ??
+      `whsec_${randomBytes(24).toString("base64url")}`;
+    const callbackClients = localClients(endpoints);
+    const callbackDeps = { ...depsFromEnv(callbackClients, env), ...log, callbackSecret };
+    const retries = new SqsCallbackRetryQueue(callbackClients.sqs, resources.callbackQueueUrl);
+    const retrySeconds = options.callbackRetrySeconds ?? retrySecondsFrom(process.env);
+    const delivering = startCallbackDeliverer({
+      sqs: callbackClients.sqs,
+      queueUrl: resources.callbackQueueUrl,
+      queueArn: resources.callbackQueueArn,
+      region: endpoints.region,
+      handler: callbacksHandler(async () => ({
+        deps: callbackDeps,
+        retries,
+        retrySeconds,
+        maxAttempts: CALLBACK_MAX_RECEIVES,
+      })),
+      log: callbackDeps.log,
+    });
+    stops.push(delivering.stop);
+
     const workerPid = (pool: string) => workers.find((w) => w.pool === pool)?.pid;
-    return { url: http.url, adminKey, deps, resources, workerPid, stop };
+    return { url: http.url, adminKey, callbackSecret, deps, resources, workerPid, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -132,6 +196,7 @@ class SupervisedWorker {
 
   constructor(
     readonly pool: string,
+    private readonly imports: string[],
     private readonly env: NodeJS.ProcessEnv,
   ) {
     this.start();
@@ -142,7 +207,8 @@ class SupervisedWorker {
   }
 
   private start(): void {
-    const child = spawn(process.execPath, ["--import", "tsx", resolve(ROOT, "containers/worker/main.ts")], {
+    const preloads = ["tsx", ...this.imports].flatMap((module) => ["--import", module]);
+    const child = spawn(process.execPath, [...preloads, resolve(ROOT, "containers/worker/main.ts")], {
       cwd: ROOT,
       env: this.env,
       stdio: ["ignore", "inherit", "inherit"],

@@ -46,9 +46,14 @@ export async function runWorker(deps: Deps, options: WorkerOptions): Promise<voi
   const startedAt = deps.clock.now().toISOString();
   await report();
   const reporting = setInterval(report, WORKER_REPORT_SECONDS * 1000);
+  // A SIGTERM while every slot is busy must still lead to the drain, not wait for a job to end.
+  const stopped = new Promise<void>((resolve) => {
+    if (stopping.aborted) resolve();
+    stopping.addEventListener("abort", () => resolve(), { once: true });
+  });
   while (!stopping.aborted) {
     if (jobs.size >= slots) {
-      await Promise.race([...jobs.values()].map((j) => j.done));
+      await Promise.race([stopped, ...[...jobs.values()].map((j) => j.done)]);
       continue;
     }
     let messages: Awaited<ReturnType<Deps["queue"]["receive"]>>;

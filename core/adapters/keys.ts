@@ -3,6 +3,7 @@
  * StateChange, listings and cursors. Plain data only; no AWS SDK. Index names and key attributes: TABLE.
  */
 import { ConflictError, ValidationError } from "../errors.ts";
+import { type DomainEvent, EVENT_RETENTION_DAYS } from "../events.ts";
 import { DUE_SHARDS, TABLE } from "../names.ts";
 import type { CommitConflictReason, Page, RunQuery, StateChange, TaskQuery } from "../ports.ts";
 import { type ApiKeyRecord, dueAt, type Run, type Task, type Tenant, type WorkerRecord } from "../schemas.ts";
@@ -46,6 +47,11 @@ export const idempotencyKey = (tenant: string, key: string): Key => ({
 });
 export const tenantKey = (id: string): Key => ({ pk: `TENANT#${id}`, sk: "TENANT" });
 export const apiKeyKey = (keyHash: string): Key => ({ pk: `KEY#${keyHash}`, sk: "KEY" });
+/** One fixed window of a rate counter (core/limits.ts): attributes `count` and the TTL `expires_at`. */
+export const rateKey = (counter: string, windowStart: string): Key => ({
+  pk: `RATE#${counter}#${windowStart}`,
+  sk: "RATE",
+});
 
 /** All keys of a task, derived from the whole record: the ready and due indexes are sparse. */
 function taskKeys(task: Task): Key & IndexKeys {
@@ -92,6 +98,21 @@ export const workerItem = (worker: WorkerRecord): Item & Key => ({
   gsi1sk: `${worker.pool}#${worker.worker_id}`,
 });
 
+/** Events live in their task's partition, so a task's log is one Query; they expire after the retention. */
+export const eventItem = (event: DomainEvent): Item & Key => ({
+  ...compact(event),
+  pk: taskKey(event.task_uuid).pk,
+  sk: `EVENT#${event.id}`,
+  expires_at: Math.floor(Date.parse(event.time) / 1000) + EVENT_RETENTION_DAYS * 86_400,
+});
+
+export const eventsListing = (taskUuid: string): Listing => ({
+  pk: taskKey(taskUuid).pk,
+  skPrefix: "EVENT#",
+  forward: true,
+  filters: [],
+});
+
 /** A tenant or API key that a create found already stored. */
 export const alreadyExists = () => new ConflictError("tenant or API key already exists");
 
@@ -118,7 +139,13 @@ export function compact<T>(value: T): T {
 export type Write =
   | { type: "put"; item: Item & Key; expectVersion?: number; conflict: CommitConflictReason }
   | { type: "increment"; key: Key; limit: number; conflict: "pool_full" | "key_busy" }
-  | { type: "decrement"; key: Key };
+  | { type: "decrement"; key: Key }
+  | { type: "append"; item: Item & Key };
+
+/** Writes that carry no condition, so they never fail a change. */
+export type UnconditionalWrite = Extract<Write, { type: "decrement" | "append" }>;
+export const isUnconditional = (w: Write): w is UnconditionalWrite =>
+  w.type === "decrement" || w.type === "append";
 
 /** The writes of a StateChange, in the order whose first failed condition names the conflict. */
 export function writesOf(change: StateChange): Write[] {
@@ -157,6 +184,7 @@ export function writesOf(change: StateChange): Write[] {
     const item = { ...compact(idempotency), ...idempotencyKey(idempotency.tenant, idempotency.key) };
     writes.push({ type: "put", item, conflict: "idempotency" });
   }
+  for (const event of change.events ?? []) writes.push({ type: "append", item: eventItem(event) });
   if (release) {
     writes.push({ type: "decrement", key: poolKey(release.pool) });
     if (release.concurrencyKey !== undefined) {
@@ -166,7 +194,7 @@ export function writesOf(change: StateChange): Write[] {
   return writes;
 }
 
-export const keyOfWrite = (write: Write): Key => (write.type === "put" ? write.item : write.key);
+export const keyOfWrite = (write: Write): Key => ("item" in write ? write.item : write.key);
 
 type Index = (typeof TABLE.indexes)[keyof typeof TABLE.indexes];
 
@@ -280,7 +308,9 @@ export function decodeCursor(cursor: string, listing: Listing): Record<string, s
   const key: Record<string, string> = {};
   for (const name of cursorAttributes(listing)) {
     const value = (parsed as Record<string, unknown>)[name];
-    if (typeof value !== "string") throw invalid;
+    // A client may forge a cursor: only values that could be key attributes reach the store (DynamoDB
+    // refuses empty ones, and sort keys past 1024 bytes).
+    if (typeof value !== "string" || value === "" || Buffer.byteLength(value) > 1024) throw invalid;
     key[name] = value;
   }
   const { pkName, skName } = keyNamesOf(listing);

@@ -24,8 +24,16 @@ export interface AwsClients {
   s3: S3Client;
 }
 
+/** Called with every client set awsClients() builds; e.g. the benchmark's request counter. */
+const clientHooks: ((clients: AwsClients) => void)[] = [];
+
+/** Opt-in instrumentation: a module preloaded with `node --import` registers here (bench/worker-counter.ts). */
+export function onAwsClients(hook: (clients: AwsClients) => void): void {
+  clientHooks.push(hook);
+}
+
 export function awsClients(): AwsClients {
-  return {
+  const clients: AwsClients = {
     doc: DynamoDBDocumentClient.from(new DynamoDBClient({}), {
       marshallOptions: { removeUndefinedValues: true },
     }),
@@ -35,6 +43,8 @@ export function awsClients(): AwsClients {
       forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL),
     }),
   };
+  for (const hook of clientHooks) hook(clients);
+  return clients;
 }
 
 /** Builds the use cases' dependencies from the environment and clients. */
@@ -48,6 +58,8 @@ export function depsFromEnv(clients: AwsClients, env: NodeJS.ProcessEnv = proces
     random: Math.random,
     config: loadSchedulerConfig(env),
     adminKey: env[ENV.adminKey] ?? "",
+    callbackPolicy: callbackPolicyFrom(env),
+    callbackSecret: env[ENV.callbackSecret] ?? "",
     log: {
       info: (msg, ...extra) => logger.info(String(msg), ...extra),
       warn: (msg, ...extra) => logger.warn(String(msg), ...extra),
@@ -56,18 +68,39 @@ export function depsFromEnv(clients: AwsClients, env: NodeJS.ProcessEnv = proces
   };
 }
 
-/** The admin key: SCHEDULER_ADMIN_KEY, else the secret SCHEDULER_ADMIN_KEY_SECRET names, else none. */
-async function adminKeyFrom(env: NodeJS.ProcessEnv): Promise<string> {
-  const secretId = env[ENV.adminKeySecret];
-  if (env[ENV.adminKey] || !secretId) return env[ENV.adminKey] ?? "";
+/**
+ * Loopback callbacks only where SWITCHYARD_ALLOW_LOOPBACK_CALLBACKS is "true", and never in a Lambda
+ * function: there, loopback is the Lambda runtime API.
+ */
+function callbackPolicyFrom(env: NodeJS.ProcessEnv): Deps["callbackPolicy"] {
+  return { allowLoopback: env[ENV.allowLoopbackCallbacks] === "true" && !env.AWS_LAMBDA_FUNCTION_NAME };
+}
+
+/** A secret value: the variable `valueVar`, else the Secrets Manager secret `secretVar` names, else "". */
+async function secretFrom(env: NodeJS.ProcessEnv, valueVar: string, secretVar: string): Promise<string> {
+  const secretId = env[secretVar];
+  if (env[valueVar] || !secretId) return env[valueVar] ?? "";
   const secret = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: secretId }));
   return secret.SecretString ?? "";
 }
 
 let cached: Promise<Deps> | undefined;
 
-/** Once per cold start. */
+/**
+ * Once per cold start: the admin key (SCHEDULER_ADMIN_KEY or the secret SCHEDULER_ADMIN_KEY_SECRET names)
+ * and the callback signing key (SWITCHYARD_CALLBACK_SECRET or the secret SWITCHYARD_CALLBACK_SECRET_ARN
+ * names). A failed read is tried again by the next invocation.
+ */
 export const lambdaDeps = (): Promise<Deps> => {
-  cached ??= adminKeyFrom(process.env).then((adminKey) => ({ ...depsFromEnv(awsClients()), adminKey }));
+  cached ??= Promise.all([
+    secretFrom(process.env, ENV.adminKey, ENV.adminKeySecret),
+    secretFrom(process.env, ENV.callbackSecret, ENV.callbackSecretArn),
+  ]).then(
+    ([adminKey, callbackSecret]) => ({ ...depsFromEnv(awsClients()), adminKey, callbackSecret }),
+    (err: unknown) => {
+      cached = undefined;
+      throw err;
+    },
+  );
   return cached;
 };

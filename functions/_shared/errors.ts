@@ -1,5 +1,5 @@
 import type { APIGatewayProxyResult } from "aws-lambda";
-import { DomainError, ERROR_CODES, type ErrorCode } from "../../core/errors.ts";
+import { DomainError, ERROR_CODES, type ErrorCode, RateLimitedError } from "../../core/errors.ts";
 
 /** The one mapping from error codes to HTTP statuses. */
 export const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -25,10 +25,21 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
 export const errorBody = (code: ErrorCode, message: string) =>
   JSON.stringify({ code, message, success: false, data: null });
 
-const envelope = (statusCode: number, code: ErrorCode, message: string): APIGatewayProxyResult => ({
+/** Messages may quote what a client sent; an answer never grows with it. */
+const MAX_MESSAGE_LENGTH = 1000;
+
+const envelope = (
+  statusCode: number,
+  code: ErrorCode,
+  message: string,
+  headers: Record<string, string> = {},
+): APIGatewayProxyResult => ({
   statusCode,
-  headers: { "content-type": "application/json" },
-  body: errorBody(code, message),
+  headers: { "content-type": "application/json", ...headers },
+  body: errorBody(
+    code,
+    message.length > MAX_MESSAGE_LENGTH ? `${message.slice(0, MAX_MESSAGE_LENGTH)}…` : message,
+  ),
 });
 
 /** DynamoDB errors worth a 503 (the client may retry), by SDK error name. */
@@ -44,6 +55,11 @@ export function errorResponse(
   error: unknown,
   log: { error: (message: string, extra: { error: unknown }) => void },
 ): APIGatewayProxyResult {
+  if (error instanceof RateLimitedError) {
+    return envelope(HTTP_STATUS[error.code], error.code, error.message, {
+      "retry-after": String(error.retryAfterSeconds),
+    });
+  }
   if (error instanceof DomainError) return envelope(HTTP_STATUS[error.code], error.code, error.message);
   log.error("request failed", { error });
   if (DATABASE_BUSY.has((error as { name?: string })?.name ?? "")) {

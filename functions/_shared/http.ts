@@ -3,9 +3,10 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import type { z } from "zod";
-import { ANONYMOUS, authenticate, type Principal } from "../../core/auth.ts";
+import { ANONYMOUS, authenticate, CachedAuthLookups, type Principal } from "../../core/auth.ts";
 import type { Deps } from "../../core/deps.ts";
 import { PayloadTooLargeError, routeNotFound, ValidationError } from "../../core/errors.ts";
+import { countRequest } from "../../core/limits.ts";
 import { errorResponse } from "./errors.ts";
 import { ROUTES } from "./routes.ts";
 
@@ -32,31 +33,72 @@ export type RouteFn = (deps: Deps, request: RouteRequest) => Promise<RouteResult
 /** Route functions by `"<METHOD> <resource path>"`, e.g. `"GET /v2/tasks/{uuid}"`. */
 export type RouteMap = Record<string, RouteFn>;
 
+/** A client's text quoted in a message (a field path, a key), cut short: answers stay small. */
+const quoted = (text: string, max = 200) => (text.length > max ? `${text.slice(0, max)}…` : text);
+
 /** Parses input with a zod schema; the first issue becomes a 400 / 1001 naming the field. */
 export function parse<S extends z.ZodType>(schema: S, input: unknown, where = ""): z.output<S> {
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   const field = [where, ...(issue?.path ?? []).map(String)].filter(Boolean).join(".") || "body";
-  throw new ValidationError(field, issue?.message ?? "invalid");
+  throw new ValidationError(quoted(field), quoted(issue?.message ?? "invalid", 500));
 }
 
-/** JSON.parse that refuses prototype-polluting keys. */
+/** Keys refused anywhere in a body: a merge that trusted them would reach an object's prototype. */
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Walks parsed JSON (iteratively: depth cannot overflow the stack) and refuses prototype-polluting keys
+ * and strings or keys that are not valid Unicode (unpaired surrogates, which `\ud800` escapes can carry
+ * and which no store or CLI would take back intact), naming the field.
+ */
+function checkJson(root: unknown): void {
+  const stack: { value: unknown; path: string }[] = [{ value: root, path: "" }];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const { value, path } = next;
+    const field = path || "body";
+    if (typeof value === "string" && LONE_SURROGATE.test(value)) {
+      throw new ValidationError(quoted(field), "must be valid Unicode (unpaired surrogate)");
+    }
+    if (value === null || typeof value !== "object") continue;
+    for (const [key, child] of Object.entries(value)) {
+      const at = path ? `${path}.${key}` : key;
+      if (FORBIDDEN_KEYS.has(key)) throw new ValidationError(quoted(at), "is not an allowed key");
+      if (LONE_SURROGATE.test(key)) throw new ValidationError(quoted(at), "must be valid Unicode");
+      stack.push({ value: child, path: at });
+    }
+  }
+}
+
+/** The JSON body, or undefined without one; 413 past MAX_BODY_BYTES, 400 when malformed or hostile. */
 function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   if (event.body === null || event.body === undefined || event.body === "") return undefined;
   const text = event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
   if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw new PayloadTooLargeError(MAX_BODY_BYTES);
+  let body: unknown;
   try {
-    return JSON.parse(text, (key, value) => {
-      if (key === "__proto__" || key === "constructor" || key === "prototype") {
-        throw new ValidationError(key, "is not an allowed key");
-      }
-      return value;
-    });
-  } catch (err) {
-    if (err instanceof ValidationError) throw err;
+    body = JSON.parse(text);
+  } catch {
+    // Also a nesting too deep for the parser (a RangeError).
     throw new ValidationError("body", "is not valid JSON");
   }
+  checkJson(body);
+  return body;
+}
+
+/** One cache of API keys and tenants per container (per Deps): core/auth.ts CachedAuthLookups. */
+const lookupsByDeps = new WeakMap<Deps, CachedAuthLookups>();
+
+/** The container's cached API-key and tenant lookups (routes that change keys drop entries from it). */
+export function authLookups(deps: Deps): CachedAuthLookups {
+  let lookups = lookupsByDeps.get(deps);
+  if (!lookups) {
+    lookups = new CachedAuthLookups(deps.store, deps.clock);
+    lookupsByDeps.set(deps, lookups);
+  }
+  return lookups;
 }
 
 function apiKeyOf(event: APIGatewayProxyEvent): string | undefined {
@@ -76,7 +118,8 @@ function toResponse(result: RouteResult): APIGatewayProxyResult {
     const binary = typeof result.raw !== "string";
     return {
       statusCode: status,
-      headers: { "content-type": result.contentType },
+      // Files and logs are the client's bytes: never let a browser sniff them into HTML.
+      headers: { "content-type": result.contentType, "x-content-type-options": "nosniff" },
       body: binary ? Buffer.from(result.raw).toString("base64") : (result.raw as string),
       isBase64Encoded: binary,
     };
@@ -106,7 +149,12 @@ export function apiHandler(routes: RouteMap, getDeps: () => Promise<Deps>) {
       const route = routes[routeKey];
       if (!route) throw routeNotFound(event.httpMethod, event.path);
       const deps = await getDeps();
-      const principal = publicRoutes.has(routeKey) ? ANONYMOUS : await authenticate(deps, apiKeyOf(event));
+      const principal = publicRoutes.has(routeKey)
+        ? ANONYMOUS
+        : await authenticate({ store: authLookups(deps), adminKey: deps.adminKey }, apiKeyOf(event));
+      // Before the body is even parsed, so that malformed and refused requests count too. One store write
+      // per tenant request (core/limits.ts); the admin key and public routes are not counted.
+      await countRequest(deps, principal);
       const result = await route(deps, {
         principal,
         params: stringRecord(event.pathParameters),

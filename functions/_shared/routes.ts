@@ -25,6 +25,7 @@ export const ROUTES: readonly Route[] = [
   { method: "POST", path: "/v2/tasks/{uuid}/tags", group: "tasks" },
   { method: "GET", path: "/v2/tasks/{uuid}/files", group: "tasks" },
   { method: "GET", path: "/v2/tasks/{uuid}/files/{path+}", group: "tasks" },
+  { method: "GET", path: "/v2/tasks/{uuid}/events", group: "tasks" },
   { method: "POST", path: "/v2/tasks/{uuid}/pause", group: "tasks" },
   { method: "POST", path: "/v2/tasks/{uuid}/resume", group: "tasks" },
   { method: "POST", path: "/v2/tasks/{uuid}/reorder", group: "tasks" },
@@ -45,6 +46,15 @@ export const ROUTES: readonly Route[] = [
   { method: "GET", path: "/v2/dispatcher/status", group: "pools" },
 ];
 
+/** decodeURIComponent, or undefined for a malformed escape (e.g. `%E0%A4%A`): such a path matches no route. */
+function decoded(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Matches a concrete path against a route path; returns the path parameters, or undefined. */
 export function matchPath(routePath: string, path: string): Record<string, string> | undefined {
   const want = routePath.split("/").filter(Boolean);
@@ -54,14 +64,19 @@ export function matchPath(routePath: string, path: string): Record<string, strin
     const greedy = /^\{(.+)\+\}$/.exec(segment);
     if (greedy?.[1]) {
       if (i >= got.length) return undefined;
-      params[greedy[1]] = got.slice(i).map(decodeURIComponent).join("/");
+      const rest = got.slice(i).map(decoded);
+      if (rest.some((part) => part === undefined)) return undefined;
+      params[greedy[1]] = rest.join("/");
       return params;
     }
     const value = got[i];
     if (value === undefined) return undefined;
     const param = /^\{(.+)\}$/.exec(segment);
-    if (param?.[1]) params[param[1]] = decodeURIComponent(value);
-    else if (segment !== value) return undefined;
+    if (param?.[1]) {
+      const text = decoded(value);
+      if (text === undefined) return undefined;
+      params[param[1]] = text;
+    } else if (segment !== value) return undefined;
   }
   return want.length === got.length ? params : undefined;
 }

@@ -1,15 +1,32 @@
 import { z } from "zod";
 import { listTaskFiles, readTaskFile, readTaskLog } from "../../core/artifacts.ts";
 import { pauseTask, reorderTask, resumeTask } from "../../core/controls.ts";
-import { listTasksQuerySchema, mergeTagsSchema, submitTaskSchema } from "../../core/schemas.ts";
+import {
+  LIMITS,
+  listTasksQuerySchema,
+  mergeTagsSchema,
+  relativePath,
+  submitTaskSchema,
+} from "../../core/schemas.ts";
 import { TASK_STATUSES } from "../../core/status.ts";
-import { cancelTask, getTask, listTasks, mergeTaskTags, submitTask } from "../../core/tasks.ts";
+import {
+  cancelTask,
+  getTask,
+  listTaskEvents,
+  listTasks,
+  mergeTaskTags,
+  submitTask,
+} from "../../core/tasks.ts";
 import { taskView } from "../../core/views.ts";
 import { lambdaDeps } from "../_shared/composition.ts";
 import { apiHandler, parse, type RouteMap } from "../_shared/http.ts";
 
 const listQuery = listTasksQuerySchema.extend({ status: z.enum(TASK_STATUSES).optional() });
 const reorderSchema = z.strictObject({ priority_offset: z.number().int().min(-31_536_000).max(31_536_000) });
+const eventsQuery = z.strictObject({
+  size: z.coerce.number().int().min(1).max(LIMITS.pageSize).default(50),
+  cursor: z.string().max(2048).optional(),
+});
 const logsQuery = z.strictObject({ run_id: z.string().max(128).optional() });
 
 export const routes: RouteMap = {
@@ -50,6 +67,9 @@ export const routes: RouteMap = {
   "GET /v2/tasks/{uuid}/files": async (deps, { principal, params }) => ({
     data: await listTaskFiles(deps, principal, params.uuid ?? ""),
   }),
+  "GET /v2/tasks/{uuid}/events": async (deps, { principal, params, query }) => ({
+    data: await listTaskEvents(deps, principal, params.uuid ?? "", parse(eventsQuery, query)),
+  }),
   "POST /v2/tasks/{uuid}/pause": async (deps, { principal, params }) => ({
     data: taskView(await pauseTask(deps, principal, params.uuid ?? "")),
   }),
@@ -62,7 +82,13 @@ export const routes: RouteMap = {
     ),
   }),
   "GET /v2/tasks/{uuid}/files/{path+}": async (deps, { principal, params }) => ({
-    raw: await readTaskFile(deps, principal, params.uuid ?? "", params.path ?? ""),
+    // The same rule as input_files and output_files: no `..`, no absolute path (400, naming `path`).
+    raw: await readTaskFile(
+      deps,
+      principal,
+      params.uuid ?? "",
+      parse(relativePath, params.path ?? "", "path"),
+    ),
     contentType: "application/octet-stream",
   }),
 };

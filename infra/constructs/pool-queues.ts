@@ -12,10 +12,13 @@ export interface PoolQueuesProps {
 export class PoolQueues extends Construct {
   /** Pool name -> its work queue. */
   readonly queues: ReadonlyMap<string, Queue>;
+  /** Pool name -> the dead-letter queue of its work queue. */
+  readonly dlqs: ReadonlyMap<string, Queue>;
 
   constructor(scope: Construct, id: string, { pools }: PoolQueuesProps) {
     super(scope, id);
     const queues = new Map<string, Queue>();
+    const dlqs = new Map<string, Queue>();
     for (const pool of pools) {
       const poolScope = new Construct(this, pool.name);
       const dlq = new Queue(poolScope, "Dlq", {
@@ -31,7 +34,9 @@ export class PoolQueues extends Construct {
         deadLetterQueue: { queue: dlq, maxReceiveCount: 5 },
       });
       queues.set(pool.name, queue);
+      dlqs.set(pool.name, dlq);
     }
     this.queues = queues;
+    this.dlqs = dlqs;
   }
 }

@@ -13,18 +13,20 @@ import { Construct } from "constructs";
 import { ERROR_CODES, type ErrorCode } from "../../core/errors.ts";
 import { errorBody, HTTP_STATUS } from "../../functions/_shared/errors.ts";
 import { ROUTE_GROUPS, ROUTES, type RouteGroup } from "../../functions/_shared/routes.ts";
-import { LOG_RETENTION } from "../secure-defaults.ts";
+import { apiStageThrottle, LOG_RETENTION } from "../secure-defaults.ts";
 
 export interface SchedulerApiProps {
   /** The Lambda serving each route group. */
   readonly handlers: Readonly<Record<RouteGroup, IFunction>>;
+  /** Stage-wide throttling, all tenants together (requests per second). @default apiStageThrottle */
+  readonly throttle?: { readonly rateLimit: number; readonly burstLimit: number };
 }
 
 /** The REST API: one method per entry of ROUTES, proxied to its group's Lambda. */
 export class SchedulerApi extends Construct {
   readonly api: RestApi;
 
-  constructor(scope: Construct, id: string, { handlers }: SchedulerApiProps) {
+  constructor(scope: Construct, id: string, { handlers, throttle = apiStageThrottle }: SchedulerApiProps) {
     super(scope, id);
     const accessLogs = new LogGroup(this, "AccessLogs", { retention: LOG_RETENTION });
     this.api = new RestApi(this, "Api", {
@@ -38,6 +40,14 @@ export class SchedulerApi extends Construct {
         accessLogFormat: AccessLogFormat.jsonWithStandardFields(),
         loggingLevel: MethodLoggingLevel.ERROR,
         tracingEnabled: true,
+        // Per-tenant rate limits (100 requests a minute by default, `rate_limit_per_minute` per tenant) are
+        // enforced by the handlers, counted in DynamoDB, the same locally and on AWS: API Gateway usage plans
+        // throttle per API Gateway API key, and Switchyard's keys are its own (the admin key, tenant keys
+        // stored hashed), checked by the handlers. Mirroring every tenant key into API Gateway would split
+        // auth between two stores and break parity with the local stack. This stage-wide throttle is only
+        // the safety net in front of Lambda and DynamoDB; past it the gateway answers 429 / 1010.
+        throttlingRateLimit: throttle.rateLimit,
+        throttlingBurstLimit: throttle.burstLimit,
       },
     });
 

@@ -11,10 +11,10 @@ import { functionDefaults, LOG_RETENTION } from "../secure-defaults.ts";
 /** The repository root: entries and the lock file are resolved from here, whatever the cwd. */
 export const PROJECT_ROOT = resolve(import.meta.dirname, "../..");
 
-/** Reported by the health route. */
-const { version } = JSON.parse(readFileSync(resolve(PROJECT_ROOT, "package.json"), "utf8")) as {
-  version: string;
-};
+/** The package version, reported by the health route and the workers. */
+export const PROJECT_VERSION = (
+  JSON.parse(readFileSync(resolve(PROJECT_ROOT, "package.json"), "utf8")) as { version: string }
+).version;
 
 /** Where the bundled scheduler config lands inside the Lambda package (/var/task). */
 const BUNDLED_CONFIG = "scheduler.config.yaml";
@@ -43,7 +43,7 @@ export class SwitchyardFunction extends NodejsFunction {
         ...functionDefaults.environment,
         ...props.environment,
         [ENV.schedulerConfig]: `/var/task/${BUNDLED_CONFIG}`,
-        [ENV.version]: version,
+        [ENV.version]: PROJECT_VERSION,
       },
       bundling: {
         ...functionDefaults.bundling,

@@ -372,6 +372,14 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await create(...Object.values(t));
       });
 
+      it("counts a tenant's tasks of a status, no further than asked", async () => {
+        expect(await store.countTasks(tenant, "queued", 10)).toBe(3);
+        expect(await store.countTasks(tenant, "queued", 2)).toBe(2);
+        expect(await store.countTasks(tenant, "running", 10)).toBe(1);
+        expect(await store.countTasks(tenant, "failed", 10)).toBe(0);
+        expect(await store.countTasks(t.b1.tenant, "queued", 10)).toBe(1);
+      });
+
       it("lists a status newest first, with its total", async () => {
         const page = await store.listTasks({ tenant, status: "queued", size: 10 });
         expect(page).toEqual({ items: [t.a4, t.a2, t.a1], total: 3 });
@@ -429,6 +437,12 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await expectBadCursor(store.listTasks({ tenant: t.b1.tenant, status: "queued", size: 1, cursor }));
         await expectBadCursor(store.listTasks({ tenant, status: "running", size: 1, cursor }));
         await expectBadCursor(store.listRuns({ tenant, size: 1, cursor }));
+        // Forged cursors that name this listing but hold values no key attribute can hold.
+        const forged = JSON.parse(Buffer.from(cursor, "base64url").toString()) as Record<string, string>;
+        for (const change of [{ pk: "" }, { sk: "" }, { gsi1sk: `queued#${"x".repeat(1100)}` }]) {
+          const bad = Buffer.from(JSON.stringify({ ...forged, ...change })).toString("base64url");
+          await expectBadCursor(store.listTasks({ tenant, status: "queued", size: 1, cursor: bad }));
+        }
       });
     });
 
@@ -551,6 +565,37 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         const ids = new Set([older.id, newer.id]);
         const listed = (await store.listTenants()).filter((tenant) => ids.has(tenant.id));
         expect(listed).toEqual([older, newer]);
+      });
+    });
+
+    describe("rate tokens", () => {
+      const window = at(7);
+      const expires = Date.parse(at(9)) / 1000;
+
+      it("grants `limit` tokens per counter and window, then refuses without counting", async () => {
+        const counter = unique("requests");
+        const takes = [];
+        for (let i = 0; i < 5; i++) takes.push(await store.takeRateToken(counter, window, 3, expires));
+        expect(takes).toEqual([true, true, true, false, false]);
+        // A higher limit (the tenant's was raised) sees the count so far: the refusals did not add to it.
+        expect(await store.takeRateToken(counter, window, 4, expires)).toBe(true);
+        expect(await store.takeRateToken(counter, window, 4, expires)).toBe(false);
+      });
+
+      it("keeps counters and windows apart", async () => {
+        const [a, b] = [unique("requests"), unique("requests")];
+        expect(await store.takeRateToken(a, window, 1, expires)).toBe(true);
+        expect(await store.takeRateToken(a, window, 1, expires)).toBe(false);
+        expect(await store.takeRateToken(b, window, 1, expires)).toBe(true);
+        expect(await store.takeRateToken(a, at(8), 1, expires)).toBe(true);
+      });
+
+      it("grants exactly `limit` tokens to concurrent takers", async () => {
+        const counter = unique("requests");
+        const takes = await Promise.all(
+          Array.from({ length: 25 }, () => store.takeRateToken(counter, window, 10, expires)),
+        );
+        expect(takes.filter(Boolean)).toHaveLength(10);
       });
     });
 

@@ -1,24 +1,46 @@
 import { App, type CfnElement, Stack } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
-import { parseSchedulerConfig } from "../../core/config.ts";
+import { parseSchedulerConfig, type SchedulerConfig } from "../../core/config.ts";
 import { FEATURE_FLAGS } from "../../infra/secure-defaults.ts";
 import { addSwitchyardStacks } from "../../infra/switchyard.ts";
 
-/** Two pools that differ from scheduler.config.yaml, so the stacks provably follow the config they get. */
+/**
+ * Pools that differ from scheduler.config.yaml, so the stacks provably follow the config they get: worker
+ * sizes and scaling differ per pool, and gamma shares alpha's account (tool claude, account a).
+ */
 export const testConfig = parseSchedulerConfig(`
 pools:
-  - { name: alpha, tool: claude, account: a, max_concurrency: 1, lease_seconds: 90 }
-  - { name: beta-2, tool: codex, account: b, max_concurrency: 2 }
+  - name: alpha
+    tool: claude
+    account: a
+    max_concurrency: 1
+    lease_seconds: 90
+    worker: { cpu: 512, memory: 1024, min: 0, max: 3, slots: 2 }
+  - name: beta-2
+    tool: codex
+    account: b
+    max_concurrency: 2
+    worker: { cpu: 2048, memory: 4096, min: 1, max: 4 }
+  - { name: gamma, tool: claude, account: a, max_concurrency: 1 }
 `);
 
-/** Both stacks, with asset bundling skipped (the standard context switch) so tests stay fast. */
-export function synthSwitchyard(options: { deletionProtection?: boolean } = {}) {
-  const app = new App({ context: { ...FEATURE_FLAGS, "aws:cdk:bundling-stacks": [] } });
-  const stacks = addSwitchyardStacks(app, {
-    config: testConfig,
-    configFile: "unused-when-not-bundling.yaml",
-    ...options,
+export interface SynthOptions {
+  deletionProtection?: boolean;
+  workers?: boolean;
+  config?: SchedulerConfig;
+}
+
+/**
+ * Both stacks, with asset bundling skipped (the standard context switch) and asset staging off, so tests
+ * stay fast: no Lambda bundle is built, and the worker image's build context is fingerprinted but not
+ * copied. No Docker image is ever built at synth.
+ */
+export function synthSwitchyard(options: SynthOptions = {}) {
+  const app = new App({
+    context: { ...FEATURE_FLAGS, "aws:cdk:bundling-stacks": [], "aws:cdk:disable-asset-staging": true },
   });
+  const { config = testConfig, ...rest } = options;
+  const stacks = addSwitchyardStacks(app, { config, configFile: "unused-when-not-bundling.yaml", ...rest });
   return { app, ...stacks };
 }
 

@@ -28,7 +28,8 @@ const poolQueue = (pool: string) => {
   if (!queue) throw new Error(`no queue for pool ${pool}`);
   return queue;
 };
-const functions = [...Object.values(stateless.handlers), stateless.tick];
+/** The API functions and the tick: they use the table, the bucket, the topic and the pool queues. */
+const coreFunctions = [...Object.values(stateless.handlers), stateless.tick];
 
 describe("stateful stack", () => {
   it("has the table from TABLE: keys, three ALL-projected GSIs, on-demand, PITR, TTL, deletion protection", () => {
@@ -111,8 +112,9 @@ describe("stateless stack", () => {
     const pools = testConfig.pools.map((p) => p.name);
     expect([...stateless.queues.queues.keys()]).toEqual(pools);
     // Exactly one work queue and one DLQ per pool: nothing missing, nothing extra.
-    compute.resourceCountIs("AWS::SQS::Queue", 2 * pools.length);
-    expect(ofType("AWS::SQS::Queue").filter((q) => q.Properties.RedrivePolicy)).toHaveLength(pools.length);
+    const fifo = ofType("AWS::SQS::Queue").filter((q) => q.Properties.FifoQueue);
+    expect(fifo).toHaveLength(2 * pools.length);
+    expect(fifo.filter((q) => q.Properties.RedrivePolicy)).toHaveLength(pools.length);
 
     const dlqIds = testConfig.pools.map((pool) => {
       const queue = props(poolQueue(pool.name));
@@ -133,17 +135,21 @@ describe("stateless stack", () => {
     expect(new Set(dlqIds).size).toBe(pools.length);
   });
 
-  it("denies non-TLS access to every queue and to the topic", () => {
-    compute.resourceCountIs("AWS::SNS::Topic", 1);
+  it("denies non-TLS access to every queue and topic", () => {
+    // The events topic and the alarms topic; the pool queues, their DLQs, the callback queue and its DLQ,
+    // and the relay's failure queue.
+    compute.resourceCountIs("AWS::SNS::Topic", 2);
+    compute.resourceCountIs("AWS::SQS::Queue", 2 * testConfig.pools.length + 3);
     const policies = [...ofType("AWS::SQS::QueuePolicy"), ...ofType("AWS::SNS::TopicPolicy")];
-    expect(policies).toHaveLength(2 * testConfig.pools.length + 1);
+    expect(policies).toHaveLength(2 * testConfig.pools.length + 3 + 2);
     for (const policy of policies) {
       expect(JSON.stringify(policy.Properties)).toContain('"aws:SecureTransport":"false"');
     }
   });
 
   it("runs every function on nodejs22.x and arm64 with the shared environment", () => {
-    compute.resourceCountIs("AWS::Lambda::Function", ROUTE_GROUPS.length + 1);
+    // One per route group, the tick, the events relay and the callbacks.
+    compute.resourceCountIs("AWS::Lambda::Function", ROUTE_GROUPS.length + 3);
     compute.allResourcesProperties("AWS::Lambda::Function", {
       Runtime: "nodejs22.x",
       Architectures: ["arm64"],
@@ -167,7 +173,7 @@ describe("stateless stack", () => {
     const expected = Object.fromEntries(
       testConfig.pools.map((p) => [p.name, `ref:${logicalId(poolQueue(p.name))}`]),
     );
-    for (const fn of functions) {
+    for (const fn of stateless.functions.values()) {
       const { Variables } = props(fn).Environment as { Variables: Record<string, unknown> };
       // Stack.toJsonString renders a Fn::Join; put each queue Ref back as text and parse the JSON.
       const [, parts] = (Variables[ENV.queueUrls] as { "Fn::Join": [string, (string | Ref)[]] })["Fn::Join"];
@@ -211,10 +217,10 @@ describe("stateless stack", () => {
     });
   });
 
-  it("grants every function the table and the bucket by ARN, never dynamodb or s3 on *", () => {
+  it("grants the API functions and the tick the table and the bucket by ARN, never dynamodb or s3 on *", () => {
     const tableArn = `SwitchyardStateful:ExportsOutputFnGetAtt${logicalId(stateful.table)}Arn`;
     const bucketArn = `SwitchyardStateful:ExportsOutputFnGetAtt${logicalId(stateful.bucket)}Arn`;
-    for (const fn of functions) {
+    for (const fn of coreFunctions) {
       const roleId = fn.role ? logicalId(fn.role) : "";
       const policy = ofType("AWS::IAM::Policy").find(
         (p) => JSON.stringify(p.Properties.Roles) === `[{"Ref":"${roleId}"}]`,
@@ -243,8 +249,13 @@ describe("stateless stack", () => {
       const env = (props(fn).Environment as { Variables: Props }).Variables;
       expect(JSON.stringify(env[ENV.adminKeySecret])).toContain(secretArn);
     }
-    const tickEnv = (props(stateless.tick).Environment as { Variables: Props }).Variables;
-    expect(tickEnv[ENV.adminKeySecret]).toBeUndefined();
+    const api = new Set<IConstruct>(Object.values(stateless.handlers));
+    const others = [...stateless.functions.values()].filter((fn) => !api.has(fn));
+    expect(others.length).toBeGreaterThan(0);
+    for (const fn of others) {
+      const env = (props(fn).Environment as { Variables: Props }).Variables;
+      expect(env[ENV.adminKeySecret], fn.node.id).toBeUndefined();
+    }
   });
 
   it("answers unknown routes, throttling and oversize bodies from the gateway in the envelope", () => {

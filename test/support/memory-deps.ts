@@ -30,6 +30,8 @@ export function memoryDeps(configYaml: string) {
     config: parseSchedulerConfig(configYaml),
     random: () => 0.5,
     adminKey: "admin",
+    callbackPolicy: { allowLoopback: false },
+    callbackSecret: "test-callback-secret",
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   } satisfies Deps;
   return { deps, clock, queue };

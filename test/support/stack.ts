@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "vitest";
 import { localClients } from "../../local/aws-clients.ts";
-import { type LocalStack, startLocalStack } from "../../local/stack.ts";
+import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../local/stack.ts";
 
 export interface TestStack extends LocalStack {
   /** One HTTP call to the stack; `key` defaults to the admin key (pass null for none). */
@@ -31,7 +31,15 @@ export interface ApiAnswer {
  */
 export async function startTestStack(
   config: string,
-  options: { workers?: boolean; workerEnv?: NodeJS.ProcessEnv } = {},
+  options: Pick<
+    LocalStackOptions,
+    | "workers"
+    | "workerEnv"
+    | "workerImports"
+    | "callbackSecret"
+    | "callbackRetrySeconds"
+    | "allowLoopbackCallbacks"
+  > = {},
 ): Promise<TestStack> {
   const endpoints = inject("emulators");
   const id = randomBytes(4).toString("hex");
@@ -50,8 +58,7 @@ export async function startTestStack(
     names,
     configPath: join(dir, "scheduler.config.yaml"),
     adminKey: `admin-${id}`,
-    workers: options.workers,
-    workerEnv: options.workerEnv,
+    ...options,
     log: quiet,
   });
   const clients = localClients(endpoints);

@@ -5,11 +5,14 @@ import {
   GetCommand,
   PutCommand,
   paginateQuery,
+  QueryCommand,
   type QueryCommandInput,
   TransactWriteCommand,
   type TransactWriteCommandInput,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
+import type { DomainEvent } from "../../events.ts";
+import { TABLE } from "../../names.ts";
 import type {
   IdempotencyRecord,
   Page,
@@ -22,6 +25,7 @@ import type {
 } from "../../ports.ts";
 import { CommitConflict } from "../../ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../schemas.ts";
+import type { TaskStatus } from "../../status.ts";
 import {
   alreadyExists,
   apiKeyItem,
@@ -29,13 +33,16 @@ import {
   apiKeysListing,
   decodeCursor,
   dueListing,
+  eventsListing,
   type Item,
   idempotencyKey,
+  isUnconditional,
   type Key,
   keyNamesOf,
   type Listing,
   pageOf,
   poolKey,
+  rateKey,
   readyListing,
   recordOf,
   runKey,
@@ -45,6 +52,7 @@ import {
   tenantItem,
   tenantKey,
   tenantsListing,
+  type UnconditionalWrite,
   type Write,
   workerItem,
   workersListing,
@@ -79,7 +87,7 @@ export class DynamoStore implements TaskStore, TenantStore {
       await this.#write(writes.map((w) => this.#transactItem(w)));
     } catch (err) {
       const failed = writes[failedWrite(err) ?? -1];
-      if (failed && failed.type !== "decrement") throw new CommitConflict(failed.conflict);
+      if (failed && !isUnconditional(failed)) throw new CommitConflict(failed.conflict);
       throw err;
     }
   }
@@ -111,6 +119,8 @@ export class DynamoStore implements TaskStore, TenantStore {
             ExpressionAttributeValues: { ":zero": 0, ":one": 1, ":limit": w.limit },
           },
         };
+      case "append":
+        return { Put: { TableName, Item: w.item } };
       case "decrement":
         return {
           Update: {
@@ -206,6 +216,22 @@ export class DynamoStore implements TaskStore, TenantStore {
     return this.#page<Task>(taskListing(query), query.size, query.cursor);
   }
 
+  /** COUNT queries with a Limit: DynamoDB reads (and bills) no more index entries than `atMost`. */
+  async countTasks(tenant: string, status: TaskStatus, atMost: number): Promise<number> {
+    const input = { ...this.#queryInput(taskListing({ tenant, status, size: 1 })), Select: "COUNT" as const };
+    let total = 0;
+    let start: Record<string, unknown> | undefined;
+    if (atMost <= 0) return 0;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({ ...input, Limit: atMost - total, ExclusiveStartKey: start }),
+      );
+      total += page.Count ?? 0;
+      start = page.LastEvaluatedKey;
+    } while (start && total < atMost);
+    return total;
+  }
+
   readyTasks(pool: string, limit: number): Promise<Task[]> {
     return this.#first<Task>(readyListing(pool), limit);
   }
@@ -259,6 +285,10 @@ export class DynamoStore implements TaskStore, TenantStore {
 
   createTenant(tenant: Tenant, key: ApiKeyRecord): Promise<void> {
     return this.#create([tenantItem(tenant), apiKeyItem(key)]);
+  }
+
+  listEvents(taskUuid: string, size: number, cursor?: string): Promise<Page<DomainEvent>> {
+    return this.#page<DomainEvent>(eventsListing(taskUuid), size, cursor);
   }
 
   async recordWorker(worker: WorkerRecord): Promise<void> {
@@ -315,6 +345,30 @@ export class DynamoStore implements TaskStore, TenantStore {
           UpdateExpression: "SET revoked_time = if_not_exists(revoked_time, :at)",
           ConditionExpression: "attribute_exists(pk)",
           ExpressionAttributeValues: { ":at": at },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
+  }
+
+  async takeRateToken(
+    counter: string,
+    windowStart: string,
+    limit: number,
+    expiresAt: number,
+  ): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: rateKey(counter, windowStart),
+          UpdateExpression: "ADD #count :one SET #expires = :expires",
+          ConditionExpression: "attribute_not_exists(#count) OR #count < :limit",
+          ExpressionAttributeNames: { "#count": "count", "#expires": TABLE.ttlAttribute },
+          ExpressionAttributeValues: { ":one": 1, ":limit": limit, ":expires": expiresAt },
         }),
       );
       return true;

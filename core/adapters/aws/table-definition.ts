@@ -16,6 +16,8 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
   return {
     TableName: tableName,
     BillingMode: "PAY_PER_REQUEST",
+    // The events relay reads new event items from the stream (an outbox); see functions/events-relay.ts.
+    StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" },
     AttributeDefinitions: attributes.map((AttributeName) => ({ AttributeName, AttributeType: "S" })),
     KeySchema: keySchema(TABLE.partitionKey, TABLE.sortKey),
     GlobalSecondaryIndexes: indexes.map((index) => ({

@@ -1,4 +1,6 @@
 /** TaskStore and TenantStore in memory, for unit tests: the DynamoDB adapter's items, keys and listings. */
+
+import type { DomainEvent } from "../../events.ts";
 import type {
   IdempotencyRecord,
   Page,
@@ -11,6 +13,7 @@ import type {
 } from "../../ports.ts";
 import { CommitConflict } from "../../ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../schemas.ts";
+import type { TaskStatus } from "../../status.ts";
 import {
   alreadyExists,
   apiKeyItem,
@@ -18,14 +21,17 @@ import {
   apiKeysListing,
   decodeCursor,
   dueListing,
+  eventsListing,
   type Item,
   idempotencyKey,
+  isUnconditional,
   type Key,
   keyNamesOf,
   keyOfWrite,
   type Listing,
   pageOf,
   poolKey,
+  rateKey,
   readyListing,
   recordOf,
   runKey,
@@ -35,6 +41,7 @@ import {
   tenantItem,
   tenantKey,
   tenantsListing,
+  type UnconditionalWrite,
   type Write,
   workerItem,
   workersListing,
@@ -61,19 +68,19 @@ export class MemoryStore implements TaskStore, TenantStore {
       throw new Error("a state change may write each item only once");
     }
     for (const w of writes) {
-      if (w.type !== "decrement" && !this.#holds(w)) throw new CommitConflict(w.conflict);
+      if (!isUnconditional(w) && !this.#holds(w)) throw new CommitConflict(w.conflict);
     }
     for (const w of writes) this.#apply(w);
   }
 
-  #holds(w: Exclude<Write, { type: "decrement" }>): boolean {
+  #holds(w: Exclude<Write, UnconditionalWrite>): boolean {
     const stored = this.#items.get(idOf(keyOfWrite(w)));
     if (w.type === "increment") return counterOf(stored) < w.limit;
     return w.expectVersion === undefined ? stored === undefined : stored?.version === w.expectVersion;
   }
 
   #apply(w: Write): void {
-    if (w.type === "put") {
+    if (w.type === "put" || w.type === "append") {
       this.#items.set(idOf(w.item), w.item);
       return;
     }
@@ -123,6 +130,10 @@ export class MemoryStore implements TaskStore, TenantStore {
 
   async listTasks(query: TaskQuery): Promise<Page<Task>> {
     return this.#page<Task>(taskListing(query), query.size, query.cursor);
+  }
+
+  async countTasks(tenant: string, status: TaskStatus, atMost: number): Promise<number> {
+    return Math.min(this.#query(taskListing({ tenant, status, size: 1 })).length, atMost);
   }
 
   async readyTasks(pool: string, limit: number): Promise<Task[]> {
@@ -182,6 +193,10 @@ export class MemoryStore implements TaskStore, TenantStore {
     return this.#get<Tenant>(tenantKey(id));
   }
 
+  async listEvents(taskUuid: string, size: number, cursor?: string): Promise<Page<DomainEvent>> {
+    return this.#page<DomainEvent>(eventsListing(taskUuid), size, cursor);
+  }
+
   async recordWorker(worker: WorkerRecord): Promise<void> {
     const item = workerItem(worker);
     this.#items.set(idOf(item), item);
@@ -209,6 +224,19 @@ export class MemoryStore implements TaskStore, TenantStore {
     const item = key && this.#items.get(idOf(apiKeyKey(key.key_hash)));
     if (!item) return false;
     item.revoked_time ??= at;
+    return true;
+  }
+
+  async takeRateToken(
+    counter: string,
+    windowStart: string,
+    limit: number,
+    expiresAt: number,
+  ): Promise<boolean> {
+    const key = rateKey(counter, windowStart);
+    const count = (this.#items.get(idOf(key))?.count as number | undefined) ?? 0;
+    if (count >= limit) return false;
+    this.#items.set(idOf(key), { ...key, count: count + 1, expires_at: expiresAt });
     return true;
   }
 }

@@ -1,0 +1,341 @@
+/**
+ * The load the benchmark puts on a running local stack, over real HTTP, and what it measures: request
+ * counts per task, submit and dispatch latency, and sustained throughput. The driver reads task state
+ * straight from the table with clients of its own, so its polling is neither counted nor served by the API.
+ */
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { PoolConfig } from "../core/config.ts";
+import type { TaskStore } from "../core/ports.ts";
+import type { Task } from "../core/schemas.ts";
+import {
+  diffTally,
+  type RecordedWrite,
+  type RequestCounter,
+  sumTallies,
+  type Tally,
+} from "../local/request-counter.ts";
+import type { LocalStack } from "../local/stack.ts";
+import type { WorkerDump } from "./worker-counter.ts";
+
+export interface Driver {
+  stack: LocalStack;
+  /** Reads the table directly (uncounted clients). */
+  store: TaskStore;
+  pools: PoolConfig[];
+  tenant: { id: string; apiKey: string };
+  counters: { api: RequestCounter; tick: RequestCounter };
+  /** Where worker processes write their counts on SIGUSR2 (bench/worker-counter.ts). */
+  countsDir: string;
+  clients: number;
+  log(message: string): void;
+}
+
+/** A plain one-shot task: a tool and a prompt, nothing else. */
+const plainTask = (tool: string) => ({ tool, prompt: "benchmark: answer at once" });
+
+/** Pause after a counted task ends, so that each task's requests are its own. */
+const SETTLE_PAUSE_MS = 200;
+
+const DONE = new Set(["succeeded", "failed", "canceled", "completed"]);
+
+export async function submit(d: Driver, tool: string): Promise<{ uuid: string; ms: number; sentAt: number }> {
+  const sentAt = Date.now();
+  const started = performance.now();
+  const res = await fetch(`${d.stack.url}/v2/tasks`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${d.tenant.apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify(plainTask(tool)),
+  });
+  const text = await res.text();
+  const ms = performance.now() - started;
+  if (res.status !== 201) throw new Error(`submit answered ${res.status}: ${text}`);
+  return { uuid: (JSON.parse(text) as { data: { uuid: string } }).data.uuid, ms, sentAt };
+}
+
+/** Polls the task until `until` holds, the first time after `firstMs`. */
+async function waitForTask(
+  d: Driver,
+  uuid: string,
+  until: (task: Task) => boolean,
+  pollMs: number,
+  firstMs = 0,
+  timeoutMs = 60_000,
+): Promise<Task> {
+  const deadline = Date.now() + timeoutMs;
+  if (firstMs > 0) await sleep(firstMs);
+  for (;;) {
+    const task = await d.store.getTask(uuid);
+    if (task && until(task)) return task;
+    if (Date.now() > deadline) throw new Error(`task ${uuid} is still ${task?.status} after ${timeoutMs} ms`);
+    await sleep(pollMs);
+  }
+}
+
+/** Every worker process's counts so far, and its writes since the last call: each writes them on SIGUSR2. */
+export async function workerDumps(d: Driver): Promise<WorkerDump[]> {
+  return Promise.all(
+    d.pools.map(async ({ name }) => {
+      const file = join(d.countsDir, `${name}.json`);
+      rmSync(file, { force: true });
+      const pid = d.stack.workerPid(name);
+      if (pid === undefined) throw new Error(`no worker for pool ${name}`);
+      process.kill(pid, "SIGUSR2");
+      const deadline = Date.now() + 10_000;
+      while (!existsSync(file)) {
+        if (Date.now() > deadline) throw new Error(`worker ${name} wrote no counts`);
+        await sleep(10);
+      }
+      return JSON.parse(readFileSync(file, "utf8")) as WorkerDump;
+    }),
+  );
+}
+
+/** The counts so far, and the DynamoDB writes made since the last snapshot, by where they were sent from. */
+async function snapshot(d: Driver) {
+  const dumps = await workerDumps(d);
+  const tagged = (where: string, writes: RecordedWrite[]) => writes.map((w) => ({ ...w, where }));
+  const api = d.counters.api.takeWrites();
+  const tick = d.counters.tick.takeWrites();
+  return {
+    api: d.counters.api.snapshot(),
+    tick: d.counters.tick.snapshot(),
+    workers: sumTallies(dumps.map((dump) => dump.tally)),
+    writes: [
+      ...tagged("api", api.writes),
+      ...tagged("tick", tick.writes),
+      ...dumps.flatMap((dump) => tagged("worker", dump.writes)),
+    ],
+    droppedWrites: api.dropped + tick.dropped + dumps.reduce((n, dump) => n + dump.dropped, 0),
+    at: performance.now(),
+  };
+}
+
+/** Submits `count` tasks from the driver's clients and waits until all have ended. */
+export async function warmUp(d: Driver, count: number): Promise<void> {
+  const uuids: string[] = [];
+  await Promise.all(
+    Array.from({ length: d.clients }, async (_, c) => {
+      for (let i = c; i < count; i += d.clients) {
+        uuids.push((await submit(d, (d.pools[i % d.pools.length] as PoolConfig).tool)).uuid);
+      }
+    }),
+  );
+  for (const uuid of uuids) await waitForTask(d, uuid, (t) => DONE.has(t.status), 20);
+}
+
+/** Requests that belong to a worker's or the tick's time rather than to any task. */
+export const isBackground = (key: string) => key === "SQS ReceiveMessage empty" || key.endsWith(" WORKER");
+
+export interface CountResult {
+  tasks: number;
+  /** Per task, background excluded: in the API process and in the workers. */
+  perTask: { api: Tally; worker: Tally };
+  /** Background requests of the workers over the phase, and of the tick. */
+  background: Tally;
+  tick: Tally;
+  /** The DynamoDB writes of the phase (API, workers and tick), for bench/capacity.ts. */
+  writes: (RecordedWrite & { where: string })[];
+  droppedWrites: number;
+  /** Submit round trips, one at a time: what one Lambda invocation would take (no other request in its process). */
+  submitMs: number[];
+  seconds: number;
+  workers: number;
+}
+
+/**
+ * One plain one-shot task at a time, from submit until it has ended and its pool has looked for the next
+ * task: every request the API and the workers make meanwhile, divided by the number of tasks.
+ */
+export async function countRequests(d: Driver, tasks: number): Promise<CountResult> {
+  const pool = d.pools[0] as PoolConfig;
+  const before = await snapshot(d);
+  const submitMs: number[] = [];
+  for (let i = 0; i < tasks; i++) {
+    const { uuid, ms } = await submit(d, pool.tool);
+    submitMs.push(ms);
+    await waitForTask(d, uuid, (t) => DONE.has(t.status), 10);
+    // The worker looks for a next task just after the task ends: let it finish before the next submit.
+    await sleep(SETTLE_PAUSE_MS);
+  }
+  const after = await snapshot(d);
+  const background: Tally = {};
+  const perTask = (all: Tally): Tally => {
+    const out: Tally = {};
+    for (const [key, count] of Object.entries(all)) {
+      if (isBackground(key)) background[key] = count;
+      else
+        out[key] = {
+          ...count,
+          requests: count.requests / tasks,
+          errors: count.errors / tasks,
+          rcu: count.rcu / tasks,
+          wcu: count.wcu / tasks,
+          messages: count.messages / tasks,
+        };
+    }
+    return out;
+  };
+  return {
+    tasks,
+    perTask: {
+      api: perTask(diffTally(after.api, before.api)),
+      worker: perTask(diffTally(after.workers, before.workers)),
+    },
+    background,
+    tick: diffTally(after.tick, before.tick),
+    writes: after.writes,
+    droppedWrites: after.droppedWrites,
+    submitMs,
+    seconds: (after.at - before.at) / 1000,
+    workers: d.pools.length,
+  };
+}
+
+export interface LatencyResult {
+  tasks: number;
+  /** The API's requests over the phase (to see where a submit's time goes). */
+  api: Tally;
+  submitMs: number[];
+  dispatchMs: number[];
+  seconds: number;
+}
+
+/**
+ * `clients` concurrent clients, each submitting a task and waiting until it is running before the next:
+ * submit round trip, and the time from sending the submit until the worker marked the run running
+ * (the task's start_time, written by the worker on this same machine's clock).
+ */
+export async function measureLatency(d: Driver, tasks: number, pollMs: number): Promise<LatencyResult> {
+  const submitMs: number[] = [];
+  const dispatchMs: number[] = [];
+  const started = performance.now();
+  const before = d.counters.api.snapshot();
+  await Promise.all(
+    Array.from({ length: d.clients }, async (_, c) => {
+      const recent: number[] = [];
+      for (let i = c; i < tasks; i += d.clients) {
+        const { uuid, ms, sentAt } = await submit(d, (d.pools[i % d.pools.length] as PoolConfig).tool);
+        submitMs.push(ms);
+        // Polls cost the emulator's CPU: the first one comes when this client's tasks usually run.
+        const first = recent.length ? 0.8 * Math.min(...recent) - ms : 0;
+        const task = await waitForTask(d, uuid, (t) => t.start_time !== undefined, pollMs, first);
+        const dispatch = Date.parse(task.start_time as string) - sentAt;
+        dispatchMs.push(dispatch);
+        recent.push(dispatch);
+        if (recent.length > 10) recent.shift();
+      }
+    }),
+  );
+  const api = diffTally(d.counters.api.snapshot(), before);
+  return { tasks, api, submitMs, dispatchMs, seconds: (performance.now() - started) / 1000 };
+}
+
+export interface ThroughputResult {
+  seconds: number;
+  finished: number;
+  failed: number;
+  tasksPerSecond: number;
+  /** Share of 250 ms samples in the window at which every pool had queued work waiting. */
+  saturatedShare: number;
+  /** Lowest number of queued tasks seen in any pool during the window. */
+  minBacklog: number;
+  submitted: number;
+  /** The API's requests over the window, with a backlog queued (what a submit costs then). */
+  api: Tally;
+}
+
+async function finishedCount(d: Driver) {
+  const count = async (status: "succeeded" | "failed") =>
+    (await d.store.listTasks({ tenant: d.tenant.id, status, size: 1 })).total;
+  const [succeeded, failed] = await Promise.all([count("succeeded"), count("failed")]);
+  return { succeeded, failed };
+}
+
+/**
+ * Keeps a backlog of queued tasks in every pool (the clients top it up), so that the pools stay
+ * saturated, and counts the tasks that finish over `seconds`.
+ */
+export async function measureThroughput(d: Driver, seconds: number): Promise<ThroughputResult> {
+  const target = Object.fromEntries(d.pools.map((p) => [p.name, 2 * p.max_concurrency]));
+  const depth: Record<string, number> = Object.fromEntries(d.pools.map((p) => [p.name, 0]));
+  const inFlight: Record<string, number> = Object.fromEntries(d.pools.map((p) => [p.name, 0]));
+  let stopping = false;
+  let submitted = 0;
+  /** The pool furthest below its target backlog, if any is below it. */
+  const needy = () => {
+    const fill = (p: PoolConfig) => ((depth[p.name] ?? 0) + (inFlight[p.name] ?? 0)) / (target[p.name] ?? 1);
+    const [lowest] = [...d.pools].sort((a, b) => fill(a) - fill(b));
+    return lowest && fill(lowest) < 1 ? lowest : undefined;
+  };
+  const clients = Array.from({ length: d.clients }, async () => {
+    while (!stopping) {
+      const pool = needy();
+      if (!pool) {
+        await sleep(20);
+        continue;
+      }
+      inFlight[pool.name] = (inFlight[pool.name] ?? 0) + 1;
+      try {
+        await submit(d, pool.tool);
+        submitted++;
+        depth[pool.name] = (depth[pool.name] ?? 0) + 1;
+      } finally {
+        inFlight[pool.name] = (inFlight[pool.name] ?? 0) - 1;
+      }
+    }
+  });
+  const samples: number[] = [];
+  let sampling = false;
+  const sampler = (async () => {
+    while (!stopping) {
+      const depths = await Promise.all(
+        d.pools.map(async (p) => {
+          const n = (await d.store.readyTasks(p.name, target[p.name] ?? 1)).length;
+          depth[p.name] = n;
+          return n;
+        }),
+      );
+      if (sampling) samples.push(Math.min(...depths));
+      await sleep(250);
+    }
+  })();
+
+  // Build the backlog first, with the workers paused (SIGSTOP): on a small machine the clients submit
+  // no faster than the pools finish, so without it the pools would never be saturated.
+  const workers = d.pools.map((p) => d.stack.workerPid(p.name)).filter((pid) => pid !== undefined);
+  for (const pid of workers) process.kill(pid, "SIGSTOP");
+  try {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && d.pools.some((p) => (depth[p.name] ?? 0) < (target[p.name] ?? 0))) {
+      await sleep(100);
+    }
+  } finally {
+    for (const pid of workers) process.kill(pid, "SIGCONT");
+  }
+  const start = await finishedCount(d);
+  const apiBefore = d.counters.api.snapshot();
+  const submittedBefore = submitted;
+  const t0 = performance.now();
+  sampling = true;
+  await sleep(seconds * 1000);
+  const end = await finishedCount(d);
+  const elapsed = (performance.now() - t0) / 1000;
+  const api = diffTally(d.counters.api.snapshot(), apiBefore);
+  const submittedInWindow = submitted - submittedBefore;
+  sampling = false;
+  stopping = true;
+  await Promise.all([...clients, sampler]);
+  const finished = end.succeeded + end.failed - start.succeeded - start.failed;
+  return {
+    seconds: elapsed,
+    finished,
+    failed: end.failed - start.failed,
+    tasksPerSecond: finished / elapsed,
+    saturatedShare: samples.filter((n) => n > 0).length / Math.max(1, samples.length),
+    minBacklog: Math.min(...samples),
+    submitted: submittedInWindow,
+    api,
+  };
+}

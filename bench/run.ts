@@ -1,0 +1,373 @@
+/**
+ * `npm run bench`: starts the local stack with fake CLIs that answer at once, drives it over HTTP, prints a
+ * summary and writes bench/results/latest.json. See README, "Benchmark".
+ *
+ * Knobs (environment): BENCH_LATENCY_TASKS (default 1000), BENCH_CLIENTS (8), BENCH_COUNT_TASKS (20),
+ * BENCH_THROUGHPUT_SECONDS (30), BENCH_SLOTS (worker slots = max_concurrency per pool, 16).
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "node:os";
+import { join, resolve } from "node:path";
+import { performance as nodePerformance } from "node:perf_hooks";
+import { pathToFileURL } from "node:url";
+import { DynamoStore } from "../core/adapters/aws/dynamo-store.ts";
+import { parseSchedulerConfig } from "../core/config.ts";
+import { DUE_SHARDS, ENV } from "../core/names.ts";
+import { localClients } from "../local/aws-clients.ts";
+import { startDynamoDbLocal } from "../local/dynamodb-local.ts";
+import { startFauxqsServer } from "../local/fauxqs.ts";
+import { RequestCounter, type Tally } from "../local/request-counter.ts";
+import { startLocalStack } from "../local/stack.ts";
+import { type BundleFigures, measureBundles } from "./bundles.ts";
+import { type ReplayedUnits, replayWriteUnits } from "./capacity.ts";
+import { FLOOR, priceFloor, priceTask } from "./cost.ts";
+import { countRequests, type Driver, measureLatency, measureThroughput, submit, warmUp } from "./driver.ts";
+import { PRICES } from "./prices.ts";
+import { isFloor, reasonFor } from "./reasons.ts";
+import { percentile, round } from "./stats.ts";
+import { COUNTS_DIR_ENV } from "./worker-counter.ts";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const FAKES = resolve(ROOT, "test/fakes/bin");
+const num = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const SETTINGS = {
+  clients: num("BENCH_CLIENTS", 8),
+  latencyTasks: num("BENCH_LATENCY_TASKS", 1000),
+  countTasks: num("BENCH_COUNT_TASKS", 20),
+  throughputSeconds: num("BENCH_THROUGHPUT_SECONDS", 30),
+  slots: num("BENCH_SLOTS", 16),
+  pollMs: 25,
+  warmUpTasks: 16,
+};
+
+const began = performance.now();
+/** Other work on the machine skews every timing: recorded with the results. */
+const loadAtStart = round(loadavg()[0] ?? 0, 2);
+const phases: Record<string, number> = {};
+/** How busy this process's event loop (the API, fauxqs, the tick and the driver) was in each phase. */
+const eventLoopBusy: Record<string, number> = {};
+const log = (message: string) =>
+  process.stderr.write(
+    `[bench ${((performance.now() - began) / 1000).toFixed(1).padStart(5)} s] ${message}\n`,
+  );
+async function phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  log(`${name}…`);
+  const t = performance.now();
+  const elu = nodePerformance.eventLoopUtilization();
+  const out = await fn();
+  phases[name] = round((performance.now() - t) / 1000);
+  eventLoopBusy[name] = round(nodePerformance.eventLoopUtilization(elu).utilization, 2);
+  return out;
+}
+
+/** Three pools, one per tool, each with `slots` worker slots and as much pool capacity. */
+const configText = (slots: number) =>
+  `pools:\n${["claude", "codex", "gemini"]
+    .map(
+      (tool) =>
+        `  - { name: bench-${tool}, tool: ${tool}, account: bench, max_concurrency: ${slots}, lease_seconds: 120, ` +
+        `worker: { cpu: 1024, memory: 2048, min: 1, max: 1, slots: ${slots} } }`,
+    )
+    .join("\n")}\n`;
+
+// 1. Bundles first, while the machine is quiet.
+const bundles: BundleFigures = await phase("bundles and cold init", () => measureBundles(3));
+
+// 2. The stack: emulators, a fresh table and queues, the API, one worker process per pool.
+const work = mkdtempSync(join(tmpdir(), "switchyard-bench-"));
+const configPath = join(work, "scheduler.config.yaml");
+writeFileSync(configPath, configText(SETTINGS.slots));
+const config = parseSchedulerConfig(configText(SETTINGS.slots));
+const countsDir = join(work, "counts");
+mkdirSync(countsDir);
+const counters = { api: new RequestCounter(), tick: new RequestCounter() };
+const { stack, emulators, endpoints } = await phase("start the local stack", async () => {
+  const dataDir = resolve(ROOT, process.env[ENV.dataDir] ?? ".data");
+  const [dynamodb, fauxqs] = await Promise.all([startDynamoDbLocal({ dataDir }), startFauxqsServer()]);
+  const endpoints = {
+    dynamodbEndpoint: dynamodb.endpoint,
+    awsEndpoint: fauxqs.endpoint,
+    region: "us-east-1",
+  };
+  const id = randomBytes(4).toString("hex");
+  const quiet = { info: () => undefined, warn: () => undefined, error: console.error };
+  const stack = await startLocalStack({
+    port: 0,
+    endpoints,
+    names: {
+      table: `bench-${id}`,
+      bucket: `bench-${id}`,
+      topic: `bench-${id}`,
+      queue: (pool) => `bench-${id}-${pool}.fifo`,
+    },
+    configPath,
+    adminKey: `bench-admin-${id}`,
+    workerEnv: {
+      PATH: `${FAKES}:${process.env.PATH}`,
+      [COUNTS_DIR_ENV]: countsDir,
+      POWERTOOLS_LOG_LEVEL: "ERROR",
+    },
+    workerImports: [pathToFileURL(resolve(ROOT, "bench/worker-counter.ts")).href],
+    observeClients: (clients, role) => counters[role].attach(Object.values(clients)),
+    log: quiet,
+  });
+  return { stack, emulators: [fauxqs, dynamodb], endpoints };
+});
+
+let results: Record<string, unknown> | undefined;
+try {
+  const tenant = await (async () => {
+    const res = await fetch(`${stack.url}/v2/tenants`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.adminKey}`, "content-type": "application/json" },
+      // Limits high enough never to refuse the benchmark: it measures the limits' requests, not their refusals.
+      body: JSON.stringify({
+        name: "bench",
+        rate_limit_per_minute: 1_000_000,
+        max_queued_tasks: 1_000_000,
+        max_submissions_per_minute: 1_000_000,
+      }),
+    });
+    if (res.status !== 201)
+      throw new Error(`creating the tenant answered ${res.status}: ${await res.text()}`);
+    const body = (await res.json()) as { data: { tenant: { id: string }; api_key: string } };
+    return { id: body.data.tenant.id, apiKey: body.data.api_key };
+  })();
+  const driver: Driver = {
+    stack,
+    store: new DynamoStore(localClients(endpoints).doc, stack.resources.tableName),
+    pools: config.pools,
+    tenant,
+    counters,
+    countsDir,
+    clients: SETTINGS.clients,
+    log,
+  };
+  // The first request of a worker's fresh process is slow; so is the API's first handler call.
+  await submit(driver, "claude");
+  await phase("warm up", () => warmUp(driver, SETTINGS.warmUpTasks));
+  const count = await phase("count requests per task", () => countRequests(driver, SETTINGS.countTasks));
+  const writeUnits = await phase("replay writes for capacity", () =>
+    replayWriteUnits(localClients(endpoints).dynamodb, stack.resources.tableName, count.writes),
+  );
+  const latency = await phase("latency", () =>
+    measureLatency(driver, SETTINGS.latencyTasks, SETTINGS.pollMs),
+  );
+  const throughput = await phase("throughput", () => measureThroughput(driver, SETTINGS.throughputSeconds));
+  results = report({ bundles, count, writeUnits, latency, throughput });
+} finally {
+  await phase("stop", async () => {
+    await stack.stop();
+    for (const emulator of emulators) await emulator.stop().catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
+  });
+}
+
+const totalSeconds = round((performance.now() - began) / 1000);
+const out = { ...results, timings_s: { ...phases, total: totalSeconds }, event_loop_busy: eventLoopBusy };
+mkdirSync(resolve(ROOT, "bench/results"), { recursive: true });
+writeFileSync(resolve(ROOT, "bench/results/latest.json"), `${JSON.stringify(out, null, 2)}\n`);
+log(`done in ${totalSeconds} s; wrote bench/results/latest.json`);
+
+function report(r: {
+  bundles: BundleFigures;
+  count: Awaited<ReturnType<typeof countRequests>>;
+  writeUnits: ReplayedUnits;
+  latency: Awaited<ReturnType<typeof measureLatency>>;
+  throughput: Awaited<ReturnType<typeof measureThroughput>>;
+}) {
+  const rows = [
+    ...Object.values(r.count.perTask.api).map((c) => ({ where: "api", ...c })),
+    ...Object.values(r.count.perTask.worker).map((c) => ({ where: "worker", ...c })),
+  ].map((c) => {
+    const key = [c.service, c.operation, c.detail].filter(Boolean).join(" ");
+    const units = r.writeUnits.byRequest[`${c.where} ${key}`] ?? { table: 0, index: 0 };
+    return {
+      where: c.where,
+      service: c.service,
+      operation: c.operation,
+      detail: c.detail,
+      requests: round(c.requests, 2),
+      failed: round(c.errors, 2),
+      rcu: round(c.rcu, 2),
+      wcu: round((units.table + units.index) / r.count.tasks, 2),
+      wcu_table: round(units.table / r.count.tasks, 2),
+      wcu_index: round(units.index / r.count.tasks, 2),
+      ms_each: round(c.ms / c.requests, 1),
+      floor: isFloor(c.where, key),
+      reason: reasonFor(c.where, key),
+    };
+  });
+  // Priced per row: DynamoDB with the replayed write units.
+  const allPerTask: Tally = Object.fromEntries(
+    rows.map((row, i) => [
+      String(i),
+      { ...row, errors: row.failed, messages: 0, ms: 0, requests: row.requests, rcu: row.rcu, wcu: row.wcu },
+    ]),
+  );
+  const requestsPerTask = rows.reduce((n, c) => n + c.requests, 0);
+  const rcu = rows.reduce((n, c) => n + c.rcu, 0);
+  const wcu = rows.reduce((n, c) => n + c.wcu, 0);
+  const submitP50 = percentile(r.latency.submitMs, 50);
+  // A Lambda invocation serves one request at a time: bill the submit measured alone, not under 8 clients.
+  const lambdaMs = percentile(r.count.submitMs, 50);
+  // Outbox events ride in the transactions; the relay that publishes each to SNS does not run locally.
+  const eventsPerTask = rows.reduce(
+    (n, c) => n + c.requests * (c.detail.match(/Put:EVENT/g)?.length ?? 0),
+    0,
+  );
+  const cost = priceTask(allPerTask, 1, lambdaMs, eventsPerTask);
+  const floor = priceFloor(lambdaMs);
+  const byService: Record<string, number> = {};
+  for (const row of rows) byService[row.service] = round((byService[row.service] ?? 0) + row.requests, 2);
+  const ticks = Object.values(r.count.tick)
+    .filter((c) => c.operation === "Query" && c.detail === "index due")
+    .reduce((n, c) => n + c.requests / DUE_SHARDS, 0);
+  const tickRequests = Object.values(r.count.tick).reduce((n, c) => n + c.requests, 0);
+  const workerMinutes = (r.count.workers * r.count.seconds) / 60;
+
+  const results = {
+    date: new Date().toISOString(),
+    machine: {
+      cpus: availableParallelism(),
+      cpu_model: cpus()[0]?.model ?? "unknown",
+      memory_gb: round(totalmem() / 2 ** 30, 0),
+      node: process.version,
+      os: `${process.platform} ${release()}`,
+      load_average_1m: { at_start: loadAtStart, at_end: round(loadavg()[0] ?? 0, 2) },
+    },
+    settings: SETTINGS,
+    submit_ms_p50: round(submitP50),
+    submit_ms_p99: round(percentile(r.latency.submitMs, 99)),
+    dispatch_ms_p50: round(percentile(r.latency.dispatchMs, 50)),
+    dispatch_ms_p99: round(percentile(r.latency.dispatchMs, 99)),
+    latency_tasks: r.latency.tasks,
+    submit_requests_under_load: Object.fromEntries(
+      Object.entries(r.latency.api).map(([key, c]) => [
+        key,
+        { per_submit: round(c.requests / r.latency.tasks, 2), ms_each: round(c.ms / c.requests, 1) },
+      ]),
+    ),
+    tasks_per_second: round(r.throughput.tasksPerSecond),
+    throughput: {
+      window_s: round(r.throughput.seconds),
+      finished: r.throughput.finished,
+      failed: r.throughput.failed,
+      saturated_share: round(r.throughput.saturatedShare, 2),
+      min_backlog: r.throughput.minBacklog,
+      capacity: config.pools.reduce((n, p) => n + p.max_concurrency, 0),
+      submitted: r.throughput.submitted,
+      api_requests_per_submit: Object.fromEntries(
+        Object.entries(r.throughput.api).map(([key, c]) => [
+          key,
+          {
+            per_submit: round(c.requests / Math.max(1, r.throughput.submitted), 2),
+            rcu_per_submit: round(c.rcu / Math.max(1, r.throughput.submitted), 2),
+          },
+        ]),
+      ),
+    },
+    requests_per_task: round(requestsPerTask, 2),
+    requests_per_task_by_service: byService,
+    floor_requests_per_task: FLOOR.requests,
+    floor: FLOOR.description,
+    dynamodb_rcu_per_task: round(rcu, 2),
+    dynamodb_wcu_per_task: round(wcu, 2),
+    dynamodb_capacity_note:
+      "RCU as DynamoDB Local reports them (ReturnConsumedCapacity); WCU from replaying each recorded write " +
+      "item by item (bench/capacity.ts): table writes inside transactions ×2, index updates ×1 (assumed)",
+    dynamodb_wcu_per_task_table: round(
+      rows.reduce((n, c) => n + c.wcu_table, 0),
+      2,
+    ),
+    dynamodb_wcu_per_task_index: round(
+      rows.reduce((n, c) => n + c.wcu_index, 0),
+      2,
+    ),
+    dropped_writes: r.count.droppedWrites,
+    write_units_per_task_by_item_kind: perTaskOf(r.writeUnits.byItemKind, r.count.tasks),
+    write_units_per_task_by_index: perTaskOf(r.writeUnits.byIndex, r.count.tasks),
+    requests: rows,
+    usd_per_million_tasks: round(cost.total, 2),
+    usd_per_million_tasks_by_line: Object.fromEntries(
+      Object.entries(cost.lines).map(([k, v]) => [k, round(v, 3)]),
+    ),
+    floor_usd_per_million_tasks: round(floor.total, 2),
+    pricing: {
+      as_of: PRICES.as_of,
+      region: PRICES.region,
+      lambda_billed_ms: Math.ceil(lambdaMs),
+      note:
+        "Lambda: one invocation per task (the submit), billed for the median submit round trip measured one at " +
+        "a time against the local emulators; Fargate worker time, CloudWatch and data transfer not included",
+    },
+    background: {
+      note: "Not per task: a worker's idle long polls and its 30 s registration, and the tick",
+      worker_requests_per_worker_minute: Object.fromEntries(
+        Object.entries(r.count.background).map(([k, c]) => [k, round(c.requests / workerMinutes, 1)]),
+      ),
+      tick_requests_per_tick: ticks > 0 ? round(tickRequests / ticks, 1) : null,
+    },
+    events_per_task: round(eventsPerTask, 2),
+    callback_path:
+      "Events are written to the outbox inside the transactions (counted, with their write units). The " +
+      "local stack does not run the stream relay to SNS, so its publishes are priced by model: one SNS " +
+      "publish per event (PublishBatch bills per message). Relay Lambda invocations and callback " +
+      "deliveries (only for tasks with a callback URL; a plain task has none) are not included.",
+    bundle_kb: r.bundles.bundle_kb,
+    cold_init_ms: r.bundles.cold_init_ms,
+    bundle_largest_parts_kb: r.bundles.bundle_largest_parts_kb,
+  };
+  printSummary(results, rows);
+  return results;
+}
+
+function perTaskOf(units: Record<string, number>, tasks: number) {
+  return Object.fromEntries(Object.entries(units).map(([k, v]) => [k, round(v / tasks, 2)]));
+}
+
+function printSummary(
+  results: Record<string, unknown> & { [k: string]: unknown },
+  rows: {
+    where: string;
+    service: string;
+    operation: string;
+    detail: string;
+    requests: number;
+    rcu: number;
+    wcu: number;
+    floor: boolean;
+  }[],
+) {
+  const f = (v: unknown) => (typeof v === "number" ? String(v) : JSON.stringify(v));
+  const lines: [string, unknown][] = [
+    ["submit_ms p50 / p99", `${results.submit_ms_p50} / ${results.submit_ms_p99}`],
+    ["dispatch_ms p50 / p99", `${results.dispatch_ms_p50} / ${results.dispatch_ms_p99}`],
+    ["tasks_per_second", results.tasks_per_second],
+    ["requests_per_task (floor)", `${results.requests_per_task} (${FLOOR.requests})`],
+    ["DynamoDB RCU / WCU per task", `${results.dynamodb_rcu_per_task} / ${results.dynamodb_wcu_per_task}`],
+    [
+      "usd_per_million_tasks (floor)",
+      `${results.usd_per_million_tasks} (${results.floor_usd_per_million_tasks})`,
+    ],
+  ];
+  const width = Math.max(...lines.map(([k]) => k.length));
+  console.log("\nSwitchyard benchmark\n");
+  for (const [k, v] of lines) console.log(`  ${k.padEnd(width)}  ${f(v).replaceAll('"', "")}`);
+  const name = (row: (typeof rows)[number]) =>
+    `${row.floor ? "*" : " "} ${row.where.padEnd(6)} ${row.service} ${row.operation} ${row.detail}`;
+  const width2 = Math.max(...rows.map((row) => name(row).length));
+  console.log(`\n  ${"requests per task (* the floor's six)".padEnd(width2)}    req    RCU    WCU`);
+  for (const row of rows) {
+    console.log(
+      `  ${name(row).padEnd(width2)}  ${row.requests.toFixed(2).padStart(5)} ${row.rcu.toFixed(1).padStart(6)} ${row.wcu.toFixed(1).padStart(6)}`,
+    );
+  }
+  console.log("\n  function        bundle_kb  cold_init_ms");
+  const kb = results.bundle_kb as Record<string, number>;
+  const ms = results.cold_init_ms as Record<string, number>;
+  for (const name of Object.keys(kb))
+    console.log(`  ${name.padEnd(15)} ${String(kb[name]).padStart(9)}  ${String(ms[name]).padStart(12)}`);
+  console.log("");
+}

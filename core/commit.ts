@@ -1,0 +1,60 @@
+import type { Deps } from "./deps.ts";
+import type { DomainEvent, EventType } from "./events.ts";
+import type { StateChange } from "./ports.ts";
+import type { Run, Task } from "./schemas.ts";
+
+/** The records a change was computed from; absent ones are new. */
+export interface Before {
+  task?: Task;
+  run?: Run;
+}
+
+/**
+ * The events of a change: one per task or run whose status it changes (and `task.created`, `run.skipped`
+ * for new records). A new dispatched run needs none: `task.dispatched` says it.
+ */
+export function eventsOf(change: StateChange, before: Before, now: Date): DomainEvent[] {
+  const task = change.tasks?.[0]?.next;
+  if (!task) return [];
+  const time = now.toISOString();
+  const events: DomainEvent[] = [];
+  const add = (type: EventType, status: string, extra: Partial<DomainEvent> = {}) =>
+    events.push({
+      // Ordered within the task: time, then the task's version, then the place in this change.
+      id: `${time}#${String(task.version).padStart(9, "0")}#${events.length}`,
+      type,
+      time,
+      tenant: task.tenant,
+      pool: task.pool,
+      status,
+      task_uuid: task.uuid,
+      name: task.name,
+      callback: task.callback,
+      ...extra,
+    });
+  const run = change.runs?.[0]?.next;
+  if (run && run.status !== before.run?.status && (before.run || run.status === "skipped")) {
+    const type: EventType = run.status === "running" ? "run.started" : `run.${run.status}`;
+    add(type, run.status, {
+      run_id: run.run_id,
+      occurrence: run.occurrence,
+      attempt: run.attempt,
+      message: run.error,
+    });
+  }
+  if (task.status !== before.task?.status) {
+    add(before.task ? `task.${task.status}` : "task.created", task.status, {
+      run_id: task.run_id,
+      occurrence: task.occurrence,
+      attempt: task.attempt,
+      message: task.status === "failed" ? task.error_message : undefined,
+    });
+  }
+  return events;
+}
+
+/** Every state change goes through here: it is committed together with its events (an outbox). */
+export async function commitChange(deps: Pick<Deps, "store" | "clock">, change: StateChange, before: Before) {
+  const events = eventsOf(change, before, deps.clock.now());
+  await deps.store.commit(events.length ? { ...change, events } : change);
+}

@@ -1,0 +1,53 @@
+/** Event types: `task.<status>` for task transitions, `run.<status>` for run transitions. */
+export type EventType = `task.${string}` | `run.${string}`;
+
+/**
+ * One transition, as published to SNS (the message body, JSON) and kept for GET /v2/tasks/{uuid}/events.
+ * SNS message attributes carry tenant, pool, status and type, so subscribers can filter.
+ */
+export interface DomainEvent {
+  /** Unique and ordered within a task: `<time>#<seq>`-based, see eventId. */
+  id: string;
+  type: EventType;
+  time: string;
+  tenant: string;
+  pool: string;
+  status: string;
+  task_uuid: string;
+  name?: string;
+  run_id?: string;
+  occurrence?: number;
+  attempt?: number;
+  /** The error of a failed run, or a short note. */
+  message?: string;
+  /** The task's callback URL, for the callback deliverer. */
+  callback?: string;
+}
+
+/** Run statuses whose event means "a run ended": these are what callbacks receive. */
+export const RUN_END_TYPES: readonly EventType[] = [
+  "run.succeeded",
+  "run.failed",
+  "run.lost",
+  "run.canceled",
+];
+
+/** The webhook body a task's callback URL receives when a run ends (DESIGN.md "Events"). */
+export interface CallbackBody {
+  name: string | null;
+  uuid: string;
+  runid: string | null;
+  status: string;
+  message: string | null;
+}
+
+export const callbackBody = (event: DomainEvent): CallbackBody => ({
+  name: event.name ?? null,
+  uuid: event.task_uuid,
+  runid: event.run_id ?? null,
+  status: event.status,
+  message: event.message ?? null,
+});
+
+/** Events are kept this long (DynamoDB TTL), for clients catching up with GET /v2/tasks/{uuid}/events. */
+export const EVENT_RETENTION_DAYS = 30;

@@ -1,0 +1,51 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { SNSClient } from "@aws-sdk/client-sns";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
+import middy from "@middy/core";
+import type { DynamoDBStreamEvent } from "aws-lambda";
+import { SnsEventBus } from "../core/adapters/aws/sns-events.ts";
+import type { DomainEvent } from "../core/events.ts";
+import { ENV } from "../core/names.ts";
+import type { EventBus } from "../core/ports.ts";
+
+const logger = new Logger({ serviceName: "switchyard-events" });
+
+/** The event records of a stream batch: new items whose sort key starts with EVENT#. */
+export function eventsOfStream(stream: DynamoDBStreamEvent): DomainEvent[] {
+  return stream.Records.flatMap((record) => {
+    const image = record.dynamodb?.NewImage;
+    if (record.eventName !== "INSERT" || !image?.sk?.S?.startsWith("EVENT#")) return [];
+    // The Lambda event's attribute-value type and the SDK's describe the same wire format.
+    const {
+      pk: _pk,
+      sk: _sk,
+      expires_at: _expires,
+      ...event
+    } = unmarshall(image as unknown as Record<string, AttributeValue>);
+    return [event as DomainEvent];
+  });
+}
+
+/**
+ * The outbox relay: events are written with the transitions they describe; the table's stream brings
+ * them here and they go to SNS in batches. A failed publish fails the batch, and the stream retries it
+ * (at least once; each event has a unique id for subscribers that dedupe).
+ */
+export function relayHandler(bus: EventBus) {
+  return async (stream: DynamoDBStreamEvent) => {
+    const events = eventsOfStream(stream);
+    if (events.length) await bus.publish(events);
+    return { published: events.length };
+  };
+}
+
+let bus: EventBus | undefined;
+
+export const handler = middy<DynamoDBStreamEvent>()
+  .use(injectLambdaContext(logger))
+  .handler(async (stream) => {
+    bus ??= new SnsEventBus(new SNSClient({}), process.env[ENV.topicArn] as string);
+    return relayHandler(bus)(stream);
+  });

@@ -1,0 +1,46 @@
+import { Duration } from "aws-cdk-lib";
+import type { Function as LambdaFunction } from "aws-cdk-lib/aws-lambda";
+import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import { type ITopic, SubscriptionFilter } from "aws-cdk-lib/aws-sns";
+import { SqsSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
+import { Queue } from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import { RUN_END_TYPES } from "../../core/events.ts";
+import { CALLBACK_MAX_RECEIVES } from "../../core/names.ts";
+import { queueDefaults } from "../secure-defaults.ts";
+
+export interface CallbackDeliveryProps {
+  /** The events topic. */
+  readonly topic: ITopic;
+  /** functions/callbacks.ts: POSTs the HMAC-signed callback of each run-end event. */
+  readonly handler: LambdaFunction;
+}
+
+/**
+ * Callback delivery: an SQS queue subscribed to the events topic, raw (the body is the event JSON), and
+ * only for run-end events (message attribute `type`), feeding the callbacks function. The function reports
+ * partial batch failures and delays a failed message itself (exponential backoff); after
+ * CALLBACK_MAX_RECEIVES receives SQS moves it to the dead-letter queue.
+ */
+export class CallbackDelivery extends Construct {
+  readonly queue: Queue;
+  readonly dlq: Queue;
+
+  constructor(scope: Construct, id: string, { topic, handler }: CallbackDeliveryProps) {
+    super(scope, id);
+    this.dlq = new Queue(this, "Dlq", { ...queueDefaults, retentionPeriod: Duration.days(14) });
+    this.queue = new Queue(this, "Queue", {
+      ...queueDefaults,
+      // AWS's advice for Lambda event sources: six times the function timeout.
+      visibilityTimeout: Duration.seconds(6 * (handler.timeout ?? Duration.seconds(3)).toSeconds()),
+      deadLetterQueue: { queue: this.dlq, maxReceiveCount: CALLBACK_MAX_RECEIVES },
+    });
+    topic.addSubscription(
+      new SqsSubscription(this.queue, {
+        rawMessageDelivery: true,
+        filterPolicy: { type: SubscriptionFilter.stringFilter({ allowlist: [...RUN_END_TYPES] }) },
+      }),
+    );
+    handler.addEventSource(new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }));
+  }
+}

@@ -1,0 +1,87 @@
+import { resolve } from "node:path";
+import { SubscribeCommand } from "@aws-sdk/client-sns";
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+import { waitFor } from "../support/wait.ts";
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startTestStack(
+    "pools:\n  - { name: main, tool: claude, account: main, max_concurrency: 2 }\n",
+    {
+      workerEnv: { PATH: `${resolve(import.meta.dirname, "../fakes/bin")}:${process.env.PATH}` },
+    },
+  );
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe("events", () => {
+  it("keeps one event per transition, in order, readable in pages", async () => {
+    const res = await stack.call("POST", "/v2/tasks", {
+      body: { tool: "claude", prompt: "hi", name: "greet" },
+    });
+    const uuid = res.json?.data.uuid as string;
+    await waitFor(
+      async () => (await stack.call("GET", `/v2/tasks/${uuid}`)).json?.data.status,
+      (s) => s === "succeeded",
+    );
+    const types: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor ? `?size=2&cursor=${encodeURIComponent(cursor)}` : "?size=2";
+      const page = await stack.call("GET", `/v2/tasks/${uuid}/events${query}`);
+      expect(page.json?.data.total).toBe(6);
+      for (const event of page.json?.data.events ?? []) types.push(event.type);
+      cursor = page.json?.data.next_cursor;
+    } while (cursor);
+    expect(types).toEqual([
+      "task.created",
+      "task.dispatched",
+      "run.started",
+      "task.running",
+      "run.succeeded",
+      "task.succeeded",
+    ]);
+    const first = (await stack.call("GET", `/v2/tasks/${uuid}/events?size=1`)).json?.data.events[0];
+    expect(first).toMatchObject({ type: "task.created", status: "queued", task_uuid: uuid, name: "greet" });
+  });
+
+  it("publishes every event to the topic; a filtered subscriber gets only what matches", async () => {
+    const { sqs, sns } = stack.clients;
+    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `sub-${Date.now()}` }));
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["QueueArn"] }),
+    );
+    await sns.send(
+      new SubscribeCommand({
+        TopicArn: stack.resources.topicArn,
+        Protocol: "sqs",
+        Endpoint: Attributes?.QueueArn,
+        Attributes: { RawMessageDelivery: "true", FilterPolicy: JSON.stringify({ type: ["run.succeeded"] }) },
+      }),
+    );
+    const res = await stack.call("POST", "/v2/tasks", { body: { tool: "claude", prompt: "publish me" } });
+    const uuid = res.json?.data.uuid as string;
+    const received = await waitFor(
+      async () =>
+        (
+          await sqs.send(
+            new ReceiveMessageCommand({
+              QueueUrl,
+              MaxNumberOfMessages: 10,
+              WaitTimeSeconds: 1,
+              MessageAttributeNames: ["All"],
+            }),
+          )
+        ).Messages ?? [],
+      (messages) => messages.length > 0,
+    );
+    expect(received).toHaveLength(1);
+    expect(JSON.parse(received[0]?.Body ?? "{}")).toMatchObject({ type: "run.succeeded", task_uuid: uuid });
+    expect(received[0]?.MessageAttributes?.type?.StringValue).toBe("run.succeeded");
+    expect(received[0]?.MessageAttributes?.tenant?.StringValue).toBe("default");
+  });
+});

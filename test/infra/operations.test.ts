@@ -1,0 +1,219 @@
+import { Match, Template } from "aws-cdk-lib/assertions";
+import { describe, expect, it } from "vitest";
+import { RUN_END_TYPES } from "../../core/events.ts";
+import { CALLBACK_MAX_RECEIVES, ENV } from "../../core/names.ts";
+import { apiStageThrottle } from "../../infra/secure-defaults.ts";
+import { logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
+
+type Props = Record<string, unknown>;
+type Resource = { Type: string; Properties: Props };
+
+const { stateful, stateless } = synthSwitchyard();
+const compute = Template.fromStack(stateless);
+const resources = compute.toJSON().Resources as Record<string, Resource>;
+/** A value the test needs, or a clear failure. */
+function must<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`missing: ${what}`);
+  return value;
+}
+const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+/** The statements a role's policy grants, as JSON text. */
+const policyOf = (roleId: string) =>
+  JSON.stringify(
+    ofType("AWS::IAM::Policy").find(
+      ([, p]) => JSON.stringify(p.Properties.Roles) === `[{"Ref":"${roleId}"}]`,
+    )?.[1]?.Properties.PolicyDocument ?? "no policy",
+  );
+const alarms = ofType("AWS::CloudWatch::Alarm").map(([, a]) => a.Properties);
+const alarmTopicId = logicalId(stateless.alarms.topic);
+/** The alarms that notify the alarm topic (not the scaling alarms). */
+const notifying = alarms.filter((a) => JSON.stringify(a.AlarmActions) === `[{"Ref":"${alarmTopicId}"}]`);
+const onMetric = (metricName: string, dimension: unknown) =>
+  notifying.filter(
+    (a) => a.MetricName === metricName && JSON.stringify(a.Dimensions).includes(JSON.stringify(dimension)),
+  );
+
+describe("API stage throttling", () => {
+  it("throttles the whole stage as a safety net (per-tenant limits are in the handlers)", () => {
+    compute.hasResourceProperties("AWS::ApiGateway::Stage", {
+      MethodSettings: [
+        Match.objectLike({
+          HttpMethod: "*",
+          ResourcePath: "/*",
+          ThrottlingRateLimit: apiStageThrottle.rateLimit,
+          ThrottlingBurstLimit: apiStageThrottle.burstLimit,
+        }),
+      ],
+    });
+    // A stage limit far above one tenant's default (100 a minute), well under the account's 10,000/s.
+    expect(apiStageThrottle.rateLimit).toBeGreaterThan(100 / 60);
+    expect(apiStageThrottle.burstLimit).toBeGreaterThanOrEqual(apiStageThrottle.rateLimit);
+    // No usage plans or API Gateway keys: Switchyard's keys are checked by the handlers.
+    compute.resourceCountIs("AWS::ApiGateway::UsagePlan", 0);
+    compute.resourceCountIs("AWS::ApiGateway::ApiKey", 0);
+  });
+});
+
+describe("alarms", () => {
+  it("alarms on any message in each pool's DLQ", () => {
+    for (const pool of testConfig.pools) {
+      const dlq = stateless.queues.dlqs.get(pool.name);
+      const dimension = {
+        Name: "QueueName",
+        Value: { "Fn::GetAtt": [logicalId(must(dlq, `${pool.name} DLQ`)), "QueueName"] },
+      };
+      const found = onMetric("ApproximateNumberOfMessagesVisible", dimension);
+      expect(found, pool.name).toHaveLength(1);
+      expect(found[0]).toMatchObject({ ComparisonOperator: "GreaterThanThreshold", Threshold: 0 });
+    }
+  });
+
+  it("alarms when the oldest message of a pool queue waits over 15 minutes", () => {
+    for (const pool of testConfig.pools) {
+      const queue = stateless.queues.queues.get(pool.name);
+      const dimension = {
+        Name: "QueueName",
+        Value: { "Fn::GetAtt": [logicalId(must(queue, `${pool.name} queue`)), "QueueName"] },
+      };
+      const found = onMetric("ApproximateAgeOfOldestMessage", dimension);
+      expect(found, pool.name).toHaveLength(1);
+      expect(found[0]).toMatchObject({
+        ComparisonOperator: "GreaterThanThreshold",
+        Threshold: 900,
+        Statistic: "Maximum",
+      });
+    }
+  });
+
+  it("alarms on any error of every function in the stack", () => {
+    const functionIds = ofType("AWS::Lambda::Function").map(([id]) => id);
+    expect(functionIds.length).toBe(stateless.functions.size);
+    for (const id of functionIds) {
+      const found = onMetric("Errors", { Name: "FunctionName", Value: { Ref: id } });
+      expect(found, id).toHaveLength(1);
+      expect(found[0]).toMatchObject({
+        ComparisonOperator: "GreaterThanThreshold",
+        Threshold: 0,
+        Statistic: "Sum",
+      });
+    }
+  });
+
+  it("alarms on the callbacks DLQ and the events relay's failures", () => {
+    for (const queue of [stateless.callbacks.dlq, stateless.relay.failures]) {
+      const dimension = { Name: "QueueName", Value: { "Fn::GetAtt": [logicalId(queue), "QueueName"] } };
+      expect(onMetric("ApproximateNumberOfMessagesVisible", dimension), queue.node.path).toHaveLength(1);
+    }
+  });
+
+  it("notifies one TLS-only alarm topic that CloudWatch may publish to, and outputs its ARN", () => {
+    expect(notifying).toHaveLength(2 * testConfig.pools.length + stateless.functions.size + 2);
+    compute.hasResourceProperties("AWS::SNS::TopicPolicy", {
+      Topics: [{ Ref: alarmTopicId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+
+          Match.objectLike({
+            Effect: "Allow",
+            Action: "sns:Publish",
+            Principal: { Service: "cloudwatch.amazonaws.com" },
+            Condition: { StringEquals: { "aws:SourceAccount": { Ref: "AWS::AccountId" } } },
+          }),
+        ]),
+      },
+    });
+    compute.hasOutput("AlarmTopicArn", { Value: { Ref: alarmTopicId } });
+  });
+});
+
+describe("events relay", () => {
+  it("turns on the table's stream with new images", () => {
+    Template.fromStack(stateful).hasResourceProperties("AWS::DynamoDB::GlobalTable", {
+      StreamSpecification: { StreamViewType: "NEW_IMAGE" },
+    });
+  });
+
+  it("feeds the relay only inserted event items (sk EVENT#...), 100 at a time, with a failure queue", () => {
+    const relay = must(stateless.functions.get("EventsRelay"), "EventsRelay function");
+    const [[, mapping] = []] = ofType("AWS::Lambda::EventSourceMapping").filter(
+      ([, m]) => JSON.stringify(m.Properties.FunctionName) === `{"Ref":"${logicalId(relay)}"}`,
+    );
+    expect(mapping?.Properties).toMatchObject({
+      BatchSize: 100,
+      StartingPosition: "TRIM_HORIZON",
+      EventSourceArn: {
+        "Fn::ImportValue": `SwitchyardStateful:ExportsOutputFnGetAtt${logicalId(stateful.table)}StreamArnB270E65B`,
+      },
+      DestinationConfig: {
+        OnFailure: { Destination: { "Fn::GetAtt": [logicalId(stateless.relay.failures), "Arn"] } },
+      },
+    });
+    const { Filters: filters } = must(mapping, "relay event source mapping").Properties.FilterCriteria as {
+      Filters: { Pattern: string }[];
+    };
+    expect(filters.map((f) => JSON.parse(f.Pattern))).toEqual([
+      { eventName: ["INSERT"], dynamodb: { NewImage: { sk: { S: [{ prefix: "EVENT#" }] } } } },
+    ]);
+  });
+
+  it("lets the relay publish to the events topic, but not touch the table's items or the bucket", () => {
+    const relay = must(stateless.functions.get("EventsRelay"), "EventsRelay function");
+    const roleId = logicalId(must(relay.role, "relay role"));
+    const policy = policyOf(roleId);
+    expect(policy).toContain("sns:Publish");
+    expect(policy).toContain("dynamodb:GetRecords");
+    expect(policy).not.toContain("dynamodb:PutItem");
+    expect(policy).not.toContain("s3:");
+  });
+});
+
+describe("callback delivery", () => {
+  const callbacks = must(stateless.functions.get("Callbacks"), "Callbacks function");
+  const queueId = logicalId(stateless.callbacks.queue);
+
+  it("subscribes its queue to the events topic, raw, for run-end events only", () => {
+    compute.hasResourceProperties("AWS::SNS::Subscription", {
+      Protocol: "sqs",
+      Endpoint: { "Fn::GetAtt": [queueId, "Arn"] },
+      TopicArn: { Ref: logicalId(stateless.topic) },
+      RawMessageDelivery: true,
+      FilterPolicy: { type: [...RUN_END_TYPES] },
+    });
+    expect(RUN_END_TYPES).toEqual(["run.succeeded", "run.failed", "run.lost", "run.canceled"]);
+  });
+
+  it("parks a message in the DLQ after 5 receives and reports partial batch failures", () => {
+    expect(resources[queueId]?.Properties).toMatchObject({
+      RedrivePolicy: {
+        maxReceiveCount: CALLBACK_MAX_RECEIVES,
+        deadLetterTargetArn: { "Fn::GetAtt": [logicalId(stateless.callbacks.dlq), "Arn"] },
+      },
+    });
+    expect(CALLBACK_MAX_RECEIVES).toBe(5);
+    compute.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      FunctionName: { Ref: logicalId(callbacks) },
+      EventSourceArn: { "Fn::GetAtt": [queueId, "Arn"] },
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+    });
+  });
+
+  it("lets the callbacks function read the store and its signing key, not the bucket or the topic", () => {
+    const roleId = logicalId(must(callbacks.role, "callbacks role"));
+    const policy = policyOf(roleId);
+    expect(policy).toContain("dynamodb:GetItem");
+    expect(policy).toContain("sqs:ChangeMessageVisibility");
+    expect(policy).toContain(`ExportsOutputRef${logicalId(stateful.callbackKey)}`);
+    expect(policy).not.toContain("s3:");
+    expect(policy).not.toContain("sns:Publish");
+  });
+
+  it("tells the callbacks function its queue and signing key secret", () => {
+    const { Properties } = must(resources[logicalId(callbacks)], "Callbacks resource");
+    const env = (Properties.Environment as { Variables: Props }).Variables;
+    expect(env[ENV.callbackQueueUrl]).toEqual({ Ref: queueId });
+    expect(JSON.stringify(env[ENV.callbackSecretArn])).toContain(
+      `ExportsOutputRef${logicalId(stateful.callbackKey)}`,
+    );
+  });
+});
