@@ -19,6 +19,7 @@ import {
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
 import { tableDefinition } from "../core/adapters/aws/table-definition.ts";
+import { TABLE } from "../core/names.ts";
 import type { RecordedWrite } from "../local/request-counter.ts";
 
 export interface WriteUnits {
@@ -32,9 +33,23 @@ export interface ReplayedUnits {
   byRequest: Record<string, WriteUnits>;
   /** Table write units by item kind (sort-key prefix: TASK, RUN, POOL, RATE…), API and workers only. */
   byItemKind: Record<string, number>;
-  /** Index write units by index name, API and workers only. */
-  byIndex: Record<string, number>;
+  /** Index write units by index and partition (`by-tenant T#<tenant>#TASK`…), API and workers only. */
+  byIndexPartition: Record<string, number>;
 }
+
+const INDEX_KEYS = Object.values(TABLE.indexes).map((index) => ({
+  name: index.name,
+  pk: index.partitionKey,
+}));
+
+/** An index partition key with its variable part named: `READY#claude-main` → `READY#<pool>`. */
+const partitionOf = (pk: string) =>
+  pk
+    .replace(/^T#.*#(TASK|RUN|KEY)$/, "T#<tenant>#$1")
+    .replace(/^READY#.*$/, "READY#<pool>")
+    .replace(/^DUE#\d+$/, "DUE#<shard>");
+
+type Item = Record<string, { S?: string }>;
 
 /** The item kind a write lands on: its sort key's prefix. */
 function itemKind(op: Loose): string {
@@ -104,7 +119,13 @@ export async function replayWriteUnits(
   );
   const units: Record<string, WriteUnits> = {};
   const byItemKind: Record<string, number> = {};
-  const byIndex: Record<string, number> = {};
+  const byIndexPartition: Record<string, number> = {};
+  /** The items as last written, to know which index partition an update or a removal touched. */
+  const items = new Map<string, Item>();
+  const keyOf = (op: Loose) => {
+    const key = (op.Key ?? op.Item) as Item;
+    return `${key.pk?.S}|${key.sk?.S}`;
+  };
   const add = (map: Record<string, number>, key: string, n: number) => {
     map[key] = (map[key] ?? 0) + n;
   };
@@ -126,13 +147,20 @@ export async function replayWriteUnits(
         units[`${write.where} ${write.key}`] = u;
         u.table += table;
         u.index += indexes.reduce((n, [, c]) => n + (c.CapacityUnits ?? 0), 0);
+        const before = items.get(keyOf(op));
+        if (kind === "Put") items.set(keyOf(op), op.Item as Item);
+        if (kind === "Delete") items.delete(keyOf(op));
         if (write.where === "tick") continue;
         add(byItemKind, itemKind(op), table);
-        for (const [name, c] of indexes) add(byIndex, name, c.CapacityUnits ?? 0);
+        for (const [name, c] of indexes) {
+          const pkName = INDEX_KEYS.find((i) => i.name === name)?.pk ?? "";
+          const pk = (op.Item as Item | undefined)?.[pkName]?.S ?? before?.[pkName]?.S ?? "?";
+          add(byIndexPartition, `${name} ${partitionOf(pk)}`, c.CapacityUnits ?? 0);
+        }
       }
     }
   } finally {
     await dynamodb.send(new DeleteTableCommand({ TableName: scratch })).catch(() => undefined);
   }
-  return { byRequest: units, byItemKind, byIndex };
+  return { byRequest: units, byItemKind, byIndexPartition };
 }

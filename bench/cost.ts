@@ -1,5 +1,5 @@
 /** Prices one task's AWS requests with the dated list prices in bench/prices.ts. */
-import type { Tally } from "../local/request-counter.ts";
+import type { RequestCount } from "../local/request-counter.ts";
 import { PRICES } from "./prices.ts";
 
 /** The fewest requests any design of this shape needs: write at submit, start and end; SQS send, receive, delete. */
@@ -27,39 +27,46 @@ const lambdaUsdPerMillion = (invocations: number, ms: number) =>
     (PRICES.lambda.memory_mb / 1024) *
     PRICES.lambda.usd_per_gb_second_arm;
 
+export interface TaskUsage {
+  /** Client calls through API Gateway to a Lambda, each billed for `lambdaMs`. */
+  apiCalls: number;
+  lambdaMs: number;
+  /** Invocations of the batch functions (events relay, callbacks), billed per request only. */
+  batchInvocations: number;
+  /** SNS messages published (each message of a batch is billed). */
+  snsMessages: number;
+}
+
 /**
- * `perTask`: the requests of one task (DynamoDB with its capacity units). `apiCalls`: client calls through
- * API Gateway to a Lambda, each billed for `lambdaMs`. `modelledPublishes`: SNS publishes that the local
- * stack does not make (the outbox events' relay), priced as if made.
+ * `perTask`: the requests of one task (DynamoDB with its capacity units), each with the part that sent it
+ * (the callback function's queue is a standard queue; the pool queues are FIFO).
  */
-export function priceTask(
-  perTask: Tally,
-  apiCalls: number,
-  lambdaMs: number,
-  modelledPublishes = 0,
-): TaskCost {
+export function priceTask(perTask: (RequestCount & { where: string })[], usage: TaskUsage): TaskCost {
+  const { apiCalls, lambdaMs, batchInvocations, snsMessages } = usage;
   let rcu = 0;
   let wcu = 0;
   let sqs = 0;
-  let sns = modelledPublishes;
+  let sqsStandard = 0;
   let s3Put = 0;
   let s3Get = 0;
-  for (const c of Object.values(perTask)) {
+  for (const c of perTask) {
     if (c.service === "DynamoDB") {
       rcu += c.rcu;
       wcu += c.wcu;
-    } else if (c.service === "SQS") sqs += c.requests;
-    else if (c.service === "SNS" && c.operation.startsWith("Publish")) sns += c.requests;
+    } else if (c.service === "SQS" && c.where === "callbacks") sqsStandard += c.requests;
+    else if (c.service === "SQS") sqs += c.requests;
     else if (c.service === "S3" && c.operation === "GetObject") s3Get += c.requests;
     else if (c.service === "S3") s3Put += c.requests;
   }
   const lines = {
     "API Gateway (REST)": perMillion(PRICES.apiGatewayRest.usd_per_million_requests, apiCalls),
     "Lambda (requests + duration)": lambdaUsdPerMillion(apiCalls, lambdaMs),
+    "Lambda (events relay, callbacks)": perMillion(PRICES.lambda.usd_per_million_requests, batchInvocations),
     "DynamoDB (RRU)": perMillion(PRICES.dynamodb.usd_per_million_rru, rcu),
     "DynamoDB (WRU)": perMillion(PRICES.dynamodb.usd_per_million_wru, wcu),
-    "SQS FIFO": perMillion(PRICES.sqsFifo.usd_per_million_requests, sqs),
-    "SNS (outbox events, modelled)": perMillion(PRICES.sns.usd_per_million_publishes, sns),
+    "SQS FIFO (pool queue)": perMillion(PRICES.sqsFifo.usd_per_million_requests, sqs),
+    "SQS standard (callback queue)": perMillion(PRICES.sqsStandard.usd_per_million_requests, sqsStandard),
+    "SNS (event messages)": perMillion(PRICES.sns.usd_per_million_publishes, snsMessages),
     "S3 (PUT)": perMillion(PRICES.s3.usd_per_million_put, s3Put),
     "S3 (GET)": perMillion(PRICES.s3.usd_per_million_get, s3Get),
   };

@@ -19,13 +19,17 @@ import {
 import type { LocalStack } from "../local/stack.ts";
 import type { WorkerDump } from "./worker-counter.ts";
 
+export type InProcess = "api" | "tick" | "events" | "callbacks";
+const IN_PROCESS: InProcess[] = ["api", "tick", "events", "callbacks"];
+
 export interface Driver {
   stack: LocalStack;
   /** Reads the table directly (uncounted clients). */
   store: TaskStore;
   pools: PoolConfig[];
   tenant: { id: string; apiKey: string };
-  counters: { api: RequestCounter; tick: RequestCounter };
+  /** The in-process parts' counters: the API, the tick, the events relay and the callback deliverer. */
+  counters: Record<InProcess, RequestCounter>;
   /** Where worker processes write their counts on SIGUSR2 (bench/worker-counter.ts). */
   countsDir: string;
   clients: number;
@@ -37,6 +41,8 @@ const plainTask = (tool: string) => ({ tool, prompt: "benchmark: answer at once"
 
 /** Pause after a counted task ends, so that each task's requests are its own. */
 const SETTLE_PAUSE_MS = 200;
+/** How long the events relay (polling the stream every 200 ms) and the callback deliverer may trail. */
+const TRAIL_MS = 1500;
 
 const DONE = new Set(["succeeded", "failed", "canceled", "completed"]);
 
@@ -54,6 +60,9 @@ export async function submit(d: Driver, tool: string): Promise<{ uuid: string; m
   return { uuid: (JSON.parse(text) as { data: { uuid: string } }).data.uuid, ms, sentAt };
 }
 
+/** Reads of task state the driver has made (its own load on the emulator). */
+let polls = 0;
+
 /** Polls the task until `until` holds, the first time after `firstMs`. */
 async function waitForTask(
   d: Driver,
@@ -66,6 +75,7 @@ async function waitForTask(
   const deadline = Date.now() + timeoutMs;
   if (firstMs > 0) await sleep(firstMs);
   for (;;) {
+    polls++;
     const task = await d.store.getTask(uuid);
     if (task && until(task)) return task;
     if (Date.now() > deadline) throw new Error(`task ${uuid} is still ${task?.status} after ${timeoutMs} ms`);
@@ -92,22 +102,22 @@ export async function workerDumps(d: Driver): Promise<WorkerDump[]> {
   );
 }
 
-/** The counts so far, and the DynamoDB writes made since the last snapshot, by where they were sent from. */
+/** The counts so far by part, and the DynamoDB writes made since the last snapshot, tagged with their part. */
 async function snapshot(d: Driver) {
   const dumps = await workerDumps(d);
   const tagged = (where: string, writes: RecordedWrite[]) => writes.map((w) => ({ ...w, where }));
-  const api = d.counters.api.takeWrites();
-  const tick = d.counters.tick.takeWrites();
+  const taken = IN_PROCESS.map((part) => ({ part, ...d.counters[part].takeWrites() }));
+  const tallies: Record<string, Tally> = Object.fromEntries(
+    IN_PROCESS.map((part) => [part, d.counters[part].snapshot()]),
+  );
+  tallies.worker = sumTallies(dumps.map((dump) => dump.tally));
   return {
-    api: d.counters.api.snapshot(),
-    tick: d.counters.tick.snapshot(),
-    workers: sumTallies(dumps.map((dump) => dump.tally)),
+    tallies,
     writes: [
-      ...tagged("api", api.writes),
-      ...tagged("tick", tick.writes),
+      ...taken.flatMap((t) => tagged(t.part, t.writes)),
       ...dumps.flatMap((dump) => tagged("worker", dump.writes)),
     ],
-    droppedWrites: api.dropped + tick.dropped + dumps.reduce((n, dump) => n + dump.dropped, 0),
+    droppedWrites: [...taken, ...dumps].reduce((n, t) => n + t.dropped, 0),
     at: performance.now(),
   };
 }
@@ -125,14 +135,23 @@ export async function warmUp(d: Driver, count: number): Promise<void> {
   for (const uuid of uuids) await waitForTask(d, uuid, (t) => DONE.has(t.status), 20);
 }
 
-/** Requests that belong to a worker's or the tick's time rather than to any task. */
-export const isBackground = (key: string) => key === "SQS ReceiveMessage empty" || key.endsWith(" WORKER");
+/**
+ * Requests that belong to a part's time rather than to any task: empty long polls, a worker's
+ * registration, the relay's look at the table (reading the stream itself is the stream client's, not
+ * counted, and free for Lambda triggers on AWS).
+ */
+export const isBackground = (key: string) =>
+  key === "SQS ReceiveMessage empty" || key.endsWith(" WORKER") || key === "DynamoDB DescribeTable";
+
+/** The parts whose requests make up a task's lifecycle (the tick's are left out). */
+export const LIFECYCLE = ["api", "worker", "events", "callbacks"] as const;
+export type LifecyclePart = (typeof LIFECYCLE)[number];
 
 export interface CountResult {
   tasks: number;
-  /** Per task, background excluded: in the API process and in the workers. */
-  perTask: { api: Tally; worker: Tally };
-  /** Background requests of the workers over the phase, and of the tick. */
+  /** Per task, background excluded, by part. */
+  perTask: Record<LifecyclePart, Tally>;
+  /** Background requests over the phase, by `part key`. */
   background: Tally;
   tick: Tally;
   /** The DynamoDB writes of the phase (API, workers and tick), for bench/capacity.ts. */
@@ -150,6 +169,8 @@ export interface CountResult {
  */
 export async function countRequests(d: Driver, tasks: number): Promise<CountResult> {
   const pool = d.pools[0] as PoolConfig;
+  // The events relay and the callback deliverer trail the tasks: let them catch up on earlier work.
+  await sleep(TRAIL_MS);
   const before = await snapshot(d);
   const submitMs: number[] = [];
   for (let i = 0; i < tasks; i++) {
@@ -159,12 +180,14 @@ export async function countRequests(d: Driver, tasks: number): Promise<CountResu
     // The worker looks for a next task just after the task ends: let it finish before the next submit.
     await sleep(SETTLE_PAUSE_MS);
   }
+  await sleep(TRAIL_MS);
   const after = await snapshot(d);
   const background: Tally = {};
-  const perTask = (all: Tally): Tally => {
+  const perTask = (part: string): Tally => {
+    const all = diffTally(after.tallies[part] ?? {}, before.tallies[part] ?? {});
     const out: Tally = {};
     for (const [key, count] of Object.entries(all)) {
-      if (isBackground(key)) background[key] = count;
+      if (isBackground(key)) background[`${part} ${key}`] = count;
       else
         out[key] = {
           ...count,
@@ -179,12 +202,12 @@ export async function countRequests(d: Driver, tasks: number): Promise<CountResu
   };
   return {
     tasks,
-    perTask: {
-      api: perTask(diffTally(after.api, before.api)),
-      worker: perTask(diffTally(after.workers, before.workers)),
-    },
+    perTask: Object.fromEntries(LIFECYCLE.map((part) => [part, perTask(part)])) as Record<
+      LifecyclePart,
+      Tally
+    >,
     background,
-    tick: diffTally(after.tick, before.tick),
+    tick: diffTally(after.tallies.tick ?? {}, before.tallies.tick ?? {}),
     writes: after.writes,
     droppedWrites: after.droppedWrites,
     submitMs,
@@ -197,6 +220,8 @@ export interface LatencyResult {
   tasks: number;
   /** The API's requests over the phase (to see where a submit's time goes). */
   api: Tally;
+  /** The driver's own reads of task state, per task. */
+  pollsPerTask: number;
   submitMs: number[];
   dispatchMs: number[];
   seconds: number;
@@ -212,24 +237,27 @@ export async function measureLatency(d: Driver, tasks: number, pollMs: number): 
   const dispatchMs: number[] = [];
   const started = performance.now();
   const before = d.counters.api.snapshot();
+  const pollsBefore = polls;
   await Promise.all(
     Array.from({ length: d.clients }, async (_, c) => {
-      const recent: number[] = [];
+      /** Recent gaps between a submit's answer and its run starting. */
+      const gaps: number[] = [];
       for (let i = c; i < tasks; i += d.clients) {
         const { uuid, ms, sentAt } = await submit(d, (d.pools[i % d.pools.length] as PoolConfig).tool);
         submitMs.push(ms);
-        // Polls cost the emulator's CPU: the first one comes when this client's tasks usually run.
-        const first = recent.length ? 0.8 * Math.min(...recent) - ms : 0;
+        // Polls cost the emulator's CPU: the first one comes when this client's runs usually start.
+        const first = gaps.length ? 0.8 * Math.min(...gaps) : 0;
         const task = await waitForTask(d, uuid, (t) => t.start_time !== undefined, pollMs, first);
         const dispatch = Date.parse(task.start_time as string) - sentAt;
         dispatchMs.push(dispatch);
-        recent.push(dispatch);
-        if (recent.length > 10) recent.shift();
+        gaps.push(Math.max(0, dispatch - ms));
+        if (gaps.length > 10) gaps.shift();
       }
     }),
   );
   const api = diffTally(d.counters.api.snapshot(), before);
-  return { tasks, api, submitMs, dispatchMs, seconds: (performance.now() - started) / 1000 };
+  const pollsPerTask = (polls - pollsBefore) / tasks;
+  return { tasks, api, pollsPerTask, submitMs, dispatchMs, seconds: (performance.now() - started) / 1000 };
 }
 
 export interface ThroughputResult {

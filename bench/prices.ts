@@ -28,6 +28,10 @@ export const PRICES = {
     usd_per_million_requests: 0.5,
     source: "https://aws.amazon.com/sqs/pricing/ (FIFO queues; each 64 KB chunk is one request)",
   },
+  sqsStandard: {
+    usd_per_million_requests: 0.4,
+    source: "https://aws.amazon.com/sqs/pricing/ (standard queues: the callback queue)",
+  },
   sns: {
     usd_per_million_publishes: 0.5,
     source: "https://aws.amazon.com/sns/pricing/ (standard topics; deliveries to SQS are free)",

@@ -82,6 +82,25 @@ const REASONS: { where: string; key: RegExp; reason: string }[] = [
   },
 ];
 
+REASONS.push(
+  {
+    where: "events",
+    key: /^SNS PublishBatch$/,
+    reason: "the events relay publishes the outbox events from the table's stream (up to 10 a call)",
+  },
+  {
+    where: "callbacks",
+    key: /^SQS ReceiveMessage hit$/,
+    reason:
+      "the callback queue gets every run-end event, a plain task's too (it has no URL: nothing is sent)",
+  },
+  {
+    where: "callbacks",
+    key: /^SQS DeleteMessageBatch$/,
+    reason: "the callback function's event source deletes the handled batch",
+  },
+);
+
 export function reasonFor(where: string, key: string): string {
   return REASONS.find((r) => r.where === where && r.key.test(key))?.reason ?? "";
 }

@@ -2,7 +2,7 @@
  * `npm run bench`: starts the local stack with fake CLIs that answer at once, drives it over HTTP, prints a
  * summary and writes bench/results/latest.json. See README, "Benchmark".
  *
- * Knobs (environment): BENCH_LATENCY_TASKS (default 1000), BENCH_CLIENTS (8), BENCH_COUNT_TASKS (20),
+ * Knobs (environment): BENCH_LATENCY_TASKS (default 1000), BENCH_CLIENTS (8), BENCH_COUNT_TASKS (12),
  * BENCH_THROUGHPUT_SECONDS (30), BENCH_SLOTS (worker slots = max_concurrency per pool, 16).
  */
 import { randomBytes } from "node:crypto";
@@ -17,12 +17,21 @@ import { DUE_SHARDS, ENV } from "../core/names.ts";
 import { localClients } from "../local/aws-clients.ts";
 import { startDynamoDbLocal } from "../local/dynamodb-local.ts";
 import { startFauxqsServer } from "../local/fauxqs.ts";
-import { RequestCounter, type Tally } from "../local/request-counter.ts";
+import { RequestCounter } from "../local/request-counter.ts";
 import { startLocalStack } from "../local/stack.ts";
 import { type BundleFigures, measureBundles } from "./bundles.ts";
 import { type ReplayedUnits, replayWriteUnits } from "./capacity.ts";
 import { FLOOR, priceFloor, priceTask } from "./cost.ts";
-import { countRequests, type Driver, measureLatency, measureThroughput, submit, warmUp } from "./driver.ts";
+import {
+  countRequests,
+  type Driver,
+  type InProcess,
+  LIFECYCLE,
+  measureLatency,
+  measureThroughput,
+  submit,
+  warmUp,
+} from "./driver.ts";
 import { PRICES } from "./prices.ts";
 import { isFloor, reasonFor } from "./reasons.ts";
 import { percentile, round } from "./stats.ts";
@@ -34,11 +43,11 @@ const num = (name: string, fallback: number) => Number(process.env[name] ?? fall
 const SETTINGS = {
   clients: num("BENCH_CLIENTS", 8),
   latencyTasks: num("BENCH_LATENCY_TASKS", 1000),
-  countTasks: num("BENCH_COUNT_TASKS", 20),
+  countTasks: num("BENCH_COUNT_TASKS", 12),
   throughputSeconds: num("BENCH_THROUGHPUT_SECONDS", 30),
   slots: num("BENCH_SLOTS", 16),
   pollMs: 25,
-  warmUpTasks: 16,
+  warmUpTasks: 8,
 };
 
 const began = performance.now();
@@ -81,7 +90,12 @@ writeFileSync(configPath, configText(SETTINGS.slots));
 const config = parseSchedulerConfig(configText(SETTINGS.slots));
 const countsDir = join(work, "counts");
 mkdirSync(countsDir);
-const counters = { api: new RequestCounter(), tick: new RequestCounter() };
+const counters: Record<InProcess, RequestCounter> = {
+  api: new RequestCounter(),
+  tick: new RequestCounter(),
+  events: new RequestCounter(),
+  callbacks: new RequestCounter(),
+};
 const { stack, emulators, endpoints } = await phase("start the local stack", async () => {
   const dataDir = resolve(ROOT, process.env[ENV.dataDir] ?? ".data");
   const [dynamodb, fauxqs] = await Promise.all([startDynamoDbLocal({ dataDir }), startFauxqsServer()]);
@@ -177,10 +191,9 @@ function report(r: {
   latency: Awaited<ReturnType<typeof measureLatency>>;
   throughput: Awaited<ReturnType<typeof measureThroughput>>;
 }) {
-  const rows = [
-    ...Object.values(r.count.perTask.api).map((c) => ({ where: "api", ...c })),
-    ...Object.values(r.count.perTask.worker).map((c) => ({ where: "worker", ...c })),
-  ].map((c) => {
+  const rows = LIFECYCLE.flatMap((where) =>
+    Object.values(r.count.perTask[where]).map((c) => ({ where: where as string, ...c })),
+  ).map((c) => {
     const key = [c.service, c.operation, c.detail].filter(Boolean).join(" ");
     const units = r.writeUnits.byRequest[`${c.where} ${key}`] ?? { table: 0, index: 0 };
     return {
@@ -189,6 +202,7 @@ function report(r: {
       operation: c.operation,
       detail: c.detail,
       requests: round(c.requests, 2),
+      messages: round(c.messages, 2),
       failed: round(c.errors, 2),
       rcu: round(c.rcu, 2),
       wcu: round((units.table + units.index) / r.count.tasks, 2),
@@ -200,24 +214,29 @@ function report(r: {
     };
   });
   // Priced per row: DynamoDB with the replayed write units.
-  const allPerTask: Tally = Object.fromEntries(
-    rows.map((row, i) => [
-      String(i),
-      { ...row, errors: row.failed, messages: 0, ms: 0, requests: row.requests, rcu: row.rcu, wcu: row.wcu },
-    ]),
-  );
+  const allPerTask = rows.map((row) => ({ ...row, errors: row.failed, ms: 0 }));
   const requestsPerTask = rows.reduce((n, c) => n + c.requests, 0);
   const rcu = rows.reduce((n, c) => n + c.rcu, 0);
   const wcu = rows.reduce((n, c) => n + c.wcu, 0);
   const submitP50 = percentile(r.latency.submitMs, 50);
   // A Lambda invocation serves one request at a time: bill the submit measured alone, not under 8 clients.
   const lambdaMs = percentile(r.count.submitMs, 50);
-  // Outbox events ride in the transactions; the relay that publishes each to SNS does not run locally.
+  // Outbox events ride in the transactions; the relay publishes them to SNS in batches.
   const eventsPerTask = rows.reduce(
     (n, c) => n + c.requests * (c.detail.match(/Put:EVENT/g)?.length ?? 0),
     0,
   );
-  const cost = priceTask(allPerTask, 1, lambdaMs, eventsPerTask);
+  const count = (where: string, key: string, field: "requests" | "messages") =>
+    rows
+      .filter((c) => c.where === where && `${c.service} ${c.operation} ${c.detail}`.trim() === key)
+      .reduce((n, c) => n + c[field], 0);
+  const published =
+    count("events", "SNS PublishBatch", "messages") + count("events", "SNS Publish", "requests");
+  // The relay's and the callback function's invocations: one per batch they handle.
+  const batchInvocations =
+    count("events", "SNS PublishBatch", "requests") +
+    count("callbacks", "SQS ReceiveMessage hit", "requests");
+  const cost = priceTask(allPerTask, { apiCalls: 1, lambdaMs, batchInvocations, snsMessages: published });
   const floor = priceFloor(lambdaMs);
   const byService: Record<string, number> = {};
   for (const row of rows) byService[row.service] = round((byService[row.service] ?? 0) + row.requests, 2);
@@ -225,7 +244,9 @@ function report(r: {
     .filter((c) => c.operation === "Query" && c.detail === "index due")
     .reduce((n, c) => n + c.requests / DUE_SHARDS, 0);
   const tickRequests = Object.values(r.count.tick).reduce((n, c) => n + c.requests, 0);
-  const workerMinutes = (r.count.workers * r.count.seconds) / 60;
+  const minutes = r.count.seconds / 60;
+  const perMinute = (key: string, c: { requests: number }) =>
+    round(c.requests / (key.startsWith("worker ") ? r.count.workers * minutes : minutes), 1);
 
   const results = {
     date: new Date().toISOString(),
@@ -243,10 +264,15 @@ function report(r: {
     dispatch_ms_p50: round(percentile(r.latency.dispatchMs, 50)),
     dispatch_ms_p99: round(percentile(r.latency.dispatchMs, 99)),
     latency_tasks: r.latency.tasks,
+    latency_driver_polls_per_task: round(r.latency.pollsPerTask, 1),
     submit_requests_under_load: Object.fromEntries(
       Object.entries(r.latency.api).map(([key, c]) => [
         key,
-        { per_submit: round(c.requests / r.latency.tasks, 2), ms_each: round(c.ms / c.requests, 1) },
+        {
+          per_submit: round(c.requests / r.latency.tasks, 2),
+          failed_per_submit: round(c.errors / r.latency.tasks, 2),
+          ms_each: round(c.ms / c.requests, 1),
+        },
       ]),
     ),
     tasks_per_second: round(r.throughput.tasksPerSecond),
@@ -263,6 +289,7 @@ function report(r: {
           key,
           {
             per_submit: round(c.requests / Math.max(1, r.throughput.submitted), 2),
+            failed_per_submit: round(c.errors / Math.max(1, r.throughput.submitted), 2),
             rcu_per_submit: round(c.rcu / Math.max(1, r.throughput.submitted), 2),
           },
         ]),
@@ -287,7 +314,7 @@ function report(r: {
     ),
     dropped_writes: r.count.droppedWrites,
     write_units_per_task_by_item_kind: perTaskOf(r.writeUnits.byItemKind, r.count.tasks),
-    write_units_per_task_by_index: perTaskOf(r.writeUnits.byIndex, r.count.tasks),
+    write_units_per_task_by_index_partition: perTaskOf(r.writeUnits.byIndexPartition, r.count.tasks),
     requests: rows,
     usd_per_million_tasks: round(cost.total, 2),
     usd_per_million_tasks_by_line: Object.fromEntries(
@@ -303,18 +330,21 @@ function report(r: {
         "a time against the local emulators; Fargate worker time, CloudWatch and data transfer not included",
     },
     background: {
-      note: "Not per task: a worker's idle long polls and its 30 s registration, and the tick",
-      worker_requests_per_worker_minute: Object.fromEntries(
-        Object.entries(r.count.background).map(([k, c]) => [k, round(c.requests / workerMinutes, 1)]),
+      note:
+        "Not per task: idle long polls (per worker, or per part), a worker's 30 s registration, the relay's " +
+        "table lookups, and the tick. The relay's stream reads are not counted (free for Lambda triggers on AWS).",
+      requests_per_minute: Object.fromEntries(
+        Object.entries(r.count.background).map(([k, c]) => [k, perMinute(k, c)]),
       ),
       tick_requests_per_tick: ticks > 0 ? round(tickRequests / ticks, 1) : null,
     },
     events_per_task: round(eventsPerTask, 2),
+    sns_messages_per_task: round(published, 2),
     callback_path:
-      "Events are written to the outbox inside the transactions (counted, with their write units). The " +
-      "local stack does not run the stream relay to SNS, so its publishes are priced by model: one SNS " +
-      "publish per event (PublishBatch bills per message). Relay Lambda invocations and callback " +
-      "deliveries (only for tasks with a callback URL; a plain task has none) are not included.",
+      "Counted to the callback event: the outbox events (inside the transactions), the relay's SNS " +
+      "publishes (SNS bills each message of a batch), and the callback function's queue, which gets every " +
+      "run-end event (a plain task has no callback URL, so nothing is delivered). The relay's and callback " +
+      "function's Lambda invocations are priced per batch, without duration.",
     bundle_kb: r.bundles.bundle_kb,
     cold_init_ms: r.bundles.cold_init_ms,
     bundle_largest_parts_kb: r.bundles.bundle_largest_parts_kb,

@@ -28,7 +28,7 @@ export interface RequestCount {
   /** DynamoDB capacity units the answers reported (ReturnConsumedCapacity: TOTAL). */
   rcu: number;
   wcu: number;
-  /** SQS messages received. */
+  /** Messages: received (SQS), or sent in a batch (SNS PublishBatch, SQS *Batch): SNS bills each one. */
   messages: number;
   /** Wall time spent waiting for the answers, in milliseconds. */
   ms: number;
@@ -92,6 +92,14 @@ function detailOf(service: string, operation: string, input: Loose, output: Loos
     return output === undefined ? "" : (output.Messages as unknown[] | undefined)?.length ? "hit" : "empty";
   }
   return "";
+}
+
+/** Messages received, or carried by a batch request; 1 for a single publish or send. */
+function messagesOf(input: Loose, output: Loose): number {
+  if (Array.isArray(output.Messages)) return output.Messages.length;
+  const entries = input.PublishBatchRequestEntries ?? input.Entries;
+  if (Array.isArray(entries)) return entries.length;
+  return 0;
 }
 
 function capacityOf(output: Loose | undefined): number {
@@ -189,7 +197,7 @@ export class RequestCounter {
             attempts: result.output.$metadata.attempts ?? 1,
             failed: false,
             capacity: capacityOf(output),
-            messages: (output.Messages as unknown[] | undefined)?.length ?? 0,
+            messages: messagesOf(input, output),
             ms: performance.now() - started,
           });
           return result;

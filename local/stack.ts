@@ -40,8 +40,8 @@ export interface LocalStackOptions {
   workerEnv?: NodeJS.ProcessEnv;
   /** Modules each worker process preloads with `--import` (the benchmark counts requests with one). */
   workerImports?: string[];
-  /** Sees the SDK clients of the API and of the tick, which are kept apart (the benchmark counts requests). */
-  observeClients?: (clients: LocalClients, role: "api" | "tick") => void;
+  /** Sees each part's SDK clients, which are kept apart (the benchmark counts requests with it). */
+  observeClients?: (clients: LocalClients, role: "api" | "tick" | "events" | "callbacks") => void;
   /**
    * Let callbacks reach loopback hosts, over http too, so that a receiver on 127.0.0.1 works. Defaults to
    * SWITCHYARD_ALLOW_LOOPBACK_CALLBACKS, else true. Private and metadata addresses stay refused.
@@ -142,6 +142,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     // The events relay, fed from the table's stream as Lambda would feed it.
     const relayClients = localClients(endpoints);
+    options.observeClients?.(relayClients, "events");
     const relaying = startStreamRelay(
       relayClients.dynamodb,
       resources.tableName,
@@ -157,6 +158,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       process.env[ENV.callbackSecret] ??
       `whsec_${randomBytes(24).toString("base64url")}`;
     const callbackClients = localClients(endpoints);
+    options.observeClients?.(callbackClients, "callbacks");
     const callbackDeps = { ...depsFromEnv(callbackClients, env), ...log, callbackSecret };
     const retries = new SqsCallbackRetryQueue(callbackClients.sqs, resources.callbackQueueUrl);
     const retrySeconds = options.callbackRetrySeconds ?? retrySecondsFrom(process.env);

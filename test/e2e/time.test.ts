@@ -46,7 +46,8 @@ describe("time", () => {
   });
 
   it("runs an interval task its `times` occurrences, then completes", async () => {
-    const uuid = await submit({ prompt: "tick", interval: 1, times: 3 });
+    // overlap queue: on a slow machine an occurrence may outlast the 1 s interval; none is skipped then.
+    const uuid = await submit({ prompt: "tick", interval: 1, times: 3, overlap: "queue" });
     const done = await waitFor(
       () => task(uuid),
       (t) => t.status === "completed",
