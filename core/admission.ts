@@ -71,32 +71,51 @@ export async function choosePool(
   return eligible[best] as PoolConfig;
 }
 
+/** Ready tasks read per page while admitting. */
+const ADMIT_PAGE = 10;
+/** Candidates an admission pass passes over (busy concurrency key, lost race) before it gives up. */
+const ADMIT_SKIPS = 10;
+
 /**
  * Admits queued tasks of a pool while it has capacity: highest priority first, then the oldest.
  * Each admission is one transaction (task → dispatched, new run, pool slot, concurrency-key slot),
  * followed by the send to the pool's FIFO queue. If the process dies between the two, the task's
  * due_time makes the tick re-send; the dedup id (= run id) makes that safe.
+ *
+ * The pool counter is not read first: the transaction's condition refuses a full or paused pool, and
+ * that refusal ends the pass. An admission that finds room so costs a ready-queue read and the
+ * transaction; one that finds the pool closed, the read and the refused transaction.
  * Returns the tasks admitted, as stored.
  */
 export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): Promise<Task[]> {
   const pool = poolConfig(deps, poolName);
-  const state = await deps.store.poolState(pool.name);
-  const free = pool.max_concurrency - state.active;
-  if (free <= 0 || isPaused(state, deps.clock.now().toISOString())) return [];
-  // Look past the free slot count: tasks whose concurrency key is busy are skipped.
-  const indexed = await deps.store.readyTasks(pool.name, free + 10);
-  // The ready index is eventually consistent on AWS: a task written a moment ago may be missing from it.
-  const candidates = [...indexed, ...fresh.filter((t) => !indexed.some((i) => i.uuid === t.uuid))].sort(
-    readyOrder,
-  );
   const admitted: Task[] = [];
-  for (const task of candidates) {
-    if (admitted.length >= free) break;
-    const outcome = await admitOne(deps, pool, task);
-    if (outcome === "pool_full") break;
-    if (typeof outcome !== "string") admitted.push(outcome);
+  const busyKeys = new Set<string>();
+  let skips = 0;
+  let after: Task | undefined;
+  let waiting = fresh;
+  for (;;) {
+    const page = await deps.store.readyTasks(pool.name, ADMIT_PAGE, after);
+    // The ready index is eventually consistent on AWS: a task written a moment ago may be missing from it.
+    const candidates = [...page, ...waiting.filter((t) => !page.some((i) => i.uuid === t.uuid))].sort(
+      readyOrder,
+    );
+    waiting = [];
+    for (const task of candidates) {
+      const key = scopedConcurrencyKey(task);
+      // A key found busy in this pass stays busy until a run of it ends: no need to ask again.
+      const outcome = key !== undefined && busyKeys.has(key) ? "key_busy" : await admitOne(deps, pool, task);
+      if (outcome === "pool_closed") return admitted;
+      if (typeof outcome !== "string") {
+        admitted.push(outcome);
+        continue;
+      }
+      if (outcome === "key_busy" && key !== undefined) busyKeys.add(key);
+      if (++skips >= ADMIT_SKIPS) return admitted;
+    }
+    if (page.length < ADMIT_PAGE) return admitted;
+    after = page.at(-1);
   }
-  return admitted;
 }
 
 /** The ready queue's order: priority 9 first, then the earliest ready time (as the ready index sorts). */
@@ -138,6 +157,7 @@ async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
       maxConcurrency: pool.max_concurrency,
       concurrencyKey: scopedConcurrencyKey(task),
       keyLimit: CONCURRENCY_KEY_LIMIT,
+      now: iso,
     };
     await commitChange(
       deps,

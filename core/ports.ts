@@ -24,6 +24,8 @@ export interface SlotClaim {
   /** Already scoped to the tenant by the domain. */
   concurrencyKey?: string;
   keyLimit: number;
+  /** Now (ISO): the pool slot is refused while the pool is paused past this time. */
+  now: string;
 }
 
 /** Give back a slot taken by a SlotClaim. */
@@ -51,7 +53,8 @@ export interface StateChange {
   events?: DomainEvent[];
 }
 
-export type CommitConflictReason = "task" | "run" | "pool_full" | "key_busy" | "idempotency";
+/** `pool_closed`: the pool takes no more work now (every slot is held, or it is paused). */
+export type CommitConflictReason = "task" | "run" | "pool_closed" | "key_busy" | "idempotency";
 
 /** A StateChange whose conditions did not hold; nothing was written. */
 export class CommitConflict extends Error {
@@ -109,7 +112,7 @@ export interface TaskStore extends Pingable {
    */
   countTasks(tenant: string, status: TaskStatus, atMost: number): Promise<number>;
   /** Queued tasks of a pool: highest priority first, then earliest ready_time. */
-  readyTasks(pool: string, limit: number): Promise<Task[]>;
+  readyTasks(pool: string, limit: number, after?: Task): Promise<Task[]>;
   /** Tasks of one due shard whose due_time is at or before `before`, earliest first. */
   dueTasks(shard: number, before: string, limit: number): Promise<Task[]>;
   getRun(taskUuid: string, runId: string): Promise<Run | undefined>;

@@ -134,11 +134,12 @@ export function compact<T>(value: T): T {
 
 /**
  * One write of a StateChange. `put` writes a whole item if the stored version is `expectVersion` (absent:
- * the item must not exist); `increment` takes a slot of a counter under `limit`; `decrement` gives one back.
+ * the item must not exist); `increment` takes a slot of a counter under `limit` (with `pausedAfter`: and
+ * only if the item is not paused past that time); `decrement` gives one back.
  */
 export type Write =
   | { type: "put"; item: Item & Key; expectVersion?: number; conflict: CommitConflictReason }
-  | { type: "increment"; key: Key; limit: number; conflict: "pool_full" | "key_busy" }
+  | { type: "increment"; key: Key; limit: number; conflict: "pool_closed" | "key_busy"; pausedAfter?: string }
   | { type: "decrement"; key: Key }
   | { type: "append"; item: Item & Key };
 
@@ -173,7 +174,8 @@ export function writesOf(change: StateChange): Write[] {
       type: "increment",
       key: poolKey(acquire.pool),
       limit: acquire.maxConcurrency,
-      conflict: "pool_full",
+      conflict: "pool_closed",
+      pausedAfter: acquire.now,
     });
     if (acquire.concurrencyKey !== undefined) {
       const key = concurrencyKeyKey(acquire.concurrencyKey);
@@ -290,9 +292,12 @@ const cursorAttributes = (listing: Listing) => [
   ...new Set([TABLE.partitionKey, TABLE.sortKey, ...Object.values(keyNamesOf(listing))]),
 ];
 
+/** The ExclusiveStartKey that reads a listing on after `item`. */
+export const startAfter = (item: Item, listing: Listing): Record<string, string> =>
+  Object.fromEntries(cursorAttributes(listing).map((name) => [name, item[name] as string]));
+
 export function encodeCursor(item: Item, listing: Listing): string {
-  const key = Object.fromEntries(cursorAttributes(listing).map((name) => [name, item[name]]));
-  return Buffer.from(JSON.stringify(key)).toString("base64url");
+  return Buffer.from(JSON.stringify(startAfter(item, listing))).toString("base64url");
 }
 
 /** The start key of a cursor; a ValidationError on `cursor` unless this listing produced it. */

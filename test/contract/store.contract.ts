@@ -184,14 +184,29 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         pool,
         maxConcurrency: 2,
         keyLimit: 1,
+        now: at(0),
         ...fields,
+      });
+
+      it("refuses a slot while the pool is paused (pool_closed), writing nothing", async () => {
+        const pool = unique("pool");
+        await store.pausePool(pool, at(30));
+        const task = makeTask({ pool });
+        await expectConflict(
+          store.commit({ tasks: [{ next: task }], acquire: claim(pool, { now: at(29) }) }),
+          "pool_closed",
+        );
+        expect(await store.getTask(task.uuid)).toBeUndefined();
+        expect((await store.poolState(pool)).active).toBe(0);
+        await store.commit({ tasks: [{ next: task }], acquire: claim(pool, { now: at(30) }) });
+        expect((await store.poolState(pool)).active).toBe(1);
       });
 
       it("keeps a pool's pause through claims and releases, and never shortens it", async () => {
         const pool = unique("pool");
         expect(await store.poolState(pool)).toEqual({ active: 0, pausedUntil: undefined });
         await store.pausePool(pool, at(30));
-        await store.commit({ tasks: [{ next: makeTask({ pool }) }], acquire: claim(pool) });
+        await store.commit({ tasks: [{ next: makeTask({ pool }) }], acquire: claim(pool, { now: at(31) }) });
         await store.pausePool(pool, at(10));
         expect(await store.poolState(pool)).toEqual({ active: 1, pausedUntil: at(30) });
         await store.commit({ release: { pool } });
@@ -201,14 +216,14 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.poolState(pool)).toEqual({ active: 0, pausedUntil: undefined });
       });
 
-      it("claims up to maxConcurrency, then refuses with pool_full and writes nothing", async () => {
+      it("claims up to maxConcurrency, then refuses with pool_closed and writes nothing", async () => {
         const pool = unique("pool");
         expect((await store.poolState(pool)).active).toBe(0);
         await store.commit({ tasks: [{ next: makeTask({ pool }) }], acquire: claim(pool) });
         await store.commit({ tasks: [{ next: makeTask({ pool }) }], acquire: claim(pool) });
 
         const third = makeTask({ pool });
-        await expectConflict(store.commit({ tasks: [{ next: third }], acquire: claim(pool) }), "pool_full");
+        await expectConflict(store.commit({ tasks: [{ next: third }], acquire: claim(pool) }), "pool_closed");
         expect(await store.getTask(third.uuid)).toBeUndefined();
         expect((await store.poolState(pool)).active).toBe(2);
       });
@@ -280,7 +295,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         const change = {
           tasks: [{ next: again }],
           idempotency: { ...record, uuid: again.uuid, body_hash: "h2" },
-          acquire: { pool, maxConcurrency: 5, keyLimit: 1 },
+          acquire: { pool, maxConcurrency: 5, keyLimit: 1, now: at(0) },
         };
         await expectConflict(store.commit(change), "idempotency");
         expect(await store.getTask(again.uuid)).toBeUndefined();
@@ -310,6 +325,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           uuids([high, midEarly, midCreated, midLate, low]),
         );
         expect(uuids(await store.readyTasks(pool, 2))).toEqual(uuids([high, midEarly]));
+        expect(uuids(await store.readyTasks(pool, 2, midEarly))).toEqual(uuids([midCreated, midLate]));
 
         await store.commit({ tasks: [{ next: bump(high, { status: "dispatched" }), expectVersion: 1 }] });
         expect(uuids(await store.readyTasks(pool, 10))).toEqual(uuids([midEarly, midCreated, midLate, low]));

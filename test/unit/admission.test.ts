@@ -1,6 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { MemoryStore } from "../../core/adapters/memory/memory-store.ts";
 import { admit } from "../../core/admission.ts";
+import { setPoolPaused } from "../../core/controls.ts";
 import type { Deps } from "../../core/deps.ts";
 import type { PoolQueue } from "../../core/ports.ts";
 import { submitTaskSchema } from "../../core/schemas.ts";
@@ -11,6 +12,7 @@ import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 const CONFIG = `
 pools:
   - { name: one, tool: claude, account: a, max_concurrency: 1 }
+  - { name: wide, tool: gemini, account: a, max_concurrency: 30 }
   - { name: busy, tool: codex, account: a, max_concurrency: 2 }
   - { name: idle, tool: codex, account: b, max_concurrency: 2 }
 `;
@@ -82,6 +84,42 @@ describe("admission", () => {
     expect((await deps.store.poolState("busy")).active).toBe(2);
     const dispatched = await deps.store.listTasks({ tenant: "default", status: "dispatched", size: 100 });
     expect(dispatched.items.filter((t) => t.pool === "busy")).toHaveLength(2);
+  });
+
+  it("admits past one page of the ready queue, up to max_concurrency, when a pool is resumed", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    await setPoolPaused(deps, ADMIN, "wide", true);
+    for (let i = 0; i < 35; i++) expect((await submit(deps, { pool: "wide" })).status).toBe("queued");
+    await setPoolPaused(deps, ADMIN, "wide", false);
+    expect((await deps.store.poolState("wide")).active).toBe(30);
+    expect(await deps.store.readyTasks("wide", 100)).toHaveLength(5);
+  });
+
+  it("admits nothing into a paused pool: the admission transaction refuses it, and no pool read is made", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    await setPoolPaused(deps, ADMIN, "one", true);
+    const poolReads = vi.spyOn(deps.store, "poolState");
+    const task = await submit(deps, { pool: "one" });
+    expect(task.status).toBe("queued");
+    expect(poolReads).not.toHaveBeenCalled();
+    expect((await deps.store.poolState("one")).active).toBe(0);
+  });
+
+  it("tries a busy concurrency key once per pass, and admits the tasks behind it", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    await setPoolPaused(deps, ADMIN, "wide", true);
+    const keyed = [];
+    for (let i = 0; i < 4; i++)
+      keyed.push(await submit(deps, { pool: "wide", concurrency_key: "k", priority: 9 }));
+    const free = await submit(deps, { pool: "wide", priority: 1 });
+    const commits = vi.spyOn(deps.store, "commit");
+    await setPoolPaused(deps, ADMIN, "wide", false);
+    const statuses = await Promise.all(
+      [...keyed, free].map(async (t) => (await getTask(deps, ADMIN, t.uuid)).status),
+    );
+    expect(statuses).toEqual(["dispatched", "queued", "queued", "queued", "dispatched"]);
+    // Two admissions and the one refused try of the busy key: nothing more.
+    expect(commits).toHaveBeenCalledTimes(3);
   });
 
   it("admits a task just submitted even when the ready index has not caught up (GSIs lag on AWS)", async () => {

@@ -47,6 +47,8 @@ import {
   recordOf,
   runKey,
   runListing,
+  startAfter,
+  taskItem,
   taskKey,
   taskListing,
   tenantItem,
@@ -108,17 +110,28 @@ export class DynamoStore implements TaskStore, TenantStore {
                   ExpressionAttributeValues: { ":expected": w.expectVersion },
                 },
         };
-      case "increment":
+      case "increment": {
+        const underLimit = "(attribute_not_exists(#active) OR #active < :limit)";
+        const open = "(attribute_not_exists(#paused) OR #paused <= :now)";
         return {
           Update: {
             TableName,
             Key: w.key,
             UpdateExpression: "SET #active = if_not_exists(#active, :zero) + :one",
-            ConditionExpression: "attribute_not_exists(#active) OR #active < :limit",
-            ExpressionAttributeNames: { "#active": "active" },
-            ExpressionAttributeValues: { ":zero": 0, ":one": 1, ":limit": w.limit },
+            ConditionExpression: w.pausedAfter === undefined ? underLimit : `${underLimit} AND ${open}`,
+            ExpressionAttributeNames: {
+              "#active": "active",
+              ...(w.pausedAfter !== undefined && { "#paused": "paused_until" }),
+            },
+            ExpressionAttributeValues: {
+              ":zero": 0,
+              ":one": 1,
+              ":limit": w.limit,
+              ...(w.pausedAfter !== undefined && { ":now": w.pausedAfter }),
+            },
           },
         };
+      }
       case "append":
         return { Put: { TableName, Item: w.item } };
       case "decrement":
@@ -232,8 +245,10 @@ export class DynamoStore implements TaskStore, TenantStore {
     return total;
   }
 
-  readyTasks(pool: string, limit: number): Promise<Task[]> {
-    return this.#first<Task>(readyListing(pool), limit);
+  async readyTasks(pool: string, limit: number, after?: Task): Promise<Task[]> {
+    const listing = readyListing(pool);
+    const items = await this.#collect(listing, limit, after && startAfter(taskItem(after), listing));
+    return items.map(recordOf<Task>);
   }
 
   dueTasks(shard: number, before: string, limit: number): Promise<Task[]> {

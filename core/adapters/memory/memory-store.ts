@@ -36,6 +36,8 @@ import {
   recordOf,
   runKey,
   runListing,
+  startAfter,
+  taskItem,
   taskKey,
   taskListing,
   tenantItem,
@@ -75,7 +77,11 @@ export class MemoryStore implements TaskStore, TenantStore {
 
   #holds(w: Exclude<Write, UnconditionalWrite>): boolean {
     const stored = this.#items.get(idOf(keyOfWrite(w)));
-    if (w.type === "increment") return counterOf(stored) < w.limit;
+    if (w.type === "increment") {
+      const pausedUntil = stored?.paused_until as string | undefined;
+      const paused = w.pausedAfter !== undefined && pausedUntil !== undefined && pausedUntil > w.pausedAfter;
+      return counterOf(stored) < w.limit && !paused;
+    }
     return w.expectVersion === undefined ? stored === undefined : stored?.version === w.expectVersion;
   }
 
@@ -136,8 +142,10 @@ export class MemoryStore implements TaskStore, TenantStore {
     return Math.min(this.#query(taskListing({ tenant, status, size: 1 })).length, atMost);
   }
 
-  async readyTasks(pool: string, limit: number): Promise<Task[]> {
-    return this.#first<Task>(readyListing(pool), limit);
+  async readyTasks(pool: string, limit: number, after?: Task): Promise<Task[]> {
+    const listing = readyListing(pool);
+    const items = this.#query(listing, after && startAfter(taskItem(after), listing)).slice(0, limit);
+    return structuredClone(items).map(recordOf<Task>);
   }
 
   async dueTasks(shard: number, before: string, limit: number): Promise<Task[]> {
