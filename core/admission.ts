@@ -17,7 +17,15 @@ export interface QueueMessageBody {
   run_id: string;
   task_uuid: string;
   pool: string;
+  /**
+   * The task and run as admission wrote them, so that the worker's claim need not read them (the claim's
+   * conditional write proves them current). Absent from a re-send, and from a task too big to carry.
+   */
+  snapshot?: { task: Task; run: Run };
 }
+
+/** A dispatch larger than this carries ids only (SQS takes 256 KB a message, attributes included). */
+const SNAPSHOT_MAX_BYTES = 200_000;
 
 export function poolConfig(deps: Pick<Deps, "config">, name: string): PoolConfig {
   const pool = deps.config.pools.find((p) => p.name === name);
@@ -168,18 +176,26 @@ async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
     if (err instanceof CommitConflict) return err.reason;
     throw err;
   }
-  await sendDispatch(deps, next).catch((err: unknown) =>
+  await sendDispatch(deps, next, run).catch((err: unknown) =>
     deps.log.warn("dispatch send failed; the tick re-sends it", { run_id: runId, error: String(err) }),
   );
   return next;
 }
 
-/** Puts a dispatched task's run on its pool queue. Idempotent within SQS's dedup window. */
-export async function sendDispatch(deps: Pick<Deps, "queue">, task: Task): Promise<void> {
+/**
+ * Puts a dispatched task's run on its pool queue. Idempotent within SQS's dedup window. With the run just
+ * written, the message carries both records (see QueueMessageBody.snapshot).
+ */
+export async function sendDispatch(deps: Pick<Deps, "queue">, task: Task, run?: Run): Promise<void> {
   const runId = task.run_id as string;
-  const body: QueueMessageBody = { run_id: runId, task_uuid: task.uuid, pool: task.pool };
+  const ids: QueueMessageBody = { run_id: runId, task_uuid: task.uuid, pool: task.pool };
+  const withSnapshot = run && JSON.stringify({ ...ids, snapshot: { task, run } });
+  const body =
+    withSnapshot && Buffer.byteLength(withSnapshot) <= SNAPSHOT_MAX_BYTES
+      ? withSnapshot
+      : JSON.stringify(ids);
   await deps.queue.send(task.pool, {
-    body: JSON.stringify(body),
+    body,
     dedupId: runId,
     groupId: messageGroupId(task, runId),
   });

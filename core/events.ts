@@ -3,7 +3,8 @@ export type EventType = `task.${string}` | `run.${string}`;
 
 /**
  * One transition, as published to SNS (the message body, JSON) and kept for GET /v2/tasks/{uuid}/events.
- * SNS message attributes carry tenant, pool, status and type, so subscribers can filter.
+ * SNS message attributes (eventAttributes) carry tenant, pool, status, type and has_callback, so
+ * subscribers can filter.
  */
 export interface DomainEvent {
   /** Unique and ordered within a task: `<time>#<seq>`-based, see eventId. */
@@ -31,6 +32,24 @@ export const RUN_END_TYPES: readonly EventType[] = [
   "run.lost",
   "run.canceled",
 ];
+
+/** The SNS message attributes of an event: what subscription filter policies can match. */
+export const eventAttributes = (event: DomainEvent): Record<string, string> => ({
+  tenant: event.tenant,
+  pool: event.pool,
+  status: event.status,
+  type: event.type,
+  has_callback: event.callback ? "true" : "false",
+});
+
+/**
+ * The callback queue's filter policy: run-end events of tasks that have a callback URL. A task without
+ * one costs the callback path nothing.
+ */
+export const CALLBACK_FILTER_POLICY: Readonly<Record<string, readonly string[]>> = {
+  type: RUN_END_TYPES,
+  has_callback: ["true"],
+};
 
 /** The webhook body a task's callback URL receives when a run ends (DESIGN.md "Events"). */
 export interface CallbackBody {

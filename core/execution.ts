@@ -1,4 +1,4 @@
-import { admit, poolConfig, slotOf } from "./admission.ts";
+import { admit, poolConfig, type QueueMessageBody, slotOf } from "./admission.ts";
 import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
@@ -60,21 +60,34 @@ const plusSeconds = (now: Date, seconds: number) => new Date(now.getTime() + sec
 
 export type ClaimOutcome = { claimed: true; held: HeldRun } | { claimed: false; reason: string };
 
-/**
- * A worker takes a dispatched run: task and run move to `running` together, and the task gets a lease.
- * A message for a run that is no longer dispatched (a duplicate, or canceled meanwhile) is stale: the
- * worker deletes it and runs nothing.
- */
-export async function claimRun(
-  deps: Pick<Deps, "store" | "clock" | "config">,
-  message: { task_uuid: string; run_id: string },
-  workerId: string,
-  racesLeft = RACE_RETRIES,
-): Promise<ClaimOutcome> {
-  const [task, run] = await Promise.all([
+/** The records a claim starts from: the dispatch's snapshot if it has one of this run, else read. */
+async function claimBasis(
+  deps: Pick<Deps, "store">,
+  message: Pick<QueueMessageBody, "task_uuid" | "run_id" | "snapshot">,
+) {
+  const { snapshot } = message;
+  if (snapshot?.task.uuid === message.task_uuid && snapshot.run.run_id === message.run_id) {
+    return [snapshot.task, snapshot.run] as const;
+  }
+  return Promise.all([
     deps.store.getTask(message.task_uuid),
     deps.store.getRun(message.task_uuid, message.run_id),
   ]);
+}
+
+/**
+ * A worker takes a dispatched run: task and run move to `running` together, and the task gets a lease.
+ * A message for a run that is no longer dispatched (a duplicate, or canceled meanwhile) is stale: the
+ * worker deletes it and runs nothing. The claim writes on the versions of the message's snapshot; when
+ * they are no longer current, it reads the records and decides again.
+ */
+export async function claimRun(
+  deps: Pick<Deps, "store" | "clock" | "config">,
+  message: Pick<QueueMessageBody, "task_uuid" | "run_id" | "snapshot">,
+  workerId: string,
+  racesLeft = RACE_RETRIES,
+): Promise<ClaimOutcome> {
+  const [task, run] = await claimBasis(deps, message);
   if (!task || !run) return { claimed: false, reason: "unknown task or run" };
   if (task.run_id !== run.run_id || task.status !== "dispatched" || run.status !== "dispatched") {
     return { claimed: false, reason: `stale: task is ${task.status}, run is ${run.status}` };
@@ -112,10 +125,11 @@ export async function claimRun(
       { task, run },
     );
   } catch (err) {
-    // Another write (tags, a callback record) may have bumped the version: look again; the status check
-    // above then tells a real change (canceled, claimed elsewhere) from a harmless one.
+    // The snapshot is old, or another write (tags, a callback record) bumped the version: read and look
+    // again; the status check above then tells a real change (canceled, claimed elsewhere) from a harmless one.
     if (err instanceof CommitConflict) {
-      if (racesLeft > 0) return claimRun(deps, message, workerId, racesLeft - 1);
+      const ids = { task_uuid: message.task_uuid, run_id: message.run_id };
+      if (racesLeft > 0) return claimRun(deps, ids, workerId, racesLeft - 1);
       return { claimed: false, reason: "stale: changed while claiming" };
     }
     throw err;

@@ -8,7 +8,7 @@ import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { tableDefinition } from "../core/adapters/aws/table-definition.ts";
 import type { SchedulerConfig } from "../core/config.ts";
-import { RUN_END_TYPES } from "../core/events.ts";
+import { CALLBACK_FILTER_POLICY } from "../core/events.ts";
 import { CALLBACK_MAX_RECEIVES, LOCAL_NAMES } from "../core/names.ts";
 import type { LocalClients } from "./aws-clients.ts";
 
@@ -41,10 +41,10 @@ export const dlqName = (queueName: string) => queueName.replace(/\.fifo$/, "-dlq
 /** The callback queue is named after the topic: `<topic>-callbacks`, and `<topic>-callbacks-dlq`. */
 export const callbackQueueName = (topic: string) => `${topic}-callbacks`;
 
-/** The callback queue's subscription: raw events (the body is the DomainEvent), run-end events only. */
+/** The callback queue's subscription: raw events (the body is the DomainEvent), filtered. */
 export const CALLBACK_SUBSCRIPTION = {
   RawMessageDelivery: "true",
-  FilterPolicy: JSON.stringify({ type: RUN_END_TYPES }),
+  FilterPolicy: JSON.stringify(CALLBACK_FILTER_POLICY),
 } as const;
 
 /** Creates the table, pool queues (with DLQs), topic, callback queue (subscribed) and bucket. Safe to call again. */

@@ -5,7 +5,7 @@ import { type ITopic, SubscriptionFilter } from "aws-cdk-lib/aws-sns";
 import { SqsSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { Queue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { RUN_END_TYPES } from "../../core/events.ts";
+import { CALLBACK_FILTER_POLICY } from "../../core/events.ts";
 import { CALLBACK_MAX_RECEIVES } from "../../core/names.ts";
 import { queueDefaults } from "../secure-defaults.ts";
 
@@ -38,7 +38,12 @@ export class CallbackDelivery extends Construct {
     topic.addSubscription(
       new SqsSubscription(this.queue, {
         rawMessageDelivery: true,
-        filterPolicy: { type: SubscriptionFilter.stringFilter({ allowlist: [...RUN_END_TYPES] }) },
+        filterPolicy: Object.fromEntries(
+          Object.entries(CALLBACK_FILTER_POLICY).map(([name, values]) => [
+            name,
+            SubscriptionFilter.stringFilter({ allowlist: [...values] }),
+          ]),
+        ),
       }),
     );
     handler.addEventSource(new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }));

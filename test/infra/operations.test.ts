@@ -172,13 +172,13 @@ describe("callback delivery", () => {
   const callbacks = must(stateless.functions.get("Callbacks"), "Callbacks function");
   const queueId = logicalId(stateless.callbacks.queue);
 
-  it("subscribes its queue to the events topic, raw, for run-end events only", () => {
+  it("subscribes its queue to the events topic, raw, for run-end events of tasks with a callback only", () => {
     compute.hasResourceProperties("AWS::SNS::Subscription", {
       Protocol: "sqs",
       Endpoint: { "Fn::GetAtt": [queueId, "Arn"] },
       TopicArn: { Ref: logicalId(stateless.topic) },
       RawMessageDelivery: true,
-      FilterPolicy: { type: [...RUN_END_TYPES] },
+      FilterPolicy: { type: [...RUN_END_TYPES], has_callback: ["true"] },
     });
     expect(RUN_END_TYPES).toEqual(["run.succeeded", "run.failed", "run.lost", "run.canceled"]);
   });

@@ -1,4 +1,4 @@
-import { PublishCommand, SubscribeCommand } from "@aws-sdk/client-sns";
+import { SubscribeCommand } from "@aws-sdk/client-sns";
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
@@ -6,6 +6,7 @@ import {
   ReceiveMessageCommand,
 } from "@aws-sdk/client-sqs";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { SnsEventBus } from "../../core/adapters/aws/sns-events.ts";
 import { SqsCallbackRetryQueue } from "../../core/adapters/aws/sqs-callback-queue.ts";
 import { verifySignature } from "../../core/callbacks.ts";
 import { parseSchedulerConfig } from "../../core/config.ts";
@@ -49,22 +50,8 @@ const anEvent = (fields: Partial<DomainEvent> & Pick<DomainEvent, "type" | "stat
   ...fields,
 });
 
-/** Publishes an event as the relay does: the JSON body, with tenant, pool, status and type as attributes. */
-async function publish(event: DomainEvent) {
-  const attribute = (value: string) => ({ DataType: "String", StringValue: value });
-  await clients.sns.send(
-    new PublishCommand({
-      TopicArn: resources.topicArn,
-      Message: JSON.stringify(event),
-      MessageAttributes: {
-        tenant: attribute(event.tenant),
-        pool: attribute(event.pool),
-        status: attribute(event.status),
-        type: attribute(event.type),
-      },
-    }),
-  );
-}
+/** Publishes an event as the relay does, through the same adapter. */
+const publish = (event: DomainEvent) => new SnsEventBus(clients.sns, resources.topicArn).publish([event]);
 
 /** Every message now on the queue (receiving hides them for the queue's visibility timeout). */
 async function drain(queueUrl: string): Promise<Message[]> {
@@ -83,7 +70,7 @@ const queueArn = async (url: string) =>
     .Attributes?.QueueArn as string;
 
 describe("subscriptions to the events topic", () => {
-  it("feeds the callback queue run-end events only, raw, with a DLQ after 5 receives", async () => {
+  it("feeds the callback queue run-end events of tasks with a callback only, raw, with a DLQ after 5 receives", async () => {
     const types = [
       ["task.created", "queued"],
       ["task.dispatched", "dispatched"],
@@ -94,8 +81,12 @@ describe("subscriptions to the events topic", () => {
       ["run.canceled", "canceled"],
       ["task.succeeded", "succeeded"],
     ] as const;
-    const events = types.map(([type, status]) => anEvent({ type, status }));
-    for (const event of events) await publish(event);
+    const events = types.map(([type, status]) =>
+      anEvent({ type, status, callback: "https://example.com/hook" }),
+    );
+    // A task without a callback URL: its run-end events never reach the callback queue.
+    const plain = types.map(([type, status]) => anEvent({ type, status }));
+    for (const event of [...plain, ...events]) await publish(event);
 
     const received = (await drain(resources.callbackQueueUrl)).map((m) => JSON.parse(m.Body ?? ""));
     expect(received.map((e) => e.type).sort()).toEqual([

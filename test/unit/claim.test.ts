@@ -1,7 +1,8 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import type { QueueMessageBody } from "../../core/admission.ts";
 import { claimRun } from "../../core/execution.ts";
 import { submitTaskSchema } from "../../core/schemas.ts";
-import { cancelTask, getTask, submitTask } from "../../core/tasks.ts";
+import { cancelTask, getTask, mergeTaskTags, submitTask } from "../../core/tasks.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 
 const CONFIG = "pools:\n  - { name: p, tool: claude, account: a, max_concurrency: 1, lease_seconds: 90 }\n";
@@ -24,12 +25,42 @@ describe("claiming a run", () => {
     expect(await claimRun(deps, message, "w2")).toMatchObject({ claimed: false });
   });
 
+  it("claims from the dispatch message's snapshot without reading task or run", async () => {
+    const { deps, queue } = memoryDeps(CONFIG);
+    const { task } = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "x" }));
+    const [body] = queue.bodies("p");
+    const message = JSON.parse(body as string) as QueueMessageBody;
+    expect(message.snapshot?.task).toEqual(await deps.store.getTask(task.uuid));
+    const reads = [vi.spyOn(deps.store, "getTask"), vi.spyOn(deps.store, "getRun")];
+    const claim = await claimRun(deps, message, "w1");
+    expect(claim).toMatchObject({ claimed: true, held: { task: { status: "running", prompt: "x" } } });
+    for (const read of reads) expect(read).not.toHaveBeenCalled();
+    expect((await getTask(deps, ADMIN, task.uuid)).status).toBe("running");
+  });
+
+  it("claims from the stored records when the snapshot is no longer current", async () => {
+    const { deps, queue } = memoryDeps(CONFIG);
+    const { task } = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "x" }));
+    const message = JSON.parse(queue.bodies("p")[0] as string) as QueueMessageBody;
+    await mergeTaskTags(deps, ADMIN, task.uuid, { team: "a" });
+    const claim = await claimRun(deps, message, "w1");
+    expect(claim).toMatchObject({
+      claimed: true,
+      held: { task: { status: "running", tags: { team: "a" } } },
+    });
+    expect(await getTask(deps, ADMIN, task.uuid)).toMatchObject({ status: "running", tags: { team: "a" } });
+  });
+
   it("refuses the message of a run canceled before any worker took it", async () => {
-    const { deps } = memoryDeps(CONFIG);
+    const { deps, queue } = memoryDeps(CONFIG);
     const { task } = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "x" }));
     await cancelTask(deps, ADMIN, task.uuid);
+    const reason = "stale: task is canceled, run is canceled";
     const claim = await claimRun(deps, { task_uuid: task.uuid, run_id: task.run_id as string }, "w1");
-    expect(claim).toEqual({ claimed: false, reason: "stale: task is canceled, run is canceled" });
+    expect(claim).toEqual({ claimed: false, reason });
+    // The message as sent carries the snapshot of the dispatched task: its claim fails, reads, and refuses.
+    const message = JSON.parse(queue.bodies("p")[0] as string) as QueueMessageBody;
+    expect(await claimRun(deps, message, "w1")).toEqual({ claimed: false, reason });
     expect((await deps.store.poolState("p")).active).toBe(0);
   });
 });

@@ -54,7 +54,6 @@ import {
   tenantItem,
   tenantKey,
   tenantsListing,
-  type UnconditionalWrite,
   type Write,
   workerItem,
   workersListing,

@@ -1,5 +1,5 @@
 import { PublishBatchCommand, type SNSClient } from "@aws-sdk/client-sns";
-import type { DomainEvent } from "../../events.ts";
+import { type DomainEvent, eventAttributes } from "../../events.ts";
 import type { EventBus } from "../../ports.ts";
 
 /** SNS takes at most 10 messages per PublishBatch. */
@@ -22,9 +22,9 @@ export class SnsEventBus implements EventBus {
             Id: String(i),
             Message: JSON.stringify(event),
             MessageAttributes: Object.fromEntries(
-              (["tenant", "pool", "status", "type"] as const).map((name) => [
+              Object.entries(eventAttributes(event)).map(([name, value]) => [
                 name,
-                { DataType: "String", StringValue: event[name] },
+                { DataType: "String", StringValue: value },
               ]),
             ),
           })),
