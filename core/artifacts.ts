@@ -58,6 +58,7 @@ export async function readRunLog(deps: Pick<Deps, "store" | "blobs">, principal:
 }
 
 async function logText(deps: Pick<Deps, "blobs">, run: Run): Promise<string> {
+  if (run.log_inline) return run.output_tail ?? "";
   const body = await deps.blobs.get(blobKeys.log(run.task_uuid, run.run_id));
   return body ? Buffer.from(body).toString("utf8") : "";
 }

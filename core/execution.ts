@@ -12,6 +12,9 @@ export const RATE_LIMIT_RETRY_CAP = 5;
 const RESULT_OUTPUT_CHARS = 64_000;
 const TAIL_CHARS = 4_000;
 
+/** A log this short is kept whole on the run (its output_tail), which saves an S3 PUT per run. */
+export const fitsOnRun = (log: string) => log.length <= TAIL_CHARS;
+
 /** Cuts text to `max` characters, keeping its start or (for a tail) its end. */
 function truncate(text: string | undefined, max: number, cut: "end" | "start" = "end"): string | undefined {
   if (text === undefined || text.length <= max) return text;
@@ -39,6 +42,8 @@ export interface RunOutcome {
   files: string[];
   /** The end of the log, kept on the run. */
   tail: string;
+  /** `tail` is the whole log (see fitsOnRun); it was not uploaded. */
+  logInline?: boolean;
   durationMs: number;
   /** The CLI answered with a rate or usage limit; `resetAt` when it said when it lifts. */
   rateLimit?: { resetAt?: Date };
@@ -270,6 +275,7 @@ function runAfter(run: Run, ending: RunEnding, now: Date): Run {
     tokens: outcome.tokens,
     cost_usd: outcome.cost_usd,
     output_tail: truncate(outcome.tail, TAIL_CHARS, "start"),
+    log_inline: outcome.logInline,
     error: succeeded ? undefined : (outcome.error ?? `exit code ${outcome.exitCode}`),
   };
 }

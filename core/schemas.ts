@@ -358,6 +358,8 @@ export interface Run {
   tokens?: TaskResult["tokens"];
   cost_usd?: number;
   output_tail?: string;
+  /** The log was short enough to be all of output_tail: it is kept on the run, not in S3. */
+  log_inline?: boolean;
   error?: string;
 }
 

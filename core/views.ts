@@ -17,6 +17,6 @@ export function taskView(task: Task) {
 }
 
 export function runView(run: Run) {
-  const { version: _version, ...visible } = run;
+  const { version: _version, log_inline: _logInline, ...visible } = run;
   return visible;
 }

@@ -1,7 +1,15 @@
 import type { QueueMessageBody } from "../../core/admission.ts";
 import { poolConfig } from "../../core/admission.ts";
 import type { Deps } from "../../core/deps.ts";
-import { claimRun, type HeldRun, heartbeat, type RunEnding, settleRun } from "../../core/execution.ts";
+import {
+  claimRun,
+  fitsOnRun,
+  type HeldRun,
+  heartbeat,
+  type RunEnding,
+  type RunOutcome,
+  settleRun,
+} from "../../core/execution.ts";
 import { blobKeys } from "../../core/identifiers.ts";
 import { reportWorker, WORKER_REPORT_SECONDS } from "../../core/workers.ts";
 import { type JobOutcome, runJob } from "./job-runner.ts";
@@ -122,11 +130,13 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
     let ending: RunEnding;
     try {
       const outcome = await execute(deps, held, options, controller.signal);
-      const files = await upload(deps, held, outcome);
+      // A short log of a run this worker settles as finished goes on the run record; any other is uploaded.
+      const logInline = stopReason === undefined && fitsOnRun(outcome.log);
+      const files = await upload(deps, held, outcome, logInline);
       ending =
         stopReason === "released"
           ? { kind: "released", reason: "released: the worker was stopping" }
-          : { kind: "finished", outcome: runOutcome(outcome, files) };
+          : { kind: "finished", outcome: runOutcome(outcome, files, logInline) };
     } catch (err) {
       // The job could not even start (e.g. an unsafe input path): a failed run, never a stuck one.
       const error = `the worker could not run the job: ${(err as Error).message}`;
@@ -173,17 +183,18 @@ async function execute(
   );
 }
 
-/** The full log and the declared output files go to S3; returns the uploaded paths. */
-async function upload(deps: Deps, held: HeldRun, outcome: JobOutcome): Promise<string[]> {
+/** The full log (unless it stays on the run) and the declared output files go to S3; returns the uploaded paths. */
+async function upload(deps: Deps, held: HeldRun, outcome: JobOutcome, logInline: boolean): Promise<string[]> {
   const { task, run } = held;
   await Promise.all([
-    deps.blobs.put(blobKeys.log(task.uuid, run.run_id), outcome.log, "text/plain; charset=utf-8"),
+    logInline ||
+      deps.blobs.put(blobKeys.log(task.uuid, run.run_id), outcome.log, "text/plain; charset=utf-8"),
     ...outcome.outputFiles.map((f) => deps.blobs.put(blobKeys.output(task.uuid, f.path), f.content)),
   ]);
   return outcome.outputFiles.map((f) => f.path);
 }
 
-function runOutcome(job: JobOutcome, files: string[]) {
+function runOutcome(job: JobOutcome, files: string[], logInline: boolean): RunOutcome {
   return {
     exitCode: job.exitCode,
     error: job.error,
@@ -191,7 +202,8 @@ function runOutcome(job: JobOutcome, files: string[]) {
     tokens: job.result.tokens,
     cost_usd: job.result.cost_usd,
     files,
-    tail: job.tail,
+    tail: logInline ? job.log : job.tail,
+    logInline,
     durationMs: job.durationMs,
     rateLimit: job.rateLimit,
   };

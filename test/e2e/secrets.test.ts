@@ -121,7 +121,8 @@ describe("pool credentials", () => {
         input_files: [{ name: "src/main.ts", content: "console.log(1)" }],
         output_files: ["out/report.md"],
       }),
-      failed: await submit({ tool: "codex", prompt: "[noise:300] [exit:3] go" }),
+      // A log past 4,000 characters goes to S3 (shorter ones stay on the run record): both are scanned.
+      failed: await submit({ tool: "codex", prompt: "[noise:5000] [exit:3] go" }),
       timedOut: await submit({ tool: "gemini", prompt: "[sleep:60] go", timeout: 2 }),
       retried: await submit({ tool: "claude", prompt: "[fail-first:secrets-retry] go", max_attempts: 2 }),
       rateLimited: await submit({ tool: "codex", prompt: "[ratelimit] go" }),

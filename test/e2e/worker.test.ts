@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { runView } from "../../core/views.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
@@ -93,6 +94,26 @@ describe("running the CLIs", () => {
       expect((await stack.call("GET", `/v2/tasks/${uuid}/files/out/report.md`)).text).toBe("# Report");
     });
   }
+
+  it("keeps a short log on the run and uploads a long one to S3; GET logs answers both whole", async () => {
+    const short = await submit({ tool: "claude", prompt: "[noise:100] short" });
+    const long = await submit({ tool: "claude", prompt: "[noise:20000] long" });
+    for (const uuid of [short, long]) expect((await settled(uuid)).status).toBe("succeeded");
+
+    const shortLog = (await stack.call("GET", `/v2/tasks/${short}/logs`)).text;
+    expect(shortLog).toContain(`${"x".repeat(100)}\n`);
+    expect(shortLog).toContain("short");
+    const longLog = (await stack.call("GET", `/v2/tasks/${long}/logs`)).text;
+    expect(longLog).toContain(`${"x".repeat(20000)}\n`);
+    expect(longLog).toContain("long");
+
+    const listed = await stack.clients.s3.send(
+      new ListObjectsV2Command({ Bucket: stack.resources.bucketName, Prefix: "logs/" }),
+    );
+    const keys = (listed.Contents ?? []).map((object) => object.Key ?? "");
+    expect(keys.filter((key) => key.includes(long))).toHaveLength(1);
+    expect(keys.filter((key) => key.includes(short))).toEqual([]);
+  });
 
   it("retries a failure and then succeeds: two runs, attempts 1 and 2", async () => {
     const uuid = await submit({ tool: "claude", prompt: "[fail-first:retry-1] go", max_attempts: 3 });
