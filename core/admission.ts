@@ -4,7 +4,14 @@ import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { InsufficientResourcesError, poolNotFound } from "./errors.ts";
 import { runIdFor } from "./identifiers.ts";
-import { CommitConflict, type PoolState, type SlotRelease } from "./ports.ts";
+import {
+  CommitConflict,
+  type PoolState,
+  type RecordWrite,
+  type SlotClaim,
+  type SlotRelease,
+  type StateChange,
+} from "./ports.ts";
 import type { Run, Task, Tool } from "./schemas.ts";
 import { assertTransition } from "./status.ts";
 
@@ -130,9 +137,9 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
 export const readyOrder = (a: Task, b: Task) =>
   b.priority - a.priority || (a.ready_time ?? a.create_time).localeCompare(b.ready_time ?? b.create_time);
 
-async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
+/** The records and slot of dispatching a queued task: the task dispatched with a new run, a pool slot held. */
+function dispatching(task: Task, pool: PoolConfig, now: Date): { next: Task; run: Run; acquire: SlotClaim } {
   assertTransition(task.status, "dispatched");
-  const now = deps.clock.now();
   const runNumber = (task.run_count ?? 0) + 1;
   const runId = runIdFor(task.uuid, runNumber);
   const iso = now.toISOString();
@@ -159,14 +166,19 @@ async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
     create_time: iso,
     update_time: iso,
   };
+  const acquire: SlotClaim = {
+    pool: pool.name,
+    maxConcurrency: pool.max_concurrency,
+    concurrencyKey: scopedConcurrencyKey(task),
+    keyLimit: CONCURRENCY_KEY_LIMIT,
+    now: iso,
+  };
+  return { next, run, acquire };
+}
+
+async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
+  const { next, run, acquire } = dispatching(task, pool, deps.clock.now());
   try {
-    const acquire = {
-      pool: pool.name,
-      maxConcurrency: pool.max_concurrency,
-      concurrencyKey: scopedConcurrencyKey(task),
-      keyLimit: CONCURRENCY_KEY_LIMIT,
-      now: iso,
-    };
     await commitChange(
       deps,
       { tasks: [{ next, expectVersion: task.version }], runs: [{ next: run }], acquire },
@@ -176,11 +188,42 @@ async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
     if (err instanceof CommitConflict) return err.reason;
     throw err;
   }
-  await sendDispatch(deps, next, run).catch((err: unknown) =>
-    deps.log.warn("dispatch send failed; the tick re-sends it", { run_id: runId, error: String(err) }),
-  );
+  await dispatch(deps, next, run);
   return next;
 }
+
+/**
+ * Stores a task being submitted as already dispatched when nothing in its pool's ready queue is ahead of
+ * it: one transaction instead of storing it queued and then admitting it. `change` is the submission's
+ * (the new task, and its idempotency record). Returns the task as stored, or undefined when it has to
+ * queue (a task is ahead of it, the pool is closed, or its key is busy) and nothing was written.
+ */
+export async function admitAtSubmit(
+  deps: Deps,
+  pool: PoolConfig,
+  change: StateChange & { tasks: [RecordWrite<Task>] },
+): Promise<Task | undefined> {
+  const task = change.tasks[0].next;
+  const [first] = await deps.store.readyTasks(pool.name, 1);
+  if (first && readyOrder(first, task) <= 0) return undefined;
+  const { next, run, acquire } = dispatching(task, pool, deps.clock.now());
+  try {
+    await commitChange(deps, { ...change, tasks: [{ next }], runs: [{ next: run }], acquire }, {});
+  } catch (err) {
+    if (err instanceof CommitConflict && (err.reason === "pool_closed" || err.reason === "key_busy")) {
+      return undefined;
+    }
+    throw err;
+  }
+  await dispatch(deps, next, run);
+  return next;
+}
+
+/** Sends a dispatch just committed; a failed send is only logged, since the tick re-sends it. */
+const dispatch = (deps: Deps, task: Task, run: Run) =>
+  sendDispatch(deps, task, run).catch((err: unknown) =>
+    deps.log.warn("dispatch send failed; the tick re-sends it", { run_id: run.run_id, error: String(err) }),
+  );
 
 /**
  * Puts a dispatched task's run on its pool queue. Idempotent within SQS's dedup window. With the run just

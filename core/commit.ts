@@ -42,7 +42,15 @@ export function eventsOf(change: StateChange, before: Before, now: Date): Domain
       message: run.error,
     });
   }
-  if (task.status !== before.task?.status) {
+  if (!before.task && task.status === "dispatched") {
+    // Admitted as it was submitted (see admitAtSubmit): it was queued for no time at all.
+    add("task.created", "queued", { occurrence: task.occurrence, attempt: 0 });
+    add("task.dispatched", task.status, {
+      run_id: task.run_id,
+      occurrence: task.occurrence,
+      attempt: task.attempt,
+    });
+  } else if (task.status !== before.task?.status) {
     add(before.task ? `task.${task.status}` : "task.created", task.status, {
       run_id: task.run_id,
       occurrence: task.occurrence,

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { admit, choosePool, poolConfig, slotOf } from "./admission.ts";
+import { admit, admitAtSubmit, choosePool, poolConfig, slotOf } from "./admission.ts";
 import { actingTenant, canSee, type Principal, requireScope } from "./auth.ts";
 import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
@@ -7,7 +7,7 @@ import { ConflictError, runNotFound, taskNotFound, ValidationError } from "./err
 import { blobKeys, runIdFor } from "./identifiers.ts";
 import { checkSubmissionQuotas } from "./limits.ts";
 import { retryOnConflict } from "./optimistic.ts";
-import { CommitConflict, type StateChange } from "./ports.ts";
+import { CommitConflict, type RecordWrite, type StateChange } from "./ports.ts";
 import { firstFireTime, type Recurrence, recurrenceIssues } from "./recurrence.ts";
 import { anchorOf, fireOccurrence } from "./recurring.ts";
 import {
@@ -94,7 +94,7 @@ export async function submitTask(
   };
   const task = recurrence ? recurringTask(oneShot, input, recurrence) : oneShot;
   const bodyHash = createHash("sha256").update(canonical(input)).digest("hex");
-  const change: StateChange = { tasks: [{ next: task }] };
+  const change: StateChange & { tasks: [RecordWrite<Task>] } = { tasks: [{ next: task }] };
   if (input.idempotency_key) {
     const replay = await idempotentReplay(deps, principal, tenant, input.idempotency_key, bodyHash);
     if (replay) return replay;
@@ -105,6 +105,8 @@ export async function submitTask(
   // Files first: a task never points at files that are not there.
   await Promise.all(input.input_files.map((f) => deps.blobs.put(blobKeys.input(uuid, f.name), f.content)));
   try {
+    const dispatched = task.status === "queued" ? await admitAtSubmit(deps, pool, change) : undefined;
+    if (dispatched) return { created: true, task: dispatched };
     await commitChange(deps, change, {});
   } catch (err) {
     // A concurrent submit with the same key won the race.
@@ -118,9 +120,9 @@ export async function submitTask(
     return { created: true, task: (await deps.store.getTask(uuid)) ?? task };
   }
   if (task.status !== "queued") return { created: true, task };
+  // Queued behind others, or the pool closed: admit what now fits (a slot may have freed meanwhile).
   const admitted = (await admit(deps, pool.name, [task])).find((t) => t.uuid === uuid);
-  // Not admitted by this call: still queued, or a concurrent admitter (the tick) took it first.
-  return { created: true, task: admitted ?? (await deps.store.getTask(uuid)) ?? task };
+  return { created: true, task: admitted ?? task };
 }
 
 /** The submitted recurrence, checked; a bad one is a 400 naming the field. Undefined for one-shot tasks. */

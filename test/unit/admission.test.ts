@@ -38,6 +38,31 @@ describe("admission", () => {
     }
   });
 
+  it("stores a task submitted into a pool with room and nothing queued ahead already dispatched, in one write", async () => {
+    const { deps, queue } = memoryDeps(CONFIG);
+    const commits = vi.spyOn(deps.store, "commit");
+    const task = await submit(deps, { pool: "wide" });
+    expect(task).toMatchObject({ status: "dispatched", attempt: 1, version: 2 });
+    expect(commits).toHaveBeenCalledTimes(1);
+    expect(queue.depth("wide")).toBe(1);
+    const events = await deps.store.listEvents(task.uuid, 10);
+    expect(events.items.map((e) => [e.type, e.status])).toEqual([
+      ["task.created", "queued"],
+      ["task.dispatched", "dispatched"],
+    ]);
+    expect(await deps.store.getRun(task.uuid, task.run_id as string)).toMatchObject({ status: "dispatched" });
+  });
+
+  it("queues a task behind an older one, then admits it past that one's busy key", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    const running = await submit(deps, { pool: "wide", concurrency_key: "k" });
+    const waiting = await submit(deps, { pool: "wide", concurrency_key: "k" });
+    const fresh = await submit(deps, { pool: "wide" });
+    expect([running.status, waiting.status, fresh.status]).toEqual(["dispatched", "queued", "dispatched"]);
+    const events = await deps.store.listEvents(fresh.uuid, 10);
+    expect(events.items.map((e) => e.type)).toEqual(["task.created", "task.dispatched"]);
+  });
+
   it("sends a tool-only task to the pool with the least load", async () => {
     const { deps } = memoryDeps(CONFIG);
     await submit(deps, { pool: "busy" });
