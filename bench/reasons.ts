@@ -13,62 +13,41 @@ const REASONS: { where: string; key: RegExp; reason: string }[] = [
     where: "api",
     key: /^DynamoDB UpdateItem RATE$/,
     reason:
-      "tenant limits: the request-rate and the submission-rate counters (one item per tenant and minute each)",
-  },
-  {
-    where: "api",
-    key: /^DynamoDB Query index by-tenant$/,
-    reason: "tenant limits: max_queued_tasks counts the tenant's queued tasks (reads the whole queued range)",
-  },
-  {
-    where: "api",
-    key: /^DynamoDB (PutItem TASK|TransactWriteItems Put:TASK(\+Put:EVENT)*)$/,
-    reason: "floor: store the task, queued (with its task.created event, if events are on)",
-  },
-  {
-    where: "api",
-    key: /^DynamoDB GetItem POOL$/,
-    reason: "admission reads the pool counter to know how many slots are free",
+      "tenant limits: the request-rate counter, then the submission-rate counter (one item per tenant and minute each)",
   },
   {
     where: "api",
     key: /^DynamoDB Query index ready$/,
-    reason: "admission reads the pool's ready queue, so that higher priorities go first",
+    reason: "is anything queued ahead in the pool? Only then does the task wait its turn (priority order)",
   },
   {
     where: "api",
-    key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN\+Update:POOL/,
-    reason: "admit: task dispatched, a new run, a pool slot taken, in one transaction",
+    key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN\+Update:POOL(\+Update:CKEY)?(\+Put:IDEM)?(\+Put:EVENT){0,2}$/,
+    reason: "floor: store the task already dispatched, with its run and a pool slot, and its events",
+  },
+  {
+    where: "api",
+    key: /^DynamoDB (PutItem TASK|TransactWriteItems Put:TASK(\+Update:QUEUED)?(\+Put:EVENT)*)$/,
+    reason: "the pool was closed or work was queued ahead: store the task queued",
   },
   { where: "api", key: /^SQS SendMessage$/, reason: "floor: the dispatch message on the pool queue" },
-  {
-    where: "api",
-    key: /^DynamoDB GetItem TASK$/,
-    reason: "submit lost the admission race (the tick or a worker admitted it): re-read for the answer",
-  },
   { where: "worker", key: /^SQS ReceiveMessage hit$/, reason: "floor: the worker receives the dispatch" },
   {
     where: "worker",
-    key: /^DynamoDB GetItem TASK$/,
-    reason: "claim reads the task: is this run still current and dispatched; and its prompt and files",
+    key: /^DynamoDB GetItem (TASK|RUN)$/,
+    reason: "claim: the message's snapshot was no longer current, so the claim reads task and run",
   },
-  { where: "worker", key: /^DynamoDB GetItem RUN$/, reason: "claim reads the run, for its version" },
   {
     where: "worker",
     key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN(\+Put:EVENT)*$/,
     reason: "floor: claim, task and run running (with their events)",
   },
   { where: "worker", key: /^SQS DeleteMessage$/, reason: "floor: the message is done with once claimed" },
-  { where: "worker", key: /^S3 PutObject$/, reason: "the run's full log, kept in S3" },
+  { where: "worker", key: /^S3 PutObject$/, reason: "a log longer than 4,000 characters, kept in S3" },
   {
     where: "worker",
     key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN(\+Put:EVENT)*\+Update:POOL$/,
     reason: "floor: settle, task and run succeeded, the pool slot given back",
-  },
-  {
-    where: "worker",
-    key: /^DynamoDB GetItem POOL$/,
-    reason: "a slot freed: admission reads the pool counter before admitting the next task",
   },
   {
     where: "worker",
@@ -91,8 +70,7 @@ REASONS.push(
   {
     where: "callbacks",
     key: /^SQS ReceiveMessage hit$/,
-    reason:
-      "the callback queue gets every run-end event, a plain task's too (it has no URL: nothing is sent)",
+    reason: "a run-end event of a task with a callback URL (a plain task's never reach the callback queue)",
   },
   {
     where: "callbacks",

@@ -1,6 +1,6 @@
 import type { Deps } from "./deps.ts";
 import type { DomainEvent, EventType } from "./events.ts";
-import type { StateChange } from "./ports.ts";
+import type { QueuedCountChange, StateChange } from "./ports.ts";
 import type { Run, Task } from "./schemas.ts";
 
 /** The records a change was computed from; absent ones are new. */
@@ -61,8 +61,37 @@ export function eventsOf(change: StateChange, before: Before, now: Date): Domain
   return events;
 }
 
-/** Every state change goes through here: it is committed together with its events (an outbox). */
-export async function commitChange(deps: Pick<Deps, "store" | "clock">, change: StateChange, before: Before) {
+/**
+ * The move of the tenant's queued-task counter: +1 for a task entering `queued`, −1 for one leaving it.
+ * `limit` (a submission's max_queued_tasks) refuses the entry at that count.
+ */
+export function queuedCountOf(
+  change: StateChange,
+  before: Before,
+  limit?: number,
+): QueuedCountChange | undefined {
+  const task = change.tasks?.[0]?.next;
+  const was = before.task?.status === "queued";
+  const is = task?.status === "queued";
+  if (!task || was === is) return undefined;
+  return is ? { tenant: task.tenant, delta: 1, limit } : { tenant: task.tenant, delta: -1 };
+}
+
+/**
+ * Every state change goes through here: it is committed together with its events (an outbox) and the
+ * tenant's queued-task counter. `queuedLimit`: refuse a task entering `queued` past this many (queued_quota).
+ */
+export async function commitChange(
+  deps: Pick<Deps, "store" | "clock">,
+  change: StateChange,
+  before: Before,
+  queuedLimit?: number,
+) {
   const events = eventsOf(change, before, deps.clock.now());
-  await deps.store.commit(events.length ? { ...change, events } : change);
+  const queued = queuedCountOf(change, before, queuedLimit);
+  await deps.store.commit({
+    ...change,
+    ...(events.length > 0 && { events }),
+    ...(queued && { queued }),
+  });
 }

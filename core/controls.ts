@@ -1,5 +1,5 @@
 import { admit, poolConfig } from "./admission.ts";
-import { actingTenant, type Principal, requireScope } from "./auth.ts";
+import { actingTenant, limitsOf, type Principal, requireScope } from "./auth.ts";
 import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { ConflictError } from "./errors.ts";
@@ -122,21 +122,30 @@ export async function setDispatcher(deps: Deps, principal: Principal, running: b
   return dispatcherStatus(deps, principal);
 }
 
-/** Whether any pool admits work, each pool's state, and the acting tenant's task counts per status. */
+/**
+ * Whether any pool admits work, each pool's state, the acting tenant's task counts per status, and its
+ * queued-task counter against max_queued_tasks (what a submission is checked against).
+ */
 export async function dispatcherStatus(deps: Deps, principal: Principal, tenant?: string) {
   requireScope(principal, "admin");
   const pools = await Promise.all(deps.config.pools.map((p) => poolStatus(deps, p.name)));
   const acting = actingTenant(principal, tenant);
-  const totals = await Promise.all(
-    TASK_STATUSES.map(async (status) => [
-      status,
-      (await deps.store.listTasks({ tenant: acting, status, size: 1 })).total,
-    ]),
-  );
+  const [totals, queued, tenantRecord] = await Promise.all([
+    Promise.all(
+      TASK_STATUSES.map(async (status) => [
+        status,
+        (await deps.store.listTasks({ tenant: acting, status, size: 1 })).total,
+      ]),
+    ),
+    deps.store.queuedCount(acting),
+    deps.store.getTenant(acting),
+  ]);
   return {
     running: pools.some((p) => !p.paused),
     pools,
     tenant: acting,
     counts: Object.fromEntries(totals) as Record<TaskStatus, number>,
+    // A tenant without a record (the admin's own) has no quota.
+    queued_quota: { queued, max_queued_tasks: tenantRecord ? limitsOf(tenantRecord).max_queued_tasks : null },
   };
 }

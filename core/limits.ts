@@ -61,30 +61,15 @@ export async function countRequest(deps: Pick<Deps, "store" | "clock">, principa
 }
 
 /**
- * The submission quotas of a tenant key, checked when a submission would create a task (not for an
- * idempotent replay, which creates nothing):
- * - `max_queued_tasks`: a 409, code 1005 (resources insufficient). It clears when queued work starts or is
- *   canceled, which no clock can promise, so it is not a 429 with a Retry-After.
- * - `max_submissions_per_minute`: a 429, code 1010, with Retry-After.
- * The queued count is a COUNT query on the tenant's queued tasks that stops at the quota, so its cost never
- * grows past that many index entries: exact, with no counter that every transition in and out of `queued`
- * would have to keep right. It is a check, not a reservation: submissions racing each other may pass the
- * quota by as many as run at once. The admin key is not limited.
+ * `max_submissions_per_minute` of a tenant key: a 429, code 1010, with Retry-After. Taken when a submission
+ * would create a task (not for an idempotent replay, which creates nothing). The admin key is not limited.
  */
-export async function checkSubmissionQuotas(
+export async function takeSubmission(
   deps: Pick<Deps, "store" | "clock">,
   principal: Principal,
 ): Promise<void> {
   if (principal.kind !== "tenant") return;
-  const limits = tenantLimits(principal);
-  const queued = await deps.store.countTasks(principal.tenantId, "queued", limits.max_queued_tasks);
-  if (queued >= limits.max_queued_tasks) {
-    throw new InsufficientResourcesError(
-      `max_queued_tasks: the tenant's quota of ${limits.max_queued_tasks} queued tasks is reached; ` +
-        "wait for queued work to start, or cancel some",
-    );
-  }
-  const perMinute = limits.max_submissions_per_minute;
+  const perMinute = tenantLimits(principal).max_submissions_per_minute;
   await take(
     deps,
     `submissions#${principal.tenantId}`,
@@ -93,3 +78,22 @@ export async function checkSubmissionQuotas(
       `max_submissions_per_minute: the tenant's quota of ${perMinute} submissions per minute is used; retry after ${retry} s`,
   );
 }
+
+/**
+ * `max_queued_tasks` of a tenant key (none for the admin key). The write that queues a submitted task
+ * enforces it: the tenant's queued-task counter (core/commit.ts) goes up only while under it, so it holds
+ * exactly even for racing submissions, and costs no read. A task dispatched as it is submitted is never
+ * queued, so it does not count.
+ */
+export const queuedLimitOf = (principal: Principal): number | undefined =>
+  principal.kind === "tenant" ? tenantLimits(principal).max_queued_tasks : undefined;
+
+/**
+ * The refusal of a submission past max_queued_tasks: a 409, code 1005 (resources insufficient). It clears
+ * when queued work starts or is canceled, which no clock can promise, so it is not a 429 with a Retry-After.
+ */
+export const queuedQuotaReached = (limit: number) =>
+  new InsufficientResourcesError(
+    `max_queued_tasks: the tenant's quota of ${limit} queued tasks is reached; ` +
+      "wait for queued work to start, or cancel some",
+  );

@@ -28,6 +28,13 @@ export interface SlotClaim {
   now: string;
 }
 
+/** One task into (+1) or out of (−1) `queued`; with `limit`, refused (queued_quota) at that count. */
+export interface QueuedCountChange {
+  tenant: string;
+  delta: 1 | -1;
+  limit?: number;
+}
+
 /** Give back a slot taken by a SlotClaim. */
 export interface SlotRelease {
   pool: string;
@@ -49,12 +56,20 @@ export interface StateChange {
   release?: SlotRelease;
   /** Must not exist yet. */
   idempotency?: IdempotencyRecord;
+  /** The tenant's count of queued tasks moves with its tasks (see core/commit.ts). */
+  queued?: QueuedCountChange;
   /** Appended to their task's event log; the relay publishes them (see core/commit.ts). */
   events?: DomainEvent[];
 }
 
 /** `pool_closed`: the pool takes no more work now (every slot is held, or it is paused). */
-export type CommitConflictReason = "task" | "run" | "pool_closed" | "key_busy" | "idempotency";
+export type CommitConflictReason =
+  | "task"
+  | "run"
+  | "pool_closed"
+  | "key_busy"
+  | "idempotency"
+  | "queued_quota";
 
 /** A StateChange whose conditions did not hold; nothing was written. */
 export class CommitConflict extends Error {
@@ -110,7 +125,8 @@ export interface TaskStore extends Pingable {
    * How many of the tenant's tasks are in `status`, counting no further than `atMost`: the cost of the
    * count stops growing there (a quota check needs no more).
    */
-  countTasks(tenant: string, status: TaskStatus, atMost: number): Promise<number>;
+  /** The tenant's queued tasks, as its counter holds them (StateChange.queued). */
+  queuedCount(tenant: string): Promise<number>;
   /** Queued tasks of a pool: highest priority first, then earliest ready_time. */
   readyTasks(pool: string, limit: number, after?: Task): Promise<Task[]>;
   /** Tasks of one due shard whose due_time is at or before `before`, earliest first. */

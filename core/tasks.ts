@@ -5,7 +5,7 @@ import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { ConflictError, runNotFound, taskNotFound, ValidationError } from "./errors.ts";
 import { blobKeys, runIdFor } from "./identifiers.ts";
-import { checkSubmissionQuotas } from "./limits.ts";
+import { queuedLimitOf, queuedQuotaReached, takeSubmission } from "./limits.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import { CommitConflict, type RecordWrite, type StateChange } from "./ports.ts";
 import { firstFireTime, type Recurrence, recurrenceIssues } from "./recurrence.ts";
@@ -101,14 +101,17 @@ export async function submitTask(
     change.idempotency = { tenant, key: input.idempotency_key, uuid, body_hash: bodyHash };
   }
   // After the replay check: a replay creates nothing, so it is never refused by a quota.
-  await checkSubmissionQuotas(deps, principal);
+  await takeSubmission(deps, principal);
+  const queuedLimit = queuedLimitOf(principal);
   // Files first: a task never points at files that are not there.
   await Promise.all(input.input_files.map((f) => deps.blobs.put(blobKeys.input(uuid, f.name), f.content)));
   try {
     const dispatched = task.status === "queued" ? await admitAtSubmit(deps, pool, change) : undefined;
     if (dispatched) return { created: true, task: dispatched };
-    await commitChange(deps, change, {});
+    await commitChange(deps, change, {}, queuedLimit);
   } catch (err) {
+    if (err instanceof CommitConflict && err.reason === "queued_quota")
+      throw queuedQuotaReached(queuedLimit ?? 0);
     // A concurrent submit with the same key won the race.
     if (err instanceof CommitConflict && err.reason === "idempotency" && input.idempotency_key) {
       const replay = await idempotentReplay(deps, principal, tenant, input.idempotency_key, bodyHash);

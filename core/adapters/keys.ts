@@ -41,6 +41,7 @@ export const runKey = (taskUuid: string, runId: string): Key => ({
 });
 export const poolKey = (pool: string): Key => ({ pk: `POOL#${pool}`, sk: "POOL" });
 export const concurrencyKeyKey = (key: string): Key => ({ pk: `CKEY#${key}`, sk: "CKEY" });
+export const queuedCountKey = (tenant: string): Key => ({ pk: `TENANT#${tenant}`, sk: "QUEUED" });
 export const idempotencyKey = (tenant: string, key: string): Key => ({
   pk: `IDEM#${tenant}#${key}`,
   sk: "IDEM",
@@ -139,7 +140,13 @@ export function compact<T>(value: T): T {
  */
 export type Write =
   | { type: "put"; item: Item & Key; expectVersion?: number; conflict: CommitConflictReason }
-  | { type: "increment"; key: Key; limit: number; conflict: "pool_closed" | "key_busy"; pausedAfter?: string }
+  | {
+      type: "increment";
+      key: Key;
+      limit: number;
+      conflict: "pool_closed" | "key_busy" | "queued_quota";
+      pausedAfter?: string;
+    }
   | { type: "decrement"; key: Key }
   | { type: "append"; item: Item & Key };
 
@@ -168,7 +175,7 @@ export function writesOf(change: StateChange): Write[] {
       }),
     ),
   ];
-  const { acquire, release, idempotency } = change;
+  const { acquire, release, idempotency, queued } = change;
   if (acquire) {
     writes.push({
       type: "increment",
@@ -185,6 +192,14 @@ export function writesOf(change: StateChange): Write[] {
   if (idempotency) {
     const item = { ...compact(idempotency), ...idempotencyKey(idempotency.tenant, idempotency.key) };
     writes.push({ type: "put", item, conflict: "idempotency" });
+  }
+  if (queued) {
+    const key = queuedCountKey(queued.tenant);
+    writes.push(
+      queued.delta > 0
+        ? { type: "increment", key, limit: queued.limit ?? Number.MAX_SAFE_INTEGER, conflict: "queued_quota" }
+        : { type: "decrement", key },
+    );
   }
   for (const event of change.events ?? []) writes.push({ type: "append", item: eventItem(event) });
   if (release) {

@@ -904,6 +904,20 @@ describe("hostile requests against every route", () => {
       held.delete(String(counter.pk));
     }
     for (const [pk, n] of held) problems.push(`${pk}: ${n} slots held but no counter`);
+    // Each tenant's queued-task counter (max_queued_tasks is checked on it) is exactly its queued tasks.
+    const queued = new Map<string, number>();
+    for (const task of tasks.values()) {
+      if (task.status === "queued") queued.set(task.tenant, (queued.get(task.tenant) ?? 0) + 1);
+    }
+    for (const counter of items.filter((i) => kind(i) === "QUEUED")) {
+      const tenant = String(counter.pk).slice("TENANT#".length);
+      const expected = queued.get(tenant) ?? 0;
+      if ((counter.active ?? 0) !== expected) {
+        problems.push(`${tenant}: counts ${String(counter.active)} queued tasks, ${expected} are queued`);
+      }
+      queued.delete(tenant);
+    }
+    for (const [tenant, n] of queued) problems.push(`${tenant}: ${n} queued tasks but no counter`);
     const tenants = new Set(items.filter((i) => kind(i) === "TENANT").map((i) => String(i.id)));
     for (const key of items.filter((i) => kind(i) === "KEY")) {
       if (!tenants.has(String(key.tenant_id))) problems.push(`key ${String(key.key_id)}: no tenant`);

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { MemoryStore } from "../../core/adapters/memory/memory-store.ts";
 import { admit } from "../../core/admission.ts";
-import { setPoolPaused } from "../../core/controls.ts";
+import { pauseTask, resumeTask, setPoolPaused } from "../../core/controls.ts";
 import type { Deps } from "../../core/deps.ts";
 import type { PoolQueue } from "../../core/ports.ts";
 import { submitTaskSchema } from "../../core/schemas.ts";
@@ -61,6 +61,27 @@ describe("admission", () => {
     expect([running.status, waiting.status, fresh.status]).toEqual(["dispatched", "queued", "dispatched"]);
     const events = await deps.store.listEvents(fresh.uuid, 10);
     expect(events.items.map((e) => e.type)).toEqual(["task.created", "task.dispatched"]);
+  });
+
+  it("keeps the tenant's queued counter equal to its queued tasks through pause, resume, cancel and admission", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    const queuedNow = async () => {
+      const listed = await deps.store.listTasks({ tenant: "default", status: "queued", size: 100 });
+      return [await deps.store.queuedCount("default"), listed.total];
+    };
+    const blocker = await submit(deps, { pool: "one" });
+    const a = await submit(deps, { pool: "one" });
+    const b = await submit(deps, { pool: "one" });
+    const c = await submit(deps, { pool: "one" });
+    expect(await queuedNow()).toEqual([3, 3]);
+    await pauseTask(deps, ADMIN, a.uuid);
+    expect(await queuedNow()).toEqual([2, 2]);
+    await resumeTask(deps, ADMIN, a.uuid);
+    await cancelTask(deps, ADMIN, b.uuid);
+    expect(await queuedNow()).toEqual([2, 2]);
+    await cancelTask(deps, ADMIN, blocker.uuid); // frees the slot: the oldest queued one is admitted
+    expect(await queuedNow()).toEqual([1, 1]);
+    expect((await getTask(deps, ADMIN, c.uuid)).status).toBe("queued");
   });
 
   it("sends a tool-only task to the pool with the least load", async () => {

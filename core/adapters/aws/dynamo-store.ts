@@ -5,7 +5,6 @@ import {
   GetCommand,
   PutCommand,
   paginateQuery,
-  QueryCommand,
   type QueryCommandInput,
   TransactWriteCommand,
   type TransactWriteCommandInput,
@@ -25,7 +24,6 @@ import type {
 } from "../../ports.ts";
 import { CommitConflict } from "../../ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../schemas.ts";
-import type { TaskStatus } from "../../status.ts";
 import {
   alreadyExists,
   apiKeyItem,
@@ -42,6 +40,7 @@ import {
   type Listing,
   pageOf,
   poolKey,
+  queuedCountKey,
   rateKey,
   readyListing,
   recordOf,
@@ -228,20 +227,8 @@ export class DynamoStore implements TaskStore, TenantStore {
     return this.#page<Task>(taskListing(query), query.size, query.cursor);
   }
 
-  /** COUNT queries with a Limit: DynamoDB reads (and bills) no more index entries than `atMost`. */
-  async countTasks(tenant: string, status: TaskStatus, atMost: number): Promise<number> {
-    const input = { ...this.#queryInput(taskListing({ tenant, status, size: 1 })), Select: "COUNT" as const };
-    let total = 0;
-    let start: Record<string, unknown> | undefined;
-    if (atMost <= 0) return 0;
-    do {
-      const page = await this.doc.send(
-        new QueryCommand({ ...input, Limit: atMost - total, ExclusiveStartKey: start }),
-      );
-      total += page.Count ?? 0;
-      start = page.LastEvaluatedKey;
-    } while (start && total < atMost);
-    return total;
+  async queuedCount(tenant: string): Promise<number> {
+    return (await this.#get<{ active?: number }>(queuedCountKey(tenant)))?.active ?? 0;
   }
 
   async readyTasks(pool: string, limit: number, after?: Task): Promise<Task[]> {

@@ -13,7 +13,6 @@ import type {
 } from "../../ports.ts";
 import { CommitConflict } from "../../ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../schemas.ts";
-import type { TaskStatus } from "../../status.ts";
 import {
   alreadyExists,
   apiKeyItem,
@@ -31,6 +30,7 @@ import {
   type Listing,
   pageOf,
   poolKey,
+  queuedCountKey,
   rateKey,
   readyListing,
   recordOf,
@@ -138,8 +138,8 @@ export class MemoryStore implements TaskStore, TenantStore {
     return this.#page<Task>(taskListing(query), query.size, query.cursor);
   }
 
-  async countTasks(tenant: string, status: TaskStatus, atMost: number): Promise<number> {
-    return Math.min(this.#query(taskListing({ tenant, status, size: 1 })).length, atMost);
+  async queuedCount(tenant: string): Promise<number> {
+    return counterOf(this.#items.get(idOf(queuedCountKey(tenant))));
   }
 
   async readyTasks(pool: string, limit: number, after?: Task): Promise<Task[]> {
