@@ -55,6 +55,12 @@ export const TABLE = {
   },
 } as const;
 
+/**
+ * Sort-key prefix of the event items the store appends to their task's partition (the outbox): the events
+ * relay reads only these from the table's stream.
+ */
+export const EVENT_SORT_KEY_PREFIX = "EVENT#";
+
 /** Number of shards of the due index; the tick queries each one. */
 export const DUE_SHARDS = 4;
 

@@ -7,7 +7,7 @@ import middy from "@middy/core";
 import type { DynamoDBStreamEvent } from "aws-lambda";
 import { SnsEventBus } from "../core/adapters/aws/sns-events.ts";
 import type { DomainEvent } from "../core/events.ts";
-import { ENV } from "../core/names.ts";
+import { ENV, EVENT_SORT_KEY_PREFIX } from "../core/names.ts";
 import type { EventBus } from "../core/ports.ts";
 
 const logger = new Logger({ serviceName: "switchyard-events" });
@@ -16,7 +16,7 @@ const logger = new Logger({ serviceName: "switchyard-events" });
 export function eventsOfStream(stream: DynamoDBStreamEvent): DomainEvent[] {
   return stream.Records.flatMap((record) => {
     const image = record.dynamodb?.NewImage;
-    if (record.eventName !== "INSERT" || !image?.sk?.S?.startsWith("EVENT#")) return [];
+    if (record.eventName !== "INSERT" || !image?.sk?.S?.startsWith(EVENT_SORT_KEY_PREFIX)) return [];
     // The Lambda event's attribute-value type and the SDK's describe the same wire format.
     const {
       pk: _pk,

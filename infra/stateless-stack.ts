@@ -23,7 +23,10 @@ import { topicDefaults } from "./secure-defaults.ts";
 /** What a function may use of the shared resources. */
 interface FunctionAccess {
   readonly timeout?: Duration;
-  /** The table's items, the bucket, publishing to the events topic, sending to the pool queues. @default all */
+  /**
+   * The table's items, the bucket, publishing to the events topic, sending to the pool queues.
+   * @default table, bucket and dispatch: events reach the topic only through the relay
+   */
   readonly access?: readonly ("table" | "bucket" | "publish" | "dispatch")[];
 }
 
@@ -84,7 +87,7 @@ export class StatelessStack extends Stack {
     };
     /** A function with the shared environment and the access it needs (FunctionAccess). */
     const newFunction = (id: string, entry: string, options: FunctionAccess = {}) => {
-      const { timeout, access = ["table", "bucket", "publish", "dispatch"] } = options;
+      const { timeout, access = ["table", "bucket", "dispatch"] } = options;
       const fn = new SwitchyardFunction(this, id, { entry, configFile, environment, timeout });
       if (access.includes("table")) table.grantReadWriteData(fn);
       if (access.includes("bucket")) bucket.grantReadWrite(fn);

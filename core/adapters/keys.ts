@@ -4,7 +4,7 @@
  */
 import { ConflictError, ValidationError } from "../errors.ts";
 import { type DomainEvent, EVENT_RETENTION_DAYS } from "../events.ts";
-import { DUE_SHARDS, TABLE } from "../names.ts";
+import { DUE_SHARDS, EVENT_SORT_KEY_PREFIX, TABLE } from "../names.ts";
 import type { CommitConflictReason, Page, RunQuery, StateChange, TaskQuery } from "../ports.ts";
 import { type ApiKeyRecord, dueAt, type Run, type Task, type Tenant, type WorkerRecord } from "../schemas.ts";
 
@@ -103,13 +103,13 @@ export const workerItem = (worker: WorkerRecord): Item & Key => ({
 export const eventItem = (event: DomainEvent): Item & Key => ({
   ...compact(event),
   pk: taskKey(event.task_uuid).pk,
-  sk: `EVENT#${event.id}`,
+  sk: `${EVENT_SORT_KEY_PREFIX}${event.id}`,
   expires_at: Math.floor(Date.parse(event.time) / 1000) + EVENT_RETENTION_DAYS * 86_400,
 });
 
 export const eventsListing = (taskUuid: string): Listing => ({
   pk: taskKey(taskUuid).pk,
-  skPrefix: "EVENT#",
+  skPrefix: EVENT_SORT_KEY_PREFIX,
   forward: true,
   filters: [],
 });

@@ -5,13 +5,8 @@ import { DynamoEventSource, SqsDlq } from "aws-cdk-lib/aws-lambda-event-sources"
 import { Queue } from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
+import { EVENT_SORT_KEY_PREFIX } from "../../core/names.ts";
 import { queueDefaults } from "../secure-defaults.ts";
-
-/**
- * Sort key prefix of the event items the store appends to their task's partition (the outbox, see eventItem
- * in core/adapters/keys.ts); the relay reads only these.
- */
-export const EVENT_SORT_KEY_PREFIX = "EVENT#";
 
 export interface EventsRelayProps {
   /** The table, with its stream on (NEW_IMAGE). */

@@ -1,10 +1,11 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CALLBACK_HEADERS, verifySignature } from "../../core/callbacks.ts";
 import type { CallbackDelivery } from "../../core/schemas.ts";
+import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
 import {
@@ -14,7 +15,6 @@ import {
   type WebhookReceiver,
 } from "../support/webhook-receiver.ts";
 
-const FAKES = resolve(import.meta.dirname, "../fakes/bin");
 const SECRET = "whsec_e2e-callbacks";
 
 let stack: TestStack;
@@ -23,7 +23,7 @@ beforeAll(async () => {
     "pools:\n  - { name: main, tool: claude, account: main, max_concurrency: 4, retry: { base_seconds: 1, max_seconds: 1 } }\n",
     {
       workerEnv: {
-        PATH: `${FAKES}:${process.env.PATH}`,
+        PATH: FAKE_CLI_PATH,
         // [fail-first] keeps its state here; the CLI sees only its account's credentials.
         SWITCHYARD_CREDENTIALS_MAIN: JSON.stringify({
           FAKE_CLI_STATE_DIR: mkdtempSync(join(tmpdir(), "fake-cli-state-")),

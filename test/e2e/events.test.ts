@@ -1,7 +1,7 @@
-import { resolve } from "node:path";
 import { SubscribeCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -10,7 +10,7 @@ beforeAll(async () => {
   stack = await startTestStack(
     "pools:\n  - { name: main, tool: claude, account: main, max_concurrency: 2 }\n",
     {
-      workerEnv: { PATH: `${resolve(import.meta.dirname, "../fakes/bin")}:${process.env.PATH}` },
+      workerEnv: { PATH: FAKE_CLI_PATH },
     },
   );
 });

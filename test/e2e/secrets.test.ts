@@ -11,16 +11,10 @@ import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { paginateScan } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CAPTURE_FILE_VARIABLE } from "../support/capture-output.ts";
+import { FAKE_CLI_PATH, POOL_PER_TOOL_CONFIG } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
 
-const FAKES = resolve(import.meta.dirname, "../fakes/bin");
-const CONFIG = `
-pools:
-  - { name: claude-pool, tool: claude, account: main, max_concurrency: 3, lease_seconds: 10, retry: { base_seconds: 1, max_seconds: 2 } }
-  - { name: codex-pool, tool: codex, account: main, max_concurrency: 2, lease_seconds: 10, retry: { base_seconds: 1, max_seconds: 2 } }
-  - { name: gemini-pool, tool: gemini, account: main, max_concurrency: 2, lease_seconds: 10, retry: { base_seconds: 1, max_seconds: 2 } }
-`;
 const SECRETS = {
   ANTHROPIC_API_KEY: "sk-ant-api03-S3CR3T-anthropic-0123456789abcdef",
   OPENAI_API_KEY: "sk-proj-S3CR3T-openai-0123456789abcdef",
@@ -56,9 +50,9 @@ beforeAll(async () => {
     if (level === undefined) delete process.env.POWERTOOLS_LOG_LEVEL;
     else process.env.POWERTOOLS_LOG_LEVEL = level;
   });
-  stack = await startTestStack(CONFIG, {
+  stack = await startTestStack(POOL_PER_TOOL_CONFIG, {
     workerEnv: {
-      PATH: `${FAKES}:${process.env.PATH}`,
+      PATH: FAKE_CLI_PATH,
       SWITCHYARD_CREDENTIALS_MAIN: JSON.stringify({ ...SECRETS, FAKE_CLI_STATE_DIR: dir }),
       [CAPTURE_FILE_VARIABLE]: captureFile,
     },

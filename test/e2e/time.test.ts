@@ -1,6 +1,6 @@
-import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { runView } from "../../core/views.ts";
+import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -13,7 +13,7 @@ pools:
 let stack: TestStack;
 beforeAll(async () => {
   stack = await startTestStack(CONFIG, {
-    workerEnv: { PATH: `${resolve(import.meta.dirname, "../fakes/bin")}:${process.env.PATH}` },
+    workerEnv: { PATH: FAKE_CLI_PATH },
   });
 });
 afterAll(async () => {

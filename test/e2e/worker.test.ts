@@ -1,28 +1,22 @@
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { runView } from "../../core/views.ts";
+import { FAKE_CLI_PATH, POOL_PER_TOOL_CONFIG } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
 
-const FAKES = resolve(import.meta.dirname, "../fakes/bin");
-const CONFIG = `
-pools:
-  - { name: claude-pool, tool: claude, account: main, max_concurrency: 3, lease_seconds: 10, retry: { base_seconds: 1, max_seconds: 2 } }
-  - { name: codex-pool, tool: codex, account: main, max_concurrency: 2, lease_seconds: 10, retry: { base_seconds: 1, max_seconds: 2 } }
-  - { name: gemini-pool, tool: gemini, account: main, max_concurrency: 2, lease_seconds: 10, retry: { base_seconds: 1, max_seconds: 2 } }
-`;
 const SECRET = "sk-test-do-not-leak-0123456789";
 
 let stack: TestStack;
 let stateDir: string;
 beforeAll(async () => {
   stateDir = mkdtempSync(join(tmpdir(), "fake-cli-state-"));
-  stack = await startTestStack(CONFIG, {
+  stack = await startTestStack(POOL_PER_TOOL_CONFIG, {
     workerEnv: {
-      PATH: `${FAKES}:${process.env.PATH}`,
+      PATH: FAKE_CLI_PATH,
       // The CLI sees only its account's credentials, so the fakes' state dir travels with them.
       SWITCHYARD_CREDENTIALS_MAIN: JSON.stringify({
         ANTHROPIC_API_KEY: SECRET,

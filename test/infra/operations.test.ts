@@ -198,6 +198,13 @@ describe("callback delivery", () => {
     });
   });
 
+  it("lets no function but the events relay publish to the events topic", () => {
+    const publishers = [...stateless.functions.values()].filter((fn) =>
+      policyOf(logicalId(must(fn.role, `${fn.node.id} role`))).includes("sns:Publish"),
+    );
+    expect(publishers.map((fn) => fn.node.id)).toEqual(["EventsRelay"]);
+  });
+
   it("lets the callbacks function read the store and its signing key, not the bucket or the topic", () => {
     const roleId = logicalId(must(callbacks.role, "callbacks role"));
     const policy = policyOf(roleId);

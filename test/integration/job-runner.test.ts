@@ -1,14 +1,14 @@
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type JobSpec, runJob, UnsafePathError } from "../../containers/worker/job-runner.ts";
+import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { waitFor } from "../support/wait.ts";
 
 // Real child processes: the fake CLIs first on PATH.
-const FAKES = resolve(import.meta.dirname, "../fakes/bin");
-const PATH = `${FAKES}:${process.env.PATH}`;
+const PATH = FAKE_CLI_PATH;
 
 let scratch: string;
 beforeAll(async () => {

@@ -1,20 +1,19 @@
-import { resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runWorker } from "../../containers/worker/worker.ts";
 import { systemClock } from "../../core/deps.ts";
 import { listRuns } from "../../core/runs.ts";
 import { submitTaskSchema } from "../../core/schemas.ts";
 import { getTask, submitTask } from "../../core/tasks.ts";
+import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 import { waitFor } from "../support/wait.ts";
 
 const CONFIG = "pools:\n  - { name: p, tool: claude, account: a, max_concurrency: 2, lease_seconds: 30 }\n";
-const FAKES = resolve(import.meta.dirname, "../fakes/bin");
 
 // The worker loop in this process, on in-memory ports, running the fake CLIs as real child processes.
 const originalPath = process.env.PATH;
 beforeEach(() => {
-  process.env.PATH = `${FAKES}:${originalPath}`;
+  process.env.PATH = FAKE_CLI_PATH;
 });
 afterEach(() => {
   process.env.PATH = originalPath;
