@@ -32,13 +32,13 @@ import {
   submit,
   warmUp,
 } from "./driver.ts";
+import { writeInstantClis } from "./instant-clis.ts";
 import { PRICES } from "./prices.ts";
 import { isFloor, reasonFor } from "./reasons.ts";
 import { percentile, round } from "./stats.ts";
 import { COUNTS_DIR_ENV } from "./worker-counter.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const FAKES = resolve(ROOT, "test/fakes/bin");
 const num = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const SETTINGS = {
   clients: num("BENCH_CLIENTS", 8),
@@ -90,6 +90,9 @@ writeFileSync(configPath, configText(SETTINGS.slots));
 const config = parseSchedulerConfig(configText(SETTINGS.slots));
 const countsDir = join(work, "counts");
 mkdirSync(countsDir);
+const instantClis = join(work, "clis");
+mkdirSync(instantClis);
+writeInstantClis(instantClis);
 const counters: Record<InProcess, RequestCounter> = {
   api: new RequestCounter(),
   tick: new RequestCounter(),
@@ -118,7 +121,7 @@ const { stack, emulators, endpoints } = await phase("start the local stack", asy
     configPath,
     adminKey: `bench-admin-${id}`,
     workerEnv: {
-      PATH: `${FAKES}:${process.env.PATH}`,
+      PATH: `${instantClis}:${process.env.PATH}`,
       [COUNTS_DIR_ENV]: countsDir,
       POWERTOOLS_LOG_LEVEL: "ERROR",
     },

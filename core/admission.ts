@@ -193,22 +193,25 @@ async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
 }
 
 /**
- * Stores a task being submitted as already dispatched when nothing in its pool's ready queue is ahead of
- * it: one transaction instead of storing it queued and then admitting it. `change` is the submission's
- * (the new task, and its idempotency record). Returns the task as stored, or undefined when it has to
- * queue (a task is ahead of it, the pool is closed, or its key is busy) and nothing was written.
+ * Stores a task being submitted as already dispatched when its pool has a free slot and no task waiting:
+ * one transaction, with no read first, instead of storing it queued and then admitting it. The pool item
+ * counts its queued tasks, and the slot is taken only while that count is 0, so a submission never passes
+ * a waiting task. `change` is the submission's (the new task, and its idempotency record). Returns the task
+ * as stored, or undefined when it has to queue (a task waits, the pool is closed, or its key is busy) and
+ * nothing was written.
  */
 export async function admitAtSubmit(
   deps: Deps,
   pool: PoolConfig,
   change: StateChange & { tasks: [RecordWrite<Task>] },
 ): Promise<Task | undefined> {
-  const task = change.tasks[0].next;
-  const [first] = await deps.store.readyTasks(pool.name, 1);
-  if (first && readyOrder(first, task) <= 0) return undefined;
-  const { next, run, acquire } = dispatching(task, pool, deps.clock.now());
+  const { next, run, acquire } = dispatching(change.tasks[0].next, pool, deps.clock.now());
   try {
-    await commitChange(deps, { ...change, tasks: [{ next }], runs: [{ next: run }], acquire }, {});
+    await commitChange(
+      deps,
+      { ...change, tasks: [{ next }], runs: [{ next: run }], acquire: { ...acquire, noneQueued: true } },
+      {},
+    );
   } catch (err) {
     if (err instanceof CommitConflict && (err.reason === "pool_closed" || err.reason === "key_busy")) {
       return undefined;

@@ -62,7 +62,8 @@ export function eventsOf(change: StateChange, before: Before, now: Date): Domain
 }
 
 /**
- * The move of the tenant's queued-task counter: +1 for a task entering `queued`, −1 for one leaving it.
+ * The move of the queued-task counters (the tenant's, the pool's): +1 for a task entering `queued`, −1 for
+ * one leaving it.
  * `limit` (a submission's max_queued_tasks) refuses the entry at that count.
  */
 export function queuedCountOf(
@@ -74,7 +75,8 @@ export function queuedCountOf(
   const was = before.task?.status === "queued";
   const is = task?.status === "queued";
   if (!task || was === is) return undefined;
-  return is ? { tenant: task.tenant, delta: 1, limit } : { tenant: task.tenant, delta: -1 };
+  const { tenant, pool } = task;
+  return is ? { tenant, pool, delta: 1, limit } : { tenant, pool, delta: -1 };
 }
 
 /**

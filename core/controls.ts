@@ -112,7 +112,13 @@ async function poolStatus(deps: Deps, name: string) {
   const state = await deps.store.poolState(name);
   const now = deps.clock.now().toISOString();
   const paused = state.pausedUntil !== undefined && state.pausedUntil > now;
-  return { name, active: state.active, paused, paused_until: paused ? state.pausedUntil : null };
+  return {
+    name,
+    active: state.active,
+    queued: state.queued,
+    paused,
+    paused_until: paused ? state.pausedUntil : null,
+  };
 }
 
 /** The seed's dispatcher switch: stopping pauses every pool, starting resumes them all. */

@@ -26,11 +26,17 @@ export interface SlotClaim {
   keyLimit: number;
   /** Now (ISO): the pool slot is refused while the pool is paused past this time. */
   now: string;
+  /** Refuse the slot (pool_closed) while any task waits queued in the pool. */
+  noneQueued?: boolean;
 }
 
-/** One task into (+1) or out of (−1) `queued`; with `limit`, refused (queued_quota) at that count. */
+/**
+ * One task into (+1) or out of (−1) `queued`: its tenant's and its pool's counts of queued tasks move.
+ * With `limit`, an entry is refused (queued_quota) at that many of the tenant's.
+ */
 export interface QueuedCountChange {
   tenant: string;
+  pool: string;
   delta: 1 | -1;
   limit?: number;
 }
@@ -81,6 +87,8 @@ export class CommitConflict extends Error {
 
 export interface PoolState {
   active: number;
+  /** Tasks waiting, queued, in the pool. */
+  queued: number;
   /** ISO time until which nothing is admitted (a usage-limit reset). */
   pausedUntil?: string;
 }

@@ -133,27 +133,67 @@ export function compact<T>(value: T): T {
   ) as T;
 }
 
+/** Counter attributes: slots held (pools, concurrency keys) and tasks waiting in `queued` (pools, tenants). */
+export type Counter = "active" | "queued";
+
+/** The conditions of a counter write; all must hold. */
+export interface CountConditions {
+  /** This counter is below the limit before the write. */
+  below?: { counter: Counter; limit: number };
+  /** The item is not paused (`paused_until`) past this time. */
+  notPausedAfter?: string;
+  /** This counter is 0. */
+  zero?: Counter;
+}
+
 /**
  * One write of a StateChange. `put` writes a whole item if the stored version is `expectVersion` (absent:
- * the item must not exist); `increment` takes a slot of a counter under `limit` (with `pausedAfter`: and
- * only if the item is not paused past that time); `decrement` gives one back.
+ * the item must not exist); `count` adds to counters of an item (a missing counter is 0), if `when` holds.
  */
 export type Write =
   | { type: "put"; item: Item & Key; expectVersion?: number; conflict: CommitConflictReason }
   | {
-      type: "increment";
+      type: "count";
       key: Key;
-      limit: number;
-      conflict: "pool_closed" | "key_busy" | "queued_quota";
-      pausedAfter?: string;
+      add: Partial<Record<Counter, number>>;
+      when?: CountConditions;
+      conflict?: "pool_closed" | "key_busy" | "queued_quota";
     }
-  | { type: "decrement"; key: Key }
   | { type: "append"; item: Item & Key };
 
-/** Writes that carry no condition, so they never fail a change. */
-export type UnconditionalWrite = Extract<Write, { type: "decrement" | "append" }>;
-export const isUnconditional = (w: Write): w is UnconditionalWrite =>
-  w.type === "decrement" || w.type === "append";
+/** What a write's failed condition means; none for a write without conditions, which never fails a change. */
+export const conflictOf = (w: Write): CommitConflictReason | undefined =>
+  w.type === "append" || (w.type === "count" && !w.when) ? undefined : w.conflict;
+
+/**
+ * The pools' counter writes of a change, one per pool item: slots taken (under max_concurrency, while not
+ * paused; with `noneQueued`, only if no task waits) or given back, and the task entering or leaving the
+ * pool's queue. A change that takes and gives back a slot of one pool writes its item twice (refused).
+ */
+function poolWrites(change: StateChange): Write[] {
+  const { acquire, release, queued } = change;
+  const writes: (Write & { type: "count" })[] = [];
+  if (acquire) {
+    writes.push({
+      type: "count",
+      key: poolKey(acquire.pool),
+      add: { active: 1 },
+      when: {
+        below: { counter: "active", limit: acquire.maxConcurrency },
+        notPausedAfter: acquire.now,
+        ...(acquire.noneQueued && { zero: "queued" as const }),
+      },
+      conflict: "pool_closed",
+    });
+  }
+  if (release) writes.push({ type: "count", key: poolKey(release.pool), add: { active: -1 } });
+  if (queued) {
+    const same = writes.find((w) => w.key.pk === poolKey(queued.pool).pk);
+    if (same) same.add.queued = queued.delta;
+    else writes.push({ type: "count", key: poolKey(queued.pool), add: { queued: queued.delta } });
+  }
+  return writes;
+}
 
 /** The writes of a StateChange, in the order whose first failed condition names the conflict. */
 export function writesOf(change: StateChange): Write[] {
@@ -174,20 +214,17 @@ export function writesOf(change: StateChange): Write[] {
         conflict: "run",
       }),
     ),
+    ...poolWrites(change),
   ];
   const { acquire, release, idempotency, queued } = change;
-  if (acquire) {
+  if (acquire?.concurrencyKey !== undefined) {
     writes.push({
-      type: "increment",
-      key: poolKey(acquire.pool),
-      limit: acquire.maxConcurrency,
-      conflict: "pool_closed",
-      pausedAfter: acquire.now,
+      type: "count",
+      key: concurrencyKeyKey(acquire.concurrencyKey),
+      add: { active: 1 },
+      when: { below: { counter: "active", limit: acquire.keyLimit } },
+      conflict: "key_busy",
     });
-    if (acquire.concurrencyKey !== undefined) {
-      const key = concurrencyKeyKey(acquire.concurrencyKey);
-      writes.push({ type: "increment", key, limit: acquire.keyLimit, conflict: "key_busy" });
-    }
   }
   if (idempotency) {
     const item = { ...compact(idempotency), ...idempotencyKey(idempotency.tenant, idempotency.key) };
@@ -195,18 +232,20 @@ export function writesOf(change: StateChange): Write[] {
   }
   if (queued) {
     const key = queuedCountKey(queued.tenant);
-    writes.push(
-      queued.delta > 0
-        ? { type: "increment", key, limit: queued.limit ?? Number.MAX_SAFE_INTEGER, conflict: "queued_quota" }
-        : { type: "decrement", key },
-    );
+    const limit = queued.delta > 0 ? queued.limit : undefined;
+    writes.push({
+      type: "count",
+      key,
+      add: { queued: queued.delta },
+      ...(limit !== undefined && {
+        when: { below: { counter: "queued" as const, limit } },
+        conflict: "queued_quota" as const,
+      }),
+    });
   }
   for (const event of change.events ?? []) writes.push({ type: "append", item: eventItem(event) });
-  if (release) {
-    writes.push({ type: "decrement", key: poolKey(release.pool) });
-    if (release.concurrencyKey !== undefined) {
-      writes.push({ type: "decrement", key: concurrencyKeyKey(release.concurrencyKey) });
-    }
+  if (release?.concurrencyKey !== undefined) {
+    writes.push({ type: "count", key: concurrencyKeyKey(release.concurrencyKey), add: { active: -1 } });
   }
   return writes;
 }

@@ -204,16 +204,16 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
 
       it("keeps a pool's pause through claims and releases, and never shortens it", async () => {
         const pool = unique("pool");
-        expect(await store.poolState(pool)).toEqual({ active: 0, pausedUntil: undefined });
+        expect(await store.poolState(pool)).toEqual({ active: 0, queued: 0, pausedUntil: undefined });
         await store.pausePool(pool, at(30));
         await store.commit({ tasks: [{ next: makeTask({ pool }) }], acquire: claim(pool, { now: at(31) }) });
         await store.pausePool(pool, at(10));
-        expect(await store.poolState(pool)).toEqual({ active: 1, pausedUntil: at(30) });
+        expect(await store.poolState(pool)).toEqual({ active: 1, queued: 0, pausedUntil: at(30) });
         await store.commit({ release: { pool } });
         await store.pausePool(pool, at(45));
-        expect(await store.poolState(pool)).toEqual({ active: 0, pausedUntil: at(45) });
+        expect(await store.poolState(pool)).toEqual({ active: 0, queued: 0, pausedUntil: at(45) });
         await store.resumePool(pool);
-        expect(await store.poolState(pool)).toEqual({ active: 0, pausedUntil: undefined });
+        expect(await store.poolState(pool)).toEqual({ active: 0, queued: 0, pausedUntil: undefined });
       });
 
       it("claims up to maxConcurrency, then refuses with pool_closed and writes nothing", async () => {
@@ -282,23 +282,48 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       });
     });
 
-    describe("queued-task counter", () => {
-      it("moves with its changes, refusing an entry at the limit (queued_quota) and writing nothing", async () => {
-        const tenant = unique("tenant");
-        const enter = (limit?: number) => ({ tenant, delta: 1 as const, limit });
+    describe("queued-task counters", () => {
+      it("move the tenant's and the pool's together, refusing an entry at the tenant's limit (queued_quota)", async () => {
+        const [tenant, pool] = [unique("tenant"), unique("pool")];
+        const enter = (limit?: number) => ({ tenant, pool, delta: 1 as const, limit });
         expect(await store.queuedCount(tenant)).toBe(0);
-        await store.commit({ tasks: [{ next: makeTask({ tenant }) }], queued: enter(2) });
-        await store.commit({ tasks: [{ next: makeTask({ tenant }) }], queued: enter(2) });
-        const third = makeTask({ tenant });
+        await store.commit({ tasks: [{ next: makeTask({ tenant, pool }) }], queued: enter(2) });
+        await store.commit({ tasks: [{ next: makeTask({ tenant, pool }) }], queued: enter(2) });
+        const third = makeTask({ tenant, pool });
         await expectConflict(store.commit({ tasks: [{ next: third }], queued: enter(2) }), "queued_quota");
         expect(await store.getTask(third.uuid)).toBeUndefined();
         expect(await store.queuedCount(tenant)).toBe(2);
+        expect((await store.poolState(pool)).queued).toBe(2);
 
-        await store.commit({ queued: { tenant, delta: -1 } });
+        await store.commit({ queued: { tenant, pool, delta: -1 } });
         await store.commit({ tasks: [{ next: third }], queued: enter(2) });
         await store.commit({ queued: enter() }); // no limit: a retry or a resumed task re-entering the queue
         expect(await store.queuedCount(tenant)).toBe(3);
+        expect(await store.poolState(pool)).toEqual({ active: 0, queued: 3, pausedUntil: undefined });
         expect(await store.queuedCount(unique("tenant"))).toBe(0);
+      });
+
+      it("move the pool's with a slot taken or given back, in one write of the pool item", async () => {
+        const [tenant, pool] = [unique("tenant"), unique("pool")];
+        const claim = { pool, maxConcurrency: 2, keyLimit: 1, now: at(0) };
+        await store.commit({ queued: { tenant, pool, delta: 1 } });
+        await store.commit({ acquire: claim, queued: { tenant, pool, delta: -1 } });
+        expect(await store.poolState(pool)).toMatchObject({ active: 1, queued: 0 });
+        await store.commit({ release: { pool }, queued: { tenant, pool, delta: 1 } });
+        expect(await store.poolState(pool)).toMatchObject({ active: 0, queued: 1 });
+      });
+
+      it("refuse a slot asked for with noneQueued while a task waits in the pool (pool_closed)", async () => {
+        const [tenant, pool] = [unique("tenant"), unique("pool")];
+        const claim = { pool, maxConcurrency: 2, keyLimit: 1, now: at(0), noneQueued: true };
+        await store.commit({ acquire: claim });
+        await store.commit({ queued: { tenant, pool, delta: 1 } });
+        const task = makeTask({ pool });
+        await expectConflict(store.commit({ tasks: [{ next: task }], acquire: claim }), "pool_closed");
+        expect(await store.getTask(task.uuid)).toBeUndefined();
+        await store.commit({ queued: { tenant, pool, delta: -1 } });
+        await store.commit({ tasks: [{ next: task }], acquire: claim });
+        expect(await store.poolState(pool)).toMatchObject({ active: 2, queued: 0 });
       });
     });
 

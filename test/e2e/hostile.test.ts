@@ -904,20 +904,24 @@ describe("hostile requests against every route", () => {
       held.delete(String(counter.pk));
     }
     for (const [pk, n] of held) problems.push(`${pk}: ${n} slots held but no counter`);
-    // Each tenant's queued-task counter (max_queued_tasks is checked on it) is exactly its queued tasks.
+    // Each tenant's queued-task counter (max_queued_tasks is checked on it) and each pool's (a submission
+    // is dispatched at once only while it is 0) is exactly the queued tasks.
     const queued = new Map<string, number>();
     for (const task of tasks.values()) {
-      if (task.status === "queued") queued.set(task.tenant, (queued.get(task.tenant) ?? 0) + 1);
+      if (task.status !== "queued") continue;
+      for (const pk of [`TENANT#${task.tenant}`, `POOL#${task.pool}`])
+        queued.set(pk, (queued.get(pk) ?? 0) + 1);
     }
-    for (const counter of items.filter((i) => kind(i) === "QUEUED")) {
-      const tenant = String(counter.pk).slice("TENANT#".length);
-      const expected = queued.get(tenant) ?? 0;
-      if ((counter.active ?? 0) !== expected) {
-        problems.push(`${tenant}: counts ${String(counter.active)} queued tasks, ${expected} are queued`);
+    for (const counter of items.filter((i) => ["QUEUED", "POOL"].includes(kind(i)))) {
+      const expected = queued.get(String(counter.pk)) ?? 0;
+      if ((counter.queued ?? 0) !== expected) {
+        problems.push(
+          `${String(counter.pk)}: counts ${String(counter.queued)} queued tasks, ${expected} are queued`,
+        );
       }
-      queued.delete(tenant);
+      queued.delete(String(counter.pk));
     }
-    for (const [tenant, n] of queued) problems.push(`${tenant}: ${n} queued tasks but no counter`);
+    for (const [pk, n] of queued) problems.push(`${pk}: ${n} queued tasks but no counter`);
     const tenants = new Set(items.filter((i) => kind(i) === "TENANT").map((i) => String(i.id)));
     for (const key of items.filter((i) => kind(i) === "KEY")) {
       if (!tenants.has(String(key.tenant_id))) problems.push(`key ${String(key.key_id)}: no tenant`);

@@ -29,12 +29,12 @@ import {
   apiKeyItem,
   apiKeyKey,
   apiKeysListing,
+  conflictOf,
   decodeCursor,
   dueListing,
   eventsListing,
   type Item,
   idempotencyKey,
-  isUnconditional,
   type Key,
   keyNamesOf,
   type Listing,
@@ -70,6 +70,40 @@ function failedWrite(err: unknown): number | undefined {
   return index < 0 ? undefined : index;
 }
 
+/** A counter write as an UpdateItem: `ADD` each counter (a missing one counts from 0), under its conditions. */
+function countExpression(w: Extract<Write, { type: "count" }>) {
+  const names: Record<string, string> = {};
+  const values: Record<string, unknown> = {};
+  const adds = Object.entries(w.add).map(([counter, delta]) => {
+    names[`#${counter}`] = counter;
+    values[`:${counter}`] = delta;
+    return `#${counter} :${counter}`;
+  });
+  const conditions: string[] = [];
+  const { below, notPausedAfter, zero } = w.when ?? {};
+  if (below) {
+    names[`#${below.counter}`] = below.counter;
+    values[":limit"] = below.limit;
+    conditions.push(`(attribute_not_exists(#${below.counter}) OR #${below.counter} < :limit)`);
+  }
+  if (notPausedAfter !== undefined) {
+    names["#paused"] = "paused_until";
+    values[":now"] = notPausedAfter;
+    conditions.push("(attribute_not_exists(#paused) OR #paused <= :now)");
+  }
+  if (zero) {
+    names[`#${zero}`] = zero;
+    values[":zero"] = 0;
+    conditions.push(`(attribute_not_exists(#${zero}) OR #${zero} = :zero)`);
+  }
+  return {
+    UpdateExpression: `ADD ${adds.join(", ")}`,
+    ...(conditions.length > 0 && { ConditionExpression: conditions.join(" AND ") }),
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+  };
+}
+
 export class DynamoStore implements TaskStore, TenantStore {
   constructor(
     private readonly doc: DynamoDBDocumentClient,
@@ -87,7 +121,8 @@ export class DynamoStore implements TaskStore, TenantStore {
       await this.#write(writes.map((w) => this.#transactItem(w)));
     } catch (err) {
       const failed = writes[failedWrite(err) ?? -1];
-      if (failed && !isUnconditional(failed)) throw new CommitConflict(failed.conflict);
+      const reason = failed && conflictOf(failed);
+      if (reason) throw new CommitConflict(reason);
       throw err;
     }
   }
@@ -108,40 +143,10 @@ export class DynamoStore implements TaskStore, TenantStore {
                   ExpressionAttributeValues: { ":expected": w.expectVersion },
                 },
         };
-      case "increment": {
-        const underLimit = "(attribute_not_exists(#active) OR #active < :limit)";
-        const open = "(attribute_not_exists(#paused) OR #paused <= :now)";
-        return {
-          Update: {
-            TableName,
-            Key: w.key,
-            UpdateExpression: "SET #active = if_not_exists(#active, :zero) + :one",
-            ConditionExpression: w.pausedAfter === undefined ? underLimit : `${underLimit} AND ${open}`,
-            ExpressionAttributeNames: {
-              "#active": "active",
-              ...(w.pausedAfter !== undefined && { "#paused": "paused_until" }),
-            },
-            ExpressionAttributeValues: {
-              ":zero": 0,
-              ":one": 1,
-              ":limit": w.limit,
-              ...(w.pausedAfter !== undefined && { ":now": w.pausedAfter }),
-            },
-          },
-        };
-      }
+      case "count":
+        return { Update: { TableName, Key: w.key, ...countExpression(w) } };
       case "append":
         return { Put: { TableName, Item: w.item } };
-      case "decrement":
-        return {
-          Update: {
-            TableName,
-            Key: w.key,
-            UpdateExpression: "ADD #active :minusOne",
-            ExpressionAttributeNames: { "#active": "active" },
-            ExpressionAttributeValues: { ":minusOne": -1 },
-          },
-        };
     }
   }
 
@@ -228,7 +233,7 @@ export class DynamoStore implements TaskStore, TenantStore {
   }
 
   async queuedCount(tenant: string): Promise<number> {
-    return (await this.#get<{ active?: number }>(queuedCountKey(tenant)))?.active ?? 0;
+    return (await this.#get<{ queued?: number }>(queuedCountKey(tenant)))?.queued ?? 0;
   }
 
   async readyTasks(pool: string, limit: number, after?: Task): Promise<Task[]> {
@@ -250,8 +255,8 @@ export class DynamoStore implements TaskStore, TenantStore {
   }
 
   async poolState(pool: string): Promise<PoolState> {
-    const item = await this.#get<{ active?: number; paused_until?: string }>(poolKey(pool));
-    return { active: item?.active ?? 0, pausedUntil: item?.paused_until };
+    const item = await this.#get<{ active?: number; queued?: number; paused_until?: string }>(poolKey(pool));
+    return { active: item?.active ?? 0, queued: item?.queued ?? 0, pausedUntil: item?.paused_until };
   }
 
   async resumePool(pool: string): Promise<void> {

@@ -18,12 +18,13 @@ import {
   apiKeyItem,
   apiKeyKey,
   apiKeysListing,
+  type Counter,
+  conflictOf,
   decodeCursor,
   dueListing,
   eventsListing,
   type Item,
   idempotencyKey,
-  isUnconditional,
   type Key,
   keyNamesOf,
   keyOfWrite,
@@ -43,7 +44,6 @@ import {
   tenantItem,
   tenantKey,
   tenantsListing,
-  type UnconditionalWrite,
   type Write,
   workerItem,
   workersListing,
@@ -53,7 +53,8 @@ import {
 const idOf = ({ pk, sk }: Key) => `${pk}\u0000${sk}`;
 /** DynamoDB orders strings by their UTF-8 bytes. */
 const compare = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
-const counterOf = (item: Item | undefined) => (item?.active as number | undefined) ?? 0;
+const counterOf = (item: Item | undefined, counter: Counter = "active") =>
+  (item?.[counter] as number | undefined) ?? 0;
 const valueAt = (item: Item, path: string[]) =>
   path.reduce<unknown>((value, name) => (value instanceof Object ? (value as Item)[name] : undefined), item);
 
@@ -70,18 +71,24 @@ export class MemoryStore implements TaskStore, TenantStore {
       throw new Error("a state change may write each item only once");
     }
     for (const w of writes) {
-      if (!isUnconditional(w) && !this.#holds(w)) throw new CommitConflict(w.conflict);
+      const reason = conflictOf(w);
+      if (reason && !this.#holds(w)) throw new CommitConflict(reason);
     }
     for (const w of writes) this.#apply(w);
   }
 
-  #holds(w: Exclude<Write, UnconditionalWrite>): boolean {
+  #holds(w: Write): boolean {
     const stored = this.#items.get(idOf(keyOfWrite(w)));
-    if (w.type === "increment") {
+    if (w.type === "count") {
+      const { below, notPausedAfter, zero } = w.when ?? {};
       const pausedUntil = stored?.paused_until as string | undefined;
-      const paused = w.pausedAfter !== undefined && pausedUntil !== undefined && pausedUntil > w.pausedAfter;
-      return counterOf(stored) < w.limit && !paused;
+      return (
+        (!below || counterOf(stored, below.counter) < below.limit) &&
+        (notPausedAfter === undefined || pausedUntil === undefined || pausedUntil <= notPausedAfter) &&
+        (!zero || counterOf(stored, zero) === 0)
+      );
     }
+    if (w.type === "append") return true;
     return w.expectVersion === undefined ? stored === undefined : stored?.version === w.expectVersion;
   }
 
@@ -90,8 +97,11 @@ export class MemoryStore implements TaskStore, TenantStore {
       this.#items.set(idOf(w.item), w.item);
       return;
     }
-    const active = counterOf(this.#items.get(idOf(w.key))) + (w.type === "increment" ? 1 : -1);
-    this.#items.set(idOf(w.key), { ...this.#items.get(idOf(w.key)), ...w.key, active });
+    const item: Item = { ...this.#items.get(idOf(w.key)), ...w.key };
+    for (const [counter, delta] of Object.entries(w.add) as [Counter, number][]) {
+      item[counter] = counterOf(item, counter) + delta;
+    }
+    this.#items.set(idOf(w.key), item);
   }
 
   #get<T>(key: Key): T | undefined {
@@ -139,7 +149,7 @@ export class MemoryStore implements TaskStore, TenantStore {
   }
 
   async queuedCount(tenant: string): Promise<number> {
-    return counterOf(this.#items.get(idOf(queuedCountKey(tenant))));
+    return counterOf(this.#items.get(idOf(queuedCountKey(tenant))), "queued");
   }
 
   async readyTasks(pool: string, limit: number, after?: Task): Promise<Task[]> {
@@ -162,7 +172,11 @@ export class MemoryStore implements TaskStore, TenantStore {
 
   async poolState(pool: string): Promise<PoolState> {
     const item = this.#items.get(idOf(poolKey(pool)));
-    return { active: counterOf(item), pausedUntil: item?.paused_until as string | undefined };
+    return {
+      active: counterOf(item),
+      queued: counterOf(item, "queued"),
+      pausedUntil: item?.paused_until as string | undefined,
+    };
   }
 
   async resumePool(pool: string): Promise<void> {
