@@ -285,8 +285,14 @@ async function finishedCount(d: Driver) {
  * Keeps a backlog of queued tasks in every pool (the clients top it up), so that the pools stay
  * saturated, and counts the tasks that finish over `seconds`.
  */
+/**
+ * The backlog kept per pool, in slots: deep enough that the pools stay saturated for the whole window
+ * even when they finish work faster than the clients can submit it (the pools then eat into it).
+ */
+const BACKLOG_SLOTS = 8;
+
 export async function measureThroughput(d: Driver, seconds: number): Promise<ThroughputResult> {
-  const target = Object.fromEntries(d.pools.map((p) => [p.name, 2 * p.max_concurrency]));
+  const target = Object.fromEntries(d.pools.map((p) => [p.name, BACKLOG_SLOTS * p.max_concurrency]));
   const depth: Record<string, number> = Object.fromEntries(d.pools.map((p) => [p.name, 0]));
   const inFlight: Record<string, number> = Object.fromEntries(d.pools.map((p) => [p.name, 0]));
   let stopping = false;

@@ -17,18 +17,19 @@ const REASONS: { where: string; key: RegExp; reason: string }[] = [
   },
   {
     where: "api",
-    key: /^DynamoDB Query index ready$/,
-    reason: "is anything queued ahead in the pool? Only then does the task wait its turn (priority order)",
-  },
-  {
-    where: "api",
     key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN\+Update:POOL(\+Update:CKEY)?(\+Put:IDEM)?(\+Put:EVENT){0,2}$/,
-    reason: "floor: store the task already dispatched, with its run and a pool slot, and its events",
+    reason:
+      "floor: store the task already dispatched, with its run, a pool slot (taken only while no task waits) and its events",
   },
   {
     where: "api",
-    key: /^DynamoDB (PutItem TASK|TransactWriteItems Put:TASK(\+Update:QUEUED)?(\+Put:EVENT)*)$/,
-    reason: "the pool was closed or work was queued ahead: store the task queued",
+    key: /^DynamoDB TransactWriteItems Put:TASK\+Update:POOL\+Update:QUEUED(\+Put:EVENT)*$/,
+    reason: "the pool was full or had tasks waiting: store the task queued, counted in its pool and tenant",
+  },
+  {
+    where: "api",
+    key: /^DynamoDB Query index ready$/,
+    reason: "the task was queued: admission reads the pool's ready queue, highest priority first",
   },
   { where: "api", key: /^SQS SendMessage$/, reason: "floor: the dispatch message on the pool queue" },
   { where: "worker", key: /^SQS ReceiveMessage hit$/, reason: "floor: the worker receives the dispatch" },
@@ -46,7 +47,7 @@ const REASONS: { where: string; key: RegExp; reason: string }[] = [
   { where: "worker", key: /^S3 PutObject$/, reason: "a log longer than 4,000 characters, kept in S3" },
   {
     where: "worker",
-    key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN(\+Put:EVENT)*\+Update:POOL$/,
+    key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN\+Update:POOL(\+Put:EVENT)*$/,
     reason: "floor: settle, task and run succeeded, the pool slot given back",
   },
   {
@@ -56,7 +57,7 @@ const REASONS: { where: string; key: RegExp; reason: string }[] = [
   },
   {
     where: "worker",
-    key: /^(SQS SendMessage|DynamoDB TransactWriteItems Put:TASK\+Put:RUN\+Update:POOL.*)$/,
+    key: /^SQS SendMessage$/,
     reason: "the worker admitted the next task before its own submit did (a race, not this task's cost)",
   },
 ];

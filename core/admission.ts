@@ -88,8 +88,13 @@ export async function choosePool(
 
 /** Ready tasks read per page while admitting. */
 const ADMIT_PAGE = 10;
-/** Candidates an admission pass passes over (busy concurrency key, lost race) before it gives up. */
+/** Candidates with a busy concurrency key an admission pass passes over before it gives up. */
 const ADMIT_SKIPS = 10;
+/**
+ * Races an admission pass loses (another admitter took the candidate first) before it leaves the pool to
+ * the admitters that won: each winner goes on until the pool is closed or its queue empty.
+ */
+const ADMIT_LOST_RACES = 2;
 
 /**
  * Admits queued tasks of a pool while it has capacity: highest priority first, then the oldest.
@@ -107,6 +112,7 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
   const admitted: Task[] = [];
   const busyKeys = new Set<string>();
   let skips = 0;
+  let lostRaces = 0;
   let after: Task | undefined;
   let waiting = fresh;
   for (;;) {
@@ -125,7 +131,11 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
         admitted.push(outcome);
         continue;
       }
-      if (outcome === "key_busy" && key !== undefined) busyKeys.add(key);
+      if (outcome === "task" || outcome === "run") {
+        if (++lostRaces >= ADMIT_LOST_RACES) return admitted;
+        continue;
+      }
+      if (key !== undefined) busyKeys.add(key);
       if (++skips >= ADMIT_SKIPS) return admitted;
     }
     if (page.length < ADMIT_PAGE) return admitted;

@@ -56,6 +56,7 @@ const WRITES = new Set(["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem",
 
 type Loose = Record<string, unknown>;
 
+const MIN_READ_UNITS = 0.5;
 const READS = new Set(["GetItem", "BatchGetItem", "TransactGetItems", "Query", "Scan"]);
 const WITH_CAPACITY = new Set([
   ...READS,
@@ -135,7 +136,8 @@ export class RequestCounter {
     this.tally[key] = count;
     count.requests += r.attempts;
     count.errors += r.failed ? 1 : 0;
-    if (READS.has(operation)) count.rcu += r.capacity;
+    // DynamoDB bills a read request at least 0.5 RRU, one that finds nothing too; DynamoDB Local reports 0.
+    if (READS.has(operation)) count.rcu += r.failed ? r.capacity : Math.max(r.capacity, MIN_READ_UNITS);
     else count.wcu += r.capacity;
     count.messages += r.messages;
     count.ms += r.ms;
