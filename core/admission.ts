@@ -88,11 +88,13 @@ export async function choosePool(
 
 /** Ready tasks read per page while admitting. */
 const ADMIT_PAGE = 10;
-/** Candidates with a busy concurrency key an admission pass passes over before it gives up. */
+/** Pages of the ready queue one admission pass reads at most: how far it looks past busy keys. */
+const ADMIT_PAGES = 5;
+/** Candidates whose concurrency key it finds busy that an admission pass asks about before it gives up. */
 const ADMIT_SKIPS = 10;
 /**
- * Races an admission pass loses (another admitter took the candidate first) before it leaves the pool to
- * the admitters that won: each winner goes on until the pool is closed or its queue empty.
+ * Races an admission pass loses (another admitter took the candidate first) before it stops: the
+ * admitters that won are at work in this pool, and the tick pumps every pool in any case.
  */
 const ADMIT_LOST_RACES = 2;
 
@@ -103,44 +105,41 @@ const ADMIT_LOST_RACES = 2;
  * due_time makes the tick re-send; the dedup id (= run id) makes that safe.
  *
  * The pool counter is not read first: the transaction's condition refuses a full or paused pool, and
- * that refusal ends the pass. An admission that finds room so costs a ready-queue read and the
- * transaction; one that finds the pool closed, the read and the refused transaction.
- * Returns the tasks admitted, as stored.
+ * that refusal ends the pass. `fresh` are tasks just queued by the caller, which the ready index (eventually
+ * consistent on AWS) may not show yet. Returns the tasks admitted, as stored.
  */
 export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): Promise<Task[]> {
   const pool = poolConfig(deps, poolName);
   const admitted: Task[] = [];
+  const tried = new Set<string>();
   const busyKeys = new Set<string>();
-  let skips = 0;
-  let lostRaces = 0;
-  let after: Task | undefined;
+  let [skips, lostRaces] = [0, 0];
   let waiting = fresh;
-  for (;;) {
+  let after: Task | undefined;
+  for (let pages = 0; pages < ADMIT_PAGES; pages++) {
     const page = await deps.store.readyTasks(pool.name, ADMIT_PAGE, after);
-    // The ready index is eventually consistent on AWS: a task written a moment ago may be missing from it.
-    const candidates = [...page, ...waiting.filter((t) => !page.some((i) => i.uuid === t.uuid))].sort(
-      readyOrder,
-    );
-    waiting = [];
-    for (const task of candidates) {
+    const last = page.length < ADMIT_PAGE ? undefined : page.at(-1);
+    // A fresh task joins the page it sorts into, so that it never passes a task ahead of it.
+    const joining = waiting.filter((t) => !last || readyOrder(t, last) <= 0);
+    waiting = waiting.filter((t) => !joining.includes(t));
+    for (const task of [...page, ...joining].sort(readyOrder)) {
+      if (tried.has(task.uuid)) continue;
+      tried.add(task.uuid);
       const key = scopedConcurrencyKey(task);
-      // A key found busy in this pass stays busy until a run of it ends: no need to ask again.
-      const outcome = key !== undefined && busyKeys.has(key) ? "key_busy" : await admitOne(deps, pool, task);
-      if (outcome === "pool_closed") return admitted;
-      if (typeof outcome !== "string") {
-        admitted.push(outcome);
-        continue;
-      }
-      if (outcome === "task" || outcome === "run") {
-        if (++lostRaces >= ADMIT_LOST_RACES) return admitted;
-        continue;
-      }
-      if (key !== undefined) busyKeys.add(key);
-      if (++skips >= ADMIT_SKIPS) return admitted;
+      // A key found busy in this pass stays busy until a run of it ends: its other tasks wait too.
+      if (key !== undefined && busyKeys.has(key)) continue;
+      const outcome = await admitOne(deps, pool, task);
+      if (typeof outcome !== "string") admitted.push(outcome);
+      else if (outcome === "pool_closed") return admitted;
+      else if (outcome === "key_busy") {
+        busyKeys.add(key as string);
+        if (++skips >= ADMIT_SKIPS) return admitted;
+      } else if (++lostRaces >= ADMIT_LOST_RACES) return admitted;
     }
-    if (page.length < ADMIT_PAGE) return admitted;
-    after = page.at(-1);
+    if (!last) return admitted;
+    after = last;
   }
+  return admitted;
 }
 
 /** The ready queue's order: priority 9 first, then the earliest ready time (as the ready index sorts). */

@@ -124,15 +124,14 @@ export interface Pingable {
 }
 
 export interface TaskStore extends Pingable {
-  /** Applies a StateChange atomically; throws CommitConflict when a condition fails. */
+  /**
+   * Applies a StateChange atomically; throws CommitConflict when a condition fails. A transaction that
+   * another one held an item of is tried again (a conflict of timing, not of state).
+   */
   commit(change: StateChange): Promise<void>;
   getTask(uuid: string): Promise<Task | undefined>;
   /** Newest first within a status; without a status filter, grouped by status. */
   listTasks(query: TaskQuery): Promise<Page<Task>>;
-  /**
-   * How many of the tenant's tasks are in `status`, counting no further than `atMost`: the cost of the
-   * count stops growing there (a quota check needs no more).
-   */
   /** The tenant's queued tasks, as its counter holds them (StateChange.queued). */
   queuedCount(tenant: string): Promise<number>;
   /** Queued tasks of a pool: highest priority first, then earliest ready_time. */

@@ -128,10 +128,13 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
 
   const done = (async () => {
     let ending: RunEnding;
+    /** A short log meant for the run record (not uploaded), while that record is not written. */
+    let inlineLog: string | undefined;
     try {
       const outcome = await execute(deps, held, options, controller.signal);
       // A short log of a run this worker settles as finished goes on the run record; any other is uploaded.
       const logInline = stopReason === undefined && fitsOnRun(outcome.log);
+      if (logInline) inlineLog = outcome.log;
       const files = await upload(deps, held, outcome, logInline);
       ending =
         stopReason === "released"
@@ -144,13 +147,23 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
     } finally {
       clearInterval(beats);
     }
-    if (stopReason === "canceled" || stopReason === "lost") return; // whoever stopped it ended the run
-    await settleRun(deps, held, ending).catch((err: unknown) =>
-      deps.log.error("settling failed; the lease will expire and the tick retries", {
-        run_id: held.run.run_id,
-        error: String(err),
-      }),
-    );
+    // Whoever stopped it (cancel, a reclaimed lease) ended the run.
+    const stoppedElsewhere = stopReason === "canceled" || stopReason === "lost";
+    const settled =
+      !stoppedElsewhere &&
+      (await settleRun(deps, held, ending).catch((err: unknown) => {
+        deps.log.error("settling failed; the lease will expire and the tick retries", {
+          run_id: held.run.run_id,
+          error: String(err),
+        });
+        return undefined;
+      }));
+    // The run record did not take the log (the run ended elsewhere, or settling failed): keep it in S3.
+    if (!settled && inlineLog !== undefined) {
+      await putLog(deps, held, inlineLog).catch((err: unknown) =>
+        deps.log.warn("log upload failed", { run_id: held.run.run_id, error: String(err) }),
+      );
+    }
   })();
   return { done, stop };
 }
@@ -183,13 +196,14 @@ async function execute(
   );
 }
 
+const putLog = (deps: Deps, { task, run }: HeldRun, log: string) =>
+  deps.blobs.put(blobKeys.log(task.uuid, run.run_id), log, "text/plain; charset=utf-8");
+
 /** The full log (unless it stays on the run) and the declared output files go to S3; returns the uploaded paths. */
 async function upload(deps: Deps, held: HeldRun, outcome: JobOutcome, logInline: boolean): Promise<string[]> {
-  const { task, run } = held;
   await Promise.all([
-    logInline ||
-      deps.blobs.put(blobKeys.log(task.uuid, run.run_id), outcome.log, "text/plain; charset=utf-8"),
-    ...outcome.outputFiles.map((f) => deps.blobs.put(blobKeys.output(task.uuid, f.path), f.content)),
+    logInline || putLog(deps, held, outcome.log),
+    ...outcome.outputFiles.map((f) => deps.blobs.put(blobKeys.output(held.task.uuid, f.path), f.content)),
   ]);
   return outcome.outputFiles.map((f) => f.path);
 }

@@ -1,9 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runWorker } from "../../containers/worker/worker.ts";
+import { readTaskLog } from "../../core/artifacts.ts";
 import { systemClock } from "../../core/deps.ts";
+import { blobKeys } from "../../core/identifiers.ts";
 import { listRuns } from "../../core/runs.ts";
-import { submitTaskSchema } from "../../core/schemas.ts";
-import { getTask, submitTask } from "../../core/tasks.ts";
+import { submitTaskSchema, type Task } from "../../core/schemas.ts";
+import { cancelTask, getTask, submitTask } from "../../core/tasks.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 import { waitFor } from "../support/wait.ts";
@@ -48,6 +50,36 @@ describe("worker loop", () => {
     stop();
     await loop;
     expect(await deps.store.listWorkers(now + 1)).toEqual([]);
+  });
+
+  it("keeps a short log on the run, or in S3 when the run was ended elsewhere before it settled", async () => {
+    const { deps, stop, loop } = start();
+    const submit = async (prompt: string) =>
+      (await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt }))).task;
+    const plain = await submit("[noise:50] plain");
+    // Canceled while its job runs: no heartbeat notices before the job ends (a 30 s lease beats every
+    // 10 s), so the worker finds out only when its settle is dropped.
+    const canceled = await submit("[sleep:1] [noise:50] canceled");
+    await waitFor(
+      () => getTask(deps, ADMIN, canceled.uuid),
+      (t) => t.status === "running",
+    );
+    await cancelTask(deps, ADMIN, canceled.uuid);
+    await waitFor(
+      () => getTask(deps, ADMIN, plain.uuid),
+      (t) => t.status === "succeeded",
+    );
+    const logKey = (task: Task) => blobKeys.log(task.uuid, task.run_id as string);
+    expect(await deps.blobs.get(logKey(plain))).toBeUndefined();
+    expect(await readTaskLog(deps, ADMIN, plain.uuid)).toContain("x".repeat(50));
+    const stored = await waitFor(
+      () => deps.blobs.get(logKey(canceled)),
+      (body) => body !== undefined,
+    );
+    expect(Buffer.from(stored as Uint8Array).toString()).toContain("x".repeat(50));
+    expect(await readTaskLog(deps, ADMIN, canceled.uuid)).toContain("x".repeat(50));
+    stop();
+    await loop;
   });
 
   it("on SIGTERM lets a job run out the drain, then hands its run back with the attempt returned", async () => {

@@ -13,6 +13,7 @@ const CONFIG = `
 pools:
   - { name: one, tool: claude, account: a, max_concurrency: 1 }
   - { name: wide, tool: gemini, account: a, max_concurrency: 30 }
+  - { name: twelve, tool: gemini, account: b, max_concurrency: 12 }
   - { name: busy, tool: codex, account: a, max_concurrency: 2 }
   - { name: idle, tool: codex, account: b, max_concurrency: 2 }
 `;
@@ -139,6 +140,18 @@ describe("admission", () => {
     await setPoolPaused(deps, ADMIN, "wide", false);
     expect((await deps.store.poolState("wide")).active).toBe(30);
     expect(await deps.store.readyTasks("wide", 100)).toHaveLength(5);
+  });
+
+  it("never lets a task the caller just queued pass the tasks ahead of it on a later page", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    await setPoolPaused(deps, ADMIN, "twelve", true);
+    const ahead = [];
+    for (let i = 0; i < 15; i++) ahead.push(await submit(deps, { pool: "twelve", priority: 5 }));
+    const low = await submit(deps, { pool: "twelve", priority: 1 });
+    await deps.store.resumePool("twelve");
+    const admitted = await admit(deps, "twelve", [low]);
+    expect(admitted.map((t) => t.uuid)).toEqual(ahead.slice(0, 12).map((t) => t.uuid));
+    expect((await getTask(deps, ADMIN, low.uuid)).status).toBe("queued");
   });
 
   it("admits nothing into a paused pool: the admission transaction refuses it, and no pool read is made", async () => {

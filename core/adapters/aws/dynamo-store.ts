@@ -70,6 +70,19 @@ function failedWrite(err: unknown): number | undefined {
   return index < 0 ? undefined : index;
 }
 
+/** Tries of a transaction that DynamoDB keeps cancelling because other transactions hold its items. */
+const TRANSACTION_CONFLICT_TRIES = 5;
+
+/**
+ * Cancelled only because another transaction was writing one of its items (hot counters such as a pool's
+ * see this): nothing was checked or written, so the same transaction may simply be sent again.
+ */
+function isTimingConflict(err: unknown): boolean {
+  if (!(err instanceof TransactionCanceledException)) return false;
+  const codes = (err.CancellationReasons ?? []).map((reason) => reason.Code);
+  return codes.includes("TransactionConflict") && !codes.includes("ConditionalCheckFailed");
+}
+
 /** A counter write as an UpdateItem: `ADD` each counter (a missing one counts from 0), under its conditions. */
 function countExpression(w: Extract<Write, { type: "count" }>) {
   const names: Record<string, string> = {};
@@ -153,9 +166,22 @@ export class DynamoStore implements TaskStore, TenantStore {
   /** One item: a plain conditional write (cheaper than a transaction). Several: one transaction. */
   async #write(items: TransactItem[]): Promise<void> {
     const [only] = items;
-    if (items.length > 1) await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+    if (items.length > 1) await this.#transact(items);
     else if (only?.Put) await this.doc.send(new PutCommand(only.Put));
     else if (only?.Update) await this.doc.send(new UpdateCommand(only.Update));
+  }
+
+  /** One transaction, sent again (after a short random wait) while it only loses timing conflicts. */
+  async #transact(items: TransactItem[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+        return;
+      } catch (err) {
+        if (!isTimingConflict(err) || attempt >= TRANSACTION_CONFLICT_TRIES) throw err;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * 2 ** attempt));
+      }
+    }
   }
 
   async #get<T>(key: Key): Promise<T | undefined> {
