@@ -23,4 +23,6 @@ await runWorker(deps, {
   credentials,
   stopping: stopping.signal,
   drainSeconds: Number(process.env[ENV.drainSeconds] ?? 25),
+  // Injected by ECS (Fargate): the agent endpoint that sets the task's scale-in protection.
+  ecsAgentUri: process.env.ECS_AGENT_URI,
 });

@@ -13,6 +13,7 @@ import {
 import { blobKeys } from "../../core/identifiers.ts";
 import { reportWorker, WORKER_REPORT_SECONDS } from "../../core/workers.ts";
 import { type JobOutcome, runJob } from "./job-runner.ts";
+import { scaleInProtection } from "./scale-in-protection.ts";
 
 export interface WorkerOptions {
   pool: string;
@@ -26,7 +27,12 @@ export interface WorkerOptions {
   /** Aborted on SIGTERM: take no more work, let running jobs finish within `drainSeconds`. */
   stopping: AbortSignal;
   drainSeconds: number;
+  /** The ECS agent's endpoint (ECS_AGENT_URI on Fargate): the task is protected from scale-in while busy. */
+  ecsAgentUri?: string;
 }
+
+/** Protection a job asks for past its timeout: uploads, the settle, a slow kill. */
+const PROTECTION_MARGIN_SECONDS = 120;
 
 /** SIGTERM, then SIGKILL this long after, for timeouts, cancels and releases. */
 const KILL_GRACE_MS = 2000;
@@ -52,6 +58,7 @@ export async function runWorker(deps: Deps, options: WorkerOptions): Promise<voi
       stopped,
     }).catch((err: unknown) => deps.log.warn("worker report failed", { error: String(err) }));
   const startedAt = deps.clock.now().toISOString();
+  const protection = scaleInProtection(options.ecsAgentUri, deps);
   await report();
   const reporting = setInterval(report, WORKER_REPORT_SECONDS * 1000);
   // A SIGTERM while every slot is busy must still lead to the drain, not wait for a job to end.
@@ -81,12 +88,18 @@ export async function runWorker(deps: Deps, options: WorkerOptions): Promise<voi
         deps.log.info("dropped message", { run_id: body.run_id, reason: claim.reason });
         continue;
       }
+      const runsFor = (claim.held.task.timeout + PROTECTION_MARGIN_SECONDS) * 1000;
+      void protection.protectUntil(new Date(deps.clock.now().getTime() + runsFor));
       const job = startJob(deps, claim.held, options);
       jobs.set(body.run_id, job);
-      void job.done.finally(() => jobs.delete(body.run_id));
+      void job.done.finally(() => {
+        jobs.delete(body.run_id);
+        if (jobs.size === 0) void protection.release();
+      });
     }
   }
   await drain(deps, jobs, options.drainSeconds);
+  await protection.release();
   clearInterval(reporting);
   await report(true);
 }

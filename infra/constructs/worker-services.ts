@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { Annotations, CfnOutput, Duration, IgnoreMode, Stack } from "aws-cdk-lib";
+import { Annotations, ArnFormat, CfnOutput, Duration, IgnoreMode, Stack } from "aws-cdk-lib";
 import { AdjustmentType, type ScalingInterval } from "aws-cdk-lib/aws-applicationautoscaling";
 import { MathExpression, Stats } from "aws-cdk-lib/aws-cloudwatch";
 import type { ITableV2 } from "aws-cdk-lib/aws-dynamodb";
@@ -17,6 +17,7 @@ import {
   OperatingSystemFamily,
   PropagatedTagSource,
 } from "aws-cdk-lib/aws-ecs";
+import { PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { LogGroup } from "aws-cdk-lib/aws-logs";
 import type { IBucket } from "aws-cdk-lib/aws-s3";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
@@ -226,6 +227,13 @@ export class WorkerServices extends Construct {
     props.queue.grantConsumeMessages(taskRole);
     // A worker that ends a run admits the pool's next task: it sends to the pool queues.
     for (const queue of props.queues.values()) queue.grantSendMessages(taskRole);
+    // A worker holding jobs protects its own task from scale-in (containers/worker/scale-in-protection.ts).
+    taskRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"],
+        resources: [this.tasksOfCluster()],
+      }),
+    );
 
     // No desiredCount: CloudFormation would reset it on every deployment; the scalable target owns it.
     const service = new FargateService(scope, "Service", {
@@ -257,8 +265,9 @@ export class WorkerServices extends Construct {
         evaluationPeriods: 1,
       });
       // Scale in one worker at a time once nothing was waiting and nothing was taken for 30 minutes.
-      // The queue cannot see running jobs (a worker deletes the message when it claims the run), so the
-      // long idle window is what protects them; a worker stopped anyway drains and hands its runs back.
+      // The queue cannot see running jobs (a worker deletes the message when it claims the run): a worker
+      // holding jobs protects its task from scale-in (ECS task protection), and one stopped anyway (a
+      // protection that could not be set) drains and hands its runs back.
       scaling.scaleOnMetric("ScaleIn", {
         metric: new MathExpression({
           expression: "visible + received",
@@ -305,10 +314,31 @@ export class WorkerServices extends Construct {
             "permissions, so its resource is *; the image pull itself is scoped to the CDK assets repository.",
           appliesTo: ["Resource::*"],
         },
+        {
+          id: "AwsSolutions-IAM5",
+          reason:
+            "Task scale-in protection is set by the task itself, whose id exists only at run time: the " +
+            "resource is the tasks of this one cluster.",
+          appliesTo: [
+            {
+              regex: "/^Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task\\/.*\\/\\*$/",
+            },
+          ],
+        },
       ],
       true,
     );
     return service;
+  }
+
+  /** The ARN pattern of the tasks of this cluster. */
+  private tasksOfCluster(): string {
+    return Stack.of(this).formatArn({
+      service: "ecs",
+      resource: "task",
+      resourceName: `${this.cluster.clusterName}/*`,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
   }
 }
 

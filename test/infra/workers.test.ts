@@ -282,6 +282,11 @@ describe("worker services", () => {
       for (const s of statements) {
         if ([s.Action].flat().some((a) => /^(dynamodb|s3|sqs):/.test(a))) expect(s.Resource).not.toBe("*");
       }
+      // Scale-in protection of its own task: the tasks of the workers' cluster, nothing wider.
+      const protection = on("ecs:UpdateTaskProtection").join();
+      expect(protection).toContain(":task/");
+      expect(protection).toContain(`{"Ref":"${logicalId(stateless.workers?.cluster as IConstruct)}"}`);
+      expect(on("ecs:GetTaskProtection").join()).toBe(protection);
     }
   });
 });

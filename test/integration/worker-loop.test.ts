@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runWorker } from "../../containers/worker/worker.ts";
 import { readTaskLog } from "../../core/artifacts.ts";
@@ -21,7 +23,7 @@ afterEach(() => {
   process.env.PATH = originalPath;
 });
 
-function start() {
+function start(ecsAgentUri?: string) {
   const deps = { ...memoryDeps(CONFIG).deps, clock: systemClock };
   const stopping = new AbortController();
   const loop = runWorker(deps, {
@@ -32,6 +34,7 @@ function start() {
     credentials: {},
     stopping: stopping.signal,
     drainSeconds: 1,
+    ecsAgentUri,
   });
   return { deps, stop: () => stopping.abort(), loop };
 }
@@ -80,6 +83,76 @@ describe("worker loop", () => {
     expect(await readTaskLog(deps, ADMIN, canceled.uuid)).toContain("x".repeat(50));
     stop();
     await loop;
+  });
+
+  it("protects its ECS task from scale-in while it runs a job, and gives it up after", async () => {
+    // The ECS agent's task-protection endpoint, over real HTTP: it records what the worker asks.
+    const asked: { path?: string; body: unknown }[] = [];
+    const agent = createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk) => {
+        body += chunk;
+      });
+      req.on("end", () => {
+        asked.push({ path: `${req.method} ${req.url}`, body: JSON.parse(body) });
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ protection: { ProtectionEnabled: true } }));
+      });
+    });
+    await new Promise<void>((resolve) => agent.listen(0, "127.0.0.1", resolve));
+    const { port } = agent.address() as AddressInfo;
+    const { deps, stop, loop } = start(`http://127.0.0.1:${port}/api/task-id`);
+    try {
+      const { task } = await submitTask(
+        deps,
+        ADMIN,
+        submitTaskSchema.parse({ pool: "p", prompt: "[sleep:1] go", timeout: 600 }),
+      );
+      const running = await waitFor(
+        () => getTask(deps, ADMIN, task.uuid),
+        (t) => t.status === "running",
+      );
+      expect(running.status).toBe("running");
+      await waitFor(
+        async () => asked.length,
+        (n) => n >= 2,
+      );
+      expect((await getTask(deps, ADMIN, task.uuid)).status).toBe("succeeded");
+      // 600 s of timeout and 120 s of margin: 12 minutes.
+      expect(asked).toEqual([
+        {
+          path: "PUT /api/task-id/task-protection/v1/state",
+          body: { ProtectionEnabled: true, ExpiresInMinutes: 12 },
+        },
+        { path: "PUT /api/task-id/task-protection/v1/state", body: { ProtectionEnabled: false } },
+      ]);
+    } finally {
+      stop();
+      await loop;
+      agent.close();
+    }
+    expect(asked).toHaveLength(2);
+  });
+
+  it("runs its jobs when the ECS agent refuses the protection", async () => {
+    const agent = createServer((_req, res) => {
+      res.statusCode = 400;
+      res.end(JSON.stringify({ failure: { Reason: "denied" } }));
+    });
+    await new Promise<void>((resolve) => agent.listen(0, "127.0.0.1", resolve));
+    const { port } = agent.address() as AddressInfo;
+    const { deps, stop, loop } = start(`http://127.0.0.1:${port}`);
+    try {
+      const { task } = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "go" }));
+      await waitFor(
+        () => getTask(deps, ADMIN, task.uuid),
+        (t) => t.status === "succeeded",
+      );
+    } finally {
+      stop();
+      await loop;
+      agent.close();
+    }
   });
 
   it("on SIGTERM lets a job run out the drain, then hands its run back with the attempt returned", async () => {
