@@ -1,5 +1,3 @@
-import { Logger } from "@aws-lambda-powertools/logger";
-import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import middy from "@middy/core";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
@@ -16,8 +14,9 @@ import type { Deps } from "../core/deps.ts";
 import { CALLBACK_MAX_RECEIVES, ENV } from "../core/names.ts";
 import type { LookupAll } from "../core/ssrf.ts";
 import { lambdaDeps } from "./_shared/composition.ts";
+import { observability, tracer } from "./_shared/observability.ts";
 
-const logger = new Logger({ serviceName: "switchyard-callbacks" });
+const { logger, count, middlewares } = observability("switchyard-callbacks");
 
 /** The default wait before the second attempt; it doubles after each failure. */
 const DEFAULT_RETRY_SECONDS = 60;
@@ -80,10 +79,12 @@ async function handleRecord(ctx: CallbackContext, record: SQSRecord): Promise<st
  */
 export function callbacksHandler(getContext: () => Promise<CallbackContext>) {
   return middy<SQSEvent, SQSBatchResponse, Error, Context>()
-    .use(injectLambdaContext(logger))
+    .use(middlewares)
     .handler(async (event) => {
       const ctx = await getContext();
       const again = await Promise.all(event.Records.map((record) => handleRecord(ctx, record)));
+      const retried = again.filter((id) => id !== undefined).length;
+      count({ CallbackMessagesDone: event.Records.length - retried, CallbackMessagesRetried: retried });
       return {
         batchItemFailures: again.flatMap((id) => (id === undefined ? [] : [{ itemIdentifier: id }])),
       };
@@ -96,7 +97,7 @@ let retries: CallbackRetryQueue | undefined;
 async function lambdaCallbackContext(): Promise<CallbackContext> {
   const queueUrl = process.env[ENV.callbackQueueUrl];
   if (!queueUrl) throw new Error(`environment variable ${ENV.callbackQueueUrl} is not set`);
-  retries ??= new SqsCallbackRetryQueue(new SQSClient({}), queueUrl);
+  retries ??= new SqsCallbackRetryQueue(tracer.captureAWSv3Client(new SQSClient({})), queueUrl);
   return {
     deps: await lambdaDeps(),
     retries,

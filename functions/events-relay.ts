@@ -1,5 +1,3 @@
-import { Logger } from "@aws-lambda-powertools/logger";
-import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
@@ -9,8 +7,9 @@ import { SnsEventBus } from "../core/adapters/aws/sns-events.ts";
 import type { DomainEvent } from "../core/events.ts";
 import { ENV, EVENT_SORT_KEY_PREFIX } from "../core/names.ts";
 import type { EventBus } from "../core/ports.ts";
+import { observability, tracer } from "./_shared/observability.ts";
 
-const logger = new Logger({ serviceName: "switchyard-events" });
+const { count, middlewares } = observability("switchyard-events");
 
 /** The event records of a stream batch: new items whose sort key starts with EVENT#. */
 export function eventsOfStream(stream: DynamoDBStreamEvent): DomainEvent[] {
@@ -44,8 +43,13 @@ export function relayHandler(bus: EventBus) {
 let bus: EventBus | undefined;
 
 export const handler = middy<DynamoDBStreamEvent>()
-  .use(injectLambdaContext(logger))
+  .use(middlewares)
   .handler(async (stream) => {
-    bus ??= new SnsEventBus(new SNSClient({}), process.env[ENV.topicArn] as string);
-    return relayHandler(bus)(stream);
+    bus ??= new SnsEventBus(
+      tracer.captureAWSv3Client(new SNSClient({})),
+      process.env[ENV.topicArn] as string,
+    );
+    const result = await relayHandler(bus)(stream);
+    count({ EventsPublished: result.published });
+    return result;
   });

@@ -10,6 +10,7 @@ import { loadSchedulerConfig } from "../../core/config.ts";
 import { type Deps, randomIds, systemClock } from "../../core/deps.ts";
 import { ENV } from "../../core/names.ts";
 import { logger } from "./http.ts";
+import { tracer } from "./observability.ts";
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
   const value = env[name];
@@ -84,6 +85,16 @@ async function secretFrom(env: NodeJS.ProcessEnv, valueVar: string, secretVar: s
   return secret.SecretString ?? "";
 }
 
+/** A Lambda function's clients, each traced in X-Ray. */
+function tracedClients(): AwsClients {
+  const { doc, sqs, s3 } = awsClients();
+  return {
+    doc: tracer.captureAWSv3Client(doc),
+    sqs: tracer.captureAWSv3Client(sqs),
+    s3: tracer.captureAWSv3Client(s3),
+  };
+}
+
 let cached: Promise<Deps> | undefined;
 
 /**
@@ -96,7 +107,7 @@ export const lambdaDeps = (): Promise<Deps> => {
     secretFrom(process.env, ENV.adminKey, ENV.adminKeySecret),
     secretFrom(process.env, ENV.callbackSecret, ENV.callbackSecretArn),
   ]).then(
-    ([adminKey, callbackSecret]) => ({ ...depsFromEnv(awsClients()), adminKey, callbackSecret }),
+    ([adminKey, callbackSecret]) => ({ ...depsFromEnv(tracedClients()), adminKey, callbackSecret }),
     (err: unknown) => {
       cached = undefined;
       throw err;

@@ -1,5 +1,3 @@
-import { Logger } from "@aws-lambda-powertools/logger";
-import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import type { z } from "zod";
@@ -8,9 +6,12 @@ import type { Deps } from "../../core/deps.ts";
 import { PayloadTooLargeError, routeNotFound, ValidationError } from "../../core/errors.ts";
 import { countRequest } from "../../core/limits.ts";
 import { errorResponse } from "./errors.ts";
+import { observability } from "./observability.ts";
 import { ROUTES } from "./routes.ts";
 
-export const logger = new Logger({ serviceName: "switchyard" });
+/** The API functions' Powertools; `api.count` adds business metrics from a route. */
+export const api = observability("switchyard");
+export const { logger } = api;
 
 /** Bodies larger than this are refused with 413 before parsing. */
 export const MAX_BODY_BYTES = 512 * 1024;
@@ -138,7 +139,7 @@ function toResponse(result: RouteResult): APIGatewayProxyResult {
 export function apiHandler(routes: RouteMap, getDeps: () => Promise<Deps>) {
   const publicRoutes = new Set(ROUTES.filter((r) => r.public).map((r) => `${r.method} ${r.path}`));
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, Context>()
-    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(api.middlewares)
     .use({
       onError: (request) => {
         request.response = errorResponse(request.error, logger);

@@ -19,7 +19,7 @@ import {
 } from "../../core/tasks.ts";
 import { taskView } from "../../core/views.ts";
 import { lambdaDeps } from "../_shared/composition.ts";
-import { apiHandler, parse, type RouteMap } from "../_shared/http.ts";
+import { api, apiHandler, parse, type RouteMap } from "../_shared/http.ts";
 
 const listQuery = listTasksQuerySchema.extend({ status: z.enum(TASK_STATUSES).optional() });
 const reorderSchema = z.strictObject({ priority_offset: z.number().int().min(-31_536_000).max(31_536_000) });
@@ -32,6 +32,11 @@ const logsQuery = z.strictObject({ run_id: z.string().max(128).optional() });
 export const routes: RouteMap = {
   "POST /v2/tasks": async (deps, { principal, body }) => {
     const { created, task } = await submitTask(deps, principal, parse(submitTaskSchema, body ?? {}));
+    api.count({
+      TasksSubmitted: created ? 1 : 0,
+      TasksDispatchedAtSubmit: created && task.status === "dispatched" ? 1 : 0,
+      SubmissionsReplayed: created ? 0 : 1,
+    });
     return {
       status: created ? 201 : 200,
       data: { uuid: task.uuid, run_id: task.run_id ?? null, status: task.status },

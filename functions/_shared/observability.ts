@@ -1,0 +1,45 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
+import { Tracer } from "@aws-lambda-powertools/tracer";
+import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
+
+/**
+ * X-Ray tracing of the process: the handler's segment and every AWS SDK client given to it. It does nothing
+ * outside Lambda (the local stack, the workers).
+ */
+export const tracer = new Tracer();
+
+/**
+ * Powertools for one function (house style): its Logger, its Metrics (CloudWatch EMF, namespace from
+ * POWERTOOLS_METRICS_NAMESPACE; the local stack sets POWERTOOLS_METRICS_DISABLED) and the middy
+ * middlewares that wire them and the tracer, in that order.
+ */
+export function observability(serviceName: string) {
+  const logger = new Logger({ serviceName });
+  const metrics = new Metrics({
+    serviceName,
+    // Metrics warns on every invocation that adds none (most API calls): only worth a debug line.
+    logger: {
+      debug: (...content) => logger.debug(String(content[0]), ...content.slice(1)),
+      info: (...content) => logger.info(String(content[0]), ...content.slice(1)),
+      warn: (...content) => logger.debug(String(content[0]), ...content.slice(1)),
+      error: (...content) => logger.error(String(content[0]), ...content.slice(1)),
+    },
+  });
+  return {
+    logger,
+    /** Adds counts to the invocation's metrics, published when it ends (zero counts are left out). */
+    count(counts: Record<string, number>) {
+      for (const [name, value] of Object.entries(counts)) {
+        if (value > 0) metrics.addMetric(name, MetricUnit.Count, value);
+      }
+    },
+    middlewares: [
+      injectLambdaContext(logger, { resetKeys: true }),
+      logMetrics(metrics, { captureColdStartMetric: true }),
+      captureLambdaHandler(tracer),
+    ],
+  };
+}
