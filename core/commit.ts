@@ -62,9 +62,8 @@ export function eventsOf(change: StateChange, before: Before, now: Date): Domain
 }
 
 /**
- * The move of the queued-task counters (the tenant's, the pool's): +1 for a task entering `queued`, −1 for
- * one leaving it.
- * `limit` (a submission's max_queued_tasks) refuses the entry at that count.
+ * The move of the queued-task counters (the tenant's and the pool's): +1 for a task entering `queued`, −1
+ * for one leaving it. `limit` (a submission's max_queued_tasks) refuses the entry at that count.
  */
 export function queuedCountOf(
   change: StateChange,
@@ -81,7 +80,7 @@ export function queuedCountOf(
 
 /**
  * Every state change goes through here: it is committed together with its events (an outbox) and the
- * tenant's queued-task counter. `queuedLimit`: refuse a task entering `queued` past this many (queued_quota).
+ * queued-task counters. `queuedLimit`: refuse a task entering `queued` past this many (queued_quota).
  */
 export async function commitChange(
   deps: Pick<Deps, "store" | "clock">,

@@ -171,8 +171,9 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
         });
         return undefined;
       }));
-    // The run record did not take the log (the run ended elsewhere, or settling failed): keep it in S3.
-    if (!settled && inlineLog !== undefined) {
+    // The run record did not take the log (the run ended elsewhere, settling failed, or it was handed back
+    // after all): keep it in S3.
+    if (inlineLog !== undefined && (!settled || ending.kind !== "finished")) {
       await putLog(deps, held, inlineLog).catch((err: unknown) =>
         deps.log.warn("log upload failed", { run_id: held.run.run_id, error: String(err) }),
       );
