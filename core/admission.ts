@@ -88,8 +88,8 @@ export async function choosePool(
 
 /** Ready tasks read per page while admitting. */
 const ADMIT_PAGE = 10;
-/** Pages of the ready queue one admission pass reads at most: how far it looks past busy keys. */
-const ADMIT_PAGES = 5;
+/** Pages of the ready queue an admission pass reads in a row without admitting any: how far it looks past busy keys. */
+const ADMIT_IDLE_PAGES = 5;
 /** Candidates whose concurrency key it finds busy that an admission pass asks about before it gives up. */
 const ADMIT_SKIPS = 10;
 /**
@@ -116,8 +116,9 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
   let [skips, lostRaces] = [0, 0];
   let waiting = fresh;
   let after: Task | undefined;
-  for (let pages = 0; pages < ADMIT_PAGES; pages++) {
+  for (let idlePages = 0; idlePages < ADMIT_IDLE_PAGES; ) {
     const page = await deps.store.readyTasks(pool.name, ADMIT_PAGE, after);
+    const admittedBefore = admitted.length;
     const last = page.length < ADMIT_PAGE ? undefined : page.at(-1);
     // A fresh task joins the page it sorts into, so that it never passes a task ahead of it.
     const joining = waiting.filter((t) => !last || readyOrder(t, last) <= 0);
@@ -137,6 +138,7 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
       } else if (++lostRaces >= ADMIT_LOST_RACES) return admitted;
     }
     if (!last) return admitted;
+    idlePages = admitted.length > admittedBefore ? 0 : idlePages + 1;
     after = last;
   }
   return admitted;

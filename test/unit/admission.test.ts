@@ -14,6 +14,7 @@ pools:
   - { name: one, tool: claude, account: a, max_concurrency: 1 }
   - { name: wide, tool: gemini, account: a, max_concurrency: 30 }
   - { name: twelve, tool: gemini, account: b, max_concurrency: 12 }
+  - { name: seventy, tool: gemini, account: c, max_concurrency: 70 }
   - { name: busy, tool: codex, account: a, max_concurrency: 2 }
   - { name: idle, tool: codex, account: b, max_concurrency: 2 }
 `;
@@ -135,11 +136,11 @@ describe("admission", () => {
 
   it("admits past one page of the ready queue, up to max_concurrency, when a pool is resumed", async () => {
     const { deps } = memoryDeps(CONFIG);
-    await setPoolPaused(deps, ADMIN, "wide", true);
-    for (let i = 0; i < 35; i++) expect((await submit(deps, { pool: "wide" })).status).toBe("queued");
-    await setPoolPaused(deps, ADMIN, "wide", false);
-    expect((await deps.store.poolState("wide")).active).toBe(30);
-    expect(await deps.store.readyTasks("wide", 100)).toHaveLength(5);
+    await setPoolPaused(deps, ADMIN, "seventy", true);
+    for (let i = 0; i < 75; i++) expect((await submit(deps, { pool: "seventy" })).status).toBe("queued");
+    await setPoolPaused(deps, ADMIN, "seventy", false);
+    expect((await deps.store.poolState("seventy")).active).toBe(70);
+    expect(await deps.store.readyTasks("seventy", 100)).toHaveLength(5);
   });
 
   it("never lets a task the caller just queued pass the tasks ahead of it on a later page", async () => {
