@@ -1,3 +1,4 @@
+import { type Principal, requireScope } from "./auth.ts";
 import type { Deps } from "./deps.ts";
 
 /** A worker reports itself this often; its record lapses after three missed reports. */
@@ -27,4 +28,11 @@ export async function reportWorker(deps: Pick<Deps, "store" | "clock">, report: 
     last_seen: now.toISOString(),
     expires_at: report.stopped ? nowSeconds : nowSeconds + WORKER_RECORD_TTL_SECONDS,
   });
+}
+
+/** The workers serving now (admin): each one's pool, slots and running jobs, by pool then id. */
+export async function listWorkers(deps: Pick<Deps, "store" | "clock">, principal: Principal) {
+  requireScope(principal, "admin");
+  const workers = await deps.store.listWorkers(Math.floor(deps.clock.now().getTime() / 1000));
+  return workers.map(({ expires_at: _expires, ...worker }) => worker);
 }

@@ -44,6 +44,7 @@ export const ROUTES: readonly Route[] = [
   { method: "POST", path: "/v2/dispatcher/start", group: "pools" },
   { method: "POST", path: "/v2/dispatcher/stop", group: "pools" },
   { method: "GET", path: "/v2/dispatcher/status", group: "pools" },
+  { method: "GET", path: "/v2/workers", group: "pools" },
 ];
 
 /** decodeURIComponent, or undefined for a malformed escape (e.g. `%E0%A4%A`): such a path matches no route. */

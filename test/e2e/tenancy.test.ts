@@ -194,6 +194,7 @@ describe("scopes", () => {
       ["POST", `/v2/tenants/${carol.id}/keys`],
       ["POST", "/v2/pools/main/pause"],
       ["GET", "/v2/dispatcher/status"],
+      ["GET", "/v2/workers"],
     ] as const) {
       const denied = await stack.call(method, path, { key: carol.key });
       expect([method, path, denied.status, denied.json?.code]).toEqual([method, path, 403, "1009"]);

@@ -89,6 +89,28 @@ describe("running the CLIs", () => {
     });
   }
 
+  it("lists the workers serving each pool to the admin", async () => {
+    const res = await stack.call("GET", "/v2/workers");
+    expect(res.status).toBe(200);
+    const workers = res.json?.data as {
+      worker_id: string;
+      pool: string;
+      slots: number;
+      running: number;
+      last_seen: string;
+    }[];
+    expect(workers.map((w) => w.pool).sort()).toEqual(["claude-pool", "codex-pool", "gemini-pool"]);
+    for (const worker of workers) {
+      expect(worker).toMatchObject({
+        worker_id: expect.any(String),
+        slots: expect.any(Number),
+        running: expect.any(Number),
+      });
+      expect(worker).not.toHaveProperty("expires_at");
+      expect(Date.now() - Date.parse(worker.last_seen)).toBeLessThan(120_000);
+    }
+  });
+
   it("keeps a short log on the run and uploads a long one to S3; GET logs answers both whole", async () => {
     const short = await submit({ tool: "claude", prompt: "[noise:100] short" });
     const long = await submit({ tool: "claude", prompt: "[noise:20000] long" });
