@@ -145,7 +145,7 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
 }
 
 /** The ready queue's order: priority 9 first, then the earliest ready time (as the ready index sorts). */
-export const readyOrder = (a: Task, b: Task) =>
+const readyOrder = (a: Task, b: Task) =>
   b.priority - a.priority || (a.ready_time ?? a.create_time).localeCompare(b.ready_time ?? b.create_time);
 
 /** The records and slot of dispatching a queued task: the task dispatched with a new run, a pool slot held. */

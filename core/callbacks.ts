@@ -113,6 +113,17 @@ export function callbackRetryDelaySeconds(
 }
 
 /**
+ * When the queue should hand a failed delivery's message back: after the backoff, or at once after the
+ * last attempt, so that the queue moves it to its dead-letter queue without waiting.
+ */
+export const redeliverySeconds = (
+  attempt: number,
+  maxAttempts: number,
+  baseSeconds: number,
+  random: () => number,
+): number => (attempt >= maxAttempts ? 0 : callbackRetryDelaySeconds(attempt, baseSeconds, random));
+
+/**
  * POSTs the event's callback body to its callback URL, once, and records the attempt on the task.
  * `attempt` counts from 1 (the SQS receive count). Throws only when no signing secret is configured.
  */

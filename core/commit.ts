@@ -65,11 +65,7 @@ export function eventsOf(change: StateChange, before: Before, now: Date): Domain
  * The move of the queued-task counters (the tenant's and the pool's): +1 for a task entering `queued`, −1
  * for one leaving it. `limit` (a submission's max_queued_tasks) refuses the entry at that count.
  */
-export function queuedCountOf(
-  change: StateChange,
-  before: Before,
-  limit?: number,
-): QueuedCountChange | undefined {
+function queuedCountOf(change: StateChange, before: Before, limit?: number): QueuedCountChange | undefined {
   const task = change.tasks?.[0]?.next;
   const was = before.task?.status === "queued";
   const is = task?.status === "queued";

@@ -5,9 +5,9 @@ import { SqsCallbackRetryQueue } from "../core/adapters/aws/sqs-callback-queue.t
 import {
   type CallbackDeps,
   type CallbackRetryQueue,
-  callbackRetryDelaySeconds,
   deliverCallback,
   parseEventMessage,
+  redeliverySeconds,
   wantsCallback,
 } from "../core/callbacks.ts";
 import type { Deps } from "../core/deps.ts";
@@ -63,8 +63,7 @@ async function handleRecord(ctx: CallbackContext, record: SQSRecord): Promise<st
     retry = true;
   }
   if (!retry) return undefined;
-  const seconds =
-    attempt >= ctx.maxAttempts ? 0 : callbackRetryDelaySeconds(attempt, ctx.retrySeconds, ctx.deps.random);
+  const seconds = redeliverySeconds(attempt, ctx.maxAttempts, ctx.retrySeconds, ctx.deps.random);
   await ctx.retries.delay(record.receiptHandle, seconds).catch((err: unknown) => {
     // The message still comes back, after the queue's visibility timeout.
     logger.warn("could not delay a callback message", { messageId: record.messageId, error: String(err) });

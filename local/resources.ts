@@ -36,10 +36,10 @@ export interface LocalResources {
 const MAX_RECEIVE_COUNT = 5;
 
 /** `switchyard-<pool>.fifo` -> `switchyard-<pool>-dlq.fifo`. */
-export const dlqName = (queueName: string) => queueName.replace(/\.fifo$/, "-dlq.fifo");
+const dlqName = (queueName: string) => queueName.replace(/\.fifo$/, "-dlq.fifo");
 
 /** The callback queue is named after the topic: `<topic>-callbacks`, and `<topic>-callbacks-dlq`. */
-export const callbackQueueName = (topic: string) => `${topic}-callbacks`;
+const callbackQueueName = (topic: string) => `${topic}-callbacks`;
 
 /** The callback queue's subscription: raw events (the body is the DomainEvent), filtered. */
 export const CALLBACK_SUBSCRIPTION = {

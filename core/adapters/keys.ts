@@ -350,7 +350,7 @@ const cursorAttributes = (listing: Listing) => [
 export const startAfter = (item: Item, listing: Listing): Record<string, string> =>
   Object.fromEntries(cursorAttributes(listing).map((name) => [name, item[name] as string]));
 
-export function encodeCursor(item: Item, listing: Listing): string {
+function encodeCursor(item: Item, listing: Listing): string {
   return Buffer.from(JSON.stringify(startAfter(item, listing))).toString("base64url");
 }
 

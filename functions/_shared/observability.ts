@@ -1,5 +1,6 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import type { LogAttributes } from "@aws-lambda-powertools/logger/types";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { Tracer } from "@aws-lambda-powertools/tracer";
@@ -18,15 +19,14 @@ export const tracer = new Tracer();
  */
 export function observability(serviceName: string) {
   const logger = new Logger({ serviceName });
+  const at =
+    (level: "debug" | "info" | "error") =>
+    (message: unknown, ...extra: LogAttributes[]) =>
+      logger[level](String(message), ...extra);
+  // Metrics warns on every invocation that adds none (most API calls): only worth a debug line.
   const metrics = new Metrics({
     serviceName,
-    // Metrics warns on every invocation that adds none (most API calls): only worth a debug line.
-    logger: {
-      debug: (...content) => logger.debug(String(content[0]), ...content.slice(1)),
-      info: (...content) => logger.info(String(content[0]), ...content.slice(1)),
-      warn: (...content) => logger.debug(String(content[0]), ...content.slice(1)),
-      error: (...content) => logger.error(String(content[0]), ...content.slice(1)),
-    },
+    logger: { debug: at("debug"), info: at("info"), warn: at("debug"), error: at("error") },
   });
   return {
     logger,

@@ -1,11 +1,11 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CALLBACK_HEADERS, verifySignature } from "../../core/callbacks.ts";
 import type { CallbackDelivery } from "../../core/schemas.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
+import { expectDeadLettered, receiveFirst } from "../support/queues.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
 import {
@@ -154,32 +154,14 @@ describe("callbacks", () => {
     const dead = `${hook.url}/gone`;
     await hook.close();
     const uuid = await submit({ prompt: "go", callback: dead });
-    const inDlq = await waitFor(
-      async () => {
-        const { Messages = [] } = await stack.clients.sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: stack.resources.callbackDlqUrl,
-            MaxNumberOfMessages: 10,
-            WaitTimeSeconds: 1,
-          }),
-        );
-        return Messages.map((m) => JSON.parse(m.Body ?? "{}")).filter((e) => e.task_uuid === uuid);
-      },
-      (events) => events.length > 0,
-      50_000,
-    );
-    expect(inDlq).toEqual([
+    const inDlq = await receiveFirst(stack.clients.sqs, stack.resources.callbackDlqUrl, {
+      wanted: (m) => JSON.parse(m.Body ?? "{}").task_uuid === uuid,
+      ms: 50_000,
+    });
+    expect(inDlq.map((m) => JSON.parse(m.Body ?? "{}"))).toEqual([
       expect.objectContaining({ type: "run.succeeded", task_uuid: uuid, callback: dead }),
     ]);
-    const deliveries = await deliveriesOf(uuid);
-    expect(deliveries.map((d) => [d.attempt, d.outcome])).toEqual([
-      [1, "retry"],
-      [2, "retry"],
-      [3, "retry"],
-      [4, "retry"],
-      [5, "failed"],
-    ]);
-    expect(deliveries[4]?.error).toMatch(/ECONNREFUSED.*dead-letter queue/);
+    expectDeadLettered(await deliveriesOf(uuid));
   }, 70_000);
 
   it.each([

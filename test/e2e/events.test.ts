@@ -1,7 +1,8 @@
 import { SubscribeCommand } from "@aws-sdk/client-sns";
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
+import { receiveFirst } from "../support/queues.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -65,20 +66,7 @@ describe("events", () => {
     );
     const res = await stack.call("POST", "/v2/tasks", { body: { tool: "claude", prompt: "publish me" } });
     const uuid = res.json?.data.uuid as string;
-    const received = await waitFor(
-      async () =>
-        (
-          await sqs.send(
-            new ReceiveMessageCommand({
-              QueueUrl,
-              MaxNumberOfMessages: 10,
-              WaitTimeSeconds: 1,
-              MessageAttributeNames: ["All"],
-            }),
-          )
-        ).Messages ?? [],
-      (messages) => messages.length > 0,
-    );
+    const received = await receiveFirst(sqs, QueueUrl as string);
     expect(received).toHaveLength(1);
     expect(JSON.parse(received[0]?.Body ?? "{}")).toMatchObject({ type: "run.succeeded", task_uuid: uuid });
     expect(received[0]?.MessageAttributes?.type?.StringValue).toBe("run.succeeded");

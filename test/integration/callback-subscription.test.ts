@@ -20,6 +20,7 @@ import { localClients } from "../../local/aws-clients.ts";
 import { startCallbackDeliverer } from "../../local/callback-deliverer.ts";
 import { createLocalResources, type LocalResources } from "../../local/resources.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
+import { expectDeadLettered, receiveFirst } from "../support/queues.ts";
 import { waitFor } from "../support/wait.ts";
 import { startReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
 
@@ -228,25 +229,8 @@ describe("the callback function fed by the topic (local deliverer)", () => {
     const event = ended(task, "run.succeeded");
     await publish(event);
 
-    const inDlq = await waitFor(
-      async () => {
-        const { Messages = [] } = await clients.sqs.send(
-          new ReceiveMessageCommand({ QueueUrl: resources.callbackDlqUrl, WaitTimeSeconds: 1 }),
-        );
-        return Messages.map((m) => JSON.parse(m.Body ?? ""));
-      },
-      (messages) => messages.length > 0,
-      45_000,
-    );
-    expect(inDlq).toEqual([event]);
-    const deliveries = (await deps.store.getTask(task.uuid))?.callback_deliveries ?? [];
-    expect(deliveries.map((d) => [d.attempt, d.outcome])).toEqual([
-      [1, "retry"],
-      [2, "retry"],
-      [3, "retry"],
-      [4, "retry"],
-      [5, "failed"],
-    ]);
-    expect(deliveries[4]?.error).toMatch(/ECONNREFUSED.*dead-letter queue/);
+    const inDlq = await receiveFirst(clients.sqs, resources.callbackDlqUrl, { ms: 45_000 });
+    expect(inDlq.map((m) => JSON.parse(m.Body ?? ""))).toEqual([event]);
+    expectDeadLettered((await deps.store.getTask(task.uuid))?.callback_deliveries ?? []);
   }, 60_000);
 });

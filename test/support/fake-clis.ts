@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 
 /** The folder of the fake claude, codex and gemini CLIs (test/fakes/fake-cli.mjs). */
-export const FAKE_CLI_BIN = resolve(import.meta.dirname, "../fakes/bin");
+const FAKE_CLI_BIN = resolve(import.meta.dirname, "../fakes/bin");
 /** A PATH on which the fake CLIs come first. */
 export const FAKE_CLI_PATH = `${FAKE_CLI_BIN}:${process.env.PATH}`;
 

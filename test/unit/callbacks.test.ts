@@ -9,6 +9,7 @@ import {
   MAX_RECORDED_DELIVERIES,
   MAX_RETRY_DELAY_SECONDS,
   parseEventMessage,
+  redeliverySeconds,
   signatureHeader,
   verifySignature,
 } from "../../core/callbacks.ts";
@@ -83,6 +84,10 @@ describe("callbackRetryDelaySeconds", () => {
     expect(callbackRetryDelaySeconds(1, 60, () => 0.999_999)).toBe(72);
     expect(callbackRetryDelaySeconds(10, 60, () => 0.5)).toBe(MAX_RETRY_DELAY_SECONDS);
     expect(callbackRetryDelaySeconds(3, 0, () => 0.5)).toBe(0);
+  });
+
+  it("hands a message back after the backoff, and at once after the last attempt", () => {
+    expect([1, 4, 5].map((a) => redeliverySeconds(a, 5, 60, () => 0.5))).toEqual([60, 480, 0]);
   });
 });
 
