@@ -47,6 +47,8 @@ export interface RunOutcome {
   durationMs: number;
   /** The CLI answered with a rate or usage limit; `resetAt` when it said when it lifts. */
   rateLimit?: { resetAt?: Date };
+  /** The job cannot run on this worker (its CLI is not installed): the task fails without a retry. */
+  permanent?: boolean;
 }
 
 /** How a held run ends: the CLI finished, the lease expired, or a stopping worker handed it back. */
@@ -244,7 +246,7 @@ function runEndedTask(
       error_message: error,
     };
   }
-  if (task.attempt < task.max_attempts) {
+  if (task.attempt < task.max_attempts && !outcome?.permanent) {
     const due = plusSeconds(now, retryDelaySeconds(pool.retry, task.attempt, random));
     // A recurring task's next_run_time stays its next occurrence; a one-shot task shows the retry.
     const nextRun = isRecurring(task) ? task.next_run_time : due;

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { relativePath, type Tool } from "../../core/schemas.ts";
-import { commandFor, detectRateLimit, type ParsedResult, parseResult } from "./engines.ts";
+import { commandFor, type ParsedResult, parseResult, readOutcome } from "./engines.ts";
 
 export interface JobSpec {
   tool: Tool;
@@ -47,6 +47,8 @@ export interface JobOutcome {
   missingOutputFiles: string[];
   /** Why the job failed; set if and only if it failed. */
   error?: string;
+  /** The job cannot run on this worker at all (its CLI is missing): retrying would fail the same way. */
+  permanent?: boolean;
 }
 
 /** A declared input or output path that would leave the job's work dir. */
@@ -57,7 +59,14 @@ export class UnsafePathError extends Error {
   }
 }
 
-const CAPS = { log: 5 * 1024 * 1024, stdout: 5 * 1024 * 1024, tail: 4096, outputFile: 50 * 1024 * 1024 };
+/** stderr is read for errors only (gemini prints its JSON error there, after its log lines). */
+const CAPS = {
+  log: 5 * 1024 * 1024,
+  stdout: 5 * 1024 * 1024,
+  stderr: 64 * 1024,
+  tail: 4096,
+  outputFile: 50 * 1024 * 1024,
+};
 const DEFAULT_KILL_GRACE_MS = 5000;
 /** How long SIGKILLed processes may take to disappear. */
 const REAP_MS = 2000;
@@ -81,21 +90,28 @@ export async function runJob(spec: JobSpec, options: RunOptions = {}): Promise<J
       await mkdir(dirname(target), { recursive: true });
       await writeFile(target, file.content);
     }
-    const env = {
-      PATH: spec.path ?? process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
-      HOME: dirs.home,
-      TMPDIR: dirs.tmp,
-      LANG: "C.UTF-8",
-      TERM: "dumb",
-      NO_COLOR: "1",
-      ...spec.env,
-    };
-    const outcome = await execute(spec, dirs.work, env, options);
+    const outcome = await execute(spec, dirs.work, jobEnvironment(dirs, spec), options);
     return { ...outcome, ...(await collect(dirs.work, spec.outputFiles)) };
   } finally {
     // A CLI may leave read-only files behind; a leftover temp dir must not fail the job.
     await rm(root, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/** A job's whole environment: the basics, its own HOME and TMPDIR, and the pool's credentials. */
+export function jobEnvironment(
+  dirs: { home: string; tmp: string },
+  spec: Pick<JobSpec, "path" | "env">,
+): Record<string, string> {
+  return {
+    PATH: spec.path ?? process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    HOME: dirs.home,
+    TMPDIR: dirs.tmp,
+    LANG: "C.UTF-8",
+    TERM: "dumb",
+    NO_COLOR: "1",
+    ...spec.env,
+  };
 }
 
 type Executed = Omit<JobOutcome, "outputFiles" | "missingOutputFiles">;
@@ -125,16 +141,15 @@ async function execute(
       logTruncated: false,
       tail: "",
       result: {},
-      error:
-        spawnError?.code === "ENOENT"
-          ? `executable ${command} not found on PATH`
-          : `cannot start ${command}: ${spawnError?.message}`,
+      ...(spawnError?.code === "ENOENT"
+        ? { error: `${command} is not installed on this worker`, permanent: true }
+        : { error: `cannot start ${command}: ${spawnError?.message}` }),
     };
   }
 
   const log = new HeadTail(CAPS.log, CAPS.tail);
   const stdout = new Tail(CAPS.stdout);
-  const stderr = new Tail(CAPS.tail);
+  const stderr = new Tail(CAPS.stderr);
   child.stdout.on("data", (chunk: Buffer) => {
     log.push(chunk);
     stdout.push(chunk);
@@ -174,21 +189,18 @@ async function execute(
   const streamsClosed = await Promise.race([closed.then(() => true), sleep(STREAM_CLOSE_MS, false)]);
   if (!streamsClosed) for (const stream of [child.stdout, child.stderr]) stream.destroy();
 
-  const result = parseResult(spec.tool, stdout.text());
-  const failedByCli = !timedOut && !aborted && (exitCode !== 0 || result.error !== undefined);
-  const stderrTail = stderr.text();
-  const error = timedOut
+  const output = { stdout: stdout.text(), stderr: stderr.text() };
+  const stoppedBy = timedOut
     ? `timed out after ${spec.timeoutSeconds} s`
     : aborted
       ? "aborted"
       : exitCode === null
         ? `killed by ${signal}`
-        : failedByCli
-          ? `exit code ${exitCode}: ${result.error ?? lastLine(stderrTail) ?? "no error output"}`
-          : undefined;
-  const rateLimit = failedByCli
-    ? detectRateLimit(`${result.error ?? result.output ?? ""}\n${stderrTail}`, new Date())
-    : undefined;
+        : undefined;
+  const { result, error, rateLimit } =
+    stoppedBy !== undefined || exitCode === null
+      ? { result: parseResult(spec.tool, output), error: stoppedBy, rateLimit: undefined }
+      : readOutcome(spec.tool, { ...output, exitCode }, new Date());
   return {
     exitCode,
     signal,
@@ -276,13 +288,6 @@ async function readInside(realWork: string, target: string): Promise<Uint8Array 
     return undefined; // absent
   }
 }
-
-const lastLine = (text: string) =>
-  text
-    .split("\n")
-    .map((line) => line.trim())
-    .filter(Boolean)
-    .at(-1);
 
 /** The last `cap` bytes pushed. */
 class Tail {

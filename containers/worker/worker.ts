@@ -234,5 +234,6 @@ function runOutcome(job: JobOutcome, files: string[], logInline: boolean): RunOu
     logInline,
     durationMs: job.durationMs,
     rateLimit: job.rateLimit,
+    permanent: job.permanent,
   };
 }

@@ -8,7 +8,8 @@ import { ENV } from "../../core/names.ts";
 /** What a newcomer puts in each tool's secret: the variables its CLI reads. */
 const CREDENTIAL_HINTS: Record<PoolConfig["tool"], string> = {
   claude: '{"ANTHROPIC_API_KEY":"sk-ant-..."} or {"CLAUDE_CODE_OAUTH_TOKEN":"..."}',
-  codex: '{"OPENAI_API_KEY":"sk-..."}',
+  // codex exec reads CODEX_API_KEY; it ignores OPENAI_API_KEY unless logged in with it.
+  codex: '{"CODEX_API_KEY":"sk-..."}',
   gemini: '{"GEMINI_API_KEY":"..."}',
 };
 

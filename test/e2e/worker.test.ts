@@ -187,6 +187,75 @@ describe("running the CLIs", () => {
   });
 });
 
+describe("the real CLIs' answers (replayed by the fakes)", () => {
+  it("a codex run with transient error events on the way succeeds", async () => {
+    const uuid = await submit({ tool: "codex", prompt: "[reconnected] go", max_attempts: 1 });
+    const done = await settled(uuid);
+    expect(done).toMatchObject({
+      status: "succeeded",
+      result: { exit_code: 0, output: "done: [reconnected] go" },
+    });
+    const logs = await stack.call("GET", `/v2/tasks/${uuid}/logs`);
+    expect(logs.text).toContain("Reconnecting... 5/5");
+  });
+
+  const status = async () =>
+    (await stack.call("GET", "/v2/dispatcher/status")).json?.data.pools as {
+      name: string;
+      paused_until: string | null;
+    }[];
+  const HOUR = 3_600_000;
+  /** The next midnight in Los Angeles after `now`: when Gemini's daily quota lifts. */
+  const nextPacificMidnight = (now: Date) => {
+    const pacific = (at: Date) =>
+      Number(
+        new Intl.DateTimeFormat("en-US", {
+          timeZone: "America/Los_Angeles",
+          hourCycle: "h23",
+          hour: "numeric",
+        }).format(at),
+      );
+    const next = new Date(Math.ceil(now.getTime() / HOUR) * HOUR);
+    while (pacific(next) !== 0) next.setTime(next.getTime() + HOUR);
+    return next;
+  };
+
+  it.each([
+    ["claude", "claude-pool", "5-hour limit", 2 * HOUR],
+    ["claude", "claude-pool", "weekly limit", 3 * 24 * HOUR],
+    ["codex", "codex-pool", "usage limit", 2 * HOUR],
+    ["gemini", "gemini-pool", "daily quota", undefined],
+  ] as const)(
+    "%s's %s pauses its account's pools until the reset it names",
+    async (tool, pool, words, ahead) => {
+      const named = new Date(Date.now() + (ahead ?? 0));
+      const uuid = await submit({
+        tool,
+        prompt: `[ratelimit-reset:${named.toISOString()}] go`,
+        max_attempts: 1,
+      });
+      try {
+        const reset = ahead === undefined ? nextPacificMidnight(new Date()) : named;
+        const paused = await waitFor(
+          async () => (await status()).find((p) => p.name === pool)?.paused_until,
+          (until) => typeof until === "string",
+        );
+        expect(Math.abs(Date.parse(paused ?? "") - reset.getTime())).toBeLessThan(60_000);
+        const waiting = await waitFor(
+          () => task(uuid),
+          (t) => t.status === "scheduled",
+        );
+        // The limit used no attempt: the task waits for the reset.
+        expect(waiting).toMatchObject({ attempt: 0, next_run_time: paused });
+        expect(waiting.error_message).toContain(words);
+      } finally {
+        await stack.call("DELETE", `/v2/tasks/${uuid}`);
+        await stack.call("POST", `/v2/pools/${pool}/resume`);
+      }
+    },
+  );
+});
+
 describe("stopping work", () => {
   it("cancels a running task: its process is gone within seconds", async () => {
     const pidFile = join(stateDir, "cancel.pid");

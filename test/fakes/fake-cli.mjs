@@ -1,129 +1,97 @@
-// A stand-in for the claude, codex and gemini CLIs: prints each one's real headless JSON shape and obeys
-// directives in the prompt. Plain JS so that it runs without tsx. Directives:
+// A stand-in for the claude, codex and gemini CLIs. It replays what the pinned CLIs printed for each case
+// (test/fixtures/clis/<tool>/<case>.json, captured by `npm run fixtures:clis`): the same stdout, stderr
+// and exit code, with the answer text, error message or reset time swapped for the test's. Plain JS so
+// that it runs without tsx. It obeys directives in the prompt:
 //   [sleep:N]             sleep N seconds before answering
-//   [exit:N]              print an error to stderr and exit with code N
+//   [exit:N]              answer with the tool's API error, "simulated failure with exit code N", exit N
 //   [write:path=content]  write a file relative to the cwd (parent dirs created)
 //   [symlink:path=target] create a symlink in the cwd
 //   [noise:N]             print N bytes to stderr
-//   [ratelimit]           answer with the tool's rate-limit error and exit 1
-//   [ratelimit-reset:ISO] the same, with that reset time in the tool's words
-//   [fail-first:name]     exit 2 unless $FAKE_CLI_STATE_DIR/name exists, creating it: fails the first run,
-//                         succeeds afterwards (FAKE_CLI_STATE_DIR must be set, e.g. in the pool's credentials)
+//   [ratelimit]           answer with the tool's 429 (no reset time given)
+//   [ratelimit-reset:ISO] answer with the tool's subscription or quota limit, resetting then (gemini's
+//                         daily quota names no time: it lifts at midnight Pacific time)
+//   [fail-first:name]     fail like [exit:2] unless $FAKE_CLI_STATE_DIR/name exists, creating it: fails the
+//                         first run, succeeds afterwards (FAKE_CLI_STATE_DIR must be set, e.g. in the
+//                         pool's credentials)
 //   [spawn-grandchild]    leave a `sleep 300` child in the process group, holding stdout and stderr
 //   [pid-file:path]       write the own pid to an absolute path (and the grandchild's to path.grandchild)
 //   [ignore-sigterm]      survive SIGTERM
 //   [echo-env:NAME]       add NAME=value (or NAME=<unset>) to the result text
 //   [echo-args]           add the argv to the result text
-// Otherwise it succeeds with the result text `done: <prompt>`, token counts and a cost.
+//   [reconnected]         codex: succeed after the transient `error` events of a dropped connection
+// Otherwise it succeeds with the result text `done: <prompt>` and the captured tokens and cost.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-const USAGE = { input: 12, output: 34, cost: 0.0123 };
+const FIXTURES = join(import.meta.dirname, "../fixtures/clis");
+/** The message of the captured `error` case, swapped for the test's. */
+const CAPTURED_ERROR = "STANDIN_ERROR: the prompt was refused.";
 
-/** Per tool: what a success and a rate-limit answer look like. */
-const TOOLS = {
-  claude: {
-    success: (text, model) =>
-      json({
-        type: "result",
-        subtype: "success",
-        is_error: false,
-        duration_ms: 1200,
-        duration_api_ms: 1100,
-        num_turns: 1,
-        result: text,
-        session_id: "5f0c6c2e-0000-4000-8000-000000000001",
-        total_cost_usd: USAGE.cost,
-        usage: {
-          input_tokens: USAGE.input,
-          cache_creation_input_tokens: 0,
-          cache_read_input_tokens: 0,
-          output_tokens: USAGE.output,
-        },
-        modelUsage: {
-          [model ?? "claude-sonnet-4-5"]: { inputTokens: USAGE.input, outputTokens: USAGE.output },
-        },
-      }),
-    rateLimit: (reset) => ({
-      stdout: json({
-        type: "result",
-        subtype: "success",
-        is_error: true,
-        result: reset
-          ? `Claude AI usage limit reached|${Math.floor(reset.getTime() / 1000)}`
-          : 'API Error: 429 {"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed your account\'s rate limit. Please try again later."}}',
-        total_cost_usd: 0,
-        usage: { input_tokens: 0, output_tokens: 0 },
-      }),
-      stderr: "",
-    }),
+const fixture = (tool, name) => JSON.parse(readFileSync(join(FIXTURES, tool, `${name}.json`), "utf8"));
+
+/** `text` inside a JSON string: what replaces a captured text in JSON output. */
+const inJson = (text) => JSON.stringify(text).slice(1, -1);
+
+/** Replaces every `from` in stdout and stderr (in JSON-escaped form when it is JSON-escaped there). */
+function swap(captured, from, to) {
+  const replace = (text) => text.replaceAll(inJson(from), inJson(to)).replaceAll(from, to);
+  return { ...captured, stdout: replace(captured.stdout), stderr: replace(captured.stderr) };
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const ordinal = (day) =>
+  `${day}${day % 10 === 1 && day !== 11 ? "st" : day % 10 === 2 && day !== 12 ? "nd" : day % 10 === 3 && day !== 13 ? "rd" : "th"}`;
+/** `1:34` and `am`, in UTC: the zone the CLIs print in on a worker. */
+function clock(date) {
+  const hour = date.getUTCHours();
+  const minute = String(date.getUTCMinutes()).padStart(2, "0");
+  return [`${hour % 12 === 0 ? 12 : hour % 12}:${minute}`, hour < 12 ? "am" : "pm"];
+}
+
+/** Per tool: the captured limit answer with its reset time rewritten, as that CLI words it. */
+const LIMITS = {
+  claude: (reset) => {
+    const [time, meridiem] = clock(reset);
+    // Within a day the CLI names the time, further out the date too.
+    if (reset.getTime() - Date.now() < 86_400_000)
+      return resetSwapped(
+        fixture("claude", "usage-limit"),
+        /resets [^"·]*?\(UTC\)/,
+        `resets ${time}${meridiem} (UTC)`,
+      );
+    const date = `${MONTHS[reset.getUTCMonth()]} ${reset.getUTCDate()}`;
+    return resetSwapped(
+      fixture("claude", "weekly-limit"),
+      /resets [^"·]*?\(UTC\)/,
+      `resets ${date}, ${time}${meridiem} (UTC)`,
+    );
   },
-  codex: {
-    success: (text) =>
-      [
-        { type: "thread.started", thread_id: "0199a213-81c0-7800-8aa1-bbab2a035a53" },
-        { type: "turn.started" },
-        { type: "item.completed", item: { id: "item_0", type: "reasoning", text: "**Working on it**" } },
-        { type: "item.completed", item: { id: "item_1", type: "agent_message", text } },
-        {
-          type: "turn.completed",
-          usage: { input_tokens: USAGE.input, cached_input_tokens: 0, output_tokens: USAGE.output },
-        },
-      ]
-        .map(json)
-        .join(""),
-    rateLimit: (reset) => {
-      const message = reset
-        ? `You've hit your usage limit. Upgrade to Pro (https://openai.com/chatgpt/pricing) or try again in ${Math.ceil((reset.getTime() - Date.now()) / 60_000)} minutes.`
-        : "stream error: exceeded retry limit, last status: 429 Too Many Requests";
-      return {
-        stdout: [
-          { type: "thread.started", thread_id: "0199a213-81c0-7800-8aa1-bbab2a035a54" },
-          { type: "turn.started" },
-          { type: "error", message },
-          { type: "turn.failed", error: { message } },
-        ]
-          .map(json)
-          .join(""),
-        stderr: "",
-      };
-    },
+  codex: (reset) => {
+    const [time, meridiem] = clock(reset);
+    // On the same day the CLI names the time, on another day the date too.
+    if (reset.toISOString().slice(0, 10) === new Date().toISOString().slice(0, 10))
+      return resetSwapped(
+        fixture("codex", "usage-limit"),
+        /try again at [^."]*\./,
+        `try again at ${time} ${meridiem.toUpperCase()}.`,
+      );
+    const date = `${MONTHS[reset.getUTCMonth()]} ${ordinal(reset.getUTCDate())}, ${reset.getUTCFullYear()}`;
+    return resetSwapped(
+      fixture("codex", "weekly-limit"),
+      /try again at [^."]*\./,
+      `try again at ${date} ${time} ${meridiem.toUpperCase()}.`,
+    );
   },
-  gemini: {
-    success: (text, model) =>
-      json({
-        response: text,
-        stats: {
-          models: {
-            [model ?? "gemini-2.5-pro"]: {
-              api: { totalRequests: 1, totalErrors: 0, totalLatencyMs: 900 },
-              tokens: {
-                prompt: USAGE.input,
-                candidates: USAGE.output,
-                total: USAGE.input + USAGE.output,
-                cached: 0,
-                thoughts: 0,
-                tool: 0,
-              },
-            },
-          },
-          tools: { totalCalls: 0, totalSuccess: 0, totalFail: 0, totalDurationMs: 0, byName: {} },
-          files: { totalLinesAdded: 0, totalLinesRemoved: 0 },
-        },
-      }),
-    rateLimit: (reset) => {
-      const seconds = reset ? Math.ceil((reset.getTime() - Date.now()) / 1000) : 0;
-      const message = reset
-        ? `You have exhausted your capacity on this model. Your quota will reset after ${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m${seconds % 60}s.`
-        : '[API Error: {"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}]';
-      return { stdout: json({ error: { type: "Error", message, code: 1 } }), stderr: `${message}\n` };
-    },
-  },
+  gemini: () => fixture("gemini", "usage-limit"),
 };
 
-const json = (value) => `${JSON.stringify(value)}\n`;
+function resetSwapped(captured, pattern, replacement) {
+  const found = pattern.exec(captured.stdout) ?? pattern.exec(captured.stderr);
+  if (!found) throw new Error(`the captured limit answer has no reset matching ${pattern}`);
+  return swap(captured, found[0], replacement);
+}
 
 /** The prompt: after `--` (claude, codex) or in `--prompt=` (gemini). */
 function promptOf(argv) {
@@ -131,34 +99,34 @@ function promptOf(argv) {
   return end >= 0 ? argv[end + 1] : argv.find((a) => a.startsWith("--prompt="))?.slice("--prompt=".length);
 }
 
-function modelOf(argv) {
-  const i = argv.findIndex((a) => a === "--model" || a === "-m");
-  return i >= 0 ? argv[i + 1] : undefined;
-}
-
 const splitAtEq = (spec) => {
   const eq = spec.indexOf("=");
   return [spec.slice(0, eq), spec.slice(eq + 1)];
 };
 
-/** Exits once stdout and stderr are flushed (process.exit alone drops what a full pipe has not taken). */
-async function exit(code) {
+/** Prints the answer and exits once stdout and stderr are flushed (process.exit alone drops what a full pipe has not taken). */
+async function answer({ stdout, stderr, exit_code }) {
+  process.stderr.write(stderr);
+  process.stdout.write(stdout);
   await Promise.all(
     [process.stdout, process.stderr].map((s) => new Promise((resolve) => s.write("", resolve))),
   );
-  process.exit(code);
+  process.exit(exit_code);
 }
 
-function fail(code, message) {
-  process.stderr.write(`Error: ${message}\n`);
-  return exit(code);
-}
+/** The tool's API error with this message, ending in this exit code. */
+const failure = (tool, code, message) => ({
+  ...swap(fixture(tool, "error"), CAPTURED_ERROR, message),
+  exit_code: code,
+});
 
 export async function runFake(tool) {
   const argv = process.argv.slice(2);
-  const cli = TOOLS[tool];
   const prompt = promptOf(argv);
-  if (prompt === undefined) return fail(2, "no prompt given");
+  if (prompt === undefined) {
+    process.stderr.write("error: no prompt given\n");
+    process.exit(2);
+  }
   const directives = [...prompt.matchAll(/\[([a-z-]+)(?::([^\]]*))?\]/g)].map(([, name, value]) => ({
     name,
     value,
@@ -181,33 +149,29 @@ export async function runFake(tool) {
     const child = spawn("sleep", ["300"], { stdio: ["ignore", "inherit", "inherit"] });
     if (pidFile) writeFileSync(`${pidFile}.grandchild`, String(child.pid));
   }
-  process.stderr.write(`${tool} (fake): working\n`);
   if (has("sleep")) await sleep(Number(one("sleep")) * 1000);
 
   const failFirst = one("fail-first");
   if (failFirst) {
     // No default dir: state left over from an earlier test run would make the first run succeed.
     const stateDir = process.env.FAKE_CLI_STATE_DIR;
-    if (!stateDir) return fail(64, "[fail-first] needs FAKE_CLI_STATE_DIR in the CLI's environment");
+    if (!stateDir)
+      return answer(failure(tool, 64, "[fail-first] needs FAKE_CLI_STATE_DIR in the CLI's environment"));
     const marker = join(stateDir, failFirst);
     if (!existsSync(marker)) {
       mkdirSync(stateDir, { recursive: true });
       writeFileSync(marker, "");
-      return fail(2, `transient failure (${failFirst}); it succeeds next time`);
+      return answer(failure(tool, 2, `transient failure (${failFirst}); it succeeds next time`));
     }
   }
-  if (has("ratelimit") || has("ratelimit-reset")) {
-    const reset = has("ratelimit-reset") ? new Date(one("ratelimit-reset")) : undefined;
-    const { stdout, stderr } = cli.rateLimit(reset);
-    process.stdout.write(stdout);
-    process.stderr.write(stderr);
-    return exit(1);
-  }
-  if (has("exit")) return fail(Number(one("exit")), `simulated failure with exit code ${one("exit")}`);
+  if (has("ratelimit-reset")) return answer(LIMITS[tool](new Date(one("ratelimit-reset"))));
+  if (has("ratelimit")) return answer(fixture(tool, "rate-limit"));
+  if (has("exit"))
+    return answer(failure(tool, Number(one("exit")), `simulated failure with exit code ${one("exit")}`));
 
   const lines = [`done: ${prompt}`];
   for (const name of all("echo-env")) lines.push(`${name}=${process.env[name] ?? "<unset>"}`);
   if (has("echo-args")) lines.push(`args: ${JSON.stringify(argv)}`);
-  process.stdout.write(cli.success(lines.join("\n"), modelOf(argv)));
-  return exit(0); // even if a grandchild still holds the pipes
+  const success = fixture(tool, tool === "codex" && has("reconnected") ? "reconnected" : "success");
+  return answer(swap(success, success.answer.text, lines.join("\n"))); // even if a grandchild still holds the pipes
 }

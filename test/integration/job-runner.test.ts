@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type JobSpec, runJob, UnsafePathError } from "../../containers/worker/job-runner.ts";
+import { readFixture } from "../clis/fixtures.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -40,14 +41,20 @@ const alive = (pid: number) => {
 };
 const pidIn = async (file: string) => Number(await readFile(file, "utf8"));
 
+/** What the fakes replay: the captured success's tokens (gemini's router call adds its own) and cost. */
+const SUCCESS = {
+  claude: {
+    tokens: { input: 12, output: 34, total: 46 },
+    cost: JSON.parse(readFixture("claude", "success").stdout).total_cost_usd,
+  },
+  codex: { tokens: { input: 12, output: 34, total: 46 }, cost: undefined },
+  gemini: { tokens: { input: 24, output: 68, total: 92 }, cost: undefined },
+};
+
 describe("runJob", () => {
-  it.each([
-    ["claude", 0.0123],
-    ["codex", undefined],
-    ["gemini", undefined],
-  ] as const)(
+  it.each(["claude", "codex", "gemini"] as const)(
     "%s: succeeds with the parsed result, input files in place and output files read",
-    async (tool, cost) => {
+    async (tool) => {
       const outcome = await runJob(
         spec("summarise [write:out/report.md=# Report]", {
           tool,
@@ -65,14 +72,14 @@ describe("runJob", () => {
         aborted: false,
         result: {
           output: "done: summarise [write:out/report.md=# Report]",
-          tokens: { input: 12, output: 34, total: 46 },
+          tokens: SUCCESS[tool].tokens,
         },
         missingOutputFiles: ["out/none.md"],
       });
-      expect(outcome.result.cost_usd).toBe(cost);
+      expect(outcome.result.cost_usd).toBe(SUCCESS[tool].cost);
       expect(outcome.error).toBeUndefined();
       expect(outcome.rateLimit).toBeUndefined();
-      expect(outcome.log).toContain(`${tool} (fake): working`);
+      expect(outcome.log).toContain("done: summarise");
       expect(outcome.tail).toBe(outcome.log);
       expect(outcome.outputFiles).toEqual([
         { path: "out/report.md", content: new TextEncoder().encode("# Report") },
@@ -82,10 +89,10 @@ describe("runJob", () => {
     },
   );
 
-  it("reports a non-zero exit with the last stderr line", async () => {
+  it("reports a non-zero exit with the CLI's own error", async () => {
     const outcome = await runJob(spec("[exit:3]"));
     expect(outcome).toMatchObject({ exitCode: 3, timedOut: false });
-    expect(outcome.error).toBe("exit code 3: Error: simulated failure with exit code 3");
+    expect(outcome.error).toBe("exit code 3: API Error: 400 simulated failure with exit code 3");
     expect(outcome.rateLimit).toBeUndefined();
   });
 
@@ -152,12 +159,13 @@ describe("runJob", () => {
     expect(alive(await pidIn(`${pidFile}.grandchild`))).toBe(false);
   });
 
-  it("reports a missing executable without throwing", async () => {
+  it("reports a missing executable as permanent, without throwing", async () => {
     const outcome = await runJob(spec("hi", { tool: "codex", path: scratch }));
     expect(outcome).toMatchObject({
       exitCode: null,
       signal: null,
-      error: "executable codex not found on PATH",
+      error: "codex is not installed on this worker",
+      permanent: true,
       result: {},
       outputFiles: [],
     });
@@ -220,18 +228,37 @@ describe("runJob", () => {
     );
   });
 
-  it.each(["claude", "codex", "gemini"] as const)(
-    "%s: recognises a rate-limit answer and its reset time",
-    async (tool) => {
-      const reset = new Date(Date.now() + 2 * 3600_000);
-      const limited = await runJob(spec(`[ratelimit-reset:${reset.toISOString()}]`, { tool }));
-      expect(limited.exitCode).toBe(1);
-      expect(limited.error).toMatch(/^exit code 1: /);
-      const resetAt = limited.rateLimit?.resetAt?.getTime() ?? 0;
-      expect(Math.abs(resetAt - reset.getTime())).toBeLessThan(61_000); // codex speaks in whole minutes
+  it.each([
+    ["claude", 2 * 3600_000],
+    ["claude", 3 * 86_400_000],
+    ["codex", 2 * 3600_000],
+    ["codex", 3 * 86_400_000],
+  ] as const)("%s: recognises a usage limit and its reset %i ms ahead", async (tool, ahead) => {
+    const reset = new Date(Date.now() + ahead);
+    const limited = await runJob(spec(`[ratelimit-reset:${reset.toISOString()}]`, { tool }));
+    expect(limited.exitCode).toBe(1);
+    expect(limited.error).toMatch(/^exit code 1: .*hit your/);
+    const resetAt = limited.rateLimit?.resetAt?.getTime() ?? 0;
+    expect(Math.abs(resetAt - reset.getTime())).toBeLessThan(60_000); // the CLIs speak in whole minutes
+  });
 
+  it("gemini: recognises the daily quota, which lifts at midnight Pacific time", async () => {
+    const limited = await runJob(spec("[ratelimit-reset:2030-01-01T00:00:00Z]", { tool: "gemini" }));
+    expect(limited.exitCode).toBe(173); // 429 modulo 256
+    expect(limited.error).toBe("exit code 173: You have exhausted your daily quota on this model.");
+    const hoursAhead = ((limited.rateLimit?.resetAt?.getTime() ?? 0) - Date.now()) / 3_600_000;
+    expect(hoursAhead).toBeGreaterThan(0);
+    expect(hoursAhead).toBeLessThanOrEqual(24);
+  });
+
+  it.each(["claude", "codex", "gemini"] as const)(
+    "%s: recognises a 429 without a reset time",
+    async (tool) => {
       const plain = await runJob(spec("[ratelimit]", { tool }));
-      expect(plain.rateLimit).toEqual({});
+      expect(plain.error).toMatch(/^exit code \d+: /);
+      expect(plain.rateLimit).toBeDefined();
+      // Gemini's 429 says to retry after 1 s: at most that long.
+      expect((plain.rateLimit?.resetAt?.getTime() ?? 0) - Date.now()).toBeLessThan(1500);
     },
   );
 
@@ -242,13 +269,14 @@ describe("runJob", () => {
   });
 
   it("caps the log at 5 MB, keeping its head and tail", async () => {
-    const outcome = await runJob(spec("[noise:6000000] [exit:4]"));
+    // Gemini prints its error on stderr, after the noise, so the log's end is known.
+    const outcome = await runJob(spec("[noise:6000000] [exit:4]", { tool: "gemini" }));
     expect(outcome.logTruncated).toBe(true);
     expect(outcome.log.length).toBeLessThan(5 * 1024 * 1024 + 5000);
     expect(outcome.log.startsWith("x".repeat(1000))).toBe(true);
     expect(outcome.log).toMatch(/\[switchyard: log truncated; \d+ bytes omitted before the last 4096\]/);
-    expect(outcome.log.endsWith("Error: simulated failure with exit code 4\n")).toBe(true);
+    expect(outcome.log).toMatch(/"code": 400\n {2}\}\n\}\n$/);
     expect(outcome.tail).toHaveLength(4096);
-    expect(outcome.error).toBe("exit code 4: Error: simulated failure with exit code 4");
+    expect(outcome.error).toBe("exit code 4: simulated failure with exit code 4");
   });
 });

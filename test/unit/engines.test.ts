@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { commandFor, detectRateLimit, parseResult } from "../../containers/worker/engines.ts";
+import { commandFor, parseResult, readOutcome } from "../../containers/worker/engines.ts";
+import type { Tool } from "../../core/schemas.ts";
+import { readFixture } from "../clis/fixtures.ts";
 
 const DANGEROUS = ["--dangerously-skip-permissions", "--dangerously-bypass-approvals-and-sandbox", "yolo"];
 
@@ -18,10 +20,10 @@ describe("commandFor", () => {
     });
   });
 
-  it("runs gemini headless with JSON output, auto-approving edits only", () => {
+  it("runs gemini headless with JSON output in an untrusted work dir, auto-approving edits only", () => {
     expect(commandFor("gemini", { prompt: "fix it", allowDangerousFlags: false })).toEqual({
       command: "gemini",
-      args: ["--output-format", "json", "--approval-mode", "auto_edit", "--prompt=fix it"],
+      args: ["--output-format", "json", "--skip-trust", "--approval-mode", "auto_edit", "--prompt=fix it"],
     });
   });
 
@@ -60,6 +62,9 @@ describe("commandFor", () => {
   });
 });
 
+/** Output on stdout only. */
+const out = (stdout: string) => ({ stdout, stderr: "" });
+
 describe("parseResult", () => {
   it("reads claude's result object", () => {
     const stdout = JSON.stringify({
@@ -73,7 +78,7 @@ describe("parseResult", () => {
       total_cost_usd: 0.0421,
       usage: { input_tokens: 120, cache_read_input_tokens: 9000, output_tokens: 380 },
     });
-    expect(parseResult("claude", stdout)).toEqual({
+    expect(parseResult("claude", out(stdout))).toEqual({
       output: "Added the test.",
       tokens: { input: 120, output: 380, total: 500 },
       cost_usd: 0.0421,
@@ -84,11 +89,11 @@ describe("parseResult", () => {
     const stdout = JSON.stringify({
       type: "result",
       is_error: true,
-      result: "Claude AI usage limit reached|1749924000",
+      result: "Not logged in · Please run /login",
       total_cost_usd: 0,
     });
-    expect(parseResult("claude", stdout)).toEqual({
-      error: "Claude AI usage limit reached|1749924000",
+    expect(parseResult("claude", out(stdout))).toEqual({
+      error: "Not logged in · Please run /login",
       cost_usd: 0,
     });
   });
@@ -108,7 +113,7 @@ describe("parseResult", () => {
     ]
       .map((e) => JSON.stringify(e))
       .join("\n");
-    expect(parseResult("codex", stdout)).toEqual({
+    expect(parseResult("codex", out(stdout))).toEqual({
       output: "Done: README added.",
       tokens: { input: 24763, output: 122, total: 24885 },
     });
@@ -122,7 +127,7 @@ describe("parseResult", () => {
     ]
       .map((e) => JSON.stringify(e))
       .join("\n");
-    expect(parseResult("codex", stdout)).toEqual({ error: "You've hit your usage limit." });
+    expect(parseResult("codex", out(stdout))).toEqual({ error: "You've hit your usage limit." });
   });
 
   it("reads gemini's response and sums token stats over models", () => {
@@ -139,124 +144,143 @@ describe("parseResult", () => {
         tools: { totalCalls: 0 },
       },
     });
-    expect(parseResult("gemini", stdout)).toEqual({
+    expect(parseResult("gemini", out(stdout))).toEqual({
       output: "The capital of France is Paris.",
       tokens: { input: 110, output: 25, total: 145 },
     });
   });
 
-  it("reports gemini's error object", () => {
-    const stdout = JSON.stringify({ error: { type: "Error", message: "Quota exceeded", code: 1 } });
-    expect(parseResult("gemini", stdout)).toEqual({ error: "Quota exceeded" });
+  it("reads gemini's error from stderr, pretty-printed after log lines, and unwraps an API error body", () => {
+    const error = { code: 400, message: "Bad request", status: "INVALID_ARGUMENT" };
+    const report = {
+      session_id: "s1",
+      error: { type: "Error", message: JSON.stringify({ error }), code: 400 },
+    };
+    const stderr = `Ripgrep is not available.\n  cause: {\n    code: 400\n}\n${JSON.stringify(report, null, 2)}\n`;
+    expect(parseResult("gemini", { stdout: "", stderr })).toEqual({ error: "Bad request" });
+  });
+
+  it("does not take codex's transient error events for a failure once a turn completed", () => {
+    const stdout = [
+      { type: "turn.started" },
+      { type: "error", message: "Reconnecting... 5/5 (stream disconnected before completion)" },
+      { type: "item.completed", item: { id: "item_0", type: "agent_message", text: "Done." } },
+      { type: "turn.completed", usage: { input_tokens: 5, output_tokens: 7 } },
+    ]
+      .map((e) => JSON.stringify(e))
+      .join("\n");
+    expect(parseResult("codex", out(stdout))).toEqual({
+      output: "Done.",
+      tokens: { input: 5, output: 7, total: 12 },
+    });
   });
 
   it("finds the JSON among log lines", () => {
     const stdout = `Loaded cached credentials.\n${JSON.stringify({ response: "ok", stats: {} })}\n`;
-    expect(parseResult("gemini", stdout)).toEqual({ output: "ok" });
+    expect(parseResult("gemini", out(stdout))).toEqual({ output: "ok" });
   });
 
   it.each(["claude", "codex", "gemini"] as const)("%s: never throws on unparseable output", (tool) => {
-    expect(parseResult(tool, "")).toEqual({});
-    expect(parseResult(tool, "  \n")).toEqual({});
-    expect(parseResult(tool, '{"truncated": ')).toEqual({ output: '{"truncated":' });
-    expect(parseResult(tool, "plain text answer\n")).toEqual({ output: "plain text answer" });
-    expect(parseResult(tool, "[1,2]")).toEqual({ output: "[1,2]" });
-    expect(parseResult(tool, `x${"y".repeat(10_000)}`).output).toHaveLength(4096);
+    expect(parseResult(tool, out(""))).toEqual({});
+    expect(parseResult(tool, out("  \n"))).toEqual({});
+    expect(parseResult(tool, out('{"truncated": '))).toEqual({ output: '{"truncated":' });
+    expect(parseResult(tool, out("plain text answer\n"))).toEqual({ output: "plain text answer" });
+    expect(parseResult(tool, out("[1,2]"))).toEqual({ output: "[1,2]" });
+    expect(parseResult(tool, out(`x${"y".repeat(10_000)}`)).output).toHaveLength(4096);
   });
 
   it("ignores fields of the wrong type", () => {
     const stdout = JSON.stringify({ type: "result", result: 42, total_cost_usd: "1", usage: null });
-    expect(parseResult("claude", stdout)).toEqual({});
+    expect(parseResult("claude", out(stdout))).toEqual({});
   });
 });
 
-describe("detectRateLimit", () => {
-  const now = new Date("2026-11-27T16:00:00Z");
+/** The verdict on a captured run, as the job runner reaches it, at the time it was captured. */
+function verdictOn(tool: Tool, name: string) {
+  const fixture = readFixture(tool, name);
+  const verdict = readOutcome(
+    tool,
+    { stdout: fixture.stdout, stderr: fixture.stderr, exitCode: fixture.exit_code },
+    new Date(fixture.captured_at),
+  );
+  return { fixture, verdict };
+}
 
+const TOKENS = { input: 12, output: 34, total: 46 };
+
+describe("the real CLIs' output (test/fixtures/clis)", () => {
   it.each([
-    "Claude AI usage limit reached|1749924000",
-    'API Error: 429 {"type":"error","error":{"type":"rate_limit_error","message":"..."}}',
-    "You've hit your session limit · resets 8:30pm (Asia/Tokyo)",
-    "You've hit your limit · resets 1:30am (Asia/Dhaka)",
-    "■ You've hit your usage limit. Upgrade to Pro or try again in 5 days 22 hours 11 minutes.",
-    "stream error: exceeded retry limit, last status: 429 Too Many Requests",
-    '{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}',
-    "You have exhausted your capacity on this model. Your quota will reset after 8h44m7s.",
-    "[API Error: You have exhausted your daily quota on this model.]",
-    "Quota exceeded for quota metric 'Generate Content API requests per minute'",
-    "HTTP 429",
-    "Request was rate-limited",
-  ])("recognises %j", (text) => {
-    expect(detectRateLimit(text, now)).toBeDefined();
+    ["claude", "success", TOKENS],
+    ["claude", "dash-prompt", TOKENS],
+    ["codex", "success", TOKENS],
+    ["codex", "dash-prompt", TOKENS],
+    // Gemini's router asks a small model first; its tokens count too.
+    ["gemini", "success", { input: 24, output: 68, total: 92 }],
+    ["gemini", "dash-prompt", { input: 24, output: 68, total: 92 }],
+  ] as const)("%s %s: the answer and its tokens", (tool, name, tokens) => {
+    const { fixture, verdict } = verdictOn(tool, name);
+    expect(fixture.exit_code).toBe(0);
+    expect(verdict).toEqual({ result: expect.objectContaining({ output: fixture.answer.text, tokens }) });
   });
 
-  it.each([
-    "All tests pass.",
-    "no rate limiting here",
-    "Added a rate limiter to the API",
-    '{"usage":{"input_tokens":429,"output_tokens":1429}}',
-    "processed 429 files",
-    "exit code 1: Cannot find module 'x'",
-  ])("does not mistake %j for a limit", (text) => {
-    expect(detectRateLimit(text, now)).toBeUndefined();
+  it("claude reports its cost", () => {
+    const { verdict } = verdictOn("claude", "success");
+    expect(verdict.result.cost_usd).toBeGreaterThan(0);
   });
 
-  it("reads Claude's epoch form", () => {
-    expect(detectRateLimit("Claude AI usage limit reached|1796054400", now)).toEqual({
-      resetAt: new Date(1796054400 * 1000),
+  it("codex: a run that reconnected on the way and completed its turn succeeds", () => {
+    const { fixture, verdict } = verdictOn("codex", "reconnected");
+    expect(fixture.stdout).toMatch(/"type":"error","message":"Reconnecting\.\.\. 5\/5/);
+    expect(fixture.exit_code).toBe(0);
+    expect(verdict).toEqual({
+      result: expect.objectContaining({ output: fixture.answer.text, tokens: TOKENS }),
     });
   });
 
-  it("reads an ISO time, UTC when it has no offset", () => {
-    expect(detectRateLimit("usage limit reached, resets 2026-11-27T18:00:00Z", now)?.resetAt).toEqual(
-      new Date("2026-11-27T18:00:00Z"),
+  it.each(["claude", "codex", "gemini"] as const)("%s error: the API's message, no limit", (tool) => {
+    const { fixture, verdict } = verdictOn(tool, "error");
+    expect(verdict.error).toMatch(
+      new RegExp(`^exit code ${fixture.exit_code}: .*STANDIN_ERROR: the prompt was refused\\.`),
     );
-    expect(detectRateLimit("rate limit; resets 2026-11-27T18:30:00+01:00", now)?.resetAt).toEqual(
-      new Date("2026-11-27T17:30:00Z"),
-    );
-    expect(detectRateLimit("rate limit until 2026-11-28T09:00", now)?.resetAt).toEqual(
-      new Date("2026-11-28T09:00:00Z"),
-    );
+    expect(verdict.rateLimit).toBeUndefined();
   });
 
-  it("skips a stale timestamp for a later reset time", () => {
-    const text = '{"error":"Error: 429 …","timestamp":"2026-11-27T15:59:58.000Z"}\nusage limit · resets 5pm';
-    expect(detectRateLimit(text, now)?.resetAt).toEqual(new Date("2026-11-27T17:00:00Z"));
+  it.each(["claude", "codex", "gemini"] as const)("%s auth missing: a failure, not a limit", (tool) => {
+    const { fixture, verdict } = verdictOn(tool, "auth-missing");
+    expect(fixture.exit_code).not.toBe(0);
+    expect(verdict.error).toMatch(/^exit code \d+: \S/);
+    expect(verdict.rateLimit).toBeUndefined();
   });
 
-  it.each([
-    ["try again in 37 minutes", 37 * 60],
-    ["retry after 120 seconds", 120],
-    ["Please retry in 37.5s", 37.5],
-    ["Your quota will reset after 2h30m12s.", 2 * 3600 + 30 * 60 + 12],
-    ["or try again in 5 days 22 hours 11 minutes.", 5 * 86_400 + 22 * 3600 + 11 * 60],
-    ["try again in 1 hour and 5 minutes", 3900],
-    ["429 Too Many Requests\nRetry-After: 90", 90],
-  ])("reads the delay in %j", (text, seconds) => {
-    expect(detectRateLimit(`rate limit: ${text}`, now)?.resetAt).toEqual(
-      new Date(now.getTime() + seconds * 1000),
-    );
+  it.each(["claude", "codex", "gemini"] as const)("%s 429: a rate limit", (tool) => {
+    const { verdict } = verdictOn(tool, "rate-limit");
+    expect(verdict.error).toBeDefined();
+    expect(verdict.rateLimit).toBeDefined();
   });
 
   it.each([
-    ["usage limit reached … resets at 3pm", "2026-11-28T15:00:00Z"], // 3pm has passed today
-    ["usage limit reached, resets 5pm", "2026-11-27T17:00:00Z"],
-    ["usage limit reached, resets at 15:00 (UTC)", "2026-11-28T15:00:00Z"],
-    ["usage limit reached, resets 12am", "2026-11-28T00:00:00Z"],
-    ["You've hit your limit for Claude messages. Limits will reset at 9:30 AM.", "2026-11-28T09:30:00Z"],
-    ["You've hit your session limit · resets 8:30pm (Asia/Tokyo)", "2026-11-28T11:30:00Z"],
-    ["Claude usage limit reached. Your limit will reset at 1pm (Etc/GMT+5).", "2026-11-27T18:00:00Z"],
-    ["usage limit, resets 9am (Not/AZone)", "2026-11-28T09:00:00Z"],
-  ])("reads the clock time in %j as the next one", (text, expected) => {
-    expect(detectRateLimit(text, now)?.resetAt).toEqual(new Date(expected));
+    ["claude", "usage-limit"],
+    ["claude", "weekly-limit"],
+    ["codex", "usage-limit"],
+    ["codex", "weekly-limit"],
+  ] as const)("%s %s: the limit and when it resets", (tool, name) => {
+    const { fixture, verdict } = verdictOn(tool, name);
+    expect(verdict.rateLimit).toEqual({ resetAt: new Date(fixture.reset_at ?? "") });
   });
 
-  it("gives no reset time when none can be read or it has passed", () => {
-    expect(detectRateLimit("429 Too Many Requests", now)).toEqual({});
-    expect(detectRateLimit("Claude AI usage limit reached|1749924000", now)).toEqual({});
-    expect(detectRateLimit("You've hit your usage limit, try again at Jul 5th, 2026 8:19 PM.", now)).toEqual(
-      {},
-    );
-    expect(detectRateLimit("rate limit; resets 25:00", now)).toEqual({});
+  it("gemini's daily quota resets at the next midnight Pacific time", () => {
+    const { fixture, verdict } = verdictOn("gemini", "usage-limit");
+    const resetAt = verdict.rateLimit?.resetAt;
+    expect(verdict.error).toMatch(/You have exhausted your daily quota on this model\./);
+    const pacific = new Intl.DateTimeFormat("en-US", {
+      timeZone: "America/Los_Angeles",
+      hourCycle: "h23",
+      hour: "2-digit",
+      minute: "2-digit",
+    });
+    expect(resetAt && pacific.format(resetAt)).toBe("00:00");
+    const hoursAhead = ((resetAt?.getTime() ?? 0) - Date.parse(fixture.captured_at)) / 3_600_000;
+    expect(hoursAhead).toBeGreaterThan(0);
+    expect(hoursAhead).toBeLessThanOrEqual(24);
   });
 });

@@ -125,6 +125,22 @@ describe("settling a run", () => {
     });
   });
 
+  it("fails at once, with attempts left, when the job cannot run on the worker at all", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    const held = await submitAndClaim(deps, { max_attempts: 3 });
+    const outcome = failed({
+      exitCode: null,
+      error: "claude is not installed on this worker",
+      permanent: true,
+    });
+    const task = await settleRun(deps, held, { kind: "finished", outcome });
+    expect(task).toMatchObject({
+      status: "failed",
+      attempt: 1,
+      error_message: "claude is not installed on this worker",
+    });
+  });
+
   it("retries a rate limit without using an attempt and pauses the account's pools until the reset", async () => {
     const { deps, clock } = memoryDeps(CONFIG);
     const held = await submitAndClaim(deps, { max_attempts: 1 });

@@ -1,0 +1,80 @@
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { commandFor } from "../../containers/worker/engines.ts";
+import { jobEnvironment } from "../../containers/worker/job-runner.ts";
+import { TOOLS, type Tool } from "../../core/schemas.ts";
+import { CASES, type CliCase, standInEnvironment } from "./cases.ts";
+import type { CliFixture } from "./fixtures.ts";
+import { ANSWER, type StandIn, startModelApi } from "./model-api.ts";
+import { installPinnedClis, pinnedVersions } from "./pinned.ts";
+
+/**
+ * `npm run fixtures:clis`: runs each pinned CLI through each case against the model-API stand-in, with
+ * the engine's exact argv and the job runner's environment, and writes what it printed and its exit code
+ * to test/fixtures/clis/<tool>/<case>.json. Run it again on every bump of a CLI in the Dockerfile.
+ */
+
+const FIXTURES = resolve(import.meta.dirname, "../fixtures/clis");
+/** Gemini's own retries of a rate-limited request take about four minutes. */
+const CASE_TIMEOUT_MS = 360_000;
+
+async function capture(tool: Tool, version: string, cliCase: CliCase, bin: string, standIn: StandIn) {
+  const root = await mkdtemp(join(tmpdir(), `switchyard-capture-${tool}-`));
+  try {
+    const dirs = { work: join(root, "work"), home: join(root, "home"), tmp: join(root, "tmp") };
+    await Promise.all(Object.values(dirs).map((dir) => mkdir(dir)));
+    const env = jobEnvironment(dirs, {
+      path: `${bin}:${process.env.PATH}`,
+      env: await standInEnvironment(tool, cliCase, standIn, root),
+    });
+    const { command, args } = commandFor(tool, { prompt: cliCase.prompt, allowDangerousFlags: false });
+    const capturedAt = new Date();
+    const child = spawn(command, args, { cwd: dirs.work, env, stdio: ["ignore", "pipe", "pipe"] });
+    const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+    child.stdout.on("data", (chunk: Buffer) => chunks.stdout.push(chunk));
+    child.stderr.on("data", (chunk: Buffer) => chunks.stderr.push(chunk));
+    const timer = setTimeout(() => child.kill("SIGKILL"), CASE_TIMEOUT_MS);
+    const exitCode = await new Promise<number | null>((done) => child.on("close", (code) => done(code)));
+    clearTimeout(timer);
+    if (exitCode === null) throw new Error(`${tool} ${cliCase.name}: no answer within ${CASE_TIMEOUT_MS} ms`);
+    const reset = cliCase.scenario === "usage-limit" || cliCase.scenario === "weekly-limit";
+    const fixture: CliFixture = {
+      tool,
+      version,
+      case: cliCase.name,
+      args,
+      env_names: Object.keys(env).sort(),
+      captured_at: capturedAt.toISOString(),
+      ...(reset
+        ? { reset_at: standIn.resets[cliCase.scenario as keyof StandIn["resets"]].toISOString() }
+        : {}),
+      answer: ANSWER,
+      exit_code: exitCode,
+      stdout: Buffer.concat(chunks.stdout).toString("utf8"),
+      stderr: Buffer.concat(chunks.stderr).toString("utf8"),
+    };
+    await mkdir(join(FIXTURES, tool), { recursive: true });
+    await writeFile(join(FIXTURES, tool, `${cliCase.name}.json`), `${JSON.stringify(fixture, null, 2)}\n`);
+    console.log(`${tool} ${cliCase.name}: exit ${exitCode}`);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+const versions = await pinnedVersions();
+const bin = await installPinnedClis(versions);
+const standIn = await startModelApi();
+try {
+  const only = process.argv.slice(2);
+  const tools = TOOLS.filter((tool) => only.length === 0 || only.includes(tool));
+  // One CLI at a time per tool, the three tools side by side.
+  await Promise.all(
+    tools.map(async (tool) => {
+      for (const cliCase of CASES[tool]) await capture(tool, versions[tool], cliCase, bin, standIn);
+    }),
+  );
+} finally {
+  await standIn.close();
+}
