@@ -9,7 +9,6 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { build } from "esbuild";
-import { ROUTE_GROUPS } from "../functions/_shared/routes.ts";
 import { median } from "./stats.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -17,9 +16,9 @@ const ROOT = resolve(import.meta.dirname, "..");
 const OUT = resolve(ROOT, "dist/bench");
 const run = promisify(execFile);
 
-/** The functions the stateless stack deploys: one per API route group, and the tick. */
+/** The code the stateless stack deploys: the API (one function per route group, all the same bundle) and the tick. */
 export const FUNCTIONS: Record<string, string> = {
-  ...Object.fromEntries(ROUTE_GROUPS.map((group) => [`api-${group}`, `functions/api/${group}.ts`])),
+  api: "functions/api/handler.ts",
   tick: "functions/tick.ts",
 };
 

@@ -10,6 +10,10 @@ import type { Construct } from "constructs";
 import type { PoolConfig } from "../core/config.ts";
 import { ENV } from "../core/names.ts";
 import { ROUTE_GROUPS, type RouteGroup } from "../functions/_shared/routes.ts";
+
+/** Every API function runs the same entry; API Gateway sends each the routes of its group. */
+const API_ENTRY = "functions/api/handler.ts";
+
 import { Alarms } from "./constructs/alarms.ts";
 import { CallbackDelivery } from "./constructs/callback-delivery.ts";
 import { EventsRelay } from "./constructs/events-relay.ts";
@@ -107,7 +111,7 @@ export class StatelessStack extends Stack {
 
     this.handlers = Object.fromEntries(
       ROUTE_GROUPS.map((group) => {
-        const fn = newFunction(`Api-${group}`, `functions/api/${group}.ts`);
+        const fn = newFunction(`Api-${group}`, API_ENTRY);
         fn.addEnvironment(ENV.adminKeySecret, adminKey.secretArn);
         adminKey.grantRead(fn);
         return [group, fn];

@@ -5,8 +5,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-l
 import type { Deps } from "../core/deps.ts";
 import { errorBody } from "../functions/_shared/errors.ts";
 import { apiHandler, MAX_BODY_BYTES } from "../functions/_shared/http.ts";
-import { matchPath, ROUTE_GROUPS, ROUTES } from "../functions/_shared/routes.ts";
-import { ROUTE_MAPS } from "../functions/api/index.ts";
+import { matchPath, ROUTES } from "../functions/_shared/routes.ts";
 
 type LambdaHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
 
@@ -77,10 +76,7 @@ function toEvent(
  * A path no route matches still reaches a handler, which answers the 404 envelope.
  */
 export async function startHttpServer(deps: Deps, port: number): Promise<{ url: string; server: Server }> {
-  const getDeps = async () => deps;
-  const handlers = Object.fromEntries(
-    ROUTE_GROUPS.map((g) => [g, apiHandler(ROUTE_MAPS[g], getDeps)]),
-  ) as Record<string, LambdaHandler>;
+  const handler = apiHandler(ROUTES, async () => deps) as LambdaHandler;
   const server = createServer(async (req, res) => {
     try {
       const url = requestUrl(req.url);
@@ -90,25 +86,15 @@ export async function startHttpServer(deps: Deps, port: number): Promise<{ url: 
         res.end(errorBody("1001", "path: not a valid request target"));
         return;
       }
-      let target = {
-        handler: handlers.health as LambdaHandler,
-        group: "health",
-        resource: url.pathname,
-        params: {},
-      };
+      let target = { group: "health", resource: url.pathname, params: {} };
       for (const route of ROUTES) {
         const params = route.method === req.method ? matchPath(route.path, url.pathname) : undefined;
         if (params) {
-          target = {
-            handler: handlers[route.group] as LambdaHandler,
-            group: route.group,
-            resource: route.path,
-            params,
-          };
+          target = { group: route.group, resource: route.path, params };
           break;
         }
       }
-      const result = await target.handler(
+      const result = await handler(
         toEvent(req, url, body, target.resource, target.params),
         lambdaContext(target.group),
       );

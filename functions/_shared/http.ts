@@ -1,13 +1,13 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import type { z } from "zod";
-import { ANONYMOUS, authenticate, CachedAuthLookups, type Principal } from "../../core/auth.ts";
+import { ANONYMOUS, authenticate, CachedAuthLookups, type Principal, requireScope } from "../../core/auth.ts";
 import type { Deps } from "../../core/deps.ts";
 import { PayloadTooLargeError, routeNotFound, ValidationError } from "../../core/errors.ts";
 import { countRequest } from "../../core/limits.ts";
 import { errorResponse } from "./errors.ts";
 import { observability } from "./observability.ts";
-import { ROUTES } from "./routes.ts";
+import type { Route } from "./routes.ts";
 
 /** The API functions' Powertools; `api.count` adds business metrics from a route. */
 export const api = observability("switchyard");
@@ -16,12 +16,13 @@ export const { logger } = api;
 /** Bodies larger than this are refused with 413 before parsing. */
 export const MAX_BODY_BYTES = 512 * 1024;
 
-export interface RouteRequest {
+/** What a route's handler gets: the body and query as its schemas parsed them (else as sent). */
+export interface RouteRequest<Body = unknown, Query = Record<string, string>> {
   principal: Principal;
   params: Record<string, string>;
-  query: Record<string, string>;
-  /** The parsed JSON body, or undefined when there is none. */
-  body: unknown;
+  query: Query;
+  /** Without a body schema: the parsed JSON body, or undefined when there is none. */
+  body: Body;
 }
 
 /** A route answers with data for the envelope, or with a raw body (logs, files). */
@@ -29,10 +30,10 @@ export type RouteResult =
   | { status?: number; data: unknown }
   | { status?: number; raw: string | Uint8Array; contentType: string };
 
-export type RouteFn = (deps: Deps, request: RouteRequest) => Promise<RouteResult>;
-
-/** Route functions by `"<METHOD> <resource path>"`, e.g. `"GET /v2/tasks/{uuid}"`. */
-export type RouteMap = Record<string, RouteFn>;
+export type RouteFn<Body = unknown, Query = Record<string, string>> = (
+  deps: Deps,
+  request: RouteRequest<Body, Query>,
+) => Promise<RouteResult>;
 
 /** A client's text quoted in a message (a field path, a key), cut short: answers stay small. */
 const quoted = (text: string, max = 200) => (text.length > max ? `${text.slice(0, max)}…` : text);
@@ -133,11 +134,12 @@ function toResponse(result: RouteResult): APIGatewayProxyResult {
 }
 
 /**
- * The Lambda handler of one route group: authenticate, parse, call the route, wrap in the envelope.
- * Every error becomes an envelope through one mapper (functions/_shared/errors.ts).
+ * The Lambda handler of the routes given: authenticate, check the route's scope, parse the body and
+ * query with its schemas, call it, wrap the answer in the envelope. Every error becomes an envelope
+ * through one mapper (functions/_shared/errors.ts).
  */
-export function apiHandler(routes: RouteMap, getDeps: () => Promise<Deps>) {
-  const publicRoutes = new Set(ROUTES.filter((r) => r.public).map((r) => `${r.method} ${r.path}`));
+export function apiHandler(routes: readonly Route[], getDeps: () => Promise<Deps>) {
+  const byKey = new Map(routes.map((route) => [`${route.method} ${route.path}`, route]));
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, Context>()
     .use(api.middlewares)
     .use({
@@ -146,22 +148,25 @@ export function apiHandler(routes: RouteMap, getDeps: () => Promise<Deps>) {
       },
     })
     .handler(async (event) => {
-      const routeKey = `${event.httpMethod} ${event.resource}`;
-      const route = routes[routeKey];
+      const route = byKey.get(`${event.httpMethod} ${event.resource}`);
       if (!route) throw routeNotFound(event.httpMethod, event.path);
       const deps = await getDeps();
-      const principal = publicRoutes.has(routeKey)
+      const principal = route.public
         ? ANONYMOUS
         : await authenticate({ store: authLookups(deps), adminKey: deps.adminKey }, apiKeyOf(event));
       // Before the body is even parsed, so that malformed and refused requests count too. One store write
       // per tenant request (core/limits.ts); the admin key and public routes are not counted.
       await countRequest(deps, principal);
-      const result = await route(deps, {
+      // A key that may not use the route learns nothing about what it sent.
+      if (route.scope) requireScope(principal, route.scope);
+      const json = parseJsonBody(event);
+      const query = stringRecord(event.queryStringParameters);
+      const request = {
         principal,
         params: stringRecord(event.pathParameters),
-        query: stringRecord(event.queryStringParameters),
-        body: parseJsonBody(event),
-      });
-      return toResponse(result);
+        query: route.query ? parse(route.query, query) : query,
+        body: route.body ? parse(route.body, json ?? {}) : json,
+      };
+      return toResponse(await route.handler(deps, request));
     });
 }

@@ -1,7 +1,27 @@
-/**
- * The route table: the one list of HTTP routes, served by API Gateway (infra) and by the local server.
- * `group` names the Lambda that serves the route: functions/api/<group>.ts.
- */
+import type { z } from "zod";
+import {
+  dispatcherStatusQuery,
+  listRunsQuery,
+  listTasksQuery,
+  reorderBody,
+  taskEventsQuery,
+  taskLogQuery,
+} from "../../core/requests.ts";
+import {
+  addKeySchema,
+  createTenantSchema,
+  mergeTagsSchema,
+  type Scope,
+  submitTaskSchema,
+} from "../../core/schemas.ts";
+import * as health from "../api/health.ts";
+import * as instances from "../api/instances.ts";
+import * as pools from "../api/pools.ts";
+import * as tasks from "../api/tasks.ts";
+import * as tenants from "../api/tenants.ts";
+import type { RouteFn } from "./http.ts";
+
+/** The Lambda functions of the API: API Gateway sends each the routes of its group. */
 export const ROUTE_GROUPS = ["health", "tasks", "instances", "tenants", "pools"] as const;
 export type RouteGroup = (typeof ROUTE_GROUPS)[number];
 
@@ -10,41 +30,205 @@ export interface Route {
   /** API Gateway resource path; `{name}` is a parameter, `{name+}` a greedy one. */
   path: string;
   group: RouteGroup;
-  /** Routes that need no API key. */
+  /** The scope the caller's key must hold; none on a public route. */
+  scope?: Scope;
+  /** Needs no API key. */
   public?: boolean;
+  /** The JSON body and the query string, parsed before the handler runs (an absent body is `{}`). */
+  body?: z.ZodType;
+  query?: z.ZodType;
+  // biome-ignore lint/suspicious/noExplicitAny: each entry's handler takes what its own schemas give.
+  handler: RouteFn<any, any>;
 }
 
+/**
+ * The route table: every HTTP route, once. API Gateway (infra), the local server and the tests read it;
+ * the handler is what serves the route on Lambda and locally alike.
+ */
 export const ROUTES: readonly Route[] = [
-  { method: "GET", path: "/v2/health", group: "health", public: true },
-  { method: "POST", path: "/v2/tasks", group: "tasks" },
-  { method: "GET", path: "/v2/tasks", group: "tasks" },
-  { method: "GET", path: "/v2/tasks/{uuid}", group: "tasks" },
-  { method: "DELETE", path: "/v2/tasks/{uuid}", group: "tasks" },
-  { method: "GET", path: "/v2/tasks/{uuid}/status", group: "tasks" },
-  { method: "GET", path: "/v2/tasks/{uuid}/logs", group: "tasks" },
-  { method: "POST", path: "/v2/tasks/{uuid}/tags", group: "tasks" },
-  { method: "GET", path: "/v2/tasks/{uuid}/files", group: "tasks" },
-  { method: "GET", path: "/v2/tasks/{uuid}/files/{path+}", group: "tasks" },
-  { method: "GET", path: "/v2/tasks/{uuid}/events", group: "tasks" },
-  { method: "POST", path: "/v2/tasks/{uuid}/pause", group: "tasks" },
-  { method: "POST", path: "/v2/tasks/{uuid}/resume", group: "tasks" },
-  { method: "POST", path: "/v2/tasks/{uuid}/reorder", group: "tasks" },
-  { method: "GET", path: "/v2/instances", group: "instances" },
-  { method: "GET", path: "/v2/instances/{run_id}", group: "instances" },
-  { method: "GET", path: "/v2/instances/{run_id}/status", group: "instances" },
-  { method: "GET", path: "/v2/instances/{run_id}/logs", group: "instances" },
-  { method: "POST", path: "/v2/instances/{run_id}/tags", group: "instances" },
-  { method: "POST", path: "/v2/tenants", group: "tenants" },
-  { method: "GET", path: "/v2/tenants", group: "tenants" },
-  { method: "POST", path: "/v2/tenants/{id}/keys", group: "tenants" },
-  { method: "GET", path: "/v2/tenants/{id}/keys", group: "tenants" },
-  { method: "DELETE", path: "/v2/tenants/{id}/keys/{key_id}", group: "tenants" },
-  { method: "POST", path: "/v2/pools/{name}/pause", group: "pools" },
-  { method: "POST", path: "/v2/pools/{name}/resume", group: "pools" },
-  { method: "POST", path: "/v2/dispatcher/start", group: "pools" },
-  { method: "POST", path: "/v2/dispatcher/stop", group: "pools" },
-  { method: "GET", path: "/v2/dispatcher/status", group: "pools" },
-  { method: "GET", path: "/v2/workers", group: "pools" },
+  { method: "GET", path: "/v2/health", group: "health", public: true, handler: health.report },
+
+  {
+    method: "POST",
+    path: "/v2/tasks",
+    group: "tasks",
+    scope: "tasks:write",
+    body: submitTaskSchema,
+    handler: tasks.submit,
+  },
+  {
+    method: "GET",
+    path: "/v2/tasks",
+    group: "tasks",
+    scope: "tasks:read",
+    query: listTasksQuery,
+    handler: tasks.list,
+  },
+  { method: "GET", path: "/v2/tasks/{uuid}", group: "tasks", scope: "tasks:read", handler: tasks.get },
+  { method: "DELETE", path: "/v2/tasks/{uuid}", group: "tasks", scope: "tasks:write", handler: tasks.cancel },
+  {
+    method: "GET",
+    path: "/v2/tasks/{uuid}/status",
+    group: "tasks",
+    scope: "tasks:read",
+    handler: tasks.status,
+  },
+  {
+    method: "GET",
+    path: "/v2/tasks/{uuid}/logs",
+    group: "tasks",
+    scope: "tasks:read",
+    query: taskLogQuery,
+    handler: tasks.log,
+  },
+  {
+    method: "POST",
+    path: "/v2/tasks/{uuid}/tags",
+    group: "tasks",
+    scope: "tasks:write",
+    body: mergeTagsSchema,
+    handler: tasks.mergeTags,
+  },
+  {
+    method: "GET",
+    path: "/v2/tasks/{uuid}/files",
+    group: "tasks",
+    scope: "tasks:read",
+    handler: tasks.files,
+  },
+  {
+    method: "GET",
+    path: "/v2/tasks/{uuid}/files/{path+}",
+    group: "tasks",
+    scope: "tasks:read",
+    handler: tasks.file,
+  },
+  {
+    method: "GET",
+    path: "/v2/tasks/{uuid}/events",
+    group: "tasks",
+    scope: "tasks:read",
+    query: taskEventsQuery,
+    handler: tasks.events,
+  },
+  {
+    method: "POST",
+    path: "/v2/tasks/{uuid}/pause",
+    group: "tasks",
+    scope: "tasks:write",
+    handler: tasks.pause,
+  },
+  {
+    method: "POST",
+    path: "/v2/tasks/{uuid}/resume",
+    group: "tasks",
+    scope: "tasks:write",
+    handler: tasks.resume,
+  },
+  {
+    method: "POST",
+    path: "/v2/tasks/{uuid}/reorder",
+    group: "tasks",
+    scope: "tasks:write",
+    body: reorderBody,
+    handler: tasks.reorder,
+  },
+
+  {
+    method: "GET",
+    path: "/v2/instances",
+    group: "instances",
+    scope: "tasks:read",
+    query: listRunsQuery,
+    handler: instances.list,
+  },
+  {
+    method: "GET",
+    path: "/v2/instances/{run_id}",
+    group: "instances",
+    scope: "tasks:read",
+    handler: instances.get,
+  },
+  {
+    method: "GET",
+    path: "/v2/instances/{run_id}/status",
+    group: "instances",
+    scope: "tasks:read",
+    handler: instances.status,
+  },
+  {
+    method: "GET",
+    path: "/v2/instances/{run_id}/logs",
+    group: "instances",
+    scope: "tasks:read",
+    handler: instances.log,
+  },
+  {
+    method: "POST",
+    path: "/v2/instances/{run_id}/tags",
+    group: "instances",
+    scope: "tasks:write",
+    body: mergeTagsSchema,
+    handler: instances.mergeTags,
+  },
+
+  {
+    method: "POST",
+    path: "/v2/tenants",
+    group: "tenants",
+    scope: "admin",
+    body: createTenantSchema,
+    handler: tenants.create,
+  },
+  { method: "GET", path: "/v2/tenants", group: "tenants", scope: "admin", handler: tenants.list },
+  {
+    method: "POST",
+    path: "/v2/tenants/{id}/keys",
+    group: "tenants",
+    scope: "admin",
+    body: addKeySchema,
+    handler: tenants.addKey,
+  },
+  {
+    method: "GET",
+    path: "/v2/tenants/{id}/keys",
+    group: "tenants",
+    scope: "admin",
+    handler: tenants.listKeys,
+  },
+  {
+    method: "DELETE",
+    path: "/v2/tenants/{id}/keys/{key_id}",
+    group: "tenants",
+    scope: "admin",
+    handler: tenants.revokeKey,
+  },
+
+  { method: "POST", path: "/v2/pools/{name}/pause", group: "pools", scope: "admin", handler: pools.pause },
+  { method: "POST", path: "/v2/pools/{name}/resume", group: "pools", scope: "admin", handler: pools.resume },
+  {
+    method: "POST",
+    path: "/v2/dispatcher/start",
+    group: "pools",
+    scope: "admin",
+    handler: pools.startDispatcher,
+  },
+  {
+    method: "POST",
+    path: "/v2/dispatcher/stop",
+    group: "pools",
+    scope: "admin",
+    handler: pools.stopDispatcher,
+  },
+  {
+    method: "GET",
+    path: "/v2/dispatcher/status",
+    group: "pools",
+    scope: "admin",
+    query: dispatcherStatusQuery,
+    handler: pools.dispatcher,
+  },
+  { method: "GET", path: "/v2/workers", group: "pools", scope: "admin", handler: pools.workers },
 ];
 
 /** decodeURIComponent, or undefined for a malformed escape (e.g. `%E0%A4%A`): such a path matches no route. */
@@ -55,7 +239,6 @@ function decoded(segment: string): string | undefined {
     return undefined;
   }
 }
-
 /** Matches a concrete path against a route path; returns the path parameters, or undefined. */
 export function matchPath(routePath: string, path: string): Record<string, string> | undefined {
   const want = routePath.split("/").filter(Boolean);

@@ -1,4 +1,5 @@
-import { addKeySchema, createTenantSchema } from "../../core/schemas.ts";
+import type { z } from "zod";
+import type { addKeySchema, createTenantSchema } from "../../core/schemas.ts";
 import {
   addTenantKey,
   createTenant,
@@ -6,28 +7,27 @@ import {
   listTenants,
   revokeTenantKey,
 } from "../../core/tenants.ts";
-import { lambdaDeps } from "../_shared/composition.ts";
-import { apiHandler, authLookups, parse, type RouteMap } from "../_shared/http.ts";
+import { authLookups, type RouteFn } from "../_shared/http.ts";
 
-export const routes: RouteMap = {
-  "POST /v2/tenants": async (deps, { principal, body }) => ({
-    status: 201,
-    data: await createTenant(deps, principal, parse(createTenantSchema, body ?? {})),
-  }),
-  "GET /v2/tenants": async (deps, { principal }) => ({ data: await listTenants(deps, principal) }),
-  "POST /v2/tenants/{id}/keys": async (deps, { principal, params, body }) => ({
-    status: 201,
-    data: await addTenantKey(deps, principal, params.id ?? "", parse(addKeySchema, body ?? {}).scopes),
-  }),
-  "GET /v2/tenants/{id}/keys": async (deps, { principal, params }) => ({
-    data: await listTenantKeys(deps, principal, params.id ?? ""),
-  }),
-  "DELETE /v2/tenants/{id}/keys/{key_id}": async (deps, { principal, params }) => {
-    const revoked = await revokeTenantKey(deps, principal, params.id ?? "", params.key_id ?? "");
-    // At once in this container; other containers' caches let the key go within AUTH_CACHE_SECONDS.
-    await authLookups(deps).forgetTenant(params.id ?? "");
-    return { data: revoked };
-  },
+export const create: RouteFn<z.output<typeof createTenantSchema>> = async (deps, { principal, body }) => ({
+  status: 201,
+  data: await createTenant(deps, principal, body),
+});
+
+export const list: RouteFn = async (deps, { principal }) => ({ data: await listTenants(deps, principal) });
+
+export const addKey: RouteFn<z.output<typeof addKeySchema>> = async (deps, { principal, params, body }) => ({
+  status: 201,
+  data: await addTenantKey(deps, principal, params.id ?? "", body.scopes),
+});
+
+export const listKeys: RouteFn = async (deps, { principal, params }) => ({
+  data: await listTenantKeys(deps, principal, params.id ?? ""),
+});
+
+export const revokeKey: RouteFn = async (deps, { principal, params }) => {
+  const revoked = await revokeTenantKey(deps, principal, params.id ?? "", params.key_id ?? "");
+  // At once in this container; other containers' caches let the key go within AUTH_CACHE_SECONDS.
+  await authLookups(deps).forgetTenant(params.id ?? "");
+  return { data: revoked };
 };
-
-export const handler = apiHandler(routes, lambdaDeps);

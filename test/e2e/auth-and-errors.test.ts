@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROUTES } from "../../functions/_shared/routes.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
 const CONFIG = "pools:\n  - { name: main, tool: claude, account: main, max_concurrency: 2 }\n";
@@ -120,6 +121,23 @@ describe("tenant isolation", () => {
       status: 200,
     });
     await stack.call("DELETE", `/v2/tasks/${uuid}`, { key: alice.key });
+  });
+});
+
+describe("the route table", () => {
+  it("is what the local server serves: each route answers, and a method no route has is 1012", async () => {
+    // Without a key each route answers 1008, health answers 0: the server knows them all, and runs none.
+    for (const route of ROUTES) {
+      const path = route.path.replace(/\{[^}]+\}/g, "x");
+      const served = await stack.call(route.method, path, { key: null });
+      expect([route.method, route.path, served.json?.code]).toEqual([
+        route.method,
+        route.path,
+        route.public ? "0" : "1008",
+      ]);
+      const other = await stack.call("PUT", path);
+      expect([route.path, other.status, other.json?.code]).toEqual([route.path, 404, "1012"]);
+    }
   });
 });
 

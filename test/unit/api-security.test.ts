@@ -3,9 +3,8 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-l
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Deps } from "../../core/deps.ts";
 import { rateWindow } from "../../core/limits.ts";
-import { apiHandler, logger, type RouteMap } from "../../functions/_shared/http.ts";
-import { matchPath, ROUTES } from "../../functions/_shared/routes.ts";
-import { ROUTE_MAPS } from "../../functions/api/index.ts";
+import { apiHandler, logger } from "../../functions/_shared/http.ts";
+import { matchPath, ROUTES, type Route } from "../../functions/_shared/routes.ts";
 import { memoryDeps } from "../support/memory-deps.ts";
 
 const CONFIG = `
@@ -32,8 +31,8 @@ interface Answer {
 }
 
 /** One API "container": the route groups' handlers over one Deps object, as API Gateway would call them. */
-function container(deps: Deps, extra: RouteMap = {}) {
-  const routes = { ...Object.assign({}, ...Object.values(ROUTE_MAPS)), ...extra } as RouteMap;
+function container(deps: Deps, extra: Route[] = []) {
+  const routes = [...ROUTES, ...extra];
   const handler = apiHandler(routes, async () => deps);
   return async (
     method: string,
@@ -41,9 +40,7 @@ function container(deps: Deps, extra: RouteMap = {}) {
     options: { key?: string | null; body?: unknown; raw?: string; query?: Record<string, string> } = {},
   ): Promise<Answer> => {
     const [pathOnly = path] = path.split("?");
-    const route = [...ROUTES, { method: "GET", path: "/v2/boom" }].find(
-      (r) => r.method === method && matchPath(r.path, pathOnly),
-    );
+    const route = routes.find((r) => r.method === method && matchPath(r.path, pathOnly));
     const key = options.key === undefined ? deps.adminKey : options.key;
     const text = options.raw ?? (options.body === undefined ? null : JSON.stringify(options.body));
     const event = {
@@ -179,6 +176,26 @@ describe("scopes", () => {
   });
 });
 
+describe("the route table's scopes", () => {
+  it("refuses every route to a key without the route's scope (403, 1009), before reading what it sent", async () => {
+    const frank = await newTenant();
+    const reader = await call("POST", `/v2/tenants/${frank.id}/keys`, { body: { scopes: ["tasks:read"] } });
+    const keys = { "tasks:read": reader.json.data.api_key as string, "tasks:write": frank.key };
+    const concrete = (path: string) => path.replace(/\{[^}]+\}/g, "x");
+    for (const route of ROUTES.filter((r) => r.scope && r.scope !== "tasks:read")) {
+      // A tenant's full key lacks admin; a read-only key lacks tasks:write.
+      const key = route.scope === "admin" ? keys["tasks:write"] : keys["tasks:read"];
+      const res = await call(route.method, concrete(route.path), { key, raw: "{not json" });
+      expect([route.path, res.status, res.json.code]).toEqual([route.path, 403, "1009"]);
+      expect(res.json.message).toContain(route.scope);
+    }
+    for (const route of ROUTES.filter((r) => r.scope === "tasks:read")) {
+      const res = await call(route.method, concrete(route.path), { key: keys["tasks:read"] });
+      expect([route.path, res.status]).not.toEqual([route.path, 403]);
+    }
+  });
+});
+
 describe("submission quotas", () => {
   it("refuses submissions past max_submissions_per_minute with 429 and Retry-After; replays pass", async () => {
     const gina = await newTenant({ max_submissions_per_minute: 2 });
@@ -238,13 +255,18 @@ describe("submission quotas", () => {
 describe("hostile input reaching the handlers", () => {
   it("answers an unexpected error with 500, code 2001 and nothing of its internals", async () => {
     const logged = vi.spyOn(logger, "error").mockImplementation(() => undefined);
-    const boom = container(deps, {
-      "GET /v2/boom": async () => {
-        throw new TypeError(
-          "Cannot read properties of undefined (reading 'pk') in table sy-1234 at /app/core/x.ts:9",
-        );
+    const boom = container(deps, [
+      {
+        method: "GET",
+        path: "/v2/boom",
+        group: "health",
+        handler: async () => {
+          throw new TypeError(
+            "Cannot read properties of undefined (reading 'pk') in table sy-1234 at /app/core/x.ts:9",
+          );
+        },
       },
-    });
+    ]);
     const res = await boom("GET", "/v2/boom");
     expect([res.status, res.json]).toEqual([
       500,
