@@ -18,7 +18,7 @@ import {
   type UpdateItemCommandInput,
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
-import { tableDefinition } from "../core/adapters/aws/table-definition.ts";
+import { tableDefinition } from "../adapters/aws/table-definition.ts";
 import { TABLE } from "../core/names.ts";
 import type { RecordedWrite } from "../local/request-counter.ts";
 

@@ -11,7 +11,7 @@ import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "
 import { join, resolve } from "node:path";
 import { performance as nodePerformance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
-import { DynamoStore } from "../core/adapters/aws/dynamo-store.ts";
+import { DynamoStore } from "../adapters/aws/dynamo-store.ts";
 import { parseSchedulerConfig } from "../core/config.ts";
 import { DUE_SHARDS, ENV } from "../core/names.ts";
 import { localClients } from "../local/aws-clients.ts";

@@ -6,8 +6,8 @@
 import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ENV } from "../core/names.ts";
-import { onAwsClients } from "../functions/_shared/composition.ts";
 import { type RecordedWrite, RequestCounter, type Tally } from "../local/request-counter.ts";
+import { onAwsClients } from "../runtime/composition.ts";
 
 export const COUNTS_DIR_ENV = "SWITCHYARD_BENCH_COUNTS_DIR";
 

@@ -10,14 +10,11 @@
  * addresses the guard vetted. No redirect is followed.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { request as httpRequest, type IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
-import type { LookupFunction } from "node:net";
 import type { Deps } from "./deps.ts";
 import { callbackBody, type DomainEvent, RUN_END_TYPES } from "./events.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import type { CallbackDelivery, Task } from "./schemas.ts";
-import { CallbackRefused, type CallbackTarget, type LookupAll, resolveCallbackTarget } from "./ssrf.ts";
+import { CallbackRefused, type CallbackTarget, resolveCallbackTarget } from "./ssrf.ts";
 
 export const CALLBACK_HEADERS = {
   signature: "x-switchyard-signature",
@@ -36,7 +33,10 @@ export const MAX_RETRY_DELAY_SECONDS = 900;
 /** Recorded errors are cut to this length. */
 const ERROR_CHARS = 300;
 
-export type CallbackDeps = Pick<Deps, "store" | "clock" | "log" | "callbackPolicy" | "callbackSecret">;
+export type CallbackDeps = Pick<
+  Deps,
+  "store" | "clock" | "log" | "callbackPolicy" | "callbackSecret" | "resolve" | "webhooks"
+>;
 
 export type DeliveryResult =
   | { outcome: "delivered"; httpStatus: number }
@@ -46,8 +46,6 @@ export type DeliveryResult =
   | { outcome: "failed"; httpStatus?: number; error: string };
 
 export interface DeliveryOptions {
-  /** DNS resolution (tests pin names to addresses). */
-  lookup?: LookupAll;
   timeoutMs?: number;
   /** The attempt after which a retryable failure is final (the message goes to the dead-letter queue). */
   maxAttempts?: number;
@@ -168,7 +166,7 @@ async function attemptDelivery(
 ): Promise<DeliveryResult> {
   let target: CallbackTarget;
   try {
-    target = await resolveCallbackTarget(url, deps.callbackPolicy, options.lookup);
+    target = await resolveCallbackTarget(url, deps.callbackPolicy, deps.resolve);
   } catch (err) {
     if (err instanceof CallbackRefused) return { outcome: "failed", error: `refused: ${err.problem}` };
     return { outcome: "retry", error: `could not resolve the host: ${errorText(err)}` };
@@ -185,7 +183,11 @@ async function attemptDelivery(
   };
   let status: number;
   try {
-    status = await post(target, body, headers, options.timeoutMs ?? DELIVERY_TIMEOUT_MS);
+    status = await deps.webhooks.post(target, {
+      body,
+      headers,
+      timeoutMs: options.timeoutMs ?? DELIVERY_TIMEOUT_MS,
+    });
   } catch (err) {
     return { outcome: "retry", error: errorText(err) };
   }
@@ -194,66 +196,6 @@ async function attemptDelivery(
     return { outcome: "failed", httpStatus: status, error: "HTTP 410: the receiver is gone" };
   const redirect = status >= 300 && status < 400 ? " (redirects are not followed)" : "";
   return { outcome: "retry", httpStatus: status, error: `HTTP ${status}${redirect}` };
-}
-
-/** Answers the HTTP client's lookups with the vetted addresses only: no second resolution can differ. */
-function pinnedLookup(addresses: CallbackTarget["addresses"]): LookupFunction {
-  return (_hostname, options, callback) => {
-    const family = typeof options.family === "number" ? options.family : 0;
-    const usable = addresses.filter((a) => family === 0 || a.family === family);
-    const [first] = usable;
-    if (!first) {
-      const err = Object.assign(new Error(`no IPv${family} address was vetted`), { code: "ENOTFOUND" });
-      callback(err, "", 0);
-    } else if (options.all) {
-      (callback as unknown as (err: null, all: typeof usable) => void)(null, usable);
-    } else {
-      callback(null, first.address, first.family);
-    }
-  };
-}
-
-/** One POST; resolves with the answer's status (the body is not read), rejects on error or timeout. */
-function post(
-  target: CallbackTarget,
-  body: string,
-  headers: Record<string, string>,
-  timeoutMs: number,
-): Promise<number> {
-  const { url } = target;
-  const request = url.protocol === "https:" ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        method: "POST",
-        protocol: url.protocol,
-        hostname: target.hostname,
-        port: url.port || undefined,
-        path: `${url.pathname}${url.search}`,
-        headers: { ...headers, "content-length": String(Buffer.byteLength(body)) },
-        lookup: pinnedLookup(target.addresses),
-        // A fresh connection each time: a pooled socket could have been opened to another address.
-        agent: false,
-        timeout: timeoutMs,
-      },
-      (res: IncomingMessage) => {
-        clearTimeout(deadline);
-        resolve(res.statusCode ?? 0);
-        res.destroy();
-      },
-    );
-    // `timeout` above is idle time; this bounds the whole exchange.
-    const deadline = setTimeout(
-      () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)),
-      timeoutMs,
-    );
-    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
-    req.on("error", (err) => {
-      clearTimeout(deadline);
-      reject(err);
-    });
-    req.end(body);
-  });
 }
 
 /**

@@ -1,9 +1,18 @@
 import { randomUUID } from "node:crypto";
 import type { SchedulerConfig } from "./config.ts";
-import type { BlobStore, Clock, Ids, PoolQueue, TaskStore, TenantStore } from "./ports.ts";
+import type {
+  BlobStore,
+  Clock,
+  Ids,
+  PoolQueue,
+  Resolver,
+  TaskStore,
+  TenantStore,
+  WebhookSender,
+} from "./ports.ts";
 import type { CallbackPolicy } from "./ssrf.ts";
 
-/** What the use cases need, built once by a composition root (functions/_shared, the worker, local/). */
+/** What the use cases need, built once per process by the composition root (runtime/). */
 export interface Deps {
   store: TaskStore & TenantStore;
   queue: PoolQueue;
@@ -19,6 +28,9 @@ export interface Deps {
   callbackPolicy: CallbackPolicy;
   /** The HMAC-SHA256 key that signs callbacks; empty where no callbacks are delivered. */
   callbackSecret: string;
+  /** Name resolution for the SSRF guard, and the client that delivers callbacks. */
+  resolve: Resolver;
+  webhooks: WebhookSender;
   log: Pick<Console, "info" | "warn" | "error">;
 }
 

@@ -40,7 +40,7 @@ export const ENV = {
 /** Deliveries of one callback event before its message moves to the callback DLQ (the queue's maxReceiveCount). */
 export const CALLBACK_MAX_RECEIVES = 5;
 
-/** The single DynamoDB table: generic keys plus three sparse GSIs (see core/adapters/aws/dynamo-store.ts). */
+/** The single DynamoDB table: generic keys plus three sparse GSIs (see adapters/aws/dynamo-store.ts). */
 export const TABLE = {
   partitionKey: "pk",
   sortKey: "sk",

@@ -1,6 +1,7 @@
-/** The interfaces the domain needs. Adapters live in core/adapters/{aws,memory}. */
+/** The interfaces the domain needs. Adapters live in adapters/{aws,memory,net}. */
 import type { DomainEvent } from "./events.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "./schemas.ts";
+import type { CallbackTarget, ResolvedAddress } from "./ssrf.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
 
 export interface Clock {
@@ -205,4 +206,23 @@ export interface BlobStore extends Pingable {
   /** undefined when there is no such object. */
   get(key: string): Promise<Uint8Array | undefined>;
   list(prefix: string): Promise<BlobInfo[]>;
+}
+
+/** Every address a host name resolves to, as `dns.lookup(host, { all: true })` gives them. */
+export type Resolver = (hostname: string) => Promise<ResolvedAddress[]>;
+
+/** A webhook's HTTP POST. */
+export interface WebhookRequest {
+  body: string;
+  headers: Record<string, string>;
+  /** The whole exchange must end within this. */
+  timeoutMs: number;
+}
+
+/**
+ * Sends webhooks: one POST to a target the SSRF guard vetted, connecting only to its vetted addresses,
+ * following no redirect. Resolves with the answer's status; rejects on a network error or timeout.
+ */
+export interface WebhookSender {
+  post(target: CallbackTarget, request: WebhookRequest): Promise<number>;
 }

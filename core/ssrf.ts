@@ -7,8 +7,8 @@
  * Loopback (and http to it) can be allowed for a developer's own receiver on the local stack. Private,
  * link-local, metadata and other special-purpose addresses are refused everywhere.
  */
-import { lookup as dnsLookup } from "node:dns/promises";
 import { isIPv4, isIPv6 } from "node:net";
+import type { Resolver } from "./ports.ts";
 
 export interface CallbackPolicy {
   /** Allow loopback hosts (127.0.0.0/8, ::1, localhost), and plain http to them. Local stack only. */
@@ -38,11 +38,6 @@ export interface ResolvedAddress {
   address: string;
   family: number;
 }
-
-/** Resolves every address of a host name, as `dns.lookup(host, { all: true })` does. */
-export type LookupAll = (hostname: string) => Promise<ResolvedAddress[]>;
-
-export const systemLookup: LookupAll = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
 
 /** Where a delivery goes: the URL, its host as the HTTP client wants it, and the vetted addresses. */
 export interface CallbackTarget {
@@ -225,7 +220,7 @@ function hostOf(url: URL): string {
 export async function resolveCallbackTarget(
   url: string,
   policy: CallbackPolicy,
-  lookup: LookupAll = systemLookup,
+  resolve: Resolver,
 ): Promise<CallbackTarget> {
   const problem = callbackUrlProblem(url, policy);
   if (problem) throw new CallbackRefused(problem);
@@ -234,7 +229,7 @@ export async function resolveCallbackTarget(
   if (addressKind(hostname) !== undefined) {
     return { url: parsed, hostname, addresses: [{ address: hostname, family: isIPv4(hostname) ? 4 : 6 }] };
   }
-  const addresses = await lookup(hostname);
+  const addresses = await resolve(hostname);
   if (addresses.length === 0) throw new Error(`${hostname} did not resolve to any address`);
   for (const { address } of addresses) {
     const kind = addressKind(address) ?? "reserved";

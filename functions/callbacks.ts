@@ -1,7 +1,5 @@
-import { SQSClient } from "@aws-sdk/client-sqs";
 import middy from "@middy/core";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { SqsCallbackRetryQueue } from "../core/adapters/aws/sqs-callback-queue.ts";
 import {
   type CallbackDeps,
   type CallbackRetryQueue,
@@ -12,9 +10,9 @@ import {
 } from "../core/callbacks.ts";
 import type { Deps } from "../core/deps.ts";
 import { CALLBACK_MAX_RECEIVES, ENV } from "../core/names.ts";
-import type { LookupAll } from "../core/ssrf.ts";
-import { lambdaDeps } from "./_shared/composition.ts";
-import { observability, tracer } from "./_shared/observability.ts";
+import { callbackQueueFromEnv } from "../runtime/composition.ts";
+import { lambdaClients, lambdaDeps } from "./_shared/composition.ts";
+import { observability } from "./_shared/observability.ts";
 
 const { logger, count, middlewares } = observability("switchyard-callbacks");
 
@@ -30,7 +28,6 @@ export interface CallbackContext {
   retrySeconds: number;
   /** The queue's maxReceiveCount: the last attempt before the message moves to the dead-letter queue. */
   maxAttempts: number;
-  lookup?: LookupAll;
 }
 
 /** The retry wait from SWITCHYARD_CALLBACK_RETRY_SECONDS (a non-negative number), else the default. */
@@ -52,10 +49,7 @@ async function handleRecord(ctx: CallbackContext, record: SQSRecord): Promise<st
   try {
     const event = parseEventMessage(record.body);
     if (!wantsCallback(event)) return undefined;
-    const result = await deliverCallback(ctx.deps, event, attempt, {
-      maxAttempts: ctx.maxAttempts,
-      lookup: ctx.lookup,
-    });
+    const result = await deliverCallback(ctx.deps, event, attempt, { maxAttempts: ctx.maxAttempts });
     retry = result.outcome === "retry";
   } catch (err) {
     // An unreadable message or a broken deployment: keep the message; it ends in the dead-letter queue.
@@ -94,9 +88,7 @@ let retries: CallbackRetryQueue | undefined;
 
 /** On AWS: the shared dependencies (with the signing key from Secrets Manager) and the callback queue. */
 async function lambdaCallbackContext(): Promise<CallbackContext> {
-  const queueUrl = process.env[ENV.callbackQueueUrl];
-  if (!queueUrl) throw new Error(`environment variable ${ENV.callbackQueueUrl} is not set`);
-  retries ??= new SqsCallbackRetryQueue(tracer.captureAWSv3Client(new SQSClient({})), queueUrl);
+  retries ??= callbackQueueFromEnv(lambdaClients());
   return {
     deps: await lambdaDeps(),
     retries,

@@ -1,13 +1,13 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
-import { SNSClient } from "@aws-sdk/client-sns";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import middy from "@middy/core";
 import type { DynamoDBStreamEvent } from "aws-lambda";
-import { SnsEventBus } from "../core/adapters/aws/sns-events.ts";
 import type { DomainEvent } from "../core/events.ts";
-import { ENV, EVENT_SORT_KEY_PREFIX } from "../core/names.ts";
+import { EVENT_SORT_KEY_PREFIX } from "../core/names.ts";
 import type { EventBus } from "../core/ports.ts";
-import { observability, tracer } from "./_shared/observability.ts";
+import { eventBusFromEnv } from "../runtime/composition.ts";
+import { lambdaClients } from "./_shared/composition.ts";
+import { observability } from "./_shared/observability.ts";
 
 const { count, middlewares } = observability("switchyard-events");
 
@@ -45,10 +45,7 @@ let bus: EventBus | undefined;
 export const handler = middy<DynamoDBStreamEvent>()
   .use(middlewares)
   .handler(async (stream) => {
-    bus ??= new SnsEventBus(
-      tracer.captureAWSv3Client(new SNSClient({})),
-      process.env[ENV.topicArn] as string,
-    );
+    bus ??= eventBusFromEnv(lambdaClients());
     const result = await relayHandler(bus)(stream);
     count({ EventsPublished: result.published });
     return result;

@@ -6,7 +6,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
-import { tableDefinition } from "../core/adapters/aws/table-definition.ts";
+import { tableDefinition } from "../adapters/aws/table-definition.ts";
 import type { SchedulerConfig } from "../core/config.ts";
 import { CALLBACK_FILTER_POLICY } from "../core/events.ts";
 import { CALLBACK_MAX_RECEIVES, LOCAL_NAMES } from "../core/names.ts";

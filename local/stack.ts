@@ -1,15 +1,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
-import { SnsEventBus } from "../core/adapters/aws/sns-events.ts";
-import { SqsCallbackRetryQueue } from "../core/adapters/aws/sqs-callback-queue.ts";
 import { loadSchedulerConfig } from "../core/config.ts";
 import type { Deps } from "../core/deps.ts";
 import { CALLBACK_MAX_RECEIVES, ENV, localCredentialsVariable } from "../core/names.ts";
 import { tick } from "../core/tick.ts";
-import { depsFromEnv } from "../functions/_shared/composition.ts";
 import { callbacksHandler, retrySecondsFrom } from "../functions/callbacks.ts";
 import { relayHandler } from "../functions/events-relay.ts";
+import { callbackQueueFromEnv, depsFromEnv, eventBusFromEnv } from "../runtime/composition.ts";
+import { processLog } from "../runtime/log.ts";
 import { type LocalClients, type LocalEndpoints, localClients } from "./aws-clients.ts";
 import { startCallbackDeliverer } from "./callback-deliverer.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
@@ -95,6 +94,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       [ENV.tableName]: resources.tableName,
       [ENV.bucketName]: resources.bucketName,
       [ENV.topicArn]: resources.topicArn,
+      [ENV.callbackQueueUrl]: resources.callbackQueueUrl,
       [ENV.queueUrls]: JSON.stringify(resources.queueUrls),
       [ENV.schedulerConfig]: configPath,
       [ENV.adminKey]: adminKey,
@@ -102,9 +102,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         options.allowLoopbackCallbacks ?? process.env[ENV.allowLoopbackCallbacks] !== "false",
       ),
     };
-    const log = options.log ? { log: options.log } : {};
+    const log = options.log ?? processLog("switchyard-local");
     options.observeClients?.(clients, "api");
-    const deps = { ...depsFromEnv(clients, env), ...log };
+    const deps = depsFromEnv(clients, log, env);
 
     const http = await startHttpServer(deps, options.port);
     stops.push(() => new Promise<void>((done) => http.server.close(() => done())));
@@ -137,7 +137,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // The tick has clients of its own, so that its requests can be told apart from the API's.
     const tickClients = localClients(endpoints);
     options.observeClients?.(tickClients, "tick");
-    const ticking = tickLoop({ ...depsFromEnv(tickClients, env), ...log });
+    const ticking = tickLoop(depsFromEnv(tickClients, log, env));
     stops.push(ticking.stop);
 
     // The events relay, fed from the table's stream as Lambda would feed it.
@@ -146,8 +146,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const relaying = startStreamRelay(
       relayClients.dynamodb,
       resources.tableName,
-      relayHandler(new SnsEventBus(relayClients.sns, resources.topicArn)),
-      deps.log,
+      relayHandler(eventBusFromEnv(relayClients, env)),
+      log,
     );
     stops.push(relaying.stop);
 
@@ -159,8 +159,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       `whsec_${randomBytes(24).toString("base64url")}`;
     const callbackClients = localClients(endpoints);
     options.observeClients?.(callbackClients, "callbacks");
-    const callbackDeps = { ...depsFromEnv(callbackClients, env), ...log, callbackSecret };
-    const retries = new SqsCallbackRetryQueue(callbackClients.sqs, resources.callbackQueueUrl);
+    const callbackDeps = { ...depsFromEnv(callbackClients, log, env), callbackSecret };
+    const retries = callbackQueueFromEnv(callbackClients, env);
     const retrySeconds = options.callbackRetrySeconds ?? retrySecondsFrom(process.env);
     const delivering = startCallbackDeliverer({
       sqs: callbackClients.sqs,

@@ -1,7 +1,8 @@
 import { hostname } from "node:os";
 import { poolConfig } from "../../core/admission.ts";
 import { ENV } from "../../core/names.ts";
-import { awsClients, depsFromEnv } from "../../functions/_shared/composition.ts";
+import { awsClients, depsFromEnv } from "../../runtime/composition.ts";
+import { processLog } from "../../runtime/log.ts";
 import { runWorker } from "./worker.ts";
 
 /** Entry point of the worker process (Fargate task, or a child process of the local stack). */
@@ -11,7 +12,7 @@ const credentials = JSON.parse(process.env[ENV.credentials] ?? "{}") as Record<s
 // The credentials reach the CLI only: no later code (or child) reads them from this environment.
 delete process.env[ENV.credentials];
 
-const deps = depsFromEnv(awsClients());
+const deps = depsFromEnv(awsClients(), processLog("switchyard-worker"));
 const stopping = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => stopping.abort());
 

@@ -1,7 +1,7 @@
 /** The TaskStore and TenantStore contract, run against the in-memory fake and against DynamoDB Local. */
 import { randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
-import { dueShard } from "../../core/adapters/keys.ts";
+import { dueShard } from "../../adapters/keys.ts";
 import { ConflictError, ValidationError } from "../../core/errors.ts";
 import {
   CommitConflict,

@@ -416,12 +416,29 @@ describe("worker image", () => {
     const staged = join(outdir, image?.source.directory ?? "(no image)");
     const top = readdirSync(staged).sort();
 
-    it("holds what the Dockerfile copies, and not node_modules, cdk.out, .data, .git or tests", () => {
-      for (const name of ["node_modules", "cdk.out", ".data", ".git", "test", "infra", "local", "bench"]) {
+    it("holds what the Dockerfile copies, and not node_modules, cdk.out, .data, .git, tests or the API", () => {
+      for (const name of [
+        "node_modules",
+        "cdk.out",
+        ".data",
+        ".git",
+        "test",
+        "infra",
+        "local",
+        "bench",
+        "functions",
+      ]) {
         expect(top).not.toContain(name);
       }
       expect(top).toEqual(
-        expect.arrayContaining(["containers", "core", "functions", "package.json", "package-lock.json"]),
+        expect.arrayContaining([
+          "adapters",
+          "containers",
+          "core",
+          "package.json",
+          "package-lock.json",
+          "runtime",
+        ]),
       );
       expect(readdirSync(join(staged, "containers/worker"))).toContain("Dockerfile");
     });
@@ -432,7 +449,7 @@ describe("worker image", () => {
         .map((p) => p.slice(1));
       expect(workerContextExcludes()[0]).toBe("*");
       expect(sources).toEqual(
-        expect.arrayContaining(["core", "functions", "containers", "scheduler.config.yaml"]),
+        expect.arrayContaining(["adapters", "core", "runtime", "containers", "scheduler.config.yaml"]),
       );
       for (const source of sources) expect(top).toContain(source);
     });

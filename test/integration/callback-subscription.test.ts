@@ -6,8 +6,8 @@ import {
   ReceiveMessageCommand,
 } from "@aws-sdk/client-sqs";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { SnsEventBus } from "../../core/adapters/aws/sns-events.ts";
-import { SqsCallbackRetryQueue } from "../../core/adapters/aws/sqs-callback-queue.ts";
+import { SnsEventBus } from "../../adapters/aws/sns-events.ts";
+import { SqsCallbackRetryQueue } from "../../adapters/aws/sqs-callback-queue.ts";
 import { verifySignature } from "../../core/callbacks.ts";
 import { parseSchedulerConfig } from "../../core/config.ts";
 import { systemClock } from "../../core/deps.ts";

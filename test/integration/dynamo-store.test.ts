@@ -2,9 +2,9 @@ import { randomBytes } from "node:crypto";
 import { CreateTableCommand, DeleteTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { DynamoStore } from "../../core/adapters/aws/dynamo-store.ts";
-import { tableDefinition } from "../../core/adapters/aws/table-definition.ts";
-import { rateKey } from "../../core/adapters/keys.ts";
+import { DynamoStore } from "../../adapters/aws/dynamo-store.ts";
+import { tableDefinition } from "../../adapters/aws/table-definition.ts";
+import { rateKey } from "../../adapters/keys.ts";
 import { TABLE } from "../../core/names.ts";
 import { describeStoreContract } from "../contract/store.contract.ts";
 

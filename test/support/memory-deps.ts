@@ -1,6 +1,8 @@
-import { MemoryBlobStore } from "../../core/adapters/memory/memory-blobs.ts";
-import { MemoryPoolQueue } from "../../core/adapters/memory/memory-queue.ts";
-import { MemoryStore } from "../../core/adapters/memory/memory-store.ts";
+import { MemoryBlobStore } from "../../adapters/memory/memory-blobs.ts";
+import { MemoryPoolQueue } from "../../adapters/memory/memory-queue.ts";
+import { MemoryStore } from "../../adapters/memory/memory-store.ts";
+import { systemResolver } from "../../adapters/net/resolver.ts";
+import { nodeWebhookSender } from "../../adapters/net/webhook-sender.ts";
 import type { Principal } from "../../core/auth.ts";
 import { parseSchedulerConfig } from "../../core/config.ts";
 import type { Deps } from "../../core/deps.ts";
@@ -32,6 +34,8 @@ export function memoryDeps(configYaml: string) {
     adminKey: "admin",
     callbackPolicy: { allowLoopback: false },
     callbackSecret: "test-callback-secret",
+    resolve: systemResolver,
+    webhooks: nodeWebhookSender,
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   } satisfies Deps;
   return { deps, clock, queue };

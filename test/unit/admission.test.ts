@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { MemoryStore } from "../../core/adapters/memory/memory-store.ts";
+import { MemoryStore } from "../../adapters/memory/memory-store.ts";
 import { admit } from "../../core/admission.ts";
 import { pauseTask, resumeTask, setPoolPaused } from "../../core/controls.ts";
 import type { Deps } from "../../core/deps.ts";

@@ -16,11 +16,11 @@ import {
 import { ValidationError } from "../../core/errors.ts";
 import type { DomainEvent } from "../../core/events.ts";
 import { ENV } from "../../core/names.ts";
+import type { Resolver } from "../../core/ports.ts";
 import { submitTaskSchema } from "../../core/schemas.ts";
-import type { LookupAll } from "../../core/ssrf.ts";
 import { submitTask } from "../../core/tasks.ts";
-import { type AwsClients, depsFromEnv } from "../../functions/_shared/composition.ts";
 import { callbacksHandler } from "../../functions/callbacks.ts";
+import { type AwsClients, depsFromEnv } from "../../runtime/composition.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 import { startReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
 
@@ -256,8 +256,8 @@ describe("deliverCallback", () => {
 
   it("refuses a name that resolves to a private address at delivery (rebinding)", async () => {
     const { deps, event } = await setup("https://hooks.example.com/hook");
-    const lookup: LookupAll = async () => [{ address: "10.0.0.7", family: 4 }];
-    expect(await deliverCallback(deps, event, 1, { lookup })).toEqual({
+    const resolve: Resolver = async () => [{ address: "10.0.0.7", family: 4 }];
+    expect(await deliverCallback({ ...deps, resolve }, event, 1)).toEqual({
       outcome: "failed",
       error: "refused: hooks.example.com resolves to 10.0.0.7, a private address",
     });
@@ -268,11 +268,11 @@ describe("deliverCallback", () => {
     receiver = await startReceiver(() => 204, "127.0.0.2");
     const { deps, event } = await setup(`http://localhost:${receiver.port}/hook`);
     let lookups = 0;
-    const lookup: LookupAll = async () => {
+    const resolve: Resolver = async () => {
       lookups++;
       return [{ address: "127.0.0.2", family: 4 }];
     };
-    expect(await deliverCallback(deps, event, 1, { lookup })).toEqual({
+    expect(await deliverCallback({ ...deps, resolve }, event, 1)).toEqual({
       outcome: "delivered",
       httpStatus: 204,
     });
@@ -322,7 +322,7 @@ describe("submitting a callback", () => {
 
 describe("the loopback switch", () => {
   const policyFrom = (extra: NodeJS.ProcessEnv) =>
-    depsFromEnv({} as AwsClients, {
+    depsFromEnv({} as AwsClients, console, {
       [ENV.tableName]: "t",
       [ENV.bucketName]: "b",
       [ENV.queueUrls]: "{}",

@@ -2,7 +2,7 @@ import { DynamoDBClient, TransactionCanceledException } from "@aws-sdk/client-dy
 import { DynamoDBDocumentClient, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import { DynamoStore } from "../../core/adapters/aws/dynamo-store.ts";
+import { DynamoStore } from "../../adapters/aws/dynamo-store.ts";
 import { CommitConflict } from "../../core/ports.ts";
 
 const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ region: "us-east-1" }));

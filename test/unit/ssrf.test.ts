@@ -1,11 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  addressKind,
-  CallbackRefused,
-  callbackUrlProblem,
-  type LookupAll,
-  resolveCallbackTarget,
-} from "../../core/ssrf.ts";
+import type { Resolver } from "../../core/ports.ts";
+import { addressKind, CallbackRefused, callbackUrlProblem, resolveCallbackTarget } from "../../core/ssrf.ts";
 
 const AWS = { allowLoopback: false };
 const LOCAL = { allowLoopback: true };
@@ -167,7 +162,7 @@ describe("addressKind", () => {
 
 describe("resolveCallbackTarget", () => {
   const fakeDns =
-    (answers: Record<string, string[]>): LookupAll =>
+    (answers: Record<string, string[]>): Resolver =>
     async (host) =>
       (answers[host] ?? []).map((address) => ({ address, family: address.includes(":") ? 6 : 4 }));
 
@@ -206,7 +201,7 @@ describe("resolveCallbackTarget", () => {
 
   it("checks the URL itself first and does not resolve a refused one", async () => {
     let asked = 0;
-    const dns: LookupAll = async () => {
+    const dns: Resolver = async () => {
       asked++;
       return [{ address: "93.184.216.34", family: 4 }];
     };
@@ -216,7 +211,7 @@ describe("resolveCallbackTarget", () => {
   });
 
   it("uses an address literal as is, without DNS", async () => {
-    const dns: LookupAll = async () => {
+    const dns: Resolver = async () => {
       throw new Error("no DNS expected");
     };
     await expect(resolveCallbackTarget("https://[2606:4700::1111]:8443/", AWS, dns)).resolves.toMatchObject({
@@ -231,7 +226,7 @@ describe("resolveCallbackTarget", () => {
   });
 
   it("lets a lookup failure through as an ordinary (retryable) error", async () => {
-    const dns: LookupAll = async () => {
+    const dns: Resolver = async () => {
       throw Object.assign(new Error("getaddrinfo ENOTFOUND nowhere.example.com"), { code: "ENOTFOUND" });
     };
     const err = await resolveCallbackTarget("https://nowhere.example.com/", AWS, dns).catch((e) => e);

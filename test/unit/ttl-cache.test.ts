@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { MemoryStore } from "../../core/adapters/memory/memory-store.ts";
+import { MemoryStore } from "../../adapters/memory/memory-store.ts";
 import { CachedAuthLookups } from "../../core/auth.ts";
 import type { ApiKeyRecord, Tenant } from "../../core/schemas.ts";
 import { TtlCache } from "../../core/ttl-cache.ts";

@@ -1,4 +1,4 @@
-import type { BlobInfo, BlobStore } from "../../ports.ts";
+import type { BlobInfo, BlobStore } from "../../core/ports.ts";
 
 export class MemoryBlobStore implements BlobStore {
   private readonly blobs = new Map<string, Uint8Array>();

@@ -1,5 +1,5 @@
 import { ChangeMessageVisibilityCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import type { CallbackRetryQueue } from "../../callbacks.ts";
+import type { CallbackRetryQueue } from "../../core/callbacks.ts";
 
 /** The callback function's SQS queue: a failed delivery's message is hidden until its next attempt. */
 export class SqsCallbackRetryQueue implements CallbackRetryQueue {

@@ -2,11 +2,18 @@
  * The single-table model shared by the DynamoDB adapter and its in-memory fake: item keys, the writes of a
  * StateChange, listings and cursors. Plain data only; no AWS SDK. Index names and key attributes: TABLE.
  */
-import { ConflictError, ValidationError } from "../errors.ts";
-import { type DomainEvent, EVENT_RETENTION_DAYS } from "../events.ts";
-import { DUE_SHARDS, EVENT_SORT_KEY_PREFIX, TABLE } from "../names.ts";
-import type { CommitConflictReason, Page, RunQuery, StateChange, TaskQuery } from "../ports.ts";
-import { type ApiKeyRecord, dueAt, type Run, type Task, type Tenant, type WorkerRecord } from "../schemas.ts";
+import { ConflictError, ValidationError } from "../core/errors.ts";
+import { type DomainEvent, EVENT_RETENTION_DAYS } from "../core/events.ts";
+import { DUE_SHARDS, EVENT_SORT_KEY_PREFIX, TABLE } from "../core/names.ts";
+import type { CommitConflictReason, Page, RunQuery, StateChange, TaskQuery } from "../core/ports.ts";
+import {
+  type ApiKeyRecord,
+  dueAt,
+  type Run,
+  type Task,
+  type Tenant,
+  type WorkerRecord,
+} from "../core/schemas.ts";
 
 /** A stored item: a record's attributes plus its key attributes. */
 export type Item = Record<string, unknown>;

@@ -6,7 +6,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
-import type { BlobInfo, BlobStore } from "../../ports.ts";
+import type { BlobInfo, BlobStore } from "../../core/ports.ts";
 
 /** Logs and files in one S3 bucket. */
 export class S3BlobStore implements BlobStore {

@@ -1,6 +1,6 @@
 import { PublishBatchCommand, type SNSClient } from "@aws-sdk/client-sns";
-import { type DomainEvent, eventAttributes } from "../../events.ts";
-import type { EventBus } from "../../ports.ts";
+import { type DomainEvent, eventAttributes } from "../../core/events.ts";
+import type { EventBus } from "../../core/ports.ts";
 
 /** SNS takes at most 10 messages per PublishBatch. */
 const BATCH = 10;

@@ -1,5 +1,5 @@
 import type { CreateTableCommandInput } from "@aws-sdk/client-dynamodb";
-import { TABLE } from "../../names.ts";
+import { TABLE } from "../../core/names.ts";
 
 /** The single table as the local stack creates it (the CDK stack builds the same from TABLE). */
 export function tableDefinition(tableName: string): CreateTableCommandInput {

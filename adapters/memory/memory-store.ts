@@ -1,6 +1,6 @@
 /** TaskStore and TenantStore in memory, for unit tests: the DynamoDB adapter's items, keys and listings. */
 
-import type { DomainEvent } from "../../events.ts";
+import type { DomainEvent } from "../../core/events.ts";
 import type {
   IdempotencyRecord,
   Page,
@@ -10,9 +10,9 @@ import type {
   TaskQuery,
   TaskStore,
   TenantStore,
-} from "../../ports.ts";
-import { CommitConflict } from "../../ports.ts";
-import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../schemas.ts";
+} from "../../core/ports.ts";
+import { CommitConflict } from "../../core/ports.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/schemas.ts";
 import {
   alreadyExists,
   apiKeyItem,

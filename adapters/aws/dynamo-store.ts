@@ -1,4 +1,4 @@
-/** TaskStore and TenantStore on the single DynamoDB table (the model: core/adapters/keys.ts). */
+/** TaskStore and TenantStore on the single DynamoDB table (the model: adapters/keys.ts). */
 import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
   type DynamoDBDocumentClient,
@@ -10,8 +10,8 @@ import {
   type TransactWriteCommandInput,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import type { DomainEvent } from "../../events.ts";
-import { TABLE } from "../../names.ts";
+import type { DomainEvent } from "../../core/events.ts";
+import { TABLE } from "../../core/names.ts";
 import type {
   IdempotencyRecord,
   Page,
@@ -21,9 +21,9 @@ import type {
   TaskQuery,
   TaskStore,
   TenantStore,
-} from "../../ports.ts";
-import { CommitConflict } from "../../ports.ts";
-import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../schemas.ts";
+} from "../../core/ports.ts";
+import { CommitConflict } from "../../core/ports.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/schemas.ts";
 import {
   alreadyExists,
   apiKeyItem,

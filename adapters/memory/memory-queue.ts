@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { PoolQueue, QueueMessage } from "../../ports.ts";
+import type { PoolQueue, QueueMessage } from "../../core/ports.ts";
 
 interface Stored {
   body: string;

@@ -6,8 +6,8 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { poolNotFound } from "../../errors.ts";
-import type { PoolQueue, QueueMessage } from "../../ports.ts";
+import { poolNotFound } from "../../core/errors.ts";
+import type { PoolQueue, QueueMessage } from "../../core/ports.ts";
 
 /** The per-pool SQS FIFO queues. */
 export class SqsPoolQueue implements PoolQueue {

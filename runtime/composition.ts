@@ -1,0 +1,116 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { S3Client } from "@aws-sdk/client-s3";
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SNSClient } from "@aws-sdk/client-sns";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { DynamoStore } from "../adapters/aws/dynamo-store.ts";
+import { S3BlobStore } from "../adapters/aws/s3-blobs.ts";
+import { SnsEventBus } from "../adapters/aws/sns-events.ts";
+import { SqsCallbackRetryQueue } from "../adapters/aws/sqs-callback-queue.ts";
+import { SqsPoolQueue } from "../adapters/aws/sqs-queue.ts";
+import { systemResolver } from "../adapters/net/resolver.ts";
+import { nodeWebhookSender } from "../adapters/net/webhook-sender.ts";
+import type { CallbackRetryQueue } from "../core/callbacks.ts";
+import { loadSchedulerConfig } from "../core/config.ts";
+import { type Deps, randomIds, systemClock } from "../core/deps.ts";
+import { ENV } from "../core/names.ts";
+import type { EventBus } from "../core/ports.ts";
+
+/**
+ * The composition root: reads the environment and builds the clients and adapters, once per process.
+ * The Lambda functions, the worker and the local stack all build their dependencies here.
+ */
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new Error(`environment variable ${name} is not set`);
+  return value;
+}
+
+/** The AWS SDK clients a process needs. Endpoints come from the standard AWS_ENDPOINT_URL* variables. */
+export interface AwsClients {
+  doc: DynamoDBDocumentClient;
+  sqs: SQSClient;
+  s3: S3Client;
+  sns: SNSClient;
+}
+
+/** Called with every client set awsClients() builds; e.g. the benchmark's request counter. */
+const clientHooks: ((clients: AwsClients) => void)[] = [];
+
+/** Opt-in instrumentation: a module preloaded with `node --import` registers here (bench/worker-counter.ts). */
+export function onAwsClients(hook: (clients: AwsClients) => void): void {
+  clientHooks.push(hook);
+}
+
+export function awsClients(): AwsClients {
+  const clients: AwsClients = {
+    doc: DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+      marshallOptions: { removeUndefinedValues: true },
+    }),
+    // The local emulator's queue URLs name hosts that do not resolve; the configured endpoint always works.
+    sqs: new SQSClient({ useQueueUrlAsEndpoint: false }),
+    s3: new S3Client({
+      forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL),
+    }),
+    sns: new SNSClient({}),
+  };
+  for (const hook of clientHooks) hook(clients);
+  return clients;
+}
+
+/** Builds the use cases' dependencies from the environment and clients, logging to `log`. */
+export function depsFromEnv(
+  clients: Pick<AwsClients, "doc" | "sqs" | "s3">,
+  log: Deps["log"],
+  env: NodeJS.ProcessEnv = process.env,
+): Deps {
+  return {
+    store: new DynamoStore(clients.doc, required(env, ENV.tableName)),
+    queue: new SqsPoolQueue(clients.sqs, JSON.parse(required(env, ENV.queueUrls)) as Record<string, string>),
+    blobs: new S3BlobStore(clients.s3, required(env, ENV.bucketName)),
+    clock: systemClock,
+    ids: randomIds,
+    random: Math.random,
+    config: loadSchedulerConfig(env),
+    adminKey: env[ENV.adminKey] ?? "",
+    callbackPolicy: callbackPolicyFrom(env),
+    callbackSecret: env[ENV.callbackSecret] ?? "",
+    resolve: systemResolver,
+    webhooks: nodeWebhookSender,
+    log,
+  };
+}
+
+/** The topic every event goes to (the events relay publishes there). */
+export const eventBusFromEnv = (
+  clients: Pick<AwsClients, "sns">,
+  env: NodeJS.ProcessEnv = process.env,
+): EventBus => new SnsEventBus(clients.sns, required(env, ENV.topicArn));
+
+/** The callback queue, which an undelivered callback's message comes back on. */
+export const callbackQueueFromEnv = (
+  clients: Pick<AwsClients, "sqs">,
+  env: NodeJS.ProcessEnv = process.env,
+): CallbackRetryQueue => new SqsCallbackRetryQueue(clients.sqs, required(env, ENV.callbackQueueUrl));
+
+/**
+ * Loopback callbacks only where SWITCHYARD_ALLOW_LOOPBACK_CALLBACKS is "true", and never in a Lambda
+ * function: there, loopback is the Lambda runtime API.
+ */
+function callbackPolicyFrom(env: NodeJS.ProcessEnv): Deps["callbackPolicy"] {
+  return { allowLoopback: env[ENV.allowLoopbackCallbacks] === "true" && !env.AWS_LAMBDA_FUNCTION_NAME };
+}
+
+/** A secret value: the variable `valueVar`, else the Secrets Manager secret `secretVar` names, else "". */
+export async function secretFrom(
+  env: NodeJS.ProcessEnv,
+  valueVar: string,
+  secretVar: string,
+): Promise<string> {
+  const secretId = env[secretVar];
+  if (env[valueVar] || !secretId) return env[valueVar] ?? "";
+  const secret = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: secretId }));
+  return secret.SecretString ?? "";
+}
