@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { z } from "zod";
 import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
@@ -33,6 +34,43 @@ export interface QueueMessageBody {
 
 /** A dispatch larger than this carries ids only (SQS takes 256 KB a message, attributes included). */
 const SNAPSHOT_MAX_BYTES = 200_000;
+
+/**
+ * The dispatch message as it must arrive. The snapshot's records are checked only for what the claim
+ * relies on (ids and versions): its conditional write proves them current, else the claim reads them.
+ */
+const dispatchMessage = z.object({
+  run_id: z.string().min(1),
+  task_uuid: z.string().min(1),
+  pool: z.string().min(1),
+  snapshot: z
+    .object({
+      task: z.looseObject({ uuid: z.string(), version: z.number() }),
+      run: z.looseObject({ run_id: z.string(), version: z.number() }),
+    })
+    .optional(),
+});
+
+/** The dispatch message of a task's run: ids, and the records as written when they fit. */
+export function encodeDispatch(task: Task, run?: Run): string {
+  const ids: QueueMessageBody = { run_id: task.run_id as string, task_uuid: task.uuid, pool: task.pool };
+  const withSnapshot = run && JSON.stringify({ ...ids, snapshot: { task, run } });
+  return withSnapshot && Buffer.byteLength(withSnapshot) <= SNAPSHOT_MAX_BYTES
+    ? withSnapshot
+    : JSON.stringify(ids);
+}
+
+/** A dispatch message read back; undefined when it is not one (not JSON, or missing its ids). */
+export function decodeDispatch(body: string): QueueMessageBody | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  const parsed = dispatchMessage.safeParse(value);
+  return parsed.success ? (parsed.data as QueueMessageBody) : undefined;
+}
 
 export function poolConfig(deps: Pick<Deps, "config">, name: string): PoolConfig {
   const pool = deps.config.pools.find((p) => p.name === name);
@@ -245,14 +283,8 @@ const dispatch = (deps: Deps, task: Task, run: Run) =>
  */
 export async function sendDispatch(deps: Pick<Deps, "queue">, task: Task, run?: Run): Promise<void> {
   const runId = task.run_id as string;
-  const ids: QueueMessageBody = { run_id: runId, task_uuid: task.uuid, pool: task.pool };
-  const withSnapshot = run && JSON.stringify({ ...ids, snapshot: { task, run } });
-  const body =
-    withSnapshot && Buffer.byteLength(withSnapshot) <= SNAPSHOT_MAX_BYTES
-      ? withSnapshot
-      : JSON.stringify(ids);
   await deps.queue.send(task.pool, {
-    body,
+    body: encodeDispatch(task, run),
     dedupId: runId,
     groupId: messageGroupId(task, runId),
   });

@@ -40,6 +40,22 @@ export const ENV = {
 /** Deliveries of one callback event before its message moves to the callback DLQ (the queue's maxReceiveCount). */
 export const CALLBACK_MAX_RECEIVES = 5;
 
+/** The callback function's timeout on AWS; the local deliverer runs the same handler. */
+export const CALLBACK_FUNCTION_TIMEOUT_SECONDS = 30;
+
+/** Queue settings, applied alike by the CDK stack and the local stack. */
+export const QUEUE_SETTINGS = {
+  /** A pool's FIFO work queue: a received message stays hidden for one lease of its pool. */
+  pool: { maxReceiveCount: 5, visibilitySeconds: (pool: { lease_seconds: number }) => pool.lease_seconds },
+  /** The callback queue: six times the function's timeout, AWS's advice for Lambda event sources. */
+  callback: {
+    maxReceiveCount: CALLBACK_MAX_RECEIVES,
+    visibilitySeconds: 6 * CALLBACK_FUNCTION_TIMEOUT_SECONDS,
+  },
+  /** How long a dead-letter queue keeps a message (SQS's longest). */
+  deadLetterRetentionSeconds: 14 * 86_400,
+} as const;
+
 /** The single DynamoDB table: generic keys plus three sparse GSIs (see adapters/aws/dynamo-store.ts). */
 export const TABLE = {
   partitionKey: "pk",

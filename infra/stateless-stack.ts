@@ -8,7 +8,7 @@ import { Topic } from "aws-cdk-lib/aws-sns";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import type { PoolConfig } from "../core/config.ts";
-import { ENV } from "../core/names.ts";
+import { CALLBACK_FUNCTION_TIMEOUT_SECONDS, ENV } from "../core/names.ts";
 import { ROUTE_GROUPS, type RouteGroup } from "../functions/_shared/routes.ts";
 
 /** Every API function runs the same entry; API Gateway sends each the routes of its group. */
@@ -143,7 +143,7 @@ export class StatelessStack extends Stack {
     // Callbacks: run-end events reach the callback queue, whose function POSTs the signed webhooks. It reads
     // the tasks (store) and the signing key, and delays its own messages to back off.
     const callbacks = newFunction("Callbacks", "functions/callbacks.ts", {
-      timeout: Duration.seconds(30),
+      timeout: Duration.seconds(CALLBACK_FUNCTION_TIMEOUT_SECONDS),
       access: ["table"],
     });
     this.callbacks = new CallbackDelivery(this, "CallbackDelivery", {

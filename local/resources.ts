@@ -7,9 +7,9 @@ import {
 import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { tableDefinition } from "../adapters/aws/table-definition.ts";
-import type { SchedulerConfig } from "../core/config.ts";
+import type { PoolConfig, SchedulerConfig } from "../core/config.ts";
 import { CALLBACK_FILTER_POLICY } from "../core/events.ts";
-import { CALLBACK_MAX_RECEIVES, LOCAL_NAMES } from "../core/names.ts";
+import { LOCAL_NAMES, QUEUE_SETTINGS } from "../core/names.ts";
 import type { LocalClients } from "./aws-clients.ts";
 
 /** The shape of `LOCAL_NAMES`; tests pass their own to stay apart from each other. */
@@ -32,9 +32,6 @@ export interface LocalResources {
   callbackDlqUrl: string;
 }
 
-/** Receives after which a pool message moves to its dead-letter queue. */
-const MAX_RECEIVE_COUNT = 5;
-
 /** `switchyard-<pool>.fifo` -> `switchyard-<pool>-dlq.fifo`. */
 const dlqName = (queueName: string) => queueName.replace(/\.fifo$/, "-dlq.fifo");
 
@@ -56,7 +53,10 @@ export async function createLocalResources(
   const [topicArn, queues] = await Promise.all([
     createTopic(clients, names.topic),
     Promise.all(
-      config.pools.map(async (pool) => [pool.name, await createPoolQueue(clients, names.queue(pool.name))]),
+      config.pools.map(async (pool) => [
+        pool.name,
+        await createPoolQueue(clients, names.queue(pool.name), pool),
+      ]),
     ),
     createTable(clients, names.table),
     createBucket(clients, names.bucket),
@@ -83,18 +83,32 @@ async function createTable({ dynamodb }: LocalClients, tableName: string) {
   );
 }
 
+const deadLetterRetention = { MessageRetentionPeriod: String(QUEUE_SETTINGS.deadLetterRetentionSeconds) };
+
 /** A FIFO queue (explicit deduplication ids) whose poison messages go to a FIFO DLQ. */
-async function createPoolQueue({ sqs }: LocalClients, queueName: string): Promise<string> {
+async function createPoolQueue({ sqs }: LocalClients, queueName: string, pool: PoolConfig): Promise<string> {
   const fifo = { FifoQueue: "true", ContentBasedDeduplication: "false" };
-  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: dlqName(queueName), Attributes: fifo }));
+  const dlq = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: dlqName(queueName),
+      Attributes: { ...fifo, ...deadLetterRetention },
+    }),
+  );
   const { Attributes } = await sqs.send(
     new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ["QueueArn"] }),
   );
-  const redrivePolicy = { deadLetterTargetArn: Attributes?.QueueArn, maxReceiveCount: MAX_RECEIVE_COUNT };
+  const redrivePolicy = {
+    deadLetterTargetArn: Attributes?.QueueArn,
+    maxReceiveCount: QUEUE_SETTINGS.pool.maxReceiveCount,
+  };
   const queue = await sqs.send(
     new CreateQueueCommand({
       QueueName: queueName,
-      Attributes: { ...fifo, RedrivePolicy: JSON.stringify(redrivePolicy) },
+      Attributes: {
+        ...fifo,
+        RedrivePolicy: JSON.stringify(redrivePolicy),
+        VisibilityTimeout: String(QUEUE_SETTINGS.pool.visibilitySeconds(pool)),
+      },
     }),
   );
   if (!queue.QueueUrl) throw new Error(`CreateQueue ${queueName} returned no URL`);
@@ -115,15 +129,20 @@ async function queueArn({ sqs }: LocalClients, queueUrl: string | undefined): Pr
  */
 async function createCallbackQueue(clients: LocalClients, topicArn: string, queueName: string) {
   const { sqs, sns } = clients;
-  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${queueName}-dlq` }));
+  const dlq = await sqs.send(
+    new CreateQueueCommand({ QueueName: `${queueName}-dlq`, Attributes: deadLetterRetention }),
+  );
   const redrivePolicy = {
     deadLetterTargetArn: await queueArn(clients, dlq.QueueUrl),
-    maxReceiveCount: CALLBACK_MAX_RECEIVES,
+    maxReceiveCount: QUEUE_SETTINGS.callback.maxReceiveCount,
   };
   const queue = await sqs.send(
     new CreateQueueCommand({
       QueueName: queueName,
-      Attributes: { RedrivePolicy: JSON.stringify(redrivePolicy), VisibilityTimeout: "60" },
+      Attributes: {
+        RedrivePolicy: JSON.stringify(redrivePolicy),
+        VisibilityTimeout: String(QUEUE_SETTINGS.callback.visibilitySeconds),
+      },
     }),
   );
   if (!queue.QueueUrl || !dlq.QueueUrl) throw new Error(`CreateQueue ${queueName} returned no URL`);

@@ -3,19 +3,24 @@ import type { PoolQueue, QueueMessage } from "../../core/ports.ts";
 
 interface Stored {
   body: string;
+  groupId: string;
   receiptHandle?: string;
   visibleAt: number;
 }
 
 /**
- * An in-memory FIFO queue per pool with SQS's dedup rule: a dedup id seen in the last five minutes
- * is accepted and dropped.
+ * An in-memory FIFO queue per pool with SQS FIFO's rules: a dedup id seen in the last five minutes is
+ * accepted and dropped; a group's messages come in the order sent, and none while another of the group
+ * is in flight; a received message is hidden for the visibility timeout unless deleted.
  */
 export class MemoryPoolQueue implements PoolQueue {
   private readonly queues = new Map<string, Stored[]>();
   private readonly seen = new Map<string, number>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly visibilitySeconds = 30,
+  ) {}
 
   async ping(): Promise<void> {}
 
@@ -35,7 +40,7 @@ export class MemoryPoolQueue implements PoolQueue {
     if (seenAt !== undefined && this.now() - seenAt < 5 * 60_000) return;
     this.seen.set(dedupKey, this.now());
     const queue = this.queues.get(pool) ?? [];
-    queue.push({ body: message.body, visibleAt: 0 });
+    queue.push({ body: message.body, groupId: message.groupId, visibleAt: 0 });
     this.queues.set(pool, queue);
   }
 
@@ -51,10 +56,15 @@ export class MemoryPoolQueue implements PoolQueue {
 
   private take(pool: string, max: number): QueueMessage[] {
     const out: QueueMessage[] = [];
+    /** Groups with a message in flight from an earlier receive: the rest of the group waits. */
+    const held = new Set<string>();
+    const now = this.now();
     for (const message of this.queues.get(pool) ?? []) {
-      if (out.length >= max || message.visibleAt > this.now()) continue;
+      if (out.length >= max) break;
+      if (message.visibleAt > now) held.add(message.groupId);
+      if (held.has(message.groupId)) continue;
       message.receiptHandle = randomUUID();
-      message.visibleAt = this.now() + 30_000;
+      message.visibleAt = now + this.visibilitySeconds * 1000;
       out.push({ receiptHandle: message.receiptHandle, body: message.body });
     }
     return out;

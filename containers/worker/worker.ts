@@ -1,5 +1,4 @@
-import type { QueueMessageBody } from "../../core/admission.ts";
-import { poolConfig } from "../../core/admission.ts";
+import { decodeDispatch, poolConfig } from "../../core/admission.ts";
 import type { Deps } from "../../core/deps.ts";
 import {
   claimRun,
@@ -81,7 +80,13 @@ export async function runWorker(deps: Deps, options: WorkerOptions): Promise<voi
       continue;
     }
     for (const message of messages) {
-      const body = JSON.parse(message.body) as QueueMessageBody;
+      const body = decodeDispatch(message.body);
+      if (!body) {
+        // Nothing Switchyard sent: no run to claim, and it would only come back.
+        deps.log.warn("dropped a malformed message", { pool, body: message.body.slice(0, 200) });
+        await deps.queue.delete(pool, message.receiptHandle);
+        continue;
+      }
       const claim = await claimRun(deps, body, options.workerId);
       await deps.queue.delete(pool, message.receiptHandle);
       if (!claim.claimed) {

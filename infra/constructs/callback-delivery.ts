@@ -6,7 +6,7 @@ import { SqsSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { Queue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { CALLBACK_FILTER_POLICY } from "../../core/events.ts";
-import { CALLBACK_MAX_RECEIVES } from "../../core/names.ts";
+import { QUEUE_SETTINGS } from "../../core/names.ts";
 import { queueDefaults } from "../secure-defaults.ts";
 
 export interface CallbackDeliveryProps {
@@ -20,7 +20,7 @@ export interface CallbackDeliveryProps {
  * Callback delivery: an SQS queue subscribed to the events topic, raw (the body is the event JSON), and
  * only for run-end events (message attribute `type`), feeding the callbacks function. The function reports
  * partial batch failures and delays a failed message itself (exponential backoff); after
- * CALLBACK_MAX_RECEIVES receives SQS moves it to the dead-letter queue.
+ * its maxReceiveCount SQS moves it to the dead-letter queue.
  */
 export class CallbackDelivery extends Construct {
   readonly queue: Queue;
@@ -28,12 +28,14 @@ export class CallbackDelivery extends Construct {
 
   constructor(scope: Construct, id: string, { topic, handler }: CallbackDeliveryProps) {
     super(scope, id);
-    this.dlq = new Queue(this, "Dlq", { ...queueDefaults, retentionPeriod: Duration.days(14) });
+    this.dlq = new Queue(this, "Dlq", {
+      ...queueDefaults,
+      retentionPeriod: Duration.seconds(QUEUE_SETTINGS.deadLetterRetentionSeconds),
+    });
     this.queue = new Queue(this, "Queue", {
       ...queueDefaults,
-      // AWS's advice for Lambda event sources: six times the function timeout.
-      visibilityTimeout: Duration.seconds(6 * (handler.timeout ?? Duration.seconds(3)).toSeconds()),
-      deadLetterQueue: { queue: this.dlq, maxReceiveCount: CALLBACK_MAX_RECEIVES },
+      visibilityTimeout: Duration.seconds(QUEUE_SETTINGS.callback.visibilitySeconds),
+      deadLetterQueue: { queue: this.dlq, maxReceiveCount: QUEUE_SETTINGS.callback.maxReceiveCount },
     });
     topic.addSubscription(
       new SqsSubscription(this.queue, {

@@ -2,6 +2,7 @@ import { Duration } from "aws-cdk-lib";
 import { Queue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import type { PoolConfig } from "../../core/config.ts";
+import { QUEUE_SETTINGS } from "../../core/names.ts";
 import { queueDefaults } from "../secure-defaults.ts";
 
 export interface PoolQueuesProps {
@@ -24,14 +25,13 @@ export class PoolQueues extends Construct {
       const dlq = new Queue(poolScope, "Dlq", {
         ...queueDefaults,
         fifo: true,
-        retentionPeriod: Duration.days(14),
+        retentionPeriod: Duration.seconds(QUEUE_SETTINGS.deadLetterRetentionSeconds),
       });
       const queue = new Queue(poolScope, "Queue", {
         ...queueDefaults,
         fifo: true,
-        // A message stays hidden for one lease; worker heartbeats extend it.
-        visibilityTimeout: Duration.seconds(pool.lease_seconds),
-        deadLetterQueue: { queue: dlq, maxReceiveCount: 5 },
+        visibilityTimeout: Duration.seconds(QUEUE_SETTINGS.pool.visibilitySeconds(pool)),
+        deadLetterQueue: { queue: dlq, maxReceiveCount: QUEUE_SETTINGS.pool.maxReceiveCount },
       });
       queues.set(pool.name, queue);
       dlqs.set(pool.name, dlq);

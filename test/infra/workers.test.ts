@@ -9,14 +9,14 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadSchedulerConfig, type PoolConfig, parseSchedulerConfig } from "../../core/config.ts";
 import { ENV } from "../../core/names.ts";
 import { credentialsOutputName } from "../../infra/constructs/pool-credentials.ts";
+import { fargateMemoryOptions } from "../../infra/constructs/pool-service.ts";
 import { PROJECT_ROOT } from "../../infra/constructs/switchyard-function.ts";
 import {
-  fargateMemoryOptions,
-  SCALE_IN,
   WORKER_DOCKERFILE,
   workerContextExcludes,
   workerImageProps,
-} from "../../infra/constructs/worker-services.ts";
+} from "../../infra/constructs/worker-image.ts";
+import { SCALE_IN } from "../../infra/constructs/worker-scaling.ts";
 import { workerStop } from "../../infra/secure-defaults.ts";
 import { logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
 

@@ -11,7 +11,7 @@ import { createLocalResources, type LocalNames, type LocalResources } from "../.
 const config = parseSchedulerConfig(`
 pools:
   - { name: claude-main, tool: claude, account: main, max_concurrency: 2 }
-  - { name: codex-main, tool: codex, account: main, max_concurrency: 1 }
+  - { name: codex-main, tool: codex, account: main, max_concurrency: 1, lease_seconds: 45 }
 `);
 
 // A prefix of its own, so this file shares the emulators without sharing resources.
@@ -59,11 +59,12 @@ describe("createLocalResources", () => {
     expect(Messages?.map((m) => m.Body)).toEqual(['{"run_id":"r1"}']);
   });
 
-  it("gives each pool queue a dead-letter queue after 5 receives", async () => {
+  it("gives each pool queue its lease as visibility and a dead-letter queue after 5 receives, as on AWS", async () => {
     const { Attributes } = await clients.sqs.send(
       new GetQueueAttributesCommand({ QueueUrl: resources.queueUrls["codex-main"], AttributeNames: ["All"] }),
     );
     expect(Attributes?.FifoQueue).toBe("true");
+    expect(Attributes?.VisibilityTimeout).toBe("45");
     expect(JSON.parse(Attributes?.RedrivePolicy ?? "{}")).toEqual({
       deadLetterTargetArn: expect.stringMatching(new RegExp(`:${prefix}-codex-main-dlq\\.fifo$`)),
       maxReceiveCount: 5,

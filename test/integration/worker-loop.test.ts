@@ -55,6 +55,20 @@ describe("worker loop", () => {
     expect(await deps.store.listWorkers(now + 1)).toEqual([]);
   });
 
+  it("drops a malformed message and goes on with the next", async () => {
+    const { deps, stop, loop } = start();
+    await deps.queue.send("p", { body: "{not a dispatch", dedupId: "junk-1", groupId: "junk" });
+    await deps.queue.send("p", { body: JSON.stringify({ run_id: "r" }), dedupId: "junk-2", groupId: "junk" });
+    const { task } = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "after" }));
+    await waitFor(
+      () => getTask(deps, ADMIN, task.uuid),
+      (t) => t.status === "succeeded",
+    );
+    expect(deps.queue.depth("p")).toBe(0);
+    stop();
+    await loop;
+  });
+
   it("keeps a short log on the run, or in S3 when the run was ended elsewhere before it settled", async () => {
     const { deps, stop, loop } = start();
     const submit = async (prompt: string) =>

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import type { QueueMessageBody } from "../../core/admission.ts";
+import { decodeDispatch, type QueueMessageBody } from "../../core/admission.ts";
 import { claimRun } from "../../core/execution.ts";
 import { submitTaskSchema } from "../../core/schemas.ts";
 import { cancelTask, getTask, mergeTaskTags, submitTask } from "../../core/tasks.ts";
@@ -29,7 +29,7 @@ describe("claiming a run", () => {
     const { deps, queue } = memoryDeps(CONFIG);
     const { task } = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "x" }));
     const [body] = queue.bodies("p");
-    const message = JSON.parse(body as string) as QueueMessageBody;
+    const message = decodeDispatch(body as string) as QueueMessageBody;
     expect(message.snapshot?.task).toEqual(await deps.store.getTask(task.uuid));
     const reads = [vi.spyOn(deps.store, "getTask"), vi.spyOn(deps.store, "getRun")];
     const claim = await claimRun(deps, message, "w1");
@@ -41,7 +41,7 @@ describe("claiming a run", () => {
   it("claims from the stored records when the snapshot is no longer current", async () => {
     const { deps, queue } = memoryDeps(CONFIG);
     const { task } = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "x" }));
-    const message = JSON.parse(queue.bodies("p")[0] as string) as QueueMessageBody;
+    const message = decodeDispatch(queue.bodies("p")[0] as string) as QueueMessageBody;
     await mergeTaskTags(deps, ADMIN, task.uuid, { team: "a" });
     const claim = await claimRun(deps, message, "w1");
     expect(claim).toMatchObject({
@@ -59,8 +59,22 @@ describe("claiming a run", () => {
     const claim = await claimRun(deps, { task_uuid: task.uuid, run_id: task.run_id as string }, "w1");
     expect(claim).toEqual({ claimed: false, reason });
     // The message as sent carries the snapshot of the dispatched task: its claim fails, reads, and refuses.
-    const message = JSON.parse(queue.bodies("p")[0] as string) as QueueMessageBody;
+    const message = decodeDispatch(queue.bodies("p")[0] as string) as QueueMessageBody;
     expect(await claimRun(deps, message, "w1")).toEqual({ claimed: false, reason });
     expect((await deps.store.poolState("p")).active).toBe(0);
+  });
+});
+
+describe("dispatch messages", () => {
+  it("read back what was sent, and refuse what is not a dispatch", () => {
+    expect(decodeDispatch('{"run_id":"r1","task_uuid":"t1","pool":"p"}')).toEqual({
+      run_id: "r1",
+      task_uuid: "t1",
+      pool: "p",
+    });
+    for (const body of ["", "{nope", "[]", '{"run_id":"r1"}', '{"run_id":"","task_uuid":"t","pool":"p"}'])
+      expect(decodeDispatch(body)).toBeUndefined();
+    const badSnapshot = '{"run_id":"r1","task_uuid":"t1","pool":"p","snapshot":{"task":{}}}';
+    expect(decodeDispatch(badSnapshot)).toBeUndefined();
   });
 });
