@@ -20,7 +20,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { tableDefinition } from "../adapters/aws/table-definition.ts";
 import { TABLE } from "../core/names.ts";
-import type { RecordedWrite } from "../local/request-counter.ts";
+import type { RecordedWrite } from "./request-counter.ts";
 
 export interface WriteUnits {
   table: number;

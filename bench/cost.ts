@@ -1,6 +1,7 @@
 /** Prices one task's AWS requests with the dated list prices in bench/prices.ts. */
-import type { RequestCount } from "../local/request-counter.ts";
+
 import { PRICES } from "./prices.ts";
+import type { RequestCount } from "./request-counter.ts";
 
 /** The fewest requests any design of this shape needs: write at submit, start and end; SQS send, receive, delete. */
 export const FLOOR = {

@@ -9,15 +9,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { PoolConfig } from "../core/config.ts";
 import type { TaskStore } from "../core/ports.ts";
 import type { Task } from "../core/schemas.ts";
+import type { LocalStack } from "../local/stack.ts";
 import {
   diffTally,
   type RecordedWrite,
   type RequestCounter,
   sumTallies,
   type Tally,
-} from "../local/request-counter.ts";
-import type { LocalStack } from "../local/stack.ts";
-import type { WorkerDump } from "./worker-counter.ts";
+} from "./request-counter.ts";
+import type { WorkerDump } from "./worker-dump.ts";
 
 export type InProcess = "api" | "tick" | "events" | "callbacks";
 const IN_PROCESS: InProcess[] = ["api", "tick", "events", "callbacks"];

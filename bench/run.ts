@@ -17,7 +17,6 @@ import { DUE_SHARDS, ENV } from "../core/names.ts";
 import { localClients } from "../local/aws-clients.ts";
 import { startDynamoDbLocal } from "../local/dynamodb-local.ts";
 import { startFauxqsServer } from "../local/fauxqs.ts";
-import { RequestCounter } from "../local/request-counter.ts";
 import { startLocalStack } from "../local/stack.ts";
 import { type BundleFigures, measureBundles } from "./bundles.ts";
 import { type ReplayedUnits, replayWriteUnits } from "./capacity.ts";
@@ -35,8 +34,9 @@ import {
 import { writeInstantClis } from "./instant-clis.ts";
 import { PRICES } from "./prices.ts";
 import { isFloor, reasonFor } from "./reasons.ts";
+import { RequestCounter } from "./request-counter.ts";
 import { percentile, round } from "./stats.ts";
-import { COUNTS_DIR_ENV } from "./worker-counter.ts";
+import { COUNTS_DIR_ENV } from "./worker-dump.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const num = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -125,7 +125,7 @@ const { stack, emulators, endpoints } = await phase("start the local stack", asy
       [COUNTS_DIR_ENV]: countsDir,
       POWERTOOLS_LOG_LEVEL: "ERROR",
     },
-    workerImports: [pathToFileURL(resolve(ROOT, "bench/worker-counter.ts")).href],
+    workerProgram: resolve(ROOT, "bench/worker-counter.ts"),
     observeClients: (clients, role) => counters[role].attach(Object.values(clients)),
     log: quiet,
   });

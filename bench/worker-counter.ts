@@ -1,27 +1,21 @@
 /**
- * Preloaded into each worker process by the benchmark (`node --import tsx --import <this>`): counts the
- * worker's AWS requests, and on SIGUSR2 writes the counts so far, with the DynamoDB writes recorded since the
- * last signal, to $SWITCHYARD_BENCH_COUNTS_DIR/<pool>.json.
+ * The worker program the benchmark runs instead of containers/worker/main.ts: the same worker, whose AWS
+ * requests are counted; on SIGUSR2 it writes the counts so far, with the DynamoDB writes recorded since
+ * the last signal, to $SWITCHYARD_BENCH_COUNTS_DIR/<pool>.json.
  */
 import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { runWorkerProcess } from "../containers/worker/process.ts";
 import { ENV } from "../core/names.ts";
-import { type RecordedWrite, RequestCounter, type Tally } from "../local/request-counter.ts";
-import { onAwsClients } from "../runtime/composition.ts";
+import { awsClients } from "../runtime/composition.ts";
+import { RequestCounter } from "./request-counter.ts";
+import { COUNTS_DIR_ENV, type WorkerDump } from "./worker-dump.ts";
 
-export const COUNTS_DIR_ENV = "SWITCHYARD_BENCH_COUNTS_DIR";
-
-/** What a worker writes on SIGUSR2. */
-export interface WorkerDump {
-  tally: Tally;
-  writes: RecordedWrite[];
-  dropped: number;
-}
-
+const clients = awsClients();
 const dir = process.env[COUNTS_DIR_ENV];
 if (dir) {
   const counter = new RequestCounter();
-  onAwsClients((clients) => counter.attach(Object.values(clients)));
+  counter.attach(Object.values(clients));
   process.on("SIGUSR2", () => {
     const file = join(dir, `${process.env[ENV.pool] ?? "worker"}.json`);
     // Written whole, then renamed: the reader never sees half a file.
@@ -30,3 +24,5 @@ if (dir) {
     renameSync(`${file}.tmp`, file);
   });
 }
+
+await runWorkerProcess(clients);

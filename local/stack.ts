@@ -18,6 +18,7 @@ import { createLocalResources, type LocalNames, type LocalResources } from "./re
 import { startStreamRelay } from "./stream-relay.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
+const WORKER_PROGRAM = resolve(ROOT, "containers/worker/main.ts");
 const TICK_MS = 1000;
 /** Locally, a stopping worker hands unfinished runs back after this long. */
 const DRAIN_SECONDS = 3;
@@ -37,7 +38,9 @@ export interface LocalStackOptions {
   workers?: boolean;
   /** Extra environment for worker processes (tests put fake CLIs on PATH). */
   workerEnv?: NodeJS.ProcessEnv;
-  /** Modules each worker process preloads with `--import` (the benchmark counts requests with one). */
+  /** The worker program each pool runs; default containers/worker/main.ts (the benchmark's counts requests). */
+  workerProgram?: string;
+  /** Modules each worker process preloads with `--import` (tests capture the workers' output with one). */
   workerImports?: string[];
   /** Sees each part's SDK clients, which are kept apart (the benchmark counts requests with it). */
   observeClients?: (clients: LocalClients, role: "api" | "tick" | "events" | "callbacks") => void;
@@ -111,26 +114,31 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     const workers = (options.workers === false ? [] : config.pools).map(
       (pool) =>
-        new SupervisedWorker(pool.name, options.workerImports ?? [], {
-          // Each worker gets its own account's credentials only.
-          ...withoutCredentials(process.env),
-          ...withoutCredentials(options.workerEnv ?? {}),
-          ...env,
-          AWS_REGION: endpoints.region,
-          AWS_ACCESS_KEY_ID: "local",
-          AWS_SECRET_ACCESS_KEY: "local",
-          AWS_ENDPOINT_URL: endpoints.awsEndpoint,
-          AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodbEndpoint,
-          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-          POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "WARN",
-          [ENV.pool]: pool.name,
-          [ENV.waitSeconds]: "1",
-          [ENV.drainSeconds]: process.env[ENV.drainSeconds] ?? String(DRAIN_SECONDS),
-          [ENV.credentials]:
-            options.workerEnv?.[localCredentialsVariable(pool.account)] ??
-            process.env[localCredentialsVariable(pool.account)] ??
-            "{}",
-        }),
+        new SupervisedWorker(
+          pool.name,
+          options.workerProgram ?? WORKER_PROGRAM,
+          options.workerImports ?? [],
+          {
+            // Each worker gets its own account's credentials only.
+            ...withoutCredentials(process.env),
+            ...withoutCredentials(options.workerEnv ?? {}),
+            ...env,
+            AWS_REGION: endpoints.region,
+            AWS_ACCESS_KEY_ID: "local",
+            AWS_SECRET_ACCESS_KEY: "local",
+            AWS_ENDPOINT_URL: endpoints.awsEndpoint,
+            AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodbEndpoint,
+            AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+            POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "WARN",
+            [ENV.pool]: pool.name,
+            [ENV.waitSeconds]: "1",
+            [ENV.drainSeconds]: process.env[ENV.drainSeconds] ?? String(DRAIN_SECONDS),
+            [ENV.credentials]:
+              options.workerEnv?.[localCredentialsVariable(pool.account)] ??
+              process.env[localCredentialsVariable(pool.account)] ??
+              "{}",
+          },
+        ),
     );
     stops.push(() => Promise.all(workers.map((w) => w.stop())).then(() => undefined));
 
@@ -198,6 +206,7 @@ class SupervisedWorker {
 
   constructor(
     readonly pool: string,
+    private readonly program: string,
     private readonly imports: string[],
     private readonly env: NodeJS.ProcessEnv,
   ) {
@@ -210,7 +219,7 @@ class SupervisedWorker {
 
   private start(): void {
     const preloads = ["tsx", ...this.imports].flatMap((module) => ["--import", module]);
-    const child = spawn(process.execPath, [...preloads, resolve(ROOT, "containers/worker/main.ts")], {
+    const child = spawn(process.execPath, [...preloads, this.program], {
       cwd: ROOT,
       env: this.env,
       stdio: ["ignore", "inherit", "inherit"],

@@ -36,16 +36,8 @@ export interface AwsClients {
   sns: SNSClient;
 }
 
-/** Called with every client set awsClients() builds; e.g. the benchmark's request counter. */
-const clientHooks: ((clients: AwsClients) => void)[] = [];
-
-/** Opt-in instrumentation: a module preloaded with `node --import` registers here (bench/worker-counter.ts). */
-export function onAwsClients(hook: (clients: AwsClients) => void): void {
-  clientHooks.push(hook);
-}
-
 export function awsClients(): AwsClients {
-  const clients: AwsClients = {
+  return {
     doc: DynamoDBDocumentClient.from(new DynamoDBClient({}), {
       marshallOptions: { removeUndefinedValues: true },
     }),
@@ -56,8 +48,6 @@ export function awsClients(): AwsClients {
     }),
     sns: new SNSClient({}),
   };
-  for (const hook of clientHooks) hook(clients);
-  return clients;
 }
 
 /** Builds the use cases' dependencies from the environment and clients, logging to `log`. */

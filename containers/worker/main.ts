@@ -1,29 +1,5 @@
-import { hostname } from "node:os";
-import { poolConfig } from "../../core/admission.ts";
-import { ENV } from "../../core/names.ts";
-import { awsClients, depsFromEnv } from "../../runtime/composition.ts";
-import { processLog } from "../../runtime/log.ts";
-import { runWorker } from "./worker.ts";
+import { awsClients } from "../../runtime/composition.ts";
+import { runWorkerProcess } from "./process.ts";
 
-/** Entry point of the worker process (Fargate task, or a child process of the local stack). */
-const pool = process.env[ENV.pool];
-if (!pool) throw new Error(`${ENV.pool} is not set`);
-const credentials = JSON.parse(process.env[ENV.credentials] ?? "{}") as Record<string, string>;
-// The credentials reach the CLI only: no later code (or child) reads them from this environment.
-delete process.env[ENV.credentials];
-
-const deps = depsFromEnv(awsClients(), processLog("switchyard-worker"));
-const stopping = new AbortController();
-for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => stopping.abort());
-
-await runWorker(deps, {
-  pool,
-  workerId: `${hostname()}-${process.pid}`,
-  slots: poolConfig(deps, pool).worker.slots,
-  waitSeconds: Number(process.env[ENV.waitSeconds] ?? 20),
-  credentials,
-  stopping: stopping.signal,
-  drainSeconds: Number(process.env[ENV.drainSeconds] ?? 25),
-  // Injected by ECS (Fargate): the agent endpoint that sets the task's scale-in protection.
-  ecsAgentUri: process.env.ECS_AGENT_URI,
-});
+/** Entry point of the worker (the Fargate task, or a child process of the local stack). */
+await runWorkerProcess(awsClients());

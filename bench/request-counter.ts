@@ -1,8 +1,7 @@
 /**
  * Counts the AWS requests a process makes, by service, operation and what they touch, with the DynamoDB
- * capacity units each one consumed. An SDK middleware, added only when asked for (the benchmark:
- * bench/run.ts for the API and tick clients, bench/worker-counter.ts in worker processes); production
- * code never loads this module.
+ * capacity units each one consumed. An SDK middleware the benchmark adds (bench/run.ts to the local
+ * stack's clients, bench/worker-counter.ts to the worker's).
  */
 import type {
   BuildHandler,
