@@ -10,7 +10,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { performance as nodePerformance } from "node:perf_hooks";
-import { pathToFileURL } from "node:url";
 import { DynamoStore } from "../adapters/aws/dynamo-store.ts";
 import { parseSchedulerConfig } from "../core/config.ts";
 import { DUE_SHARDS, ENV } from "../core/names.ts";

@@ -121,7 +121,7 @@ async function poolStatus(deps: Deps, name: string) {
   };
 }
 
-/** The seed's dispatcher switch: stopping pauses every pool, starting resumes them all. */
+/** The dispatcher switch: stopping pauses every pool, starting resumes them all. */
 export async function setDispatcher(deps: Deps, principal: Principal, running: boolean) {
   requireScope(principal, "admin");
   for (const pool of deps.config.pools) await setPoolPaused(deps, principal, pool.name, !running);

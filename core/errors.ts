@@ -21,9 +21,9 @@ export const ERROR_CODES = {
   forbidden: "1009",
   rateLimited: "1010",
   payloadTooLarge: "1011",
-  /** Not in DESIGN.md's table: an unknown route or method (404). */
+  /** An unknown route or method (404). */
   routeNotFound: "1012",
-  /** Not in DESIGN.md's table: an unknown tenant or API key id (404). */
+  /** An unknown tenant or API key id (404). */
   tenantNotFound: "1013",
   system: "2001",
   database: "2002",

@@ -51,7 +51,7 @@ export const CALLBACK_FILTER_POLICY: Readonly<Record<string, readonly string[]>>
   has_callback: ["true"],
 };
 
-/** The webhook body a task's callback URL receives when a run ends (DESIGN.md "Events"). */
+/** The webhook body a task's callback URL receives when a run ends. */
 export interface CallbackBody {
   name: string | null;
   uuid: string;

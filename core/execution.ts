@@ -12,8 +12,19 @@ export const RATE_LIMIT_RETRY_CAP = 5;
 const RESULT_OUTPUT_CHARS = 64_000;
 const TAIL_CHARS = 4_000;
 
-/** A log this short is kept whole on the run (its output_tail), which saves an S3 PUT per run. */
-export const fitsOnRun = (log: string) => log.length <= TAIL_CHARS;
+/**
+ * Where a job's log is kept: whole on the run record (its output_tail) when it is short and its worker
+ * settles the run as finished, which saves an S3 PUT per run; otherwise in S3 with the output files.
+ */
+export const logStaysOnRun = (log: string, stoppedByTheWorker: boolean) =>
+  !stoppedByTheWorker && log.length <= TAIL_CHARS;
+
+/**
+ * A log meant for the run record goes to S3 after all when the record did not take it: the settle was
+ * dropped or failed (the run ended elsewhere), or the run was handed back rather than finished.
+ */
+export const logMissedItsRun = (settled: Task | undefined, ending: RunEnding) =>
+  settled === undefined || ending.kind !== "finished";
 
 /** Cuts text to `max` characters, keeping its start or (for a tail) its end. */
 function truncate(text: string | undefined, max: number, cut: "end" | "start" = "end"): string | undefined {
@@ -42,7 +53,7 @@ export interface RunOutcome {
   files: string[];
   /** The end of the log, kept on the run. */
   tail: string;
-  /** `tail` is the whole log (see fitsOnRun); it was not uploaded. */
+  /** `tail` is the whole log (see logStaysOnRun); it was not uploaded. */
   logInline?: boolean;
   durationMs: number;
   /** The CLI answered with a rate or usage limit; `resetAt` when it said when it lifts. */

@@ -1,5 +1,5 @@
 /**
- * The time arithmetic of recurring tasks (DESIGN.md "Recurrence", issue 4). Pure: every instant comes in as a
+ * The time arithmetic of recurring tasks. Pure: every instant comes in as a
  * `Date` argument; nothing here reads the clock or starts a timer. Cron matching and all wall-clock/DST
  * conversion is done by `croner`; this module never parses cron itself.
  *
@@ -41,12 +41,11 @@ const NEEDS_SCHEDULE = "needs schedule or interval";
  * Semantic problems of a recurrence, each naming its field (the API answers 400, code 1001, with the first).
  *
  * Decisions:
- * - `schedule` and `interval` both given: the issue names `interval` (the schedule is the primary form in
- *   DESIGN.md; the interval is the one to drop).
- * - An inverted window (start_hour > end_hour) is refused: issue 4 lists "an inverted window" among the 400s
- *   and DESIGN.md defines the window only as [start_hour, end_hour). A window that would cross midnight is
- *   therefore not expressible; `nextFireTime` would handle one (it treats start > end as crossing midnight),
- *   so allowing them later means relaxing only this check.
+ * - `schedule` and `interval` both given: the problem names `interval` (the schedule is the primary form;
+ *   the interval is the one to drop).
+ * - An inverted window (start_hour > end_hour) is refused: a window is [start_hour, end_hour) within one
+ *   day, so one that would cross midnight is not expressible. `nextFireTime` would handle one (it treats
+ *   start > end as crossing midnight): allowing them means relaxing only this check.
  * - A schedule that never matches (e.g. `0 0 30 2 *`) is a bad `schedule`.
  * - `end_time` must be strictly after `now`.
  */

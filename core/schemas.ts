@@ -93,7 +93,7 @@ export const withMergedTags = <T extends { version: number; tags: Tags; update_t
   update_time: now.toISOString(),
 });
 
-/** A number, or a string holding one (the seeds send `"timeout": "600"`). */
+/** A number, or a string holding one (clients of the v2 API send `"timeout": "600"`). */
 const numeric = (inner: z.ZodNumber) =>
   z.union([
     inner,

@@ -2,9 +2,10 @@ import { decodeDispatch, poolConfig } from "../../core/admission.ts";
 import type { Deps } from "../../core/deps.ts";
 import {
   claimRun,
-  fitsOnRun,
   type HeldRun,
   heartbeat,
+  logMissedItsRun,
+  logStaysOnRun,
   type RunEnding,
   type RunOutcome,
   settleRun,
@@ -150,8 +151,7 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
     let inlineLog: string | undefined;
     try {
       const outcome = await execute(deps, held, options, controller.signal);
-      // A short log of a run this worker settles as finished goes on the run record; any other is uploaded.
-      const logInline = stopReason === undefined && fitsOnRun(outcome.log);
+      const logInline = logStaysOnRun(outcome.log, stopReason !== undefined);
       if (logInline) inlineLog = outcome.log;
       const files = await upload(deps, held, outcome, logInline);
       ending =
@@ -167,18 +167,16 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
     }
     // Whoever stopped it (cancel, a reclaimed lease) ended the run.
     const stoppedElsewhere = stopReason === "canceled" || stopReason === "lost";
-    const settled =
-      !stoppedElsewhere &&
-      (await settleRun(deps, held, ending).catch((err: unknown) => {
-        deps.log.error("settling failed; the lease will expire and the tick retries", {
-          run_id: held.run.run_id,
-          error: String(err),
+    const settled = stoppedElsewhere
+      ? undefined
+      : await settleRun(deps, held, ending).catch((err: unknown) => {
+          deps.log.error("settling failed; the lease will expire and the tick retries", {
+            run_id: held.run.run_id,
+            error: String(err),
+          });
+          return undefined;
         });
-        return undefined;
-      }));
-    // The run record did not take the log (the run ended elsewhere, settling failed, or it was handed back
-    // after all): keep it in S3.
-    if (inlineLog !== undefined && (!settled || ending.kind !== "finished")) {
+    if (inlineLog !== undefined && logMissedItsRun(settled, ending)) {
       await putLog(deps, held, inlineLog).catch((err: unknown) =>
         deps.log.warn("log upload failed", { run_id: held.run.run_id, error: String(err) }),
       );

@@ -4,6 +4,8 @@ import {
   claimRun,
   type HeldRun,
   heartbeat,
+  logMissedItsRun,
+  logStaysOnRun,
   RATE_LIMIT_RETRY_CAP,
   type RunOutcome,
   retryDelaySeconds,
@@ -227,5 +229,22 @@ describe("leases", () => {
     expect(await settleRun(deps, held, { kind: "finished", outcome: ok })).toBeUndefined();
     expect((await getTask(deps, ADMIN, held.task.uuid)).status).toBe("canceled");
     expect((await deps.store.poolState("p")).active).toBe(0);
+  });
+});
+
+describe("where a run's log is kept", () => {
+  it("stays on the run record when short and the worker finished the run itself", () => {
+    expect(logStaysOnRun("x".repeat(4000), false)).toBe(true);
+    expect(logStaysOnRun("x".repeat(4001), false)).toBe(false);
+    expect(logStaysOnRun("short", true)).toBe(false);
+  });
+
+  it("goes to S3 after all when the run record did not take it", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    const held = await submitAndClaim(deps);
+    const finished = { kind: "finished", outcome: ok } as const;
+    expect(logMissedItsRun(held.task, finished)).toBe(false);
+    expect(logMissedItsRun(undefined, finished)).toBe(true);
+    expect(logMissedItsRun(held.task, { kind: "released", reason: "stopping" })).toBe(true);
   });
 });
