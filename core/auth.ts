@@ -1,12 +1,11 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { ForbiddenError, UnauthorizedError } from "./errors.ts";
 import type { Clock, TenantStore } from "./ports.ts";
-import { type ApiKeyRecord, type Scope, TENANT_DEFAULTS, type Tenant } from "./schemas.ts";
+import { type ApiKeyRecord, SCOPES, type Scope, TENANT_DEFAULTS, type Tenant } from "./schemas.ts";
 import { TtlCache } from "./ttl-cache.ts";
 
 /** The tenant that admin-submitted tasks belong to unless the admin names another. */
 export const DEFAULT_TENANT = "default";
-export const TENANT_KEY_SCOPES: Scope[] = ["tasks:read", "tasks:write"];
 
 /** A tenant's limits (core/limits.ts enforces them). */
 export interface TenantLimits {
@@ -60,7 +59,7 @@ export async function authenticate(
 ): Promise<Principal> {
   if (!apiKey) throw new UnauthorizedError();
   if (deps.adminKey && sameSecret(apiKey, deps.adminKey)) {
-    return { kind: "admin", scopes: ["admin", "tasks:read", "tasks:write"] };
+    return { kind: "admin", scopes: SCOPES };
   }
   const record = await deps.store.findApiKey(hashApiKey(apiKey));
   if (!record || record.revoked_time) throw new UnauthorizedError();

@@ -10,16 +10,16 @@ export const listRunsQuery = z.strictObject({
   task_id: z.uuid().optional(),
   status: z.enum(RUN_STATUSES).optional(),
   size: z.coerce.number().int().min(1).max(LIMITS.pageSize).default(20),
-  cursor: z.string().max(2048).optional(),
+  cursor: z.string().max(LIMITS.cursorLength).optional(),
   tenant: z.string().max(LIMITS.labelLength).optional(),
 });
 
 export const taskEventsQuery = z.strictObject({
   size: z.coerce.number().int().min(1).max(LIMITS.pageSize).default(50),
-  cursor: z.string().max(2048).optional(),
+  cursor: z.string().max(LIMITS.cursorLength).optional(),
 });
 
-export const taskLogQuery = z.strictObject({ run_id: z.string().max(128).optional() });
+export const taskLogQuery = z.strictObject({ run_id: z.string().max(LIMITS.runIdLength).optional() });
 
 /** A year either way. */
 export const reorderBody = z.strictObject({

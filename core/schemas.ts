@@ -19,6 +19,10 @@ export const LIMITS = {
   maxAttempts: 20,
   timeoutSeconds: 86_400,
   pageSize: 100,
+  /** A page cursor, a callback URL, a run id in a query. */
+  cursorLength: 2048,
+  urlLength: 2048,
+  runIdLength: 128,
 } as const;
 
 export const DEFAULTS = { priority: 5, maxAttempts: 3, timeoutSeconds: 3600, pageSize: 20 } as const;
@@ -37,8 +41,8 @@ export const TENANT_DEFAULTS = {
  */
 const noControlChars = (s: string) => !/[\p{Cc}\p{Cs}\u202A-\u202E\u2066-\u2069]/u.test(s);
 const CONTROL_CHARS = "must not contain control, bidirectional-override or unpaired surrogate characters";
-/** Keys that would reach an object's prototype if a later merge trusted them. */
-const RESERVED_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+/** Keys refused in any request: a merge that trusted them would reach an object's prototype. */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 const label = (max: number) => z.string().min(1).max(max).refine(noControlChars, CONTROL_CHARS);
 
 /** A relative path inside the job's work dir: no `..` segment, no absolute path, no backslash. */
@@ -150,7 +154,7 @@ export const submitTaskSchema = z
     timeout: numeric(z.number().int().min(1).max(LIMITS.timeoutSeconds)).default(DEFAULTS.timeoutSeconds),
     callback: z
       .url({ protocol: /^https?$/ })
-      .max(2048)
+      .max(LIMITS.urlLength)
       .optional(),
     scheduled_at: z.iso.datetime({ offset: true }).optional(),
     schedule: z.string().max(200).optional(),
@@ -199,7 +203,7 @@ export const listTasksQuerySchema = z.strictObject({
     .refine(({ key }) => key.length <= LIMITS.tagKeyLength, `key: at most ${LIMITS.tagKeyLength} characters`)
     .optional(),
   size: numeric(z.number().int().min(1).max(LIMITS.pageSize)).default(DEFAULTS.pageSize),
-  cursor: z.string().max(2048).optional(),
+  cursor: z.string().max(LIMITS.cursorLength).optional(),
   tenant: label(LIMITS.labelLength).optional(),
 });
 export type ListTasksQuery = z.output<typeof listTasksQuerySchema>;
@@ -221,7 +225,7 @@ export const createTenantSchema = z.strictObject({
 });
 export type CreateTenant = z.output<typeof createTenantSchema>;
 
-/** Scopes a tenant key may hold; `admin` belongs to the admin key alone. */
+/** Scopes a tenant key may hold (a new key holds both); `admin` belongs to the admin key alone. */
 export const TENANT_SCOPES = ["tasks:read", "tasks:write"] as const;
 export const addKeySchema = z.strictObject({
   scopes: z
@@ -376,7 +380,8 @@ export interface WorkerRecord {
   expires_at: number;
 }
 
-export const SCOPES = ["tasks:read", "tasks:write", "admin"] as const;
+/** Every scope: the admin key holds them all. */
+export const SCOPES = [...TENANT_SCOPES, "admin"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface Tenant {

@@ -1,7 +1,7 @@
-import { newApiKey, type Principal, requireScope, TENANT_KEY_SCOPES } from "./auth.ts";
+import { newApiKey, type Principal, requireScope } from "./auth.ts";
 import type { Deps } from "./deps.ts";
 import { ERROR_CODES, NotFoundError } from "./errors.ts";
-import type { ApiKeyRecord, CreateTenant, Scope, Tenant } from "./schemas.ts";
+import { type ApiKeyRecord, type CreateTenant, type Scope, TENANT_SCOPES, type Tenant } from "./schemas.ts";
 
 /** Ids as createTenant and newApiKey make them; anything else cannot exist, and is never looked up. */
 const TENANT_ID = /^t_[0-9a-f]{20}$/;
@@ -10,7 +10,7 @@ const KEY_ID = /^key_[0-9a-f]{16}$/;
 const tenantNotFound = (id: string) =>
   new NotFoundError(ERROR_CODES.tenantNotFound, `tenant ${id.slice(0, 64)} not found`);
 
-function keyRecord(deps: Pick<Deps, "clock">, tenantId: string, scopes: Scope[] = TENANT_KEY_SCOPES) {
+function keyRecord(deps: Pick<Deps, "clock">, tenantId: string, scopes: Scope[] = [...TENANT_SCOPES]) {
   const { apiKey, keyId, keyHash } = newApiKey();
   const record: ApiKeyRecord = {
     key_id: keyId,
@@ -61,7 +61,7 @@ export async function addTenantKey(
   deps: Pick<Deps, "store" | "clock">,
   principal: Principal,
   tenantId: string,
-  scopes: Scope[] = TENANT_KEY_SCOPES,
+  scopes: Scope[] = [...TENANT_SCOPES],
 ) {
   requireScope(principal, "admin");
   await existingTenant(deps, tenantId);

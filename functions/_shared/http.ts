@@ -5,6 +5,7 @@ import { ANONYMOUS, authenticate, CachedAuthLookups, type Principal, requireScop
 import type { Deps } from "../../core/deps.ts";
 import { PayloadTooLargeError, routeNotFound, ValidationError } from "../../core/errors.ts";
 import { countRequest } from "../../core/limits.ts";
+import { RESERVED_KEYS } from "../../core/schemas.ts";
 import { errorResponse } from "./errors.ts";
 import { observability } from "./observability.ts";
 import type { Route } from "./routes.ts";
@@ -47,8 +48,6 @@ export function parse<S extends z.ZodType>(schema: S, input: unknown, where = ""
   throw new ValidationError(quoted(field), quoted(issue?.message ?? "invalid", 500));
 }
 
-/** Keys refused anywhere in a body: a merge that trusted them would reach an object's prototype. */
-const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
@@ -67,7 +66,7 @@ function checkJson(root: unknown): void {
     if (value === null || typeof value !== "object") continue;
     for (const [key, child] of Object.entries(value)) {
       const at = path ? `${path}.${key}` : key;
-      if (FORBIDDEN_KEYS.has(key)) throw new ValidationError(quoted(at), "is not an allowed key");
+      if (RESERVED_KEYS.has(key)) throw new ValidationError(quoted(at), "is not an allowed key");
       if (LONE_SURROGATE.test(key)) throw new ValidationError(quoted(at), "must be valid Unicode");
       stack.push({ value: child, path: at });
     }

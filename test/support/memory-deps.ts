@@ -6,6 +6,7 @@ import { nodeWebhookSender } from "../../adapters/net/webhook-sender.ts";
 import type { Principal } from "../../core/auth.ts";
 import { parseSchedulerConfig } from "../../core/config.ts";
 import type { Deps } from "../../core/deps.ts";
+import { SCOPES } from "../../core/schemas.ts";
 
 /** A controllable clock: starts at a fixed instant and moves only when told. */
 export function manualClock(start = "2026-01-01T00:00:00.000Z") {
@@ -41,4 +42,4 @@ export function memoryDeps(configYaml: string) {
   return { deps, clock, queue };
 }
 
-export const ADMIN: Principal = { kind: "admin", scopes: ["admin", "tasks:read", "tasks:write"] };
+export const ADMIN: Principal = { kind: "admin", scopes: SCOPES };
