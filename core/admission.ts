@@ -105,7 +105,7 @@ const isPaused = (state: PoolState, now: string) =>
  * (tasks holding a slot) / max_concurrency. With one eligible pool, no reads are needed.
  */
 export async function choosePool(
-  deps: Pick<Deps, "config" | "store" | "clock">,
+  deps: Pick<Deps, "config" | "counters" | "tasks" | "clock">,
   tool: Tool,
 ): Promise<PoolConfig> {
   const eligible = deps.config.pools.filter((p) => p.tool === tool);
@@ -115,7 +115,7 @@ export async function choosePool(
   // A pool waiting out a usage-limit reset counts as full, so it is chosen only if all are.
   const loads = await Promise.all(
     eligible.map(async (pool) => {
-      const state = await deps.store.poolState(pool.name);
+      const state = await deps.counters.poolState(pool.name);
       return isPaused(state, now) ? Number.POSITIVE_INFINITY : state.active / pool.max_concurrency;
     }),
   );
@@ -155,7 +155,7 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
   let waiting = fresh;
   let after: Task | undefined;
   for (let idlePages = 0; idlePages < ADMIT_IDLE_PAGES; ) {
-    const page = await deps.store.readyTasks(pool.name, ADMIT_PAGE, after);
+    const page = await deps.tasks.readyTasks(pool.name, ADMIT_PAGE, after);
     const admittedBefore = admitted.length;
     const last = page.length < ADMIT_PAGE ? undefined : page.at(-1);
     // A fresh task joins the page it sorts into, so that it never passes a task ahead of it.

@@ -13,7 +13,7 @@ export interface TaskFile {
 }
 
 /** The task's input files and the output files its runs uploaded. */
-export async function listTaskFiles(deps: Pick<Deps, "store" | "blobs">, principal: Principal, uuid: string) {
+export async function listTaskFiles(deps: Pick<Deps, "tasks" | "blobs">, principal: Principal, uuid: string) {
   const task = await getTask(deps, principal, uuid);
   const prefix = blobKeys.filesPrefix(task.uuid);
   const blobs = await deps.blobs.list(prefix);
@@ -25,7 +25,7 @@ export async function listTaskFiles(deps: Pick<Deps, "store" | "blobs">, princip
 
 /** One file's bytes: an output file if a run wrote one at that path, else the input file. */
 export async function readTaskFile(
-  deps: Pick<Deps, "store" | "blobs">,
+  deps: Pick<Deps, "tasks" | "blobs">,
   principal: Principal,
   uuid: string,
   path: string,
@@ -40,7 +40,7 @@ export async function readTaskFile(
 
 /** A run's log text: the task's latest run, or the one named. Empty while the run has written none. */
 export async function readTaskLog(
-  deps: Pick<Deps, "store" | "blobs">,
+  deps: Pick<Deps, "tasks" | "blobs">,
   principal: Principal,
   uuid: string,
   runId?: string,
@@ -53,7 +53,7 @@ export async function readTaskLog(
   return logText(deps, run);
 }
 
-export async function readRunLog(deps: Pick<Deps, "store" | "blobs">, principal: Principal, runId: string) {
+export async function readRunLog(deps: Pick<Deps, "tasks" | "blobs">, principal: Principal, runId: string) {
   return logText(deps, await getRun(deps, principal, runId));
 }
 

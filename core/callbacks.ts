@@ -35,7 +35,7 @@ const ERROR_CHARS = 300;
 
 export type CallbackDeps = Pick<
   Deps,
-  "store" | "clock" | "log" | "callbackPolicy" | "callbackSecret" | "resolve" | "webhooks"
+  "tasks" | "clock" | "log" | "callbackPolicy" | "callbackSecret" | "resolve" | "webhooks"
 >;
 
 export type DeliveryResult =
@@ -206,14 +206,14 @@ async function attemptDelivery(
 async function recordDelivery(deps: CallbackDeps, taskUuid: string, delivery: CallbackDelivery) {
   try {
     await retryOnConflict(async () => {
-      const task = await deps.store.getTask(taskUuid);
+      const task = await deps.tasks.getTask(taskUuid);
       if (!task) return;
       const next: Task = {
         ...task,
         version: task.version + 1,
         callback_deliveries: [...(task.callback_deliveries ?? []), delivery].slice(-MAX_RECORDED_DELIVERIES),
       };
-      await deps.store.commit({ tasks: [{ next, expectVersion: task.version }] });
+      await deps.tasks.commit({ tasks: [{ next, expectVersion: task.version }] });
     }, 10);
   } catch (err) {
     deps.log.error("could not record a callback delivery", { task: taskUuid, error: errorText(err) });

@@ -79,14 +79,14 @@ function queuedCountOf(change: StateChange, before: Before, limit?: number): Que
  * queued-task counters. `queuedLimit`: refuse a task entering `queued` past this many (queued_quota).
  */
 export async function commitChange(
-  deps: Pick<Deps, "store" | "clock">,
+  deps: Pick<Deps, "tasks" | "clock">,
   change: StateChange,
   before: Before,
   queuedLimit?: number,
 ) {
   const events = eventsOf(change, before, deps.clock.now());
   const queued = queuedCountOf(change, before, queuedLimit);
-  await deps.store.commit({
+  await deps.tasks.commit({
     ...change,
     ...(events.length > 0 && { events }),
     ...(queued && { queued }),

@@ -100,16 +100,16 @@ export function reorderTask(
 export async function setPoolPaused(deps: Deps, principal: Principal, name: string, paused: boolean) {
   requireScope(principal, "admin");
   poolConfig(deps, name);
-  if (paused) await deps.store.pausePool(name, INDEFINITELY);
+  if (paused) await deps.counters.pausePool(name, INDEFINITELY);
   else {
-    await deps.store.resumePool(name);
+    await deps.counters.resumePool(name);
     await admit(deps, name);
   }
   return poolStatus(deps, name);
 }
 
 async function poolStatus(deps: Deps, name: string) {
-  const state = await deps.store.poolState(name);
+  const state = await deps.counters.poolState(name);
   const now = deps.clock.now().toISOString();
   const paused = state.pausedUntil !== undefined && state.pausedUntil > now;
   return {
@@ -140,11 +140,11 @@ export async function dispatcherStatus(deps: Deps, principal: Principal, tenant?
     Promise.all(
       TASK_STATUSES.map(async (status) => [
         status,
-        (await deps.store.listTasks({ tenant: acting, status, size: 1 })).total,
+        (await deps.tasks.listTasks({ tenant: acting, status, size: 1 })).total,
       ]),
     ),
-    deps.store.queuedCount(acting),
-    deps.store.getTenant(acting),
+    deps.counters.queuedCount(acting),
+    deps.tenants.getTenant(acting),
   ]);
   return {
     running: pools.some((p) => !p.paused),

@@ -3,18 +3,28 @@ import type { SchedulerConfig } from "./config.ts";
 import type {
   BlobStore,
   Clock,
+  CounterStore,
+  EventStore,
+  IdempotencyStore,
   Ids,
   PoolQueue,
   Resolver,
+  Store,
   TaskStore,
   TenantStore,
   WebhookSender,
+  WorkerStore,
 } from "./ports.ts";
 import type { CallbackPolicy } from "./ssrf.ts";
 
 /** What the use cases need, built once per process by the composition root (runtime/). */
 export interface Deps {
-  store: TaskStore & TenantStore;
+  tasks: TaskStore;
+  counters: CounterStore;
+  events: EventStore;
+  tenants: TenantStore;
+  workers: WorkerStore;
+  idempotency: IdempotencyStore;
   queue: PoolQueue;
   blobs: BlobStore;
   clock: Clock;
@@ -36,3 +46,13 @@ export interface Deps {
 
 export const systemClock: Clock = { now: () => new Date() };
 export const randomIds: Ids = { uuid: () => randomUUID() };
+
+/** The store ports of Deps, all served by one store. */
+export const storePorts = (store: Store) => ({
+  tasks: store,
+  counters: store,
+  events: store,
+  tenants: store,
+  workers: store,
+  idempotency: store,
+});

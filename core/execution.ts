@@ -80,7 +80,7 @@ export type ClaimOutcome = { claimed: true; held: HeldRun } | { claimed: false; 
 
 /** The records a claim starts from: the dispatch's snapshot if it has one of this run, else read. */
 async function claimBasis(
-  deps: Pick<Deps, "store">,
+  deps: Pick<Deps, "tasks">,
   message: Pick<QueueMessageBody, "task_uuid" | "run_id" | "snapshot">,
 ) {
   const { snapshot } = message;
@@ -88,8 +88,8 @@ async function claimBasis(
     return [snapshot.task, snapshot.run] as const;
   }
   return Promise.all([
-    deps.store.getTask(message.task_uuid),
-    deps.store.getRun(message.task_uuid, message.run_id),
+    deps.tasks.getTask(message.task_uuid),
+    deps.tasks.getRun(message.task_uuid, message.run_id),
   ]);
 }
 
@@ -100,7 +100,7 @@ async function claimBasis(
  * they are no longer current, it reads the records and decides again.
  */
 export async function claimRun(
-  deps: Pick<Deps, "store" | "clock" | "config">,
+  deps: Pick<Deps, "tasks" | "clock" | "config">,
   message: Pick<QueueMessageBody, "task_uuid" | "run_id" | "snapshot">,
   workerId: string,
   racesLeft = RACE_RETRIES,
@@ -166,7 +166,7 @@ export type HeartbeatResult = { held: HeldRun } | { stop: "canceled" | "lost" };
  * canceled means kill the job, and no longer running this run means the lease was lost.
  */
 export async function heartbeat(
-  deps: Pick<Deps, "store" | "clock" | "config">,
+  deps: Pick<Deps, "tasks" | "clock" | "config">,
   held: HeldRun,
 ): Promise<HeartbeatResult> {
   let task = held.task;
@@ -178,7 +178,7 @@ export async function heartbeat(
       return { held: { ...held, task: next } };
     } catch (err) {
       if (!(err instanceof CommitConflict)) throw err;
-      const fresh = await deps.store.getTask(task.uuid);
+      const fresh = await deps.tasks.getTask(task.uuid);
       if (fresh?.status === "canceled") return { stop: "canceled" };
       if (!stillHeld(fresh, held)) return { stop: "lost" };
       task = fresh;
@@ -322,8 +322,8 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
     } catch (err) {
       if (!(err instanceof CommitConflict)) throw err;
       [task, run] = await Promise.all([
-        deps.store.getTask(task.uuid),
-        deps.store.getRun(task.uuid, run.run_id).then((r) => r ?? run),
+        deps.tasks.getTask(task.uuid),
+        deps.tasks.getRun(task.uuid, run.run_id).then((r) => r ?? run),
       ]);
       continue;
     }
@@ -338,7 +338,7 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
 /** A usage-limit reset holds every pool of the same tool and account until it lifts. */
 async function pauseAccount(deps: Deps, pool: PoolConfig, until: Date): Promise<void> {
   const sameAccount = deps.config.pools.filter((p) => p.tool === pool.tool && p.account === pool.account);
-  await Promise.all(sameAccount.map((p) => deps.store.pausePool(p.name, until.toISOString())));
+  await Promise.all(sameAccount.map((p) => deps.counters.pausePool(p.name, until.toISOString())));
 }
 
 /**
@@ -346,7 +346,7 @@ async function pauseAccount(deps: Deps, pool: PoolConfig, until: Date): Promise<
  * the task retried or failed. A worker that heartbeats meanwhile wins the race, and nothing changes.
  */
 export async function reclaimLease(deps: Deps, task: Task): Promise<boolean> {
-  const run = task.run_id ? await deps.store.getRun(task.uuid, task.run_id) : undefined;
+  const run = task.run_id ? await deps.tasks.getRun(task.uuid, task.run_id) : undefined;
   if (!run || task.status !== "running") return false;
   const reason = `lease expired at ${task.lease_expires_at}: the worker stopped heartbeating`;
   return (await settleRun(deps, { task, run }, { kind: "lost", reason })) !== undefined;

@@ -8,10 +8,10 @@ export interface HealthReport {
 
 /** Pings each backing service; any one down makes the whole degraded. */
 export async function health(
-  deps: Pick<Deps, "store" | "queue" | "blobs">,
+  deps: Pick<Deps, "tasks" | "queue" | "blobs">,
   version: string,
 ): Promise<HealthReport> {
-  const probes = { dynamodb: deps.store, sqs: deps.queue, s3: deps.blobs };
+  const probes = { dynamodb: deps.tasks, sqs: deps.queue, s3: deps.blobs };
   const components = await Promise.all(
     Object.entries(probes).map(async ([name, port]) => ({
       name,

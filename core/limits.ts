@@ -32,13 +32,13 @@ export function rateWindow(now: Date) {
 
 /** Takes one unit of `counter` in the current window, or throws a 429 that says when to retry. */
 async function take(
-  deps: Pick<Deps, "store" | "clock">,
+  deps: Pick<Deps, "counters" | "clock">,
   counter: string,
   limit: number,
   refusal: (retryAfterSeconds: number) => string,
 ): Promise<void> {
   const window = rateWindow(deps.clock.now());
-  if (await deps.store.takeRateToken(counter, window.start, limit, window.expiresAt)) return;
+  if (await deps.counters.takeRateToken(counter, window.start, limit, window.expiresAt)) return;
   throw new RateLimitedError(refusal(window.retryAfterSeconds), window.retryAfterSeconds);
 }
 
@@ -49,7 +49,10 @@ const tenantLimits = (principal: Extract<Principal, { kind: "tenant" }>): Tenant
  * Counts one request of a tenant key against `rate_limit_per_minute` (429, code 1010, past it). This is
  * one DynamoDB write per authenticated tenant request; the admin and public routes are not counted.
  */
-export async function countRequest(deps: Pick<Deps, "store" | "clock">, principal: Principal): Promise<void> {
+export async function countRequest(
+  deps: Pick<Deps, "counters" | "clock">,
+  principal: Principal,
+): Promise<void> {
   if (principal.kind !== "tenant") return;
   const limit = tenantLimits(principal).rate_limit_per_minute;
   await take(
@@ -65,7 +68,7 @@ export async function countRequest(deps: Pick<Deps, "store" | "clock">, principa
  * would create a task (not for an idempotent replay, which creates nothing). The admin key is not limited.
  */
 export async function takeSubmission(
-  deps: Pick<Deps, "store" | "clock">,
+  deps: Pick<Deps, "counters" | "clock">,
   principal: Principal,
 ): Promise<void> {
   if (principal.kind !== "tenant") return;

@@ -124,6 +124,7 @@ export interface Pingable {
   ping(): Promise<void>;
 }
 
+/** Tasks and their runs: the records, their listings and queues, and every state change. */
 export interface TaskStore extends Pingable {
   /**
    * Applies a StateChange atomically; throws CommitConflict when a condition fails. A transaction that
@@ -133,8 +134,6 @@ export interface TaskStore extends Pingable {
   getTask(uuid: string): Promise<Task | undefined>;
   /** Newest first within a status; without a status filter, grouped by status. */
   listTasks(query: TaskQuery): Promise<Page<Task>>;
-  /** The tenant's queued tasks, as its counter holds them (StateChange.queued). */
-  queuedCount(tenant: string): Promise<number>;
   /** Queued tasks of a pool: highest priority first, then earliest ready_time. */
   readyTasks(pool: string, limit: number, after?: Task): Promise<Task[]>;
   /** Tasks of one due shard whose due_time is at or before `before`, earliest first. */
@@ -142,21 +141,34 @@ export interface TaskStore extends Pingable {
   getRun(taskUuid: string, runId: string): Promise<Run | undefined>;
   /** With taskUuid: that task's runs, oldest first. Otherwise the tenant's runs, newest first. */
   listRuns(query: RunQuery): Promise<Page<Run>>;
+}
+
+/** The counters: each pool's slots and pause, each tenant's queued tasks, and the rate windows. */
+export interface CounterStore {
   /** Dispatched plus running tasks of the pool (as slot claims and releases counted them), and its pause. */
   poolState(pool: string): Promise<PoolState>;
   /** Pauses admission to the pool until `until` (ISO); an earlier pause never shortens a later one. */
   pausePool(pool: string, until: string): Promise<void>;
   /** Lifts any pause of the pool. */
   resumePool(pool: string): Promise<void>;
-  getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined>;
-  /** A task's events, oldest first. */
-  listEvents(taskUuid: string, size: number, cursor?: string): Promise<Page<DomainEvent>>;
-  /** Creates or replaces a worker's record (its heartbeat). */
-  recordWorker(worker: WorkerRecord): Promise<void>;
-  /** Workers whose record has not expired at `now` (epoch seconds). */
-  listWorkers(now: number): Promise<WorkerRecord[]>;
+  /** The tenant's queued tasks, as its counter holds them (StateChange.queued). */
+  queuedCount(tenant: string): Promise<number>;
+  /**
+   * Counts one unit of `counter` (e.g. `requests#<tenant>`) in the fixed window starting at `windowStart`
+   * (ISO), only while the window's count is below `limit`: true when taken, false when the limit is
+   * reached. Atomic across callers (one conditional update). The window's item expires at `expiresAt`
+   * (epoch seconds, the table's TTL attribute).
+   */
+  takeRateToken(counter: string, windowStart: string, limit: number, expiresAt: number): Promise<boolean>;
 }
 
+/** The events each transition wrote (the outbox). */
+export interface EventStore {
+  /** A task's events, oldest first. */
+  listEvents(taskUuid: string, size: number, cursor?: string): Promise<Page<DomainEvent>>;
+}
+
+/** Tenants and their API keys (stored hashed). */
 export interface TenantStore {
   /** Creates the tenant and its first key atomically. */
   createTenant(tenant: Tenant, key: ApiKeyRecord): Promise<void>;
@@ -167,14 +179,23 @@ export interface TenantStore {
   listApiKeys(tenantId: string): Promise<ApiKeyRecord[]>;
   /** Marks the key revoked; false when the tenant has no such key. */
   revokeApiKey(tenantId: string, keyId: string, at: string): Promise<boolean>;
-  /**
-   * Counts one unit of `counter` (e.g. `requests#<tenant>`) in the fixed window starting at `windowStart`
-   * (ISO), only while the window's count is below `limit`: true when taken, false when the limit is
-   * reached. Atomic across callers (one conditional update). The window's item expires at `expiresAt`
-   * (epoch seconds, the table's TTL attribute).
-   */
-  takeRateToken(counter: string, windowStart: string, limit: number, expiresAt: number): Promise<boolean>;
 }
+
+/** The workers' own reports. */
+export interface WorkerStore {
+  /** Creates or replaces a worker's record (its heartbeat). */
+  recordWorker(worker: WorkerRecord): Promise<void>;
+  /** Workers whose record has not expired at `now` (epoch seconds). */
+  listWorkers(now: number): Promise<WorkerRecord[]>;
+}
+
+/** Submissions by (tenant, idempotency key): written with the task, read on a replay. */
+export interface IdempotencyStore {
+  getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined>;
+}
+
+/** Every store port: what one table (or the in-memory fake) implements. */
+export type Store = TaskStore & CounterStore & EventStore & TenantStore & WorkerStore & IdempotencyStore;
 
 export interface QueueMessage {
   receiptHandle: string;

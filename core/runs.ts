@@ -8,15 +8,15 @@ import { type Run, type Tags, withMergedTags } from "./schemas.ts";
 import type { RunStatus } from "./status.ts";
 
 /** Reads a run (scope `tasks:read`) the principal may see; anything else is a 404. */
-export async function getRun(deps: Pick<Deps, "store">, principal: Principal, runId: string): Promise<Run> {
+export async function getRun(deps: Pick<Deps, "tasks">, principal: Principal, runId: string): Promise<Run> {
   requireScope(principal, "tasks:read");
   return visibleRun(deps, principal, runId);
 }
 
 /** A run the principal may see, without a scope check (for use cases that check their own). */
-async function visibleRun(deps: Pick<Deps, "store">, principal: Principal, runId: string): Promise<Run> {
+async function visibleRun(deps: Pick<Deps, "tasks">, principal: Principal, runId: string): Promise<Run> {
   const taskUuid = taskUuidOfRun(runId);
-  const run = taskUuid ? await deps.store.getRun(taskUuid, runId) : undefined;
+  const run = taskUuid ? await deps.tasks.getRun(taskUuid, runId) : undefined;
   if (!run || !canSee(principal, run.tenant)) throw runNotFound(runId);
   return run;
 }
@@ -29,14 +29,14 @@ export interface ListRunsQuery {
   tenant?: string;
 }
 
-export async function listRuns(deps: Pick<Deps, "store">, principal: Principal, query: ListRunsQuery) {
+export async function listRuns(deps: Pick<Deps, "tasks">, principal: Principal, query: ListRunsQuery) {
   requireScope(principal, "tasks:read");
   let tenant = actingTenant(principal, query.tenant);
   if (query.task_id && principal.kind === "admin") {
     // The admin lists any task's runs: take the tenant from the task itself.
-    tenant = (await deps.store.getTask(query.task_id))?.tenant ?? tenant;
+    tenant = (await deps.tasks.getTask(query.task_id))?.tenant ?? tenant;
   }
-  const page = await deps.store.listRuns({
+  const page = await deps.tasks.listRuns({
     tenant,
     taskUuid: query.task_id,
     status: query.status,

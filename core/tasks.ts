@@ -120,7 +120,7 @@ export async function submitTask(
     throw err;
   }
   if (recurrence && (task.next_run_time as string) <= iso && (await fireOccurrence(deps, task))) {
-    return { created: true, task: (await deps.store.getTask(uuid)) ?? task };
+    return { created: true, task: (await deps.tasks.getTask(uuid)) ?? task };
   }
   if (task.status !== "queued") return { created: true, task };
   // Queued behind others, or the pool closed: admit what now fits (a slot may have freed meanwhile).
@@ -175,7 +175,7 @@ async function idempotentReplay(
   key: string,
   bodyHash: string,
 ): Promise<SubmitOutcome | undefined> {
-  const record = await deps.store.getIdempotency(tenant, key);
+  const record = await deps.idempotency.getIdempotency(tenant, key);
   if (!record) return undefined;
   if (record.body_hash !== bodyHash) {
     throw new ConflictError("idempotency_key: already used with a different body");
@@ -188,25 +188,25 @@ async function idempotentReplay(
  * own (a `tasks:write` key cancels or tags its tenant's tasks without `tasks:read`).
  */
 export async function visibleTask(
-  deps: Pick<Deps, "store">,
+  deps: Pick<Deps, "tasks">,
   principal: Principal,
   uuid: string,
 ): Promise<Task> {
   // Only a uuid can name a task: anything else is not looked up (no key too long or odd for the store).
-  const task = UUID.test(uuid) ? await deps.store.getTask(uuid) : undefined;
+  const task = UUID.test(uuid) ? await deps.tasks.getTask(uuid) : undefined;
   if (!task || !canSee(principal, task.tenant)) throw taskNotFound(uuid);
   return task;
 }
 
 /** Reads a task (scope `tasks:read`) the principal may see; anything else is a 404. */
-export async function getTask(deps: Pick<Deps, "store">, principal: Principal, uuid: string): Promise<Task> {
+export async function getTask(deps: Pick<Deps, "tasks">, principal: Principal, uuid: string): Promise<Task> {
   requireScope(principal, "tasks:read");
   return visibleTask(deps, principal, uuid);
 }
 
-export async function listTasks(deps: Pick<Deps, "store">, principal: Principal, query: ListTasksQuery) {
+export async function listTasks(deps: Pick<Deps, "tasks">, principal: Principal, query: ListTasksQuery) {
   requireScope(principal, "tasks:read");
-  const page = await deps.store.listTasks({
+  const page = await deps.tasks.listTasks({
     tenant: actingTenant(principal, query.tenant),
     status: query.status as TaskStatus | undefined,
     pool: query.pool,
@@ -257,22 +257,22 @@ export async function cancelTask(deps: Deps, principal: Principal, uuid: string)
   return canceled.task;
 }
 
-async function currentRun(deps: Pick<Deps, "store">, task: Task): Promise<Run> {
+async function currentRun(deps: Pick<Deps, "tasks">, task: Task): Promise<Run> {
   const runId = task.run_id ?? runIdFor(task.uuid, task.run_count ?? 0);
-  const run = await deps.store.getRun(task.uuid, runId);
+  const run = await deps.tasks.getRun(task.uuid, runId);
   if (!run) throw runNotFound(runId);
   return run;
 }
 
 /** A task's events, oldest first, paged: a client catches up from its last cursor. */
 export async function listTaskEvents(
-  deps: Pick<Deps, "store">,
+  deps: Pick<Deps, "events" | "tasks">,
   principal: Principal,
   uuid: string,
   page: { size: number; cursor?: string },
 ) {
   const task = await getTask(deps, principal, uuid);
-  const events = await deps.store.listEvents(task.uuid, page.size, page.cursor);
+  const events = await deps.events.listEvents(task.uuid, page.size, page.cursor);
   return {
     total: events.total,
     events: events.items.map(({ callback: _callback, ...event }) => event),

@@ -24,7 +24,7 @@ function keyRecord(deps: Pick<Deps, "clock">, tenantId: string, scopes: Scope[] 
 
 /** Creates a tenant with its first key. The key is in the answer once and never again. */
 export async function createTenant(
-  deps: Pick<Deps, "store" | "clock" | "ids">,
+  deps: Pick<Deps, "tenants" | "clock" | "ids">,
   principal: Principal,
   input: CreateTenant,
 ) {
@@ -38,17 +38,17 @@ export async function createTenant(
     create_time: deps.clock.now().toISOString(),
   };
   const { apiKey, record } = keyRecord(deps, tenant.id);
-  await deps.store.createTenant(tenant, record);
+  await deps.tenants.createTenant(tenant, record);
   return { tenant, api_key: apiKey, key_id: record.key_id };
 }
 
-export async function listTenants(deps: Pick<Deps, "store">, principal: Principal) {
+export async function listTenants(deps: Pick<Deps, "tenants">, principal: Principal) {
   requireScope(principal, "admin");
-  return deps.store.listTenants();
+  return deps.tenants.listTenants();
 }
 
-async function existingTenant(deps: Pick<Deps, "store">, id: string): Promise<Tenant> {
-  const tenant = TENANT_ID.test(id) ? await deps.store.getTenant(id) : undefined;
+async function existingTenant(deps: Pick<Deps, "tenants">, id: string): Promise<Tenant> {
+  const tenant = TENANT_ID.test(id) ? await deps.tenants.getTenant(id) : undefined;
   if (!tenant) throw tenantNotFound(id);
   return tenant;
 }
@@ -58,7 +58,7 @@ async function existingTenant(deps: Pick<Deps, "store">, id: string): Promise<Te
  * (default both) may be `tasks:read` alone, e.g. for a dashboard, or `tasks:write` alone.
  */
 export async function addTenantKey(
-  deps: Pick<Deps, "store" | "clock">,
+  deps: Pick<Deps, "tenants" | "clock">,
   principal: Principal,
   tenantId: string,
   scopes: Scope[] = [...TENANT_SCOPES],
@@ -66,14 +66,14 @@ export async function addTenantKey(
   requireScope(principal, "admin");
   await existingTenant(deps, tenantId);
   const { apiKey, record } = keyRecord(deps, tenantId, scopes);
-  await deps.store.putApiKey(record);
+  await deps.tenants.putApiKey(record);
   return { api_key: apiKey, key_id: record.key_id, scopes: record.scopes };
 }
 
-export async function listTenantKeys(deps: Pick<Deps, "store">, principal: Principal, tenantId: string) {
+export async function listTenantKeys(deps: Pick<Deps, "tenants">, principal: Principal, tenantId: string) {
   requireScope(principal, "admin");
   await existingTenant(deps, tenantId);
-  const keys = await deps.store.listApiKeys(tenantId);
+  const keys = await deps.tenants.listApiKeys(tenantId);
   return keys.map(({ key_id, scopes, create_time, revoked_time }) => ({
     key_id,
     scopes,
@@ -83,7 +83,7 @@ export async function listTenantKeys(deps: Pick<Deps, "store">, principal: Princ
 }
 
 export async function revokeTenantKey(
-  deps: Pick<Deps, "store" | "clock">,
+  deps: Pick<Deps, "tenants" | "clock">,
   principal: Principal,
   tenantId: string,
   keyId: string,
@@ -92,7 +92,7 @@ export async function revokeTenantKey(
   const revoked =
     TENANT_ID.test(tenantId) &&
     KEY_ID.test(keyId) &&
-    (await deps.store.revokeApiKey(tenantId, keyId, deps.clock.now().toISOString()));
+    (await deps.tenants.revokeApiKey(tenantId, keyId, deps.clock.now().toISOString()));
   if (!revoked) {
     const what = `key ${keyId.slice(0, 64)} of tenant ${tenantId.slice(0, 64)}`;
     throw new NotFoundError(ERROR_CODES.tenantNotFound, `${what} not found`);

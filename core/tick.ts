@@ -27,7 +27,7 @@ export async function tick(deps: Deps): Promise<TickReport> {
   const now = deps.clock.now();
   const shards = Array.from({ length: DUE_SHARDS }, (_, shard) => shard);
   const due = (
-    await Promise.all(shards.map((s) => deps.store.dueTasks(s, now.toISOString(), DUE_BATCH)))
+    await Promise.all(shards.map((s) => deps.tasks.dueTasks(s, now.toISOString(), DUE_BATCH)))
   ).flat();
   const report: TickReport = { started: 0, fired: 0, resent: 0, reclaimed: 0, admitted: 0 };
   const iso = now.toISOString();

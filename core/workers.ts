@@ -16,10 +16,13 @@ export interface WorkerReport {
 }
 
 /** Registers or refreshes a worker, so that the API can list who is serving each pool. */
-export async function reportWorker(deps: Pick<Deps, "store" | "clock">, report: WorkerReport): Promise<void> {
+export async function reportWorker(
+  deps: Pick<Deps, "workers" | "clock">,
+  report: WorkerReport,
+): Promise<void> {
   const now = deps.clock.now();
   const nowSeconds = Math.floor(now.getTime() / 1000);
-  await deps.store.recordWorker({
+  await deps.workers.recordWorker({
     worker_id: report.workerId,
     pool: report.pool,
     slots: report.slots,
@@ -31,8 +34,8 @@ export async function reportWorker(deps: Pick<Deps, "store" | "clock">, report: 
 }
 
 /** The workers serving now (admin): each one's pool, slots and running jobs, by pool then id. */
-export async function listWorkers(deps: Pick<Deps, "store" | "clock">, principal: Principal) {
+export async function listWorkers(deps: Pick<Deps, "workers" | "clock">, principal: Principal) {
   requireScope(principal, "admin");
-  const workers = await deps.store.listWorkers(Math.floor(deps.clock.now().getTime() / 1000));
+  const workers = await deps.workers.listWorkers(Math.floor(deps.clock.now().getTime() / 1000));
   return workers.map(({ expires_at: _expires, ...worker }) => worker);
 }

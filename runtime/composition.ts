@@ -13,7 +13,7 @@ import { systemResolver } from "../adapters/net/resolver.ts";
 import { nodeWebhookSender } from "../adapters/net/webhook-sender.ts";
 import type { CallbackRetryQueue } from "../core/callbacks.ts";
 import { loadSchedulerConfig } from "../core/config.ts";
-import { type Deps, randomIds, systemClock } from "../core/deps.ts";
+import { type Deps, randomIds, storePorts, systemClock } from "../core/deps.ts";
 import { ENV } from "../core/names.ts";
 import type { EventBus } from "../core/ports.ts";
 
@@ -57,7 +57,7 @@ export function depsFromEnv(
   env: NodeJS.ProcessEnv = process.env,
 ): Deps {
   return {
-    store: new DynamoStore(clients.doc, required(env, ENV.tableName)),
+    ...storePorts(new DynamoStore(clients.doc, required(env, ENV.tableName))),
     queue: new SqsPoolQueue(clients.sqs, JSON.parse(required(env, ENV.queueUrls)) as Record<string, string>),
     blobs: new S3BlobStore(clients.s3, required(env, ENV.bucketName)),
     clock: systemClock,

@@ -96,7 +96,7 @@ const lookupsByDeps = new WeakMap<Deps, CachedAuthLookups>();
 export function authLookups(deps: Deps): CachedAuthLookups {
   let lookups = lookupsByDeps.get(deps);
   if (!lookups) {
-    lookups = new CachedAuthLookups(deps.store, deps.clock);
+    lookups = new CachedAuthLookups(deps.tenants, deps.clock);
     lookupsByDeps.set(deps, lookups);
   }
   return lookups;

@@ -1,4 +1,4 @@
-/** The TaskStore and TenantStore contract, run against the in-memory fake and against DynamoDB Local. */
+/** The store ports' contract, run against the in-memory fake and against DynamoDB Local. */
 import { randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
 import { dueShard } from "../../adapters/keys.ts";
@@ -8,12 +8,9 @@ import {
   type CommitConflictReason,
   type Page,
   type SlotClaim,
-  type TaskStore,
-  type TenantStore,
+  type Store,
 } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant } from "../../core/schemas.ts";
-
-type Store = TaskStore & TenantStore;
 
 /** Stores may share one table between tests, so every test uses fresh tenants, pools and keys. */
 const unique = (prefix: string) => `${prefix}-${randomUUID()}`;

@@ -198,7 +198,7 @@ describe("the callback function fed by the topic (local deliverer)", () => {
     await publish(ended(task, "run.failed", "exit code 2"));
 
     const deliveries = await waitFor(
-      async () => (await deps.store.getTask(task.uuid))?.callback_deliveries ?? [],
+      async () => (await deps.tasks.getTask(task.uuid))?.callback_deliveries ?? [],
       (d) => d.some((x) => x.outcome === "delivered"),
       20_000,
     );
@@ -231,6 +231,6 @@ describe("the callback function fed by the topic (local deliverer)", () => {
 
     const inDlq = await receiveFirst(clients.sqs, resources.callbackDlqUrl, { ms: 45_000 });
     expect(inDlq.map((m) => JSON.parse(m.Body ?? ""))).toEqual([event]);
-    expectDeadLettered((await deps.store.getTask(task.uuid))?.callback_deliveries ?? []);
+    expectDeadLettered((await deps.tasks.getTask(task.uuid))?.callback_deliveries ?? []);
   }, 60_000);
 });

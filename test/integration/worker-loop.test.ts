@@ -49,10 +49,10 @@ describe("worker loop", () => {
     );
     expect(done.result?.output).toContain("hello");
     const now = Math.floor(Date.now() / 1000);
-    expect(await deps.store.listWorkers(now)).toMatchObject([{ worker_id: "w-test", pool: "p", slots: 2 }]);
+    expect(await deps.workers.listWorkers(now)).toMatchObject([{ worker_id: "w-test", pool: "p", slots: 2 }]);
     stop();
     await loop;
-    expect(await deps.store.listWorkers(now + 1)).toEqual([]);
+    expect(await deps.workers.listWorkers(now + 1)).toEqual([]);
   });
 
   it("drops a malformed message and goes on with the next", async () => {

@@ -5,7 +5,7 @@ import { systemResolver } from "../../adapters/net/resolver.ts";
 import { nodeWebhookSender } from "../../adapters/net/webhook-sender.ts";
 import type { Principal } from "../../core/auth.ts";
 import { parseSchedulerConfig } from "../../core/config.ts";
-import type { Deps } from "../../core/deps.ts";
+import { type Deps, storePorts } from "../../core/deps.ts";
 import { SCOPES } from "../../core/schemas.ts";
 
 /** A controllable clock: starts at a fixed instant and moves only when told. */
@@ -25,7 +25,7 @@ export function memoryDeps(configYaml: string) {
   let n = 0;
   const queue = new MemoryPoolQueue(() => clock.now().getTime());
   const deps = {
-    store: new MemoryStore(),
+    ...storePorts(new MemoryStore()),
     queue,
     blobs: new MemoryBlobStore(),
     clock,

@@ -42,17 +42,17 @@ describe("admission", () => {
 
   it("stores a task submitted into a pool with room and nothing queued ahead already dispatched, in one write", async () => {
     const { deps, queue } = memoryDeps(CONFIG);
-    const commits = vi.spyOn(deps.store, "commit");
+    const commits = vi.spyOn(deps.tasks, "commit");
     const task = await submit(deps, { pool: "wide" });
     expect(task).toMatchObject({ status: "dispatched", attempt: 1, version: 2 });
     expect(commits).toHaveBeenCalledTimes(1);
     expect(queue.depth("wide")).toBe(1);
-    const events = await deps.store.listEvents(task.uuid, 10);
+    const events = await deps.events.listEvents(task.uuid, 10);
     expect(events.items.map((e) => [e.type, e.status])).toEqual([
       ["task.created", "queued"],
       ["task.dispatched", "dispatched"],
     ]);
-    expect(await deps.store.getRun(task.uuid, task.run_id as string)).toMatchObject({ status: "dispatched" });
+    expect(await deps.tasks.getRun(task.uuid, task.run_id as string)).toMatchObject({ status: "dispatched" });
   });
 
   it("queues a task behind an older one, then admits it past that one's busy key", async () => {
@@ -61,15 +61,15 @@ describe("admission", () => {
     const waiting = await submit(deps, { pool: "wide", concurrency_key: "k" });
     const fresh = await submit(deps, { pool: "wide" });
     expect([running.status, waiting.status, fresh.status]).toEqual(["dispatched", "queued", "dispatched"]);
-    const events = await deps.store.listEvents(fresh.uuid, 10);
+    const events = await deps.events.listEvents(fresh.uuid, 10);
     expect(events.items.map((e) => e.type)).toEqual(["task.created", "task.dispatched"]);
   });
 
   it("keeps the tenant's queued counter equal to its queued tasks through pause, resume, cancel and admission", async () => {
     const { deps } = memoryDeps(CONFIG);
     const queuedNow = async () => {
-      const listed = await deps.store.listTasks({ tenant: "default", status: "queued", size: 100 });
-      return [await deps.store.queuedCount("default"), listed.total];
+      const listed = await deps.tasks.listTasks({ tenant: "default", status: "queued", size: 100 });
+      return [await deps.counters.queuedCount("default"), listed.total];
     };
     const blocker = await submit(deps, { pool: "one" });
     const a = await submit(deps, { pool: "one" });
@@ -129,8 +129,8 @@ describe("admission", () => {
     for (let i = 0; i < 6; i++) await submit(deps, { pool: "busy" });
     await cancelTask(deps, ADMIN, blocker.uuid);
     await Promise.all([admit(deps, "busy"), admit(deps, "busy"), tick(deps)]);
-    expect((await deps.store.poolState("busy")).active).toBe(2);
-    const dispatched = await deps.store.listTasks({ tenant: "default", status: "dispatched", size: 100 });
+    expect((await deps.counters.poolState("busy")).active).toBe(2);
+    const dispatched = await deps.tasks.listTasks({ tenant: "default", status: "dispatched", size: 100 });
     expect(dispatched.items.filter((t) => t.pool === "busy")).toHaveLength(2);
   });
 
@@ -139,8 +139,8 @@ describe("admission", () => {
     await setPoolPaused(deps, ADMIN, "seventy", true);
     for (let i = 0; i < 75; i++) expect((await submit(deps, { pool: "seventy" })).status).toBe("queued");
     await setPoolPaused(deps, ADMIN, "seventy", false);
-    expect((await deps.store.poolState("seventy")).active).toBe(70);
-    expect(await deps.store.readyTasks("seventy", 100)).toHaveLength(5);
+    expect((await deps.counters.poolState("seventy")).active).toBe(70);
+    expect(await deps.tasks.readyTasks("seventy", 100)).toHaveLength(5);
   });
 
   it("never lets a task the caller just queued pass the tasks ahead of it on a later page", async () => {
@@ -149,7 +149,7 @@ describe("admission", () => {
     const ahead = [];
     for (let i = 0; i < 15; i++) ahead.push(await submit(deps, { pool: "twelve", priority: 5 }));
     const low = await submit(deps, { pool: "twelve", priority: 1 });
-    await deps.store.resumePool("twelve");
+    await deps.counters.resumePool("twelve");
     const admitted = await admit(deps, "twelve", [low]);
     expect(admitted.map((t) => t.uuid)).toEqual(ahead.slice(0, 12).map((t) => t.uuid));
     expect((await getTask(deps, ADMIN, low.uuid)).status).toBe("queued");
@@ -158,11 +158,11 @@ describe("admission", () => {
   it("admits nothing into a paused pool: the admission transaction refuses it, and no pool read is made", async () => {
     const { deps } = memoryDeps(CONFIG);
     await setPoolPaused(deps, ADMIN, "one", true);
-    const poolReads = vi.spyOn(deps.store, "poolState");
+    const poolReads = vi.spyOn(deps.counters, "poolState");
     const task = await submit(deps, { pool: "one" });
     expect(task.status).toBe("queued");
     expect(poolReads).not.toHaveBeenCalled();
-    expect((await deps.store.poolState("one")).active).toBe(0);
+    expect((await deps.counters.poolState("one")).active).toBe(0);
   });
 
   it("tries a busy concurrency key once per pass, and admits the tasks behind it", async () => {
@@ -172,7 +172,7 @@ describe("admission", () => {
     for (let i = 0; i < 4; i++)
       keyed.push(await submit(deps, { pool: "wide", concurrency_key: "k", priority: 9 }));
     const free = await submit(deps, { pool: "wide", priority: 1 });
-    const commits = vi.spyOn(deps.store, "commit");
+    const commits = vi.spyOn(deps.tasks, "commit");
     await setPoolPaused(deps, ADMIN, "wide", false);
     const statuses = await Promise.all(
       [...keyed, free].map(async (t) => (await getTask(deps, ADMIN, t.uuid)).status),

@@ -147,8 +147,8 @@ describe("key caching and revocation", () => {
 
   it("reads a tenant's key and record once a minute, not per request", async () => {
     const erin = await newTenant();
-    const findKey = vi.spyOn(deps.store, "findApiKey");
-    const getTenant = vi.spyOn(deps.store, "getTenant");
+    const findKey = vi.spyOn(deps.tenants, "findApiKey");
+    const getTenant = vi.spyOn(deps.tenants, "getTenant");
     for (let i = 0; i < 5; i++) await call("GET", "/v2/tasks", { key: erin.key });
     expect([findKey.mock.calls.length, getTenant.mock.calls.length]).toEqual([1, 1]);
     clock.advance(60_000);
@@ -307,7 +307,7 @@ describe("hostile input reaching the handlers", () => {
   });
 
   it("refuses `..` and absolute paths in a file path with 400, before looking the task up", async () => {
-    const getTask = vi.spyOn(deps.store, "getTask");
+    const getTask = vi.spyOn(deps.tasks, "getTask");
     for (const path of ["a/../../b", "..", "a/%2F..%2F..%2Fb", "%2Fetc%2Fpasswd", "a%5C..%5Cb"]) {
       const res = await call("GET", `/v2/tasks/00000000-0000-4000-8000-000000000001/files/${path}`);
       expect([path, res.status, res.json.code, res.json.message.split(":")[0]]).toEqual([
@@ -321,8 +321,8 @@ describe("hostile input reaching the handlers", () => {
   });
 
   it("never looks up ids that cannot exist", async () => {
-    const getTask = vi.spyOn(deps.store, "getTask");
-    const getTenant = vi.spyOn(deps.store, "getTenant");
+    const getTask = vi.spyOn(deps.tasks, "getTask");
+    const getTenant = vi.spyOn(deps.tenants, "getTenant");
     const long = "x".repeat(5000);
     expect((await call("GET", `/v2/tasks/${long}`)).json.code).toBe("1002");
     expect((await call("GET", `/v2/tenants/${long}/keys`)).json.code).toBe("1013");

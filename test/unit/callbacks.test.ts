@@ -170,7 +170,7 @@ describe("deliverCallback", () => {
     const now = Math.floor(deps.clock.now().getTime() / 1000);
     expect(verifySignature(SECRET, signature, call?.body ?? "", 300, now)).toBe(true);
 
-    const stored = await deps.store.getTask(task.uuid);
+    const stored = await deps.tasks.getTask(task.uuid);
     expect(stored?.callback_deliveries).toEqual([
       {
         time: "2026-01-01T00:00:00.000Z",
@@ -204,7 +204,7 @@ describe("deliverCallback", () => {
     const refused = await deliverCallback(deps, event, 4);
     expect(refused).toMatchObject({ outcome: "retry", error: expect.stringMatching(/ECONNREFUSED/) });
 
-    const deliveries = (await deps.store.getTask(task.uuid))?.callback_deliveries ?? [];
+    const deliveries = (await deps.tasks.getTask(task.uuid))?.callback_deliveries ?? [];
     expect(deliveries.map((d) => [d.attempt, d.outcome, d.http_status])).toEqual([
       [1, "retry", 503],
       [2, "retry", 429],
@@ -218,7 +218,7 @@ describe("deliverCallback", () => {
     receiver = await startReceiver(() => 500);
     const { deps, event, task } = await setup(`${receiver.url}/hook`);
     expect(await deliverCallback(deps, event, 5, { maxAttempts: 5 })).toMatchObject({ outcome: "retry" });
-    const [last] = (await deps.store.getTask(task.uuid))?.callback_deliveries ?? [];
+    const [last] = (await deps.tasks.getTask(task.uuid))?.callback_deliveries ?? [];
     expect(last).toMatchObject({ attempt: 5, outcome: "failed", http_status: 500 });
     expect(last?.error).toMatch(/gave up after 5 attempts.*dead-letter queue/);
   });
@@ -248,7 +248,7 @@ describe("deliverCallback", () => {
     const result = await deliverCallback(deps, event, 1);
     expect(result).toEqual({ outcome: "failed", error: "refused: must use https" });
     expect(receiver.calls).toEqual([]);
-    expect((await deps.store.getTask(task.uuid))?.callback_deliveries?.[0]).toMatchObject({
+    expect((await deps.tasks.getTask(task.uuid))?.callback_deliveries?.[0]).toMatchObject({
       outcome: "failed",
       error: "refused: must use https",
     });
@@ -286,7 +286,7 @@ describe("deliverCallback", () => {
     for (let attempt = 1; attempt <= MAX_RECORDED_DELIVERIES + 3; attempt++) {
       await deliverCallback(deps, event, attempt);
     }
-    const deliveries = (await deps.store.getTask(task.uuid))?.callback_deliveries ?? [];
+    const deliveries = (await deps.tasks.getTask(task.uuid))?.callback_deliveries ?? [];
     expect(deliveries).toHaveLength(MAX_RECORDED_DELIVERIES);
     expect(deliveries[0]?.attempt).toBe(4);
   });

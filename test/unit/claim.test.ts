@@ -30,8 +30,8 @@ describe("claiming a run", () => {
     const { task } = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "x" }));
     const [body] = queue.bodies("p");
     const message = decodeDispatch(body as string) as QueueMessageBody;
-    expect(message.snapshot?.task).toEqual(await deps.store.getTask(task.uuid));
-    const reads = [vi.spyOn(deps.store, "getTask"), vi.spyOn(deps.store, "getRun")];
+    expect(message.snapshot?.task).toEqual(await deps.tasks.getTask(task.uuid));
+    const reads = [vi.spyOn(deps.tasks, "getTask"), vi.spyOn(deps.tasks, "getRun")];
     const claim = await claimRun(deps, message, "w1");
     expect(claim).toMatchObject({ claimed: true, held: { task: { status: "running", prompt: "x" } } });
     for (const read of reads) expect(read).not.toHaveBeenCalled();
@@ -61,7 +61,7 @@ describe("claiming a run", () => {
     // The message as sent carries the snapshot of the dispatched task: its claim fails, reads, and refuses.
     const message = decodeDispatch(queue.bodies("p")[0] as string) as QueueMessageBody;
     expect(await claimRun(deps, message, "w1")).toEqual({ claimed: false, reason });
-    expect((await deps.store.poolState("p")).active).toBe(0);
+    expect((await deps.counters.poolState("p")).active).toBe(0);
   });
 });
 

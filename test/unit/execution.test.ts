@@ -94,7 +94,7 @@ describe("settling a run", () => {
     const held = await submitAndClaim(deps);
     const retried = await settleRun(deps, held, { kind: "finished", outcome: failed() });
     expect(retried).toMatchObject({ status: "scheduled", attempt: 1, error_message: "exit code 2: boom" });
-    expect((await deps.store.poolState("p")).active).toBe(0);
+    expect((await deps.counters.poolState("p")).active).toBe(0);
 
     clock.advance(22_000); // backoff is 15 + 0.5 · 15 = 22.5 s
     await tick(deps);
@@ -153,9 +153,9 @@ describe("settling a run", () => {
     });
     expect(task).toMatchObject({ status: "scheduled", attempt: 0, rate_limit_retries: 1 });
     expect(task?.next_run_time).toBe(resetAt.toISOString());
-    expect((await deps.store.poolState("p")).pausedUntil).toBe(resetAt.toISOString());
-    expect((await deps.store.poolState("p2")).pausedUntil).toBe(resetAt.toISOString());
-    expect((await deps.store.poolState("other")).pausedUntil).toBeUndefined();
+    expect((await deps.counters.poolState("p")).pausedUntil).toBe(resetAt.toISOString());
+    expect((await deps.counters.poolState("p2")).pausedUntil).toBe(resetAt.toISOString());
+    expect((await deps.counters.poolState("other")).pausedUntil).toBeUndefined();
 
     // Paused pools admit nothing; a tool-only task goes to the other account.
     const blocked = (await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "z" }))).task;
@@ -218,7 +218,7 @@ describe("leases", () => {
     });
     expect(await heartbeat(deps, held)).toEqual({ stop: "lost" });
     expect(await settleRun(deps, held, { kind: "finished", outcome: ok })).toBeUndefined();
-    expect((await deps.store.poolState("p")).active).toBe(0);
+    expect((await deps.counters.poolState("p")).active).toBe(0);
   });
 
   it("tells the worker to stop when the task is canceled, and drops its late result", async () => {
@@ -228,7 +228,7 @@ describe("leases", () => {
     expect(await heartbeat(deps, held)).toEqual({ stop: "canceled" });
     expect(await settleRun(deps, held, { kind: "finished", outcome: ok })).toBeUndefined();
     expect((await getTask(deps, ADMIN, held.task.uuid)).status).toBe("canceled");
-    expect((await deps.store.poolState("p")).active).toBe(0);
+    expect((await deps.counters.poolState("p")).active).toBe(0);
   });
 });
 
