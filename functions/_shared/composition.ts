@@ -1,6 +1,7 @@
 import type { Deps } from "../../core/deps.ts";
 import { ENV } from "../../core/names.ts";
 import { type AwsClients, awsClients, depsFromEnv, secretFrom } from "../../runtime/composition.ts";
+import { loggerLog } from "../../runtime/log.ts";
 import { logger } from "./http.ts";
 import { tracer } from "./observability.ts";
 
@@ -20,12 +21,8 @@ export function lambdaClients(): AwsClients {
   return clients;
 }
 
-/** The functions' log lines go to the Powertools logger. */
-const log: Deps["log"] = {
-  info: (msg, ...extra) => logger.info(String(msg), ...extra),
-  warn: (msg, ...extra) => logger.warn(String(msg), ...extra),
-  error: (msg, ...extra) => logger.error(String(msg), ...extra),
-};
+/** The functions' log lines go to their Powertools logger. */
+const log = loggerLog(logger);
 
 let cached: Promise<Deps> | undefined;
 

@@ -37,8 +37,24 @@ export interface Route {
   /** The JSON body and the query string, parsed before the handler runs (an absent body is `{}`). */
   body?: z.ZodType;
   query?: z.ZodType;
-  // biome-ignore lint/suspicious/noExplicitAny: each entry's handler takes what its own schemas give.
+  // biome-ignore lint/suspicious/noExplicitAny: each entry's handler takes what its own schemas give (route() checks it).
   handler: RouteFn<any, any>;
+}
+
+type Parsed<Schema, Otherwise> = Schema extends z.ZodType ? z.output<Schema> : Otherwise;
+
+/** One entry of the table, whose handler must take what the entry's body and query schemas give. */
+function route<
+  Body extends z.ZodType | undefined = undefined,
+  Query extends z.ZodType | undefined = undefined,
+>(
+  entry: Omit<Route, "body" | "query" | "handler"> & {
+    body?: Body;
+    query?: Query;
+    handler: RouteFn<Parsed<Body, unknown>, Parsed<Query, Record<string, string>>>;
+  },
+): Route {
+  return entry;
 }
 
 /**
@@ -46,189 +62,207 @@ export interface Route {
  * the handler is what serves the route on Lambda and locally alike.
  */
 export const ROUTES: readonly Route[] = [
-  { method: "GET", path: "/v2/health", group: "health", public: true, handler: health.report },
+  route({ method: "GET", path: "/v2/health", group: "health", public: true, handler: health.report }),
 
-  {
+  route({
     method: "POST",
     path: "/v2/tasks",
     group: "tasks",
     scope: "tasks:write",
     body: submitTaskSchema,
     handler: tasks.submit,
-  },
-  {
+  }),
+  route({
     method: "GET",
     path: "/v2/tasks",
     group: "tasks",
     scope: "tasks:read",
     query: listTasksQuery,
     handler: tasks.list,
-  },
-  { method: "GET", path: "/v2/tasks/{uuid}", group: "tasks", scope: "tasks:read", handler: tasks.get },
-  { method: "DELETE", path: "/v2/tasks/{uuid}", group: "tasks", scope: "tasks:write", handler: tasks.cancel },
-  {
+  }),
+  route({ method: "GET", path: "/v2/tasks/{uuid}", group: "tasks", scope: "tasks:read", handler: tasks.get }),
+  route({
+    method: "DELETE",
+    path: "/v2/tasks/{uuid}",
+    group: "tasks",
+    scope: "tasks:write",
+    handler: tasks.cancel,
+  }),
+  route({
     method: "GET",
     path: "/v2/tasks/{uuid}/status",
     group: "tasks",
     scope: "tasks:read",
     handler: tasks.status,
-  },
-  {
+  }),
+  route({
     method: "GET",
     path: "/v2/tasks/{uuid}/logs",
     group: "tasks",
     scope: "tasks:read",
     query: taskLogQuery,
     handler: tasks.log,
-  },
-  {
+  }),
+  route({
     method: "POST",
     path: "/v2/tasks/{uuid}/tags",
     group: "tasks",
     scope: "tasks:write",
     body: mergeTagsSchema,
     handler: tasks.mergeTags,
-  },
-  {
+  }),
+  route({
     method: "GET",
     path: "/v2/tasks/{uuid}/files",
     group: "tasks",
     scope: "tasks:read",
     handler: tasks.files,
-  },
-  {
+  }),
+  route({
     method: "GET",
     path: "/v2/tasks/{uuid}/files/{path+}",
     group: "tasks",
     scope: "tasks:read",
     handler: tasks.file,
-  },
-  {
+  }),
+  route({
     method: "GET",
     path: "/v2/tasks/{uuid}/events",
     group: "tasks",
     scope: "tasks:read",
     query: taskEventsQuery,
     handler: tasks.events,
-  },
-  {
+  }),
+  route({
     method: "POST",
     path: "/v2/tasks/{uuid}/pause",
     group: "tasks",
     scope: "tasks:write",
     handler: tasks.pause,
-  },
-  {
+  }),
+  route({
     method: "POST",
     path: "/v2/tasks/{uuid}/resume",
     group: "tasks",
     scope: "tasks:write",
     handler: tasks.resume,
-  },
-  {
+  }),
+  route({
     method: "POST",
     path: "/v2/tasks/{uuid}/reorder",
     group: "tasks",
     scope: "tasks:write",
     body: reorderBody,
     handler: tasks.reorder,
-  },
+  }),
 
-  {
+  route({
     method: "GET",
     path: "/v2/instances",
     group: "instances",
     scope: "tasks:read",
     query: listRunsQuery,
     handler: instances.list,
-  },
-  {
+  }),
+  route({
     method: "GET",
     path: "/v2/instances/{run_id}",
     group: "instances",
     scope: "tasks:read",
     handler: instances.get,
-  },
-  {
+  }),
+  route({
     method: "GET",
     path: "/v2/instances/{run_id}/status",
     group: "instances",
     scope: "tasks:read",
     handler: instances.status,
-  },
-  {
+  }),
+  route({
     method: "GET",
     path: "/v2/instances/{run_id}/logs",
     group: "instances",
     scope: "tasks:read",
     handler: instances.log,
-  },
-  {
+  }),
+  route({
     method: "POST",
     path: "/v2/instances/{run_id}/tags",
     group: "instances",
     scope: "tasks:write",
     body: mergeTagsSchema,
     handler: instances.mergeTags,
-  },
+  }),
 
-  {
+  route({
     method: "POST",
     path: "/v2/tenants",
     group: "tenants",
     scope: "admin",
     body: createTenantSchema,
     handler: tenants.create,
-  },
-  { method: "GET", path: "/v2/tenants", group: "tenants", scope: "admin", handler: tenants.list },
-  {
+  }),
+  route({ method: "GET", path: "/v2/tenants", group: "tenants", scope: "admin", handler: tenants.list }),
+  route({
     method: "POST",
     path: "/v2/tenants/{id}/keys",
     group: "tenants",
     scope: "admin",
     body: addKeySchema,
     handler: tenants.addKey,
-  },
-  {
+  }),
+  route({
     method: "GET",
     path: "/v2/tenants/{id}/keys",
     group: "tenants",
     scope: "admin",
     handler: tenants.listKeys,
-  },
-  {
+  }),
+  route({
     method: "DELETE",
     path: "/v2/tenants/{id}/keys/{key_id}",
     group: "tenants",
     scope: "admin",
     handler: tenants.revokeKey,
-  },
+  }),
 
-  { method: "POST", path: "/v2/pools/{name}/pause", group: "pools", scope: "admin", handler: pools.pause },
-  { method: "POST", path: "/v2/pools/{name}/resume", group: "pools", scope: "admin", handler: pools.resume },
-  {
+  route({
+    method: "POST",
+    path: "/v2/pools/{name}/pause",
+    group: "pools",
+    scope: "admin",
+    handler: pools.pause,
+  }),
+  route({
+    method: "POST",
+    path: "/v2/pools/{name}/resume",
+    group: "pools",
+    scope: "admin",
+    handler: pools.resume,
+  }),
+  route({
     method: "POST",
     path: "/v2/dispatcher/start",
     group: "pools",
     scope: "admin",
     handler: pools.startDispatcher,
-  },
-  {
+  }),
+  route({
     method: "POST",
     path: "/v2/dispatcher/stop",
     group: "pools",
     scope: "admin",
     handler: pools.stopDispatcher,
-  },
-  {
+  }),
+  route({
     method: "GET",
     path: "/v2/dispatcher/status",
     group: "pools",
     scope: "admin",
     query: dispatcherStatusQuery,
     handler: pools.dispatcher,
-  },
-  { method: "GET", path: "/v2/workers", group: "pools", scope: "admin", handler: pools.workers },
+  }),
+  route({ method: "GET", path: "/v2/workers", group: "pools", scope: "admin", handler: pools.workers }),
 ];
 
 /** decodeURIComponent, or undefined for a malformed escape (e.g. `%E0%A4%A`): such a path matches no route. */

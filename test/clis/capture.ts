@@ -1,12 +1,12 @@
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { commandFor } from "../../containers/worker/engines.ts";
 import { jobEnvironment } from "../../containers/worker/job-runner.ts";
 import { TOOLS, type Tool } from "../../core/schemas.ts";
 import { CASES, type CliCase, standInEnvironment } from "./cases.ts";
-import type { CliFixture } from "./fixtures.ts";
+import { type CliFixture, FIXTURES } from "./fixtures.ts";
 import { ANSWER, type StandIn, startModelApi } from "./model-api.ts";
 import { installPinnedClis, pinnedVersions } from "./pinned.ts";
 
@@ -16,7 +16,6 @@ import { installPinnedClis, pinnedVersions } from "./pinned.ts";
  * to test/fixtures/clis/<tool>/<case>.json. Run it again on every bump of a CLI in the Dockerfile.
  */
 
-const FIXTURES = resolve(import.meta.dirname, "../fixtures/clis");
 /** Gemini's own retries of a rate-limited request take about four minutes. */
 const CASE_TIMEOUT_MS = 360_000;
 

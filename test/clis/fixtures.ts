@@ -21,7 +21,7 @@ export interface CliFixture {
   stderr: string;
 }
 
-const FIXTURES = resolve(import.meta.dirname, "../fixtures/clis");
+export const FIXTURES = resolve(import.meta.dirname, "../fixtures/clis");
 
 export function readFixture(tool: Tool, name: string): CliFixture {
   return JSON.parse(readFileSync(resolve(FIXTURES, tool, `${name}.json`), "utf8")) as CliFixture;

@@ -50,21 +50,22 @@ function clock(date) {
   return [`${hour % 12 === 0 ? 12 : hour % 12}:${minute}`, hour < 12 ? "am" : "pm"];
 }
 
+/** Claude's reset in its limit answer: `resets 1:34am (UTC)`, `resets Dec 6, 1:52am (UTC)`. */
+const CLAUDE_RESET = /resets [^"·]*?\(UTC\)/;
+/** Codex's: `try again at 11:08 PM.`, `try again at Dec 2nd, 2026 1:39 AM.` */
+const CODEX_RESET = /try again at [^."]*\./;
+
 /** Per tool: the captured limit answer with its reset time rewritten, as that CLI words it. */
 const LIMITS = {
   claude: (reset) => {
     const [time, meridiem] = clock(reset);
     // Within a day the CLI names the time, further out the date too.
     if (reset.getTime() - Date.now() < 86_400_000)
-      return resetSwapped(
-        fixture("claude", "usage-limit"),
-        /resets [^"·]*?\(UTC\)/,
-        `resets ${time}${meridiem} (UTC)`,
-      );
+      return resetSwapped(fixture("claude", "usage-limit"), CLAUDE_RESET, `resets ${time}${meridiem} (UTC)`);
     const date = `${MONTHS[reset.getUTCMonth()]} ${reset.getUTCDate()}`;
     return resetSwapped(
       fixture("claude", "weekly-limit"),
-      /resets [^"·]*?\(UTC\)/,
+      CLAUDE_RESET,
       `resets ${date}, ${time}${meridiem} (UTC)`,
     );
   },
@@ -74,13 +75,13 @@ const LIMITS = {
     if (reset.toISOString().slice(0, 10) === new Date().toISOString().slice(0, 10))
       return resetSwapped(
         fixture("codex", "usage-limit"),
-        /try again at [^."]*\./,
+        CODEX_RESET,
         `try again at ${time} ${meridiem.toUpperCase()}.`,
       );
     const date = `${MONTHS[reset.getUTCMonth()]} ${ordinal(reset.getUTCDate())}, ${reset.getUTCFullYear()}`;
     return resetSwapped(
       fixture("codex", "weekly-limit"),
-      /try again at [^."]*\./,
+      CODEX_RESET,
       `try again at ${date} ${time} ${meridiem.toUpperCase()}.`,
     );
   },
