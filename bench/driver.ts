@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { PoolConfig } from "../core/config.ts";
 import type { TaskStore } from "../core/ports.ts";
-import type { Task } from "../core/schemas.ts";
+import type { Task } from "../core/records.ts";
 import type { LocalStack } from "../local/stack.ts";
 import {
   diffTally,

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { commandFor } from "../containers/worker/engines.ts";
-import { TOOLS } from "../core/schemas.ts";
+import { TOOLS } from "../core/fields.ts";
 
 const FAKES = resolve(import.meta.dirname, "../test/fakes/bin");
 

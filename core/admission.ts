@@ -4,6 +4,7 @@ import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { InsufficientResourcesError, poolNotFound } from "./errors.ts";
+import type { Tool } from "./fields.ts";
 import { runIdFor } from "./identifiers.ts";
 import {
   CommitConflict,
@@ -13,7 +14,7 @@ import {
   type SlotRelease,
   type StateChange,
 } from "./ports.ts";
-import type { Run, Task, Tool } from "./schemas.ts";
+import type { Run, Task } from "./records.ts";
 import { assertTransition } from "./status.ts";
 
 /** Tasks holding one concurrency key run one at a time. */

@@ -2,8 +2,8 @@ import type { Principal } from "./auth.ts";
 import type { Deps } from "./deps.ts";
 import { ERROR_CODES, NotFoundError, runNotFound } from "./errors.ts";
 import { blobKeys } from "./identifiers.ts";
+import type { Run } from "./records.ts";
 import { getRun } from "./runs.ts";
-import type { Run } from "./schemas.ts";
 import { getTask } from "./tasks.ts";
 
 export interface TaskFile {

@@ -1,7 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { ForbiddenError, UnauthorizedError } from "./errors.ts";
+import { SCOPES, type Scope, TENANT_DEFAULTS } from "./fields.ts";
 import type { Clock, TenantStore } from "./ports.ts";
-import { type ApiKeyRecord, SCOPES, type Scope, TENANT_DEFAULTS, type Tenant } from "./schemas.ts";
+import type { ApiKeyRecord, Tenant } from "./records.ts";
 import { TtlCache } from "./ttl-cache.ts";
 
 /** The tenant that admin-submitted tasks belong to unless the admin names another. */

@@ -13,7 +13,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Deps } from "./deps.ts";
 import { callbackBody, type DomainEvent, RUN_END_TYPES } from "./events.ts";
 import { retryOnConflict } from "./optimistic.ts";
-import type { CallbackDelivery, Task } from "./schemas.ts";
+import type { CallbackDelivery, Task } from "./records.ts";
 import { CallbackRefused, type CallbackTarget, resolveCallbackTarget } from "./ssrf.ts";
 
 export const CALLBACK_HEADERS = {

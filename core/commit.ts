@@ -1,7 +1,7 @@
 import type { Deps } from "./deps.ts";
 import type { DomainEvent, EventType } from "./events.ts";
 import type { QueuedCountChange, StateChange } from "./ports.ts";
-import type { Run, Task } from "./schemas.ts";
+import type { Run, Task } from "./records.ts";
 
 /** The records a change was computed from; absent ones are new. */
 export interface Before {

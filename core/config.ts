@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { z } from "zod";
 import { ValidationError } from "./errors.ts";
+import { poolName, TOOLS } from "./fields.ts";
 import { ENV } from "./names.ts";
-import { poolName, TOOLS } from "./schemas.ts";
 
 const poolSchema = z.strictObject({
   name: poolName,

@@ -4,9 +4,9 @@ import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { ConflictError } from "./errors.ts";
 import { retryOnConflict } from "./optimistic.ts";
+import type { Task } from "./records.ts";
 import { resumeFireTime, shiftFireTime } from "./recurrence.ts";
 import { anchorOf, recurrenceOf } from "./recurring.ts";
-import type { Task } from "./schemas.ts";
 import { assertTransition, TASK_STATUSES, type TaskStatus } from "./status.ts";
 import { visibleTask } from "./tasks.ts";
 

@@ -3,7 +3,7 @@ import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { CommitConflict } from "./ports.ts";
-import { isRecurring, type Run, type Task, type TaskResult } from "./schemas.ts";
+import { isRecurring, type Run, type Task, type TaskResult } from "./records.ts";
 import { assertTransition, type RunStatus } from "./status.ts";
 
 /** Rate-limit answers retried without using an attempt, per task; past it they count as failures. */

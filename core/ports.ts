@@ -1,6 +1,6 @@
 /** The interfaces the domain needs. Adapters live in adapters/{aws,memory,net}. */
 import type { DomainEvent } from "./events.ts";
-import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "./schemas.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "./records.ts";
 import type { CallbackTarget, ResolvedAddress } from "./ssrf.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
 

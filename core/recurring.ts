@@ -3,8 +3,8 @@ import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { runIdFor } from "./identifiers.ts";
 import { CommitConflict } from "./ports.ts";
+import { isRecurring, type Run, type Task } from "./records.ts";
 import { isExhausted, nextFireTime, type Recurrence } from "./recurrence.ts";
-import { isRecurring, type Run, type Task } from "./schemas.ts";
 import { assertTransition } from "./status.ts";
 
 /** The recurrence of a task, or undefined for a one-shot task. */

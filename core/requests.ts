@@ -1,10 +1,138 @@
+/** The HTTP routes' request bodies and query strings. */
 import { z } from "zod";
-import { LIMITS, listTasksQuerySchema } from "./schemas.ts";
+import {
+  CONTROL_CHARS,
+  DEFAULTS,
+  LIMITS,
+  label,
+  noControlChars,
+  numeric,
+  OVERLAPS,
+  poolName,
+  relativePath,
+  TENANT_DEFAULTS,
+  TENANT_SCOPES,
+  TOOLS,
+  tagsSchema,
+} from "./fields.ts";
 import { RUN_STATUSES, TASK_STATUSES } from "./status.ts";
 
-/** The query strings and small bodies of the HTTP routes; submissions and tenants are in schemas.ts. */
+export const submitTaskSchema = z
+  .strictObject({
+    tool: z.enum(TOOLS).optional(),
+    model: label(LIMITS.modelLength).optional(),
+    prompt: z
+      .string()
+      .min(1)
+      .refine((p) => Buffer.byteLength(p) <= LIMITS.promptBytes, `at most ${LIMITS.promptBytes} bytes`)
+      // The prompt reaches the CLI as an argument, and no argument can hold a NUL.
+      .refine((p) => !p.includes("\u0000"), "must not contain NUL characters"),
+    input_files: z
+      .array(
+        z.strictObject({
+          name: relativePath,
+          content: z
+            .string()
+            .refine(
+              (c) => Buffer.byteLength(c) <= LIMITS.inputFileBytes,
+              `at most ${LIMITS.inputFileBytes} bytes`,
+            ),
+        }),
+      )
+      .max(LIMITS.inputFiles)
+      .refine((files) => new Set(files.map((f) => f.name)).size === files.length, "names must be unique")
+      .default([]),
+    output_files: z.array(relativePath).max(LIMITS.outputFiles).default([]),
+    pool: poolName.optional(),
+    priority: numeric(z.number().int().min(1).max(9)).optional(),
+    prior: numeric(z.number().int().min(1).max(9)).optional(),
+    name: label(LIMITS.nameLength).optional(),
+    namespace: label(LIMITS.labelLength).default("default"),
+    project: label(LIMITS.labelLength).optional(),
+    tags: tagsSchema.default({}),
+    idempotency_key: label(LIMITS.labelLength).optional(),
+    concurrency_key: label(LIMITS.labelLength).optional(),
+    max_attempts: numeric(z.number().int().min(1).max(LIMITS.maxAttempts)).default(DEFAULTS.maxAttempts),
+    timeout: numeric(z.number().int().min(1).max(LIMITS.timeoutSeconds)).default(DEFAULTS.timeoutSeconds),
+    callback: z
+      .url({ protocol: /^https?$/ })
+      .max(LIMITS.urlLength)
+      .optional(),
+    scheduled_at: z.iso.datetime({ offset: true }).optional(),
+    schedule: z.string().max(200).optional(),
+    timezone: z.string().max(64).optional(),
+    interval: numeric(
+      z
+        .number()
+        .int()
+        .min(1)
+        .max(366 * 86_400),
+    ).optional(),
+    valid_time_range: z.tuple([z.number().int(), z.number().int()]).optional(),
+    end_time: z.iso.datetime({ offset: true }).optional(),
+    times: numeric(z.number().int().min(1).max(1_000_000)).optional(),
+    // One occurrence runs at a time per task, so `allow` (overlapping occurrences) is not offered.
+    overlap: z.enum(OVERLAPS).optional(),
+  })
+  .refine((b) => b.tool !== undefined || b.pool !== undefined, {
+    path: ["tool"],
+    message: "give tool, pool, or both",
+  })
+  .refine((b) => b.priority === undefined || b.prior === undefined || b.priority === b.prior, {
+    path: ["prior"],
+    message: "prior is an alias of priority; give one, or the same value",
+  })
+  .transform(({ prior, priority, ...rest }) => ({
+    ...rest,
+    priority: priority ?? prior ?? DEFAULTS.priority,
+  }));
+export type SubmitTask = z.output<typeof submitTaskSchema>;
 
-export const listTasksQuery = listTasksQuerySchema.extend({ status: z.enum(TASK_STATUSES).optional() });
+export const listTasksQuery = z.strictObject({
+  status: z.enum(TASK_STATUSES).optional(),
+  pool: poolName.optional(),
+  namespace: label(LIMITS.labelLength).optional(),
+  tag: z
+    .string()
+    .max(LIMITS.tagKeyLength + 1 + LIMITS.tagValueLength)
+    .regex(/^[^=]+=.*$/, "must be k=v")
+    .refine(noControlChars, CONTROL_CHARS)
+    .transform((s) => {
+      const eq = s.indexOf("=");
+      return { key: s.slice(0, eq), value: s.slice(eq + 1) };
+    })
+    .refine(({ key }) => key.length <= LIMITS.tagKeyLength, `key: at most ${LIMITS.tagKeyLength} characters`)
+    .optional(),
+  size: numeric(z.number().int().min(1).max(LIMITS.pageSize)).default(DEFAULTS.pageSize),
+  cursor: z.string().max(LIMITS.cursorLength).optional(),
+  tenant: label(LIMITS.labelLength).optional(),
+});
+export type ListTasksQuery = z.output<typeof listTasksQuery>;
+
+export const mergeTagsSchema = z.strictObject({ tags: tagsSchema });
+
+export const createTenantSchema = z.strictObject({
+  name: label(LIMITS.labelLength),
+  /** Requests per minute over all of the tenant's keys (429 past it). */
+  rate_limit_per_minute: numeric(z.number().int().min(1).max(1_000_000)).default(
+    TENANT_DEFAULTS.rate_limit_per_minute,
+  ),
+  /** Tasks waiting for capacity at once; a submission past it is a 409 (code 1005). */
+  max_queued_tasks: numeric(z.number().int().min(1).max(1_000_000)).default(TENANT_DEFAULTS.max_queued_tasks),
+  /** Submissions per minute (429 past it); idempotent replays do not count. */
+  max_submissions_per_minute: numeric(z.number().int().min(1).max(1_000_000)).default(
+    TENANT_DEFAULTS.max_submissions_per_minute,
+  ),
+});
+export type CreateTenant = z.output<typeof createTenantSchema>;
+
+export const addKeySchema = z.strictObject({
+  scopes: z
+    .array(z.enum(TENANT_SCOPES))
+    .min(1)
+    .refine((s) => new Set(s).size === s.length, "must not repeat a scope")
+    .optional(),
+});
 
 export const listRunsQuery = z.strictObject({
   task_id: z.uuid().optional(),

@@ -2,9 +2,10 @@ import { actingTenant, canSee, type Principal, requireScope } from "./auth.ts";
 import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { runNotFound } from "./errors.ts";
+import type { Tags } from "./fields.ts";
 import { taskUuidOfRun } from "./identifiers.ts";
 import { retryOnConflict } from "./optimistic.ts";
-import { type Run, type Tags, withMergedTags } from "./schemas.ts";
+import { type Run, withMergedTags } from "./records.ts";
 import type { RunStatus } from "./status.ts";
 
 /** Reads a run (scope `tasks:read`) the principal may see; anything else is a 404. */

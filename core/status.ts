@@ -45,7 +45,6 @@ export const ACTIVE_STATUSES: readonly TaskStatus[] = ["dispatched", "running"];
 export const TERMINAL_STATUSES: readonly TaskStatus[] = TASK_STATUSES.filter(
   (s) => TASK_TRANSITIONS[s].length === 0,
 );
-export const isTerminal = (status: TaskStatus) => TERMINAL_STATUSES.includes(status);
 
 /**
  * The one gate for every task transition: a 409 when the state machine has no move from `from` to `to`.

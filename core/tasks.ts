@@ -4,20 +4,15 @@ import { actingTenant, canSee, type Principal, requireScope } from "./auth.ts";
 import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { ConflictError, runNotFound, taskNotFound, ValidationError } from "./errors.ts";
+import type { Tags } from "./fields.ts";
 import { blobKeys, runIdFor } from "./identifiers.ts";
 import { queuedLimitOf, queuedQuotaReached, takeSubmission } from "./limits.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import { CommitConflict, type RecordWrite, type StateChange } from "./ports.ts";
+import { type Run, type Task, withMergedTags } from "./records.ts";
 import { firstFireTime, type Recurrence, recurrenceIssues } from "./recurrence.ts";
 import { anchorOf, fireOccurrence } from "./recurring.ts";
-import {
-  type ListTasksQuery,
-  type Run,
-  type SubmitTask,
-  type Tags,
-  type Task,
-  withMergedTags,
-} from "./schemas.ts";
+import type { ListTasksQuery, SubmitTask } from "./requests.ts";
 import { callbackUrlProblem } from "./ssrf.ts";
 import { ACTIVE_STATUSES, assertTransition, type TaskStatus } from "./status.ts";
 

@@ -1,7 +1,9 @@
 import { newApiKey, type Principal, requireScope } from "./auth.ts";
 import type { Deps } from "./deps.ts";
 import { ERROR_CODES, NotFoundError } from "./errors.ts";
-import { type ApiKeyRecord, type CreateTenant, type Scope, TENANT_SCOPES, type Tenant } from "./schemas.ts";
+import { type Scope, TENANT_SCOPES } from "./fields.ts";
+import type { ApiKeyRecord, Tenant } from "./records.ts";
+import type { CreateTenant } from "./requests.ts";
 
 /** Ids as createTenant and newApiKey make them; anything else cannot exist, and is never looked up. */
 const TENANT_ID = /^t_[0-9a-f]{20}$/;

@@ -4,8 +4,8 @@ import type { Deps } from "./deps.ts";
 import { reclaimLease } from "./execution.ts";
 import { DUE_SHARDS } from "./names.ts";
 import { CommitConflict } from "./ports.ts";
+import { dueAt, isRecurring, type Task } from "./records.ts";
 import { fireOccurrence } from "./recurring.ts";
-import { dueAt, isRecurring, type Task } from "./schemas.ts";
 import { assertTransition } from "./status.ts";
 
 /** Due tasks read per shard per tick; the rest wait for the next tick. */

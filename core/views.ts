@@ -1,22 +1,14 @@
-import type { Run, Task } from "./schemas.ts";
+import type { z } from "zod";
+import { type Run, runViewSchema, type Task, taskViewSchema } from "./records.ts";
+
+/** The fields of `record` that `shape` names: a view keeps what its schema shows, nothing else. */
+const pick = <T extends object>(record: object, shape: Record<keyof T, unknown>): T =>
+  Object.fromEntries(Object.entries(record).filter(([name]) => Object.hasOwn(shape, name))) as T;
+
+export type TaskView = z.infer<typeof taskViewSchema>;
+export type RunView = z.infer<typeof runViewSchema>;
 
 /** What a client sees of a task: bookkeeping fields stay inside. */
-export function taskView(task: Task) {
-  const {
-    version: _version,
-    run_count: _runCount,
-    due_time: _due,
-    ready_time: _ready,
-    rate_limit_retries: _rateLimitRetries,
-    occurrence_waiting: _occurrenceWaiting,
-    reorder_slot: _reorderSlot,
-    paused_from: _pausedFrom,
-    ...visible
-  } = task;
-  return visible;
-}
+export const taskView = (task: Task): TaskView => pick<TaskView>(task, taskViewSchema.shape);
 
-export function runView(run: Run) {
-  const { version: _version, log_inline: _logInline, ...visible } = run;
-  return visible;
-}
+export const runView = (run: Run): RunView => pick<RunView>(run, runViewSchema.shape);

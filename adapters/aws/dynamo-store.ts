@@ -1,4 +1,4 @@
-/** TaskStore and TenantStore on the single DynamoDB table (the model: adapters/keys.ts). */
+/** TaskStore and TenantStore on the single DynamoDB table (the model: adapters/table/). */
 import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
   type DynamoDBDocumentClient,
@@ -23,41 +23,40 @@ import type {
   TenantStore,
 } from "../../core/ports.ts";
 import { CommitConflict } from "../../core/ports.ts";
-import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/schemas.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/records.ts";
 import {
-  alreadyExists,
   apiKeyItem,
   apiKeyKey,
-  apiKeysListing,
-  conflictOf,
-  decodeCursor,
-  dueListing,
-  eventsListing,
   type Item,
   idempotencyKey,
   type Key,
-  keyNamesOf,
-  type Listing,
-  pageOf,
   poolKey,
   queuedCountKey,
   rateKey,
-  readyListing,
   recordOf,
   runKey,
-  runListing,
-  startAfter,
   taskItem,
   taskKey,
-  taskListing,
   tenantItem,
   tenantKey,
-  tenantsListing,
-  type Write,
   workerItem,
+} from "../table/keys.ts";
+import {
+  apiKeysListing,
+  decodeCursor,
+  dueListing,
+  eventsListing,
+  keyNamesOf,
+  type Listing,
+  pageOf,
+  readyListing,
+  runListing,
+  startAfter,
+  taskListing,
+  tenantsListing,
   workersListing,
-  writesOf,
-} from "../keys.ts";
+} from "../table/listings.ts";
+import { alreadyExists, conflictOf, type Write, writesOf } from "../table/writes.ts";
 
 type TransactItem = NonNullable<TransactWriteCommandInput["TransactItems"]>[number];
 

@@ -12,43 +12,47 @@ import type {
   TenantStore,
 } from "../../core/ports.ts";
 import { CommitConflict } from "../../core/ports.ts";
-import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/schemas.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/records.ts";
 import {
-  alreadyExists,
   apiKeyItem,
   apiKeyKey,
-  apiKeysListing,
-  type Counter,
-  conflictOf,
-  decodeCursor,
-  dueListing,
-  eventsListing,
   type Item,
   idempotencyKey,
   type Key,
-  keyNamesOf,
-  keyOfWrite,
-  type Listing,
-  pageOf,
   poolKey,
   queuedCountKey,
   rateKey,
-  readyListing,
   recordOf,
   runKey,
-  runListing,
-  startAfter,
   taskItem,
   taskKey,
-  taskListing,
   tenantItem,
   tenantKey,
-  tenantsListing,
-  type Write,
   workerItem,
+} from "../table/keys.ts";
+import {
+  apiKeysListing,
+  decodeCursor,
+  dueListing,
+  eventsListing,
+  keyNamesOf,
+  type Listing,
+  pageOf,
+  readyListing,
+  runListing,
+  startAfter,
+  taskListing,
+  tenantsListing,
   workersListing,
+} from "../table/listings.ts";
+import {
+  alreadyExists,
+  type Counter,
+  conflictOf,
+  keyOfWrite,
+  type Write,
   writesOf,
-} from "../keys.ts";
+} from "../table/writes.ts";
 
 const idOf = ({ pk, sk }: Key) => `${pk}\u0000${sk}`;
 /** DynamoDB orders strings by their UTF-8 bytes. */
@@ -59,7 +63,7 @@ const valueAt = (item: Item, path: string[]) =>
   path.reduce<unknown>((value, name) => (value instanceof Object ? (value as Item)[name] : undefined), item);
 
 export class MemoryStore implements TaskStore, TenantStore {
-  /** Items by table key. Records come in through keys.ts (a deep copy) and go out through structuredClone. */
+  /** Items by table key. Records come in through the table model (a deep copy) and go out through structuredClone. */
   readonly #items = new Map<string, Item>();
 
   async ping(): Promise<void> {}

@@ -1,5 +1,5 @@
+import type { Tool } from "../../core/fields.ts";
 import { detectRateLimit } from "../../core/rate-limits.ts";
-import type { Tool } from "../../core/schemas.ts";
 
 /**
  * The three coding-agent CLIs: how to invoke each one non-interactively with structured output, how to

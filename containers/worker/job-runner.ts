@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Tool } from "../../core/schemas.ts";
+import type { Tool } from "../../core/fields.ts";
 import { commandFor, type ParsedResult, parseResult, readOutcome } from "./engines.ts";
 import { HeadTail, Tail } from "./output-capture.ts";
 import { killGroup } from "./process-group.ts";

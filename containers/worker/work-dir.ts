@@ -1,7 +1,7 @@
 import { lstat, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
-import { relativePath } from "../../core/schemas.ts";
+import { relativePath } from "../../core/fields.ts";
 
 /** A declared input or output path that would leave the job's work dir. */
 export class UnsafePathError extends Error {

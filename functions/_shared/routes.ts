@@ -1,19 +1,17 @@
 import type { z } from "zod";
-import {
-  dispatcherStatusQuery,
-  listRunsQuery,
-  listTasksQuery,
-  reorderBody,
-  taskEventsQuery,
-  taskLogQuery,
-} from "../../core/requests.ts";
+import type { Scope } from "../../core/fields.ts";
 import {
   addKeySchema,
   createTenantSchema,
+  dispatcherStatusQuery,
+  listRunsQuery,
+  listTasksQuery,
   mergeTagsSchema,
-  type Scope,
+  reorderBody,
   submitTaskSchema,
-} from "../../core/schemas.ts";
+  taskEventsQuery,
+  taskLogQuery,
+} from "../../core/requests.ts";
 import * as health from "../api/health.ts";
 import * as instances from "../api/instances.ts";
 import * as pools from "../api/pools.ts";

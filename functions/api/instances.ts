@@ -1,8 +1,7 @@
 import type { z } from "zod";
 import { readRunLog } from "../../core/artifacts.ts";
-import type { listRunsQuery } from "../../core/requests.ts";
+import type { listRunsQuery, mergeTagsSchema } from "../../core/requests.ts";
 import { getRun, listRuns, mergeRunTags } from "../../core/runs.ts";
-import type { mergeTagsSchema } from "../../core/schemas.ts";
 import { runView } from "../../core/views.ts";
 import type { RouteFn } from "../_shared/http.ts";
 

@@ -1,8 +1,15 @@
 import type { z } from "zod";
 import { listTaskFiles, readTaskFile, readTaskLog } from "../../core/artifacts.ts";
 import { pauseTask, reorderTask, resumeTask } from "../../core/controls.ts";
-import type { listTasksQuery, reorderBody, taskEventsQuery, taskLogQuery } from "../../core/requests.ts";
-import { type mergeTagsSchema, relativePath, type submitTaskSchema } from "../../core/schemas.ts";
+import { relativePath } from "../../core/fields.ts";
+import type {
+  listTasksQuery,
+  mergeTagsSchema,
+  reorderBody,
+  submitTaskSchema,
+  taskEventsQuery,
+  taskLogQuery,
+} from "../../core/requests.ts";
 import {
   cancelTask,
   getTask,

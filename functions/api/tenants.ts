@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { addKeySchema, createTenantSchema } from "../../core/schemas.ts";
+import type { addKeySchema, createTenantSchema } from "../../core/requests.ts";
 import {
   addTenantKey,
   createTenant,

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { commandFor } from "../../containers/worker/engines.ts";
 import { jobEnvironment } from "../../containers/worker/job-runner.ts";
-import { TOOLS, type Tool } from "../../core/schemas.ts";
+import { TOOLS, type Tool } from "../../core/fields.ts";
 import { CASES, type CliCase, standInEnvironment } from "./cases.ts";
 import { type CliFixture, FIXTURES } from "./fixtures.ts";
 import { ANSWER, type StandIn, startModelApi } from "./model-api.ts";

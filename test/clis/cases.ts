@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Tool } from "../../core/schemas.ts";
+import type { Tool } from "../../core/fields.ts";
 import { NO_WEBSOCKET_PREFIX, type Scenario, type StandIn } from "./model-api.ts";
 
 /**

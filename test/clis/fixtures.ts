@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import type { Tool } from "../../core/schemas.ts";
+import type { Tool } from "../../core/fields.ts";
 
 /** What a real CLI printed for one case, captured by `npm run fixtures:clis`. */
 export interface CliFixture {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type JobOutcome, runJob } from "../../containers/worker/job-runner.ts";
-import type { Tool } from "../../core/schemas.ts";
+import type { Tool } from "../../core/fields.ts";
 import { CASES, type CliCase, standInEnvironment } from "./cases.ts";
 import { ANSWER, ERROR_MESSAGE, type StandIn, startModelApi } from "./model-api.ts";
 import { installPinnedClis, pinnedVersions } from "./pinned.ts";

@@ -1,7 +1,7 @@
 /** The store ports' contract, run against the in-memory fake and against DynamoDB Local. */
 import { randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
-import { dueShard } from "../../adapters/keys.ts";
+import { dueShard } from "../../adapters/table/keys.ts";
 import { ConflictError, ValidationError } from "../../core/errors.ts";
 import {
   CommitConflict,
@@ -10,7 +10,7 @@ import {
   type SlotClaim,
   type Store,
 } from "../../core/ports.ts";
-import type { ApiKeyRecord, Run, Task, Tenant } from "../../core/schemas.ts";
+import type { ApiKeyRecord, Run, Task, Tenant } from "../../core/records.ts";
 
 /** Stores may share one table between tests, so every test uses fresh tenants, pools and keys. */
 const unique = (prefix: string) => `${prefix}-${randomUUID()}`;

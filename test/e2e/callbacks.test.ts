@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CALLBACK_HEADERS, verifySignature } from "../../core/callbacks.ts";
-import type { CallbackDelivery } from "../../core/schemas.ts";
+import type { CallbackDelivery } from "../../core/records.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { expectDeadLettered, receiveFirst } from "../support/queues.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";

@@ -4,7 +4,7 @@ import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DynamoStore } from "../../adapters/aws/dynamo-store.ts";
 import { tableDefinition } from "../../adapters/aws/table-definition.ts";
-import { rateKey } from "../../adapters/keys.ts";
+import { rateKey } from "../../adapters/table/keys.ts";
 import { TABLE } from "../../core/names.ts";
 import { describeStoreContract } from "../contract/store.contract.ts";
 

@@ -6,7 +6,7 @@ import { nodeWebhookSender } from "../../adapters/net/webhook-sender.ts";
 import type { Principal } from "../../core/auth.ts";
 import { parseSchedulerConfig } from "../../core/config.ts";
 import { type Deps, storePorts } from "../../core/deps.ts";
-import { SCOPES } from "../../core/schemas.ts";
+import { SCOPES } from "../../core/fields.ts";
 
 /** A controllable clock: starts at a fixed instant and moves only when told. */
 export function manualClock(start = "2026-01-01T00:00:00.000Z") {

@@ -1,6 +1,6 @@
 import { type Message, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { expect } from "vitest";
-import type { CallbackDelivery } from "../../core/schemas.ts";
+import type { CallbackDelivery } from "../../core/records.ts";
 import { waitFor } from "./wait.ts";
 
 /** Long-polls a queue until a batch holds messages `wanted` takes (attributes included); returns those. */

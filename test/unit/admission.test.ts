@@ -4,7 +4,7 @@ import { admit } from "../../core/admission.ts";
 import { pauseTask, resumeTask, setPoolPaused } from "../../core/controls.ts";
 import type { Deps } from "../../core/deps.ts";
 import type { PoolQueue } from "../../core/ports.ts";
-import { submitTaskSchema } from "../../core/schemas.ts";
+import { submitTaskSchema } from "../../core/requests.ts";
 import { cancelTask, getTask, submitTask } from "../../core/tasks.ts";
 import { tick } from "../../core/tick.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";

@@ -17,7 +17,7 @@ import { ValidationError } from "../../core/errors.ts";
 import type { DomainEvent } from "../../core/events.ts";
 import { ENV } from "../../core/names.ts";
 import type { Resolver } from "../../core/ports.ts";
-import { submitTaskSchema } from "../../core/schemas.ts";
+import { submitTaskSchema } from "../../core/requests.ts";
 import { submitTask } from "../../core/tasks.ts";
 import { callbacksHandler } from "../../functions/callbacks.ts";
 import { type AwsClients, depsFromEnv } from "../../runtime/composition.ts";

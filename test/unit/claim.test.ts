@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { decodeDispatch, type QueueMessageBody } from "../../core/admission.ts";
 import { claimRun } from "../../core/execution.ts";
-import { submitTaskSchema } from "../../core/schemas.ts";
+import { submitTaskSchema } from "../../core/requests.ts";
 import { cancelTask, getTask, mergeTaskTags, submitTask } from "../../core/tasks.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 

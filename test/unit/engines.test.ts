@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { commandFor, parseResult, readOutcome } from "../../containers/worker/engines.ts";
-import type { Tool } from "../../core/schemas.ts";
+import type { Tool } from "../../core/fields.ts";
 import { readFixture } from "../clis/fixtures.ts";
 
 const DANGEROUS = ["--dangerously-skip-permissions", "--dangerously-bypass-approvals-and-sandbox", "yolo"];

@@ -11,8 +11,8 @@ import {
   retryDelaySeconds,
   settleRun,
 } from "../../core/execution.ts";
+import { submitTaskSchema } from "../../core/requests.ts";
 import { listRuns } from "../../core/runs.ts";
-import { submitTaskSchema } from "../../core/schemas.ts";
 import { cancelTask, getTask, submitTask } from "../../core/tasks.ts";
 import { tick } from "../../core/tick.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";

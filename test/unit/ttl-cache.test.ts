@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { MemoryStore } from "../../adapters/memory/memory-store.ts";
 import { CachedAuthLookups } from "../../core/auth.ts";
-import type { ApiKeyRecord, Tenant } from "../../core/schemas.ts";
+import type { ApiKeyRecord, Tenant } from "../../core/records.ts";
 import { TtlCache } from "../../core/ttl-cache.ts";
 import { manualClock } from "../support/memory-deps.ts";
 

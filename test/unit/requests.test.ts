@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { submitTaskSchema } from "../../core/schemas.ts";
+import { submitTaskSchema } from "../../core/requests.ts";
 
 const ok = (body: object) => submitTaskSchema.parse({ prompt: "hi", tool: "claude", ...body });
 const firstIssue = (body: object) => {

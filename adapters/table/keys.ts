@@ -1,0 +1,142 @@
+/**
+ * The single table's key layout, shared by the DynamoDB adapter and its in-memory fake: every partition and
+ * sort key written once, and the item of each record. Plain data only; no AWS SDK. Index names: TABLE.
+ */
+import { type DomainEvent, EVENT_RETENTION_DAYS } from "../../core/events.ts";
+import { DUE_SHARDS, EVENT_SORT_KEY_PREFIX } from "../../core/names.ts";
+import {
+  type ApiKeyRecord,
+  dueAt,
+  type Run,
+  type Task,
+  type Tenant,
+  type WorkerRecord,
+} from "../../core/records.ts";
+
+/** A stored item: a record's attributes plus its key attributes. */
+export type Item = Record<string, unknown>;
+
+export interface Key {
+  pk: string;
+  sk: string;
+}
+
+interface IndexKeys {
+  gsi1pk?: string;
+  gsi1sk?: string;
+  gsi2pk?: string;
+  gsi2sk?: string;
+  gsi3pk?: string;
+  gsi3sk?: string;
+}
+
+const KEY_ATTRIBUTES = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"];
+
+/** The partition keys of the indexes (TABLE.indexes): byTenant, ready and due. */
+export const PARTITIONS = {
+  tenantTasks: (tenant: string) => `T#${tenant}#TASK`,
+  tenantRuns: (tenant: string) => `T#${tenant}#RUN`,
+  tenantKeys: (tenant: string) => `T#${tenant}#KEY`,
+  tenants: "TENANTS",
+  workers: "WORKERS",
+  ready: (pool: string) => `READY#${pool}`,
+  due: (shard: number) => `DUE#${shard}`,
+} as const;
+
+/** Sort-key prefixes of the items in a task's partition: the task itself is `TASK`. */
+export const TASK_PARTITION = { runs: "RUN#", events: EVENT_SORT_KEY_PREFIX } as const;
+
+/** The due-index shard of a task: a stable FNV-1a hash of its uuid. */
+export function dueShard(uuid: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < uuid.length; i++) hash = Math.imul(hash ^ uuid.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % DUE_SHARDS;
+}
+
+export const taskKey = (uuid: string): Key => ({ pk: `TASK#${uuid}`, sk: "TASK" });
+export const runKey = (taskUuid: string, runId: string): Key => ({
+  pk: taskKey(taskUuid).pk,
+  sk: `${TASK_PARTITION.runs}${runId}`,
+});
+export const poolKey = (pool: string): Key => ({ pk: `POOL#${pool}`, sk: "POOL" });
+export const concurrencyKeyKey = (key: string): Key => ({ pk: `CKEY#${key}`, sk: "CKEY" });
+export const queuedCountKey = (tenant: string): Key => ({ pk: `TENANT#${tenant}`, sk: "QUEUED" });
+export const idempotencyKey = (tenant: string, key: string): Key => ({
+  pk: `IDEM#${tenant}#${key}`,
+  sk: "IDEM",
+});
+export const tenantKey = (id: string): Key => ({ pk: `TENANT#${id}`, sk: "TENANT" });
+export const apiKeyKey = (keyHash: string): Key => ({ pk: `KEY#${keyHash}`, sk: "KEY" });
+export const workerKey = (workerId: string): Key => ({ pk: `WORKER#${workerId}`, sk: "WORKER" });
+/** One fixed window of a rate counter (core/limits.ts): attributes `count` and the TTL `expires_at`. */
+export const rateKey = (counter: string, windowStart: string): Key => ({
+  pk: `RATE#${counter}#${windowStart}`,
+  sk: "RATE",
+});
+
+/** All keys of a task, derived from the whole record: the ready and due indexes are sparse. */
+function taskKeys(task: Task): Key & IndexKeys {
+  return {
+    ...taskKey(task.uuid),
+    gsi1pk: PARTITIONS.tenantTasks(task.tenant),
+    gsi1sk: `${task.status}#${task.create_time}#${task.uuid}`,
+    ...(task.status === "queued" && {
+      gsi2pk: PARTITIONS.ready(task.pool),
+      gsi2sk: `${9 - task.priority}#${task.ready_time ?? task.create_time}#${task.uuid}`,
+    }),
+    ...(dueAt(task) !== undefined && {
+      gsi3pk: PARTITIONS.due(dueShard(task.uuid)),
+      gsi3sk: `${dueAt(task)}#${task.uuid}`,
+    }),
+  };
+}
+
+export const taskItem = (task: Task): Item & Key => ({ ...compact(task), ...taskKeys(task) });
+export const runItem = (run: Run): Item & Key => ({
+  ...compact(run),
+  ...runKey(run.task_uuid, run.run_id),
+  gsi1pk: PARTITIONS.tenantRuns(run.tenant),
+  gsi1sk: `${run.status}#${run.create_time}#${run.run_id}`,
+});
+export const tenantItem = (tenant: Tenant): Item & Key => ({
+  ...compact(tenant),
+  ...tenantKey(tenant.id),
+  gsi1pk: PARTITIONS.tenants,
+  gsi1sk: `${tenant.create_time}#${tenant.id}`,
+});
+export const apiKeyItem = (key: ApiKeyRecord): Item & Key => ({
+  ...compact(key),
+  ...apiKeyKey(key.key_hash),
+  gsi1pk: PARTITIONS.tenantKeys(key.tenant_id),
+  gsi1sk: key.key_id,
+});
+export const workerItem = (worker: WorkerRecord): Item & Key => ({
+  ...compact(worker),
+  ...workerKey(worker.worker_id),
+  gsi1pk: PARTITIONS.workers,
+  gsi1sk: `${worker.pool}#${worker.worker_id}`,
+});
+
+/** Events live in their task's partition, so a task's log is one Query; they expire after the retention. */
+export const eventItem = (event: DomainEvent): Item & Key => ({
+  ...compact(event),
+  pk: taskKey(event.task_uuid).pk,
+  sk: `${TASK_PARTITION.events}${event.id}`,
+  expires_at: Math.floor(Date.parse(event.time) / 1000) + EVENT_RETENTION_DAYS * 86_400,
+});
+
+/** The record stored in an item: its attributes without the key attributes. */
+export function recordOf<T>(item: Item): T {
+  return Object.fromEntries(Object.entries(item).filter(([name]) => !KEY_ATTRIBUTES.includes(name))) as T;
+}
+
+/** A deep copy of plain data without undefined values (DynamoDB stores none). */
+export function compact<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(compact) as T;
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, compact(v)]),
+  ) as T;
+}

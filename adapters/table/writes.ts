@@ -1,0 +1,140 @@
+/**
+ * The transaction compiler: a StateChange (core/ports.ts) as the writes both stores apply atomically, in
+ * the order whose first failed condition names the conflict.
+ */
+import { ConflictError } from "../../core/errors.ts";
+import type { CommitConflictReason, StateChange } from "../../core/ports.ts";
+import {
+  compact,
+  concurrencyKeyKey,
+  eventItem,
+  type Item,
+  idempotencyKey,
+  type Key,
+  poolKey,
+  queuedCountKey,
+  runItem,
+  taskItem,
+} from "./keys.ts";
+
+/** Counter attributes: slots held (pools, concurrency keys) and tasks waiting in `queued` (pools, tenants). */
+export type Counter = "active" | "queued";
+
+/** The conditions of a counter write; all must hold. */
+export interface CountConditions {
+  /** This counter is below the limit before the write. */
+  below?: { counter: Counter; limit: number };
+  /** The item is not paused (`paused_until`) past this time. */
+  notPausedAfter?: string;
+  /** This counter is 0. */
+  zero?: Counter;
+}
+
+/**
+ * One write of a StateChange. `put` writes a whole item if the stored version is `expectVersion` (absent:
+ * the item must not exist); `count` adds to counters of an item (a missing counter is 0), if `when` holds.
+ */
+export type Write =
+  | { type: "put"; item: Item & Key; expectVersion?: number; conflict: CommitConflictReason }
+  | {
+      type: "count";
+      key: Key;
+      add: Partial<Record<Counter, number>>;
+      when?: CountConditions;
+      conflict?: "pool_closed" | "key_busy" | "queued_quota";
+    }
+  | { type: "append"; item: Item & Key };
+
+/** What a write's failed condition means; none for a write without conditions, which never fails a change. */
+export const conflictOf = (w: Write): CommitConflictReason | undefined =>
+  w.type === "append" || (w.type === "count" && !w.when) ? undefined : w.conflict;
+
+export const keyOfWrite = (write: Write): Key => ("item" in write ? write.item : write.key);
+
+/** A tenant or API key that a create found already stored. */
+export const alreadyExists = () => new ConflictError("tenant or API key already exists");
+
+/**
+ * The pools' counter writes of a change, one per pool item: slots taken (under max_concurrency, while not
+ * paused; with `noneQueued`, only if no task waits) or given back, and the task entering or leaving the
+ * pool's queue. A change that takes and gives back a slot of one pool writes its item twice (refused).
+ */
+function poolWrites(change: StateChange): Write[] {
+  const { acquire, release, queued } = change;
+  const writes: (Write & { type: "count" })[] = [];
+  if (acquire) {
+    writes.push({
+      type: "count",
+      key: poolKey(acquire.pool),
+      add: { active: 1 },
+      when: {
+        below: { counter: "active", limit: acquire.maxConcurrency },
+        notPausedAfter: acquire.now,
+        ...(acquire.noneQueued && { zero: "queued" as const }),
+      },
+      conflict: "pool_closed",
+    });
+  }
+  if (release) writes.push({ type: "count", key: poolKey(release.pool), add: { active: -1 } });
+  if (queued) {
+    const same = writes.find((w) => w.key.pk === poolKey(queued.pool).pk);
+    if (same) same.add.queued = queued.delta;
+    else writes.push({ type: "count", key: poolKey(queued.pool), add: { queued: queued.delta } });
+  }
+  return writes;
+}
+
+/** The writes of a StateChange, in the order whose first failed condition names the conflict. */
+export function writesOf(change: StateChange): Write[] {
+  const writes: Write[] = [
+    ...(change.tasks ?? []).map(
+      ({ next, expectVersion }): Write => ({
+        type: "put",
+        item: taskItem(next),
+        expectVersion,
+        conflict: "task",
+      }),
+    ),
+    ...(change.runs ?? []).map(
+      ({ next, expectVersion }): Write => ({
+        type: "put",
+        item: runItem(next),
+        expectVersion,
+        conflict: "run",
+      }),
+    ),
+    ...poolWrites(change),
+  ];
+  const { acquire, release, idempotency, queued } = change;
+  if (acquire?.concurrencyKey !== undefined) {
+    writes.push({
+      type: "count",
+      key: concurrencyKeyKey(acquire.concurrencyKey),
+      add: { active: 1 },
+      when: { below: { counter: "active", limit: acquire.keyLimit } },
+      conflict: "key_busy",
+    });
+  }
+  if (idempotency) {
+    const item = { ...compact(idempotency), ...idempotencyKey(idempotency.tenant, idempotency.key) };
+    writes.push({ type: "put", item, conflict: "idempotency" });
+  }
+  if (queued) {
+    const key = queuedCountKey(queued.tenant);
+    const limit = queued.delta > 0 ? queued.limit : undefined;
+    writes.push({
+      type: "count",
+      key,
+      add: { queued: queued.delta },
+      ...(limit !== undefined && {
+        when: { below: { counter: "queued" as const, limit } },
+        conflict: "queued_quota" as const,
+      }),
+    });
+  }
+  for (const event of change.events ?? []) writes.push({ type: "append", item: eventItem(event) });
+  if (release?.concurrencyKey !== undefined) {
+    writes.push({ type: "count", key: concurrencyKeyKey(release.concurrencyKey), add: { active: -1 } });
+  }
+  return writes;
+}

@@ -1,0 +1,207 @@
+/**
+ * The stored records as zod schemas, and the domain types inferred from them. A record's view (what a
+ * client sees) is its schema's visible part: bookkeeping fields live in a separate shape.
+ */
+import { z } from "zod";
+import { OVERLAPS, SCOPES, type Tags, TOOLS } from "./fields.ts";
+import { RUN_STATUSES, TASK_STATUSES, TERMINAL_STATUSES } from "./status.ts";
+
+const time = z.string();
+const tags = z.record(z.string(), z.string());
+const tokens = z.object({
+  input: z.number().optional(),
+  output: z.number().optional(),
+  total: z.number().optional(),
+});
+
+export const taskResultSchema = z.object({
+  exit_code: z.number().optional(),
+  output: z.string().optional(),
+  files: z.array(z.string()).optional(),
+  tokens: tokens.optional(),
+  cost_usd: z.number().optional(),
+});
+export type TaskResult = z.infer<typeof taskResultSchema>;
+
+/** One attempt to POST a run's outcome to the task's callback URL. */
+export const callbackDeliverySchema = z.object({
+  time,
+  /** The event delivered (core/events.ts) and its type, e.g. `run.succeeded`. */
+  event_id: z.string(),
+  type: z.string(),
+  run_id: z.string().optional(),
+  /** 1 for the first try of this event, then 2, … */
+  attempt: z.number(),
+  /** delivered; retry: tried again later; failed: given up (refused, gone, or out of attempts). */
+  outcome: z.enum(["delivered", "retry", "failed"]),
+  http_status: z.number().optional(),
+  error: z.string().optional(),
+});
+export type CallbackDelivery = z.infer<typeof callbackDeliverySchema>;
+
+/** A task as a client sees it. Times are ISO-8601 strings. */
+export const taskViewSchema = z.object({
+  uuid: z.string(),
+  tenant: z.string(),
+  name: z.string().optional(),
+  namespace: z.string(),
+  project: z.string().optional(),
+  tags,
+  tool: z.enum(TOOLS),
+  model: z.string().optional(),
+  prompt: z.string(),
+  input_files: z.array(z.string()),
+  output_files: z.array(z.string()),
+  pool: z.string(),
+  priority: z.number(),
+  status: z.enum(TASK_STATUSES),
+  attempt: z.number(),
+  max_attempts: z.number(),
+  occurrence: z.number(),
+  run_id: z.string().optional(),
+  timeout: z.number(),
+  idempotency_key: z.string().optional(),
+  concurrency_key: z.string().optional(),
+  callback: z.string().optional(),
+  scheduled_at: time.optional(),
+  /** Recurrence (see core/recurrence.ts): `schedule` or `interval`, limited by the rest. */
+  schedule: z.string().optional(),
+  interval: z.number().optional(),
+  timezone: z.string().optional(),
+  valid_time_range: z.tuple([z.number(), z.number()]).optional(),
+  /** Submitted as `end_time`; renamed because a task's own `end_time` is when it ended. */
+  schedule_end_time: time.optional(),
+  times: z.number().optional(),
+  overlap: z.enum(OVERLAPS).optional(),
+  /** Occurrences fired so far, skipped ones included (`times` counts these). */
+  fired_count: z.number().optional(),
+  /** The slot of the last occurrence fired. */
+  last_run_time: time.optional(),
+  /** Set by pause: nothing new fires or is admitted. A running occurrence may finish. */
+  paused_at: time.optional(),
+  create_time: time,
+  update_time: time,
+  start_time: time.optional(),
+  end_time: time.optional(),
+  next_run_time: time.optional(),
+  /** While running: the worker's lease; a worker that stops heartbeating loses the run when it passes. */
+  lease_expires_at: time.optional(),
+  result: taskResultSchema.optional(),
+  error_message: z.string().optional(),
+  /** The latest callback delivery attempts, oldest first (core/callbacks.ts keeps the last 20). */
+  callback_deliveries: z.array(callbackDeliverySchema).optional(),
+});
+
+/** The stored task: its view plus the scheduler's bookkeeping. */
+export const taskSchema = taskViewSchema.extend({
+  /** Optimistic-lock counter: every write expects the version it read. */
+  version: z.number(),
+  /** Runs created so far; numbers the next run id. */
+  run_count: z.number().optional(),
+  /** When the tick must look at the task next: a delayed start, a retry, an unconfirmed dispatch, a lease. */
+  due_time: time.optional(),
+  /** When the task last became ready; orders the ready queue within a priority. */
+  ready_time: time.optional(),
+  /** Rate-limit answers retried so far without using an attempt. */
+  rate_limit_retries: z.number().optional(),
+  /** An occurrence fell due while the previous one was going (overlap `queue`): it runs when that ends. */
+  occurrence_waiting: z.boolean().optional(),
+  /** A reorder moved next_run_time away from this slot; the cadence resumes after it. */
+  reorder_slot: time.optional(),
+  /** The status a paused task goes back to on resume. */
+  paused_from: z.enum(["scheduled", "queued"]).optional(),
+});
+export type Task = z.infer<typeof taskSchema>;
+
+/** A run as a client sees it. */
+export const runViewSchema = z.object({
+  run_id: z.string(),
+  task_uuid: z.string(),
+  tenant: z.string(),
+  pool: z.string(),
+  attempt: z.number(),
+  occurrence: z.number(),
+  status: z.enum(RUN_STATUSES),
+  tags,
+  worker: z.string().optional(),
+  create_time: time,
+  update_time: time,
+  start_time: time.optional(),
+  end_time: time.optional(),
+  exit_code: z.number().optional(),
+  latency_ms: z.number().optional(),
+  tokens: tokens.optional(),
+  cost_usd: z.number().optional(),
+  output_tail: z.string().optional(),
+  error: z.string().optional(),
+});
+
+export const runSchema = runViewSchema.extend({
+  version: z.number(),
+  /** The log was short enough to be all of output_tail: it is kept on the run, not in S3. */
+  log_inline: z.boolean().optional(),
+});
+export type Run = z.infer<typeof runSchema>;
+
+/** A worker process, as it last reported itself. */
+export const workerRecordSchema = z.object({
+  worker_id: z.string(),
+  pool: z.string(),
+  slots: z.number(),
+  /** Jobs it was running when it reported. */
+  running: z.number(),
+  started_at: time,
+  last_seen: time,
+  /** Epoch seconds: the record expires (DynamoDB TTL) once the worker stops reporting. */
+  expires_at: z.number(),
+});
+export type WorkerRecord = z.infer<typeof workerRecordSchema>;
+
+export const tenantSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  rate_limit_per_minute: z.number(),
+  /** Absent on tenants created before quotas existed: TENANT_DEFAULTS apply. */
+  max_queued_tasks: z.number().optional(),
+  max_submissions_per_minute: z.number().optional(),
+  create_time: time,
+});
+export type Tenant = z.infer<typeof tenantSchema>;
+
+export const apiKeyRecordSchema = z.object({
+  key_id: z.string(),
+  tenant_id: z.string(),
+  /** SHA-256 of the key, hex. The key itself is never stored. */
+  key_hash: z.string(),
+  scopes: z.array(z.enum(SCOPES)),
+  create_time: time,
+  revoked_time: time.optional(),
+});
+export type ApiKeyRecord = z.infer<typeof apiKeyRecordSchema>;
+
+/** The next version of a task or run with `tags` merged in (new values win). */
+export const withMergedTags = <T extends { version: number; tags: Tags; update_time: string }>(
+  record: T,
+  tags: Tags,
+  now: Date,
+): T => ({
+  ...record,
+  version: record.version + 1,
+  tags: { ...record.tags, ...tags },
+  update_time: now.toISOString(),
+});
+
+export const isRecurring = (task: Task) => task.schedule !== undefined || task.interval !== undefined;
+
+/**
+ * When the tick must look at a task next (the due index's key): its `due_time` (a delayed start, a retry,
+ * an unconfirmed dispatch, a lease), or for a recurring task its next occurrence, unless that waits
+ * (paused, or queued behind the running one). A paused or finished task is never due.
+ */
+export function dueAt(task: Task): string | undefined {
+  if (task.status === "paused" || TERMINAL_STATUSES.includes(task.status)) return undefined;
+  const fires =
+    isRecurring(task) && !task.paused_at && !task.occurrence_waiting ? task.next_run_time : undefined;
+  if (task.due_time === undefined) return fires;
+  return fires !== undefined && fires < task.due_time ? fires : task.due_time;
+}
