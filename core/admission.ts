@@ -293,6 +293,13 @@ export async function sendDispatch(deps: Pick<Deps, "queue">, task: Task, run?: 
 
 /** Admits in every pool; the tick calls it so that a missed admission only delays work. */
 export async function pumpAll(deps: Deps): Promise<number> {
-  const admitted = await Promise.all(deps.config.pools.map((p) => admit(deps, p.name)));
+  const admitted = await Promise.all(
+    deps.config.pools.map((p) =>
+      admit(deps, p.name).catch((err: unknown) => {
+        deps.log.error("admission failed; the next tick tries again", { pool: p.name, error: String(err) });
+        return [];
+      }),
+    ),
+  );
   return admitted.reduce((n, list) => n + list.length, 0);
 }

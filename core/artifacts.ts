@@ -2,7 +2,7 @@ import type { Principal } from "./auth.ts";
 import type { Deps } from "./deps.ts";
 import { ERROR_CODES, NotFoundError, runNotFound } from "./errors.ts";
 import { blobKeys } from "./identifiers.ts";
-import type { Run } from "./records.ts";
+import type { Run, Task } from "./records.ts";
 import { getRun } from "./runs.ts";
 import { getTask } from "./tasks.ts";
 
@@ -12,18 +12,31 @@ export interface TaskFile {
   size_bytes: number;
 }
 
-/** The task's input files and the output files its runs uploaded. */
+/** Where the output files of a task's result are: under the run that produced it. */
+const resultPrefix = (task: Task) =>
+  task.result?.run_id === undefined ? undefined : blobKeys.outputPrefix(task.uuid, task.result.run_id);
+
+/** The task's input files and the output files of the run its result came from. */
 export async function listTaskFiles(deps: Pick<Deps, "tasks" | "blobs">, principal: Principal, uuid: string) {
   const task = await getTask(deps, principal, uuid);
-  const prefix = blobKeys.filesPrefix(task.uuid);
-  const blobs = await deps.blobs.list(prefix);
-  return blobs.map((blob): TaskFile => {
-    const [kind, ...rest] = blob.key.slice(prefix.length).split("/");
-    return { path: rest.join("/"), is_input: kind === "input", size_bytes: blob.size };
-  });
+  const listed = async (prefix: string | undefined, isInput: boolean) =>
+    prefix === undefined
+      ? []
+      : (await deps.blobs.list(prefix)).map(
+          (blob): TaskFile => ({
+            path: blob.key.slice(prefix.length),
+            is_input: isInput,
+            size_bytes: blob.size,
+          }),
+        );
+  const [inputs, outputs] = await Promise.all([
+    listed(blobKeys.inputPrefix(task.uuid), true),
+    listed(resultPrefix(task), false),
+  ]);
+  return [...inputs, ...outputs];
 }
 
-/** One file's bytes: an output file if a run wrote one at that path, else the input file. */
+/** One file's bytes: the result's output file at that path, else the input file. */
 export async function readTaskFile(
   deps: Pick<Deps, "tasks" | "blobs">,
   principal: Principal,
@@ -31,8 +44,9 @@ export async function readTaskFile(
   path: string,
 ): Promise<Uint8Array> {
   const task = await getTask(deps, principal, uuid);
+  const outputs = resultPrefix(task);
   const body =
-    (await deps.blobs.get(blobKeys.output(task.uuid, path))) ??
+    (outputs === undefined ? undefined : await deps.blobs.get(`${outputs}${path}`)) ??
     (await deps.blobs.get(blobKeys.input(task.uuid, path)));
   if (!body) throw new NotFoundError(ERROR_CODES.taskNotFound, `file ${path} of task ${uuid} not found`);
   return body;

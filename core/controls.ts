@@ -4,6 +4,7 @@ import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { ConflictError } from "./errors.ts";
 import { retryOnConflict } from "./optimistic.ts";
+import { PAUSED_INDEFINITELY } from "./ports.ts";
 import type { Task } from "./records.ts";
 import { resumeFireTime, shiftFireTime } from "./recurrence.ts";
 import { anchorOf, recurrenceOf } from "./recurring.ts";
@@ -11,7 +12,6 @@ import { assertTransition, TASK_STATUSES, type TaskStatus } from "./status.ts";
 import { visibleTask } from "./tasks.ts";
 
 /** A pool paused by hand stays paused until it is resumed. */
-const INDEFINITELY = "9999-12-31T23:59:59.999Z";
 
 /** Writes the next version of a task the principal may touch, re-reading on a lost race. */
 async function changeTask(
@@ -100,7 +100,7 @@ export function reorderTask(
 export async function setPoolPaused(deps: Deps, principal: Principal, name: string, paused: boolean) {
   requireScope(principal, "admin");
   poolConfig(deps, name);
-  if (paused) await deps.counters.pausePool(name, INDEFINITELY);
+  if (paused) await deps.counters.pausePool(name, PAUSED_INDEFINITELY);
   else {
     await deps.counters.resumePool(name);
     await admit(deps, name);

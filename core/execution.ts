@@ -8,16 +8,18 @@ import { assertTransition, type RunStatus } from "./status.ts";
 
 /** Rate-limit answers retried without using an attempt, per task; past it they count as failures. */
 export const RATE_LIMIT_RETRY_CAP = 5;
-/** Kept on the task (the full log is in S3); DynamoDB items hold 400 KB at most. */
-const RESULT_OUTPUT_CHARS = 64_000;
-const TAIL_CHARS = 4_000;
+/** Kept on the task and run (the full log is in S3): UTF-8 bytes, so that an item stays far below 400 KB. */
+const RESULT_OUTPUT_BYTES = 64_000;
+const TAIL_BYTES = 4_000;
+/** An error text on a task, a run or an event (a CLI's error answer can be a whole transcript). */
+const ERROR_BYTES = 2_000;
 
 /**
  * Where a job's log is kept: whole on the run record (its output_tail) when it is short and its worker
  * settles the run as finished, which saves an S3 PUT per run; otherwise in S3 with the output files.
  */
 export const logStaysOnRun = (log: string, stoppedByTheWorker: boolean) =>
-  !stoppedByTheWorker && log.length <= TAIL_CHARS;
+  !stoppedByTheWorker && Buffer.byteLength(log) <= TAIL_BYTES;
 
 /**
  * A log meant for the run record goes to S3 after all when the record did not take it: the settle was
@@ -26,11 +28,38 @@ export const logStaysOnRun = (log: string, stoppedByTheWorker: boolean) =>
 export const logMissedItsRun = (settled: Task | undefined, ending: RunEnding) =>
   settled === undefined || ending.kind !== "finished";
 
-/** Cuts text to `max` characters, keeping its start or (for a tail) its end. */
-function truncate(text: string | undefined, max: number, cut: "end" | "start" = "end"): string | undefined {
-  if (text === undefined || text.length <= max) return text;
-  return cut === "end" ? `${text.slice(0, max)}…[truncated]` : `[truncated]…${text.slice(-max)}`;
+/** Cuts text to at most `max` UTF-8 bytes, keeping its start or (for a tail) its end, on a character boundary. */
+export function truncate(text: string, max: number, keep: "start" | "end" = "start"): string {
+  const bytes = Buffer.from(text);
+  if (bytes.length <= max) return text;
+  const kept = keep === "start" ? bytes.subarray(0, max) : bytes.subarray(bytes.length - max);
+  // A cut through a multi-byte character decodes to U+FFFD at the cut: drop it.
+  const decoded = kept.toString("utf8").replace(keep === "start" ? /\uFFFD$/ : /^\uFFFD/, "");
+  return keep === "start" ? `${decoded}…[truncated]` : `[truncated]…${decoded}`;
 }
+
+/** The error text of an ending that did not succeed, bounded. */
+const errorOf = (ending: RunEnding) =>
+  truncate(
+    ending.kind === "finished"
+      ? (ending.outcome.error ?? `exit code ${ending.outcome.exitCode}`)
+      : ending.reason,
+    ERROR_BYTES,
+  );
+
+/**
+ * The fencing rule: a worker that could not renew its lease kills its job this long before the lease runs
+ * out (the kill's grace, and a quarter of the lease for the clocks and the kill itself), so that a job is
+ * never still running when the tick hands its run to another worker.
+ */
+export function fenceDelayMs(held: HeldRun, now: Date, leaseSeconds: number, killGraceMs: number): number {
+  const expires = Date.parse(held.task.lease_expires_at ?? now.toISOString());
+  return expires - now.getTime() - killGraceMs - leaseSeconds * 250;
+}
+
+/** After its n-th failure in a row, a heartbeat or settle is tried again: 0.5 s, doubling up to 10 s. */
+export const retryAfterFailureMs = (failures: number) =>
+  Math.min(10_000, 500 * 2 ** Math.max(0, failures - 1));
 
 /** Lost races a settle or heartbeat re-reads through before giving up until the next try. */
 const RACE_RETRIES = 5;
@@ -227,8 +256,9 @@ function runEndedTask(
   }
   const outcome = ending.kind === "finished" ? ending.outcome : undefined;
   const result: TaskResult | undefined = outcome && {
+    run_id: task.run_id,
     exit_code: outcome.exitCode ?? undefined,
-    output: truncate(outcome.output, RESULT_OUTPUT_CHARS),
+    output: outcome.output === undefined ? undefined : truncate(outcome.output, RESULT_OUTPUT_BYTES),
     files: outcome.files,
     tokens: outcome.tokens,
     cost_usd: outcome.cost_usd,
@@ -236,15 +266,13 @@ function runEndedTask(
   if (outcome && outcome.exitCode === 0 && outcome.error === undefined) {
     return { ...base, status: "succeeded", end_time: iso, result, error_message: undefined };
   }
-  const error = outcome
-    ? (outcome.error ?? `exit code ${outcome.exitCode}`)
-    : (ending as { reason: string }).reason;
+  const error = errorOf(ending);
   const rateLimitRetries = task.rate_limit_retries ?? 0;
   if (outcome?.rateLimit && rateLimitRetries < RATE_LIMIT_RETRY_CAP) {
     const resetAt = outcome.rateLimit.resetAt;
     const due =
       resetAt && resetAt > now
-        ? resetAt.toISOString()
+        ? limitLiftsAt(resetAt, now).toISOString()
         : plusSeconds(now, retryDelaySeconds(pool.retry, rateLimitRetries + 1, random));
     return {
       ...base,
@@ -276,7 +304,7 @@ function runEndedTask(
 function runAfter(run: Run, ending: RunEnding, now: Date): Run {
   const iso = now.toISOString();
   const base = { ...run, version: run.version + 1, end_time: iso, update_time: iso };
-  if (ending.kind !== "finished") return { ...base, status: "lost", error: ending.reason };
+  if (ending.kind !== "finished") return { ...base, status: "lost", error: errorOf(ending) };
   const { outcome } = ending;
   const succeeded = outcome.exitCode === 0 && outcome.error === undefined;
   const status: RunStatus = succeeded ? "succeeded" : "failed";
@@ -287,9 +315,9 @@ function runAfter(run: Run, ending: RunEnding, now: Date): Run {
     latency_ms: outcome.durationMs,
     tokens: outcome.tokens,
     cost_usd: outcome.cost_usd,
-    output_tail: truncate(outcome.tail, TAIL_CHARS, "start"),
+    output_tail: truncate(outcome.tail, TAIL_BYTES, "end"),
     log_inline: outcome.logInline,
-    error: succeeded ? undefined : (outcome.error ?? `exit code ${outcome.exitCode}`),
+    error: succeeded ? undefined : errorOf(ending),
   };
 }
 
@@ -303,7 +331,9 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
   const pool = poolConfig(deps, held.task.pool);
   let task: Task | undefined = held.task;
   let run = held.run;
-  for (let race = 0; race < RACE_RETRIES && stillHeld(task, held); race++) {
+  for (let race = 0; stillHeld(task, held); race++) {
+    // Still held after this many races: not dropped, only not yet recorded; the caller tries again.
+    if (race === RACE_RETRIES) throw new Error(`run ${held.run.run_id}: lost ${race} races while settling`);
     const now = deps.clock.now();
     // A lease found expired on a stale read may have been renewed since.
     if (ending.kind === "lost" && (task.lease_expires_at ?? "") > now.toISOString()) return undefined;
@@ -327,18 +357,39 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
       ]);
       continue;
     }
-    const resetAt = ending.kind === "finished" ? ending.outcome.rateLimit?.resetAt : undefined;
-    if (resetAt && resetAt > now) await pauseAccount(deps, pool, resetAt);
-    await admit(deps, pool.name);
+    // The ending is recorded: what follows only speeds things up (the tick pumps every pool anyway), so
+    // its failure must not look like a settle that did not happen.
+    await afterSettle(deps, pool, ending, now).catch((err: unknown) =>
+      deps.log.warn("after a settle: admission failed; the tick admits", {
+        pool: pool.name,
+        error: String(err),
+      }),
+    );
     return nextTask;
   }
   return undefined;
 }
 
-/** A usage-limit reset holds every pool of the same tool and account until it lifts. */
+async function afterSettle(deps: Deps, pool: PoolConfig, ending: RunEnding, now: Date): Promise<void> {
+  const resetAt = ending.kind === "finished" ? ending.outcome.rateLimit?.resetAt : undefined;
+  if (resetAt && resetAt > now) await pauseAccount(deps, pool, limitLiftsAt(resetAt, now));
+  await admit(deps, pool.name);
+}
+
+/** The longest a CLI's limit message can close an account: its weekly window. A wrong parse costs no more. */
+export const LIMIT_PAUSE_CAP_SECONDS = 7 * 86_400;
+
+/** When a limit the CLI reported lifts, capped. */
+export const limitLiftsAt = (resetAt: Date, now: Date) =>
+  new Date(Math.min(resetAt.getTime(), now.getTime() + LIMIT_PAUSE_CAP_SECONDS * 1000));
+
+/**
+ * A usage-limit reset holds every pool of the same tool and account until it lifts. The latest report
+ * wins, shorter or longer; an admin's pause stays.
+ */
 async function pauseAccount(deps: Deps, pool: PoolConfig, until: Date): Promise<void> {
   const sameAccount = deps.config.pools.filter((p) => p.tool === pool.tool && p.account === pool.account);
-  await Promise.all(sameAccount.map((p) => deps.counters.pausePool(p.name, until.toISOString())));
+  await Promise.all(sameAccount.map((p) => deps.counters.pauseForLimit(p.name, until.toISOString())));
 }
 
 /**

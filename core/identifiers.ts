@@ -12,7 +12,9 @@ export function taskUuidOfRun(runId: string): string | undefined {
 
 export const blobKeys = {
   input: (taskUuid: string, path: string) => `files/${taskUuid}/input/${path}`,
-  output: (taskUuid: string, path: string) => `files/${taskUuid}/output/${path}`,
-  filesPrefix: (taskUuid: string) => `files/${taskUuid}/`,
+  /** A run's output files: each run has its own, so a late run never overwrites a later one's. */
+  output: (taskUuid: string, runId: string, path: string) => `files/${taskUuid}/runs/${runId}/${path}`,
+  inputPrefix: (taskUuid: string) => `files/${taskUuid}/input/`,
+  outputPrefix: (taskUuid: string, runId: string) => `files/${taskUuid}/runs/${runId}/`,
   log: (taskUuid: string, runId: string) => `logs/${taskUuid}/${runId}.log`,
 };

@@ -137,11 +137,14 @@ export interface TaskStore extends Pingable {
   /** Queued tasks of a pool: highest priority first, then earliest ready_time. */
   readyTasks(pool: string, limit: number, after?: Task): Promise<Task[]>;
   /** Tasks of one due shard whose due_time is at or before `before`, earliest first. */
-  dueTasks(shard: number, before: string, limit: number): Promise<Task[]>;
+  dueTasks(shard: number, before: string, limit: number, after?: Task): Promise<Task[]>;
   getRun(taskUuid: string, runId: string): Promise<Run | undefined>;
   /** With taskUuid: that task's runs, oldest first. Otherwise the tenant's runs, newest first. */
   listRuns(query: RunQuery): Promise<Page<Run>>;
 }
+
+/** The pause an admin sets: until resumed. */
+export const PAUSED_INDEFINITELY = "9999-12-31T23:59:59.999Z";
 
 /** The counters: each pool's slots and pause, each tenant's queued tasks, and the rate windows. */
 export interface CounterStore {
@@ -149,6 +152,11 @@ export interface CounterStore {
   poolState(pool: string): Promise<PoolState>;
   /** Pauses admission to the pool until `until` (ISO); an earlier pause never shortens a later one. */
   pausePool(pool: string, until: string): Promise<void>;
+  /**
+   * Pauses admission until a usage limit lifts at `until`: this replaces a previous limit's pause, shorter
+   * or longer, but never an admin's (PAUSED_INDEFINITELY).
+   */
+  pauseForLimit(pool: string, until: string): Promise<void>;
   /** Lifts any pause of the pool. */
   resumePool(pool: string): Promise<void>;
   /** The tenant's queued tasks, as its counter holds them (StateChange.queued). */

@@ -15,6 +15,8 @@ const tokens = z.object({
 });
 
 export const taskResultSchema = z.object({
+  /** The run this result came from; its output files are under it. */
+  run_id: z.string().optional(),
   exit_code: z.number().optional(),
   output: z.string().optional(),
   files: z.array(z.string()).optional(),

@@ -26,7 +26,8 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
 
 /** The task state machine: the statuses each status may move to. */
 const TASK_TRANSITIONS: Record<TaskStatus, readonly TaskStatus[]> = {
-  scheduled: ["queued", "canceled", "paused"],
+  // Failed without a run: its pool is no longer configured.
+  scheduled: ["queued", "canceled", "paused", "failed"],
   queued: ["dispatched", "canceled", "paused"],
   // A dispatched or running task goes back to scheduled (retry) or queued (released by a draining worker).
   dispatched: ["running", "queued", "scheduled", "failed", "canceled", "paused"],

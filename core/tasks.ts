@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { admit, admitAtSubmit, choosePool, poolConfig, slotOf } from "./admission.ts";
 import { actingTenant, canSee, type Principal, requireScope } from "./auth.ts";
 import { commitChange } from "./commit.ts";
+import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { ConflictError, runNotFound, taskNotFound, ValidationError } from "./errors.ts";
 import type { Tags } from "./fields.ts";
@@ -9,7 +10,7 @@ import { blobKeys, runIdFor } from "./identifiers.ts";
 import { queuedLimitOf, queuedQuotaReached, takeSubmission } from "./limits.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import { CommitConflict, type RecordWrite, type StateChange } from "./ports.ts";
-import { type Run, type Task, withMergedTags } from "./records.ts";
+import { isRecurring, type Run, type Task, withMergedTags } from "./records.ts";
 import { firstFireTime, type Recurrence, recurrenceIssues } from "./recurrence.ts";
 import { anchorOf, fireOccurrence } from "./recurring.ts";
 import type { ListTasksQuery, SubmitTask } from "./requests.ts";
@@ -114,13 +115,28 @@ export async function submitTask(
     }
     throw err;
   }
-  if (recurrence && (task.next_run_time as string) <= iso && (await fireOccurrence(deps, task))) {
-    return { created: true, task: (await deps.tasks.getTask(uuid)) ?? task };
+  // Stored: the answer is the task whatever follows, since a client that saw an error would submit it
+  // again. What follows only hurries it; the tick fires and admits whatever it misses.
+  return { created: true, task: await hurried(deps, task, pool) };
+}
+
+/** A task just stored, moved on at once if it can be: its first occurrence fired, or admitted. */
+async function hurried(deps: Deps, task: Task, pool: PoolConfig): Promise<Task> {
+  try {
+    const iso = deps.clock.now().toISOString();
+    if (isRecurring(task) && (task.next_run_time as string) <= iso && (await fireOccurrence(deps, task))) {
+      return (await deps.tasks.getTask(task.uuid)) ?? task;
+    }
+    if (task.status !== "queued") return task;
+    // Queued behind others, or the pool closed: admit what now fits (a slot may have freed meanwhile).
+    return (await admit(deps, pool.name, [task])).find((t) => t.uuid === task.uuid) ?? task;
+  } catch (err) {
+    deps.log.warn("a stored task was not moved on at once; the tick will", {
+      uuid: task.uuid,
+      error: String(err),
+    });
+    return task;
   }
-  if (task.status !== "queued") return { created: true, task };
-  // Queued behind others, or the pool closed: admit what now fits (a slot may have freed meanwhile).
-  const admitted = (await admit(deps, pool.name, [task])).find((t) => t.uuid === uuid);
-  return { created: true, task: admitted ?? task };
 }
 
 /** The submitted recurrence, checked; a bad one is a 400 naming the field. Undefined for one-shot tasks. */

@@ -1,4 +1,4 @@
-import { DISPATCH_CONFIRM_SECONDS, pumpAll, sendDispatch } from "./admission.ts";
+import { DISPATCH_CONFIRM_SECONDS, pumpAll, sendDispatch, slotOf } from "./admission.ts";
 import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { reclaimLease } from "./execution.ts";
@@ -6,10 +6,15 @@ import { DUE_SHARDS } from "./names.ts";
 import { CommitConflict } from "./ports.ts";
 import { dueAt, isRecurring, type Task } from "./records.ts";
 import { fireOccurrence } from "./recurring.ts";
-import { assertTransition } from "./status.ts";
+import { ACTIVE_STATUSES, assertTransition } from "./status.ts";
 
-/** Due tasks read per shard per tick; the rest wait for the next tick. */
-const DUE_BATCH = 100;
+/** Due tasks read per page of a shard. */
+const DUE_PAGE = 100;
+/**
+ * How long a tick reads due pages for: then it stops, and the next tick (a minute later on AWS) goes
+ * on. A backlog of due tasks is worked through at the store's pace, not a fixed count per tick.
+ */
+const TICK_BUDGET_MS = 40_000;
 
 export interface TickReport {
   started: number;
@@ -17,36 +22,112 @@ export interface TickReport {
   resent: number;
   reclaimed: number;
   admitted: number;
+  /** Tasks of a pool no longer configured, failed (they cannot run anywhere). */
+  orphaned: number;
+  /** Tasks whose handling failed this tick (logged); the next tick tries them again. */
+  failed: number;
 }
 
 /**
  * One tick: starts due delayed tasks and retries, fires due occurrences of recurring tasks, re-sends
- * dispatches no worker confirmed, reclaims expired leases, then pumps every pool. Safe to overlap with another tick: each step is a conditional write on the task's version.
+ * dispatches no worker confirmed, reclaims expired leases, then pumps every pool. Safe to overlap with
+ * another tick: each step is a conditional write on the task's version. A task or pool that fails is
+ * logged and left for the next tick; it never stops the rest.
  */
 export async function tick(deps: Deps): Promise<TickReport> {
   const now = deps.clock.now();
+  const stopAt = performance.now() + TICK_BUDGET_MS;
+  const report: TickReport = {
+    started: 0,
+    fired: 0,
+    resent: 0,
+    reclaimed: 0,
+    admitted: 0,
+    orphaned: 0,
+    failed: 0,
+  };
   const shards = Array.from({ length: DUE_SHARDS }, (_, shard) => shard);
-  const due = (
-    await Promise.all(shards.map((s) => deps.tasks.dueTasks(s, now.toISOString(), DUE_BATCH)))
-  ).flat();
-  const report: TickReport = { started: 0, fired: 0, resent: 0, reclaimed: 0, admitted: 0 };
-  const iso = now.toISOString();
-  for (const task of due) {
-    // One action per task per tick; whatever else is due is seen by the next tick.
-    if (task.due_time !== undefined && task.due_time <= iso) {
-      if (task.status === "scheduled" && (await startDueTask(deps, task))) report.started++;
-      if (task.status === "dispatched" && (await resendDispatch(deps, task, now))) report.resent++;
-      if (task.status === "running" && (await reclaimLease(deps, task))) report.reclaimed++;
-    } else if (
-      isRecurring(task) &&
-      dueAt(task) === task.next_run_time &&
-      (await fireOccurrence(deps, task))
-    ) {
-      report.fired++;
-    }
-  }
+  await Promise.all(shards.map((shard) => tickShard(deps, shard, now, stopAt, report)));
   report.admitted = await pumpAll(deps);
   return report;
+}
+
+/** The due tasks of one shard, page after page, each handled once, until none is left or time is up. */
+async function tickShard(deps: Deps, shard: number, now: Date, stopAt: number, report: TickReport) {
+  const iso = now.toISOString();
+  let after: Task | undefined;
+  do {
+    const page = await deps.tasks.dueTasks(shard, iso, DUE_PAGE, after);
+    for (const task of page) {
+      await handleDue(deps, task, now, report).catch((err: unknown) => {
+        report.failed++;
+        deps.log.error("tick: a due task failed", {
+          uuid: task.uuid,
+          status: task.status,
+          error: String(err),
+        });
+      });
+    }
+    after = page.length < DUE_PAGE ? undefined : page.at(-1);
+  } while (after && performance.now() < stopAt);
+}
+
+/** One action per task per tick; whatever else is due is seen by the next tick. */
+async function handleDue(deps: Deps, task: Task, now: Date, report: TickReport): Promise<void> {
+  if (!deps.config.pools.some((p) => p.name === task.pool)) {
+    if (await failOrphan(deps, task, now)) report.orphaned++;
+    return;
+  }
+  const iso = now.toISOString();
+  if (task.due_time !== undefined && task.due_time <= iso) {
+    if (task.status === "scheduled" && (await startDueTask(deps, task))) report.started++;
+    if (task.status === "dispatched" && (await resendDispatch(deps, task, now))) report.resent++;
+    if (task.status === "running" && (await reclaimLease(deps, task))) report.reclaimed++;
+  } else if (isRecurring(task) && dueAt(task) === task.next_run_time && (await fireOccurrence(deps, task))) {
+    report.fired++;
+  }
+}
+
+/** A task whose pool is no longer configured cannot run: it fails, and gives back any slot it held. */
+async function failOrphan(deps: Deps, task: Task, now: Date): Promise<boolean> {
+  assertTransition(task.status, "failed");
+  const iso = now.toISOString();
+  const error = `pool ${task.pool} is not in the configuration`;
+  const holdsSlot = ACTIVE_STATUSES.includes(task.status);
+  const run = holdsSlot && task.run_id ? await deps.tasks.getRun(task.uuid, task.run_id) : undefined;
+  const next: Task = {
+    ...task,
+    version: task.version + 1,
+    status: "failed",
+    error_message: error,
+    end_time: iso,
+    update_time: iso,
+    lease_expires_at: undefined,
+    due_time: undefined,
+  };
+  const lost = run && {
+    ...run,
+    version: run.version + 1,
+    status: "lost" as const,
+    error,
+    end_time: iso,
+    update_time: iso,
+  };
+  try {
+    await commitChange(
+      deps,
+      {
+        tasks: [{ next, expectVersion: task.version }],
+        ...(run && lost && { runs: [{ next: lost, expectVersion: run.version }] }),
+        ...(holdsSlot && { release: slotOf(task) }),
+      },
+      { task, run },
+    );
+    return true;
+  } catch (err) {
+    if (err instanceof CommitConflict) return false;
+    throw err;
+  }
 }
 
 /** A delayed task or a retry whose time has come becomes queued, ready from its due time. */

@@ -12,6 +12,7 @@ import { processLog } from "../runtime/log.ts";
 import { type LocalClients, type LocalEndpoints, localClients } from "./aws-clients.ts";
 import { startCallbackDeliverer } from "./callback-deliverer.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
+import { FAULT_ENV } from "./faults.ts";
 import { startFauxqsServer } from "./fauxqs.ts";
 import { startHttpServer } from "./http-server.ts";
 import { createLocalResources, type LocalNames, type LocalResources } from "./resources.ts";
@@ -19,6 +20,8 @@ import { startStreamRelay } from "./stream-relay.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const WORKER_PROGRAM = resolve(ROOT, "containers/worker/main.ts");
+/** The same worker with the fault injector on its AWS clients (local/faults.ts). */
+const FAULT_WORKER_PROGRAM = resolve(ROOT, "local/fault-worker.ts");
 const TICK_MS = 1000;
 /** Locally, a stopping worker hands unfinished runs back after this long. */
 const DRAIN_SECONDS = 3;
@@ -38,7 +41,10 @@ export interface LocalStackOptions {
   workers?: boolean;
   /** Extra environment for worker processes (tests put fake CLIs on PATH). */
   workerEnv?: NodeJS.ProcessEnv;
-  /** The worker program each pool runs; default containers/worker/main.ts (the benchmark's counts requests). */
+  /**
+   * The worker program each pool runs; default containers/worker/main.ts, or local/fault-worker.ts when
+   * the workers' environment asks for faults (SWITCHYARD_FAULTS, SWITCHYARD_CRASH_AT).
+   */
   workerProgram?: string;
   /** Modules each worker process preloads with `--import` (tests capture the workers' output with one). */
   workerImports?: string[];
@@ -116,7 +122,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       (pool) =>
         new SupervisedWorker(
           pool.name,
-          options.workerProgram ?? WORKER_PROGRAM,
+          options.workerProgram ?? (wantsFaults(options.workerEnv) ? FAULT_WORKER_PROGRAM : WORKER_PROGRAM),
           options.workerImports ?? [],
           {
             // Each worker gets its own account's credentials only.
@@ -192,6 +198,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     throw err;
   }
 }
+
+const wantsFaults = (env: NodeJS.ProcessEnv = {}) =>
+  [FAULT_ENV.rules, FAULT_ENV.crashAt].some((name) => env[name] ?? process.env[name]);
 
 const withoutCredentials = (env: NodeJS.ProcessEnv) =>
   Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith(localCredentialsVariable(""))));

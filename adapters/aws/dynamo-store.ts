@@ -22,7 +22,7 @@ import type {
   TaskStore,
   TenantStore,
 } from "../../core/ports.ts";
-import { CommitConflict } from "../../core/ports.ts";
+import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/records.ts";
 import {
   apiKeyItem,
@@ -267,8 +267,10 @@ export class DynamoStore implements TaskStore, TenantStore {
     return items.map(recordOf<Task>);
   }
 
-  dueTasks(shard: number, before: string, limit: number): Promise<Task[]> {
-    return this.#first<Task>(dueListing(shard, before), limit);
+  async dueTasks(shard: number, before: string, limit: number, after?: Task): Promise<Task[]> {
+    const listing = dueListing(shard, before);
+    const items = await this.#collect(listing, limit, after && startAfter(taskItem(after), listing));
+    return items.map(recordOf<Task>);
   }
 
   getRun(taskUuid: string, runId: string): Promise<Run | undefined> {
@@ -303,6 +305,22 @@ export class DynamoStore implements TaskStore, TenantStore {
           UpdateExpression: "SET paused_until = :until",
           ConditionExpression: "attribute_not_exists(paused_until) OR paused_until < :until",
           ExpressionAttributeValues: { ":until": until },
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
+  }
+
+  async pauseForLimit(pool: string, until: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: poolKey(pool),
+          UpdateExpression: "SET paused_until = :until",
+          ConditionExpression: "attribute_not_exists(paused_until) OR paused_until <> :indefinitely",
+          ExpressionAttributeValues: { ":until": until, ":indefinitely": PAUSED_INDEFINITELY },
         }),
       );
     } catch (err) {

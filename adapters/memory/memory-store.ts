@@ -11,7 +11,7 @@ import type {
   TaskStore,
   TenantStore,
 } from "../../core/ports.ts";
-import { CommitConflict } from "../../core/ports.ts";
+import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/records.ts";
 import {
   apiKeyItem,
@@ -162,8 +162,10 @@ export class MemoryStore implements TaskStore, TenantStore {
     return structuredClone(items).map(recordOf<Task>);
   }
 
-  async dueTasks(shard: number, before: string, limit: number): Promise<Task[]> {
-    return this.#first<Task>(dueListing(shard, before), limit);
+  async dueTasks(shard: number, before: string, limit: number, after?: Task): Promise<Task[]> {
+    const listing = dueListing(shard, before);
+    const items = this.#query(listing, after && startAfter(taskItem(after), listing)).slice(0, limit);
+    return structuredClone(items).map(recordOf<Task>);
   }
 
   async getRun(taskUuid: string, runId: string): Promise<Run | undefined> {
@@ -194,6 +196,13 @@ export class MemoryStore implements TaskStore, TenantStore {
     const item = this.#items.get(idOf(key));
     const current = item?.paused_until as string | undefined;
     if (current === undefined || current < until)
+      this.#items.set(idOf(key), { ...item, ...key, paused_until: until });
+  }
+
+  async pauseForLimit(pool: string, until: string): Promise<void> {
+    const key = poolKey(pool);
+    const item = this.#items.get(idOf(key));
+    if (item?.paused_until !== PAUSED_INDEFINITELY)
       this.#items.set(idOf(key), { ...item, ...key, paused_until: until });
   }
 

@@ -169,7 +169,8 @@ export function readOutcome(tool: Tool, output: CliOutput & { exitCode: number }
   const result = parseResult(tool, output);
   if (output.exitCode === 0 && result.error === undefined) return { result };
   const reason = result.error ?? lastLine(output.stderr) ?? "no error output";
-  const rateLimit = detectRateLimit(`${result.error ?? result.output ?? ""}\n${output.stderr}`, now);
+  // Only the CLI's own error channels: a model's answer that speaks of limits is not a limit.
+  const rateLimit = detectRateLimit(`${result.error ?? ""}\n${output.stderr}`, now);
   return { result, error: `exit code ${output.exitCode}: ${reason}`, ...(rateLimit ? { rateLimit } : {}) };
 }
 

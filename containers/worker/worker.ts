@@ -3,16 +3,18 @@ import type { Deps } from "../../core/deps.ts";
 import {
   claimRun,
   type HeldRun,
-  heartbeat,
   logMissedItsRun,
   logStaysOnRun,
   type RunEnding,
   type RunOutcome,
+  retryAfterFailureMs,
   settleRun,
 } from "../../core/execution.ts";
 import { blobKeys } from "../../core/identifiers.ts";
+import type { Task } from "../../core/records.ts";
 import { reportWorker, WORKER_REPORT_SECONDS } from "../../core/workers.ts";
 import { type JobOutcome, runJob } from "./job-runner.ts";
+import { keepLease, type Lease, type LeaseEnd } from "./lease.ts";
 import { scaleInProtection } from "./scale-in-protection.ts";
 
 export interface WorkerOptions {
@@ -37,8 +39,8 @@ const PROTECTION_MARGIN_SECONDS = 120;
 /** SIGTERM, then SIGKILL this long after, for timeouts, cancels and releases. */
 const KILL_GRACE_MS = 2000;
 
-/** Why a job's process was stopped before it ended by itself. */
-type StopReason = "canceled" | "lost" | "released";
+/** Why a job's process was stopped before it ended by itself: its lease ended, or the worker is stopping. */
+type StopReason = LeaseEnd | "released";
 
 /**
  * The pull loop of one pool. It long-polls the FIFO queue for as many messages as it has free slots,
@@ -66,6 +68,27 @@ export async function runWorker(deps: Deps, options: WorkerOptions): Promise<voi
     if (stopping.aborted) resolve();
     stopping.addEventListener("abort", () => resolve(), { once: true });
   });
+  const take = async (message: { body: string; receiptHandle: string }) => {
+    const body = decodeDispatch(message.body);
+    if (!body) {
+      // Nothing Switchyard sent: no run to claim, and it would only come back.
+      deps.log.warn("dropped a malformed message", { pool, body: message.body.slice(0, 200) });
+      return deps.queue.delete(pool, message.receiptHandle);
+    }
+    const claim = await claimRun(deps, body, options.workerId);
+    if (claim.claimed) {
+      const runsFor = (claim.held.task.timeout + PROTECTION_MARGIN_SECONDS) * 1000;
+      void protection.protectUntil(new Date(deps.clock.now().getTime() + runsFor));
+      const job = startJob(deps, claim.held, options);
+      jobs.set(body.run_id, job);
+      void job.done.finally(() => {
+        jobs.delete(body.run_id);
+        if (jobs.size === 0) void protection.release();
+      });
+    } else deps.log.info("dropped message", { run_id: body.run_id, reason: claim.reason });
+    // From the claim on, the lease keeps the run; a message left behind is found stale when it returns.
+    await deps.queue.delete(pool, message.receiptHandle);
+  };
   while (!stopping.aborted) {
     if (jobs.size >= slots) {
       await Promise.race([stopped, ...[...jobs.values()].map((j) => j.done)]);
@@ -81,27 +104,10 @@ export async function runWorker(deps: Deps, options: WorkerOptions): Promise<voi
       continue;
     }
     for (const message of messages) {
-      const body = decodeDispatch(message.body);
-      if (!body) {
-        // Nothing Switchyard sent: no run to claim, and it would only come back.
-        deps.log.warn("dropped a malformed message", { pool, body: message.body.slice(0, 200) });
-        await deps.queue.delete(pool, message.receiptHandle);
-        continue;
-      }
-      const claim = await claimRun(deps, body, options.workerId);
-      await deps.queue.delete(pool, message.receiptHandle);
-      if (!claim.claimed) {
-        deps.log.info("dropped message", { run_id: body.run_id, reason: claim.reason });
-        continue;
-      }
-      const runsFor = (claim.held.task.timeout + PROTECTION_MARGIN_SECONDS) * 1000;
-      void protection.protectUntil(new Date(deps.clock.now().getTime() + runsFor));
-      const job = startJob(deps, claim.held, options);
-      jobs.set(body.run_id, job);
-      void job.done.finally(() => {
-        jobs.delete(body.run_id);
-        if (jobs.size === 0) void protection.release();
-      });
+      // A failure here is one message's: it comes back after its visibility timeout, and the loop goes on.
+      await take(message).catch((err: unknown) =>
+        deps.log.warn("could not take a message; it comes back", { pool, error: String(err) }),
+      );
     }
   }
   await drain(deps, jobs, options.drainSeconds);
@@ -126,7 +132,7 @@ async function drain(
   clearTimeout(timer);
 }
 
-/** Runs one held run: heartbeats, the CLI, logs and files to S3, then settles it. */
+/** Runs one held run: keeps its lease, runs the CLI, stores its log and files, then settles it. */
 function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
   const controller = new AbortController();
   let stopReason: StopReason | undefined;
@@ -134,55 +140,95 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
     stopReason ??= reason;
     controller.abort(reason);
   };
-  let held = first;
-  const beatEvery = (poolConfig(deps, held.task.pool).lease_seconds * 1000) / 3;
-  const beats = setInterval(async () => {
-    const beat = await heartbeat(deps, held).catch((err: unknown) => {
-      deps.log.warn("heartbeat failed", { run_id: held.run.run_id, error: String(err) });
-      return undefined;
-    });
-    if (beat && "held" in beat) held = beat.held;
-    else if (beat) stop(beat.stop);
-  }, beatEvery);
+  const lease = keepLease(deps, first, KILL_GRACE_MS, stop);
 
   const done = (async () => {
     let ending: RunEnding;
     /** A short log meant for the run record (not uploaded), while that record is not written. */
     let inlineLog: string | undefined;
     try {
-      const outcome = await execute(deps, held, options, controller.signal);
-      const logInline = logStaysOnRun(outcome.log, stopReason !== undefined);
-      if (logInline) inlineLog = outcome.log;
-      const files = await upload(deps, held, outcome, logInline);
+      const job = await execute(deps, lease.held, options, controller.signal);
+      if (stopReason !== undefined && stopReason !== "released") {
+        // Canceled, taken by the tick, or fenced: the run is (or will be) ended elsewhere. Only its log
+        // is kept, under its own run's key.
+        await putLog(deps, lease.held, job.log).catch(warnFailedLog(deps, lease.held));
+        return;
+      }
+      const logInline = logStaysOnRun(job.log, stopReason !== undefined);
+      if (logInline) inlineLog = job.log;
       ending =
         stopReason === "released"
           ? { kind: "released", reason: "released: the worker was stopping" }
-          : { kind: "finished", outcome: runOutcome(outcome, files, logInline) };
+          : await finished(deps, lease.held, job, logInline);
     } catch (err) {
       // The job could not even start (e.g. an unsafe input path): a failed run, never a stuck one.
       const error = `the worker could not run the job: ${(err as Error).message}`;
       ending = { kind: "finished", outcome: { exitCode: null, error, files: [], tail: "", durationMs: 0 } };
-    } finally {
-      clearInterval(beats);
     }
-    // Whoever stopped it (cancel, a reclaimed lease) ended the run.
-    const stoppedElsewhere = stopReason === "canceled" || stopReason === "lost";
-    const settled = stoppedElsewhere
-      ? undefined
-      : await settleRun(deps, held, ending).catch((err: unknown) => {
-          deps.log.error("settling failed; the lease will expire and the tick retries", {
-            run_id: held.run.run_id,
-            error: String(err),
-          });
-          return undefined;
-        });
+    // The lease is kept until the ending is recorded, however long the store takes to take it.
+    const settled = await settleUntilRecorded(deps, lease, ending);
+    lease.release();
     if (inlineLog !== undefined && logMissedItsRun(settled, ending)) {
-      await putLog(deps, held, inlineLog).catch((err: unknown) =>
-        deps.log.warn("log upload failed", { run_id: held.run.run_id, error: String(err) }),
-      );
+      await putLog(deps, lease.held, inlineLog).catch(warnFailedLog(deps, lease.held));
     }
-  })();
+  })().finally(() => lease.release());
   return { done, stop };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Settles the run, trying again after any failure (throttling, a conflict on the pool item, a timeout)
+ * until the store has it: the ending is recorded exactly once, or dropped because the run ended elsewhere.
+ */
+async function settleUntilRecorded(deps: Deps, lease: Lease, ending: RunEnding): Promise<Task | undefined> {
+  for (let failures = 1; ; failures++) {
+    try {
+      return await settleRun(deps, lease.held, ending);
+    } catch (err) {
+      deps.log.warn("settle failed; trying again", {
+        run_id: lease.held.run.run_id,
+        failures,
+        error: String(err),
+      });
+      await sleep(retryAfterFailureMs(failures));
+    }
+  }
+}
+
+/** Tries `write` a few times, waiting longer after each failure. */
+async function withRetries<T>(write: () => Promise<T>, tries = 4): Promise<T> {
+  for (let failures = 1; ; failures++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (failures >= tries) throw err;
+      await sleep(retryAfterFailureMs(failures));
+    }
+  }
+}
+
+const warnFailedLog =
+  (deps: Deps, { run }: HeldRun) =>
+  (err: unknown) =>
+    deps.log.warn("log upload failed", { run_id: run.run_id, error: String(err) });
+
+/**
+ * The ending of a job that ran to its end: its output files and log stored under its run. Output files
+ * that cannot be stored fail the run (it is retried as any failure); a log that cannot be stored leaves
+ * its tail on the run.
+ */
+async function finished(deps: Deps, held: HeldRun, job: JobOutcome, logInline: boolean): Promise<RunEnding> {
+  const [log, files] = await Promise.allSettled([
+    logInline || withRetries(() => putLog(deps, held, job.log)),
+    withRetries(() => putOutputFiles(deps, held, job)),
+  ]);
+  if (log.status === "rejected") warnFailedLog(deps, held)(log.reason);
+  if (files.status === "rejected") {
+    const error = `the output files could not be stored: ${String(files.reason)}`;
+    return { kind: "finished", outcome: { ...runOutcome(job, [], logInline), error } };
+  }
+  return { kind: "finished", outcome: runOutcome(job, files.value, logInline) };
 }
 
 async function execute(
@@ -216,13 +262,12 @@ async function execute(
 const putLog = (deps: Deps, { task, run }: HeldRun, log: string) =>
   deps.blobs.put(blobKeys.log(task.uuid, run.run_id), log, "text/plain; charset=utf-8");
 
-/** The full log (unless it stays on the run) and the declared output files go to S3; returns the uploaded paths. */
-async function upload(deps: Deps, held: HeldRun, outcome: JobOutcome, logInline: boolean): Promise<string[]> {
-  await Promise.all([
-    logInline || putLog(deps, held, outcome.log),
-    ...outcome.outputFiles.map((f) => deps.blobs.put(blobKeys.output(held.task.uuid, f.path), f.content)),
-  ]);
-  return outcome.outputFiles.map((f) => f.path);
+/** The declared output files, under the run's own keys; returns their paths. */
+async function putOutputFiles(deps: Deps, { task, run }: HeldRun, job: JobOutcome): Promise<string[]> {
+  await Promise.all(
+    job.outputFiles.map((f) => deps.blobs.put(blobKeys.output(task.uuid, run.run_id, f.path), f.content)),
+  );
+  return job.outputFiles.map((f) => f.path);
 }
 
 function runOutcome(job: JobOutcome, files: string[], logInline: boolean): RunOutcome {

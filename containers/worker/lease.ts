@@ -1,0 +1,81 @@
+import { poolConfig } from "../../core/admission.ts";
+import type { Deps } from "../../core/deps.ts";
+import { fenceDelayMs, type HeldRun, heartbeat, retryAfterFailureMs } from "../../core/execution.ts";
+
+/** Why a lease keeper gave up the run: canceled, taken by the tick, or not renewed in time (fenced). */
+export type LeaseEnd = "canceled" | "lost" | "fenced";
+
+export interface Lease {
+  /** The run as last written: its lease is renewed in it. */
+  readonly held: HeldRun;
+  /** No more heartbeats. */
+  release(): void;
+}
+
+/**
+ * Keeps a held run's lease until released: a heartbeat every third of the lease, sooner after a failure.
+ * A heartbeat that finds the run canceled or taken ends it; so does the fence, when no heartbeat has
+ * renewed the lease by the time the job must be killed to be gone before it runs out.
+ */
+export function keepLease(
+  deps: Deps,
+  first: HeldRun,
+  killGraceMs: number,
+  onEnd: (reason: LeaseEnd) => void,
+): Lease {
+  const leaseSeconds = poolConfig(deps, first.task.pool).lease_seconds;
+  const beatEveryMs = (leaseSeconds * 1000) / 3;
+  let held = first;
+  let failures = 0;
+  let released = false;
+  let beatTimer: NodeJS.Timeout | undefined;
+  let fenceTimer: NodeJS.Timeout | undefined;
+
+  const end = (reason: LeaseEnd) => {
+    lease.release();
+    onEnd(reason);
+  };
+  const armFence = () => {
+    clearTimeout(fenceTimer);
+    const delay = fenceDelayMs(held, deps.clock.now(), leaseSeconds, killGraceMs);
+    fenceTimer = setTimeout(
+      () => {
+        deps.log.error("lease not renewed in time: stopping the job", { run_id: held.run.run_id });
+        end("fenced");
+      },
+      Math.max(0, delay),
+    );
+  };
+  const schedule = (ms: number) => {
+    if (!released) beatTimer = setTimeout(beat, ms);
+  };
+  const beat = async () => {
+    try {
+      const result = await heartbeat(deps, held);
+      if (released) return;
+      if ("stop" in result) return end(result.stop);
+      held = result.held;
+      failures = 0;
+      armFence();
+      schedule(beatEveryMs);
+    } catch (err) {
+      failures++;
+      deps.log.warn("heartbeat failed", { run_id: held.run.run_id, failures, error: String(err) });
+      schedule(retryAfterFailureMs(failures));
+    }
+  };
+
+  const lease: Lease = {
+    get held() {
+      return held;
+    },
+    release() {
+      released = true;
+      clearTimeout(beatTimer);
+      clearTimeout(fenceTimer);
+    },
+  };
+  armFence();
+  schedule(beatEveryMs);
+  return lease;
+}

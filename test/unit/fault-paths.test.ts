@@ -1,0 +1,169 @@
+/** Paths where a fault used to lose a task, a result or a pass, on in-memory ports whose methods fail. */
+import { describe, expect, it } from "vitest";
+import { parseSchedulerConfig } from "../../core/config.ts";
+import { setPoolPaused } from "../../core/controls.ts";
+import { claimRun, LIMIT_PAUSE_CAP_SECONDS, type RunOutcome, settleRun } from "../../core/execution.ts";
+import type { StateChange } from "../../core/ports.ts";
+import { submitTaskSchema } from "../../core/requests.ts";
+import { getTask, listTaskEvents, submitTask } from "../../core/tasks.ts";
+import { tick } from "../../core/tick.ts";
+import { failing } from "../support/failing.ts";
+import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
+
+const CONFIG = `
+pools:
+  - { name: p, tool: claude, account: acme, max_concurrency: 2, lease_seconds: 60 }
+  - { name: q, tool: claude, account: acme, max_concurrency: 1 }
+  - { name: wide, tool: codex, account: x, max_concurrency: 1000 }
+`;
+
+const failedWith = (error: string, fields: Partial<RunOutcome> = {}): RunOutcome => ({
+  exitCode: 1,
+  error,
+  files: [],
+  tail: "",
+  durationMs: 10,
+  ...fields,
+});
+
+async function submitAndClaim(deps: ReturnType<typeof memoryDeps>["deps"], body: object = {}) {
+  const { task } = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "x", ...body }));
+  const claim = await claimRun(deps, { task_uuid: task.uuid, run_id: task.run_id as string }, "w1");
+  if (!claim.claimed) throw new Error(claim.reason);
+  return claim.held;
+}
+
+describe("bounded texts", () => {
+  it("keeps a huge CLI error to a few KB on the task, the run and the events", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    const held = await submitAndClaim(deps, { max_attempts: 1 });
+    const huge = `boom ${"é".repeat(500_000)}`;
+    const task = await settleRun(deps, held, {
+      kind: "finished",
+      outcome: failedWith(huge, { output: huge }),
+    });
+    expect(task?.status).toBe("failed");
+    const stored = await getTask(deps, ADMIN, held.task.uuid);
+    expect(Buffer.byteLength(stored.error_message ?? "")).toBeLessThanOrEqual(2_100);
+    expect(stored.error_message).toMatch(/^exit code 1: |^boom é+…\[truncated\]$/);
+    expect(Buffer.byteLength(stored.result?.output ?? "")).toBeLessThanOrEqual(64_100);
+    const events = (await listTaskEvents(deps, ADMIN, held.task.uuid, { size: 100 })).events;
+    for (const event of events) expect(Buffer.byteLength(JSON.stringify(event))).toBeLessThan(4_000);
+  });
+});
+
+describe("rate-limit resets", () => {
+  it("never closes an account for longer than the cap, whatever reset a CLI names", async () => {
+    const { deps, clock } = memoryDeps(CONFIG);
+    const held = await submitAndClaim(deps);
+    const resetAt = new Date("2099-01-01T00:00:00Z");
+    await settleRun(deps, held, {
+      kind: "finished",
+      outcome: failedWith("usage limit", { rateLimit: { resetAt } }),
+    });
+    const capped = new Date(clock.now().getTime() + LIMIT_PAUSE_CAP_SECONDS * 1000).toISOString();
+    for (const pool of ["p", "q"]) expect((await deps.counters.poolState(pool)).pausedUntil).toBe(capped);
+    expect((await getTask(deps, ADMIN, held.task.uuid)).due_time).toBe(capped);
+  });
+
+  it("lets a later, sooner reset shorten a limit's pause, but never an admin's pause", async () => {
+    const { deps, clock } = memoryDeps(CONFIG);
+    await setPoolPaused(deps, ADMIN, "q", true);
+    const later = new Date(clock.now().getTime() + 5 * 3600_000);
+    const sooner = new Date(clock.now().getTime() + 3600_000);
+    const held = [await submitAndClaim(deps), await submitAndClaim(deps)];
+    for (const [i, resetAt] of [later, sooner].entries()) {
+      const run = held[i] as (typeof held)[number];
+      await settleRun(deps, run, {
+        kind: "finished",
+        outcome: failedWith("limit", { rateLimit: { resetAt } }),
+      });
+    }
+    expect((await deps.counters.poolState("p")).pausedUntil).toBe(sooner.toISOString());
+    expect((await deps.counters.poolState("q")).pausedUntil).toMatch(/^9999-/);
+  });
+});
+
+describe("the tick under faults", () => {
+  it("handles every other due task and pumps the pools when one task's handling throws", async () => {
+    const { deps, clock } = memoryDeps(CONFIG);
+    const at = new Date(clock.now().getTime() + 60_000).toISOString();
+    const delayed = [];
+    for (let i = 0; i < 3; i++) {
+      delayed.push(
+        (
+          await submitTask(
+            deps,
+            ADMIN,
+            submitTaskSchema.parse({ pool: "wide", prompt: `d${i}`, scheduled_at: at }),
+          )
+        ).task,
+      );
+    }
+    clock.advance(61_000);
+    const bad = delayed[1]?.uuid;
+    failing(
+      deps.tasks,
+      "commit",
+      Number.POSITIVE_INFINITY,
+      (change: StateChange) =>
+        change.tasks?.some((t) => t.next.uuid === bad && t.next.status === "queued") ?? false,
+    );
+    const report = await tick(deps);
+    expect(report.failed).toBe(1);
+    const statuses = await Promise.all(delayed.map(async (t) => (await getTask(deps, ADMIN, t.uuid)).status));
+    expect(statuses).toEqual(["dispatched", "scheduled", "dispatched"]);
+  });
+
+  it("fails the tasks of a pool that is no longer configured instead of throwing every tick", async () => {
+    const { deps, clock } = memoryDeps(CONFIG);
+    const at = new Date(clock.now().getTime() + 60_000).toISOString();
+    const { task } = await submitTask(
+      deps,
+      ADMIN,
+      submitTaskSchema.parse({ pool: "q", prompt: "x", scheduled_at: at }),
+    );
+    const other = (
+      await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "y", scheduled_at: at }))
+    ).task;
+    deps.config = parseSchedulerConfig(
+      "pools:\n  - { name: p, tool: claude, account: acme, max_concurrency: 1, lease_seconds: 60 }\n",
+    );
+    clock.advance(61_000);
+    const report = await tick(deps);
+    expect(report).toMatchObject({ orphaned: 1, failed: 0, started: 1 });
+    expect(await getTask(deps, ADMIN, task.uuid)).toMatchObject({
+      status: "failed",
+      error_message: "pool q is not in the configuration",
+    });
+    expect((await getTask(deps, ADMIN, other.uuid)).status).toBe("dispatched");
+    expect((await tick(deps)).failed).toBe(0);
+  });
+
+  it("works through more due tasks than one page of every shard in one tick", async () => {
+    const { deps, clock } = memoryDeps(CONFIG);
+    const at = new Date(clock.now().getTime() + 60_000).toISOString();
+    for (let i = 0; i < 600; i++) {
+      await submitTask(
+        deps,
+        ADMIN,
+        submitTaskSchema.parse({ pool: "wide", prompt: `t${i}`, scheduled_at: at }),
+      );
+    }
+    clock.advance(61_000);
+    const report = await tick(deps);
+    expect(report.started).toBe(600);
+    expect(report.admitted).toBe(600);
+  });
+});
+
+describe("a submission whose follow-up fails", () => {
+  it("answers with the stored task when admitting it afterwards throws", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "q", prompt: "holds the slot" }));
+    failing(deps.tasks, "readyTasks", 1);
+    const outcome = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "q", prompt: "waits" }));
+    expect(outcome).toMatchObject({ created: true, task: { status: "queued" } });
+    expect((await getTask(deps, ADMIN, outcome.task.uuid)).status).toBe("queued");
+  });
+});
