@@ -13,6 +13,7 @@ import type {
   InitializeHandlerOutput,
   MetadataBearer,
 } from "@smithy/types";
+import { middlewareStacks } from "../local/sdk-middleware.ts";
 
 /** What one kind of request added up to. */
 export interface RequestCount {
@@ -216,15 +217,9 @@ export class RequestCounter {
       };
   }
 
-  /**
-   * Adds the middleware to each client once. Clients that share a middleware stack (a DynamoDB document
-   * client and the client it wraps) are counted once.
-   */
+  /** Adds the middleware to each client (once to clients that share a stack: they are counted once). */
   attach(clients: Iterable<unknown>): void {
-    for (const client of clients) {
-      const stack = (client as { middlewareStack?: MiddlewareStackLike }).middlewareStack;
-      if (!stack || attached.has(stack)) continue;
-      attached.add(stack);
+    for (const stack of middlewareStacks(clients)) {
       stack.add(this.middleware(), {
         step: "initialize",
         name: "switchyardRequestCounter",
@@ -234,15 +229,6 @@ export class RequestCounter {
     }
   }
 }
-
-interface MiddlewareStackLike {
-  add(
-    middleware: unknown,
-    options: { step: "initialize" | "build"; name: string; priority: "high" | "low" },
-  ): void;
-}
-
-const attached = new WeakSet<object>();
 
 /** b − a, per kind of request (kinds absent from a count from zero). */
 export function diffTally(after: Tally, before: Tally): Tally {

@@ -12,6 +12,7 @@ import type {
   MetadataBearer,
 } from "@smithy/types";
 import { z } from "zod";
+import { middlewareStacks } from "./sdk-middleware.ts";
 
 export const FAULT_ENV = {
   rules: "SWITCHYARD_FAULTS",
@@ -147,22 +148,13 @@ export class FaultInjector {
       };
   }
 
-  /** Adds the middleware to each client once (a document client shares its client's stack). */
+  /** Adds the middleware to each client (once to clients that share a stack). */
   attach(clients: Iterable<unknown>): void {
-    for (const client of clients) {
-      const stack = (client as { middlewareStack?: MiddlewareStackLike }).middlewareStack;
-      if (!stack || attachedStacks.has(stack)) continue;
-      attachedStacks.add(stack);
+    for (const stack of middlewareStacks(clients)) {
       stack.add(this.middleware(), { step: "initialize", name: "switchyardFaults", priority: "high" });
     }
   }
 }
-
-interface MiddlewareStackLike {
-  add(middleware: unknown, options: { step: "initialize"; name: string; priority: "high" }): void;
-}
-
-const attachedStacks = new WeakSet<object>();
 
 /** A fault injector for this process's environment, or undefined when it asks for none. */
 export function faultInjectorFrom(env: NodeJS.ProcessEnv = process.env): FaultInjector | undefined {

@@ -296,31 +296,26 @@ export class DynamoStore implements TaskStore, TenantStore {
     );
   }
 
-  async pausePool(pool: string, until: string): Promise<void> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: poolKey(pool),
-          UpdateExpression: "SET paused_until = :until",
-          ConditionExpression: "attribute_not_exists(paused_until) OR paused_until < :until",
-          ExpressionAttributeValues: { ":until": until },
-        }),
-      );
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    }
+  pausePool(pool: string, until: string): Promise<void> {
+    return this.#setPause(pool, until, "paused_until < :until", {});
   }
 
-  async pauseForLimit(pool: string, until: string): Promise<void> {
+  pauseForLimit(pool: string, until: string): Promise<void> {
+    return this.#setPause(pool, until, "paused_until <> :indefinitely", {
+      ":indefinitely": PAUSED_INDEFINITELY,
+    });
+  }
+
+  /** Sets the pool's pause to `until` if it has none or `condition` holds; otherwise leaves it. */
+  async #setPause(pool: string, until: string, condition: string, values: Record<string, string>) {
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: poolKey(pool),
           UpdateExpression: "SET paused_until = :until",
-          ConditionExpression: "attribute_not_exists(paused_until) OR paused_until <> :indefinitely",
-          ExpressionAttributeValues: { ":until": until, ":indefinitely": PAUSED_INDEFINITELY },
+          ConditionExpression: `attribute_not_exists(paused_until) OR ${condition}`,
+          ExpressionAttributeValues: { ":until": until, ...values },
         }),
       );
     } catch (err) {

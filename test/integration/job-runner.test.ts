@@ -7,7 +7,7 @@ import { type JobSpec, runJob } from "../../containers/worker/job-runner.ts";
 import { UnsafePathError } from "../../containers/worker/work-dir.ts";
 import { readFixture } from "../clis/fixtures.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
-import { waitFor } from "../support/wait.ts";
+import { alive, waitFor } from "../support/wait.ts";
 
 // Real child processes: the fake CLIs first on PATH.
 const PATH = FAKE_CLI_PATH;
@@ -32,14 +32,6 @@ const spec = (prompt: string, overrides: Partial<JobSpec> = {}): JobSpec => ({
   ...overrides,
 });
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const pidIn = async (file: string) => Number(await readFile(file, "utf8"));
 
 /** What the fakes replay: the captured success's tokens (gemini's router call adds its own) and cost. */

@@ -14,7 +14,7 @@ import { tick } from "../../core/tick.ts";
 import { failing } from "../support/failing.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
-import { waitFor } from "../support/wait.ts";
+import { alive, waitFor } from "../support/wait.ts";
 
 const CONFIG = "pools:\n  - { name: p, tool: claude, account: a, max_concurrency: 2, lease_seconds: 10 }\n";
 
@@ -53,15 +53,6 @@ const isSettle = (change: StateChange) => change.release !== undefined;
 const isHeartbeat = (change: StateChange) =>
   change.tasks?.length === 1 && !change.runs && !change.acquire && !change.release;
 const isClaim = (change: StateChange) => change.runs?.[0]?.next.status === "running";
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe("worker under faults", () => {
   it("records a finished run's outcome once, however often the settle fails first", async () => {
