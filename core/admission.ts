@@ -8,17 +8,16 @@ import type { Tool } from "./fields.ts";
 import { runIdFor } from "./identifiers.ts";
 import {
   CommitConflict,
+  type CommitConflictReason,
   type PoolState,
   type RecordWrite,
   type SlotClaim,
   type SlotRelease,
   type StateChange,
 } from "./ports.ts";
-import type { Run, Task } from "./records.ts";
+import { CONCURRENCY_KEY_LIMIT, type Run, scopedConcurrencyKey, type Task } from "./records.ts";
 import { assertTransition } from "./status.ts";
 
-/** Tasks holding one concurrency key run one at a time. */
-export const CONCURRENCY_KEY_LIMIT = 1;
 /** A dispatch whose worker has not confirmed it by then is re-sent by the tick (same dedup id). */
 export const DISPATCH_CONFIRM_SECONDS = 60;
 
@@ -80,8 +79,6 @@ export function poolConfig(deps: Pick<Deps, "config">, name: string): PoolConfig
 }
 
 /** Concurrency keys are per tenant, so one tenant can never block another's key. */
-const scopedConcurrencyKey = (task: Task) =>
-  task.concurrency_key === undefined ? undefined : `${task.tenant}#${task.concurrency_key}`;
 
 /** The pool slot (and concurrency-key slot) a dispatched or running task holds. */
 export const slotOf = (task: Task): SlotRelease => ({
@@ -127,21 +124,23 @@ export async function choosePool(
 
 /** Ready tasks read per page while admitting. */
 const ADMIT_PAGE = 10;
-/** Pages of the ready queue an admission pass reads in a row without admitting any: how far it looks past busy keys. */
-const ADMIT_IDLE_PAGES = 5;
-/** Candidates whose concurrency key it finds busy that an admission pass asks about before it gives up. */
-const ADMIT_SKIPS = 10;
 /**
  * Races an admission pass loses (another admitter took the candidate first) before it stops: the
  * admitters that won are at work in this pool, and the tick pumps every pool in any case.
  */
 const ADMIT_LOST_RACES = 2;
+/** A task waiting for its key is looked at by the tick this often, in case no run's end woke it. */
+const KEY_RECHECK_SECONDS = 300;
 
 /**
  * Admits queued tasks of a pool while it has capacity: highest priority first, then the oldest.
  * Each admission is one transaction (task → dispatched, new run, pool slot, concurrency-key slot),
  * followed by the send to the pool's FIFO queue. If the process dies between the two, the task's
  * due_time makes the tick re-send; the dedup id (= run id) makes that safe.
+ *
+ * A task whose key is busy leaves the pool's ready queue to wait in its key's (it is parked), so the pass
+ * goes on past it, and no later pass reads it again until a run of its key ends. A free slot therefore
+ * never waits behind tasks that cannot use it.
  *
  * The pool counter is not read first: the transaction's condition refuses a full or paused pool, and
  * that refusal ends the pass. `fresh` are tasks just queued by the caller, which the ready index (eventually
@@ -152,12 +151,11 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
   const admitted: Task[] = [];
   const tried = new Set<string>();
   const busyKeys = new Set<string>();
-  let [skips, lostRaces] = [0, 0];
+  let lostRaces = 0;
   let waiting = fresh;
   let after: Task | undefined;
-  for (let idlePages = 0; idlePages < ADMIT_IDLE_PAGES; ) {
+  for (;;) {
     const page = await deps.tasks.readyTasks(pool.name, ADMIT_PAGE, after);
-    const admittedBefore = admitted.length;
     const last = page.length < ADMIT_PAGE ? undefined : page.at(-1);
     // A fresh task joins the page it sorts into, so that it never passes a task ahead of it.
     const joining = waiting.filter((t) => !last || readyOrder(t, last) <= 0);
@@ -166,21 +164,102 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
       if (tried.has(task.uuid)) continue;
       tried.add(task.uuid);
       const key = scopedConcurrencyKey(task);
-      // A key found busy in this pass stays busy until a run of it ends: its other tasks wait too.
-      if (key !== undefined && busyKeys.has(key)) continue;
-      const outcome = await admitOne(deps, pool, task);
+      // A key found busy in this pass stays busy until a run of it ends: its other tasks wait at once.
+      const known = key !== undefined && busyKeys.has(key) && (await park(deps, task));
+      const outcome = known && known !== "key_free" ? known : await admitOrPark(deps, pool, task);
+      if (outcome === "parked") busyKeys.add(key as string);
       if (typeof outcome !== "string") admitted.push(outcome);
       else if (outcome === "pool_closed") return admitted;
-      else if (outcome === "key_busy") {
-        busyKeys.add(key as string);
-        if (++skips >= ADMIT_SKIPS) return admitted;
-      } else if (++lostRaces >= ADMIT_LOST_RACES) return admitted;
+      else if (outcome !== "parked" && ++lostRaces >= ADMIT_LOST_RACES) return admitted;
     }
     if (!last) return admitted;
-    idlePages = admitted.length > admittedBefore ? 0 : idlePages + 1;
     after = last;
   }
-  return admitted;
+}
+
+/** Admits the task, or parks it when its key is busy; a key freed in between is tried once more. */
+async function admitOrPark(deps: Deps, pool: PoolConfig, task: Task) {
+  for (let tries = 0; tries < 2; tries++) {
+    const outcome = await admitOne(deps, pool, task);
+    if (outcome !== "key_busy") return outcome;
+    const parked = await park(deps, task);
+    if (parked !== "key_free") return parked;
+  }
+  return "key_busy" as const;
+}
+
+/** Moves a queued task whose key is busy to its key's wait; the tick looks again now and then. */
+async function park(deps: Deps, task: Task): Promise<"parked" | "key_free" | CommitConflictReason> {
+  const now = deps.clock.now();
+  const next: Task = {
+    ...task,
+    version: task.version + 1,
+    key_parked: true,
+    due_time: new Date(now.getTime() + KEY_RECHECK_SECONDS * 1000).toISOString(),
+  };
+  try {
+    await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task });
+    return "parked";
+  } catch (err) {
+    if (err instanceof CommitConflict) return err.reason;
+    throw err;
+  }
+}
+
+/** A parked task back in its pool's ready queue, at its old place (its priority and ready time). */
+async function unpark(deps: Deps, task: Task): Promise<Task | undefined> {
+  const next: Task = { ...task, version: task.version + 1, key_parked: undefined, due_time: undefined };
+  try {
+    await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task });
+    return next;
+  } catch (err) {
+    if (err instanceof CommitConflict) return undefined;
+    throw err;
+  }
+}
+
+/** The key's next waiting task rejoins its pool's ready queue if the key is free; returns it. */
+async function wakeKey(deps: Deps, key: string): Promise<Task | undefined> {
+  const state = await deps.counters.keyState(key);
+  if (state.waiting <= 0 || state.active >= CONCURRENCY_KEY_LIMIT) return undefined;
+  // The wait is read from an index: a task parked a moment ago may not show yet; the tick's look finds it.
+  const [next] = await deps.tasks.keyWaitingTasks(key, 1);
+  return next && unpark(deps, next);
+}
+
+/**
+ * After a run gave its slots back: the next task waiting for its key (if any) rejoins its pool's ready
+ * queue, and the pools admit. Never throws: the tick does whatever this misses.
+ */
+export async function refill(deps: Deps, slot: SlotRelease): Promise<void> {
+  try {
+    const woken = slot.concurrencyKey === undefined ? undefined : await wakeKey(deps, slot.concurrencyKey);
+    await admit(deps, slot.pool, woken?.pool === slot.pool ? [woken] : []);
+    if (woken && woken.pool !== slot.pool) await admit(deps, woken.pool, [woken]);
+  } catch (err) {
+    deps.log.warn("after slots were freed: admission failed; the tick admits", { error: String(err) });
+  }
+}
+
+/**
+ * The tick's look at a parked task: back to its pool's queue if its key is free (its wake-up was missed),
+ * else looked at again later. True when it was woken.
+ */
+export async function recheckParked(deps: Deps, task: Task): Promise<boolean> {
+  const key = scopedConcurrencyKey(task) as string;
+  if ((await deps.counters.keyState(key)).active < CONCURRENCY_KEY_LIMIT) {
+    const woken = await unpark(deps, task);
+    if (woken) await admit(deps, woken.pool, [woken]);
+    return woken !== undefined;
+  }
+  const later = new Date(deps.clock.now().getTime() + KEY_RECHECK_SECONDS * 1000).toISOString();
+  const next: Task = { ...task, version: task.version + 1, due_time: later };
+  await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task }).catch(
+    (err: unknown) => {
+      if (!(err instanceof CommitConflict)) throw err;
+    },
+  );
+  return false;
 }
 
 /** The ready queue's order: priority 9 first, then the earliest ready time (as the ready index sorts). */

@@ -1,7 +1,7 @@
 import type { Deps } from "./deps.ts";
 import type { DomainEvent, EventType } from "./events.ts";
-import type { QueuedCountChange, StateChange } from "./ports.ts";
-import type { Run, Task } from "./records.ts";
+import type { KeyWaitChange, QueuedCountChange, RecordWrite, StateChange } from "./ports.ts";
+import { CONCURRENCY_KEY_LIMIT, type Run, scopedConcurrencyKey, type Task } from "./records.ts";
 
 /** The records a change was computed from; absent ones are new. */
 export interface Before {
@@ -74,9 +74,31 @@ function queuedCountOf(change: StateChange, before: Before, limit?: number): Que
   return is ? { tenant, pool, delta: 1, limit } : { tenant, pool, delta: -1 };
 }
 
+/** A task waits for its busy key only while it is queued (see Task.key_parked). */
+const parked = (task: Task | undefined) => task?.status === "queued" && task.key_parked === true;
+
 /**
- * Every state change goes through here: it is committed together with its events (an outbox) and the
- * queued-task counters. `queuedLimit`: refuse a task entering `queued` past this many (queued_quota).
+ * The move of a key's count of waiting tasks: +1 for a task parked (refused as `key_free` unless the key
+ * is busy, so that no task waits for a key nobody holds), −1 for one leaving the wait.
+ */
+function keyWaitOf(task: Task | undefined, before: Before): KeyWaitChange | undefined {
+  const [was, is] = [parked(before.task), parked(task)];
+  if (!task || was === is) return undefined;
+  const key = scopedConcurrencyKey(task) as string;
+  return is ? { key, delta: 1, busyAt: CONCURRENCY_KEY_LIMIT } : { key, delta: -1 };
+}
+
+/** A task that is not queued waits for nothing: its stored record says so. */
+const withoutStaleParking = (writes: RecordWrite<Task>[] | undefined) =>
+  writes?.map((w) =>
+    w.next.key_parked && w.next.status !== "queued"
+      ? { ...w, next: { ...w.next, key_parked: undefined } }
+      : w,
+  );
+
+/**
+ * Every state change goes through here: it is committed together with its events (an outbox), the
+ * queued-task counters and the key's count of waiting tasks. `queuedLimit`: refuse a task entering `queued` past this many (queued_quota).
  */
 export async function commitChange(
   deps: Pick<Deps, "tasks" | "clock">,
@@ -84,11 +106,15 @@ export async function commitChange(
   before: Before,
   queuedLimit?: number,
 ) {
+  const tasks = withoutStaleParking(change.tasks);
   const events = eventsOf(change, before, deps.clock.now());
   const queued = queuedCountOf(change, before, queuedLimit);
+  const keyWait = keyWaitOf(tasks?.[0]?.next, before);
   await deps.tasks.commit({
     ...change,
+    ...(tasks && { tasks }),
     ...(events.length > 0 && { events }),
     ...(queued && { queued }),
+    ...(keyWait && { keyWait }),
   });
 }

@@ -1,4 +1,4 @@
-import { admit, poolConfig, type QueueMessageBody, slotOf } from "./admission.ts";
+import { poolConfig, type QueueMessageBody, refill, slotOf } from "./admission.ts";
 import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
@@ -359,21 +359,18 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
     }
     // The ending is recorded: what follows only speeds things up (the tick pumps every pool anyway), so
     // its failure must not look like a settle that did not happen.
-    await afterSettle(deps, pool, ending, now).catch((err: unknown) =>
-      deps.log.warn("after a settle: admission failed; the tick admits", {
-        pool: pool.name,
-        error: String(err),
-      }),
+    await afterSettle(deps, pool, task, ending, now).catch((err: unknown) =>
+      deps.log.warn("after a settle: a pause failed", { pool: pool.name, error: String(err) }),
     );
     return nextTask;
   }
   return undefined;
 }
 
-async function afterSettle(deps: Deps, pool: PoolConfig, ending: RunEnding, now: Date): Promise<void> {
+async function afterSettle(deps: Deps, pool: PoolConfig, task: Task, ending: RunEnding, now: Date) {
   const resetAt = ending.kind === "finished" ? ending.outcome.rateLimit?.resetAt : undefined;
   if (resetAt && resetAt > now) await pauseAccount(deps, pool, limitLiftsAt(resetAt, now));
-  await admit(deps, pool.name);
+  await refill(deps, slotOf(task));
 }
 
 /** The longest a CLI's limit message can close an account: its weekly window. A wrong parse costs no more. */

@@ -42,6 +42,17 @@ export interface QueuedCountChange {
   limit?: number;
 }
 
+/**
+ * A task enters (+1) or leaves (−1) the tasks waiting for its concurrency key (Task.key_parked). It
+ * enters only while the key is busy (`busyAt`: at least this many slots held), else `key_free`.
+ */
+export interface KeyWaitChange {
+  /** Already scoped to the tenant by the domain. */
+  key: string;
+  delta: 1 | -1;
+  busyAt?: number;
+}
+
 /** Give back a slot taken by a SlotClaim. */
 export interface SlotRelease {
   pool: string;
@@ -67,6 +78,8 @@ export interface StateChange {
   queued?: QueuedCountChange;
   /** Appended to their task's event log; the relay publishes them (see core/commit.ts). */
   events?: DomainEvent[];
+  /** The key's count of waiting tasks moves with its tasks (see core/commit.ts). */
+  keyWait?: KeyWaitChange;
 }
 
 /** `pool_closed`: the pool takes no more work now (every slot is held, or it is paused). */
@@ -76,7 +89,8 @@ export type CommitConflictReason =
   | "pool_closed"
   | "key_busy"
   | "idempotency"
-  | "queued_quota";
+  | "queued_quota"
+  | "key_free";
 
 /** A StateChange whose conditions did not hold; nothing was written. */
 export class CommitConflict extends Error {
@@ -138,6 +152,8 @@ export interface TaskStore extends Pingable {
   readyTasks(pool: string, limit: number, after?: Task): Promise<Task[]>;
   /** Tasks of one due shard whose due_time is at or before `before`, earliest first. */
   dueTasks(shard: number, before: string, limit: number, after?: Task): Promise<Task[]>;
+  /** Queued tasks waiting for a (scoped) concurrency key to be free: highest priority first, then oldest. */
+  keyWaitingTasks(key: string, limit: number): Promise<Task[]>;
   getRun(taskUuid: string, runId: string): Promise<Run | undefined>;
   /** With taskUuid: that task's runs, oldest first. Otherwise the tenant's runs, newest first. */
   listRuns(query: RunQuery): Promise<Page<Run>>;
@@ -157,6 +173,8 @@ export interface CounterStore {
    * or longer, but never an admin's (PAUSED_INDEFINITELY).
    */
   pauseForLimit(pool: string, until: string): Promise<void>;
+  /** A (scoped) concurrency key: its slots held and its tasks waiting, read consistently. */
+  keyState(key: string): Promise<{ active: number; waiting: number }>;
   /** Lifts any pause of the pool. */
   resumePool(pool: string): Promise<void>;
   /** The tenant's queued tasks, as its counter holds them (StateChange.queued). */

@@ -112,8 +112,25 @@ export const taskSchema = taskViewSchema.extend({
   reorder_slot: time.optional(),
   /** The status a paused task goes back to on resume. */
   paused_from: z.enum(["scheduled", "queued"]).optional(),
+  /**
+   * Canceled while running: its pool and concurrency-key slots stay held until its worker has stopped the
+   * job, or its lease (then its due_time) has run out, so that no task of its key runs beside it.
+   */
+  holds_slot: z.boolean().optional(),
+  /**
+   * Queued, but its concurrency key is busy: it waits out of its pool's ready queue, in its key's, until a
+   * run of the key ends (or the tick's look at due_time finds the key free).
+   */
+  key_parked: z.boolean().optional(),
 });
 export type Task = z.infer<typeof taskSchema>;
+
+/** Tasks holding one concurrency key run one at a time. */
+export const CONCURRENCY_KEY_LIMIT = 1;
+
+/** A task's concurrency key, scoped to its tenant: tenants never share a key. */
+export const scopedConcurrencyKey = (task: Pick<Task, "tenant" | "concurrency_key">) =>
+  task.concurrency_key === undefined ? undefined : `${task.tenant}#${task.concurrency_key}`;
 
 /** A run as a client sees it. */
 export const runViewSchema = z.object({
@@ -198,9 +215,11 @@ export const isRecurring = (task: Task) => task.schedule !== undefined || task.i
 /**
  * When the tick must look at a task next (the due index's key): its `due_time` (a delayed start, a retry,
  * an unconfirmed dispatch, a lease), or for a recurring task its next occurrence, unless that waits
- * (paused, or queued behind the running one). A paused or finished task is never due.
+ * (paused, or queued behind the running one). A paused or finished task is never due, unless it still
+ * holds a slot: then the tick frees it when its lease has run out.
  */
 export function dueAt(task: Task): string | undefined {
+  if (task.holds_slot) return task.due_time;
   if (task.status === "paused" || TERMINAL_STATUSES.includes(task.status)) return undefined;
   const fires =
     isRecurring(task) && !task.paused_at && !task.occurrence_waiting ? task.next_run_time : undefined;

@@ -47,7 +47,11 @@ const occurrenceInProgress = (task: Task) =>
  */
 export async function fireOccurrence(deps: Deps, task: Task): Promise<boolean> {
   const slot = new Date(task.next_run_time as string);
-  const iso = deps.clock.now().toISOString();
+  const now = deps.clock.now();
+  const iso = now.toISOString();
+  // The schedule moves on from now: slots missed while the tick was late or down are not made up for,
+  // in a burst or by falling behind.
+  const nextAfter = now > slot ? now : slot;
   const firedCount = (task.fired_count ?? 0) + 1;
   const base = { ...task, version: task.version + 1, update_time: iso, reorder_slot: undefined };
   try {
@@ -62,7 +66,7 @@ export async function fireOccurrence(deps: Deps, task: Task): Promise<boolean> {
         rate_limit_retries: 0,
         ready_time: slot.toISOString(),
         last_run_time: slot.toISOString(),
-        next_run_time: followingFireTime(task, slot, firedCount),
+        next_run_time: followingFireTime(task, nextAfter, firedCount),
         due_time: undefined,
       };
       await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task });
@@ -74,7 +78,7 @@ export async function fireOccurrence(deps: Deps, task: Task): Promise<boolean> {
       await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task });
       return true;
     }
-    // Skip: recorded as a run, and the schedule moves on from now (never a burst of skips).
+    // Skip: recorded as a run.
     const runNumber = (task.run_count ?? 0) + 1;
     const skipped: Run = {
       run_id: runIdFor(task.uuid, runNumber),
@@ -91,12 +95,11 @@ export async function fireOccurrence(deps: Deps, task: Task): Promise<boolean> {
       end_time: iso,
       error: `skipped: occurrence ${task.occurrence} was still ${task.status}`,
     };
-    const now = deps.clock.now();
     const next: Task = {
       ...base,
       run_count: runNumber,
       fired_count: firedCount,
-      next_run_time: followingFireTime(task, now > slot ? now : slot, firedCount),
+      next_run_time: followingFireTime(task, nextAfter, firedCount),
     };
     await commitChange(
       deps,

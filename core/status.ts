@@ -26,9 +26,9 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
 
 /** The task state machine: the statuses each status may move to. */
 const TASK_TRANSITIONS: Record<TaskStatus, readonly TaskStatus[]> = {
-  // Failed without a run: its pool is no longer configured.
+  // Scheduled and queued tasks fail without a run when their pool is no longer configured.
   scheduled: ["queued", "canceled", "paused", "failed"],
-  queued: ["dispatched", "canceled", "paused"],
+  queued: ["dispatched", "canceled", "paused", "failed"],
   // A dispatched or running task goes back to scheduled (retry) or queued (released by a draining worker).
   dispatched: ["running", "queued", "scheduled", "failed", "canceled", "paused"],
   // A paused task's running occurrence may finish; it then stays paused instead of going on.

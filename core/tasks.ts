@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { admit, admitAtSubmit, choosePool, poolConfig, slotOf } from "./admission.ts";
+import { admit, admitAtSubmit, choosePool, poolConfig, refill, slotOf } from "./admission.ts";
 import { actingTenant, canSee, type Principal, requireScope } from "./auth.ts";
 import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
@@ -230,8 +230,11 @@ export async function listTasks(deps: Pick<Deps, "tasks">, principal: Principal,
 }
 
 /**
- * Cancels a task. Scheduled, queued and paused work ends at once. Dispatched and running work gives
- * its slot back in the same transaction; a worker running it sees the cancel on its next heartbeat.
+ * Cancels a task. Scheduled, queued, paused and dispatched work ends at once, and a dispatched task gives
+ * its slot back in the same transaction (no worker has claimed it, and none can now). A running task ends
+ * `canceled` at once too, but keeps its slots until its process is gone: its worker sees the cancel on its
+ * next heartbeat, kills the job and frees them (releaseHeldSlot); if the worker is gone, the tick frees them
+ * when the lease runs out.
  */
 export async function cancelTask(deps: Deps, principal: Principal, uuid: string): Promise<Task> {
   requireScope(principal, "tasks:write");
@@ -259,13 +262,37 @@ export async function cancelTask(deps: Deps, principal: Principal, uuid: string)
           expectVersion: run.version,
         },
       ];
-      change.release = slotOf(task);
+      if (task.status === "running") {
+        next.holds_slot = true;
+        next.due_time = task.lease_expires_at;
+      } else change.release = slotOf(task);
     }
     await commitChange(deps, change, { task, run });
-    return { task: next, heldSlot };
+    return { task: next, released: change.release };
   });
-  if (canceled.heldSlot) await admit(deps, canceled.task.pool);
+  if (canceled.released) await refill(deps, canceled.released);
   return canceled.task;
+}
+
+/**
+ * Frees the slots a canceled task kept for its run (see cancelTask), once that run's process is gone or
+ * its lease has run out; `runId` names the run. False when there is nothing to free (already freed).
+ */
+export async function releaseHeldSlot(deps: Deps, uuid: string, runId: string): Promise<boolean> {
+  const released = await retryOnConflict(async () => {
+    const task = await deps.tasks.getTask(uuid);
+    if (!task?.holds_slot || task.run_id !== runId) return undefined;
+    const next: Task = { ...task, version: task.version + 1, holds_slot: undefined, due_time: undefined };
+    await commitChange(
+      deps,
+      { tasks: [{ next, expectVersion: task.version }], release: slotOf(task) },
+      { task },
+    );
+    return next;
+  });
+  if (!released) return false;
+  await refill(deps, slotOf(released));
+  return true;
 }
 
 async function currentRun(deps: Pick<Deps, "tasks">, task: Task): Promise<Run> {

@@ -1,4 +1,11 @@
-import { DISPATCH_CONFIRM_SECONDS, pumpAll, sendDispatch, slotOf } from "./admission.ts";
+import {
+  DISPATCH_CONFIRM_SECONDS,
+  pumpAll,
+  recheckParked,
+  refill,
+  sendDispatch,
+  slotOf,
+} from "./admission.ts";
 import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { reclaimLease } from "./execution.ts";
@@ -7,6 +14,7 @@ import { CommitConflict } from "./ports.ts";
 import { dueAt, isRecurring, type Task } from "./records.ts";
 import { fireOccurrence } from "./recurring.ts";
 import { ACTIVE_STATUSES, assertTransition } from "./status.ts";
+import { releaseHeldSlot } from "./tasks.ts";
 
 /** Due tasks read per page of a shard. */
 const DUE_PAGE = 100;
@@ -22,6 +30,8 @@ export interface TickReport {
   resent: number;
   reclaimed: number;
   admitted: number;
+  /** Tasks waiting for their concurrency key found it free (their wake-up was missed). */
+  woken: number;
   /** Tasks of a pool no longer configured, failed (they cannot run anywhere). */
   orphaned: number;
   /** Tasks whose handling failed this tick (logged); the next tick tries them again. */
@@ -43,6 +53,7 @@ export async function tick(deps: Deps): Promise<TickReport> {
     resent: 0,
     reclaimed: 0,
     admitted: 0,
+    woken: 0,
     orphaned: 0,
     failed: 0,
   };
@@ -74,12 +85,20 @@ async function tickShard(deps: Deps, shard: number, now: Date, stopAt: number, r
 
 /** One action per task per tick; whatever else is due is seen by the next tick. */
 async function handleDue(deps: Deps, task: Task, now: Date, report: TickReport): Promise<void> {
+  const iso = now.toISOString();
+  if (task.holds_slot) {
+    // Canceled while running, and its worker never said the job was gone: the lease has run out.
+    if ((task.due_time ?? "") <= iso && (await releaseHeldSlot(deps, task.uuid, task.run_id as string))) {
+      report.reclaimed++;
+    }
+    return;
+  }
   if (!deps.config.pools.some((p) => p.name === task.pool)) {
     if (await failOrphan(deps, task, now)) report.orphaned++;
     return;
   }
-  const iso = now.toISOString();
   if (task.due_time !== undefined && task.due_time <= iso) {
+    if (task.status === "queued" && task.key_parked && (await recheckParked(deps, task))) report.woken++;
     if (task.status === "scheduled" && (await startDueTask(deps, task))) report.started++;
     if (task.status === "dispatched" && (await resendDispatch(deps, task, now))) report.resent++;
     if (task.status === "running" && (await reclaimLease(deps, task))) report.reclaimed++;
@@ -123,11 +142,12 @@ async function failOrphan(deps: Deps, task: Task, now: Date): Promise<boolean> {
       },
       { task, run },
     );
-    return true;
   } catch (err) {
     if (err instanceof CommitConflict) return false;
     throw err;
   }
+  if (holdsSlot) await refill(deps, slotOf(task));
+  return true;
 }
 
 /** A delayed task or a retry whose time has come becomes queued, ready from its due time. */

@@ -27,6 +27,7 @@ import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/r
 import {
   apiKeyItem,
   apiKeyKey,
+  concurrencyKeyKey,
   type Item,
   idempotencyKey,
   type Key,
@@ -47,6 +48,7 @@ import {
   dueListing,
   eventsListing,
   keyNamesOf,
+  keyWaitingListing,
   type Listing,
   pageOf,
   readyListing,
@@ -92,7 +94,7 @@ function countExpression(w: Extract<Write, { type: "count" }>) {
     return `#${counter} :${counter}`;
   });
   const conditions: string[] = [];
-  const { below, notPausedAfter, zero } = w.when ?? {};
+  const { below, notPausedAfter, zero, atLeast } = w.when ?? {};
   if (below) {
     names[`#${below.counter}`] = below.counter;
     values[":limit"] = below.limit;
@@ -107,6 +109,11 @@ function countExpression(w: Extract<Write, { type: "count" }>) {
     names[`#${zero}`] = zero;
     values[":zero"] = 0;
     conditions.push(`(attribute_not_exists(#${zero}) OR #${zero} = :zero)`);
+  }
+  if (atLeast) {
+    names[`#${atLeast.counter}`] = atLeast.counter;
+    values[":atLeast"] = atLeast.limit;
+    conditions.push(`#${atLeast.counter} >= :atLeast`);
   }
   return {
     UpdateExpression: `ADD ${adds.join(", ")}`,
@@ -271,6 +278,15 @@ export class DynamoStore implements TaskStore, TenantStore {
     const listing = dueListing(shard, before);
     const items = await this.#collect(listing, limit, after && startAfter(taskItem(after), listing));
     return items.map(recordOf<Task>);
+  }
+
+  async keyWaitingTasks(key: string, limit: number): Promise<Task[]> {
+    return (await this.#collect(keyWaitingListing(key), limit)).map(recordOf<Task>);
+  }
+
+  async keyState(key: string): Promise<{ active: number; waiting: number }> {
+    const item = await this.#get<{ active?: number; waiting?: number }>(concurrencyKeyKey(key));
+    return { active: item?.active ?? 0, waiting: item?.waiting ?? 0 };
   }
 
   getRun(taskUuid: string, runId: string): Promise<Run | undefined> {

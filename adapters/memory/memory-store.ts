@@ -16,6 +16,7 @@ import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/r
 import {
   apiKeyItem,
   apiKeyKey,
+  concurrencyKeyKey,
   type Item,
   idempotencyKey,
   type Key,
@@ -36,6 +37,7 @@ import {
   dueListing,
   eventsListing,
   keyNamesOf,
+  keyWaitingListing,
   type Listing,
   pageOf,
   readyListing,
@@ -84,10 +86,11 @@ export class MemoryStore implements TaskStore, TenantStore {
   #holds(w: Write): boolean {
     const stored = this.#items.get(idOf(keyOfWrite(w)));
     if (w.type === "count") {
-      const { below, notPausedAfter, zero } = w.when ?? {};
+      const { below, notPausedAfter, zero, atLeast } = w.when ?? {};
       const pausedUntil = stored?.paused_until as string | undefined;
       return (
         (!below || counterOf(stored, below.counter) < below.limit) &&
+        (!atLeast || counterOf(stored, atLeast.counter) >= atLeast.limit) &&
         (notPausedAfter === undefined || pausedUntil === undefined || pausedUntil <= notPausedAfter) &&
         (!zero || counterOf(stored, zero) === 0)
       );
@@ -166,6 +169,15 @@ export class MemoryStore implements TaskStore, TenantStore {
     const listing = dueListing(shard, before);
     const items = this.#query(listing, after && startAfter(taskItem(after), listing)).slice(0, limit);
     return structuredClone(items).map(recordOf<Task>);
+  }
+
+  async keyWaitingTasks(key: string, limit: number): Promise<Task[]> {
+    return this.#first<Task>(keyWaitingListing(key), limit);
+  }
+
+  async keyState(key: string): Promise<{ active: number; waiting: number }> {
+    const item = this.#items.get(idOf(concurrencyKeyKey(key)));
+    return { active: counterOf(item), waiting: counterOf(item, "waiting") };
   }
 
   async getRun(taskUuid: string, runId: string): Promise<Run | undefined> {

@@ -8,6 +8,7 @@ import {
   type ApiKeyRecord,
   dueAt,
   type Run,
+  scopedConcurrencyKey,
   type Task,
   type Tenant,
   type WorkerRecord,
@@ -40,6 +41,8 @@ export const PARTITIONS = {
   tenants: "TENANTS",
   workers: "WORKERS",
   ready: (pool: string) => `READY#${pool}`,
+  /** Queued tasks waiting for a busy concurrency key (already scoped), on the ready index. */
+  keyWaiting: (key: string) => `KEYWAIT#${key}`,
   due: (shard: number) => `DUE#${shard}`,
 } as const;
 
@@ -81,7 +84,9 @@ function taskKeys(task: Task): Key & IndexKeys {
     gsi1pk: PARTITIONS.tenantTasks(task.tenant),
     gsi1sk: `${task.status}#${task.create_time}#${task.uuid}`,
     ...(task.status === "queued" && {
-      gsi2pk: PARTITIONS.ready(task.pool),
+      gsi2pk: task.key_parked
+        ? PARTITIONS.keyWaiting(scopedConcurrencyKey(task) as string)
+        : PARTITIONS.ready(task.pool),
       gsi2sk: `${9 - task.priority}#${task.ready_time ?? task.create_time}#${task.uuid}`,
     }),
     ...(dueAt(task) !== undefined && {

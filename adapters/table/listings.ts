@@ -71,6 +71,13 @@ export const readyListing = (pool: string): Listing => ({
   filters: [],
 });
 
+export const keyWaitingListing = (key: string): Listing => ({
+  index: TABLE.indexes.ready,
+  pk: PARTITIONS.keyWaiting(key),
+  forward: true,
+  filters: [],
+});
+
 export const dueListing = (shard: number, before: string): Listing => ({
   index: TABLE.indexes.due,
   pk: PARTITIONS.due(shard),

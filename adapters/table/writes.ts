@@ -17,8 +17,11 @@ import {
   taskItem,
 } from "./keys.ts";
 
-/** Counter attributes: slots held (pools, concurrency keys) and tasks waiting in `queued` (pools, tenants). */
-export type Counter = "active" | "queued";
+/**
+ * Counter attributes: slots held (pools, concurrency keys), tasks waiting in `queued` (pools, tenants), and
+ * tasks waiting for a busy key (concurrency keys).
+ */
+export type Counter = "active" | "queued" | "waiting";
 
 /** The conditions of a counter write; all must hold. */
 export interface CountConditions {
@@ -28,6 +31,8 @@ export interface CountConditions {
   notPausedAfter?: string;
   /** This counter is 0. */
   zero?: Counter;
+  /** This counter is at least the limit before the write. */
+  atLeast?: { counter: Counter; limit: number };
 }
 
 /**
@@ -41,7 +46,7 @@ export type Write =
       key: Key;
       add: Partial<Record<Counter, number>>;
       when?: CountConditions;
-      conflict?: "pool_closed" | "key_busy" | "queued_quota";
+      conflict?: "pool_closed" | "key_busy" | "queued_quota" | "key_free";
     }
   | { type: "append"; item: Item & Key };
 
@@ -129,6 +134,18 @@ export function writesOf(change: StateChange): Write[] {
       ...(limit !== undefined && {
         when: { below: { counter: "queued" as const, limit } },
         conflict: "queued_quota" as const,
+      }),
+    });
+  }
+  if (change.keyWait) {
+    const { key, delta, busyAt } = change.keyWait;
+    writes.push({
+      type: "count",
+      key: concurrencyKeyKey(key),
+      add: { waiting: delta },
+      ...(busyAt !== undefined && {
+        when: { atLeast: { counter: "active" as const, limit: busyAt } },
+        conflict: "key_free" as const,
       }),
     });
   }

@@ -12,6 +12,7 @@ import {
 } from "../../core/execution.ts";
 import { blobKeys } from "../../core/identifiers.ts";
 import type { Task } from "../../core/records.ts";
+import { releaseHeldSlot } from "../../core/tasks.ts";
 import { reportWorker, WORKER_REPORT_SECONDS } from "../../core/workers.ts";
 import { type JobOutcome, runJob } from "./job-runner.ts";
 import { keepLease, type Lease, type LeaseEnd } from "./lease.ts";
@@ -152,6 +153,7 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
         // Canceled, taken by the tick, or fenced: the run is (or will be) ended elsewhere. Only its log
         // is kept, under its own run's key.
         await putLog(deps, lease.held, job.log).catch(warnFailedLog(deps, lease.held));
+        if (stopReason === "canceled") await freeHeldSlot(deps, lease.held);
         return;
       }
       const logInline = logStaysOnRun(job.log, stopReason !== undefined);
@@ -168,6 +170,8 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
     // The lease is kept until the ending is recorded, however long the store takes to take it.
     const settled = await settleUntilRecorded(deps, lease, ending);
     lease.release();
+    // Dropped: canceled as it ended. The process is gone, so the slots it kept can go.
+    if (settled === undefined) await freeHeldSlot(deps, lease.held);
     if (inlineLog !== undefined && logMissedItsRun(settled, ending)) {
       await putLog(deps, lease.held, inlineLog).catch(warnFailedLog(deps, lease.held));
     }
@@ -207,6 +211,15 @@ async function withRetries<T>(write: () => Promise<T>, tries = 4): Promise<T> {
     }
   }
 }
+
+/** A canceled run's process is gone: the slots its task kept for it are freed (or by the tick, later). */
+const freeHeldSlot = (deps: Deps, { task, run }: HeldRun) =>
+  withRetries(() => releaseHeldSlot(deps, task.uuid, run.run_id)).catch((err: unknown) =>
+    deps.log.warn("could not free a canceled run's slots; the tick frees them", {
+      run_id: run.run_id,
+      error: String(err),
+    }),
+  );
 
 const warnFailedLog =
   (deps: Deps, { run }: HeldRun) =>

@@ -241,6 +241,32 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect((await store.poolState(pool2)).active).toBe(1);
       });
 
+      it("parks a task for its key only while the key is busy (key_free), out of its pool's ready queue", async () => {
+        const [pool, key] = [unique("pool"), unique("key")];
+        const waiting = makeTask({ pool, concurrency_key: key, key_parked: true });
+        const wait = { key: `tenant#${key}`, delta: 1 as const, busyAt: 1 };
+        await expectConflict(store.commit({ tasks: [{ next: waiting }], keyWait: wait }), "key_free");
+        expect(await store.getTask(waiting.uuid)).toBeUndefined();
+
+        await store.commit({
+          tasks: [{ next: makeTask() }],
+          acquire: claim(unique("pool"), { concurrencyKey: wait.key }),
+        });
+        await store.commit({ tasks: [{ next: waiting }], keyWait: wait });
+        expect(await store.keyState(wait.key)).toEqual({ active: 1, waiting: 1 });
+        expect((await store.keyWaitingTasks(wait.key, 10)).map((t) => t.uuid)).toEqual([waiting.uuid]);
+        expect(await store.readyTasks(pool, 10)).toEqual([]);
+
+        const woken = bump(waiting, { key_parked: undefined });
+        await store.commit({
+          tasks: [{ next: woken, expectVersion: waiting.version }],
+          keyWait: { key: wait.key, delta: -1 },
+        });
+        expect(await store.keyState(wait.key)).toEqual({ active: 1, waiting: 0 });
+        expect(await store.keyWaitingTasks(wait.key, 10)).toEqual([]);
+        expect((await store.readyTasks(pool, 10)).map((t) => t.uuid)).toEqual([waiting.uuid]);
+      });
+
       it("applies nothing of a change whose task write fails", async () => {
         const pool = unique("pool");
         const stored = makeTask();

@@ -9,7 +9,7 @@ import { systemClock } from "../../core/deps.ts";
 import type { StateChange } from "../../core/ports.ts";
 import { submitTaskSchema } from "../../core/requests.ts";
 import { listRuns } from "../../core/runs.ts";
-import { getTask, listTaskEvents, submitTask } from "../../core/tasks.ts";
+import { cancelTask, getTask, listTaskEvents, submitTask } from "../../core/tasks.ts";
 import { tick } from "../../core/tick.ts";
 import { failing } from "../support/failing.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
@@ -146,4 +146,34 @@ describe("worker under faults", () => {
     expect((await getTask(deps, ADMIN, first.uuid)).status).toBe("dispatched");
     await stop();
   });
+
+  it("keeps a canceled task's key until its process is gone: the next task of the key waits for it", async () => {
+    const { deps, stop } = start();
+    const pidFile = join(await mkdtemp(join(tmpdir(), "cancel-")), "pid");
+    const first = await submit(deps, `[pid-file:${pidFile}] [sleep:30] first`, { concurrency_key: "k" });
+    await waitFor(
+      () => getTask(deps, ADMIN, first.uuid),
+      (t) => t.status === "running",
+    );
+    const pid = Number(
+      await waitFor(async () => readFileSync(pidFile, "utf8").trim(), Boolean).catch(() => "0"),
+    );
+    const second = await submit(deps, "second", { concurrency_key: "k" });
+    expect(second.status).toBe("queued");
+    await cancelTask(deps, ADMIN, first.uuid);
+    expect((await getTask(deps, ADMIN, first.uuid)).status).toBe("canceled");
+    // Until the first job's process is gone, the key stays busy.
+    while (alive(pid)) {
+      expect((await getTask(deps, ADMIN, second.uuid)).status).toBe("queued");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const done = await waitFor(
+      () => getTask(deps, ADMIN, second.uuid),
+      (t) => t.status === "succeeded",
+    );
+    expect(done.status).toBe("succeeded");
+    expect(await getTask(deps, ADMIN, first.uuid)).not.toHaveProperty("holds_slot");
+    await stop();
+    expect(await deps.counters.poolState("p")).toMatchObject({ active: 0 });
+  }, 30_000);
 });

@@ -165,7 +165,7 @@ describe("admission", () => {
     expect((await deps.counters.poolState("one")).active).toBe(0);
   });
 
-  it("tries a busy concurrency key once per pass, and admits the tasks behind it", async () => {
+  it("parks the tasks of a busy key once, admits the tasks behind them, and reads them no more", async () => {
     const { deps } = memoryDeps(CONFIG);
     await setPoolPaused(deps, ADMIN, "wide", true);
     const keyed = [];
@@ -178,8 +178,13 @@ describe("admission", () => {
       [...keyed, free].map(async (t) => (await getTask(deps, ADMIN, t.uuid)).status),
     );
     expect(statuses).toEqual(["dispatched", "queued", "queued", "queued", "dispatched"]);
-    // Two admissions and the one refused try of the busy key: nothing more.
-    expect(commits).toHaveBeenCalledTimes(3);
+    // Two admissions, the one refused try of the busy key, and a park for each of its waiting tasks.
+    expect(commits).toHaveBeenCalledTimes(6);
+    const waiting = await Promise.all(keyed.slice(1).map((t) => getTask(deps, ADMIN, t.uuid)));
+    expect(waiting.every((t) => t.key_parked)).toBe(true);
+    // The next pass does not read them: it writes nothing.
+    await admit(deps, "wide");
+    expect(commits).toHaveBeenCalledTimes(6);
   });
 
   it("admits a task just submitted even when the ready index has not caught up (GSIs lag on AWS)", async () => {

@@ -13,7 +13,7 @@ import {
 } from "../../core/execution.ts";
 import { submitTaskSchema } from "../../core/requests.ts";
 import { listRuns } from "../../core/runs.ts";
-import { cancelTask, getTask, submitTask } from "../../core/tasks.ts";
+import { cancelTask, getTask, releaseHeldSlot, submitTask } from "../../core/tasks.ts";
 import { tick } from "../../core/tick.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 
@@ -221,13 +221,17 @@ describe("leases", () => {
     expect((await deps.counters.poolState("p")).active).toBe(0);
   });
 
-  it("tells the worker to stop when the task is canceled, and drops its late result", async () => {
+  it("tells the worker to stop when the task is canceled, drops its late result, and frees the slot once it is gone", async () => {
     const { deps } = memoryDeps(CONFIG);
     const held = await submitAndClaim(deps);
     await cancelTask(deps, ADMIN, held.task.uuid);
     expect(await heartbeat(deps, held)).toEqual({ stop: "canceled" });
     expect(await settleRun(deps, held, { kind: "finished", outcome: ok })).toBeUndefined();
     expect((await getTask(deps, ADMIN, held.task.uuid)).status).toBe("canceled");
+    // The slot is the run's until its worker says the process is gone.
+    expect((await deps.counters.poolState("p")).active).toBe(1);
+    expect(await releaseHeldSlot(deps, held.task.uuid, held.run.run_id)).toBe(true);
+    expect(await releaseHeldSlot(deps, held.task.uuid, held.run.run_id)).toBe(false);
     expect((await deps.counters.poolState("p")).active).toBe(0);
   });
 });

@@ -4,8 +4,9 @@ import { parseSchedulerConfig } from "../../core/config.ts";
 import { setPoolPaused } from "../../core/controls.ts";
 import { claimRun, LIMIT_PAUSE_CAP_SECONDS, type RunOutcome, settleRun } from "../../core/execution.ts";
 import type { StateChange } from "../../core/ports.ts";
+import type { Task } from "../../core/records.ts";
 import { submitTaskSchema } from "../../core/requests.ts";
-import { getTask, listTaskEvents, submitTask } from "../../core/tasks.ts";
+import { cancelTask, getTask, listTaskEvents, submitTask } from "../../core/tasks.ts";
 import { tick } from "../../core/tick.ts";
 import { failing } from "../support/failing.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
@@ -165,5 +166,117 @@ describe("a submission whose follow-up fails", () => {
     const outcome = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "q", prompt: "waits" }));
     expect(outcome).toMatchObject({ created: true, task: { status: "queued" } });
     expect((await getTask(deps, ADMIN, outcome.task.uuid)).status).toBe("queued");
+  });
+});
+
+describe("recurring tasks on a late tick", () => {
+  it("keep to their schedule from now, and stop at their end_time", async () => {
+    const { deps, clock } = memoryDeps(CONFIG);
+    const end = new Date(clock.now().getTime() + 3 * 60_000 + 5_000).toISOString();
+    const { task } = await submitTask(
+      deps,
+      ADMIN,
+      submitTaskSchema.parse({ pool: "wide", prompt: "every 10 s", interval: 10, end_time: end }),
+    );
+    const fired: { at: string; next?: string }[] = [];
+    let occurrence = (await getTask(deps, ADMIN, task.uuid)).occurrence;
+    // One tick a minute, as on AWS; each occurrence runs to success before the next tick.
+    for (let minute = 0; minute <= 6; minute++) {
+      if (minute > 0) {
+        clock.advance(60_000);
+        await tick(deps);
+      }
+      const current = await getTask(deps, ADMIN, task.uuid);
+      if (current.occurrence === occurrence && minute > 0) continue;
+      occurrence = current.occurrence;
+      fired.push({ at: clock.now().toISOString(), next: current.next_run_time });
+      const claim = await claimRun(deps, { task_uuid: task.uuid, run_id: current.run_id as string }, "w");
+      if (!claim.claimed) throw new Error(claim.reason);
+      await settleRun(deps, claim.held, {
+        kind: "finished",
+        outcome: { exitCode: 0, files: [], tail: "", durationMs: 1 },
+      });
+    }
+    // Fired at submission and at each of the next three ticks; never one behind, never past end_time.
+    expect(fired).toHaveLength(4);
+    for (const { at, next } of fired) {
+      expect(at <= end).toBe(true);
+      if (next !== undefined) expect(next > at).toBe(true);
+    }
+    expect((await getTask(deps, ADMIN, task.uuid)).status).toBe("completed");
+  });
+});
+
+describe("a canceled running task", () => {
+  it("keeps its slots while its worker may still run it, and the tick frees them when the lease runs out", async () => {
+    const { deps, clock } = memoryDeps(CONFIG);
+    const held = await submitAndClaim(deps, { concurrency_key: "k" });
+    const next = (
+      await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "y", concurrency_key: "k" }))
+    ).task;
+    expect(next.status).toBe("queued");
+    await cancelTask(deps, ADMIN, held.task.uuid);
+    await tick(deps);
+    expect((await getTask(deps, ADMIN, next.uuid)).status).toBe("queued");
+    expect((await deps.counters.poolState("p")).active).toBe(1);
+    // The worker died with it: nobody says the process is gone, so the lease decides.
+    clock.advance(61_000);
+    const report = await tick(deps);
+    expect(report.reclaimed).toBe(1);
+    expect((await getTask(deps, ADMIN, next.uuid)).status).toBe("dispatched");
+    expect(await getTask(deps, ADMIN, held.task.uuid)).toMatchObject({ status: "canceled" });
+    expect((await deps.counters.poolState("p")).active).toBe(1);
+  });
+});
+
+describe("busy concurrency keys", () => {
+  it("never keep an admissible task waiting behind them while a slot is free", async () => {
+    const { deps, clock } = memoryDeps(CONFIG);
+    // A millisecond apart, as real submissions are: each one sorts behind the one before.
+    const submit = async (body: object) => {
+      clock.advance(1);
+      return (await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "x", ...body })))
+        .task;
+    };
+    const keyed = [];
+    for (let i = 0; i < 100; i++) keyed.push(await submit({ concurrency_key: "k" }));
+    const free = await submit({});
+    expect(free.status).toBe("dispatched");
+    expect((await deps.counters.poolState("p")).active).toBe(2);
+    // The key's tasks run one at a time, in order, each woken by the end of the one before.
+    for (let i = 0; i < 3; i++) {
+      const running = await getTask(deps, ADMIN, (keyed[i] as Task).uuid);
+      expect(running.status).toBe("dispatched");
+      const claim = await claimRun(deps, { task_uuid: running.uuid, run_id: running.run_id as string }, "w");
+      if (!claim.claimed) throw new Error(claim.reason);
+      await settleRun(deps, claim.held, {
+        kind: "finished",
+        outcome: { exitCode: 0, files: [], tail: "", durationMs: 1 },
+      });
+      expect((await getTask(deps, ADMIN, (keyed[i + 1] as Task).uuid)).status).toBe("dispatched");
+      expect((await getTask(deps, ADMIN, (keyed[i + 2] as Task).uuid)).status).toBe("queued");
+    }
+    expect(await deps.counters.keyState(`${free.tenant}#k`)).toEqual({ active: 1, waiting: 96 });
+  });
+
+  it("are woken by the tick when a wake-up was missed", async () => {
+    const { deps, clock } = memoryDeps(CONFIG);
+    const submit = async (body: object) =>
+      (await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "x", ...body }))).task;
+    const first = await submit({ concurrency_key: "k" });
+    const second = await submit({ concurrency_key: "k" });
+    expect((await getTask(deps, ADMIN, second.uuid)).key_parked).toBe(true);
+    // The first run ends, and its settle's wake-up is lost (the index did not show the parked task yet).
+    failing(deps.tasks, "keyWaitingTasks", 1, () => true, { error: () => new Error("index lag") });
+    const claim = await claimRun(deps, { task_uuid: first.uuid, run_id: first.run_id as string }, "w");
+    if (!claim.claimed) throw new Error(claim.reason);
+    await settleRun(deps, claim.held, {
+      kind: "finished",
+      outcome: { exitCode: 0, files: [], tail: "", durationMs: 1 },
+    });
+    expect((await getTask(deps, ADMIN, second.uuid)).status).toBe("queued");
+    clock.advance(301_000);
+    expect((await tick(deps)).woken).toBe(1);
+    expect((await getTask(deps, ADMIN, second.uuid)).status).toBe("dispatched");
   });
 });
