@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { resolve } from "node:path";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { loadSchedulerConfig } from "../core/config.ts";
 import type { Deps } from "../core/deps.ts";
 import { CALLBACK_MAX_RECEIVES, ENV, localCredentialsVariable } from "../core/names.ts";
@@ -11,6 +13,7 @@ import { callbackQueueFromEnv, depsFromEnv, eventBusFromEnv } from "../runtime/c
 import { processLog } from "../runtime/log.ts";
 import { type LocalClients, type LocalEndpoints, localClients } from "./aws-clients.ts";
 import { startCallbackDeliverer } from "./callback-deliverer.ts";
+import { tearDown } from "./container-teardown.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
 import { FAULT_ENV } from "./faults.ts";
 import { startFauxqsServer } from "./fauxqs.ts";
@@ -207,7 +210,8 @@ const withoutCredentials = (env: NodeJS.ProcessEnv) =>
 
 /**
  * One pool's worker process, restarted a second after it dies unexpectedly (as ECS replaces a stopped
- * task). The CLI processes it started may outlive it, as on a Fargate host they would not.
+ * task). Each run of it has a temp root of its own (its TMPDIR, where its jobs' dirs are made): when it
+ * ends, whatever still runs there is killed, as a container's end kills its processes.
  */
 class SupervisedWorker {
   private child!: ChildProcess;
@@ -228,16 +232,21 @@ class SupervisedWorker {
 
   private start(): void {
     const preloads = ["tsx", ...this.imports].flatMap((module) => ["--import", module]);
+    const root = mkdtempSync(join(tmpdir(), `switchyard-worker-${this.pool}-`));
     const child = spawn(process.execPath, [...preloads, this.program], {
       cwd: ROOT,
-      env: this.env,
+      env: { ...this.env, TMPDIR: root },
       stdio: ["ignore", "inherit", "inherit"],
     });
-    // A worker must never outlive the stack.
-    const killOnExit = () => child.kill("SIGKILL");
+    // A worker, and its jobs, must never outlive the stack.
+    const killOnExit = () => {
+      child.kill("SIGKILL");
+      tearDown(root);
+    };
     process.once("exit", killOnExit);
     child.once("exit", () => {
       process.off("exit", killOnExit);
+      tearDown(root);
       if (!this.stopping) setTimeout(() => this.stopping || this.start(), 1000);
     });
     this.child = child;

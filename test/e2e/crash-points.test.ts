@@ -113,9 +113,11 @@ describe("crash points", () => {
     }
     const statuses = async () => Promise.all(uuids.map(async (u) => (await taskOf(s, u)).status as string));
     expect(runChild(s, "mid-tick", ["tick", "60"]).signal).toBe("SIGKILL");
+    // Killed as it sent its second write: the first one (shards are handled side by side, so it may still
+    // have been on the wire) is in, or not; nothing else is.
     const halfway = await statuses();
-    expect(halfway.filter((st) => st === "queued")).toHaveLength(1);
-    expect(halfway.filter((st) => st === "scheduled")).toHaveLength(2);
+    expect(halfway.filter((st) => st === "queued").length).toBeLessThanOrEqual(1);
+    expect(halfway.filter((st) => st === "scheduled").length).toBeGreaterThanOrEqual(2);
     expect(runChild(s, undefined, ["tick", "60"]).status).toBe(0);
     // Each task started once: two hold the pool's two slots, one waits.
     expect((await statuses()).sort()).toEqual(["dispatched", "dispatched", "queued"]);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { runView } from "../../core/views.ts";
 import { FAKE_CLI_PATH, POOL_PER_TOOL_CONFIG } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
-import { waitFor } from "../support/wait.ts";
+import { alive, waitFor } from "../support/wait.ts";
 
 const SECRET = "sk-test-do-not-leak-0123456789";
 
@@ -283,14 +283,25 @@ describe("stopping work", () => {
   });
 
   it("reruns a task after its worker dies mid-run, once the lease expires, never twice at once", async () => {
-    const uuid = await submit({ tool: "gemini", prompt: "[sleep:3] go", max_attempts: 3 });
+    const pidFile = join(mkdtempSync(join(tmpdir(), "killed-worker-")), "cli.pid");
+    const uuid = await submit({
+      tool: "gemini",
+      prompt: `[pid-file:${pidFile}] [sleep:15] go`,
+      max_attempts: 3,
+    });
     await waitFor(
       () => task(uuid),
       (t) => t.status === "running",
     );
+    const cli = Number(
+      await waitFor(async () => (existsSync(pidFile) ? readFileSync(pidFile, "utf8") : ""), Boolean),
+    );
     const pid = stack.workerPid("gemini-pool");
     expect(pid).toBeGreaterThan(0);
     process.kill(pid as number, "SIGKILL");
+    // Its job dies with it, as in a container: long before the lease (10 s) lets the task run again.
+    const gone = await waitFor(async () => !alive(cli), Boolean, 3_000);
+    expect(gone).toBe(true);
 
     const done = await settled(uuid, 45_000);
     expect(done.status).toBe("succeeded");
