@@ -3,7 +3,7 @@
  * process at chosen AWS requests. Rules come from SWITCHYARD_FAULTS (JSON) and SWITCHYARD_CRASH_AT (a
  * named crash point). Faults are placed before the SDK's own retries, so each one reaches the code.
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, writeFileSync } from "node:fs";
 import type {
   HandlerExecutionContext,
   InitializeHandler,
@@ -19,6 +19,8 @@ export const FAULT_ENV = {
   crashAt: "SWITCHYARD_CRASH_AT",
   /** A file: a crash point fires only while it does not exist, and creates it (once across restarts). */
   crashMark: "SWITCHYARD_CRASH_MARK",
+  /** A file each injected fault is appended to (`service operation fault`), for observers. */
+  log: "SWITCHYARD_FAULTS_LOG",
 } as const;
 
 const FAULTS = ["throttling", "conflict", "timeout", "server", "crash"] as const;
@@ -100,6 +102,7 @@ export class FaultInjector {
     rules: FaultRule[],
     private readonly random: () => number = Math.random,
     private readonly crashMark?: string,
+    private readonly log?: string,
   ) {
     this.#rules = rules.map((rule) => ({ rule: ruleSchema.parse(rule), seen: 0, injected: 0 }));
   }
@@ -123,6 +126,7 @@ export class FaultInjector {
   #inject(rule: Rule, service: string, operation: string): never {
     const key = `${service} ${operation} ${rule.fault}`;
     this.tally[key] = (this.tally[key] ?? 0) + 1;
+    if (this.log) appendFileSync(this.log, `${key}\n`);
     if (rule.fault === "crash") {
       if (this.crashMark) writeFileSync(this.crashMark, `${service} ${operation}\n`);
       // Dies here, as a killed process does: no handler, no finally, nothing after this request.
@@ -156,12 +160,20 @@ export class FaultInjector {
   }
 }
 
-/** A fault injector for this process's environment, or undefined when it asks for none. */
-export function faultInjectorFrom(env: NodeJS.ProcessEnv = process.env): FaultInjector | undefined {
-  const rules = faultRulesFrom(env);
+/**
+ * A fault injector for this process's environment, or undefined when it asks for none. `crashes: false`
+ * leaves out crash rules and points: for a process that serves others (the local stack itself).
+ */
+export function faultInjectorFrom(
+  env: NodeJS.ProcessEnv = process.env,
+  { crashes = true }: { crashes?: boolean } = {},
+): FaultInjector | undefined {
+  const rules = faultRulesFrom(crashes ? env : { ...env, [FAULT_ENV.crashAt]: undefined }).filter(
+    (rule) => crashes || rule.fault !== "crash",
+  );
   if (rules.length === 0) return undefined;
   const mark = env[FAULT_ENV.crashMark];
   // A crash point already passed (its mark exists) is not armed again after the restart.
   const armed = mark && existsSync(mark) ? rules.filter((r) => r.fault !== "crash") : rules;
-  return new FaultInjector(armed, Math.random, mark);
+  return new FaultInjector(armed, Math.random, mark, env[FAULT_ENV.log]);
 }

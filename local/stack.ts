@@ -15,7 +15,7 @@ import { type LocalClients, type LocalEndpoints, localClients } from "./aws-clie
 import { startCallbackDeliverer } from "./callback-deliverer.ts";
 import { tearDown } from "./container-teardown.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
-import { FAULT_ENV } from "./faults.ts";
+import { FAULT_ENV, faultInjectorFrom } from "./faults.ts";
 import { startFauxqsServer } from "./fauxqs.ts";
 import { startHttpServer } from "./http-server.ts";
 import { createLocalResources, type LocalNames, type LocalResources } from "./resources.ts";
@@ -115,7 +115,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ),
     };
     const log = options.log ?? processLog("switchyard-local");
-    options.observeClients?.(clients, "api");
+    // SWITCHYARD_FAULTS applies to the stack's own clients too (crashes only to workers: this process serves all).
+    const faults = faultInjectorFrom(process.env, { crashes: false });
+    const observe = (roleClients: LocalClients, role: "api" | "tick" | "events" | "callbacks") => {
+      faults?.attach(Object.values(roleClients));
+      options.observeClients?.(roleClients, role);
+    };
+    observe(clients, "api");
     const deps = depsFromEnv(clients, log, env);
 
     const http = await startHttpServer(deps, options.port);
@@ -153,13 +159,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     // The tick has clients of its own, so that its requests can be told apart from the API's.
     const tickClients = localClients(endpoints);
-    options.observeClients?.(tickClients, "tick");
+    observe(tickClients, "tick");
     const ticking = tickLoop(depsFromEnv(tickClients, log, env));
     stops.push(ticking.stop);
 
     // The events relay, fed from the table's stream as Lambda would feed it.
     const relayClients = localClients(endpoints);
-    options.observeClients?.(relayClients, "events");
+    observe(relayClients, "events");
     const relaying = startStreamRelay(
       relayClients.dynamodb,
       resources.tableName,
@@ -175,7 +181,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       process.env[ENV.callbackSecret] ??
       `whsec_${randomBytes(24).toString("base64url")}`;
     const callbackClients = localClients(endpoints);
-    options.observeClients?.(callbackClients, "callbacks");
+    observe(callbackClients, "callbacks");
     const callbackDeps = { ...depsFromEnv(callbackClients, log, env), callbackSecret };
     const retries = callbackQueueFromEnv(callbackClients, env);
     const retrySeconds = options.callbackRetrySeconds ?? retrySecondsFrom(process.env);

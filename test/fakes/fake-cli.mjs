@@ -19,9 +19,13 @@
 //   [echo-env:NAME]       add NAME=value (or NAME=<unset>) to the result text
 //   [echo-args]           add the argv to the result text
 //   [reconnected]         codex: succeed after the transient `error` events of a dropped connection
+//   [tag:name]            name this run in the activity log
 // Otherwise it succeeds with the result text `done: <prompt>` and the captured tokens and cost.
+// With FAKE_CLI_LOG set (an absolute path, in the pool's credentials), each run appends a JSON line when it
+// starts and when it exits (`{"event":"start"|"exit","tag","pid","at","code"}`): an observer outside
+// Switchyard sees what really ran. A SIGKILLed run writes no exit line.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -135,6 +139,25 @@ export async function runFake(tool) {
   const all = (name) => directives.filter((d) => d.name === name).map((d) => d.value ?? "");
   const one = (name) => all(name)[0];
   const has = (name) => all(name).length > 0;
+
+  const activityLog = process.env.FAKE_CLI_LOG;
+  if (activityLog) {
+    const note = (event, code) =>
+      appendFileSync(
+        activityLog,
+        `${JSON.stringify({ event, tag: one("tag") ?? null, pid: process.pid, at: Date.now(), code })}\n`,
+      );
+    note("start");
+    process.on("exit", (code) => note("exit", code));
+    if (!has("ignore-sigterm")) {
+      // Stopped with SIGTERM (a timeout, a cancel): logged, then ended by the signal as before.
+      process.once("SIGTERM", () => {
+        note("exit", null);
+        process.removeAllListeners("exit");
+        process.kill(process.pid, "SIGTERM");
+      });
+    }
+  }
 
   if (has("ignore-sigterm")) process.on("SIGTERM", () => process.stderr.write("ignoring SIGTERM\n"));
   for (const [path, content] of all("write").map(splitAtEq)) {
