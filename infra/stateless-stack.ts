@@ -16,7 +16,7 @@ const API_ENTRY = "functions/api/handler.ts";
 
 import { Alarms } from "./constructs/alarms.ts";
 import { CallbackDelivery } from "./constructs/callback-delivery.ts";
-import { EventsRelay } from "./constructs/events-relay.ts";
+import { EventsRelay, REPLAY_TIMEOUT_SECONDS } from "./constructs/events-relay.ts";
 import { PoolQueues } from "./constructs/pool-queues.ts";
 import { SchedulerApi } from "./constructs/scheduler-api.ts";
 import { SwitchyardFunction } from "./constructs/switchyard-function.ts";
@@ -131,11 +131,15 @@ export class StatelessStack extends Stack {
     });
 
     // The outbox relay: the table's stream brings new event items, the relay publishes them to the topic.
-    // It reads only the stream (granted by its event source) and publishes.
+    // It reads only the stream (granted by its event source) and publishes; so does its replay.
     this.relay = new EventsRelay(this, "Relay", {
       table,
       handler: newFunction("EventsRelay", "functions/events-relay.ts", {
         timeout: Duration.seconds(30),
+        access: ["publish"],
+      }),
+      replay: newFunction("EventsReplay", "functions/events-replay.ts", {
+        timeout: Duration.seconds(REPLAY_TIMEOUT_SECONDS),
         access: ["publish"],
       }),
     });
@@ -178,7 +182,7 @@ export class StatelessStack extends Stack {
       deadLetterQueues: new Map([
         ...this.queues.dlqs,
         ["callbacks", this.callbacks.dlq],
-        ["events-relay", this.relay.failures],
+        ["events-relay", this.relay.unreplayed],
       ]),
       functions: this.functions,
     });

@@ -1,8 +1,6 @@
-import { SubscribeCommand } from "@aws-sdk/client-sns";
-import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
-import { receiveFirst } from "../support/queues.ts";
+import { receiveFirst, subscribedQueue } from "../support/queues.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -51,22 +49,11 @@ describe("events", () => {
   });
 
   it("publishes every event to the topic; a filtered subscriber gets only what matches", async () => {
-    const { sqs, sns } = stack.clients;
-    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `sub-${Date.now()}` }));
-    const { Attributes } = await sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["QueueArn"] }),
-    );
-    await sns.send(
-      new SubscribeCommand({
-        TopicArn: stack.resources.topicArn,
-        Protocol: "sqs",
-        Endpoint: Attributes?.QueueArn,
-        Attributes: { RawMessageDelivery: "true", FilterPolicy: JSON.stringify({ type: ["run.succeeded"] }) },
-      }),
-    );
+    const { sqs } = stack.clients;
+    const queueUrl = await subscribedQueue(stack.clients, stack.resources.topicArn, ["run.succeeded"]);
     const res = await stack.call("POST", "/v2/tasks", { body: { tool: "claude", prompt: "publish me" } });
     const uuid = res.json?.data.uuid as string;
-    const received = await receiveFirst(sqs, QueueUrl as string);
+    const received = await receiveFirst(sqs, queueUrl);
     expect(received).toHaveLength(1);
     expect(JSON.parse(received[0]?.Body ?? "{}")).toMatchObject({ type: "run.succeeded", task_uuid: uuid });
     expect(received[0]?.MessageAttributes?.type?.StringValue).toBe("run.succeeded");

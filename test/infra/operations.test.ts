@@ -99,8 +99,8 @@ describe("alarms", () => {
     }
   });
 
-  it("alarms on the callbacks DLQ and the events relay's failures", () => {
-    for (const queue of [stateless.callbacks.dlq, stateless.relay.failures]) {
+  it("alarms on the callbacks DLQ and on the events the relay and its replay both gave up on", () => {
+    for (const queue of [stateless.callbacks.dlq, stateless.relay.unreplayed]) {
       const dimension = { Name: "QueueName", Value: { "Fn::GetAtt": [logicalId(queue), "QueueName"] } };
       expect(onMetric("ApproximateNumberOfMessagesVisible", dimension), queue.node.path).toHaveLength(1);
     }
@@ -157,14 +157,34 @@ describe("events relay", () => {
     ]);
   });
 
-  it("lets the relay publish to the events topic, but not touch the table's items or the bucket", () => {
-    const relay = must(stateless.functions.get("EventsRelay"), "EventsRelay function");
-    const roleId = logicalId(must(relay.role, "relay role"));
-    const policy = policyOf(roleId);
-    expect(policy).toContain("sns:Publish");
-    expect(policy).toContain("dynamodb:GetRecords");
-    expect(policy).not.toContain("dynamodb:PutItem");
-    expect(policy).not.toContain("s3:");
+  it("lets the relay and its replay publish to the events topic, but not touch the table's items or the bucket", () => {
+    for (const id of ["EventsRelay", "EventsReplay"]) {
+      const fn = must(stateless.functions.get(id), `${id} function`);
+      const policy = policyOf(logicalId(must(fn.role, `${id} role`)));
+      expect(policy, id).toContain("sns:Publish");
+      expect(policy, id).toContain("dynamodb:GetRecords");
+      expect(policy, id).toContain("dynamodb:GetShardIterator");
+      expect(policy, id).not.toContain("dynamodb:PutItem");
+      expect(policy, id).not.toContain("s3:");
+    }
+  });
+
+  it("replays the failure queue's batches one at a time, and parks what it cannot replay after 5 tries", () => {
+    const replay = must(stateless.functions.get("EventsReplay"), "EventsReplay function");
+    const failuresId = logicalId(stateless.relay.failures);
+    expect(resources[failuresId]?.Properties).toMatchObject({
+      RedrivePolicy: {
+        maxReceiveCount: 5,
+        deadLetterTargetArn: { "Fn::GetAtt": [logicalId(stateless.relay.unreplayed), "Arn"] },
+      },
+      VisibilityTimeout: 360,
+    });
+    compute.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      FunctionName: { Ref: logicalId(replay) },
+      EventSourceArn: { "Fn::GetAtt": [failuresId, "Arn"] },
+      BatchSize: 1,
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+    });
   });
 });
 
@@ -198,11 +218,11 @@ describe("callback delivery", () => {
     });
   });
 
-  it("lets no function but the events relay publish to the events topic", () => {
+  it("lets no function but the events relay and its replay publish to the events topic", () => {
     const publishers = [...stateless.functions.values()].filter((fn) =>
       policyOf(logicalId(must(fn.role, `${fn.node.id} role`))).includes("sns:Publish"),
     );
-    expect(publishers.map((fn) => fn.node.id)).toEqual(["EventsRelay"]);
+    expect(publishers.map((fn) => fn.node.id)).toEqual(["EventsRelay", "EventsReplay"]);
   });
 
   it("lets the callbacks function read the store and its signing key, not the bucket or the topic", () => {

@@ -137,19 +137,19 @@ describe("stateless stack", () => {
 
   it("denies non-TLS access to every queue and topic", () => {
     // The events topic and the alarms topic; the pool queues, their DLQs, the callback queue and its DLQ,
-    // and the relay's failure queue.
+    // the relay's failure queue and what its replay gave up on.
     compute.resourceCountIs("AWS::SNS::Topic", 2);
-    compute.resourceCountIs("AWS::SQS::Queue", 2 * testConfig.pools.length + 3);
+    compute.resourceCountIs("AWS::SQS::Queue", 2 * testConfig.pools.length + 4);
     const policies = [...ofType("AWS::SQS::QueuePolicy"), ...ofType("AWS::SNS::TopicPolicy")];
-    expect(policies).toHaveLength(2 * testConfig.pools.length + 3 + 2);
+    expect(policies).toHaveLength(2 * testConfig.pools.length + 4 + 2);
     for (const policy of policies) {
       expect(JSON.stringify(policy.Properties)).toContain('"aws:SecureTransport":"false"');
     }
   });
 
   it("runs every function on nodejs22.x and arm64 with the shared environment", () => {
-    // One per route group, the tick, the events relay and the callbacks.
-    compute.resourceCountIs("AWS::Lambda::Function", ROUTE_GROUPS.length + 3);
+    // One per route group, the tick, the events relay, its replay and the callbacks.
+    compute.resourceCountIs("AWS::Lambda::Function", ROUTE_GROUPS.length + 4);
     compute.allResourcesProperties("AWS::Lambda::Function", {
       Runtime: "nodejs22.x",
       Architectures: ["arm64"],

@@ -1,4 +1,11 @@
-import { type Message, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { type SNSClient, SubscribeCommand } from "@aws-sdk/client-sns";
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
 import { expect } from "vitest";
 import type { CallbackDelivery } from "../../core/records.ts";
 import { waitFor } from "./wait.ts";
@@ -35,4 +42,27 @@ export function expectDeadLettered(deliveries: CallbackDelivery[]) {
     [5, "failed"],
   ]);
   expect(deliveries[4]?.error).toMatch(/ECONNREFUSED.*dead-letter queue/);
+}
+
+/** A new queue subscribed to a topic, raw, for the events `types` names; returns its URL. */
+export async function subscribedQueue(
+  { sqs, sns }: { sqs: SQSClient; sns: SNSClient },
+  topicArn: string,
+  types: string[],
+): Promise<string> {
+  const { QueueUrl } = await sqs.send(
+    new CreateQueueCommand({ QueueName: `sub-${Date.now()}-${types.length}` }),
+  );
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["QueueArn"] }),
+  );
+  await sns.send(
+    new SubscribeCommand({
+      TopicArn: topicArn,
+      Protocol: "sqs",
+      Endpoint: Attributes?.QueueArn,
+      Attributes: { RawMessageDelivery: "true", FilterPolicy: JSON.stringify({ type: types }) },
+    }),
+  );
+  return QueueUrl as string;
 }
