@@ -78,8 +78,6 @@ export function poolConfig(deps: Pick<Deps, "config">, name: string): PoolConfig
   return pool;
 }
 
-/** Concurrency keys are per tenant, so one tenant can never block another's key. */
-
 /** The pool slot (and concurrency-key slot) a dispatched or running task holds. */
 export const slotOf = (task: Task): SlotRelease => ({
   pool: task.pool,

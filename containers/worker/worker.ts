@@ -181,15 +181,25 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** How long past its lease a settle is still tried: by then the tick has ended the run. */
+const SETTLE_PAST_LEASE_MS = 60_000;
+
 /**
  * Settles the run, trying again after any failure (throttling, a conflict on the pool item, a timeout)
  * until the store has it: the ending is recorded exactly once, or dropped because the run ended elsewhere.
+ * The heartbeats go on meanwhile, so only a store that refuses both for longer than the lease makes it
+ * give up: then the tick ends the run as lost, and the task is retried.
  */
 async function settleUntilRecorded(deps: Deps, lease: Lease, ending: RunEnding): Promise<Task | undefined> {
   for (let failures = 1; ; failures++) {
     try {
       return await settleRun(deps, lease.held, ending);
     } catch (err) {
+      const leaseEnds = Date.parse(lease.held.task.lease_expires_at ?? "");
+      if (deps.clock.now().getTime() > leaseEnds + SETTLE_PAST_LEASE_MS) {
+        deps.log.error("gave up settling: the lease is long gone", { run_id: lease.held.run.run_id });
+        return undefined;
+      }
       deps.log.warn("settle failed; trying again", {
         run_id: lease.held.run.run_id,
         failures,

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runWorker } from "../../containers/worker/worker.ts";
-import { systemClock } from "../../core/deps.ts";
+import { type Deps, systemClock } from "../../core/deps.ts";
 import type { StateChange } from "../../core/ports.ts";
 import { submitTaskSchema } from "../../core/requests.ts";
 import { listRuns } from "../../core/runs.ts";
@@ -26,8 +26,8 @@ afterEach(() => {
   process.env.PATH = originalPath;
 });
 
-function start() {
-  const deps = { ...memoryDeps(CONFIG).deps, clock: systemClock };
+function start(clock: Deps["clock"] = systemClock, log: Deps["log"] = memoryDeps(CONFIG).deps.log) {
+  const deps = { ...memoryDeps(CONFIG).deps, clock, log };
   const stopping = new AbortController();
   const loop = runWorker(deps, {
     pool: "p",
@@ -175,5 +175,45 @@ describe("worker under faults", () => {
     expect(await getTask(deps, ADMIN, first.uuid)).not.toHaveProperty("holds_slot");
     await stop();
     expect(await deps.counters.poolState("p")).toMatchObject({ active: 0 });
+  }, 30_000);
+
+  it("gives up a settle the store keeps refusing once the lease is long gone, and leaves the run to the tick", async () => {
+    let offsetMs = 0;
+    const clock = { now: () => new Date(Date.now() + offsetMs) };
+    const errors: string[] = [];
+    const log = {
+      info: () => undefined,
+      warn: () => undefined,
+      error: (message: string) => {
+        errors.push(message);
+      },
+    };
+    const { deps, stop } = start(clock, log);
+    let refusing = true;
+    const settles = failing(
+      deps.tasks,
+      "commit",
+      Number.POSITIVE_INFINITY,
+      (change: StateChange) => refusing && isSettle(change),
+    );
+    const task = await submit(deps, "refused");
+    await waitFor(
+      async () => settles.injected,
+      (n) => n >= 1,
+    );
+    // The store refused the settle (and would refuse it forever): a minute past the lease, the worker stops.
+    offsetMs = 10_000 + 61_000;
+    const gaveUp = await waitFor(
+      async () => errors,
+      (list) => list.includes("gave up settling: the lease is long gone"),
+    );
+    expect(gaveUp).toContain("gave up settling: the lease is long gone");
+    await stop();
+    expect((await getTask(deps, ADMIN, task.uuid)).status).toBe("running");
+    // The store takes writes again: the tick ends the run as lost.
+    refusing = false;
+    expect((await tick(deps)).reclaimed).toBe(1);
+    const runs = (await listRuns(deps, ADMIN, { size: 20, task_id: task.uuid })).instances;
+    expect(runs.map((r) => r.status)).toEqual(["lost"]);
   }, 30_000);
 });
