@@ -91,11 +91,7 @@ function sdkError(fault: Exclude<Fault, "crash">, service: string): Error {
   return error;
 }
 
-/** Counts of the faults a process injected, by `service operation fault`. */
-export type FaultTally = Record<string, number>;
-
 export class FaultInjector {
-  readonly tally: FaultTally = {};
   readonly #rules: { rule: Rule; seen: number; injected: number }[];
 
   constructor(
@@ -109,7 +105,7 @@ export class FaultInjector {
 
   /** The fault a request gets, if any (each matching rule counts the request). */
   #faultFor(service: string, operation: string, input: unknown): Rule | undefined {
-    const text = JSON.stringify(input);
+    const text = this.#rules.some(({ rule }) => rule.touches) ? JSON.stringify(input) : "";
     for (const entry of this.#rules) {
       const { rule } = entry;
       if (rule.service !== service || (rule.operation && rule.operation !== operation)) continue;
@@ -124,9 +120,7 @@ export class FaultInjector {
   }
 
   #inject(rule: Rule, service: string, operation: string): never {
-    const key = `${service} ${operation} ${rule.fault}`;
-    this.tally[key] = (this.tally[key] ?? 0) + 1;
-    if (this.log) appendFileSync(this.log, `${key}\n`);
+    if (this.log) appendFileSync(this.log, `${service} ${operation} ${rule.fault}\n`);
     if (rule.fault === "crash") {
       if (this.crashMark) writeFileSync(this.crashMark, `${service} ${operation}\n`);
       // Dies here, as a killed process does: no handler, no finally, nothing after this request.
