@@ -98,7 +98,8 @@ const withoutStaleParking = (writes: RecordWrite<Task>[] | undefined) =>
 
 /**
  * Every state change goes through here: it is committed together with its events (an outbox), the
- * queued-task counters and the key's count of waiting tasks. `queuedLimit`: refuse a task entering `queued` past this many (queued_quota).
+ * queued-task counters and the key's count of waiting tasks. `queuedLimit`: refuse a task entering
+ * `queued` past this many (queued_quota).
  */
 export async function commitChange(
   deps: Pick<Deps, "tasks" | "clock">,

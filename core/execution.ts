@@ -57,6 +57,13 @@ export function fenceDelayMs(held: HeldRun, now: Date, leaseSeconds: number, kil
   return expires - now.getTime() - killGraceMs - leaseSeconds * 250;
 }
 
+/** How long past its lease a settle is still tried: by then the tick has ended the run as lost. */
+const SETTLE_PAST_LEASE_MS = 60_000;
+
+/** A settle the store keeps refusing is given up a minute past the run's lease, for the tick to end it. */
+export const settleGivenUp = (held: HeldRun, now: Date) =>
+  now.getTime() > Date.parse(held.task.lease_expires_at ?? "") + SETTLE_PAST_LEASE_MS;
+
 /** After its n-th failure in a row, a heartbeat or settle is tried again: 0.5 s, doubling up to 10 s. */
 export const retryAfterFailureMs = (failures: number) =>
   Math.min(10_000, 500 * 2 ** Math.max(0, failures - 1));

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { decodeDispatch, poolConfig } from "../../core/admission.ts";
 import type { Deps } from "../../core/deps.ts";
 import {
@@ -8,6 +9,7 @@ import {
   type RunEnding,
   type RunOutcome,
   retryAfterFailureMs,
+  settleGivenUp,
   settleRun,
 } from "../../core/execution.ts";
 import { blobKeys } from "../../core/identifiers.ts";
@@ -179,11 +181,6 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
   return { done, stop };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** How long past its lease a settle is still tried: by then the tick has ended the run. */
-const SETTLE_PAST_LEASE_MS = 60_000;
-
 /**
  * Settles the run, trying again after any failure (throttling, a conflict on the pool item, a timeout)
  * until the store has it: the ending is recorded exactly once, or dropped because the run ended elsewhere.
@@ -195,8 +192,7 @@ async function settleUntilRecorded(deps: Deps, lease: Lease, ending: RunEnding):
     try {
       return await settleRun(deps, lease.held, ending);
     } catch (err) {
-      const leaseEnds = Date.parse(lease.held.task.lease_expires_at ?? "");
-      if (deps.clock.now().getTime() > leaseEnds + SETTLE_PAST_LEASE_MS) {
+      if (settleGivenUp(lease.held, deps.clock.now())) {
         deps.log.error("gave up settling: the lease is long gone", { run_id: lease.held.run.run_id });
         return undefined;
       }

@@ -11,6 +11,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { localCredentialsVariable } from "../../core/names.ts";
 import { FAULT_ENV, type FaultRule } from "../../local/faults.ts";
 import { startLocalStack } from "../../local/stack.ts";
@@ -73,7 +74,6 @@ process.env[FAULT_ENV.log] = faultLog;
 process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
 
 const random = (n: number) => Math.floor(Math.random() * n);
-const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 const log = (message: string) =>
   process.stderr.write(`[chaos ${((Date.now() - t0) / 1000).toFixed(0)} s] ${message}\n`);
 const t0 = Date.now();
