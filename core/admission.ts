@@ -127,8 +127,11 @@ const ADMIT_PAGE = 10;
  * admitters that won are at work in this pool, and the tick pumps every pool in any case.
  */
 const ADMIT_LOST_RACES = 2;
-/** A task waiting for its key is looked at by the tick this often, in case no run's end woke it. */
-const KEY_RECHECK_SECONDS = 300;
+/**
+ * A task waiting for its key is looked at by the tick this often, in case no run's end woke it (a wake-up
+ * that failed, or an index that lagged): a missed wake-up costs at most a minute, one write a minute each.
+ */
+const KEY_RECHECK_SECONDS = 60;
 
 /**
  * Admits queued tasks of a pool while it has capacity: highest priority first, then the oldest.
@@ -231,7 +234,9 @@ async function wakeKey(deps: Deps, key: string): Promise<Task | undefined> {
  */
 export async function refill(deps: Deps, slot: SlotRelease): Promise<void> {
   try {
-    const woken = slot.concurrencyKey === undefined ? undefined : await wakeKey(deps, slot.concurrencyKey);
+    const key = slot.concurrencyKey;
+    // A failed wake-up is tried once more at once; the tick's look is the last resort.
+    const woken = key === undefined ? undefined : await wakeKey(deps, key).catch(() => wakeKey(deps, key));
     await admit(deps, slot.pool, woken?.pool === slot.pool ? [woken] : []);
     if (woken && woken.pool !== slot.pool) await admit(deps, woken.pool, [woken]);
   } catch (err) {

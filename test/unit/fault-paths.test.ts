@@ -266,8 +266,8 @@ describe("busy concurrency keys", () => {
     const first = await submit({ concurrency_key: "k" });
     const second = await submit({ concurrency_key: "k" });
     expect((await getTask(deps, ADMIN, second.uuid)).key_parked).toBe(true);
-    // The first run ends, and its settle's wake-up is lost (the index did not show the parked task yet).
-    failing(deps.tasks, "keyWaitingTasks", 1, () => true, { error: () => new Error("index lag") });
+    // The first run ends, and its settle's wake-up fails twice (its try and its retry): it is lost.
+    failing(deps.tasks, "keyWaitingTasks", 2, () => true, { error: () => new Error("index lag") });
     const claim = await claimRun(deps, { task_uuid: first.uuid, run_id: first.run_id as string }, "w");
     if (!claim.claimed) throw new Error(claim.reason);
     await settleRun(deps, claim.held, {
@@ -275,7 +275,7 @@ describe("busy concurrency keys", () => {
       outcome: { exitCode: 0, files: [], tail: "", durationMs: 1 },
     });
     expect((await getTask(deps, ADMIN, second.uuid)).status).toBe("queued");
-    clock.advance(301_000);
+    clock.advance(61_000);
     expect((await tick(deps)).woken).toBe(1);
     expect((await getTask(deps, ADMIN, second.uuid)).status).toBe("dispatched");
   });
