@@ -17,13 +17,13 @@ const REASONS: { where: string; key: RegExp; reason: string }[] = [
   },
   {
     where: "api",
-    key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN\+Update:POOL(\+Update:CKEY)?(\+Put:IDEM)?(\+Put:EVENT){0,2}$/,
+    key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN\+Update:POOL(\+Update:CKEY)?(\+Put:IDEM)?(\+Put:EVENT)?$/,
     reason:
       "floor: store the task already dispatched, with its run, a pool slot (taken only while no task waits) and its events",
   },
   {
     where: "api",
-    key: /^DynamoDB TransactWriteItems Put:TASK\+Update:POOL\+Update:QUEUED(\+Put:EVENT)*$/,
+    key: /^DynamoDB TransactWriteItems Put:TASK\+Update:POOL\+Update:QUEUED(\+Put:EVENT)?$/,
     reason: "the pool was full or had tasks waiting: store the task queued, counted in its pool and tenant",
   },
   {
@@ -40,14 +40,14 @@ const REASONS: { where: string; key: RegExp; reason: string }[] = [
   },
   {
     where: "worker",
-    key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN(\+Put:EVENT)*$/,
+    key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN(\+Put:EVENT)?$/,
     reason: "floor: claim, task and run running (with their events)",
   },
   { where: "worker", key: /^SQS DeleteMessage$/, reason: "floor: the message is done with once claimed" },
   { where: "worker", key: /^S3 PutObject$/, reason: "a log longer than 4,000 characters, kept in S3" },
   {
     where: "worker",
-    key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN\+Update:POOL(\+Put:EVENT)*$/,
+    key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN\+Update:POOL(\+Put:EVENT)?$/,
     reason: "floor: settle, task and run succeeded, the pool slot given back",
   },
   {

@@ -223,11 +223,6 @@ function report(r: {
   const submitP50 = percentile(r.latency.submitMs, 50);
   // A Lambda invocation serves one request at a time: bill the submit measured alone, not under 8 clients.
   const lambdaMs = percentile(r.count.submitMs, 50);
-  // Outbox events ride in the transactions; the relay publishes them to SNS in batches.
-  const eventsPerTask = rows.reduce(
-    (n, c) => n + c.requests * (c.detail.match(/Put:EVENT/g)?.length ?? 0),
-    0,
-  );
   const count = (where: string, key: string, field: "requests" | "messages") =>
     rows
       .filter((c) => c.where === where && `${c.service} ${c.operation} ${c.detail}`.trim() === key)
@@ -340,7 +335,6 @@ function report(r: {
       ),
       tick_requests_per_tick: ticks > 0 ? round(tickRequests / ticks, 1) : null,
     },
-    events_per_task: round(eventsPerTask, 2),
     sns_messages_per_task: round(published, 2),
     callback_path:
       "Counted to the callback event: the outbox events (inside the transactions), the relay's SNS " +

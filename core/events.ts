@@ -7,7 +7,7 @@ export type EventType = `task.${string}` | `run.${string}`;
  * subscribers can filter.
  */
 export interface DomainEvent {
-  /** Unique and ordered within a task: `<time>#<seq>`-based, see eventId. */
+  /** Unique and ordered within a task: see eventId. */
   id: string;
   type: EventType;
   time: string;
@@ -70,3 +70,12 @@ export const callbackBody = (event: DomainEvent): CallbackBody => ({
 
 /** Events are kept this long (DynamoDB TTL), for clients catching up with GET /v2/tasks/{uuid}/events. */
 export const EVENT_RETENTION_DAYS = 30;
+
+/**
+ * An event's id: its change's id (`<time>#<task version, 9 digits>`, unique and ordered within a task)
+ * and its place in the change.
+ */
+export const eventId = (changeId: string, index: number) => `${changeId}#${index}`;
+
+/** The change an event id belongs to. */
+export const changeIdOf = (id: string) => id.slice(0, id.lastIndexOf("#"));

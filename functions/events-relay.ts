@@ -2,6 +2,7 @@ import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import middy from "@middy/core";
 import type { DynamoDBStreamEvent } from "aws-lambda";
+import { eventsOfLogItem } from "../adapters/table/keys.ts";
 import type { DomainEvent } from "../core/events.ts";
 import { EVENT_SORT_KEY_PREFIX } from "../core/names.ts";
 import type { EventBus } from "../core/ports.ts";
@@ -11,19 +12,13 @@ import { observability } from "./_shared/observability.ts";
 
 const { count, middlewares } = observability("switchyard-events");
 
-/** The event records of a stream batch: new items whose sort key starts with EVENT#. */
+/** The events of a stream batch: those of the new event log items (sort key EVENT#). */
 export function eventsOfStream(stream: DynamoDBStreamEvent): DomainEvent[] {
   return stream.Records.flatMap((record) => {
     const image = record.dynamodb?.NewImage;
     if (record.eventName !== "INSERT" || !image?.sk?.S?.startsWith(EVENT_SORT_KEY_PREFIX)) return [];
     // The Lambda event's attribute-value type and the SDK's describe the same wire format.
-    const {
-      pk: _pk,
-      sk: _sk,
-      expires_at: _expires,
-      ...event
-    } = unmarshall(image as unknown as Record<string, AttributeValue>);
-    return [event as DomainEvent];
+    return eventsOfLogItem(unmarshall(image as unknown as Record<string, AttributeValue>));
   });
 }
 

@@ -45,8 +45,12 @@ import {
 import {
   apiKeysListing,
   decodeCursor,
+  decodeEventCursor,
   dueListing,
+  eventCountOf,
+  eventItemsFor,
   eventsListing,
+  eventsPageOf,
   keyNamesOf,
   keyWaitingListing,
   type Listing,
@@ -202,11 +206,17 @@ export class DynamoStore implements TaskStore, TenantStore {
     const names: Record<string, string> = { "#pk": pkName };
     const values: Record<string, unknown> = { ":pk": listing.pk };
     const conditions = ["#pk = :pk"];
-    const skBound = listing.skPrefix ?? listing.skMax;
-    if (skBound !== undefined) {
-      names["#sk"] = skName;
-      values[":sk"] = skBound;
-      conditions.push(listing.skPrefix !== undefined ? "begins_with(#sk, :sk)" : "#sk <= :sk");
+    const { skPrefix, skMin, skMax } = listing;
+    if (skMin !== undefined || skPrefix !== undefined || skMax !== undefined) names["#sk"] = skName;
+    if (skMin !== undefined) {
+      Object.assign(values, { ":min": skMin, ":max": skMax });
+      conditions.push("#sk BETWEEN :min AND :max");
+    } else if (skPrefix !== undefined) {
+      values[":sk"] = skPrefix;
+      conditions.push("begins_with(#sk, :sk)");
+    } else if (skMax !== undefined) {
+      values[":sk"] = skMax;
+      conditions.push("#sk <= :sk");
     }
     const filters = listing.filters.map(({ path, value }, i) => {
       values[`:f${i}`] = value;
@@ -347,8 +357,27 @@ export class DynamoStore implements TaskStore, TenantStore {
     return this.#create([tenantItem(tenant), apiKeyItem(key)]);
   }
 
-  listEvents(taskUuid: string, size: number, cursor?: string): Promise<Page<DomainEvent>> {
-    return this.#page<DomainEvent>(eventsListing(taskUuid), size, cursor);
+  async listEvents(taskUuid: string, size: number, cursor?: string): Promise<Page<DomainEvent>> {
+    const afterId = cursor === undefined ? undefined : decodeEventCursor(cursor);
+    const [items, total] = await Promise.all([
+      this.#collect(eventsListing(taskUuid, afterId), eventItemsFor(size)),
+      this.#countEvents(taskUuid),
+    ]);
+    return eventsPageOf(items, size, total, afterId);
+  }
+
+  /** The events of a task's log: the sum of its items' counts. */
+  async #countEvents(taskUuid: string): Promise<number> {
+    const input: QueryCommandInput = {
+      ...this.#queryInput(eventsListing(taskUuid)),
+      ProjectionExpression: "#count",
+    };
+    input.ExpressionAttributeNames = { ...input.ExpressionAttributeNames, "#count": "count" };
+    let total = 0;
+    for await (const page of paginateQuery({ client: this.doc }, input)) {
+      for (const item of page.Items ?? []) total += eventCountOf(item);
+    }
+    return total;
   }
 
   async recordWorker(worker: WorkerRecord): Promise<void> {

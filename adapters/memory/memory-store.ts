@@ -34,8 +34,12 @@ import {
 import {
   apiKeysListing,
   decodeCursor,
+  decodeEventCursor,
   dueListing,
+  eventCountOf,
+  eventItemsFor,
   eventsListing,
+  eventsPageOf,
   keyNamesOf,
   keyWaitingListing,
   type Listing,
@@ -120,7 +124,7 @@ export class MemoryStore implements TaskStore, TenantStore {
   #query(listing: Listing, start?: Record<string, string>): Item[] {
     const { pkName, skName } = keyNamesOf(listing);
     const direction = listing.forward ? 1 : -1;
-    const { skPrefix = "", skMax } = listing;
+    const { skPrefix = "", skMin, skMax } = listing;
     const after = start?.[skName];
     return [...this.#items.values()]
       .filter((item) => {
@@ -129,6 +133,7 @@ export class MemoryStore implements TaskStore, TenantStore {
           item[pkName] === listing.pk &&
           typeof sk === "string" &&
           sk.startsWith(skPrefix) &&
+          (skMin === undefined || compare(sk, skMin) >= 0) &&
           (skMax === undefined || compare(sk, skMax) <= 0) &&
           (after === undefined || compare(sk, after) * direction > 0) &&
           listing.filters.every(({ path, value }) => valueAt(item, path) === value)
@@ -241,7 +246,12 @@ export class MemoryStore implements TaskStore, TenantStore {
   }
 
   async listEvents(taskUuid: string, size: number, cursor?: string): Promise<Page<DomainEvent>> {
-    return this.#page<DomainEvent>(eventsListing(taskUuid), size, cursor);
+    const afterId = cursor === undefined ? undefined : decodeEventCursor(cursor);
+    const items = structuredClone(
+      this.#query(eventsListing(taskUuid, afterId)).slice(0, eventItemsFor(size)),
+    );
+    const total = this.#query(eventsListing(taskUuid)).reduce((n, item) => n + eventCountOf(item), 0);
+    return eventsPageOf(items, size, total, afterId);
   }
 
   async recordWorker(worker: WorkerRecord): Promise<void> {

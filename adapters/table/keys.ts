@@ -2,7 +2,7 @@
  * The single table's key layout, shared by the DynamoDB adapter and its in-memory fake: every partition and
  * sort key written once, and the item of each record. Plain data only; no AWS SDK. Index names: TABLE.
  */
-import { type DomainEvent, EVENT_RETENTION_DAYS } from "../../core/events.ts";
+import { changeIdOf, type DomainEvent, EVENT_RETENTION_DAYS, eventId } from "../../core/events.ts";
 import { DUE_SHARDS, EVENT_SORT_KEY_PREFIX } from "../../core/names.ts";
 import {
   type ApiKeyRecord,
@@ -122,13 +122,39 @@ export const workerItem = (worker: WorkerRecord): Item & Key => ({
   gsi1sk: `${worker.pool}#${worker.worker_id}`,
 });
 
-/** Events live in their task's partition, so a task's log is one Query; they expire after the retention. */
-export const eventItem = (event: DomainEvent): Item & Key => ({
-  ...compact(event),
-  pk: taskKey(event.task_uuid).pk,
-  sk: `${TASK_PARTITION.events}${event.id}`,
-  expires_at: Math.floor(Date.parse(event.time) / 1000) + EVENT_RETENTION_DAYS * 86_400,
-});
+/** The fields that every event of one change shares: stored once on its log item. */
+const SHARED_EVENT_FIELDS = ["tenant", "pool", "task_uuid", "name", "callback", "time"] as const;
+
+/**
+ * The events of one change, in one item of their task's partition (so a task's log is one Query), keyed by
+ * the change (see changeIdOf); they expire after the retention. The stream brings the item to the relay.
+ */
+export function eventLogItem(events: DomainEvent[]): Item & Key {
+  const [first] = events;
+  if (!first) throw new Error("an event log item holds at least one event");
+  const shared = Object.fromEntries(SHARED_EVENT_FIELDS.map((field) => [field, first[field]]));
+  const own = events.map((event) => {
+    const rest: Partial<DomainEvent> = { ...event, id: undefined };
+    for (const field of SHARED_EVENT_FIELDS) delete rest[field];
+    return compact(rest);
+  });
+  return {
+    ...compact(shared),
+    events: own,
+    count: events.length,
+    pk: taskKey(first.task_uuid).pk,
+    sk: `${TASK_PARTITION.events}${changeIdOf(first.id)}`,
+    expires_at: Math.floor(Date.parse(first.time) / 1000) + EVENT_RETENTION_DAYS * 86_400,
+  };
+}
+
+/** The events of a log item. An item without `events` is of the older layout: one event per item. */
+export function eventsOfLogItem(item: Item): DomainEvent[] {
+  const { events, count: _count, expires_at: _expires, ...rest } = recordOf<Item>(item);
+  if (!Array.isArray(events)) return [rest as unknown as DomainEvent];
+  const changeId = (item.sk as string).slice(TASK_PARTITION.events.length);
+  return events.map((own, index) => ({ ...rest, ...own, id: eventId(changeId, index) }) as DomainEvent);
+}
 
 /** The record stored in an item: its attributes without the key attributes. */
 export function recordOf<T>(item: Item): T {

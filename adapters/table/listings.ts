@@ -1,8 +1,9 @@
 /** The table's listings (key ranges of the table or an index), their cursors and pages. */
 import { ValidationError } from "../../core/errors.ts";
+import { changeIdOf, type DomainEvent } from "../../core/events.ts";
 import { TABLE } from "../../core/names.ts";
 import type { Page, RunQuery, TaskQuery } from "../../core/ports.ts";
-import { type Item, PARTITIONS, recordOf, TASK_PARTITION, taskKey } from "./keys.ts";
+import { eventsOfLogItem, type Item, PARTITIONS, recordOf, TASK_PARTITION, taskKey } from "./keys.ts";
 
 type Index = (typeof TABLE.indexes)[keyof typeof TABLE.indexes];
 
@@ -12,6 +13,8 @@ export interface Listing {
   index?: Index;
   pk: string;
   skPrefix?: string;
+  /** Inclusive lower bound of the sort key; needs skMax. */
+  skMin?: string;
   /** Inclusive upper bound of the sort key. */
   skMax?: string;
   forward: boolean;
@@ -56,13 +59,51 @@ export const runListing = (q: RunQuery): Listing =>
         filters: [{ path: ["tenant"], value: q.tenant }, ...equals(["status"], q.status)],
       };
 
-/** A task's events, oldest first. */
-export const eventsListing = (taskUuid: string): Listing => ({
+/** A task's event log, oldest first: all of it, or from the change holding event `fromId` on. */
+export const eventsListing = (taskUuid: string, fromId?: string): Listing => ({
   pk: taskKey(taskUuid).pk,
   skPrefix: TASK_PARTITION.events,
+  ...(fromId !== undefined && {
+    skMin: `${TASK_PARTITION.events}${changeIdOf(fromId)}`,
+    skMax: `${TASK_PARTITION.events}\uffff`,
+  }),
   forward: true,
   filters: [],
 });
+
+/**
+ * Log items to read for a page of `size` events: every item holds at least one event, and the first may
+ * hold only events up to the cursor's.
+ */
+export const eventItemsFor = (size: number) => size + 2;
+
+/** An event cursor is the last event id a page gave, which also names the log item to read on from. */
+const EVENT_ID = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#\d{9}#\d+$/;
+
+/** The event id a cursor of a task's events names; a ValidationError on `cursor` otherwise. */
+export function decodeEventCursor(cursor: string): string {
+  const id = Buffer.from(cursor, "base64url").toString("utf8");
+  if (!EVENT_ID.test(id)) throw new ValidationError("cursor", "is not a cursor of this listing");
+  return id;
+}
+
+/** A page of the events after `afterId` from the log items read (eventItemsFor), oldest first. */
+export function eventsPageOf(
+  items: Item[],
+  size: number,
+  total: number,
+  afterId?: string,
+): Page<DomainEvent> {
+  const events = items
+    .flatMap(eventsOfLogItem)
+    .filter((event) => afterId === undefined || event.id > afterId);
+  const page = events.slice(0, size);
+  const last = events.length > size ? page.at(-1) : undefined;
+  return { items: page, total, ...(last && { nextCursor: Buffer.from(last.id).toString("base64url") }) };
+}
+
+/** The events an item of a task's log holds (older items hold one and no count). */
+export const eventCountOf = (item: Item) => (item.count as number | undefined) ?? 1;
 
 export const readyListing = (pool: string): Listing => ({
   index: TABLE.indexes.ready,

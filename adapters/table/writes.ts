@@ -7,7 +7,7 @@ import type { CommitConflictReason, StateChange } from "../../core/ports.ts";
 import {
   compact,
   concurrencyKeyKey,
-  eventItem,
+  eventLogItem,
   type Item,
   idempotencyKey,
   type Key,
@@ -149,7 +149,7 @@ export function writesOf(change: StateChange): Write[] {
       }),
     });
   }
-  for (const event of change.events ?? []) writes.push({ type: "append", item: eventItem(event) });
+  if (change.events?.length) writes.push({ type: "append", item: eventLogItem(change.events) });
   if (release?.concurrencyKey !== undefined) {
     writes.push({ type: "count", key: concurrencyKeyKey(release.concurrencyKey), add: { active: -1 } });
   }

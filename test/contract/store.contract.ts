@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
 import { dueShard } from "../../adapters/table/keys.ts";
 import { ConflictError, ValidationError } from "../../core/errors.ts";
+import { type DomainEvent, type EventType, eventId } from "../../core/events.ts";
 import {
   CommitConflict,
   type CommitConflictReason,
@@ -672,6 +673,52 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           Array.from({ length: 25 }, () => store.takeRateToken(counter, window, 10, expires)),
         );
         expect(takes.filter(Boolean)).toHaveLength(10);
+      });
+    });
+
+    describe("event log", () => {
+      /** The events of one change of `task` at `minute`: `types` in order, sharing the change's id. */
+      const changeEvents = (task: Task, minute: number, ...types: EventType[]): DomainEvent[] =>
+        types.map((type, i) => ({
+          id: eventId(`${at(minute)}#${String(minute).padStart(9, "0")}`, i),
+          type,
+          time: at(minute),
+          tenant: task.tenant,
+          pool: task.pool,
+          status: type.split(".")[1] as string,
+          task_uuid: task.uuid,
+          callback: "https://example.com/hook",
+          ...(type.startsWith("run.") && { run_id: `${task.uuid}-r1`, attempt: 1, message: "exit 1" }),
+        }));
+
+      it("keeps each change's events in order and pages through them by any size", async () => {
+        const task = makeTask();
+        const changes = [
+          changeEvents(task, 1, "task.created", "task.dispatched"),
+          changeEvents(task, 2, "run.started", "task.running"),
+          changeEvents(task, 3, "run.failed"),
+          changeEvents(task, 4, "run.succeeded", "task.succeeded"),
+        ];
+        await store.commit({ tasks: [{ next: task }], events: changes[0] });
+        for (const [i, events] of changes.slice(1).entries()) {
+          await store.commit({
+            tasks: [{ next: { ...task, version: i + 2 }, expectVersion: i + 1 }],
+            events,
+          });
+        }
+        const all = changes.flat();
+        for (const size of [1, 2, 3, 7]) {
+          const pages = await allPages((cursor) => store.listEvents(task.uuid, size, cursor));
+          expect(pages.flatMap((p) => p.items)).toEqual(all);
+          expect(pages.every((p) => p.total === all.length && p.items.length <= size)).toBe(true);
+          expect(pages).toHaveLength(Math.ceil(all.length / size));
+        }
+      });
+
+      it("refuses a cursor that is not an event's", async () => {
+        const task = makeTask();
+        await store.commit({ tasks: [{ next: task }], events: changeEvents(task, 1, "task.created") });
+        await expectBadCursor(store.listEvents(task.uuid, 5, "bm90LWFuLWV2ZW50"));
       });
     });
 
