@@ -31,7 +31,22 @@ const poolSchema = z.strictObject({
     .default({ cpu: 1024, memory: 2048, min: 0, max: 1, slots: 1 }),
 });
 
+/**
+ * The API stage's throttle, all tenants together (API Gateway's token bucket: a steady rate and a burst),
+ * in front of the per-tenant limits. An AWS account's default is 10,000 a second across its APIs.
+ */
+const API_THROTTLE_DEFAULT = { rate_per_second: 1000, burst: 2000 };
+const apiSchema = z.strictObject({
+  throttle: z
+    .strictObject({
+      rate_per_second: z.number().int().min(1).max(10_000).default(API_THROTTLE_DEFAULT.rate_per_second),
+      burst: z.number().int().min(1).max(5_000).default(API_THROTTLE_DEFAULT.burst),
+    })
+    .default(API_THROTTLE_DEFAULT),
+});
+
 const configSchema = z.strictObject({
+  api: apiSchema.default({ throttle: API_THROTTLE_DEFAULT }),
   pools: z
     .array(poolSchema)
     .min(1)
@@ -41,6 +56,7 @@ const configSchema = z.strictObject({
 });
 
 export type PoolConfig = z.output<typeof poolSchema>;
+export type ApiThrottle = z.output<typeof apiSchema>["throttle"];
 export type SchedulerConfig = z.output<typeof configSchema>;
 
 /** Parses and validates scheduler config text; errors name the file and the path of the bad field. */

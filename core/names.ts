@@ -45,8 +45,17 @@ export const CALLBACK_FUNCTION_TIMEOUT_SECONDS = 30;
 
 /** Queue settings, applied alike by the CDK stack and the local stack. */
 export const QUEUE_SETTINGS = {
-  /** A pool's FIFO work queue: a received message stays hidden for one lease of its pool. */
-  pool: { maxReceiveCount: 5, visibilitySeconds: (pool: { lease_seconds: number }) => pool.lease_seconds },
+  /**
+   * A pool's FIFO work queue: a received message stays hidden for one lease of its pool. High throughput
+   * mode: deduplication and the throughput limit apply per message group (a run id, or a concurrency
+   * key), so a queue scales with its groups instead of stopping at 300 requests a second per action.
+   */
+  pool: {
+    maxReceiveCount: 5,
+    visibilitySeconds: (pool: { lease_seconds: number }) => pool.lease_seconds,
+    deduplicationScope: "messageGroup",
+    fifoThroughputLimit: "perMessageGroupId",
+  },
   /** The callback queue: six times the function's timeout, AWS's advice for Lambda event sources. */
   callback: {
     maxReceiveCount: CALLBACK_MAX_RECEIVES,

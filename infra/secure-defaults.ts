@@ -61,12 +61,6 @@ export const topicDefaults = { enforceSSL: true } as const satisfies TopicProps;
  */
 export const workerStop = { drainSeconds: 90, stopTimeoutSeconds: 120 } as const;
 
-/**
- * Safety-net throttling of the whole API stage (all tenants together), in requests per second.
- * Per-tenant limits (default 100 per minute) are enforced by the handlers, see SchedulerApi.
- */
-export const apiStageThrottle = { rateLimit: 50, burstLimit: 100 } as const;
-
 export const functionDefaults = {
   runtime: Runtime.NODEJS_22_X,
   architecture: Architecture.ARM_64,

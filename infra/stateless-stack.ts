@@ -7,7 +7,7 @@ import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Topic } from "aws-cdk-lib/aws-sns";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
-import type { PoolConfig } from "../core/config.ts";
+import type { ApiThrottle, PoolConfig } from "../core/config.ts";
 import { CALLBACK_FUNCTION_TIMEOUT_SECONDS, ENV } from "../core/names.ts";
 import { ROUTE_GROUPS, type RouteGroup } from "../functions/_shared/routes.ts";
 
@@ -41,6 +41,8 @@ export interface StatelessStackProps extends StackProps {
   /** The HMAC key that signs callbacks (stateful: receivers verify with it). */
   readonly callbackKey: ISecret;
   readonly pools: readonly PoolConfig[];
+  /** The API stage's throttle, all tenants together. */
+  readonly apiThrottle: ApiThrottle;
   /** The scheduler config file the pools came from; bundled into every function. */
   readonly configFile: string;
   /** `tool/account` -> the secret with that account's credentials (stateful PoolCredentials). */
@@ -117,7 +119,7 @@ export class StatelessStack extends Stack {
         return [group, fn];
       }),
     ) as Record<RouteGroup, SwitchyardFunction>;
-    this.api = new SchedulerApi(this, "Http", { handlers: this.handlers });
+    this.api = new SchedulerApi(this, "Http", { handlers: this.handlers, throttle: props.apiThrottle });
     new CfnOutput(this, "ApiUrl", {
       description: "Base URL of the API; routes are under /v2",
       value: this.api.api.url,

@@ -26,6 +26,7 @@ export function addSwitchyardStacks(app: App, props: SwitchyardProps) {
     adminKey: stateful.adminKey,
     callbackKey: stateful.callbackKey,
     pools: props.config.pools,
+    apiThrottle: props.config.api.throttle,
     configFile: props.configFile,
     credentials: stateful.credentials.secrets,
     workers: props.workers,

@@ -106,6 +106,8 @@ async function createPoolQueue({ sqs }: LocalClients, queueName: string, pool: P
       QueueName: queueName,
       Attributes: {
         ...fifo,
+        DeduplicationScope: QUEUE_SETTINGS.pool.deduplicationScope,
+        FifoThroughputLimit: QUEUE_SETTINGS.pool.fifoThroughputLimit,
         RedrivePolicy: JSON.stringify(redrivePolicy),
         VisibilityTimeout: String(QUEUE_SETTINGS.pool.visibilitySeconds(pool)),
       },

@@ -1,5 +1,5 @@
 import { Duration } from "aws-cdk-lib";
-import { Queue } from "aws-cdk-lib/aws-sqs";
+import { type DeduplicationScope, type FifoThroughputLimit, Queue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import type { PoolConfig } from "../../core/config.ts";
 import { QUEUE_SETTINGS } from "../../core/names.ts";
@@ -31,6 +31,8 @@ export class PoolQueues extends Construct {
         ...queueDefaults,
         fifo: true,
         visibilityTimeout: Duration.seconds(QUEUE_SETTINGS.pool.visibilitySeconds(pool)),
+        deduplicationScope: QUEUE_SETTINGS.pool.deduplicationScope as DeduplicationScope,
+        fifoThroughputLimit: QUEUE_SETTINGS.pool.fifoThroughputLimit as FifoThroughputLimit,
         deadLetterQueue: { queue: dlq, maxReceiveCount: QUEUE_SETTINGS.pool.maxReceiveCount },
       });
       queues.set(pool.name, queue);

@@ -10,23 +10,24 @@ import type { IFunction } from "aws-cdk-lib/aws-lambda";
 import { LogGroup } from "aws-cdk-lib/aws-logs";
 import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
+import type { ApiThrottle } from "../../core/config.ts";
 import { ERROR_CODES, type ErrorCode } from "../../core/errors.ts";
 import { errorBody, HTTP_STATUS } from "../../functions/_shared/errors.ts";
 import { ROUTE_GROUPS, ROUTES, type RouteGroup } from "../../functions/_shared/routes.ts";
-import { apiStageThrottle, LOG_RETENTION } from "../secure-defaults.ts";
+import { LOG_RETENTION } from "../secure-defaults.ts";
 
 export interface SchedulerApiProps {
   /** The Lambda serving each route group. */
   readonly handlers: Readonly<Record<RouteGroup, IFunction>>;
-  /** Stage-wide throttling, all tenants together (requests per second). @default apiStageThrottle */
-  readonly throttle?: { readonly rateLimit: number; readonly burstLimit: number };
+  /** Stage-wide throttling, all tenants together (scheduler.config.yaml `api.throttle`). */
+  readonly throttle: ApiThrottle;
 }
 
 /** The REST API: one method per entry of ROUTES, proxied to its group's Lambda. */
 export class SchedulerApi extends Construct {
   readonly api: RestApi;
 
-  constructor(scope: Construct, id: string, { handlers, throttle = apiStageThrottle }: SchedulerApiProps) {
+  constructor(scope: Construct, id: string, { handlers, throttle }: SchedulerApiProps) {
     super(scope, id);
     const accessLogs = new LogGroup(this, "AccessLogs", { retention: LOG_RETENTION });
     this.api = new RestApi(this, "Api", {
@@ -46,8 +47,8 @@ export class SchedulerApi extends Construct {
         // stored hashed), checked by the handlers. Mirroring every tenant key into API Gateway would split
         // auth between two stores and break parity with the local stack. This stage-wide throttle is only
         // the safety net in front of Lambda and DynamoDB; past it the gateway answers 429 / 1010.
-        throttlingRateLimit: throttle.rateLimit,
-        throttlingBurstLimit: throttle.burstLimit,
+        throttlingRateLimit: throttle.rate_per_second,
+        throttlingBurstLimit: throttle.burst,
       },
     });
 

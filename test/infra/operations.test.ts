@@ -1,8 +1,8 @@
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
+import { parseSchedulerConfig } from "../../core/config.ts";
 import { RUN_END_TYPES } from "../../core/events.ts";
 import { CALLBACK_MAX_RECEIVES, ENV } from "../../core/names.ts";
-import { apiStageThrottle } from "../../infra/secure-defaults.ts";
 import { logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
 
 type Props = Record<string, unknown>;
@@ -34,20 +34,24 @@ const onMetric = (metricName: string, dimension: unknown) =>
   );
 
 describe("API stage throttling", () => {
-  it("throttles the whole stage as a safety net (per-tenant limits are in the handlers)", () => {
-    compute.hasResourceProperties("AWS::ApiGateway::Stage", {
+  const stageThrottle = (template: Template, rate: number, burst: number) =>
+    template.hasResourceProperties("AWS::ApiGateway::Stage", {
       MethodSettings: [
         Match.objectLike({
           HttpMethod: "*",
           ResourcePath: "/*",
-          ThrottlingRateLimit: apiStageThrottle.rateLimit,
-          ThrottlingBurstLimit: apiStageThrottle.burstLimit,
+          ThrottlingRateLimit: rate,
+          ThrottlingBurstLimit: burst,
         }),
       ],
     });
-    // A stage limit far above one tenant's default (100 a minute), well under the account's 10,000/s.
-    expect(apiStageThrottle.rateLimit).toBeGreaterThan(100 / 60);
-    expect(apiStageThrottle.burstLimit).toBeGreaterThanOrEqual(apiStageThrottle.rateLimit);
+
+  it("throttles the whole stage at 1,000 requests a second unless the config says otherwise", () => {
+    stageThrottle(compute, 1000, 2000);
+    const config = parseSchedulerConfig(
+      `api: { throttle: { rate_per_second: 250, burst: 400 } }\npools: [{ name: a, tool: claude, account: a, max_concurrency: 1 }]`,
+    );
+    stageThrottle(Template.fromStack(synthSwitchyard({ config }).stateless), 250, 400);
     // No usage plans or API Gateway keys: Switchyard's keys are checked by the handlers.
     compute.resourceCountIs("AWS::ApiGateway::UsagePlan", 0);
     compute.resourceCountIs("AWS::ApiGateway::ApiKey", 0);

@@ -122,6 +122,9 @@ describe("stateless stack", () => {
         FifoQueue: true,
         SqsManagedSseEnabled: true,
         VisibilityTimeout: pool.lease_seconds,
+        // High throughput mode: deduplication and throughput per message group.
+        DeduplicationScope: "messageGroup",
+        FifoThroughputLimit: "perMessageGroupId",
         RedrivePolicy: {
           maxReceiveCount: 5,
           deadLetterTargetArn: { "Fn::GetAtt": [expect.any(String), "Arn"] },

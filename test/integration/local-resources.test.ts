@@ -65,6 +65,10 @@ describe("createLocalResources", () => {
     );
     expect(Attributes?.FifoQueue).toBe("true");
     expect(Attributes?.VisibilityTimeout).toBe("45");
+    expect(Attributes).toMatchObject({
+      DeduplicationScope: "messageGroup",
+      FifoThroughputLimit: "perMessageGroupId",
+    });
     expect(JSON.parse(Attributes?.RedrivePolicy ?? "{}")).toEqual({
       deadLetterTargetArn: expect.stringMatching(new RegExp(`:${prefix}-codex-main-dlq\\.fifo$`)),
       maxReceiveCount: 5,
