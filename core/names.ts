@@ -86,8 +86,11 @@ export const TABLE = {
  */
 export const EVENT_SORT_KEY_PREFIX = "EVENT#";
 
-/** Number of shards of the due index; the tick queries each one. */
-export const DUE_SHARDS = 4;
+/**
+ * Number of shards of the due index; the tick reads them all at once. A task's shard is a hash of its
+ * uuid, so a task written under fewer shards is still read (its shard is among these) until it moves.
+ */
+export const DUE_SHARDS = 16;
 
 /** Locally, where `npm start` reads an account's credentials (JSON) for the pools of that account. */
 export const localCredentialsVariable = (account: string) =>

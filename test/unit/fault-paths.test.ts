@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseSchedulerConfig } from "../../core/config.ts";
 import { setPoolPaused } from "../../core/controls.ts";
 import { claimRun, LIMIT_PAUSE_CAP_SECONDS, type RunOutcome, settleRun } from "../../core/execution.ts";
+import { DUE_SHARDS } from "../../core/names.ts";
 import type { StateChange } from "../../core/ports.ts";
 import type { Task } from "../../core/records.ts";
 import { submitTaskSchema } from "../../core/requests.ts";
@@ -15,7 +16,7 @@ const CONFIG = `
 pools:
   - { name: p, tool: claude, account: acme, max_concurrency: 2, lease_seconds: 60 }
   - { name: q, tool: claude, account: acme, max_concurrency: 1 }
-  - { name: wide, tool: codex, account: x, max_concurrency: 1000 }
+  - { name: wide, tool: codex, account: x, max_concurrency: 10000 }
 `;
 
 const failedWith = (error: string, fields: Partial<RunOutcome> = {}): RunOutcome => ({
@@ -144,7 +145,9 @@ describe("the tick under faults", () => {
   it("works through more due tasks than one page of every shard in one tick", async () => {
     const { deps, clock } = memoryDeps(CONFIG);
     const at = new Date(clock.now().getTime() + 60_000).toISOString();
-    for (let i = 0; i < 600; i++) {
+    // Half again one page (100) per shard, on average.
+    const count = DUE_SHARDS * 150;
+    for (let i = 0; i < count; i++) {
       await submitTask(
         deps,
         ADMIN,
@@ -153,8 +156,8 @@ describe("the tick under faults", () => {
     }
     clock.advance(61_000);
     const report = await tick(deps);
-    expect(report.started).toBe(600);
-    expect(report.admitted).toBe(600);
+    expect(report.started).toBe(count);
+    expect(report.admitted).toBe(count);
   });
 });
 
