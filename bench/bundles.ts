@@ -16,10 +16,13 @@ const ROOT = resolve(import.meta.dirname, "..");
 const OUT = resolve(ROOT, "dist/bench");
 const run = promisify(execFile);
 
-/** The code the stateless stack deploys: the API (one function per route group, all the same bundle) and the tick. */
+/** The code the stateless stack deploys: the API (one function per route group, all the same bundle) and the rest. */
 export const FUNCTIONS: Record<string, string> = {
   api: "functions/api/handler.ts",
   tick: "functions/tick.ts",
+  "events-relay": "functions/events-relay.ts",
+  "events-replay": "functions/events-replay.ts",
+  callbacks: "functions/callbacks.ts",
 };
 
 export interface BundleFigures {

@@ -23,9 +23,13 @@ export type InProcess = "api" | "tick" | "events" | "callbacks";
 const IN_PROCESS: InProcess[] = ["api", "tick", "events", "callbacks"];
 
 export interface Driver {
-  stack: LocalStack;
+  stack: Pick<LocalStack, "url" | "workerPid">;
   /** Reads the table directly (uncounted clients). */
-  store: TaskStore;
+  store: Pick<TaskStore, "getTask">;
+  /** Tasks waiting in a pool (up to `limit`), as the system under load counts them. */
+  backlog(pool: string, limit: number): Promise<number>;
+  /** Tasks finished so far. */
+  finished(): Promise<{ succeeded: number; failed: number }>;
   pools: PoolConfig[];
   tenant: { id: string; apiKey: string };
   /** The in-process parts' counters: the API, the tick, the events relay and the callback deliverer. */
@@ -274,13 +278,6 @@ export interface ThroughputResult {
   api: Tally;
 }
 
-async function finishedCount(d: Driver) {
-  const count = async (status: "succeeded" | "failed") =>
-    (await d.store.listTasks({ tenant: d.tenant.id, status, size: 1 })).total;
-  const [succeeded, failed] = await Promise.all([count("succeeded"), count("failed")]);
-  return { succeeded, failed };
-}
-
 /**
  * Keeps a backlog of queued tasks in every pool (the clients top it up), so that the pools stay
  * saturated, and counts the tasks that finish over `seconds`.
@@ -326,7 +323,7 @@ export async function measureThroughput(d: Driver, seconds: number): Promise<Thr
     while (!stopping) {
       const depths = await Promise.all(
         d.pools.map(async (p) => {
-          const n = (await d.store.readyTasks(p.name, target[p.name] ?? 1)).length;
+          const n = await d.backlog(p.name, target[p.name] ?? 1);
           depth[p.name] = n;
           return n;
         }),
@@ -348,13 +345,13 @@ export async function measureThroughput(d: Driver, seconds: number): Promise<Thr
   } finally {
     for (const pid of workers) process.kill(pid, "SIGCONT");
   }
-  const start = await finishedCount(d);
+  const start = await d.finished();
   const apiBefore = d.counters.api.snapshot();
   const submittedBefore = submitted;
   const t0 = performance.now();
   sampling = true;
   await sleep(seconds * 1000);
-  const end = await finishedCount(d);
+  const end = await d.finished();
   const elapsed = (performance.now() - t0) / 1000;
   const api = diffTally(d.counters.api.snapshot(), apiBefore);
   const submittedInWindow = submitted - submittedBefore;

@@ -11,12 +11,12 @@ import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "
 import { join, resolve } from "node:path";
 import { performance as nodePerformance } from "node:perf_hooks";
 import { DynamoStore } from "../adapters/aws/dynamo-store.ts";
-import { parseSchedulerConfig } from "../core/config.ts";
 import { DUE_SHARDS, ENV } from "../core/names.ts";
 import { localClients } from "../local/aws-clients.ts";
 import { startDynamoDbLocal } from "../local/dynamodb-local.ts";
 import { startFauxqsServer } from "../local/fauxqs.ts";
 import { startLocalStack } from "../local/stack.ts";
+import { parseSchedulerConfig } from "../runtime/scheduler-config.ts";
 import { type BundleFigures, measureBundles } from "./bundles.ts";
 import { type ReplayedUnits, replayWriteUnits } from "./capacity.ts";
 import { FLOOR, priceFloor, priceTask } from "./cost.ts";
@@ -24,12 +24,15 @@ import {
   countRequests,
   type Driver,
   type InProcess,
+  type LatencyResult,
   LIFECYCLE,
   measureLatency,
   measureThroughput,
   submit,
+  type ThroughputResult,
   warmUp,
 } from "./driver.ts";
+import { startFloor } from "./floor.ts";
 import { writeInstantClis } from "./instant-clis.ts";
 import { PRICES } from "./prices.ts";
 import { isFloor, reasonFor } from "./reasons.ts";
@@ -92,12 +95,13 @@ mkdirSync(countsDir);
 const instantClis = join(work, "clis");
 mkdirSync(instantClis);
 writeInstantClis(instantClis);
-const counters: Record<InProcess, RequestCounter> = {
+const newCounters = (): Record<InProcess, RequestCounter> => ({
   api: new RequestCounter(),
   tick: new RequestCounter(),
   events: new RequestCounter(),
   callbacks: new RequestCounter(),
-};
+});
+const counters = newCounters();
 const { stack, emulators, endpoints } = await phase("start the local stack", async () => {
   const dataDir = resolve(ROOT, process.env[ENV.dataDir] ?? ".data");
   const [dynamodb, fauxqs] = await Promise.all([startDynamoDbLocal({ dataDir }), startFauxqsServer()]);
@@ -150,9 +154,17 @@ try {
     const body = (await res.json()) as { data: { tenant: { id: string }; api_key: string } };
     return { id: body.data.tenant.id, apiKey: body.data.api_key };
   })();
+  const store = new DynamoStore(localClients(endpoints).doc, stack.resources.tableName);
   const driver: Driver = {
     stack,
-    store: new DynamoStore(localClients(endpoints).doc, stack.resources.tableName),
+    store,
+    backlog: async (pool, limit) => (await store.readyTasks(pool, limit)).length,
+    finished: async () => {
+      const count = async (status: "succeeded" | "failed") =>
+        (await store.listTasks({ tenant: tenant.id, status, size: 1 })).total;
+      const [succeeded, failed] = await Promise.all([count("succeeded"), count("failed")]);
+      return { succeeded, failed };
+    },
     pools: config.pools,
     tenant,
     counters,
@@ -171,7 +183,29 @@ try {
     measureLatency(driver, SETTINGS.latencyTasks, SETTINGS.pollMs),
   );
   const throughput = await phase("throughput", () => measureThroughput(driver, SETTINGS.throughputSeconds));
-  results = report({ bundles, count, writeUnits, latency, throughput });
+  // The floor on the same emulators, with the same clients and slots; the stack's workers are stopped
+  // meanwhile (its in-process tick and relay idle on).
+  const floor = await phase("floor: start", () =>
+    startFloor({ endpoints, pools: config.pools, path: instantClis, waitSeconds: 1 }),
+  );
+  const stackWorkers = config.pools.map((p) => stack.workerPid(p.name)).filter((pid) => pid !== undefined);
+  for (const pid of stackWorkers) process.kill(pid, "SIGSTOP");
+  let floorLatency: LatencyResult;
+  let floorThroughput: ThroughputResult;
+  try {
+    const floorDriver: Driver = { ...driver, ...floor.driver, counters: newCounters() };
+    await warmUp(floorDriver, SETTINGS.warmUpTasks);
+    floorLatency = await phase("floor: latency", () =>
+      measureLatency(floorDriver, SETTINGS.latencyTasks, SETTINGS.pollMs),
+    );
+    floorThroughput = await phase("floor: throughput", () =>
+      measureThroughput(floorDriver, SETTINGS.throughputSeconds),
+    );
+  } finally {
+    for (const pid of stackWorkers) process.kill(pid, "SIGCONT");
+    await floor.stop();
+  }
+  results = report({ bundles, count, writeUnits, latency, throughput, floorLatency, floorThroughput });
 } finally {
   await phase("stop", async () => {
     await stack.stop();
@@ -190,8 +224,10 @@ function report(r: {
   bundles: BundleFigures;
   count: Awaited<ReturnType<typeof countRequests>>;
   writeUnits: ReplayedUnits;
-  latency: Awaited<ReturnType<typeof measureLatency>>;
-  throughput: Awaited<ReturnType<typeof measureThroughput>>;
+  latency: LatencyResult;
+  throughput: ThroughputResult;
+  floorLatency: LatencyResult;
+  floorThroughput: ThroughputResult;
 }) {
   const rows = LIFECYCLE.flatMap((where) =>
     Object.values(r.count.perTask[where]).map((c) => ({ where: where as string, ...c })),
@@ -221,6 +257,8 @@ function report(r: {
   const rcu = rows.reduce((n, c) => n + c.rcu, 0);
   const wcu = rows.reduce((n, c) => n + c.wcu, 0);
   const submitP50 = percentile(r.latency.submitMs, 50);
+  const dispatchP50 = percentile(r.latency.dispatchMs, 50);
+  const floorDispatchP50 = percentile(r.floorLatency.dispatchMs, 50);
   // A Lambda invocation serves one request at a time: bill the submit measured alone, not under 8 clients.
   const lambdaMs = percentile(r.count.submitMs, 50);
   const count = (where: string, key: string, field: "requests" | "messages") =>
@@ -258,7 +296,7 @@ function report(r: {
     settings: SETTINGS,
     submit_ms_p50: round(submitP50),
     submit_ms_p99: round(percentile(r.latency.submitMs, 99)),
-    dispatch_ms_p50: round(percentile(r.latency.dispatchMs, 50)),
+    dispatch_ms_p50: round(dispatchP50),
     dispatch_ms_p99: round(percentile(r.latency.dispatchMs, 99)),
     latency_tasks: r.latency.tasks,
     latency_driver_polls_per_task: round(r.latency.pollsPerTask, 1),
@@ -273,6 +311,16 @@ function report(r: {
       ]),
     ),
     tasks_per_second: round(r.throughput.tasksPerSecond),
+    floor_dispatch_ms_p50: round(floorDispatchP50),
+    floor_dispatch_ms_p99: round(percentile(r.floorLatency.dispatchMs, 99)),
+    floor_tasks_per_second: round(r.floorThroughput.tasksPerSecond),
+    dispatch_vs_floor_p50: round(dispatchP50 / floorDispatchP50, 2),
+    throughput_vs_floor: round(r.throughput.tasksPerSecond / r.floorThroughput.tasksPerSecond, 2),
+    floor_throughput: {
+      finished: r.floorThroughput.finished,
+      saturated_share: round(r.floorThroughput.saturatedShare, 2),
+      min_backlog: r.floorThroughput.minBacklog,
+    },
     throughput: {
       window_s: round(r.throughput.seconds),
       finished: r.throughput.finished,
@@ -371,6 +419,14 @@ function printSummary(
     ["submit_ms p50 / p99", `${results.submit_ms_p50} / ${results.submit_ms_p99}`],
     ["dispatch_ms p50 / p99", `${results.dispatch_ms_p50} / ${results.dispatch_ms_p99}`],
     ["tasks_per_second", results.tasks_per_second],
+    [
+      "floor: dispatch_ms p50 / tasks_per_second",
+      `${results.floor_dispatch_ms_p50} / ${results.floor_tasks_per_second}`,
+    ],
+    [
+      "dispatch_vs_floor_p50 / throughput_vs_floor",
+      `${results.dispatch_vs_floor_p50} / ${results.throughput_vs_floor}`,
+    ],
     ["requests_per_task (floor)", `${results.requests_per_task} (${FLOOR.requests})`],
     ["DynamoDB RCU / WCU per task", `${results.dynamodb_rcu_per_task} / ${results.dynamodb_wcu_per_task}`],
     [

@@ -1,9 +1,6 @@
-import { readFileSync } from "node:fs";
-import { parse } from "yaml";
-import { z } from "zod";
+import * as z from "zod";
 import { ValidationError } from "./errors.ts";
 import { poolName, TOOLS } from "./fields.ts";
-import { ENV } from "./names.ts";
 
 const poolSchema = z.strictObject({
   name: poolName,
@@ -59,14 +56,8 @@ export type PoolConfig = z.output<typeof poolSchema>;
 export type ApiThrottle = z.output<typeof apiSchema>["throttle"];
 export type SchedulerConfig = z.output<typeof configSchema>;
 
-/** Parses and validates scheduler config text; errors name the file and the path of the bad field. */
-export function parseSchedulerConfig(text: string, source = "scheduler.config.yaml"): SchedulerConfig {
-  let raw: unknown;
-  try {
-    raw = parse(text);
-  } catch (err) {
-    throw new ValidationError(source, `not valid YAML: ${(err as Error).message}`);
-  }
+/** Validates a scheduler config (parsed from YAML or JSON); errors name the source and the bad field's path. */
+export function schedulerConfigOf(raw: unknown, source: string): SchedulerConfig {
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -74,10 +65,4 @@ export function parseSchedulerConfig(text: string, source = "scheduler.config.ya
     throw new ValidationError(`${source}: ${path}`, issue?.message ?? "invalid");
   }
   return parsed.data;
-}
-
-/** Reads `SCHEDULER_CONFIG`, or `scheduler.config.yaml` in the working directory. */
-export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env): SchedulerConfig {
-  const path = env[ENV.schedulerConfig] ?? "scheduler.config.yaml";
-  return parseSchedulerConfig(readFileSync(path, "utf8"), path);
 }

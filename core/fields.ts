@@ -2,7 +2,7 @@
  * The rules of the fields that requests and stored records share: tools, limits and defaults, labels,
  * paths, tags, pool names and scopes, each written once.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 export const TOOLS = ["claude", "codex", "gemini"] as const;
 export type Tool = (typeof TOOLS)[number];

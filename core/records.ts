@@ -2,7 +2,7 @@
  * The stored records as zod schemas, and the domain types inferred from them. A record's view (what a
  * client sees) is its schema's visible part: bookkeeping fields live in a separate shape.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { OVERLAPS, SCOPES, type Tags, TOOLS } from "./fields.ts";
 import { RUN_STATUSES, TASK_STATUSES, TERMINAL_STATUSES } from "./status.ts";
 

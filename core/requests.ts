@@ -1,5 +1,5 @@
 /** The HTTP routes' request bodies and query strings. */
-import { z } from "zod";
+import * as z from "zod";
 import {
   CONTROL_CHARS,
   DEFAULTS,

@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type * as z from "zod";
 import { type Run, runViewSchema, type Task, taskViewSchema } from "./records.ts";
 
 /** The fields of `record` that `shape` names: a view keeps what its schema shows, nothing else. */

@@ -1,7 +1,7 @@
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import middy from "@middy/core";
 import type { DynamoDBStreamEvent, SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { z } from "zod";
+import * as z from "zod";
 import { readStreamBatch, type StreamBatchInfo } from "../adapters/aws/stream-replay.ts";
 import type { EventBus } from "../core/ports.ts";
 import { eventBusFromEnv } from "../runtime/composition.ts";

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { App } from "aws-cdk-lib";
-import { loadSchedulerConfig } from "../core/config.ts";
 import { ENV } from "../core/names.ts";
+import { loadSchedulerConfig } from "../runtime/scheduler-config.ts";
 import { FEATURE_FLAGS } from "./secure-defaults.ts";
 import { addSwitchyardStacks } from "./switchyard.ts";
 

@@ -7,7 +7,7 @@ import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Topic } from "aws-cdk-lib/aws-sns";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
-import type { ApiThrottle, PoolConfig } from "../core/config.ts";
+import type { SchedulerConfig } from "../core/config.ts";
 import { CALLBACK_FUNCTION_TIMEOUT_SECONDS, ENV } from "../core/names.ts";
 import { ROUTE_GROUPS, type RouteGroup } from "../functions/_shared/routes.ts";
 
@@ -40,10 +40,9 @@ export interface StatelessStackProps extends StackProps {
   readonly adminKey: ISecret;
   /** The HMAC key that signs callbacks (stateful: receivers verify with it). */
   readonly callbackKey: ISecret;
-  readonly pools: readonly PoolConfig[];
-  /** The API stage's throttle, all tenants together. */
-  readonly apiThrottle: ApiThrottle;
-  /** The scheduler config file the pools came from; bundled into every function. */
+  /** The pools (queues, services) and the API's settings; bundled into every function. */
+  readonly config: SchedulerConfig;
+  /** The scheduler config file `config` came from (the worker image bakes one; they must agree). */
   readonly configFile: string;
   /** `tool/account` -> the secret with that account's credentials (stateful PoolCredentials). */
   readonly credentials: ReadonlyMap<string, ISecret>;
@@ -74,7 +73,8 @@ export class StatelessStack extends Stack {
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
-    const { table, bucket, adminKey, pools, configFile } = props;
+    const { table, bucket, adminKey, config, configFile } = props;
+    const { pools } = config;
 
     this.queues = new PoolQueues(this, "Pools", { pools });
     this.topic = new Topic(this, "Events", topicDefaults);
@@ -94,7 +94,7 @@ export class StatelessStack extends Stack {
     /** A function with the shared environment and the access it needs (FunctionAccess). */
     const newFunction = (id: string, entry: string, options: FunctionAccess = {}) => {
       const { timeout, access = ["table", "bucket", "dispatch"] } = options;
-      const fn = new SwitchyardFunction(this, id, { entry, configFile, environment, timeout });
+      const fn = new SwitchyardFunction(this, id, { entry, config, environment, timeout });
       if (access.includes("table")) table.grantReadWriteData(fn);
       if (access.includes("bucket")) bucket.grantReadWrite(fn);
       if (access.includes("table") || access.includes("bucket")) {
@@ -119,7 +119,7 @@ export class StatelessStack extends Stack {
         return [group, fn];
       }),
     ) as Record<RouteGroup, SwitchyardFunction>;
-    this.api = new SchedulerApi(this, "Http", { handlers: this.handlers, throttle: props.apiThrottle });
+    this.api = new SchedulerApi(this, "Http", { handlers: this.handlers, throttle: config.api.throttle });
     new CfnOutput(this, "ApiUrl", {
       description: "Base URL of the API; routes are under /v2",
       value: this.api.api.url,

@@ -11,7 +11,7 @@ import type {
   InitializeHandlerOutput,
   MetadataBearer,
 } from "@smithy/types";
-import { z } from "zod";
+import * as z from "zod";
 import { middlewareStacks } from "./sdk-middleware.ts";
 
 export const FAULT_ENV = {

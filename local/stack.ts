@@ -3,7 +3,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { loadSchedulerConfig } from "../core/config.ts";
 import type { Deps } from "../core/deps.ts";
 import { CALLBACK_MAX_RECEIVES, ENV, localCredentialsVariable } from "../core/names.ts";
 import { tick } from "../core/tick.ts";
@@ -11,6 +10,7 @@ import { callbacksHandler, retrySecondsFrom } from "../functions/callbacks.ts";
 import { relayHandler } from "../functions/events-relay.ts";
 import { callbackQueueFromEnv, depsFromEnv, eventBusFromEnv } from "../runtime/composition.ts";
 import { processLog } from "../runtime/log.ts";
+import { loadSchedulerConfig } from "../runtime/scheduler-config.ts";
 import { type LocalClients, type LocalEndpoints, localClients } from "./aws-clients.ts";
 import { startCallbackDeliverer } from "./callback-deliverer.ts";
 import { tearDown } from "./container-teardown.ts";
@@ -122,7 +122,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       options.observeClients?.(roleClients, role);
     };
     observe(clients, "api");
-    const deps = depsFromEnv(clients, log, env);
+    const deps = depsFromEnv(clients, log, config, env);
 
     const http = await startHttpServer(deps, options.port);
     stops.push(() => new Promise<void>((done) => http.server.close(() => done())));
@@ -160,7 +160,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // The tick has clients of its own, so that its requests can be told apart from the API's.
     const tickClients = localClients(endpoints);
     observe(tickClients, "tick");
-    const ticking = tickLoop(depsFromEnv(tickClients, log, env));
+    const ticking = tickLoop(depsFromEnv(tickClients, log, config, env));
     stops.push(ticking.stop);
 
     // The events relay, fed from the table's stream as Lambda would feed it.
@@ -182,7 +182,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       `whsec_${randomBytes(24).toString("base64url")}`;
     const callbackClients = localClients(endpoints);
     observe(callbackClients, "callbacks");
-    const callbackDeps = { ...depsFromEnv(callbackClients, log, env), callbackSecret };
+    const callbackDeps = { ...depsFromEnv(callbackClients, log, config, env), callbackSecret };
     const retries = callbackQueueFromEnv(callbackClients, env);
     const retrySeconds = options.callbackRetrySeconds ?? retrySecondsFrom(process.env);
     const delivering = startCallbackDeliverer({

@@ -12,7 +12,7 @@ import { SqsPoolQueue } from "../adapters/aws/sqs-queue.ts";
 import { systemResolver } from "../adapters/net/resolver.ts";
 import { nodeWebhookSender } from "../adapters/net/webhook-sender.ts";
 import type { CallbackRetryQueue } from "../core/callbacks.ts";
-import { loadSchedulerConfig } from "../core/config.ts";
+import type { SchedulerConfig } from "../core/config.ts";
 import { type Deps, randomIds, storePorts, systemClock } from "../core/deps.ts";
 import { ENV } from "../core/names.ts";
 import type { EventBus } from "../core/ports.ts";
@@ -50,10 +50,11 @@ export function awsClients(): AwsClients {
   };
 }
 
-/** Builds the use cases' dependencies from the environment and clients, logging to `log`. */
+/** Builds the use cases' dependencies from the environment, clients and pools, logging to `log`. */
 export function depsFromEnv(
   clients: Pick<AwsClients, "doc" | "sqs" | "s3">,
   log: Deps["log"],
+  config: SchedulerConfig,
   env: NodeJS.ProcessEnv = process.env,
 ): Deps {
   return {
@@ -63,7 +64,7 @@ export function depsFromEnv(
     clock: systemClock,
     ids: randomIds,
     random: Math.random,
-    config: loadSchedulerConfig(env),
+    config,
     adminKey: env[ENV.adminKey] ?? "",
     callbackPolicy: callbackPolicyFrom(env),
     callbackSecret: env[ENV.callbackSecret] ?? "",

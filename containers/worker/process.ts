@@ -3,6 +3,7 @@ import { poolConfig } from "../../core/admission.ts";
 import { ENV } from "../../core/names.ts";
 import { type AwsClients, depsFromEnv } from "../../runtime/composition.ts";
 import { processLog } from "../../runtime/log.ts";
+import { loadSchedulerConfig } from "../../runtime/scheduler-config.ts";
 import { runWorker } from "./worker.ts";
 
 /**
@@ -16,7 +17,7 @@ export async function runWorkerProcess(clients: AwsClients): Promise<void> {
   // The credentials reach the CLI only: no later code (or child) reads them from this environment.
   delete process.env[ENV.credentials];
 
-  const deps = depsFromEnv(clients, processLog("switchyard-worker"));
+  const deps = depsFromEnv(clients, processLog("switchyard-worker"), loadSchedulerConfig());
   const stopping = new AbortController();
   for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => stopping.abort());
 

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { type SchedulerConfig, schedulerConfigOf } from "../../core/config.ts";
 import type { Deps } from "../../core/deps.ts";
 import { ENV } from "../../core/names.ts";
 import { type AwsClients, awsClients, depsFromEnv, secretFrom } from "../../runtime/composition.ts";
@@ -24,6 +26,15 @@ export function lambdaClients(): AwsClients {
 /** The functions' log lines go to their Powertools logger. */
 const log = loggerLog(logger);
 
+/**
+ * The scheduler config bundled beside the code (SCHEDULER_CONFIG), as JSON: the CDK app writes it from
+ * the YAML, so that no YAML parser weighs on the functions' cold start.
+ */
+function bundledConfig(): SchedulerConfig {
+  const path = process.env[ENV.schedulerConfig] as string;
+  return schedulerConfigOf(JSON.parse(readFileSync(path, "utf8")), path);
+}
+
 let cached: Promise<Deps> | undefined;
 
 /**
@@ -36,7 +47,11 @@ export const lambdaDeps = (): Promise<Deps> => {
     secretFrom(process.env, ENV.adminKey, ENV.adminKeySecret),
     secretFrom(process.env, ENV.callbackSecret, ENV.callbackSecretArn),
   ]).then(
-    ([adminKey, callbackSecret]) => ({ ...depsFromEnv(lambdaClients(), log), adminKey, callbackSecret }),
+    ([adminKey, callbackSecret]) => ({
+      ...depsFromEnv(lambdaClients(), log, bundledConfig()),
+      adminKey,
+      callbackSecret,
+    }),
     (err: unknown) => {
       cached = undefined;
       throw err;

@@ -1,6 +1,6 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
-import type { z } from "zod";
+import type * as z from "zod";
 import { ANONYMOUS, authenticate, CachedAuthLookups, type Principal, requireScope } from "../../core/auth.ts";
 import type { Deps } from "../../core/deps.ts";
 import { PayloadTooLargeError, routeNotFound, ValidationError } from "../../core/errors.ts";

@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type * as z from "zod";
 import { readRunLog } from "../../core/artifacts.ts";
 import type { listRunsQuery, mergeTagsSchema } from "../../core/requests.ts";
 import { getRun, listRuns, mergeRunTags } from "../../core/runs.ts";

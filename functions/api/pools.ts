@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type * as z from "zod";
 import { dispatcherStatus, setDispatcher, setPoolPaused } from "../../core/controls.ts";
 import type { dispatcherStatusQuery } from "../../core/requests.ts";
 import { listWorkers } from "../../core/workers.ts";

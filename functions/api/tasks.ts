@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type * as z from "zod";
 import { listTaskFiles, readTaskFile, readTaskLog } from "../../core/artifacts.ts";
 import { pauseTask, reorderTask, resumeTask } from "../../core/controls.ts";
 import { relativePath } from "../../core/fields.ts";

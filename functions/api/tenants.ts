@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type * as z from "zod";
 import type { addKeySchema, createTenantSchema } from "../../core/requests.ts";
 import {
   addTenantKey,

@@ -1,10 +1,12 @@
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import type { Duration } from "aws-cdk-lib";
 import { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup } from "aws-cdk-lib/aws-logs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
+import type { SchedulerConfig } from "../../core/config.ts";
 import { ENV } from "../../core/names.ts";
 import { functionDefaults, LOG_RETENTION } from "../secure-defaults.ts";
 
@@ -17,13 +19,23 @@ export const PROJECT_VERSION = (
 ).version;
 
 /** Where the bundled scheduler config lands inside the Lambda package (/var/task). */
-const BUNDLED_CONFIG = "scheduler.config.yaml";
+const BUNDLED_CONFIG = "scheduler.config.json";
+
+/**
+ * The config as the functions read it: JSON, written at synth from the parsed YAML, so that their
+ * bundles need no YAML parser.
+ */
+export function configJsonFile(config: SchedulerConfig): string {
+  const file = join(mkdtempSync(join(tmpdir(), "switchyard-config-")), BUNDLED_CONFIG);
+  writeFileSync(file, JSON.stringify(config));
+  return file;
+}
 
 export interface SwitchyardFunctionProps {
   /** Entry file, relative to the repository root; it must export `handler`. */
   readonly entry: string;
-  /** The scheduler config file, bundled next to the code so the runtime reads the same pools as CDK. */
-  readonly configFile: string;
+  /** The scheduler config, bundled next to the code so the runtime reads the same pools as CDK. */
+  readonly config: SchedulerConfig;
   readonly environment: Record<string, string>;
   readonly timeout?: Duration;
 }
@@ -31,6 +43,7 @@ export interface SwitchyardFunctionProps {
 /** A Node.js Lambda with the shared defaults, its own log group, and the scheduler config bundled in. */
 export class SwitchyardFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: SwitchyardFunctionProps) {
+    const configFile = configJsonFile(props.config);
     super(scope, id, {
       ...functionDefaults,
       entry: resolve(PROJECT_ROOT, props.entry),
@@ -50,7 +63,7 @@ export class SwitchyardFunction extends NodejsFunction {
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
-          afterBundling: (_input, output) => [`cp "${props.configFile}" "${output}/${BUNDLED_CONFIG}"`],
+          afterBundling: (_input, output) => [`cp "${configFile}" "${output}/${BUNDLED_CONFIG}"`],
         },
       },
     });

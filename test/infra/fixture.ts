@@ -1,8 +1,9 @@
 import { App, type CfnElement, Stack } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
-import { parseSchedulerConfig, type SchedulerConfig } from "../../core/config.ts";
+import type { SchedulerConfig } from "../../core/config.ts";
 import { FEATURE_FLAGS } from "../../infra/secure-defaults.ts";
 import { addSwitchyardStacks } from "../../infra/switchyard.ts";
+import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 
 /**
  * Pools that differ from scheduler.config.yaml, so the stacks provably follow the config they get: worker

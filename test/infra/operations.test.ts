@@ -1,8 +1,8 @@
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
-import { parseSchedulerConfig } from "../../core/config.ts";
 import { RUN_END_TYPES } from "../../core/events.ts";
 import { CALLBACK_MAX_RECEIVES, ENV } from "../../core/names.ts";
+import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 import { logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
 
 type Props = Record<string, unknown>;

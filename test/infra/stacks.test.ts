@@ -1,8 +1,11 @@
+import { readFileSync } from "node:fs";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import type { IConstruct } from "constructs";
 import { describe, expect, it } from "vitest";
+import { schedulerConfigOf } from "../../core/config.ts";
 import { ENV } from "../../core/names.ts";
 import { ROUTE_GROUPS, ROUTES } from "../../functions/_shared/routes.ts";
+import { configJsonFile } from "../../infra/constructs/switchyard-function.ts";
 import { logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
 
 // Shapes of the few template fragments read by hand.
@@ -165,7 +168,7 @@ describe("stateless stack", () => {
           [ENV.bucketName]: Match.anyValue(),
           [ENV.topicArn]: { Ref: Match.anyValue() },
           [ENV.queueUrls]: Match.anyValue(),
-          [ENV.schedulerConfig]: "/var/task/scheduler.config.yaml",
+          [ENV.schedulerConfig]: "/var/task/scheduler.config.json",
           POWERTOOLS_SERVICE_NAME: "switchyard",
         }),
       },
@@ -273,6 +276,32 @@ describe("stateless stack", () => {
         StatusCode: status,
         ResponseTemplates: { "application/json": Match.stringLikeRegexp(`"code":"${code}"`) },
       });
+    }
+  });
+});
+
+describe("the functions' scheduler config", () => {
+  it("is bundled as JSON that reads back as the same config (no YAML parser in the bundles)", () => {
+    const file = configJsonFile(testConfig);
+    expect(file.endsWith("scheduler.config.json")).toBe(true);
+    expect(schedulerConfigOf(JSON.parse(readFileSync(file, "utf8")), file)).toEqual(testConfig);
+  });
+
+  it("is what the functions build their dependencies from", async () => {
+    const env = {
+      [ENV.schedulerConfig]: configJsonFile(testConfig),
+      [ENV.tableName]: "t",
+      [ENV.bucketName]: "b",
+      [ENV.queueUrls]: "{}",
+      [ENV.adminKey]: "admin",
+      [ENV.callbackSecret]: "secret",
+    };
+    Object.assign(process.env, env);
+    try {
+      const { lambdaDeps } = await import("../../functions/_shared/composition.ts");
+      expect((await lambdaDeps()).config).toEqual(testConfig);
+    } finally {
+      for (const name of Object.keys(env)) delete process.env[name];
     }
   });
 });

@@ -6,7 +6,7 @@ import { Template } from "aws-cdk-lib/assertions";
 import { DockerImageAsset } from "aws-cdk-lib/aws-ecr-assets";
 import type { IConstruct } from "constructs";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadSchedulerConfig, type PoolConfig, parseSchedulerConfig } from "../../core/config.ts";
+import type { PoolConfig } from "../../core/config.ts";
 import { ENV } from "../../core/names.ts";
 import { credentialsOutputName } from "../../infra/constructs/pool-credentials.ts";
 import { fargateMemoryOptions } from "../../infra/constructs/pool-service.ts";
@@ -18,6 +18,7 @@ import {
 } from "../../infra/constructs/worker-image.ts";
 import { SCALE_IN } from "../../infra/constructs/worker-scaling.ts";
 import { workerStop } from "../../infra/secure-defaults.ts";
+import { loadSchedulerConfig, parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 import { logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
 
 type Props = Record<string, unknown>;

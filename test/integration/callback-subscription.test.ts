@@ -9,7 +9,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { SnsEventBus } from "../../adapters/aws/sns-events.ts";
 import { SqsCallbackRetryQueue } from "../../adapters/aws/sqs-callback-queue.ts";
 import { verifySignature } from "../../core/callbacks.ts";
-import { parseSchedulerConfig } from "../../core/config.ts";
 import { systemClock } from "../../core/deps.ts";
 import type { DomainEvent } from "../../core/events.ts";
 import { CALLBACK_MAX_RECEIVES } from "../../core/names.ts";
@@ -20,6 +19,7 @@ import { callbacksHandler } from "../../functions/callbacks.ts";
 import { localClients } from "../../local/aws-clients.ts";
 import { startCallbackDeliverer } from "../../local/callback-deliverer.ts";
 import { createLocalResources, type LocalResources } from "../../local/resources.ts";
+import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 import { expectDeadLettered, receiveFirst } from "../support/queues.ts";
 import { waitFor } from "../support/wait.ts";

@@ -3,10 +3,10 @@ import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetTopicAttributesCommand } from "@aws-sdk/client-sns";
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { parseSchedulerConfig } from "../../core/config.ts";
 import { TABLE } from "../../core/names.ts";
 import { localClients } from "../../local/aws-clients.ts";
 import { createLocalResources, type LocalNames, type LocalResources } from "../../local/resources.ts";
+import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 
 const config = parseSchedulerConfig(`
 pools:

@@ -4,9 +4,9 @@ import { MemoryStore } from "../../adapters/memory/memory-store.ts";
 import { systemResolver } from "../../adapters/net/resolver.ts";
 import { nodeWebhookSender } from "../../adapters/net/webhook-sender.ts";
 import type { Principal } from "../../core/auth.ts";
-import { parseSchedulerConfig } from "../../core/config.ts";
 import { type Deps, storePorts } from "../../core/deps.ts";
 import { SCOPES } from "../../core/fields.ts";
+import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 
 /** A controllable clock: starts at a fixed instant and moves only when told. */
 export function manualClock(start = "2026-01-01T00:00:00.000Z") {

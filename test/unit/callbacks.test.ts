@@ -1,4 +1,3 @@
-import { resolve } from "node:path";
 import type { Context, SQSRecord } from "aws-lambda";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -21,6 +20,7 @@ import { submitTaskSchema } from "../../core/requests.ts";
 import { submitTask } from "../../core/tasks.ts";
 import { callbacksHandler } from "../../functions/callbacks.ts";
 import { type AwsClients, depsFromEnv } from "../../runtime/composition.ts";
+import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 import { startReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
 
@@ -322,11 +322,10 @@ describe("submitting a callback", () => {
 
 describe("the loopback switch", () => {
   const policyFrom = (extra: NodeJS.ProcessEnv) =>
-    depsFromEnv({} as AwsClients, console, {
+    depsFromEnv({} as AwsClients, console, parseSchedulerConfig(CONFIG), {
       [ENV.tableName]: "t",
       [ENV.bucketName]: "b",
       [ENV.queueUrls]: "{}",
-      [ENV.schedulerConfig]: resolve(import.meta.dirname, "../../scheduler.config.yaml"),
       ...extra,
     }).callbackPolicy;
 

@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadSchedulerConfig, parseSchedulerConfig } from "../../core/config.ts";
 import { ValidationError } from "../../core/errors.ts";
+import { loadSchedulerConfig, parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 
 const pool = "pools:\n  - { name: p1, tool: claude, account: main, max_concurrency: 2 }\n";
 

@@ -1,6 +1,5 @@
 /** Paths where a fault used to lose a task, a result or a pass, on in-memory ports whose methods fail. */
 import { describe, expect, it } from "vitest";
-import { parseSchedulerConfig } from "../../core/config.ts";
 import { setPoolPaused } from "../../core/controls.ts";
 import { claimRun, LIMIT_PAUSE_CAP_SECONDS, type RunOutcome, settleRun } from "../../core/execution.ts";
 import { DUE_SHARDS } from "../../core/names.ts";
@@ -9,6 +8,7 @@ import type { Task } from "../../core/records.ts";
 import { submitTaskSchema } from "../../core/requests.ts";
 import { cancelTask, getTask, listTaskEvents, submitTask } from "../../core/tasks.ts";
 import { tick } from "../../core/tick.ts";
+import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 import { failing } from "../support/failing.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 

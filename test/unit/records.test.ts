@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
+import * as z from "zod";
 import { pauseTask, reorderTask, resumeTask } from "../../core/controls.ts";
 import { claimRun, heartbeat, type RunOutcome, settleRun } from "../../core/execution.ts";
 import { runSchema, runViewSchema, type Task, taskSchema, taskViewSchema } from "../../core/records.ts";

@@ -1,0 +1,23 @@
+/** The scheduler config file (YAML) as the local stack, the workers and the CDK app read it. */
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import { type SchedulerConfig, schedulerConfigOf } from "../core/config.ts";
+import { ValidationError } from "../core/errors.ts";
+import { ENV } from "../core/names.ts";
+
+/** Parses and validates scheduler config text; errors name the file and the path of the bad field. */
+export function parseSchedulerConfig(text: string, source = "scheduler.config.yaml"): SchedulerConfig {
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (err) {
+    throw new ValidationError(source, `not valid YAML: ${(err as Error).message}`);
+  }
+  return schedulerConfigOf(raw, source);
+}
+
+/** Reads `SCHEDULER_CONFIG`, or `scheduler.config.yaml` in the working directory. */
+export function loadSchedulerConfig(env: NodeJS.ProcessEnv = process.env): SchedulerConfig {
+  const path = env[ENV.schedulerConfig] ?? "scheduler.config.yaml";
+  return parseSchedulerConfig(readFileSync(path, "utf8"), path);
+}
