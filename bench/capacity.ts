@@ -35,6 +35,11 @@ export interface ReplayedUnits {
   byItemKind: Record<string, number>;
   /** Index write units by index and partition (`by-tenant T#<tenant>#TASK`…), API and workers only. */
   byIndexPartition: Record<string, number>;
+  /**
+   * Where each request kind's units land, by `where key`: `table <partition key>` (named by `keyPattern`)
+   * and `index <name> <partition>`, API and workers only. What bench/scale.ts replays.
+   */
+  byRequestKey: Record<string, Record<string, number>>;
 }
 
 const INDEX_KEYS = Object.values(TABLE.indexes).map((index) => ({
@@ -110,6 +115,7 @@ export async function replayWriteUnits(
   dynamodb: DynamoDBClient,
   tableName: string,
   writes: (RecordedWrite & { where: string })[],
+  keyPattern: (pk: string) => string,
 ): Promise<ReplayedUnits> {
   const scratch = `${tableName}-capacity`;
   await dynamodb.send(new CreateTableCommand(tableDefinition(scratch)));
@@ -120,6 +126,7 @@ export async function replayWriteUnits(
   const units: Record<string, WriteUnits> = {};
   const byItemKind: Record<string, number> = {};
   const byIndexPartition: Record<string, number> = {};
+  const byRequestKey: Record<string, Record<string, number>> = {};
   /** The items as last written, to know which index partition an update or a removal touched. */
   const items = new Map<string, Item>();
   const keyOf = (op: Loose) => {
@@ -152,15 +159,19 @@ export async function replayWriteUnits(
         if (kind === "Delete") items.delete(keyOf(op));
         if (write.where === "tick") continue;
         add(byItemKind, itemKind(op), table);
+        byRequestKey[`${write.where} ${write.key}`] ??= {};
+        const landing = byRequestKey[`${write.where} ${write.key}`] as Record<string, number>;
+        add(landing, `table ${keyPattern(keyOf(op).split("|")[0] as string)}`, table);
         for (const [name, c] of indexes) {
           const pkName = INDEX_KEYS.find((i) => i.name === name)?.pk ?? "";
           const pk = (op.Item as Item | undefined)?.[pkName]?.S ?? before?.[pkName]?.S ?? "?";
           add(byIndexPartition, `${name} ${partitionOf(pk)}`, c.CapacityUnits ?? 0);
+          add(landing, `index ${name} ${partitionOf(pk)}`, c.CapacityUnits ?? 0);
         }
       }
     }
   } finally {
     await dynamodb.send(new DeleteTableCommand({ TableName: scratch })).catch(() => undefined);
   }
-  return { byRequest: units, byItemKind, byIndexPartition };
+  return { byRequest: units, byItemKind, byIndexPartition, byRequestKey };
 }

@@ -40,8 +40,8 @@ export interface Driver {
   log(message: string): void;
 }
 
-/** A plain one-shot task: a tool and a prompt, nothing else. */
-const plainTask = (tool: string) => ({ tool, prompt: "benchmark: answer at once" });
+/** The prompt of a plain task: the instant CLIs answer it at once. */
+const INSTANT_PROMPT = "benchmark: answer at once";
 
 /** Pause after a counted task ends, so that each task's requests are its own. */
 const SETTLE_PAUSE_MS = 200;
@@ -50,13 +50,18 @@ const TRAIL_MS = 1500;
 
 const DONE = new Set(["succeeded", "failed", "canceled", "completed"]);
 
-export async function submit(d: Driver, tool: string): Promise<{ uuid: string; ms: number; sentAt: number }> {
+/** Submits a plain one-shot task: a tool and a prompt, nothing else. */
+export async function submit(
+  d: Driver,
+  tool: string,
+  prompt = INSTANT_PROMPT,
+): Promise<{ uuid: string; ms: number; sentAt: number }> {
   const sentAt = Date.now();
   const started = performance.now();
   const res = await fetch(`${d.stack.url}/v2/tasks`, {
     method: "POST",
     headers: { authorization: `Bearer ${d.tenant.apiKey}`, "content-type": "application/json" },
-    body: JSON.stringify(plainTask(tool)),
+    body: JSON.stringify({ tool, prompt }),
   });
   const text = await res.text();
   const ms = performance.now() - started;
@@ -171,16 +176,16 @@ export interface CountResult {
  * One plain one-shot task at a time, from submit until it has ended and its pool has looked for the next
  * task: every request the API and the workers make meanwhile, divided by the number of tasks.
  */
-export async function countRequests(d: Driver, tasks: number): Promise<CountResult> {
+export async function countRequests(d: Driver, tasks: number, prompt = INSTANT_PROMPT): Promise<CountResult> {
   const pool = d.pools[0] as PoolConfig;
   // The events relay and the callback deliverer trail the tasks: let them catch up on earlier work.
   await sleep(TRAIL_MS);
   const before = await snapshot(d);
   const submitMs: number[] = [];
   for (let i = 0; i < tasks; i++) {
-    const { uuid, ms } = await submit(d, pool.tool);
+    const { uuid, ms } = await submit(d, pool.tool, prompt);
     submitMs.push(ms);
-    await waitForTask(d, uuid, (t) => DONE.has(t.status), 10);
+    await waitForTask(d, uuid, (t) => DONE.has(t.status), 10, 0, 120_000);
     // The worker looks for a next task just after the task ends: let it finish before the next submit.
     await sleep(SETTLE_PAUSE_MS);
   }

@@ -12,13 +12,19 @@ const FAKES = resolve(import.meta.dirname, "../test/fakes/bin");
  * CPU a task to start, which on a small machine would make the benchmark measure Node start-up.
  * Writes them to `dir`, to put first on the workers' PATH.
  */
+/** A prompt with this in it is answered after SLOW_SECONDS instead of at once. */
+export const SLOW_MARKER = "bench-slow";
+export const SLOW_SECONDS = 25;
+
 export function writeInstantClis(dir: string): void {
   for (const tool of TOOLS) {
     const { command, args } = commandFor(tool, { prompt: "benchmark task", allowDangerousFlags: false });
     const answer = execFileSync(join(FAKES, command), args, { encoding: "utf8" });
     const answerFile = join(dir, `${command}.answer`);
     writeFileSync(answerFile, answer);
-    writeFileSync(join(dir, command), `#!/bin/sh\nexec cat '${answerFile}'\n`);
+    // A prompt that names SLOW_MARKER makes the CLI run for SLOW_SECONDS first (heartbeats to count).
+    const slow = `case "$*" in *${SLOW_MARKER}*) sleep ${SLOW_SECONDS};; esac\n`;
+    writeFileSync(join(dir, command), `#!/bin/sh\n${slow}exec cat '${answerFile}'\n`);
     chmodSync(join(dir, command), 0o755);
   }
 }

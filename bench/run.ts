@@ -21,6 +21,7 @@ import { type BundleFigures, measureBundles } from "./bundles.ts";
 import { type ReplayedUnits, replayWriteUnits } from "./capacity.ts";
 import { FLOOR, priceFloor, priceTask } from "./cost.ts";
 import {
+  type CountResult,
   countRequests,
   type Driver,
   type InProcess,
@@ -33,10 +34,11 @@ import {
   warmUp,
 } from "./driver.ts";
 import { startFloor } from "./floor.ts";
-import { writeInstantClis } from "./instant-clis.ts";
+import { SLOW_MARKER, SLOW_SECONDS, writeInstantClis } from "./instant-clis.ts";
 import { PRICES } from "./prices.ts";
 import { isFloor, reasonFor } from "./reasons.ts";
 import { RequestCounter } from "./request-counter.ts";
+import { type LoadProfile, stageOf } from "./scale-model.ts";
 import { percentile, round } from "./stats.ts";
 import { COUNTS_DIR_ENV } from "./worker-dump.ts";
 
@@ -72,12 +74,15 @@ async function phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
   return out;
 }
 
+/** A lease short enough that a task of SLOW_SECONDS heartbeats a few times (every third of it). */
+const LEASE_SECONDS = 30;
+
 /** Three pools, one per tool, each with `slots` worker slots and as much pool capacity. */
 const configText = (slots: number) =>
   `pools:\n${["claude", "codex", "gemini"]
     .map(
       (tool) =>
-        `  - { name: bench-${tool}, tool: ${tool}, account: bench, max_concurrency: ${slots}, lease_seconds: 120, ` +
+        `  - { name: bench-${tool}, tool: ${tool}, account: bench, max_concurrency: ${slots}, lease_seconds: ${LEASE_SECONDS}, ` +
         `worker: { cpu: 1024, memory: 2048, min: 1, max: 1, slots: ${slots} } }`,
     )
     .join("\n")}\n`;
@@ -176,20 +181,24 @@ try {
   await submit(driver, "claude");
   await phase("warm up", () => warmUp(driver, SETTINGS.warmUpTasks));
   const count = await phase("count requests per task", () => countRequests(driver, SETTINGS.countTasks));
-  const writeUnits = await phase("replay writes for capacity", () =>
-    replayWriteUnits(localClients(endpoints).dynamodb, stack.resources.tableName, count.writes),
-  );
-  const latency = await phase("latency", () =>
-    measureLatency(driver, SETTINGS.latencyTasks, SETTINGS.pollMs),
-  );
-  const throughput = await phase("throughput", () => measureThroughput(driver, SETTINGS.throughputSeconds));
-  // The floor on the same emulators, with the same clients and slots; the stack's workers are stopped
-  // meanwhile (its in-process tick and relay idle on).
+  const keyPattern = (pk: string) =>
+    pk
+      .replaceAll(tenant.id, "<tenant>")
+      .replace(/bench-(claude|codex|gemini)/, "<pool>")
+      .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, "<task>")
+      .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:00\.000Z/, "<minute>");
+  const replay = (writes: typeof count.writes) =>
+    replayWriteUnits(localClients(endpoints).dynamodb, stack.resources.tableName, writes, keyPattern);
+  const writeUnits = await phase("replay writes for capacity", () => replay(count.writes));
+  // One task that runs SLOW_SECONDS: its requests beyond a plain task's are its heartbeats.
+  const slow = await phase("count heartbeats", () => countRequests(driver, 1, `${SLOW_MARKER}: run a while`));
+  const slowUnits = await replay(slow.writes);
+  const heartbeats = Math.floor(SLOW_SECONDS / (LEASE_SECONDS / 3));
+  // The floor on the same emulators, with the same clients and slots, while the stack idles (its
+  // workers long-poll, its tick and relay run): the same background as the stack's own phases.
   const floor = await phase("floor: start", () =>
     startFloor({ endpoints, pools: config.pools, path: instantClis, waitSeconds: 1 }),
   );
-  const stackWorkers = config.pools.map((p) => stack.workerPid(p.name)).filter((pid) => pid !== undefined);
-  for (const pid of stackWorkers) process.kill(pid, "SIGSTOP");
   let floorLatency: LatencyResult;
   let floorThroughput: ThroughputResult;
   try {
@@ -202,10 +211,14 @@ try {
       measureThroughput(floorDriver, SETTINGS.throughputSeconds),
     );
   } finally {
-    for (const pid of stackWorkers) process.kill(pid, "SIGCONT");
     await floor.stop();
   }
+  const latency = await phase("latency", () =>
+    measureLatency(driver, SETTINGS.latencyTasks, SETTINGS.pollMs),
+  );
+  const throughput = await phase("throughput", () => measureThroughput(driver, SETTINGS.throughputSeconds));
   results = report({ bundles, count, writeUnits, latency, throughput, floorLatency, floorThroughput });
+  writeProfile({ count, writeUnits, slow, slowUnits, heartbeats });
 } finally {
   await phase("stop", async () => {
     await stack.stop();
@@ -395,6 +408,52 @@ function report(r: {
   };
   printSummary(results, rows);
   return results;
+}
+
+/**
+ * The load one task puts on each key and resource, for bench/scale.ts: every request of a plain task's
+ * lifecycle with the units it wrote where (and when in the lifecycle), and what one heartbeat adds.
+ */
+function writeProfile(r: {
+  count: CountResult;
+  writeUnits: ReplayedUnits;
+  slow: CountResult;
+  slowUnits: ReplayedUnits;
+  heartbeats: number;
+}) {
+  const requestsOf = (c: CountResult) =>
+    LIFECYCLE.flatMap((where) =>
+      Object.entries(c.perTask[where]).map(([key, tally]) => ({ where: where as string, key, tally })),
+    );
+  const plain = requestsOf(r.count);
+  const plainKeys = new Set(plain.map((p) => `${p.where} ${p.key}`));
+  const landing = (units: ReplayedUnits, request: string, per: number) =>
+    Object.fromEntries(
+      Object.entries(units.byRequestKey[request] ?? {}).map(([k, v]) => [k, round(v / per, 3)]),
+    );
+  const profile: LoadProfile = {
+    date: new Date().toISOString(),
+    lease_seconds: LEASE_SECONDS,
+    requests: plain.map(({ where, key, tally }) => ({
+      request: `${where} ${key}`,
+      stage: stageOf(where, key),
+      per_task: round(tally.requests, 3),
+      messages: round(tally.messages, 3),
+      rcu: round(tally.rcu, 3),
+      write_units: landing(r.writeUnits, `${where} ${key}`, r.count.tasks),
+    })),
+    heartbeat: requestsOf(r.slow)
+      .filter(({ where, key }) => !plainKeys.has(`${where} ${key}`))
+      .map(({ where, key, tally }) => ({
+        request: `${where} ${key}`,
+        stage: "heartbeat" as const,
+        per_task: round(tally.requests / r.heartbeats, 3),
+        messages: round(tally.messages / r.heartbeats, 3),
+        rcu: round(tally.rcu / r.heartbeats, 3),
+        write_units: landing(r.slowUnits, `${where} ${key}`, r.heartbeats),
+      })),
+  };
+  writeFileSync(resolve(ROOT, "bench/results/profile.json"), `${JSON.stringify(profile, null, 2)}\n`);
 }
 
 function perTaskOf(units: Record<string, number>, tasks: number) {

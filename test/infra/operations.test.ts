@@ -46,8 +46,8 @@ describe("API stage throttling", () => {
       ],
     });
 
-  it("throttles the whole stage at 1,000 requests a second unless the config says otherwise", () => {
-    stageThrottle(compute, 1000, 2000);
+  it("throttles the whole stage at 1,250 requests a second (1,000 at 80 %) unless the config says otherwise", () => {
+    stageThrottle(compute, 1250, 2500);
     const config = parseSchedulerConfig(
       `api: { throttle: { rate_per_second: 250, burst: 400 } }\npools: [{ name: a, tool: claude, account: a, max_concurrency: 1 }]`,
     );
