@@ -50,7 +50,8 @@ const INDEX_KEYS = Object.values(TABLE.indexes).map((index) => ({
 /** An index partition key with its variable part named: `READY#claude-main` → `READY#<pool>`. */
 const partitionOf = (pk: string) =>
   pk
-    .replace(/^T#.*#(TASK|RUN|KEY)$/, "T#<tenant>#$1")
+    .replace(/^T#.*#(TASK|RUN)#\d+$/, "T#<tenant>#$1#<list-shard>")
+    .replace(/^T#.*#KEY$/, "T#<tenant>#KEY")
     .replace(/^READY#.*$/, "READY#<pool>")
     .replace(/^DUE#\d+$/, "DUE#<shard>");
 

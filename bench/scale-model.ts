@@ -3,6 +3,7 @@
  * each request of a task's lifecycle, the write units it put on each key, and what a heartbeat adds),
  * replayed second by second at a target rate with a traffic mix, against AWS's published limits.
  */
+import { LISTING_SHARDS } from "../adapters/table/keys.ts";
 import { DUE_SHARDS } from "../core/names.ts";
 
 /** When in a task's life a request is made. */
@@ -110,7 +111,7 @@ function readLanding(request: string): string {
   const detail = request.split(" ").slice(3).join(" ");
   if (detail === "index ready") return "index ready READY#<pool>";
   if (detail === "index due") return "index due DUE#<shard>";
-  if (detail === "index by-tenant") return "index by-tenant T#<tenant>#TASK";
+  if (detail === "index by-tenant") return "index by-tenant T#<tenant>#TASK#<list-shard>";
   if (detail === "TASK" || detail === "RUN") return "table TASK#<task>";
   if (detail === "POOL") return "table POOL#<pool>";
   return `table ${detail}`;
@@ -181,6 +182,7 @@ export function simulate(
       const tenant = tenantOf();
       const pool = poolOf();
       const shard = Math.floor(random() * DUE_SHARDS);
+      const listShard = Math.floor(random() * LISTING_SHARDS);
       const run = minRun * (maxRun / minRun) ** random();
       const beats = Math.floor(run / beatEvery);
       tasks++;
@@ -198,6 +200,7 @@ export function simulate(
             .replace("<tenant>", tenant)
             .replace("<pool>", pool)
             .replace("<shard>", String(shard))
+            .replace("<list-shard>", String(listShard))
             .replace("<minute>", String(Math.floor(at / 60)));
           if (l.wcu) add(wcu, key, second, l.wcu);
           if (l.rcu) add(rcu, key, second, l.rcu);

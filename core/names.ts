@@ -71,7 +71,10 @@ export const TABLE = {
   sortKey: "sk",
   ttlAttribute: "expires_at",
   indexes: {
-    /** Listing by tenant and status: gsi1pk = `T#<tenant>#<kind>`, gsi1sk = `<status>#<time>#<id>`. */
+    /**
+     * Listing by tenant and status: gsi1pk = `T#<tenant>#<kind>` (tasks and runs: `…#<shard>`, merged by
+     * the listings), gsi1sk = `<status>#<time>#<id>`.
+     */
     byTenant: { name: "by-tenant", partitionKey: "gsi1pk", sortKey: "gsi1sk" },
     /** Ready queue of a pool: gsi2pk = `READY#<pool>`, gsi2sk = `<9-priority>#<ready time>#<uuid>`. Only queued tasks. */
     ready: { name: "ready", partitionKey: "gsi2pk", sortKey: "gsi2sk" },

@@ -80,6 +80,10 @@ export class StatefulStack extends Stack {
       description: "Secret holding the key that signs callbacks (HMAC-SHA256), for webhook receivers",
       value: this.callbackKey.secretArn,
     });
+    new CfnOutput(this, "TableName", {
+      description: "The DynamoDB table (SWITCHYARD_TABLE for npm run migrate)",
+      value: this.table.tableName,
+    });
     new CfnOutput(this, "AdminKeySecretArn", {
       description: "Secret holding the admin API key: aws secretsmanager get-secret-value --secret-id <arn>",
       value: this.adminKey.secretArn,

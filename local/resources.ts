@@ -6,6 +6,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import { backfillListingShards } from "../adapters/aws/table-backfill.ts";
 import { tableDefinition } from "../adapters/aws/table-definition.ts";
 import type { PoolConfig, SchedulerConfig } from "../core/config.ts";
 import { CALLBACK_FILTER_POLICY } from "../core/events.ts";
@@ -71,16 +72,20 @@ export async function createLocalResources(
   };
 }
 
-async function createTable({ dynamodb }: LocalClients, tableName: string) {
+/** Creates the table, or brings a table kept in the data directory by an earlier version up to date. */
+async function createTable({ dynamodb, doc }: LocalClients, tableName: string) {
+  let existed = false;
   try {
     await dynamodb.send(new CreateTableCommand(tableDefinition(tableName)));
   } catch (err) {
     if (!(err instanceof ResourceInUseException)) throw err;
+    existed = true;
   }
   await waitUntilTableExists(
     { client: dynamodb, minDelay: 1, maxDelay: 2, maxWaitTime: 60 },
     { TableName: tableName },
   );
+  if (existed) await backfillListingShards(doc, tableName);
 }
 
 const deadLetterRetention = { MessageRetentionPeriod: String(QUEUE_SETTINGS.deadLetterRetentionSeconds) };

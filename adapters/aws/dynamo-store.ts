@@ -44,8 +44,8 @@ import {
 } from "../table/keys.ts";
 import {
   apiKeysListing,
-  decodeCursor,
   decodeEventCursor,
+  decodePositions,
   dueListing,
   eventCountOf,
   eventItemsFor,
@@ -54,11 +54,11 @@ import {
   keyNamesOf,
   keyWaitingListing,
   type Listing,
-  pageOf,
+  mergedPageOf,
   readyListing,
-  runListing,
+  runListings,
   startAfter,
-  taskListing,
+  taskListings,
   tenantsListing,
   workersListing,
 } from "../table/listings.ts";
@@ -260,10 +260,21 @@ export class DynamoStore implements TaskStore, TenantStore {
     return (await this.#collect(listing, limit)).map(recordOf<T>);
   }
 
-  async #page<T>(listing: Listing, size: number, cursor?: string): Promise<Page<T>> {
-    const start = cursor === undefined ? undefined : decodeCursor(cursor, listing);
-    const [items, total] = await Promise.all([this.#collect(listing, size + 1, start), this.#count(listing)]);
-    return pageOf<T>(items, size, total, listing);
+  /** A page of listings read at once from the cursor's positions, merged (see mergedPageOf). */
+  async #page<T>(listings: Listing[], size: number, cursor?: string): Promise<Page<T>> {
+    const positions = decodePositions(cursor, listings);
+    const [fetched, counts] = await Promise.all([
+      Promise.all(
+        listings.map((listing, i) => {
+          const position = positions[i];
+          if (position === "done") return [];
+          return this.#collect(listing, size + 1, position ?? undefined);
+        }),
+      ),
+      Promise.all(listings.map((listing) => this.#count(listing))),
+    ]);
+    const total = counts.reduce((a, b) => a + b, 0);
+    return mergedPageOf<T>(fetched, positions, size, total, listings);
   }
 
   getTask(uuid: string): Promise<Task | undefined> {
@@ -271,7 +282,7 @@ export class DynamoStore implements TaskStore, TenantStore {
   }
 
   listTasks(query: TaskQuery): Promise<Page<Task>> {
-    return this.#page<Task>(taskListing(query), query.size, query.cursor);
+    return this.#page<Task>(taskListings(query), query.size, query.cursor);
   }
 
   async queuedCount(tenant: string): Promise<number> {
@@ -304,7 +315,7 @@ export class DynamoStore implements TaskStore, TenantStore {
   }
 
   listRuns(query: RunQuery): Promise<Page<Run>> {
-    return this.#page<Run>(runListing(query), query.size, query.cursor);
+    return this.#page<Run>(runListings(query), query.size, query.cursor);
   }
 
   async poolState(pool: string): Promise<PoolState> {

@@ -33,8 +33,9 @@ import {
 } from "../table/keys.ts";
 import {
   apiKeysListing,
-  decodeCursor,
+  compareKeys,
   decodeEventCursor,
+  decodePositions,
   dueListing,
   eventCountOf,
   eventItemsFor,
@@ -43,11 +44,11 @@ import {
   keyNamesOf,
   keyWaitingListing,
   type Listing,
-  pageOf,
+  mergedPageOf,
   readyListing,
-  runListing,
+  runListings,
   startAfter,
-  taskListing,
+  taskListings,
   tenantsListing,
   workersListing,
 } from "../table/listings.ts";
@@ -61,8 +62,6 @@ import {
 } from "../table/writes.ts";
 
 const idOf = ({ pk, sk }: Key) => `${pk}\u0000${sk}`;
-/** DynamoDB orders strings by their UTF-8 bytes. */
-const compare = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 const counterOf = (item: Item | undefined, counter: Counter = "active") =>
   (item?.[counter] as number | undefined) ?? 0;
 const valueAt = (item: Item, path: string[]) =>
@@ -133,23 +132,28 @@ export class MemoryStore implements TaskStore, TenantStore {
           item[pkName] === listing.pk &&
           typeof sk === "string" &&
           sk.startsWith(skPrefix) &&
-          (skMin === undefined || compare(sk, skMin) >= 0) &&
-          (skMax === undefined || compare(sk, skMax) <= 0) &&
-          (after === undefined || compare(sk, after) * direction > 0) &&
+          (skMin === undefined || compareKeys(sk, skMin) >= 0) &&
+          (skMax === undefined || compareKeys(sk, skMax) <= 0) &&
+          (after === undefined || compareKeys(sk, after) * direction > 0) &&
           listing.filters.every(({ path, value }) => valueAt(item, path) === value)
         );
       })
-      .sort((a, b) => compare(a[skName] as string, b[skName] as string) * direction);
+      .sort((a, b) => compareKeys(a[skName] as string, b[skName] as string) * direction);
   }
 
   #first<T>(listing: Listing, limit: number): T[] {
     return structuredClone(this.#query(listing).slice(0, limit)).map(recordOf<T>);
   }
 
-  #page<T>(listing: Listing, size: number, cursor?: string): Page<T> {
-    const start = cursor === undefined ? undefined : decodeCursor(cursor, listing);
-    const items = structuredClone(this.#query(listing, start).slice(0, size + 1));
-    return pageOf<T>(items, size, this.#query(listing).length, listing);
+  #page<T>(listings: Listing[], size: number, cursor?: string): Page<T> {
+    const positions = decodePositions(cursor, listings);
+    const fetched = listings.map((listing, i) => {
+      const position = positions[i];
+      if (position === "done") return [];
+      return structuredClone(this.#query(listing, position ?? undefined).slice(0, size + 1));
+    });
+    const total = listings.reduce((n, listing) => n + this.#query(listing).length, 0);
+    return mergedPageOf<T>(fetched, positions, size, total, listings);
   }
 
   async getTask(uuid: string): Promise<Task | undefined> {
@@ -157,7 +161,7 @@ export class MemoryStore implements TaskStore, TenantStore {
   }
 
   async listTasks(query: TaskQuery): Promise<Page<Task>> {
-    return this.#page<Task>(taskListing(query), query.size, query.cursor);
+    return this.#page<Task>(taskListings(query), query.size, query.cursor);
   }
 
   async queuedCount(tenant: string): Promise<number> {
@@ -190,7 +194,7 @@ export class MemoryStore implements TaskStore, TenantStore {
   }
 
   async listRuns(query: RunQuery): Promise<Page<Run>> {
-    return this.#page<Run>(runListing(query), query.size, query.cursor);
+    return this.#page<Run>(runListings(query), query.size, query.cursor);
   }
 
   async poolState(pool: string): Promise<PoolState> {

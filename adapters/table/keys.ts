@@ -33,10 +33,16 @@ interface IndexKeys {
 
 const KEY_ATTRIBUTES = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"];
 
+/**
+ * Shards of a tenant's task and run listings on the by-tenant index: a big tenant's transitions spread
+ * over this many partitions, and a listing merges them.
+ */
+export const LISTING_SHARDS = 8;
+
 /** The partition keys of the indexes (TABLE.indexes): byTenant, ready and due. */
 export const PARTITIONS = {
-  tenantTasks: (tenant: string) => `T#${tenant}#TASK`,
-  tenantRuns: (tenant: string) => `T#${tenant}#RUN`,
+  tenantTasks: (tenant: string, shard: number) => `T#${tenant}#TASK#${shard}`,
+  tenantRuns: (tenant: string, shard: number) => `T#${tenant}#RUN#${shard}`,
   tenantKeys: (tenant: string) => `T#${tenant}#KEY`,
   tenants: "TENANTS",
   workers: "WORKERS",
@@ -49,12 +55,18 @@ export const PARTITIONS = {
 /** Sort-key prefixes of the items in a task's partition: the task itself is `TASK`. */
 export const TASK_PARTITION = { runs: "RUN#", events: EVENT_SORT_KEY_PREFIX } as const;
 
-/** The due-index shard of a task: a stable FNV-1a hash of its uuid. */
-export function dueShard(uuid: string): number {
+/** A stable FNV-1a hash of an id. */
+function hashOf(id: string): number {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < uuid.length; i++) hash = Math.imul(hash ^ uuid.charCodeAt(i), 0x01000193);
-  return (hash >>> 0) % DUE_SHARDS;
+  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
 }
+
+/** The due-index shard of a task. */
+export const dueShard = (uuid: string) => hashOf(uuid) % DUE_SHARDS;
+
+/** The listing shard of a task (by uuid) or a run (by run id). */
+export const listingShard = (id: string) => hashOf(id) % LISTING_SHARDS;
 
 export const taskKey = (uuid: string): Key => ({ pk: `TASK#${uuid}`, sk: "TASK" });
 export const runKey = (taskUuid: string, runId: string): Key => ({
@@ -81,7 +93,7 @@ export const rateKey = (counter: string, windowStart: string): Key => ({
 function taskKeys(task: Task): Key & IndexKeys {
   return {
     ...taskKey(task.uuid),
-    gsi1pk: PARTITIONS.tenantTasks(task.tenant),
+    gsi1pk: PARTITIONS.tenantTasks(task.tenant, listingShard(task.uuid)),
     gsi1sk: `${task.status}#${task.create_time}#${task.uuid}`,
     ...(task.status === "queued" && {
       gsi2pk: task.key_parked
@@ -97,10 +109,24 @@ function taskKeys(task: Task): Key & IndexKeys {
 }
 
 export const taskItem = (task: Task): Item & Key => ({ ...compact(task), ...taskKeys(task) });
+
+/**
+ * The by-tenant partition a stored task or run item belongs in (its listing shard), from the attributes
+ * that name it (`sk`, `tenant`, `uuid` or `run_id`); undefined for any other item.
+ */
+export function listingPartitionOf(item: Item): string | undefined {
+  const { sk, tenant, uuid, run_id: runId } = item as Record<string, string | undefined>;
+  if (tenant === undefined) return undefined;
+  if (sk === "TASK" && uuid !== undefined) return PARTITIONS.tenantTasks(tenant, listingShard(uuid));
+  if (sk?.startsWith(TASK_PARTITION.runs) && runId !== undefined) {
+    return PARTITIONS.tenantRuns(tenant, listingShard(runId));
+  }
+  return undefined;
+}
 export const runItem = (run: Run): Item & Key => ({
   ...compact(run),
   ...runKey(run.task_uuid, run.run_id),
-  gsi1pk: PARTITIONS.tenantRuns(run.tenant),
+  gsi1pk: PARTITIONS.tenantRuns(run.tenant, listingShard(run.run_id)),
   gsi1sk: `${run.status}#${run.create_time}#${run.run_id}`,
 });
 export const tenantItem = (tenant: Tenant): Item & Key => ({

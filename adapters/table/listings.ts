@@ -1,9 +1,18 @@
 /** The table's listings (key ranges of the table or an index), their cursors and pages. */
+import { createHash } from "node:crypto";
 import { ValidationError } from "../../core/errors.ts";
 import { changeIdOf, type DomainEvent } from "../../core/events.ts";
 import { TABLE } from "../../core/names.ts";
 import type { Page, RunQuery, TaskQuery } from "../../core/ports.ts";
-import { eventsOfLogItem, type Item, PARTITIONS, recordOf, TASK_PARTITION, taskKey } from "./keys.ts";
+import {
+  eventsOfLogItem,
+  type Item,
+  LISTING_SHARDS,
+  PARTITIONS,
+  recordOf,
+  TASK_PARTITION,
+  taskKey,
+} from "./keys.ts";
 
 type Index = (typeof TABLE.indexes)[keyof typeof TABLE.indexes];
 
@@ -29,35 +38,41 @@ export const keyNamesOf = (listing: Listing) => ({
 
 const equals = (path: string[], value: string | undefined) => (value === undefined ? [] : [{ path, value }]);
 
-/** A tenant's tasks, newest first within a status. */
-export const taskListing = (q: TaskQuery): Listing => ({
-  index: TABLE.indexes.byTenant,
-  pk: PARTITIONS.tenantTasks(q.tenant),
-  skPrefix: q.status && `${q.status}#`,
-  forward: false,
-  filters: [
-    ...equals(["pool"], q.pool),
-    ...equals(["namespace"], q.namespace),
-    ...(q.tag ? equals(["tags", q.tag.key], q.tag.value) : []),
-  ],
-});
+/** One listing per shard of a tenant's listing partition, merged by the stores (mergedPageOf). */
+const shards = Array.from({ length: LISTING_SHARDS }, (_, shard) => shard);
 
-/** A task's runs oldest first (the tenant must own them), or a tenant's runs newest first. */
-export const runListing = (q: RunQuery): Listing =>
+/** A tenant's tasks, newest first within a status. */
+export const taskListings = (q: TaskQuery): Listing[] =>
+  shards.map((shard) => ({
+    index: TABLE.indexes.byTenant,
+    pk: PARTITIONS.tenantTasks(q.tenant, shard),
+    skPrefix: q.status && `${q.status}#`,
+    forward: false,
+    filters: [
+      ...equals(["pool"], q.pool),
+      ...equals(["namespace"], q.namespace),
+      ...(q.tag ? equals(["tags", q.tag.key], q.tag.value) : []),
+    ],
+  }));
+
+/** A task's runs oldest first (the tenant must own them), or a tenant's runs newest first within a status. */
+export const runListings = (q: RunQuery): Listing[] =>
   q.taskUuid === undefined
-    ? {
+    ? shards.map((shard) => ({
         index: TABLE.indexes.byTenant,
-        pk: PARTITIONS.tenantRuns(q.tenant),
+        pk: PARTITIONS.tenantRuns(q.tenant, shard),
         skPrefix: q.status && `${q.status}#`,
         forward: false,
         filters: [],
-      }
-    : {
-        pk: taskKey(q.taskUuid).pk,
-        skPrefix: TASK_PARTITION.runs,
-        forward: true,
-        filters: [{ path: ["tenant"], value: q.tenant }, ...equals(["status"], q.status)],
-      };
+      }))
+    : [
+        {
+          pk: taskKey(q.taskUuid).pk,
+          skPrefix: TASK_PARTITION.runs,
+          forward: true,
+          filters: [{ path: ["tenant"], value: q.tenant }, ...equals(["status"], q.status)],
+        },
+      ];
 
 /** A task's event log, oldest first: all of it, or from the change holding event `fromId` on. */
 export const eventsListing = (taskUuid: string, fromId?: string): Listing => ({
@@ -158,39 +173,90 @@ const cursorAttributes = (listing: Listing) => [
 export const startAfter = (item: Item, listing: Listing): Record<string, string> =>
   Object.fromEntries(cursorAttributes(listing).map((name) => [name, item[name] as string]));
 
-function encodeCursor(item: Item, listing: Listing): string {
-  return Buffer.from(JSON.stringify(startAfter(item, listing))).toString("base64url");
-}
+/** Where a merged listing goes on from, per listing: after a key, from its start (null), or nowhere. */
+export type Position = Record<string, string> | null | "done";
 
-/** The start key of a cursor; a ValidationError on `cursor` unless this listing produced it. */
-export function decodeCursor(cursor: string, listing: Listing): Record<string, string> {
+/** The start key of a position within one listing; a forged one is refused. */
+function startKeyOf(value: unknown, listing: Listing): Record<string, string> {
   const invalid = new ValidationError("cursor", "is not a cursor of this listing");
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-  } catch {
-    throw invalid;
-  }
-  if (typeof parsed !== "object" || parsed === null) throw invalid;
+  if (typeof value !== "object" || value === null) throw invalid;
   const key: Record<string, string> = {};
   for (const name of cursorAttributes(listing)) {
-    const value = (parsed as Record<string, unknown>)[name];
+    const v = (value as Record<string, unknown>)[name];
     // A client may forge a cursor: only values that could be key attributes reach the store (DynamoDB
     // refuses empty ones, and sort keys past 1024 bytes).
-    if (typeof value !== "string" || value === "" || Buffer.byteLength(value) > 1024) throw invalid;
-    key[name] = value;
+    if (typeof v !== "string" || v === "" || Buffer.byteLength(v) > 1024) throw invalid;
+    key[name] = v;
   }
   const { pkName, skName } = keyNamesOf(listing);
   if (key[pkName] !== listing.pk || !key[skName]?.startsWith(listing.skPrefix ?? "")) throw invalid;
   return key;
 }
 
-/** A page from the first `size + 1` items after the cursor: the extra item only says that more follow. */
-export function pageOf<T>(items: Item[], size: number, total: number, listing: Listing): Page<T> {
-  const last = items.length > size ? items[size - 1] : undefined;
+/** What a cursor belongs to: the key ranges of its listings (a cursor of one never reads another). */
+const listingsId = (listings: Listing[]) =>
+  createHash("sha256")
+    .update(JSON.stringify(listings.map((l) => [l.index?.name, l.pk, l.skPrefix])))
+    .digest("base64url")
+    .slice(0, 16);
+
+interface Cursor {
+  of: string;
+  at: Position[];
+}
+
+/** The positions a cursor names, one per listing (all at their start without one); else a ValidationError. */
+export function decodePositions(cursor: string | undefined, listings: Listing[]): Position[] {
+  if (cursor === undefined) return listings.map(() => null);
+  const invalid = new ValidationError("cursor", "is not a cursor of this listing");
+  let parsed: Partial<Cursor> | null;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+  } catch {
+    throw invalid;
+  }
+  const at = parsed?.at;
+  if (parsed?.of !== listingsId(listings) || !Array.isArray(at) || at.length !== listings.length)
+    throw invalid;
+  return at.map((p, i) => (p === null || p === "done" ? p : startKeyOf(p, listings[i] as Listing)));
+}
+
+/** DynamoDB orders strings by their UTF-8 bytes. */
+export const compareKeys = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+/**
+ * A page from listings read in parallel, each from its position, up to `size + 1` items each: merged in
+ * sort-key order, the first `size` kept. The cursor says where each listing goes on.
+ */
+export function mergedPageOf<T>(
+  fetched: Item[][],
+  positions: Position[],
+  size: number,
+  total: number,
+  listings: Listing[],
+): Page<T> {
+  const [first] = listings;
+  if (!first) throw new Error("a merged page needs a listing");
+  const { skName } = keyNamesOf(first);
+  const direction = first.forward ? 1 : -1;
+  const merged = fetched
+    .flatMap((items, from) => items.map((item) => ({ item, from })))
+    .sort((a, b) => compareKeys(a.item[skName] as string, b.item[skName] as string) * direction);
+  const page = merged.slice(0, size);
+  const next = positions.map((position, i): Position => {
+    const taken = page.filter((p) => p.from === i);
+    const read = fetched[i] ?? [];
+    if (read.length <= size && taken.length === read.length) return "done";
+    const last = taken.at(-1);
+    return last ? startAfter(last.item, listings[i] as Listing) : position;
+  });
   return {
-    items: items.slice(0, size).map((item) => recordOf<T>(item)),
+    items: page.map(({ item }) => recordOf<T>(item)),
     total,
-    ...(last && { nextCursor: encodeCursor(last, listing) }),
+    ...(merged.length > size && {
+      nextCursor: Buffer.from(
+        JSON.stringify({ of: listingsId(listings), at: next } satisfies Cursor),
+      ).toString("base64url"),
+    }),
   };
 }

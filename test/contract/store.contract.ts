@@ -1,7 +1,7 @@
 /** The store ports' contract, run against the in-memory fake and against DynamoDB Local. */
 import { randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
-import { dueShard } from "../../adapters/table/keys.ts";
+import { dueShard, listingShard } from "../../adapters/table/keys.ts";
 import { ConflictError, ValidationError } from "../../core/errors.ts";
 import { type DomainEvent, type EventType, eventId } from "../../core/events.ts";
 import {
@@ -99,6 +99,14 @@ async function allPages<T>(list: (cursor?: string) => Promise<Page<T>>): Promise
 
 const uuids = (tasks: Task[]) => tasks.map((t) => t.uuid);
 const runIds = (runs: Run[]) => runs.map((r) => r.run_id);
+
+/** A task uuid in listing shard `shard` (of the by-tenant index). */
+function uuidInListingShard(shard: number): string {
+  for (;;) {
+    const uuid = randomUUID();
+    if (listingShard(uuid) === shard) return uuid;
+  }
+}
 
 /** A task uuid whose due shard is (or, with `not`, is not) `shard`. */
 function uuidInShard(shard: number, not = false): string {
@@ -504,6 +512,10 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       );
 
       it("refuses a cursor it did not produce for this listing", async () => {
+        // Three tasks of one listing shard: after a page of one, the cursor holds a key in that shard.
+        for (let i = 0; i < 3; i++) {
+          await create(makeTask({ tenant, uuid: uuidInListingShard(0), create_time: at(40 + i) }));
+        }
         const { nextCursor } = await store.listTasks({ tenant, status: "queued", size: 1 });
         expect(nextCursor).toBeDefined();
         const cursor = nextCursor as string;
@@ -514,12 +526,27 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await expectBadCursor(store.listTasks({ tenant: t.b1.tenant, status: "queued", size: 1, cursor }));
         await expectBadCursor(store.listTasks({ tenant, status: "running", size: 1, cursor }));
         await expectBadCursor(store.listRuns({ tenant, size: 1, cursor }));
-        // Forged cursors that name this listing but hold values no key attribute can hold.
-        const forged = JSON.parse(Buffer.from(cursor, "base64url").toString()) as Record<string, string>;
-        for (const change of [{ pk: "" }, { sk: "" }, { gsi1sk: `queued#${"x".repeat(1100)}` }]) {
-          const bad = Buffer.from(JSON.stringify({ ...forged, ...change })).toString("base64url");
+        // Forged cursors that name this listing but hold positions no key attribute can hold.
+        const forged = JSON.parse(Buffer.from(cursor, "base64url").toString()) as {
+          of: string;
+          at: unknown[];
+        };
+        const shard = forged.at.findIndex((p) => typeof p === "object" && p !== null);
+        const key = forged.at[shard] as Record<string, string>;
+        for (const change of [
+          { pk: "" },
+          { sk: "" },
+          { gsi1sk: `queued#${"x".repeat(1100)}` },
+          { gsi1pk: "T#x" },
+        ]) {
+          const at = forged.at.map((p, i) => (i === shard ? { ...key, ...change } : p));
+          const bad = Buffer.from(JSON.stringify({ ...forged, at })).toString("base64url");
           await expectBadCursor(store.listTasks({ tenant, status: "queued", size: 1, cursor: bad }));
         }
+        const short = Buffer.from(JSON.stringify({ ...forged, at: forged.at.slice(1) })).toString(
+          "base64url",
+        );
+        await expectBadCursor(store.listTasks({ tenant, status: "queued", size: 1, cursor: short }));
       });
     });
 

@@ -3,10 +3,12 @@ import { CreateTableCommand, DeleteTableCommand, DynamoDBClient } from "@aws-sdk
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DynamoStore } from "../../adapters/aws/dynamo-store.ts";
+import { backfillListingShards } from "../../adapters/aws/table-backfill.ts";
 import { tableDefinition } from "../../adapters/aws/table-definition.ts";
-import { eventLogItem, rateKey } from "../../adapters/table/keys.ts";
+import { eventLogItem, rateKey, runItem, taskItem } from "../../adapters/table/keys.ts";
 import { type DomainEvent, type EventType, eventId } from "../../core/events.ts";
 import { TABLE } from "../../core/names.ts";
+import type { Run, Task } from "../../core/records.ts";
 import { describeStoreContract } from "../contract/store.contract.ts";
 
 const { dynamodbEndpoint, region } = inject("emulators");
@@ -69,5 +71,72 @@ describe("DynamoStore event log", () => {
     expect([...first.items, ...rest.items]).toEqual([...older, ...newer]);
     expect(rest.total).toBe(4);
     expect(rest.nextCursor).toBeUndefined();
+  });
+});
+
+describe("the listing-shard backfill", () => {
+  it("moves tasks and runs written by the unsharded layout onto their shards, once, and they list again", async () => {
+    const table = `backfill-${randomBytes(4).toString("hex")}`;
+    await client.send(new CreateTableCommand(tableDefinition(table)));
+    try {
+      const store = new DynamoStore(doc, table);
+      const tenant = `t-${randomBytes(4).toString("hex")}`;
+      const base = {
+        version: 1,
+        tenant,
+        namespace: "default",
+        tags: {},
+        tool: "claude" as const,
+        prompt: "p",
+      };
+      const tasks: Task[] = Array.from({ length: 12 }, (_, i) => ({
+        ...base,
+        uuid: randomUUID(),
+        input_files: [],
+        output_files: [],
+        pool: "p",
+        priority: 5,
+        status: "succeeded",
+        attempt: 1,
+        max_attempts: 3,
+        occurrence: 0,
+        timeout: 60,
+        create_time: `2030-01-01T00:${String(i).padStart(2, "0")}:00.000Z`,
+        update_time: "2030-01-01T01:00:00.000Z",
+      }));
+      const runs: Run[] = tasks.map((task) => ({
+        run_id: `${task.uuid}-r1`,
+        version: 1,
+        task_uuid: task.uuid,
+        tenant,
+        pool: "p",
+        attempt: 1,
+        occurrence: 0,
+        status: "succeeded",
+        tags: {},
+        create_time: task.create_time,
+        update_time: task.update_time,
+      }));
+      // The older layout: one by-tenant partition per tenant and kind.
+      for (const task of tasks) {
+        await doc.send(
+          new PutCommand({ TableName: table, Item: { ...taskItem(task), gsi1pk: `T#${tenant}#TASK` } }),
+        );
+      }
+      for (const run of runs) {
+        await doc.send(
+          new PutCommand({ TableName: table, Item: { ...runItem(run), gsi1pk: `T#${tenant}#RUN` } }),
+        );
+      }
+      expect((await store.listTasks({ tenant, size: 100 })).total).toBe(0);
+
+      expect(await backfillListingShards(doc, table)).toEqual({ scanned: 24, moved: 24 });
+      expect(await backfillListingShards(doc, table)).toEqual({ scanned: 24, moved: 0 });
+      const listed = await store.listTasks({ tenant, size: 100 });
+      expect(listed.items).toEqual([...tasks].reverse());
+      expect((await store.listRuns({ tenant, size: 100 })).total).toBe(12);
+    } finally {
+      await client.send(new DeleteTableCommand({ TableName: table }));
+    }
   });
 });
