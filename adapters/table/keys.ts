@@ -68,6 +68,12 @@ export const dueShard = (uuid: string) => hashOf(uuid) % DUE_SHARDS;
 /** The listing shard of a task (by uuid) or a run (by run id). */
 export const listingShard = (id: string) => hashOf(id) % LISTING_SHARDS;
 
+/** The by-tenant partitions of a task and of a run: their tenant's, in their listing shard. */
+const taskListingPartition = (task: Pick<Task, "tenant" | "uuid">) =>
+  PARTITIONS.tenantTasks(task.tenant, listingShard(task.uuid));
+const runListingPartition = (run: Pick<Run, "tenant" | "run_id">) =>
+  PARTITIONS.tenantRuns(run.tenant, listingShard(run.run_id));
+
 export const taskKey = (uuid: string): Key => ({ pk: `TASK#${uuid}`, sk: "TASK" });
 export const runKey = (taskUuid: string, runId: string): Key => ({
   pk: taskKey(taskUuid).pk,
@@ -93,7 +99,7 @@ export const rateKey = (counter: string, windowStart: string): Key => ({
 function taskKeys(task: Task): Key & IndexKeys {
   return {
     ...taskKey(task.uuid),
-    gsi1pk: PARTITIONS.tenantTasks(task.tenant, listingShard(task.uuid)),
+    gsi1pk: taskListingPartition(task),
     gsi1sk: `${task.status}#${task.create_time}#${task.uuid}`,
     ...(task.status === "queued" && {
       gsi2pk: task.key_parked
@@ -117,16 +123,16 @@ export const taskItem = (task: Task): Item & Key => ({ ...compact(task), ...task
 export function listingPartitionOf(item: Item): string | undefined {
   const { sk, tenant, uuid, run_id: runId } = item as Record<string, string | undefined>;
   if (tenant === undefined) return undefined;
-  if (sk === "TASK" && uuid !== undefined) return PARTITIONS.tenantTasks(tenant, listingShard(uuid));
+  if (sk === "TASK" && uuid !== undefined) return taskListingPartition({ tenant, uuid });
   if (sk?.startsWith(TASK_PARTITION.runs) && runId !== undefined) {
-    return PARTITIONS.tenantRuns(tenant, listingShard(runId));
+    return runListingPartition({ tenant, run_id: runId });
   }
   return undefined;
 }
 export const runItem = (run: Run): Item & Key => ({
   ...compact(run),
   ...runKey(run.task_uuid, run.run_id),
-  gsi1pk: PARTITIONS.tenantRuns(run.tenant, listingShard(run.run_id)),
+  gsi1pk: runListingPartition(run),
   gsi1sk: `${run.status}#${run.create_time}#${run.run_id}`,
 });
 export const tenantItem = (tenant: Tenant): Item & Key => ({
