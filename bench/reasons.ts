@@ -43,7 +43,11 @@ const REASONS: { where: string; key: RegExp; reason: string }[] = [
     key: /^DynamoDB TransactWriteItems Put:TASK\+Put:RUN(\+Put:EVENT)?$/,
     reason: "floor: claim, task and run running (with their events)",
   },
-  { where: "worker", key: /^SQS DeleteMessage$/, reason: "floor: the message is done with once claimed" },
+  {
+    where: "worker",
+    key: /^SQS DeleteMessage(Batch)?$/,
+    reason: "floor: the messages of a receive are done with once claimed (deleted together)",
+  },
   { where: "worker", key: /^S3 PutObject$/, reason: "a log longer than 4,000 characters, kept in S3" },
   {
     where: "worker",

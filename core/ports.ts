@@ -233,7 +233,8 @@ export interface PoolQueue extends Pingable {
   /** dedupId = run_id; groupId = concurrency key or run_id. */
   send(pool: string, message: { body: string; dedupId: string; groupId: string }): Promise<void>;
   receive(pool: string, max: number, waitSeconds: number): Promise<QueueMessage[]>;
-  delete(pool: string, receiptHandle: string): Promise<void>;
+  /** Deletes received messages; several at once in batches (rejects if any was not deleted). */
+  delete(pool: string, receiptHandles: string[]): Promise<void>;
   extendVisibility(pool: string, receiptHandle: string, seconds: number): Promise<void>;
 }
 

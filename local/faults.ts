@@ -47,15 +47,19 @@ export type FaultRule = z.input<typeof ruleSchema>;
 type Rule = z.output<typeof ruleSchema>;
 
 /**
- * The named crash points: the first request past each point. A worker's settle is the first transaction
- * that gives a pool slot back; its delete follows its claim; an admission's send follows its transaction;
- * a tick's second write is the middle of a tick that has two tasks to handle.
+ * The named crash points: the first request past each point (any of its rules). A worker's settle is the
+ * first transaction that gives a pool slot back; its delete (of one message, or of a receive's batch)
+ * follows its claim; an admission's send follows its transaction; a tick's second write is the middle of
+ * a tick that has two tasks to handle.
  */
-export const CRASH_POINTS: Record<string, FaultRule> = {
-  "after-cli": { service: "DynamoDB", operation: "TransactWriteItems", touches: "POOL#", fault: "crash" },
-  "after-claim": { service: "SQS", operation: "DeleteMessage", fault: "crash" },
-  "before-send": { service: "SQS", operation: "SendMessage", fault: "crash" },
-  "mid-tick": { service: "DynamoDB", operation: "TransactWriteItems", skip: 1, fault: "crash" },
+export const CRASH_POINTS: Record<string, FaultRule[]> = {
+  "after-cli": [{ service: "DynamoDB", operation: "TransactWriteItems", touches: "POOL#", fault: "crash" }],
+  "after-claim": [
+    { service: "SQS", operation: "DeleteMessage", fault: "crash" },
+    { service: "SQS", operation: "DeleteMessageBatch", fault: "crash" },
+  ],
+  "before-send": [{ service: "SQS", operation: "SendMessage", fault: "crash" }],
+  "mid-tick": [{ service: "DynamoDB", operation: "TransactWriteItems", skip: 1, fault: "crash" }],
 };
 
 /** The rules an environment asks for; a wrong rule stops the process at start rather than test nothing. */
@@ -66,7 +70,7 @@ export function faultRulesFrom(env: NodeJS.ProcessEnv): FaultRule[] {
   if (!point) return rules;
   const crash = CRASH_POINTS[point];
   if (!crash) throw new Error(`${FAULT_ENV.crashAt}: no crash point ${point} (${Object.keys(CRASH_POINTS)})`);
-  return [...rules, { ...crash, count: 1 }];
+  return [...rules, ...crash.map((rule) => ({ ...rule, count: 1 }))];
 }
 
 /** The error an SDK call fails with, shaped as the SDK shapes it (name, $fault, $metadata). */

@@ -1,5 +1,6 @@
 import {
   ChangeMessageVisibilityCommand,
+  DeleteMessageBatchCommand,
   DeleteMessageCommand,
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
@@ -8,6 +9,9 @@ import {
 } from "@aws-sdk/client-sqs";
 import { poolNotFound } from "../../core/errors.ts";
 import type { PoolQueue, QueueMessage } from "../../core/ports.ts";
+
+/** Messages per SQS batch request, at most. */
+const SQS_BATCH = 10;
 
 /** The per-pool SQS FIFO queues. */
 export class SqsPoolQueue implements PoolQueue {
@@ -53,8 +57,26 @@ export class SqsPoolQueue implements PoolQueue {
     );
   }
 
-  async delete(pool: string, receiptHandle: string): Promise<void> {
-    await this.sqs.send(new DeleteMessageCommand({ QueueUrl: this.url(pool), ReceiptHandle: receiptHandle }));
+  /** One DeleteMessage, or DeleteMessageBatch calls of up to 10 (SQS's batch size). */
+  async delete(pool: string, receiptHandles: string[]): Promise<void> {
+    const QueueUrl = this.url(pool);
+    if (receiptHandles.length === 1) {
+      await this.sqs.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle: receiptHandles[0] }));
+      return;
+    }
+    for (let i = 0; i < receiptHandles.length; i += SQS_BATCH) {
+      const batch = receiptHandles.slice(i, i + SQS_BATCH);
+      const out = await this.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl,
+          Entries: batch.map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle })),
+        }),
+      );
+      if (out.Failed?.length) {
+        const reasons = out.Failed.map((f) => `${f.Code}: ${f.Message ?? ""}`).join("; ");
+        throw new Error(`${out.Failed.length} of ${batch.length} messages were not deleted (${reasons})`);
+      }
+    }
   }
 
   async extendVisibility(pool: string, receiptHandle: string, seconds: number): Promise<void> {

@@ -70,11 +70,11 @@ export class MemoryPoolQueue implements PoolQueue {
     return out;
   }
 
-  async delete(pool: string, receiptHandle: string): Promise<void> {
+  async delete(pool: string, receiptHandles: string[]): Promise<void> {
     const queue = this.queues.get(pool) ?? [];
     this.queues.set(
       pool,
-      queue.filter((m) => m.receiptHandle !== receiptHandle),
+      queue.filter((m) => m.receiptHandle === undefined || !receiptHandles.includes(m.receiptHandle)),
     );
   }
 

@@ -71,12 +71,13 @@ export async function runWorker(deps: Deps, options: WorkerOptions): Promise<voi
     if (stopping.aborted) resolve();
     stopping.addEventListener("abort", () => resolve(), { once: true });
   });
+  /** Claims a message's run and starts its job; the message is then done with (deleted by the caller). */
   const take = async (message: { body: string; receiptHandle: string }) => {
     const body = decodeDispatch(message.body);
     if (!body) {
       // Nothing Switchyard sent: no run to claim, and it would only come back.
       deps.log.warn("dropped a malformed message", { pool, body: message.body.slice(0, 200) });
-      return deps.queue.delete(pool, message.receiptHandle);
+      return;
     }
     const claim = await claimRun(deps, body, options.workerId);
     if (claim.claimed) {
@@ -89,8 +90,6 @@ export async function runWorker(deps: Deps, options: WorkerOptions): Promise<voi
         if (jobs.size === 0) void protection.release();
       });
     } else deps.log.info("dropped message", { run_id: body.run_id, reason: claim.reason });
-    // From the claim on, the lease keeps the run; a message left behind is found stale when it returns.
-    await deps.queue.delete(pool, message.receiptHandle);
   };
   while (!stopping.aborted) {
     if (jobs.size >= slots) {
@@ -106,10 +105,23 @@ export async function runWorker(deps: Deps, options: WorkerOptions): Promise<voi
       await new Promise((resolve) => setTimeout(resolve, 1000));
       continue;
     }
+    const taken: string[] = [];
     for (const message of messages) {
       // A failure here is one message's: it comes back after its visibility timeout, and the loop goes on.
-      await take(message).catch((err: unknown) =>
-        deps.log.warn("could not take a message; it comes back", { pool, error: String(err) }),
+      await take(message).then(
+        () => taken.push(message.receiptHandle),
+        (err: unknown) =>
+          deps.log.warn("could not take a message; it comes back", { pool, error: String(err) }),
+      );
+    }
+    // From the claim on, the lease keeps the run: the messages of one receive are deleted together (as SQS
+    // advises for FIFO queues), and one left behind is found stale when it comes back.
+    if (taken.length > 0) {
+      await deps.queue.delete(pool, taken).catch((err: unknown) =>
+        deps.log.warn("could not delete taken messages; they come back stale", {
+          pool,
+          error: String(err),
+        }),
       );
     }
   }

@@ -39,6 +39,7 @@ const FAULTS: FaultRule[] = [
   { service: "DynamoDB", operation: "Query", fault: "server", rate: 0.02 },
   { service: "SQS", operation: "ReceiveMessage", fault: "server", rate: 0.03 },
   { service: "SQS", operation: "DeleteMessage", fault: "timeout", rate: 0.05 },
+  { service: "SQS", operation: "DeleteMessageBatch", fault: "timeout", rate: 0.05 },
   { service: "SQS", operation: "SendMessage", fault: "throttling", rate: 0.03 },
   { service: "S3", operation: "PutObject", fault: "server", rate: 0.05 },
   { service: "SNS", operation: "PublishBatch", fault: "throttling", rate: 0.03 },

@@ -49,7 +49,7 @@ export function describeQueueContract(name: string, fresh: () => Promise<QueueUn
         const [message] = await q.queue.receive(q.pool, 1, 1);
         if (!message) break;
         got.push(message.body);
-        await q.queue.delete(q.pool, message.receiptHandle);
+        await q.queue.delete(q.pool, [message.receiptHandle]);
       }
       expect(got).toEqual(["a1", "a2", "a3"]);
     });
@@ -62,7 +62,7 @@ export function describeQueueContract(name: string, fresh: () => Promise<QueueUn
       const [first] = await q.queue.receive(q.pool, 1, 1);
       expect(first?.body).toBe("a1");
       expect(bodies(await receiveAll(q, 2))).toEqual(["b1"]);
-      await q.queue.delete(q.pool, first?.receiptHandle ?? "");
+      await q.queue.delete(q.pool, [first?.receiptHandle ?? ""]);
       expect(bodies(await receiveAll(q, 1))).toEqual(["a2"]);
     });
 
@@ -91,9 +91,23 @@ export function describeQueueContract(name: string, fresh: () => Promise<QueueUn
       const q = await fresh();
       await send(q, "m");
       const [message] = await q.queue.receive(q.pool, 1, 1);
-      await q.queue.delete(q.pool, message?.receiptHandle ?? "");
+      await q.queue.delete(q.pool, [message?.receiptHandle ?? ""]);
       await sleep(q.visibilitySeconds * 1000 + 500);
       expect(await q.queue.receive(q.pool, 1, 0)).toEqual([]);
+    });
+
+    it("deletes many received messages at once, past one batch, and only those", async () => {
+      const q = await fresh();
+      for (let i = 0; i < 13; i++) await send(q, `m${i}`, `g${i}`, `run-${i}`);
+      const received = await receiveAll(q, 13);
+      expect(received).toHaveLength(13);
+      const kept = received.find((m) => m.body === "m0");
+      await q.queue.delete(
+        q.pool,
+        received.filter((m) => m !== kept).map((m) => m.receiptHandle),
+      );
+      await sleep(q.visibilitySeconds * 1000 + 500);
+      expect(bodies(await receiveAll(q, 13))).toEqual(["m0"]);
     });
   });
 }

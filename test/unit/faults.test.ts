@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CRASH_POINTS, FaultInjector, type FaultRule, faultRulesFrom } from "../../local/faults.ts";
+import { FaultInjector, type FaultRule, faultRulesFrom } from "../../local/faults.ts";
 
 /** Sends `operation` requests of `service` through the injector's middleware; what each one came to. */
 async function send(rules: FaultRule[], requests: { service: string; operation: string; input?: object }[]) {
@@ -90,8 +90,10 @@ describe("fault injection", () => {
     expect(outcomes).toEqual(["ok", "InternalServerError"]);
     expect(() => faultRulesFrom({ SWITCHYARD_FAULTS: '[{"service":"SQS","fault":"gremlins"}]' })).toThrow();
     expect(() => faultRulesFrom({ SWITCHYARD_CRASH_AT: "nowhere" })).toThrow(/no crash point nowhere/);
+    // A crash point's rules (after a claim: the delete of one message, or of a batch), each once.
     expect(faultRulesFrom({ SWITCHYARD_CRASH_AT: "after-claim" })).toEqual([
-      { ...CRASH_POINTS["after-claim"], count: 1 },
+      { service: "SQS", operation: "DeleteMessage", fault: "crash", count: 1 },
+      { service: "SQS", operation: "DeleteMessageBatch", fault: "crash", count: 1 },
     ]);
   });
 });
