@@ -66,6 +66,8 @@ export async function startFloor(options: {
     const { tool, prompt } = JSON.parse(body) as { tool: string; prompt: string };
     const uuid = randomUUID();
     const createTime = new Date().toISOString();
+    // Counted before the send: the worker may report the start before the send's answer comes back.
+    submitted[poolOf(tool).name] = (submitted[poolOf(tool).name] ?? 0) + 1;
     await doc.send(
       new PutCommand({
         TableName: table,
@@ -80,7 +82,6 @@ export async function startFloor(options: {
         MessageDeduplicationId: uuid,
       }),
     );
-    submitted[poolOf(tool).name] = (submitted[poolOf(tool).name] ?? 0) + 1;
     res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ data: { uuid } }));
   });
   await new Promise<void>((ready) => server.listen(0, "127.0.0.1", ready));

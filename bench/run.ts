@@ -88,7 +88,7 @@ const configText = (slots: number) =>
     .join("\n")}\n`;
 
 // 1. Bundles first, while the machine is quiet.
-const bundles: BundleFigures = await phase("bundles and cold init", () => measureBundles(3));
+const bundles: BundleFigures = await phase("bundles and cold init", () => measureBundles(7));
 
 // 2. The stack: emulators, a fresh table and queues, the API, one worker process per pool.
 const work = mkdtempSync(join(tmpdir(), "switchyard-bench-"));
