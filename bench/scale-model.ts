@@ -44,7 +44,7 @@ export const LIMITS = {
   /** Per partition key of the table or of a GSI: a key's items never split across partitions. */
   partitionWcu: 1000,
   partitionRcu: 3000,
-  /** On-demand table throughput quota, per table (adjustable). */
+  /** On-demand throughput quota, per table and per each of its GSIs (adjustable). */
   tableWru: 40_000,
   /** FIFO high throughput mode, per queue and API action, without batching (us-east-1). */
   fifoQueueTps: 70_000,
@@ -236,20 +236,25 @@ export function simulate(
     },
   ];
   const beatsPerTask = beatsTotal / tasks;
-  const tableWruPerSecond =
-    [...wcu.values()].reduce((n, row) => n + mean(row), 0) +
-    (taskUnits(stages) + beatsPerTask * beatTaskUnits(stages)) * rate;
+  /** Mean write units a second by quota: the table's own, and each GSI's (`index <name> …`). */
+  const byQuota = new Map<string, number>([
+    ["table", (taskUnits(stages) + beatsPerTask * beatTaskUnits(stages)) * rate],
+  ]);
+  for (const [key, row] of wcu) {
+    const quota = key.startsWith("index ") ? `index ${key.split(" ")[1]}` : "table";
+    byQuota.set(quota, (byQuota.get(quota) ?? 0) + mean(row));
+  }
   const perSecond = (p: { task: number; beat: number }) => (p.task + p.beat * beatsPerTask) * rate;
   /** The busiest pool's share of the queue requests of one action. */
   const fifoByAction = (action: string) =>
     perSecond(requestsMatching(profile, new RegExp(`^(api|worker) SQS ${action}`), "per_task")) *
     mix.bigPoolShare;
   const resources: Hot[] = [
-    {
-      key: "DynamoDB table write quota (40,000 WRU/s, adjustable)",
-      kind: "table quota",
-      utilization: tableWruPerSecond / LIMITS.tableWru,
-    },
+    ...[...byQuota].map(([quota, wru]) => ({
+      key: `DynamoDB ${quota} write quota (40,000 WRU/s, adjustable)`,
+      kind: "throughput quota",
+      utilization: wru / LIMITS.tableWru,
+    })),
     ...["SendMessage", "ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility"].map((action) => ({
       key: `SQS ${action} on pool-0's queue`,
       kind: "FIFO queue (high throughput)",
