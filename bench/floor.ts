@@ -16,8 +16,8 @@ import { DynamoStore } from "../adapters/aws/dynamo-store.ts";
 import { tableDefinition } from "../adapters/aws/table-definition.ts";
 import { taskKey } from "../adapters/table/keys.ts";
 import type { PoolConfig } from "../core/config.ts";
-import { QUEUE_SETTINGS } from "../core/names.ts";
 import { type LocalEndpoints, localClients } from "../local/aws-clients.ts";
+import { POOL_QUEUE_ATTRIBUTES } from "../local/resources.ts";
 import type { Driver } from "./driver.ts";
 import type { FloorReport, FloorWorkerEnv } from "./floor-worker.ts";
 
@@ -47,13 +47,7 @@ export async function startFloor(options: {
     const { QueueUrl } = await sqs.send(
       new CreateQueueCommand({
         QueueName: `floor-${id}-${pool.name}.fifo`,
-        // As the pool queues are made (local/resources.ts).
-        Attributes: {
-          FifoQueue: "true",
-          ContentBasedDeduplication: "false",
-          DeduplicationScope: QUEUE_SETTINGS.pool.deduplicationScope,
-          FifoThroughputLimit: QUEUE_SETTINGS.pool.fifoThroughputLimit,
-        },
+        Attributes: POOL_QUEUE_ATTRIBUTES,
       }),
     );
     queues.set(pool.tool, QueueUrl as string);

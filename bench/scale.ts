@@ -7,7 +7,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { schedulerConfigOf } from "../core/config.ts";
+import { API_THROTTLE_DEFAULT } from "../core/config.ts";
 import { PRICES } from "./prices.ts";
 import { DEFAULT_MIX, type LoadProfile, simulate } from "./scale-model.ts";
 
@@ -17,10 +17,7 @@ const read = <T>(file: string): T =>
 const profile = read<LoadProfile>("profile.json");
 const bench = read<{ usd_per_million_tasks: number; pricing: { lambda_billed_ms: number } }>("latest.json");
 const rate = Number(process.env.SCALE_TASKS_PER_SECOND ?? 1000);
-const apiThrottleRps = schedulerConfigOf(
-  { pools: [{ name: "p", tool: "claude", account: "a", max_concurrency: 1 }] },
-  "defaults",
-).api.throttle.rate_per_second;
+const apiThrottleRps = API_THROTTLE_DEFAULT.rate_per_second;
 
 const started = performance.now();
 const result = simulate(profile, rate, {

@@ -1,5 +1,5 @@
 import type { Deps } from "./deps.ts";
-import { type DomainEvent, type EventType, eventId } from "./events.ts";
+import { changeIdFor, type DomainEvent, type EventType, eventId } from "./events.ts";
 import type { KeyWaitChange, QueuedCountChange, RecordWrite, StateChange } from "./ports.ts";
 import { CONCURRENCY_KEY_LIMIT, type Run, scopedConcurrencyKey, type Task } from "./records.ts";
 
@@ -17,7 +17,7 @@ export function eventsOf(change: StateChange, before: Before, now: Date): Domain
   const task = change.tasks?.[0]?.next;
   if (!task) return [];
   const time = now.toISOString();
-  const changeId = `${time}#${String(task.version).padStart(9, "0")}`;
+  const changeId = changeIdFor(time, task.version);
   const events: DomainEvent[] = [];
   const add = (type: EventType, status: string, extra: Partial<DomainEvent> = {}) =>
     events.push({

@@ -33,7 +33,7 @@ const poolSchema = z.strictObject({
  * in front of the per-tenant limits: by default 1,000 requests a second run at 80 % of it. An AWS
  * account's default is 10,000 a second across its APIs.
  */
-const API_THROTTLE_DEFAULT = { rate_per_second: 1250, burst: 2500 };
+export const API_THROTTLE_DEFAULT = { rate_per_second: 1250, burst: 2500 };
 const apiSchema = z.strictObject({
   throttle: z
     .strictObject({

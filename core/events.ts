@@ -71,10 +71,11 @@ export const callbackBody = (event: DomainEvent): CallbackBody => ({
 /** Events are kept this long (DynamoDB TTL), for clients catching up with GET /v2/tasks/{uuid}/events. */
 export const EVENT_RETENTION_DAYS = 30;
 
-/**
- * An event's id: its change's id (`<time>#<task version, 9 digits>`, unique and ordered within a task)
- * and its place in the change.
- */
+/** A change's id: `<time>#<task version, 9 digits>`, unique and ordered within a task. */
+export const changeIdFor = (time: string, taskVersion: number) =>
+  `${time}#${String(taskVersion).padStart(9, "0")}`;
+
+/** An event's id: its change's id and its place in the change. */
 export const eventId = (changeId: string, index: number) => `${changeId}#${index}`;
 
 /** The change an event id belongs to. */

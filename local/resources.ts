@@ -90,13 +90,22 @@ async function createTable({ dynamodb, doc }: LocalClients, tableName: string) {
 
 const deadLetterRetention = { MessageRetentionPeriod: String(QUEUE_SETTINGS.deadLetterRetentionSeconds) };
 
+/** FIFO with explicit deduplication ids. */
+const FIFO = { FifoQueue: "true", ContentBasedDeduplication: "false" };
+
+/** A pool queue's attributes (beside its redrive policy and visibility), as on AWS: high throughput mode. */
+export const POOL_QUEUE_ATTRIBUTES = {
+  ...FIFO,
+  DeduplicationScope: QUEUE_SETTINGS.pool.deduplicationScope,
+  FifoThroughputLimit: QUEUE_SETTINGS.pool.fifoThroughputLimit,
+};
+
 /** A FIFO queue (explicit deduplication ids) whose poison messages go to a FIFO DLQ. */
 async function createPoolQueue({ sqs }: LocalClients, queueName: string, pool: PoolConfig): Promise<string> {
-  const fifo = { FifoQueue: "true", ContentBasedDeduplication: "false" };
   const dlq = await sqs.send(
     new CreateQueueCommand({
       QueueName: dlqName(queueName),
-      Attributes: { ...fifo, ...deadLetterRetention },
+      Attributes: { ...FIFO, ...deadLetterRetention },
     }),
   );
   const { Attributes } = await sqs.send(
@@ -110,9 +119,7 @@ async function createPoolQueue({ sqs }: LocalClients, queueName: string, pool: P
     new CreateQueueCommand({
       QueueName: queueName,
       Attributes: {
-        ...fifo,
-        DeduplicationScope: QUEUE_SETTINGS.pool.deduplicationScope,
-        FifoThroughputLimit: QUEUE_SETTINGS.pool.fifoThroughputLimit,
+        ...POOL_QUEUE_ATTRIBUTES,
         RedrivePolicy: JSON.stringify(redrivePolicy),
         VisibilityTimeout: String(QUEUE_SETTINGS.pool.visibilitySeconds(pool)),
       },

@@ -21,13 +21,20 @@ export const PROJECT_VERSION = (
 /** Where the bundled scheduler config lands inside the Lambda package (/var/task). */
 const BUNDLED_CONFIG = "scheduler.config.json";
 
+/** The JSON file written for each config, once per synth. */
+const configFiles = new WeakMap<SchedulerConfig, string>();
+
 /**
  * The config as the functions read it: JSON, written at synth from the parsed YAML, so that their
  * bundles need no YAML parser.
  */
 export function configJsonFile(config: SchedulerConfig): string {
-  const file = join(mkdtempSync(join(tmpdir(), "switchyard-config-")), BUNDLED_CONFIG);
-  writeFileSync(file, JSON.stringify(config));
+  let file = configFiles.get(config);
+  if (!file) {
+    file = join(mkdtempSync(join(tmpdir(), "switchyard-config-")), BUNDLED_CONFIG);
+    writeFileSync(file, JSON.stringify(config));
+    configFiles.set(config, file);
+  }
   return file;
 }
 
