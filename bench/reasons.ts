@@ -13,7 +13,7 @@ const REASONS: { where: string; key: RegExp; reason: string }[] = [
     where: "api",
     key: /^DynamoDB UpdateItem RATE$/,
     reason:
-      "tenant limits: the request-rate counter, then the submission-rate counter (one item per tenant and minute each)",
+      "tenant limits: the request and the submission counted in one write (one item per tenant and minute)",
   },
   {
     where: "api",
@@ -57,7 +57,7 @@ const REASONS: { where: string; key: RegExp; reason: string }[] = [
   {
     where: "worker",
     key: /^DynamoDB Query index ready$/,
-    reason: "a slot freed: admission looks for the next queued task (none here)",
+    reason: "a slot freed where tasks waited: admission reads the next queued task",
   },
   {
     where: "worker",

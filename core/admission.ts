@@ -230,17 +230,20 @@ async function wakeKey(deps: Deps, key: string): Promise<Task | undefined> {
 
 /**
  * After a run gave its slots back: the next task waiting for its key (if any) rejoins its pool's ready
- * queue, and the pools admit. Never throws: the tick does whatever this misses.
+ * queue, and the pools admit. Returns how many tasks the slot's pool admitted. Never throws: the tick
+ * does whatever this misses.
  */
-export async function refill(deps: Deps, slot: SlotRelease): Promise<void> {
+export async function refill(deps: Deps, slot: SlotRelease): Promise<number> {
   try {
     const key = slot.concurrencyKey;
     // A failed wake-up is tried once more at once; the tick's look is the last resort.
     const woken = key === undefined ? undefined : await wakeKey(deps, key).catch(() => wakeKey(deps, key));
-    await admit(deps, slot.pool, woken?.pool === slot.pool ? [woken] : []);
+    const admitted = await admit(deps, slot.pool, woken?.pool === slot.pool ? [woken] : []);
     if (woken && woken.pool !== slot.pool) await admit(deps, woken.pool, [woken]);
+    return admitted.length;
   } catch (err) {
     deps.log.warn("after slots were freed: admission failed; the tick admits", { error: String(err) });
+    return 0;
   }
 }
 

@@ -61,17 +61,24 @@ export function eventsOf(change: StateChange, before: Before, now: Date): Domain
   return events;
 }
 
+/** The conditions on a task entering `queued` (see QueuedCountChange). */
+export type QueueEntry = Pick<QueuedCountChange, "limit" | "whilePoolFull">;
+
 /**
  * The move of the queued-task counters (the tenant's and the pool's): +1 for a task entering `queued`, −1
- * for one leaving it. `limit` (a submission's max_queued_tasks) refuses the entry at that count.
+ * for one leaving it. `entry` conditions the entry: a submission's max_queued_tasks, a full pool.
  */
-function queuedCountOf(change: StateChange, before: Before, limit?: number): QueuedCountChange | undefined {
+function queuedCountOf(
+  change: StateChange,
+  before: Before,
+  entry?: QueueEntry,
+): QueuedCountChange | undefined {
   const task = change.tasks?.[0]?.next;
   const was = before.task?.status === "queued";
   const is = task?.status === "queued";
   if (!task || was === is) return undefined;
   const { tenant, pool } = task;
-  return is ? { tenant, pool, delta: 1, limit } : { tenant, pool, delta: -1 };
+  return is ? { tenant, pool, delta: 1, ...entry } : { tenant, pool, delta: -1 };
 }
 
 /** A task waits for its busy key only while it is queued (see Task.key_parked). */
@@ -98,18 +105,18 @@ const withoutStaleParking = (writes: RecordWrite<Task>[] | undefined) =>
 
 /**
  * Every state change goes through here: it is committed together with its events (an outbox), the
- * queued-task counters and the key's count of waiting tasks. `queuedLimit`: refuse a task entering
- * `queued` past this many (queued_quota).
+ * queued-task counters and the key's count of waiting tasks. `queueEntry`: the conditions on a task
+ * entering `queued` (past the tenant's quota: queued_quota; into a pool with room: pool_has_room).
  */
 export async function commitChange(
   deps: Pick<Deps, "tasks" | "clock">,
   change: StateChange,
   before: Before,
-  queuedLimit?: number,
+  queueEntry?: QueueEntry,
 ) {
   const tasks = withoutStaleParking(change.tasks);
   const events = eventsOf(change, before, deps.clock.now());
-  const queued = queuedCountOf(change, before, queuedLimit);
+  const queued = queuedCountOf(change, before, queueEntry);
   const keyWait = keyWaitOf(tasks?.[0]?.next, before);
   await deps.tasks.commit({
     ...change,

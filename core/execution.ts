@@ -331,7 +331,8 @@ function runAfter(run: Run, ending: RunEnding, now: Date): Run {
 /**
  * Ends a held run in one transaction: the run, the task (succeeded, retried, requeued or failed) and
  * the pool slot. If the task moved meanwhile (canceled, or its lease reclaimed) the ending is dropped:
- * whoever moved it already ended the run and gave the slot back. Then the pool admits its next task.
+ * whoever moved it already ended the run and gave the slot back. Then the pool admits its next task,
+ * unless the slot was given back on the condition that no task waited for it (see `backlogged`).
  * Returns the task as stored, or undefined when the ending was dropped.
  */
 export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): Promise<Task | undefined> {
@@ -346,18 +347,24 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
     if (ending.kind === "lost" && (task.lease_expires_at ?? "") > now.toISOString()) return undefined;
     const nextTask = taskAfter(task, ending, pool, now, deps.random);
     assertTransition(task.status, nextTask.status);
+    // A task requeued here waits for a slot itself: admission must follow.
+    const whenNoneWaiting = nextTask.status !== "queued" && !backlogged(deps).has(pool.name);
     try {
       await commitChange(
         deps,
         {
           tasks: [{ next: nextTask, expectVersion: task.version }],
           runs: [{ next: runAfter(run, ending, now), expectVersion: run.version }],
-          release: slotOf(task),
+          release: { ...slotOf(task), whenNoneWaiting },
         },
         { task, run },
       );
     } catch (err) {
       if (!(err instanceof CommitConflict)) throw err;
+      if (err.reason === "tasks_waiting") {
+        backlogged(deps).add(pool.name);
+        continue;
+      }
       [task, run] = await Promise.all([
         deps.tasks.getTask(task.uuid),
         deps.tasks.getRun(task.uuid, run.run_id).then((r) => r ?? run),
@@ -366,7 +373,7 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
     }
     // The ending is recorded: what follows only speeds things up (the tick pumps every pool anyway), so
     // its failure must not look like a settle that did not happen.
-    await afterSettle(deps, pool, task, ending, now).catch((err: unknown) =>
+    await afterSettle(deps, pool, task, ending, now, !whenNoneWaiting).catch((err: unknown) =>
       deps.log.warn("after a settle: a pause failed", { pool: pool.name, error: String(err) }),
     );
     return nextTask;
@@ -374,10 +381,33 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
   return undefined;
 }
 
-async function afterSettle(deps: Deps, pool: PoolConfig, task: Task, ending: RunEnding, now: Date) {
+/**
+ * Per store, the pools whose last settle in this process was followed by admissions: tasks wait there.
+ * While a pool has none waiting, a settle gives its slot back on that condition and skips the admission
+ * pass (a read of the ready queue) that would find nothing. Under a backlog it gives the slot back plainly
+ * and admits, with no refused attempt first. Only a hint: a wrong guess costs one refused write, or one
+ * empty read.
+ */
+const backloggedPools = new WeakMap<object, Set<string>>();
+function backlogged(deps: Pick<Deps, "tasks">): Set<string> {
+  const pools = backloggedPools.get(deps.tasks) ?? new Set<string>();
+  backloggedPools.set(deps.tasks, pools);
+  return pools;
+}
+
+async function afterSettle(
+  deps: Deps,
+  pool: PoolConfig,
+  task: Task,
+  ending: RunEnding,
+  now: Date,
+  mayHaveWaiting: boolean,
+) {
   const resetAt = ending.kind === "finished" ? ending.outcome.rateLimit?.resetAt : undefined;
   if (resetAt && resetAt > now) await pauseAccount(deps, pool, limitLiftsAt(resetAt, now));
-  await refill(deps, slotOf(task));
+  if (!mayHaveWaiting) return;
+  if ((await refill(deps, slotOf(task))) > 0) backlogged(deps).add(pool.name);
+  else backlogged(deps).delete(pool.name);
 }
 
 /** The longest a CLI's limit message can close an account: its weekly window. A wrong parse costs no more. */

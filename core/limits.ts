@@ -1,16 +1,19 @@
 /**
  * Per-tenant limits: the request rate (every authenticated request, in functions/_shared/http.ts) and the
- * submission quotas (in submitTask). The admin key is not limited.
+ * submission quotas (submissions are metered with their request; queued tasks in submitTask). The admin
+ * key is not limited.
  *
- * Rates are fixed one-minute windows counted in the store: one conditional `ADD count 1` on an item keyed
- * by (counter, minute), refused once the count reaches the limit. That is one write per counted request
- * and no read, it is exact across every Lambda container and the local stack alike, and the window items
- * expire by TTL. The price of fixed windows: a client may spend a window's limit at its end and the next
- * window's at once after, so a burst can reach twice the limit across a boundary.
+ * Rates are fixed one-minute windows counted in the store: one conditional `ADD` on an item keyed by
+ * (tenant, minute), holding a counter for requests and one for submissions, refused once a count reaches
+ * its limit. A submission counts as a request and a submission in that one write, and no read. It is exact
+ * across every Lambda container and the local stack alike, and the window items expire by TTL. The price
+ * of fixed windows: a client may spend a window's limit at its end and the next window's at once after,
+ * so a burst can reach twice the limit across a boundary.
  */
 import { limitsOf, type Principal, type TenantLimits } from "./auth.ts";
 import type { Deps } from "./deps.ts";
 import { InsufficientResourcesError, RateLimitedError } from "./errors.ts";
+import type { RateLimits } from "./ports.ts";
 
 export const RATE_WINDOW_SECONDS = 60;
 /** Window items outlive their window by this much before DynamoDB's TTL may delete them. */
@@ -30,55 +33,42 @@ export function rateWindow(now: Date) {
   };
 }
 
-/** Takes one unit of `counter` in the current window, or throws a 429 that says when to retry. */
-async function take(
-  deps: Pick<Deps, "counters" | "clock">,
-  counter: string,
-  limit: number,
-  refusal: (retryAfterSeconds: number) => string,
-): Promise<void> {
-  const window = rateWindow(deps.clock.now());
-  if (await deps.counters.takeRateToken(counter, window.start, limit, window.expiresAt)) return;
-  throw new RateLimitedError(refusal(window.retryAfterSeconds), window.retryAfterSeconds);
-}
-
 const tenantLimits = (principal: Extract<Principal, { kind: "tenant" }>): TenantLimits =>
   principal.limits ?? limitsOf(undefined);
 
 /**
- * Counts one request of a tenant key against `rate_limit_per_minute` (429, code 1010, past it). This is
- * one DynamoDB write per authenticated tenant request; the admin and public routes are not counted.
+ * Counts one request of a tenant key against `rate_limit_per_minute` (a 429, code 1010, with Retry-After,
+ * past it) and, for a `submission`, one submission against `max_submissions_per_minute`: one store write.
+ * The admin key and public routes are not counted.
+ *
+ * Past the submission quota, the request is counted alone and the quota's 429 is returned, not thrown: the
+ * submit raises it unless the request replays a stored submission, which creates nothing. Every other
+ * submit request, valid or not, counts as a submission.
  */
 export async function countRequest(
   deps: Pick<Deps, "counters" | "clock">,
   principal: Principal,
-): Promise<void> {
-  if (principal.kind !== "tenant") return;
-  const limit = tenantLimits(principal).rate_limit_per_minute;
-  await take(
-    deps,
-    `requests#${principal.tenantId}`,
-    limit,
-    (retry) => `rate limit: at most ${limit} requests per minute for this tenant; retry after ${retry} s`,
-  );
-}
-
-/**
- * `max_submissions_per_minute` of a tenant key: a 429, code 1010, with Retry-After. Taken when a submission
- * would create a task (not for an idempotent replay, which creates nothing). The admin key is not limited.
- */
-export async function takeSubmission(
-  deps: Pick<Deps, "counters" | "clock">,
-  principal: Principal,
-): Promise<void> {
-  if (principal.kind !== "tenant") return;
-  const perMinute = tenantLimits(principal).max_submissions_per_minute;
-  await take(
-    deps,
-    `submissions#${principal.tenantId}`,
-    perMinute,
-    (retry) =>
-      `max_submissions_per_minute: the tenant's quota of ${perMinute} submissions per minute is used; retry after ${retry} s`,
+  submission = false,
+): Promise<RateLimitedError | undefined> {
+  if (principal.kind !== "tenant") return undefined;
+  const limits = tenantLimits(principal);
+  const requests = limits.rate_limit_per_minute;
+  const perMinute = limits.max_submissions_per_minute;
+  const window = rateWindow(deps.clock.now());
+  const take = (counters: RateLimits) =>
+    deps.counters.takeRateTokens(principal.tenantId, window.start, counters, window.expiresAt);
+  const retry = window.retryAfterSeconds;
+  const full = await take(submission ? { requests, submissions: perMinute } : { requests });
+  if (full === "requests" || (full === "submissions" && (await take({ requests })))) {
+    throw new RateLimitedError(
+      `rate limit: at most ${requests} requests per minute for this tenant; retry after ${retry} s`,
+      retry,
+    );
+  }
+  if (full !== "submissions") return undefined;
+  return new RateLimitedError(
+    `max_submissions_per_minute: the tenant's quota of ${perMinute} submissions per minute is used; retry after ${retry} s`,
+    retry,
   );
 }
 

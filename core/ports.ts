@@ -33,13 +33,16 @@ export interface SlotClaim {
 
 /**
  * One task into (+1) or out of (−1) `queued`: its tenant's and its pool's counts of queued tasks move.
- * With `limit`, an entry is refused (queued_quota) at that many of the tenant's.
+ * With `limit`, an entry is refused (queued_quota) at that many of the tenant's. With `whilePoolFull` (the
+ * pool's max_concurrency), an entry is refused (pool_has_room) unless that many of the pool's slots are
+ * held: then the next slot given back finds it waiting, and its release admits it.
  */
 export interface QueuedCountChange {
   tenant: string;
   pool: string;
   delta: 1 | -1;
   limit?: number;
+  whilePoolFull?: number;
 }
 
 /**
@@ -57,6 +60,11 @@ export interface KeyWaitChange {
 export interface SlotRelease {
   pool: string;
   concurrencyKey?: string;
+  /**
+   * Give it back only while no task waits for it: none queued in the pool, none parked on the key (else
+   * `tasks_waiting`). Then no admission need follow.
+   */
+  whenNoneWaiting?: boolean;
 }
 
 export interface IdempotencyRecord {
@@ -90,7 +98,9 @@ export type CommitConflictReason =
   | "key_busy"
   | "idempotency"
   | "queued_quota"
-  | "key_free";
+  | "key_free"
+  | "tasks_waiting"
+  | "pool_has_room";
 
 /** A StateChange whose conditions did not hold; nothing was written. */
 export class CommitConflict extends Error {
@@ -180,13 +190,22 @@ export interface CounterStore {
   /** The tenant's queued tasks, as its counter holds them (StateChange.queued). */
   queuedCount(tenant: string): Promise<number>;
   /**
-   * Counts one unit of `counter` (e.g. `requests#<tenant>`) in the fixed window starting at `windowStart`
-   * (ISO), only while the window's count is below `limit`: true when taken, false when the limit is
-   * reached. Atomic across callers (one conditional update). The window's item expires at `expiresAt`
-   * (epoch seconds, the table's TTL attribute).
+   * Counts one unit of each counter in `limits`, in the fixed window of `scope` (a tenant) starting at
+   * `windowStart` (ISO), only if every one is below its limit. Returns undefined when all were taken, else
+   * the first counter (in `limits` order) at its limit, and nothing is counted. Atomic across callers (one
+   * conditional update). The window's item expires at `expiresAt` (epoch seconds, the table's TTL attribute).
    */
-  takeRateToken(counter: string, windowStart: string, limit: number, expiresAt: number): Promise<boolean>;
+  takeRateTokens(
+    scope: string,
+    windowStart: string,
+    limits: RateLimits,
+    expiresAt: number,
+  ): Promise<RateCounter | undefined>;
 }
+
+/** The counters of a tenant's rate window (core/limits.ts). */
+export type RateCounter = "requests" | "submissions";
+export type RateLimits = Partial<Record<RateCounter, number>>;
 
 /** The events each transition wrote (the outbox). */
 export interface EventStore {

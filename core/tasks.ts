@@ -4,10 +4,11 @@ import { actingTenant, canSee, type Principal, requireScope } from "./auth.ts";
 import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
+import type { RateLimitedError } from "./errors.ts";
 import { ConflictError, runNotFound, taskNotFound, ValidationError } from "./errors.ts";
 import type { Tags } from "./fields.ts";
 import { blobKeys, runIdFor } from "./identifiers.ts";
-import { queuedLimitOf, queuedQuotaReached, takeSubmission } from "./limits.ts";
+import { queuedLimitOf, queuedQuotaReached } from "./limits.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import { CommitConflict, type RecordWrite, type StateChange } from "./ports.ts";
 import { isRecurring, type Run, type Task, withMergedTags } from "./records.ts";
@@ -37,12 +38,14 @@ function canonical(value: unknown): string {
 
 /**
  * Submits a task. It is stored `queued` (or `scheduled` when `scheduled_at` is in the future) and,
- * when queued, admitted at once if its pool has capacity.
+ * when queued, admitted at once if its pool has capacity. The submission quota was metered with the
+ * request (core/limits.ts): `overQuota` is its refusal, raised unless the request replays a submission.
  */
 export async function submitTask(
   deps: Deps,
   principal: Principal,
   input: SubmitTask,
+  overQuota?: RateLimitedError,
 ): Promise<SubmitOutcome> {
   requireScope(principal, "tasks:write");
   const callbackProblem = input.callback && callbackUrlProblem(input.callback, deps.callbackPolicy);
@@ -97,14 +100,17 @@ export async function submitTask(
     change.idempotency = { tenant, key: input.idempotency_key, uuid, body_hash: bodyHash };
   }
   // After the replay check: a replay creates nothing, so it is never refused by a quota.
-  await takeSubmission(deps, principal);
+  if (overQuota) throw overQuota;
   const queuedLimit = queuedLimitOf(principal);
   // Files first: a task never points at files that are not there.
   await Promise.all(input.input_files.map((f) => deps.blobs.put(blobKeys.input(uuid, f.name), f.content)));
   try {
-    const dispatched = task.status === "queued" ? await admitAtSubmit(deps, pool, change) : undefined;
-    if (dispatched) return { created: true, task: dispatched };
-    await commitChange(deps, change, {}, queuedLimit);
+    if (task.status === "queued") {
+      const dispatched = await admitAtSubmit(deps, pool, change);
+      if (dispatched) return { created: true, task: dispatched };
+      if (await queuedBehindFullPool(deps, pool, change, queuedLimit)) return { created: true, task };
+    }
+    await commitChange(deps, change, {}, { limit: queuedLimit });
   } catch (err) {
     if (err instanceof CommitConflict && err.reason === "queued_quota")
       throw queuedQuotaReached(queuedLimit ?? 0);
@@ -118,6 +124,26 @@ export async function submitTask(
   // Stored: the answer is the task whatever follows, since a client that saw an error would submit it
   // again. What follows only hurries it; the tick fires and admits whatever it misses.
   return { created: true, task: await hurried(deps, task, pool) };
+}
+
+/**
+ * Stores a submitted task queued only while every slot of its pool is held: then the next slot given back
+ * finds it waiting and admits it, so no admission pass need follow now. False, with nothing written, when
+ * the pool has room (it is paused, or tasks wait that a pass has not reached yet, or a slot just freed).
+ */
+async function queuedBehindFullPool(
+  deps: Deps,
+  pool: PoolConfig,
+  change: StateChange,
+  queuedLimit: number | undefined,
+): Promise<boolean> {
+  try {
+    await commitChange(deps, change, {}, { limit: queuedLimit, whilePoolFull: pool.max_concurrency });
+    return true;
+  } catch (err) {
+    if (err instanceof CommitConflict && err.reason === "pool_has_room") return false;
+    throw err;
+  }
 }
 
 /** A task just stored, moved on at once if it can be: its first occurrence fired, or admitted. */

@@ -16,6 +16,8 @@ import type {
   IdempotencyRecord,
   Page,
   PoolState,
+  RateCounter,
+  RateLimits,
   RunQuery,
   StateChange,
   TaskQuery,
@@ -454,27 +456,34 @@ export class DynamoStore implements TaskStore, TenantStore {
     }
   }
 
-  async takeRateToken(
-    counter: string,
+  async takeRateTokens(
+    scope: string,
     windowStart: string,
-    limit: number,
+    limits: RateLimits,
     expiresAt: number,
-  ): Promise<boolean> {
+  ): Promise<RateCounter | undefined> {
+    const counters = Object.entries(limits) as [RateCounter, number][];
+    const names = Object.fromEntries(counters.map(([counter]) => [`#${counter}`, counter]));
+    const values = Object.fromEntries(counters.map(([counter, limit]) => [`:${counter}`, limit]));
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: rateKey(counter, windowStart),
-          UpdateExpression: "ADD #count :one SET #expires = :expires",
-          ConditionExpression: "attribute_not_exists(#count) OR #count < :limit",
-          ExpressionAttributeNames: { "#count": "count", "#expires": TABLE.ttlAttribute },
-          ExpressionAttributeValues: { ":one": 1, ":limit": limit, ":expires": expiresAt },
+          Key: rateKey(scope, windowStart),
+          UpdateExpression: `ADD ${counters.map(([c]) => `#${c} :one`).join(", ")} SET #expires = :expires`,
+          ConditionExpression: counters
+            .map(([c]) => `(attribute_not_exists(#${c}) OR #${c} < :${c})`)
+            .join(" AND "),
+          ExpressionAttributeNames: { ...names, "#expires": TABLE.ttlAttribute },
+          ExpressionAttributeValues: { ...values, ":one": 1, ":expires": expiresAt },
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
-      return true;
+      return undefined;
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return false;
-      throw err;
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      const count = (counter: RateCounter) => Number(err.Item?.[counter]?.N ?? 0);
+      return (counters.find(([counter, limit]) => count(counter) >= limit) ?? counters[0])?.[0];
     }
   }
 }

@@ -5,6 +5,8 @@ import type {
   IdempotencyRecord,
   Page,
   PoolState,
+  RateCounter,
+  RateLimits,
   RunQuery,
   StateChange,
   TaskQuery,
@@ -288,16 +290,20 @@ export class MemoryStore implements TaskStore, TenantStore {
     return true;
   }
 
-  async takeRateToken(
-    counter: string,
+  async takeRateTokens(
+    scope: string,
     windowStart: string,
-    limit: number,
+    limits: RateLimits,
     expiresAt: number,
-  ): Promise<boolean> {
-    const key = rateKey(counter, windowStart);
-    const count = (this.#items.get(idOf(key))?.count as number | undefined) ?? 0;
-    if (count >= limit) return false;
-    this.#items.set(idOf(key), { ...key, count: count + 1, expires_at: expiresAt });
-    return true;
+  ): Promise<RateCounter | undefined> {
+    const key = rateKey(scope, windowStart);
+    const item = this.#items.get(idOf(key)) ?? { ...key };
+    const counters = Object.entries(limits) as [RateCounter, number][];
+    const count = (counter: RateCounter) => (item[counter] as number | undefined) ?? 0;
+    const full = counters.find(([counter, limit]) => count(counter) >= limit);
+    if (full) return full[0];
+    for (const [counter] of counters) item[counter] = count(counter) + 1;
+    this.#items.set(idOf(key), { ...item, expires_at: expiresAt });
+    return undefined;
   }
 }

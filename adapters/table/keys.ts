@@ -89,9 +89,12 @@ export const idempotencyKey = (tenant: string, key: string): Key => ({
 export const tenantKey = (id: string): Key => ({ pk: `TENANT#${id}`, sk: "TENANT" });
 export const apiKeyKey = (keyHash: string): Key => ({ pk: `KEY#${keyHash}`, sk: "KEY" });
 export const workerKey = (workerId: string): Key => ({ pk: `WORKER#${workerId}`, sk: "WORKER" });
-/** One fixed window of a rate counter (core/limits.ts): attributes `count` and the TTL `expires_at`. */
-export const rateKey = (counter: string, windowStart: string): Key => ({
-  pk: `RATE#${counter}#${windowStart}`,
+/**
+ * One fixed window of a tenant's rate counters (core/limits.ts): one attribute per counter (`requests`,
+ * `submissions`) and the TTL `expires_at`.
+ */
+export const rateKey = (scope: string, windowStart: string): Key => ({
+  pk: `RATE#${scope}#${windowStart}`,
   sk: "RATE",
 });
 

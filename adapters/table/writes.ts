@@ -46,7 +46,7 @@ export type Write =
       key: Key;
       add: Partial<Record<Counter, number>>;
       when?: CountConditions;
-      conflict?: "pool_closed" | "key_busy" | "queued_quota" | "key_free";
+      conflict?: Exclude<CommitConflictReason, "task" | "run" | "idempotency">;
     }
   | { type: "append"; item: Item & Key };
 
@@ -59,10 +59,18 @@ export const keyOfWrite = (write: Write): Key => ("item" in write ? write.item :
 /** A tenant or API key that a create found already stored. */
 export const alreadyExists = () => new ConflictError("tenant or API key already exists");
 
+/** A slot of a pool or key given back; `whenNoneWaiting`, only while its `waiting` counter is 0. */
+const slotGivenBack = (key: Key, waiting: Counter, whenNoneWaiting?: boolean): Write & { type: "count" } => ({
+  type: "count",
+  key,
+  add: { active: -1 },
+  ...(whenNoneWaiting && { when: { zero: waiting }, conflict: "tasks_waiting" as const }),
+});
+
 /**
  * The pools' counter writes of a change, one per pool item: slots taken (under max_concurrency, while not
- * paused; with `noneQueued`, only if no task waits) or given back, and the task entering or leaving the
- * pool's queue. A change that takes and gives back a slot of one pool writes its item twice (refused).
+ * paused; with `noneQueued`, only if no task waits) or given back (with `whenNoneWaiting`, only if none
+ * waits), and the task entering or leaving the pool's queue (with `whilePoolFull`, only if it is full). A change that takes and gives back a slot of one pool writes its item twice (refused).
  */
 function poolWrites(change: StateChange): Write[] {
   const { acquire, release, queued } = change;
@@ -80,11 +88,23 @@ function poolWrites(change: StateChange): Write[] {
       conflict: "pool_closed",
     });
   }
-  if (release) writes.push({ type: "count", key: poolKey(release.pool), add: { active: -1 } });
+  if (release) writes.push(slotGivenBack(poolKey(release.pool), "queued", release.whenNoneWaiting));
   if (queued) {
+    // A slot taken or given back in the same change goes in the same write (whilePoolFull comes alone).
     const same = writes.find((w) => w.key.pk === poolKey(queued.pool).pk);
     if (same) same.add.queued = queued.delta;
-    else writes.push({ type: "count", key: poolKey(queued.pool), add: { queued: queued.delta } });
+    else {
+      const full = queued.whilePoolFull;
+      writes.push({
+        type: "count",
+        key: poolKey(queued.pool),
+        add: { queued: queued.delta },
+        ...(full !== undefined && {
+          when: { atLeast: { counter: "active" as const, limit: full } },
+          conflict: "pool_has_room" as const,
+        }),
+      });
+    }
   }
   return writes;
 }
@@ -151,7 +171,8 @@ export function writesOf(change: StateChange): Write[] {
   }
   if (change.events?.length) writes.push({ type: "append", item: eventLogItem(change.events) });
   if (release?.concurrencyKey !== undefined) {
-    writes.push({ type: "count", key: concurrencyKeyKey(release.concurrencyKey), add: { active: -1 } });
+    const key = concurrencyKeyKey(release.concurrencyKey);
+    writes.push(slotGivenBack(key, "waiting", release.whenNoneWaiting));
   }
   return writes;
 }

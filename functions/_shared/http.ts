@@ -3,7 +3,12 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-l
 import type * as z from "zod";
 import { ANONYMOUS, authenticate, CachedAuthLookups, type Principal, requireScope } from "../../core/auth.ts";
 import type { Deps } from "../../core/deps.ts";
-import { PayloadTooLargeError, routeNotFound, ValidationError } from "../../core/errors.ts";
+import {
+  PayloadTooLargeError,
+  type RateLimitedError,
+  routeNotFound,
+  ValidationError,
+} from "../../core/errors.ts";
 import { RESERVED_KEYS } from "../../core/fields.ts";
 import { countRequest } from "../../core/limits.ts";
 import { errorResponse } from "./errors.ts";
@@ -24,6 +29,8 @@ export interface RouteRequest<Body = unknown, Query = Record<string, string>> {
   query: Query;
   /** Without a body schema: the parsed JSON body, or undefined when there is none. */
   body: Body;
+  /** On a submission route: the refusal of the tenant's submission quota, if it is used up. */
+  overQuota?: RateLimitedError;
 }
 
 /** A route answers with data for the envelope, or with a raw body (logs, files). */
@@ -155,7 +162,7 @@ export function apiHandler(routes: readonly Route[], getDeps: () => Promise<Deps
         : await authenticate({ store: authLookups(deps), adminKey: deps.adminKey }, apiKeyOf(event));
       // Before the body is even parsed, so that malformed and refused requests count too. One store write
       // per tenant request (core/limits.ts); the admin key and public routes are not counted.
-      await countRequest(deps, principal);
+      const overQuota = await countRequest(deps, principal, route.submission);
       // A key that may not use the route learns nothing about what it sent.
       if (route.scope) requireScope(principal, route.scope);
       const json = parseJsonBody(event);
@@ -165,6 +172,7 @@ export function apiHandler(routes: readonly Route[], getDeps: () => Promise<Deps
         params: stringRecord(event.pathParameters),
         query: route.query ? parse(route.query, query) : query,
         body: route.body ? parse(route.body, json ?? {}) : json,
+        overQuota,
       };
       return toResponse(await route.handler(deps, request));
     });

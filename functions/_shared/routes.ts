@@ -32,6 +32,8 @@ export interface Route {
   scope?: Scope;
   /** Needs no API key. */
   public?: boolean;
+  /** Each request is a submission, metered with it (core/limits.ts, countRequest). */
+  submission?: boolean;
   /** The JSON body and the query string, parsed before the handler runs (an absent body is `{}`). */
   body?: z.ZodType;
   query?: z.ZodType;
@@ -67,6 +69,7 @@ export const ROUTES: readonly Route[] = [
     path: "/v2/tasks",
     group: "tasks",
     scope: "tasks:write",
+    submission: true,
     body: submitTaskSchema,
     handler: tasks.submit,
   }),

@@ -21,8 +21,8 @@ import {
 import { taskView } from "../../core/views.ts";
 import { api, parse, type RouteFn } from "../_shared/http.ts";
 
-export const submit: RouteFn<z.output<typeof submitTaskSchema>> = async (deps, { principal, body }) => {
-  const { created, task } = await submitTask(deps, principal, body);
+export const submit: RouteFn<z.output<typeof submitTaskSchema>> = async (deps, request) => {
+  const { created, task } = await submitTask(deps, request.principal, request.body, request.overQuota);
   api.count({
     TasksSubmitted: created ? 1 : 0,
     TasksDispatchedAtSubmit: created && task.status === "dispatched" ? 1 : 0,

@@ -312,6 +312,32 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await store.commit({ acquire: claim(pool) });
         expect((await store.poolState(pool)).active).toBe(2);
       });
+
+      it("gives back a slot whenNoneWaiting only while no task waits in the pool or on the key (tasks_waiting)", async () => {
+        const [tenant, pool, key] = [unique("tenant"), unique("pool"), unique("key")];
+        const held = makeTask({ pool });
+        await store.commit({ tasks: [{ next: held }], acquire: claim(pool, { concurrencyKey: key }) });
+        const ended = { ...held, version: held.version + 1, status: "succeeded" as const };
+        const release = { pool, concurrencyKey: key, whenNoneWaiting: true };
+
+        await store.commit({ queued: { tenant, pool, delta: 1 } });
+        const refused = { tasks: [{ next: ended, expectVersion: held.version }], release };
+        await expectConflict(store.commit(refused), "tasks_waiting");
+        expect((await store.getTask(held.uuid))?.status).toBe(held.status);
+        await store.commit({ queued: { tenant, pool, delta: -1 } });
+
+        await store.commit({
+          tasks: [{ next: makeTask({ concurrency_key: key, key_parked: true }) }],
+          keyWait: { key, delta: 1, busyAt: 1 },
+        });
+        await expectConflict(store.commit(refused), "tasks_waiting");
+        expect((await store.poolState(pool)).active).toBe(1);
+        await store.commit({ keyWait: { key, delta: -1 } });
+
+        await store.commit(refused);
+        expect((await store.getTask(held.uuid))?.status).toBe("succeeded");
+        expect(await store.poolState(pool)).toMatchObject({ active: 0, queued: 0 });
+      });
     });
 
     describe("queued-task counters", () => {
@@ -356,6 +382,24 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await store.commit({ queued: { tenant, pool, delta: -1 } });
         await store.commit({ tasks: [{ next: task }], acquire: claim });
         expect(await store.poolState(pool)).toMatchObject({ active: 2, queued: 0 });
+      });
+    });
+
+    describe("queue entry behind a full pool", () => {
+      it("counts a task in only while every slot is held (pool_has_room), writing nothing otherwise", async () => {
+        const [tenant, pool] = [unique("tenant"), unique("pool")];
+        const claim = { pool, maxConcurrency: 2, keyLimit: 1, now: at(0) };
+        const enter = { tenant, pool, delta: 1 as const, whilePoolFull: 2 };
+        await store.commit({ acquire: claim });
+        const task = makeTask({ tenant, pool });
+        await expectConflict(store.commit({ tasks: [{ next: task }], queued: enter }), "pool_has_room");
+        expect(await store.getTask(task.uuid)).toBeUndefined();
+        expect(await store.queuedCount(tenant)).toBe(0);
+
+        await store.commit({ acquire: claim });
+        await store.commit({ tasks: [{ next: task }], queued: enter });
+        expect(await store.poolState(pool)).toMatchObject({ active: 2, queued: 1 });
+        expect(await store.queuedCount(tenant)).toBe(1);
       });
     });
 
@@ -677,29 +721,52 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       const expires = Date.parse(at(9)) / 1000;
 
       it("grants `limit` tokens per counter and window, then refuses without counting", async () => {
-        const counter = unique("requests");
+        const tenant = unique("tenant");
         const takes = [];
-        for (let i = 0; i < 5; i++) takes.push(await store.takeRateToken(counter, window, 3, expires));
-        expect(takes).toEqual([true, true, true, false, false]);
+        for (let i = 0; i < 5; i++)
+          takes.push(await store.takeRateTokens(tenant, window, { requests: 3 }, expires));
+        expect(takes).toEqual([undefined, undefined, undefined, "requests", "requests"]);
         // A higher limit (the tenant's was raised) sees the count so far: the refusals did not add to it.
-        expect(await store.takeRateToken(counter, window, 4, expires)).toBe(true);
-        expect(await store.takeRateToken(counter, window, 4, expires)).toBe(false);
+        expect(await store.takeRateTokens(tenant, window, { requests: 4 }, expires)).toBeUndefined();
+        expect(await store.takeRateTokens(tenant, window, { requests: 4 }, expires)).toBe("requests");
       });
 
-      it("keeps counters and windows apart", async () => {
-        const [a, b] = [unique("requests"), unique("requests")];
-        expect(await store.takeRateToken(a, window, 1, expires)).toBe(true);
-        expect(await store.takeRateToken(a, window, 1, expires)).toBe(false);
-        expect(await store.takeRateToken(b, window, 1, expires)).toBe(true);
-        expect(await store.takeRateToken(a, at(8), 1, expires)).toBe(true);
+      it("takes a request and a submission in one write, or neither, naming the counter at its limit", async () => {
+        const tenant = unique("tenant");
+        const both = { requests: 3, submissions: 1 };
+        expect(await store.takeRateTokens(tenant, window, both, expires)).toBeUndefined();
+        expect(await store.takeRateTokens(tenant, window, both, expires)).toBe("submissions");
+        expect(await store.takeRateTokens(tenant, window, { requests: 3 }, expires)).toBeUndefined();
+        expect(await store.takeRateTokens(tenant, window, { requests: 2, submissions: 5 }, expires)).toBe(
+          "requests",
+        );
+        // Two requests and one submission were counted: one more of each fits under 3 and 2.
+        expect(
+          await store.takeRateTokens(tenant, window, { requests: 3, submissions: 2 }, expires),
+        ).toBeUndefined();
+        expect(await store.takeRateTokens(tenant, window, { requests: 4, submissions: 2 }, expires)).toBe(
+          "submissions",
+        );
+        expect(await store.takeRateTokens(tenant, window, { requests: 3 }, expires)).toBe("requests");
+      });
+
+      it("keeps tenants and windows apart", async () => {
+        const [a, b] = [unique("tenant"), unique("tenant")];
+        const one = { requests: 1 };
+        expect(await store.takeRateTokens(a, window, one, expires)).toBeUndefined();
+        expect(await store.takeRateTokens(a, window, one, expires)).toBe("requests");
+        expect(await store.takeRateTokens(b, window, one, expires)).toBeUndefined();
+        expect(await store.takeRateTokens(a, at(8), one, expires)).toBeUndefined();
       });
 
       it("grants exactly `limit` tokens to concurrent takers", async () => {
-        const counter = unique("requests");
+        const tenant = unique("tenant");
         const takes = await Promise.all(
-          Array.from({ length: 25 }, () => store.takeRateToken(counter, window, 10, expires)),
+          Array.from({ length: 25 }, () =>
+            store.takeRateTokens(tenant, window, { submissions: 10 }, expires),
+          ),
         );
-        expect(takes.filter(Boolean)).toHaveLength(10);
+        expect(takes.filter((refused) => refused === undefined)).toHaveLength(10);
       });
     });
 

@@ -33,15 +33,17 @@ afterAll(async () => {
 describeStoreContract("DynamoStore", async () => new DynamoStore(doc, tableName));
 
 describe("DynamoStore rate windows", () => {
-  it("keep their count in one item that DynamoDB's TTL removes", async () => {
+  it("keep a tenant's counts in one item that DynamoDB's TTL removes", async () => {
     const store = new DynamoStore(doc, tableName);
-    const counter = `requests#${randomBytes(4).toString("hex")}`;
+    const tenant = randomBytes(4).toString("hex");
     const windowStart = "2030-01-01T00:07:00.000Z";
-    for (let i = 0; i < 3; i++) await store.takeRateToken(counter, windowStart, 2, 1_893_456_900);
+    const limits = { requests: 5, submissions: 2 };
+    for (let i = 0; i < 3; i++) await store.takeRateTokens(tenant, windowStart, limits, 1_893_456_900);
+    await store.takeRateTokens(tenant, windowStart, { requests: 5 }, 1_893_456_900);
     const { Item } = await doc.send(
-      new GetCommand({ TableName: tableName, Key: rateKey(counter, windowStart) }),
+      new GetCommand({ TableName: tableName, Key: rateKey(tenant, windowStart) }),
     );
-    expect(Item).toMatchObject({ count: 2, [TABLE.ttlAttribute]: 1_893_456_900 });
+    expect(Item).toMatchObject({ requests: 3, submissions: 2, [TABLE.ttlAttribute]: 1_893_456_900 });
   });
 });
 

@@ -89,6 +89,63 @@ describe("settling a run", () => {
     expect((await getTask(deps, ADMIN, waiting.uuid)).status).toBe("dispatched");
   });
 
+  it("reads no ready queue after a settle when no task waits, and admits again once tasks wait", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    let readyReads = 0;
+    const readyTasks = deps.tasks.readyTasks.bind(deps.tasks);
+    deps.tasks.readyTasks = (...args) => {
+      readyReads++;
+      return readyTasks(...args);
+    };
+    const settleOk = async (held: HeldRun) => {
+      readyReads = 0;
+      await settleRun(deps, held, { kind: "finished", outcome: ok });
+      return readyReads;
+    };
+    expect(await settleOk(await submitAndClaim(deps))).toBe(0);
+    expect((await deps.counters.poolState("p")).active).toBe(0);
+
+    // Whatever this process guessed, a task that waits is admitted as the slot frees.
+    for (let round = 0; round < 3; round++) {
+      const held = await submitAndClaim(deps);
+      const waiting = (await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "y" })))
+        .task;
+      expect(await settleOk(held)).toBeGreaterThan(0);
+      expect((await getTask(deps, ADMIN, waiting.uuid)).status).toBe("dispatched");
+      const next = await claimNext(deps, waiting.uuid);
+      await settleRun(deps, next, { kind: "finished", outcome: ok });
+    }
+    expect(await settleOk(await submitAndClaim(deps))).toBe(0);
+  });
+
+  it("queues a submission behind a full pool without an admission pass, and admits it as the slot frees", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    const held = await submitAndClaim(deps);
+    let readyReads = 0;
+    const readyTasks = deps.tasks.readyTasks.bind(deps.tasks);
+    deps.tasks.readyTasks = (...args) => {
+      readyReads++;
+      return readyTasks(...args);
+    };
+    const waiting = (await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "p", prompt: "y" }))).task;
+    expect([waiting.status, readyReads]).toEqual(["queued", 0]);
+    expect(await deps.counters.poolState("p")).toMatchObject({ active: 1, queued: 1 });
+
+    await settleRun(deps, held, { kind: "finished", outcome: ok });
+    expect((await getTask(deps, ADMIN, waiting.uuid)).status).toBe("dispatched");
+  });
+
+  it("wakes a task of the same concurrency key that waits in another pool as the key frees", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    const held = await submitAndClaim(deps, { concurrency_key: "repo-1" });
+    const body = { pool: "p2", prompt: "y", concurrency_key: "repo-1" };
+    const waiting = (await submitTask(deps, ADMIN, submitTaskSchema.parse(body))).task;
+    expect(await getTask(deps, ADMIN, waiting.uuid)).toMatchObject({ status: "queued", key_parked: true });
+
+    await settleRun(deps, held, { kind: "finished", outcome: ok });
+    expect((await getTask(deps, ADMIN, waiting.uuid)).status).toBe("dispatched");
+  });
+
   it("retries a failure after the backoff as attempt 2, then succeeds: two runs", async () => {
     const { deps, clock } = memoryDeps(CONFIG);
     const held = await submitAndClaim(deps);
