@@ -31,7 +31,16 @@ export interface RouteRequest<Body = unknown, Query = Record<string, string>> {
   body: Body;
   /** On a submission route: the refusal of the tenant's submission quota, if it is used up. */
   overQuota?: RateLimitedError;
+  /** What comes before the API's paths in the URL the client called: the stage on API Gateway (`/prod`). */
+  basePath: string;
 }
+
+/** The content types of raw answers (Route.raw): a log's text, a file's bytes. */
+export const RAW_CONTENT_TYPES = {
+  text: "text/plain; charset=utf-8",
+  file: "application/octet-stream",
+  document: "application/json",
+} as const;
 
 /** A route answers with data for the envelope, or with a raw body (logs, files). */
 export type RouteResult =
@@ -117,6 +126,12 @@ function apiKeyOf(event: APIGatewayProxyEvent): string | undefined {
   return bearer?.trim() || headers["x-api-key"]?.trim() || undefined;
 }
 
+/** API Gateway's request path includes the stage, the event's path does not: the difference is the base. */
+function basePathOf(event: APIGatewayProxyEvent): string {
+  const full = event.requestContext?.path ?? event.path;
+  return full.endsWith(event.path) ? full.slice(0, full.length - event.path.length) : "";
+}
+
 const stringRecord = (values: Record<string, string | undefined> | null) =>
   Object.fromEntries(Object.entries(values ?? {}).map(([k, v]) => [k, v ?? ""]));
 
@@ -173,6 +188,7 @@ export function apiHandler(routes: readonly Route[], getDeps: () => Promise<Deps
         query: route.query ? parse(route.query, query) : query,
         body: route.body ? parse(route.body, json ?? {}) : json,
         overQuota,
+        basePath: basePathOf(event),
       };
       return toResponse(await route.handler(deps, request));
     });

@@ -32,8 +32,14 @@ export interface Route {
   scope?: Scope;
   /** Needs no API key. */
   public?: boolean;
+  /** What it does, in a few words (the API document's summary). */
+  summary: string;
   /** Each request is a submission, metered with it (core/limits.ts, countRequest). */
   submission?: boolean;
+  /** Answers 201 with what it created (a submission's idempotent replay answers 200). */
+  creates?: boolean;
+  /** Answers raw bytes, not the envelope: a log's text, a file's bytes, or a JSON document of its own. */
+  raw?: "text" | "file" | "document";
   /** The JSON body and the query string, parsed before the handler runs (an absent body is `{}`). */
   body?: z.ZodType;
   query?: z.ZodType;
@@ -62,11 +68,29 @@ function route<
  * the handler is what serves the route on Lambda and locally alike.
  */
 export const ROUTES: readonly Route[] = [
-  route({ method: "GET", path: "/v2/health", group: "health", public: true, handler: health.report }),
+  route({
+    method: "GET",
+    path: "/v2/health",
+    summary: "Health of the scheduler and its stores",
+    group: "health",
+    public: true,
+    handler: health.report,
+  }),
+  route({
+    method: "GET",
+    path: "/v2/openapi.json",
+    summary: "This API's OpenAPI 3.1 document",
+    group: "health",
+    raw: "document",
+    public: true,
+    handler: health.apiDocument,
+  }),
 
   route({
     method: "POST",
     path: "/v2/tasks",
+    summary: "Submit a task",
+    creates: true,
     group: "tasks",
     scope: "tasks:write",
     submission: true,
@@ -76,15 +100,24 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/tasks",
+    summary: "List tasks, newest first, with filters",
     group: "tasks",
     scope: "tasks:read",
     query: listTasksQuery,
     handler: tasks.list,
   }),
-  route({ method: "GET", path: "/v2/tasks/{uuid}", group: "tasks", scope: "tasks:read", handler: tasks.get }),
+  route({
+    method: "GET",
+    path: "/v2/tasks/{uuid}",
+    summary: "Read a task",
+    group: "tasks",
+    scope: "tasks:read",
+    handler: tasks.get,
+  }),
   route({
     method: "DELETE",
     path: "/v2/tasks/{uuid}",
+    summary: "Cancel a task",
     group: "tasks",
     scope: "tasks:write",
     handler: tasks.cancel,
@@ -92,6 +125,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/tasks/{uuid}/status",
+    summary: "Read a task's status",
     group: "tasks",
     scope: "tasks:read",
     handler: tasks.status,
@@ -99,6 +133,8 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/tasks/{uuid}/logs",
+    summary: "Read a task's log (its latest run, or `run_id`'s)",
+    raw: "text",
     group: "tasks",
     scope: "tasks:read",
     query: taskLogQuery,
@@ -107,6 +143,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "POST",
     path: "/v2/tasks/{uuid}/tags",
+    summary: "Merge tags into a task's",
     group: "tasks",
     scope: "tasks:write",
     body: mergeTagsSchema,
@@ -115,6 +152,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/tasks/{uuid}/files",
+    summary: "List a task's output files",
     group: "tasks",
     scope: "tasks:read",
     handler: tasks.files,
@@ -122,6 +160,8 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/tasks/{uuid}/files/{path+}",
+    summary: "Download an output file",
+    raw: "file",
     group: "tasks",
     scope: "tasks:read",
     handler: tasks.file,
@@ -129,6 +169,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/tasks/{uuid}/events",
+    summary: "List a task's events, oldest first",
     group: "tasks",
     scope: "tasks:read",
     query: taskEventsQuery,
@@ -137,6 +178,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "POST",
     path: "/v2/tasks/{uuid}/pause",
+    summary: "Pause a queued or scheduled task",
     group: "tasks",
     scope: "tasks:write",
     handler: tasks.pause,
@@ -144,6 +186,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "POST",
     path: "/v2/tasks/{uuid}/resume",
+    summary: "Resume a paused task",
     group: "tasks",
     scope: "tasks:write",
     handler: tasks.resume,
@@ -151,6 +194,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "POST",
     path: "/v2/tasks/{uuid}/reorder",
+    summary: "Move a queued task in its pool's order",
     group: "tasks",
     scope: "tasks:write",
     body: reorderBody,
@@ -160,6 +204,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/instances",
+    summary: "List runs (instances), newest first",
     group: "instances",
     scope: "tasks:read",
     query: listRunsQuery,
@@ -168,6 +213,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/instances/{run_id}",
+    summary: "Read a run",
     group: "instances",
     scope: "tasks:read",
     handler: instances.get,
@@ -175,6 +221,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/instances/{run_id}/status",
+    summary: "Read a run's status",
     group: "instances",
     scope: "tasks:read",
     handler: instances.status,
@@ -182,6 +229,8 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/instances/{run_id}/logs",
+    summary: "Read a run's log",
+    raw: "text",
     group: "instances",
     scope: "tasks:read",
     handler: instances.log,
@@ -189,6 +238,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "POST",
     path: "/v2/instances/{run_id}/tags",
+    summary: "Merge tags into a run's",
     group: "instances",
     scope: "tasks:write",
     body: mergeTagsSchema,
@@ -198,15 +248,26 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "POST",
     path: "/v2/tenants",
+    summary: "Create a tenant and its first API key",
+    creates: true,
     group: "tenants",
     scope: "admin",
     body: createTenantSchema,
     handler: tenants.create,
   }),
-  route({ method: "GET", path: "/v2/tenants", group: "tenants", scope: "admin", handler: tenants.list }),
+  route({
+    method: "GET",
+    path: "/v2/tenants",
+    summary: "List tenants",
+    group: "tenants",
+    scope: "admin",
+    handler: tenants.list,
+  }),
   route({
     method: "POST",
     path: "/v2/tenants/{id}/keys",
+    summary: "Add an API key to a tenant",
+    creates: true,
     group: "tenants",
     scope: "admin",
     body: addKeySchema,
@@ -215,6 +276,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/tenants/{id}/keys",
+    summary: "List a tenant's API keys",
     group: "tenants",
     scope: "admin",
     handler: tenants.listKeys,
@@ -222,6 +284,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "DELETE",
     path: "/v2/tenants/{id}/keys/{key_id}",
+    summary: "Revoke an API key",
     group: "tenants",
     scope: "admin",
     handler: tenants.revokeKey,
@@ -230,6 +293,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "POST",
     path: "/v2/pools/{name}/pause",
+    summary: "Pause admission into a pool",
     group: "pools",
     scope: "admin",
     handler: pools.pause,
@@ -237,6 +301,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "POST",
     path: "/v2/pools/{name}/resume",
+    summary: "Resume admission into a pool",
     group: "pools",
     scope: "admin",
     handler: pools.resume,
@@ -244,6 +309,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "POST",
     path: "/v2/dispatcher/start",
+    summary: "Start admitting in every pool",
     group: "pools",
     scope: "admin",
     handler: pools.startDispatcher,
@@ -251,6 +317,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "POST",
     path: "/v2/dispatcher/stop",
+    summary: "Stop admitting in every pool",
     group: "pools",
     scope: "admin",
     handler: pools.stopDispatcher,
@@ -258,12 +325,20 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/dispatcher/status",
+    summary: "Admission state and counts per pool",
     group: "pools",
     scope: "admin",
     query: dispatcherStatusQuery,
     handler: pools.dispatcher,
   }),
-  route({ method: "GET", path: "/v2/workers", group: "pools", scope: "admin", handler: pools.workers }),
+  route({
+    method: "GET",
+    path: "/v2/workers",
+    summary: "List workers and their slots",
+    group: "pools",
+    scope: "admin",
+    handler: pools.workers,
+  }),
 ];
 
 /** decodeURIComponent, or undefined for a malformed escape (e.g. `%E0%A4%A`): such a path matches no route. */

@@ -3,7 +3,7 @@ import { readRunLog } from "../../core/artifacts.ts";
 import type { listRunsQuery, mergeTagsSchema } from "../../core/requests.ts";
 import { getRun, listRuns, mergeRunTags } from "../../core/runs.ts";
 import { runView } from "../../core/views.ts";
-import type { RouteFn } from "../_shared/http.ts";
+import { RAW_CONTENT_TYPES, type RouteFn } from "../_shared/http.ts";
 
 export const list: RouteFn<unknown, z.output<typeof listRunsQuery>> = async (deps, { principal, query }) => {
   const page = await listRuns(deps, principal, query);
@@ -20,7 +20,7 @@ export const status: RouteFn = async (deps, { principal, params }) => ({
 
 export const log: RouteFn = async (deps, { principal, params }) => ({
   raw: await readRunLog(deps, principal, params.run_id ?? ""),
-  contentType: "text/plain; charset=utf-8",
+  contentType: RAW_CONTENT_TYPES.text,
 });
 
 export const mergeTags: RouteFn<z.output<typeof mergeTagsSchema>> = async (

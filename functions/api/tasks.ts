@@ -19,7 +19,7 @@ import {
   submitTask,
 } from "../../core/tasks.ts";
 import { taskView } from "../../core/views.ts";
-import { api, parse, type RouteFn } from "../_shared/http.ts";
+import { api, parse, RAW_CONTENT_TYPES, type RouteFn } from "../_shared/http.ts";
 
 export const submit: RouteFn<z.output<typeof submitTaskSchema>> = async (deps, request) => {
   const { created, task } = await submitTask(deps, request.principal, request.body, request.overQuota);
@@ -57,7 +57,7 @@ export const log: RouteFn<unknown, z.output<typeof taskLogQuery>> = async (
   { principal, params, query },
 ) => ({
   raw: await readTaskLog(deps, principal, params.uuid ?? "", query.run_id),
-  contentType: "text/plain; charset=utf-8",
+  contentType: RAW_CONTENT_TYPES.text,
 });
 
 export const mergeTags: RouteFn<z.output<typeof mergeTagsSchema>> = async (
@@ -75,7 +75,7 @@ export const files: RouteFn = async (deps, { principal, params }) => ({
 export const file: RouteFn = async (deps, { principal, params }) => ({
   // The same rule as input_files and output_files: no `..`, no absolute path (400, naming `path`).
   raw: await readTaskFile(deps, principal, params.uuid ?? "", parse(relativePath, params.path ?? "", "path")),
-  contentType: "application/octet-stream",
+  contentType: RAW_CONTENT_TYPES.file,
 });
 
 export const events: RouteFn<unknown, z.output<typeof taskEventsQuery>> = async (

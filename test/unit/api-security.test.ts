@@ -259,6 +259,7 @@ describe("hostile input reaching the handlers", () => {
       {
         method: "GET",
         path: "/v2/boom",
+        summary: "Fail",
         group: "health",
         handler: async () => {
           throw new TypeError(
