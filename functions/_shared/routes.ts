@@ -100,7 +100,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/tasks",
-    summary: "List tasks, newest first, with filters",
+    summary: "List tasks: by status, newest first within each, with filters",
     group: "tasks",
     scope: "tasks:read",
     query: listTasksQuery,
@@ -204,7 +204,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/instances",
-    summary: "List runs (instances), newest first",
+    summary: "List runs (instances): by status, newest first within each",
     group: "instances",
     scope: "tasks:read",
     query: listRunsQuery,

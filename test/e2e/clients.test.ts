@@ -1,18 +1,42 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openApiPath } from "../../functions/_shared/openapi.ts";
 import { ROUTES } from "../../functions/_shared/routes.ts";
+import { SwitchyardClient } from "../../sdk/client.ts";
+import { FAKE_CLI_PATH, POOL_PER_TOOL_CONFIG } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
-const CONFIG = "pools:\n  - { name: main, tool: claude, account: main, max_concurrency: 2 }\n";
+const BIN = resolve(import.meta.dirname, "../../bin/schedulerctl.mjs");
+/** A config folder of its own, so that no schedulerctl config of this machine is read. */
+const CONFIG_HOME = mkdtempSync(join(tmpdir(), "schedulerctl-config-"));
 
 let stack: TestStack;
+let tenantKey: string;
 
 beforeAll(async () => {
-  stack = await startTestStack(CONFIG, { workers: false });
+  stack = await startTestStack(POOL_PER_TOOL_CONFIG, { workerEnv: { PATH: FAKE_CLI_PATH } });
+  const tenant = await stack.call("POST", "/v2/tenants", { body: { name: "clients" } });
+  tenantKey = tenant.json?.data.api_key;
 });
 afterAll(async () => {
   await stack?.stop();
 });
+
+/** Runs schedulerctl as a user would, with the stack's URL and `key` in its environment. */
+function schedulerctl(args: string[], key: string | null = tenantKey) {
+  const env = { PATH: process.env.PATH, XDG_CONFIG_HOME: CONFIG_HOME, SWITCHYARD_URL: stack.url };
+  return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: key === null ? env : { ...env, SWITCHYARD_API_KEY: key }, timeout: 50_000 },
+      (err, stdout, stderr) => done({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
 
 describe("the API document", () => {
   it("is served without a key at /v2/openapi.json, covering every route", async () => {
@@ -24,5 +48,91 @@ describe("the API document", () => {
       Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
     );
     expect(served.sort()).toEqual(ROUTES.map((r) => `${r.method} ${openApiPath(r.path)}`).sort());
+  });
+});
+
+describe("the SDK", () => {
+  it("submits, waits for the task to succeed, and pages through the tenant's tasks", async () => {
+    const client = new SwitchyardClient({ url: stack.url, key: tenantKey });
+    const { uuid } = await client.submit({ tool: "claude", prompt: "write a haiku", name: "sdk-haiku" });
+    const seen: string[] = [];
+    const task = await client.waitFor(uuid, undefined, {
+      intervalMs: 200,
+      onStatus: (t) => seen.push(t.status),
+    });
+    expect(task).toMatchObject({ uuid, status: "succeeded", name: "sdk-haiku" });
+    expect(seen.at(-1)).toBe("succeeded");
+
+    const more = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => client.submit({ pool: "codex-pool", prompt: `page ${i}` })),
+    );
+    // The listing sorts by status, then newest first: a task that moves on while a client pages can move
+    // past its cursor. Paged here once every task has ended.
+    await Promise.all(more.map((m) => client.waitFor(m.uuid, undefined, { intervalMs: 200 })));
+    const listed: string[] = [];
+    for await (const t of client.pages("tasks.list", "tasks", { query: { size: 2 } })) listed.push(t.uuid);
+    expect(listed).toEqual(expect.arrayContaining([uuid, ...more.map((m) => m.uuid)]));
+    expect(new Set(listed).size).toBe(listed.length);
+  });
+});
+
+describe("schedulerctl", () => {
+  it("enqueue --wait prints the uuid and exits 0 when the task succeeds", async () => {
+    const { code, stdout, stderr } = await schedulerctl([
+      "enqueue",
+      "claude",
+      "Refactor this code",
+      "--wait",
+    ]);
+    expect([code, stderr]).toEqual([0, expect.stringContaining("succeeded")]);
+    const uuid = stdout.trim();
+    expect(uuid).toMatch(/^[0-9a-f-]{36}$/);
+    const task = await stack.call("GET", `/v2/tasks/${uuid}`, { key: tenantKey });
+    expect(task.json?.data).toMatchObject({
+      status: "succeeded",
+      tool: "claude",
+      prompt: "Refactor this code",
+    });
+  });
+
+  it("enqueue --wait exits 1 when the task fails, with its error", async () => {
+    const run = await schedulerctl(["enqueue", "codex", "[exit:2] break", "--max-attempts", "1", "--wait"]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/failed/);
+    expect(run.stderr).toMatch(/exit code 2/);
+  });
+
+  it("logs -f prints the run's log once it ends and exits with the task", async () => {
+    const client = new SwitchyardClient({ url: stack.url, key: tenantKey });
+    const { uuid } = await client.submit({ tool: "gemini", prompt: "[sleep:2] follow me" });
+    const { code, stdout } = await schedulerctl(["logs", "-f", uuid]);
+    expect(code).toBe(0);
+    expect(stdout).toContain("done: [sleep:2] follow me");
+    expect((await client.getTask(uuid)).status).toBe("succeeded");
+  });
+
+  it("list --json answers JSON with the tenant's tasks", async () => {
+    const { code, stdout } = await schedulerctl(["list", "--json", "--size", "100"]);
+    expect(code).toBe(0);
+    const page = JSON.parse(stdout);
+    expect(page.tasks.length).toBeGreaterThan(0);
+    expect(page.tasks.every((t: { uuid: string }) => typeof t.uuid === "string")).toBe(true);
+  });
+
+  it("get of an unknown task exits 1 and says so", async () => {
+    const { code, stderr } = await schedulerctl(["get", "00000000-0000-4000-8000-000000000000"]);
+    expect([code, stderr]).toEqual([1, expect.stringMatching(/task .* not found \(1002\)/)]);
+  });
+
+  it("exits 2 without a key, saying how to set one, and 2 for a key the API refuses", async () => {
+    const missing = await schedulerctl(["list"], null);
+    expect([missing.code, missing.stderr]).toEqual([
+      2,
+      expect.stringContaining("export SWITCHYARD_API_KEY="),
+    ]);
+    const refused = await schedulerctl(["list"], "sy_not-a-key");
+    expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining("refused the key")]);
+    const usage = await schedulerctl(["enqueue", "claude"]);
+    expect(usage.code).toBe(2);
   });
 });

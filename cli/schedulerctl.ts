@@ -1,0 +1,522 @@
+/**
+ * `schedulerctl`: the command-line client. Every command is one or more operations of the API through the
+ * SDK (sdk/client.ts); COVERAGE says which, and a test holds it to the route table.
+ *
+ * Exit codes: 0 done (a waited task succeeded); 1 the task failed or was canceled, or something was not
+ * found or refused; 2 a usage or configuration error (a bad flag, no key, a key the API refuses).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { Command, CommanderError, Option } from "commander";
+import type { DomainEvent } from "../core/events.ts";
+import type { TaskStatus } from "../core/status.ts";
+import type { TaskView } from "../core/views.ts";
+import { SwitchyardClient, SwitchyardError } from "../sdk/client.ts";
+import type { OperationId } from "../sdk/operations.ts";
+import { connection, ENV_KEY, UsageError } from "./config.ts";
+
+export interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  /** Whether stdout is a terminal: live status lines instead of one line per change. */
+  tty: boolean;
+}
+
+/** The API operations each command calls: every operation has a command. */
+export const COVERAGE: Record<string, OperationId[]> = {
+  enqueue: ["tasks.submit", "tasks.get"],
+  list: ["tasks.list"],
+  get: ["tasks.get"],
+  status: ["tasks.status"],
+  logs: ["tasks.log", "tasks.get", "instances.list"],
+  cancel: ["tasks.cancel"],
+  pause: ["tasks.pause"],
+  resume: ["tasks.resume"],
+  reorder: ["tasks.reorder"],
+  tag: ["tasks.mergeTags"],
+  events: ["tasks.events"],
+  files: ["tasks.files", "tasks.file"],
+  "runs list": ["instances.list"],
+  "runs get": ["instances.get"],
+  "runs status": ["instances.status"],
+  "runs logs": ["instances.log"],
+  "runs tag": ["instances.mergeTags"],
+  "pools pause": ["pools.pause"],
+  "pools resume": ["pools.resume"],
+  workers: ["pools.workers"],
+  "dispatcher start": ["pools.startDispatcher"],
+  "dispatcher stop": ["pools.stopDispatcher"],
+  "dispatcher status": ["pools.dispatcher"],
+  "tenants create": ["tenants.create"],
+  "tenants list": ["tenants.list"],
+  "tenants keys": ["tenants.listKeys"],
+  "tenants add-key": ["tenants.addKey"],
+  "tenants revoke": ["tenants.revokeKey"],
+  health: ["health.report"],
+  openapi: ["health.apiDocument"],
+};
+
+const TERMINAL: readonly TaskStatus[] = ["succeeded", "failed", "canceled", "completed"];
+const FAILED: readonly TaskStatus[] = ["failed", "canceled"];
+
+/** The exit code of a command that waited for a task: 0 done, 1 failed or canceled. */
+const exitFor = (task: TaskView) => (FAILED.includes(task.status) ? 1 : 0);
+
+/** `k=v` pairs into an object (repeatable `--tag`). */
+function pairs(values: string[], flag: string): Record<string, string> {
+  return Object.fromEntries(
+    values.map((pair) => {
+      const at = pair.indexOf("=");
+      if (at <= 0) throw new UsageError(`${flag} ${pair}: write it as key=value`);
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+  );
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** A whole number flag, or a UsageError naming it. */
+const integer = (flag: string) => (value: string) => {
+  if (!/^-?\d+$/.test(value)) throw new UsageError(`${flag} ${value}: expected a whole number`);
+  return Number(value);
+};
+
+/** A fixed-width table of rows; `-` for what is missing. */
+function table(rows: Record<string, unknown>[], columns: string[]): string {
+  const cells = rows.map((row) =>
+    columns.map((c) => (row[c] === undefined || row[c] === null ? "-" : String(row[c]))),
+  );
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => (r[i] as string).length)));
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i] as number))
+      .join("  ")
+      .trimEnd();
+  return [line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join("\n");
+}
+
+/** What a command leaves for the exit code, when it is not 0: a waited task that failed. */
+interface Outcome {
+  exitCode: number;
+}
+
+export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Command {
+  const program = new Command("schedulerctl")
+    .description("The Switchyard command-line client: submit, watch and manage tasks.")
+    .option("--url <url>", "the API's base URL (else SWITCHYARD_URL, the config file, http://localhost:3000)")
+    .option("--key <key>", `the API key (else ${ENV_KEY}, or the config file)`)
+    .option("--json", "print answers as JSON")
+    .showSuggestionAfterError()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .exitOverride();
+  const client = (needsKey = true) => new SwitchyardClient(connection(program.opts(), io.env, needsKey));
+  const json = () => program.opts().json === true;
+  const print = (value: unknown, human?: () => string) =>
+    io.out(`${json() || !human ? JSON.stringify(value, null, json() ? 2 : undefined) : human()}\n`);
+  const printTask = (task: TaskView) =>
+    print(task, () =>
+      Object.entries(task)
+        .map(([k, v]) => `${k.padEnd(16)} ${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
+        .join("\n"),
+    );
+
+  program
+    .command("enqueue")
+    .description("submit a task: a prompt for a tool's CLI")
+    .argument("<tool>", "claude, codex or gemini")
+    .argument("<prompt>", "the prompt, or @file to read it from a file")
+    .option("--model <model>", "the model to ask for")
+    .option("--pool <pool>", "a pool by name (else the least busy pool of the tool)")
+    .option("--priority <1-9>", "9 runs first (default 5)", integer("--priority"))
+    .option("--name <name>", "a name to find it by")
+    .option("--tag <key=value>", "a tag (repeatable)", collect, [])
+    .option("--input <path>", "a file for the CLI's working folder (repeatable)", collect, [])
+    .option("--output <path>", "a file to keep after the run (repeatable)", collect, [])
+    .option("--schedule <cron>", "run on a cron schedule")
+    .option("--interval <seconds>", "run every so many seconds", integer("--interval"))
+    .option("--at <time>", "run once at this ISO-8601 time")
+    .option("--max-attempts <n>", "runs a failing task gets (default 3)", integer("--max-attempts"))
+    .option("--timeout <seconds>", "how long a run may take", integer("--timeout"))
+    .option("--idempotency-key <key>", "the same key and body submit one task, however often sent")
+    .option("--concurrency-key <key>", "tasks of one key run one at a time (e.g. one per repository)")
+    .option("--wait", "wait for the task to end; exit 0 if it succeeded, 1 if not")
+    .action(async (tool: string, prompt: string, options) => {
+      const text = prompt.startsWith("@") ? readFileSync(prompt.slice(1), "utf8") : prompt;
+      const api = client();
+      const submitted = await api.submit({
+        tool: tool as "claude",
+        prompt: text,
+        model: options.model,
+        pool: options.pool,
+        priority: options.priority,
+        name: options.name,
+        tags: pairs(options.tag, "--tag"),
+        input_files: (options.input as string[]).map((path) => ({
+          name: basename(path),
+          content: readFileSync(path, "utf8"),
+        })),
+        output_files: options.output,
+        schedule: options.schedule,
+        interval: options.interval,
+        scheduled_at: options.at,
+        max_attempts: options.maxAttempts,
+        timeout: options.timeout,
+        concurrency_key: options.concurrencyKey,
+        ...(options.idempotencyKey && { idempotency_key: options.idempotencyKey }),
+      });
+      if (!options.wait) return print(submitted, () => submitted.uuid);
+      if (!json()) io.out(`${submitted.uuid}\n`);
+      const task = await api.waitFor(submitted.uuid, TERMINAL, {
+        onStatus: (t) => (io.tty ? io.err(`\r\x1b[K${t.status}`) : io.err(`${t.status}\n`)),
+      });
+      if (io.tty) io.err("\n");
+      if (json()) print(task);
+      else if (task.error_message) io.err(`${task.error_message}\n`);
+      outcome.exitCode = exitFor(task);
+    });
+
+  program
+    .command("list")
+    .description("list tasks: by status, newest first within each")
+    .addOption(new Option("--status <status>", "only tasks in this status"))
+    .option("--pool <pool>", "only this pool's")
+    .option("--namespace <namespace>", "only this namespace's")
+    .option("--tag <key=value>", "only tasks with this tag")
+    .option("--size <n>", "tasks per page", integer("--size"))
+    .option("--cursor <cursor>", "the page after this cursor")
+    .option("--all", "every page")
+    .action(async (options) => {
+      const query = {
+        status: options.status,
+        pool: options.pool,
+        namespace: options.namespace,
+        tag: options.tag,
+        size: options.size,
+        cursor: options.cursor,
+      };
+      const api = client();
+      if (options.all) {
+        const tasks: TaskView[] = [];
+        for await (const task of api.pages("tasks.list", "tasks", { query })) tasks.push(task);
+        return print({ total: tasks.length, tasks }, () => taskTable(tasks));
+      }
+      const page = await api.call("tasks.list", { query });
+      print(
+        page,
+        () => `${taskTable(page.tasks)}${page.next_cursor ? `\nnext: --cursor ${page.next_cursor}` : ""}`,
+      );
+    });
+
+  program
+    .command("get")
+    .description("show a task")
+    .argument("<uuid>")
+    .action(async (uuid: string) => printTask(await client().getTask(uuid)));
+
+  program
+    .command("status")
+    .description("show a task's status")
+    .argument("<uuid>")
+    .action(async (uuid: string) => {
+      const answer = await client().call("tasks.status", { uuid });
+      print(answer, () => answer.status);
+    });
+
+  program
+    .command("logs")
+    .description("print a task's log (its latest run's, or --run's)")
+    .argument("<uuid>")
+    .option("--run <run_id>", "this run's log")
+    .option("-f, --follow", "print each run's log as it ends, until the task ends; exit 1 if it failed")
+    .action(async (uuid: string, options) => {
+      const api = client();
+      if (!options.follow)
+        return io.out(await api.call("tasks.log", { uuid, query: { run_id: options.run } }));
+      const printed = new Set<string>();
+      for (;;) {
+        const task = await api.getTask(uuid);
+        const runs = await api.call("instances.list", { query: { task_id: uuid, size: 100 } });
+        const ended = runs.instances
+          .filter((r) => !["dispatched", "running"].includes(r.status) && !printed.has(r.run_id))
+          .reverse();
+        for (const run of ended) {
+          io.out(await api.call("tasks.log", { uuid, query: { run_id: run.run_id } }));
+          printed.add(run.run_id);
+        }
+        if (TERMINAL.includes(task.status) && ended.length === 0) {
+          outcome.exitCode = exitFor(task);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    });
+
+  for (const [name, operation, what] of [
+    ["cancel", "tasks.cancel", "cancel a task"],
+    ["pause", "tasks.pause", "pause a queued or scheduled task"],
+    ["resume", "tasks.resume", "resume a paused task"],
+  ] as const) {
+    program
+      .command(name)
+      .description(what)
+      .argument("<uuid>")
+      .action(async (uuid: string) => {
+        const task = await client().call(operation, { uuid });
+        print(task, () => `${task.uuid} ${task.status}`);
+      });
+  }
+
+  program
+    .command("reorder")
+    .description("move a queued task in its pool's order (seconds: negative moves it ahead)")
+    .argument("<uuid>")
+    .argument("<offset>", "seconds", integer("<offset>"))
+    .action(async (uuid: string, offset: number) => {
+      const task = await client().call("tasks.reorder", { uuid, body: { priority_offset: offset } });
+      print(task, () => `${task.uuid} ${task.status}`);
+    });
+
+  program
+    .command("tag")
+    .description("merge tags into a task's")
+    .argument("<uuid>")
+    .argument("<pairs...>", "key=value")
+    .action(async (uuid: string, values: string[]) =>
+      print(await client().call("tasks.mergeTags", { uuid, body: { tags: pairs(values, "tag") } })),
+    );
+
+  program
+    .command("events")
+    .description("list a task's events, oldest first")
+    .argument("<uuid>")
+    .action(async (uuid: string) => {
+      const events: DomainEvent[] = [];
+      for await (const event of client().pages("tasks.events", "events", { uuid })) events.push(event);
+      print(events, () => table(events as unknown as Record<string, unknown>[], ["time", "type", "run_id"]));
+    });
+
+  program
+    .command("files")
+    .description("list a task's files, or download them")
+    .argument("<uuid>")
+    .option("--download <dir>", "save the output files under this folder")
+    .action(async (uuid: string, options) => {
+      const api = client();
+      const files = await api.call("tasks.files", { uuid });
+      if (!options.download) return print(files);
+      const outputs = (files as { output?: string[] }).output ?? [];
+      for (const path of outputs) {
+        const target = resolve(options.download, path);
+        if (!target.startsWith(resolve(options.download))) continue;
+        mkdirSync(dirname(target), { recursive: true });
+        writeFileSync(target, await api.call("tasks.file", { uuid, path }));
+        io.out(`${join(options.download, path)}\n`);
+      }
+    });
+
+  const runs = program.command("runs").description("runs (instances) of tasks");
+  runs
+    .command("list")
+    .description("list runs: by status, newest first within each (a task's: oldest first)")
+    .option("--task <uuid>", "only this task's")
+    .action(async (options) => {
+      const page = await client().call("instances.list", { query: { task_id: options.task } });
+      print(page, () =>
+        table(page.instances as unknown as Record<string, unknown>[], [
+          "run_id",
+          "status",
+          "attempt",
+          "exit_code",
+        ]),
+      );
+    });
+  runs
+    .command("get")
+    .argument("<run_id>")
+    .action(async (runId: string) => print(await client().call("instances.get", { run_id: runId })));
+  runs
+    .command("status")
+    .argument("<run_id>")
+    .action(async (runId: string) => {
+      const answer = await client().call("instances.status", { run_id: runId });
+      print(answer, () => answer.status);
+    });
+  runs
+    .command("logs")
+    .argument("<run_id>")
+    .action(async (runId: string) => io.out(await client().call("instances.log", { run_id: runId })));
+  runs
+    .command("tag")
+    .argument("<run_id>")
+    .argument("<pairs...>", "key=value")
+    .action(async (runId: string, values: string[]) =>
+      print(
+        await client().call("instances.mergeTags", { run_id: runId, body: { tags: pairs(values, "tag") } }),
+      ),
+    );
+
+  const pools = program.command("pools").description("pools (admin)");
+  for (const [name, operation] of [
+    ["pause", "pools.pause"],
+    ["resume", "pools.resume"],
+  ] as const) {
+    pools
+      .command(name)
+      .description(`${name} admission into a pool`)
+      .argument("<name>")
+      .action(async (pool: string) => print(await client().call(operation, { name: pool })));
+  }
+  program
+    .command("workers")
+    .description("list workers and their slots (admin)")
+    .action(async () => print(await client().call("pools.workers", {})));
+
+  const dispatcher = program.command("dispatcher").description("admission in every pool (admin)");
+  dispatcher.command("start").action(async () => print(await client().call("pools.startDispatcher", {})));
+  dispatcher.command("stop").action(async () => print(await client().call("pools.stopDispatcher", {})));
+  dispatcher
+    .command("status")
+    .option("--tenant <id>", "counts of this tenant")
+    .action(async (options) =>
+      print(await client().call("pools.dispatcher", { query: { tenant: options.tenant } })),
+    );
+
+  const tenants = program.command("tenants").description("tenants and their API keys (admin)");
+  tenants
+    .command("create")
+    .argument("<name>")
+    .option("--rate <n>", "rate_limit_per_minute", integer("--rate"))
+    .option("--max-queued <n>", "max_queued_tasks", integer("--max-queued"))
+    .option("--max-submissions <n>", "max_submissions_per_minute", integer("--max-submissions"))
+    .action(async (name: string, options) =>
+      print(
+        await client().call("tenants.create", {
+          body: {
+            name,
+            rate_limit_per_minute: options.rate,
+            max_queued_tasks: options.maxQueued,
+            max_submissions_per_minute: options.maxSubmissions,
+          },
+        }),
+      ),
+    );
+  tenants.command("list").action(async () => print(await client().call("tenants.list", {})));
+  tenants
+    .command("keys")
+    .argument("<tenant_id>")
+    .action(async (id: string) => print(await client().call("tenants.listKeys", { id })));
+  tenants
+    .command("add-key")
+    .argument("<tenant_id>")
+    .option("--scope <scope>", "tasks:read or tasks:write (repeatable; default both)", collect, [])
+    .action(async (id: string, options) =>
+      print(
+        await client().call("tenants.addKey", {
+          id,
+          body: options.scope.length > 0 ? { scopes: options.scope } : {},
+        }),
+      ),
+    );
+  tenants
+    .command("revoke")
+    .argument("<tenant_id>")
+    .argument("<key_id>")
+    .action(async (id: string, keyId: string) =>
+      print(await client().call("tenants.revokeKey", { id, key_id: keyId })),
+    );
+
+  program
+    .command("health")
+    .description("the API's health")
+    .action(async () => {
+      const report = await client(false).call("health.report", {});
+      print(report, () => `${report.status}`);
+    });
+  program
+    .command("openapi")
+    .description("print the API's OpenAPI document")
+    .action(async () =>
+      io.out(`${JSON.stringify(await client(false).call("health.apiDocument", {}), null, 2)}\n`),
+    );
+
+  program
+    .command("completion")
+    .description('print a bash completion script: eval "$(schedulerctl completion)"')
+    .action(() => io.out(completionScript(program)));
+
+  return program;
+}
+
+function taskTable(tasks: TaskView[]): string {
+  const rows = tasks.map((t) => ({
+    name: t.name ?? t.uuid.slice(0, 8),
+    uuid: t.uuid,
+    status: t.status,
+    tool: t.tool,
+    pool: t.pool,
+    priority: t.priority,
+    created: t.create_time,
+  }));
+  return table(rows, ["name", "uuid", "status", "tool", "pool", "priority", "created"]);
+}
+
+/** A bash completion script from the command tree: commands, then their subcommands and flags. */
+function completionScript(program: Command): string {
+  const words = (command: Command) => [
+    ...command.commands.map((c) => c.name()),
+    ...command.options.map((o) => o.long ?? "").filter(Boolean),
+  ];
+  const cases = program.commands
+    .map((c) => `    ${c.name()}) COMPREPLY=($(compgen -W "${words(c).join(" ")}" -- "$cur"));;`)
+    .join("\n");
+  return `_schedulerctl() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}"
+  if [ "$COMP_CWORD" -eq 1 ]; then
+    COMPREPLY=($(compgen -W "${words(program).join(" ")} help" -- "$cur"))
+    return
+  fi
+  case "\${COMP_WORDS[1]}" in
+${cases}
+  esac
+}
+complete -F _schedulerctl schedulerctl
+`;
+}
+
+/** What an error means for the caller: its message, and the exit code. */
+function failure(err: unknown): { message: string; code: number } {
+  if (err instanceof UsageError) return { message: err.message, code: 2 };
+  if (err instanceof SwitchyardError) {
+    if (err.status === 401) {
+      return { message: `the API refused the key (${err.message}): check ${ENV_KEY} or --key`, code: 2 };
+    }
+    return {
+      message: `${err.message} (${err.code})`,
+      code: err.status === 400 || err.status === 403 ? 2 : 1,
+    };
+  }
+  if (err instanceof TypeError && /fetch failed/.test(err.message)) {
+    const cause = (err as { cause?: { message?: string } }).cause?.message;
+    return {
+      message: `cannot reach the API${cause ? ` (${cause})` : ""}: is it running, is the URL right?`,
+      code: 1,
+    };
+  }
+  return { message: String((err as Error)?.message ?? err), code: 1 };
+}
+
+/** Runs schedulerctl with `argv` (without node and the script); answers the exit code. */
+export async function run(argv: string[], io: Io): Promise<number> {
+  const outcome = { exitCode: 0 };
+  try {
+    await buildProgram(io, outcome).parseAsync(argv, { from: "user" });
+    return outcome.exitCode;
+  } catch (err) {
+    // Commander has printed its usage error (or the help it was asked for).
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    const { message, code } = failure(err);
+    io.err(`schedulerctl: ${message}\n`);
+    return code;
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Every operation of the API, by the operation id the OpenAPI document gives it (functions/_shared/openapi.ts):
+ * its method and path, what it takes and what it answers. A test holds this to the route table.
+ */
+import type * as z from "zod";
+import type { listTaskFiles } from "../core/artifacts.ts";
+import type { dispatcherStatus, setPoolPaused } from "../core/controls.ts";
+import type { DomainEvent } from "../core/events.ts";
+import type { HealthReport } from "../core/health.ts";
+import type {
+  addKeySchema,
+  createTenantSchema,
+  dispatcherStatusQuery,
+  listRunsQuery,
+  listTasksQuery,
+  mergeTagsSchema,
+  reorderBody,
+  submitTaskSchema,
+  taskEventsQuery,
+  taskLogQuery,
+} from "../core/requests.ts";
+import type { TaskStatus } from "../core/status.ts";
+import type { addTenantKey, createTenant, listTenantKeys, listTenants } from "../core/tenants.ts";
+import type { RunView, TaskView } from "../core/views.ts";
+import type { listWorkers } from "../core/workers.ts";
+
+export const OPERATIONS = {
+  "health.report": ["GET", "/v2/health"],
+  "health.apiDocument": ["GET", "/v2/openapi.json"],
+  "tasks.submit": ["POST", "/v2/tasks"],
+  "tasks.list": ["GET", "/v2/tasks"],
+  "tasks.get": ["GET", "/v2/tasks/{uuid}"],
+  "tasks.cancel": ["DELETE", "/v2/tasks/{uuid}"],
+  "tasks.status": ["GET", "/v2/tasks/{uuid}/status"],
+  "tasks.log": ["GET", "/v2/tasks/{uuid}/logs"],
+  "tasks.mergeTags": ["POST", "/v2/tasks/{uuid}/tags"],
+  "tasks.files": ["GET", "/v2/tasks/{uuid}/files"],
+  "tasks.file": ["GET", "/v2/tasks/{uuid}/files/{path+}"],
+  "tasks.events": ["GET", "/v2/tasks/{uuid}/events"],
+  "tasks.pause": ["POST", "/v2/tasks/{uuid}/pause"],
+  "tasks.resume": ["POST", "/v2/tasks/{uuid}/resume"],
+  "tasks.reorder": ["POST", "/v2/tasks/{uuid}/reorder"],
+  "instances.list": ["GET", "/v2/instances"],
+  "instances.get": ["GET", "/v2/instances/{run_id}"],
+  "instances.status": ["GET", "/v2/instances/{run_id}/status"],
+  "instances.log": ["GET", "/v2/instances/{run_id}/logs"],
+  "instances.mergeTags": ["POST", "/v2/instances/{run_id}/tags"],
+  "tenants.create": ["POST", "/v2/tenants"],
+  "tenants.list": ["GET", "/v2/tenants"],
+  "tenants.addKey": ["POST", "/v2/tenants/{id}/keys"],
+  "tenants.listKeys": ["GET", "/v2/tenants/{id}/keys"],
+  "tenants.revokeKey": ["DELETE", "/v2/tenants/{id}/keys/{key_id}"],
+  "pools.pause": ["POST", "/v2/pools/{name}/pause"],
+  "pools.resume": ["POST", "/v2/pools/{name}/resume"],
+  "pools.startDispatcher": ["POST", "/v2/dispatcher/start"],
+  "pools.stopDispatcher": ["POST", "/v2/dispatcher/stop"],
+  "pools.dispatcher": ["GET", "/v2/dispatcher/status"],
+  "pools.workers": ["GET", "/v2/workers"],
+} as const satisfies Record<string, readonly ["GET" | "POST" | "DELETE", string]>;
+
+export type OperationId = keyof typeof OPERATIONS;
+
+/** `{name}` and `{name+}` of a path, as an object of strings. */
+type PathParams<Path extends string> = Path extends `${string}{${infer Name}}${infer Rest}`
+  ? { [K in Name extends `${infer Greedy}+` ? Greedy : Name]: string } & PathParams<Rest>
+  : unknown;
+
+type Answer<T> = Awaited<ReturnType<T extends (...args: never[]) => unknown ? T : never>>;
+
+/** What each operation takes (beyond its path parameters) and answers (the envelope's `data`, or text). */
+interface Shapes {
+  "health.report": { answer: HealthReport };
+  "health.apiDocument": { answer: Record<string, unknown> };
+  "tasks.submit": {
+    body: z.input<typeof submitTaskSchema>;
+    answer: { uuid: string; run_id: string | null; status: TaskStatus };
+  };
+  "tasks.list": {
+    query: z.input<typeof listTasksQuery>;
+    answer: { total: number; tasks: TaskView[]; next_cursor?: string };
+  };
+  "tasks.get": { answer: TaskView };
+  "tasks.cancel": { answer: { uuid: string; status: TaskStatus } };
+  "tasks.status": { answer: { status: TaskStatus } };
+  "tasks.log": { query: z.input<typeof taskLogQuery>; answer: string };
+  "tasks.mergeTags": {
+    body: z.input<typeof mergeTagsSchema>;
+    answer: { uuid: string; tags: Record<string, string> };
+  };
+  "tasks.files": { answer: Answer<typeof listTaskFiles> };
+  "tasks.file": { answer: Uint8Array };
+  "tasks.events": {
+    query: z.input<typeof taskEventsQuery>;
+    answer: { total: number; events: DomainEvent[]; next_cursor?: string };
+  };
+  "tasks.pause": { answer: TaskView };
+  "tasks.resume": { answer: TaskView };
+  "tasks.reorder": { body: z.input<typeof reorderBody>; answer: TaskView };
+  "instances.list": {
+    query: z.input<typeof listRunsQuery>;
+    answer: { total: number; instances: RunView[]; next_cursor?: string };
+  };
+  "instances.get": { answer: RunView };
+  "instances.status": { answer: { status: RunView["status"] } };
+  "instances.log": { answer: string };
+  "instances.mergeTags": {
+    body: z.input<typeof mergeTagsSchema>;
+    answer: { run_id: string; tags: Record<string, string> };
+  };
+  "tenants.create": { body: z.input<typeof createTenantSchema>; answer: Answer<typeof createTenant> };
+  "tenants.list": { answer: Answer<typeof listTenants> };
+  "tenants.addKey": { body: z.input<typeof addKeySchema>; answer: Answer<typeof addTenantKey> };
+  "tenants.listKeys": { answer: Answer<typeof listTenantKeys> };
+  "tenants.revokeKey": { answer: unknown };
+  "pools.pause": { answer: Answer<typeof setPoolPaused> };
+  "pools.resume": { answer: Answer<typeof setPoolPaused> };
+  "pools.startDispatcher": { answer: Answer<typeof dispatcherStatus> };
+  "pools.stopDispatcher": { answer: Answer<typeof dispatcherStatus> };
+  "pools.dispatcher": {
+    query: z.input<typeof dispatcherStatusQuery>;
+    answer: Answer<typeof dispatcherStatus>;
+  };
+  "pools.workers": { answer: Answer<typeof listWorkers> };
+}
+
+/** The argument of an operation: its path parameters, `query` and `body` where it has them. */
+export type Input<Op extends OperationId> = PathParams<(typeof OPERATIONS)[Op][1]> &
+  (Shapes[Op] extends { query: infer Q } ? { query?: Q } : unknown) &
+  (Shapes[Op] extends { body: infer B } ? { body: B } : unknown);
+
+export type Output<Op extends OperationId> = Shapes[Op]["answer"];
