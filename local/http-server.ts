@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, STATUS_CODES } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import type { Deps } from "../core/deps.ts";
+import { DOCS_PATH, type DocsFile, docsFiles } from "../functions/_shared/docs.ts";
 import { errorBody } from "../functions/_shared/errors.ts";
 import { apiHandler, MAX_BODY_BYTES } from "../functions/_shared/http.ts";
 import { matchPath, ROUTES } from "../functions/_shared/routes.ts";
@@ -71,6 +73,14 @@ function toEvent(
   } as unknown as APIGatewayProxyEvent;
 }
 
+/** The docs file at a path under DOCS_PATH, as API Gateway serves it from S3 on AWS; undefined for others. */
+function docsFileAt(pathname: string): DocsFile | undefined {
+  const files = docsFiles();
+  if (pathname === DOCS_PATH) return files[""];
+  const name = pathname.startsWith(`${DOCS_PATH}/`) ? pathname.slice(DOCS_PATH.length + 1) : "";
+  return name !== "" && Object.hasOwn(files, name) ? files[name] : undefined;
+}
+
 /**
  * The local API: the route table, each route served by the very same middy handler as on Lambda.
  * A path no route matches still reaches a handler, which answers the 404 envelope.
@@ -84,6 +94,12 @@ export async function startHttpServer(deps: Deps, port: number): Promise<{ url: 
       if (!url) {
         res.writeHead(400, { "content-type": "application/json" });
         res.end(errorBody("1001", "path: not a valid request target"));
+        return;
+      }
+      const docsFile = req.method === "GET" ? docsFileAt(url.pathname) : undefined;
+      if (docsFile) {
+        res.writeHead(200, { "content-type": docsFile.contentType, "x-content-type-options": "nosniff" });
+        res.end(await readFile(docsFile.path));
         return;
       }
       let target = { group: "health", resource: url.pathname, params: {} };

@@ -15,6 +15,7 @@ import { ERROR_CODES, type ErrorCode } from "../../core/errors.ts";
 import { errorBody, HTTP_STATUS } from "../../functions/_shared/errors.ts";
 import { ROUTE_GROUPS, ROUTES, type RouteGroup } from "../../functions/_shared/routes.ts";
 import { LOG_RETENTION } from "../secure-defaults.ts";
+import { ApiDocs } from "./api-docs.ts";
 
 export interface SchedulerApiProps {
   /** The Lambda serving each route group. */
@@ -73,6 +74,8 @@ export class SchedulerApi extends Construct {
       });
     }
 
+    new ApiDocs(this, "Docs", { api: this.api });
+
     // Answers API Gateway gives itself (before any Lambda) in the same envelope as the handlers.
     const gatewayAnswers: [ResponseType, ErrorCode, string][] = [
       // API Gateway says "Missing Authentication Token" for a path or method no route has.
@@ -107,7 +110,7 @@ export class SchedulerApi extends Construct {
           reason:
             "Clients are not Cognito users: they send an API key (Authorization: Bearer or x-api-key) that the " +
             "handlers verify, either the admin key or a tenant key stored hashed in DynamoDB and scoped to its " +
-            "tenant. GET /v2/health is public by design.",
+            "tenant. GET /v2/health, /v2/openapi.json and the docs at /v2/docs are public by design.",
         })),
       ],
       true,

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openApiPath } from "../../functions/_shared/openapi.ts";
 import { ROUTES } from "../../functions/_shared/routes.ts";
 import { SwitchyardClient } from "../../sdk/client.ts";
+import { launchBrowser } from "../support/browser.ts";
 import { FAKE_CLI_PATH, POOL_PER_TOOL_CONFIG } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
@@ -48,6 +49,57 @@ describe("the API document", () => {
       Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
     );
     expect(served.sort()).toEqual(ROUTES.map((r) => `${r.method} ${openApiPath(r.path)}`).sort());
+  });
+});
+
+describe("the interactive docs", () => {
+  it("serve at /v2/docs without a key, with every asset from this server and none from elsewhere", async () => {
+    const page = await stack.call("GET", "/v2/docs", { key: null });
+    expect([page.status, page.headers.get("content-type")]).toEqual([200, "text/html; charset=utf-8"]);
+    const links = [...page.text.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1] as string);
+    expect(links.sort()).toEqual(["docs/init.js", "docs/swagger-ui-bundle.js", "docs/swagger-ui.css"]);
+    for (const link of links) {
+      const asset = await fetch(new URL(link, `${stack.url}/v2/docs`));
+      expect([link, asset.status]).toEqual([link, 200]);
+      expect(asset.headers.get("content-type")).toMatch(/^text\/(javascript|css)/);
+      const text = await asset.text();
+      expect(text.length).toBeGreaterThan(link.endsWith("init.js") ? 50 : 100_000);
+      if (link.endsWith("init.js")) expect(text).toContain('new URL("openapi.json", window.location.href)');
+    }
+    for (const path of ["/v2/docs/nothing.js", "/v2/docs/constructor", "/v2/docs/"]) {
+      const missing = await stack.call("GET", path, { key: null });
+      expect([path, missing.status, missing.json?.code]).toEqual([path, 404, "1012"]);
+    }
+  });
+});
+
+describe("the interactive docs in a browser", () => {
+  it("render every operation from this server alone, and Try it calls the API", async () => {
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage();
+      const origins = new Set<string>();
+      page.on("request", (request) => {
+        origins.add(new URL(request.url()).origin);
+      });
+      await page.goto(`${stack.url}/v2/docs`);
+      await page.waitForSelector(".opblock", { timeout: 20_000 });
+      expect(await page.locator(".opblock").count()).toBe(ROUTES.length);
+      expect([...origins]).toEqual([stack.url]);
+
+      // Try it out on GET /v2/health: the page calls the API it documents, and shows the answer.
+      const health = page.locator(".opblock-get").filter({ has: page.locator('[data-path="/v2/health"]') });
+      await health.locator(".opblock-summary").click();
+      await health.getByRole("button", { name: "Try it out" }).click();
+      await health.getByRole("button", { name: "Execute" }).click();
+      const status = health.locator(".live-responses-table tbody .response-col_status").first();
+      await expect.poll(() => status.textContent(), { timeout: 10_000 }).toContain("200");
+      expect(await health.locator(".live-responses-table tbody .microlight").first().textContent()).toContain(
+        "healthy",
+      );
+    } finally {
+      await browser.close();
+    }
   });
 });
 

@@ -4,6 +4,7 @@ import type { IConstruct } from "constructs";
 import { describe, expect, it } from "vitest";
 import { schedulerConfigOf } from "../../core/config.ts";
 import { ENV } from "../../core/names.ts";
+import { DOCS_PATH, docsFiles } from "../../functions/_shared/docs.ts";
 import { ROUTE_GROUPS, ROUTES } from "../../functions/_shared/routes.ts";
 import { configJsonFile } from "../../infra/constructs/switchyard-function.ts";
 import { logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
@@ -207,12 +208,41 @@ describe("stateless stack", () => {
       ]),
     );
 
-    expect([...served.keys()].sort()).toEqual(ROUTES.map((r) => `${r.method} ${r.path}`).sort());
+    const docs = Object.keys(docsFiles()).map((name) => `GET ${DOCS_PATH}${name && `/${name}`}`);
+    expect([...served.keys()].sort()).toEqual(
+      [...ROUTES.map((r) => `${r.method} ${r.path}`), ...docs].sort(),
+    );
     for (const route of ROUTES) {
       const integration = served.get(`${route.method} ${route.path}`);
       expect(integration?.Type).toBe("AWS_PROXY");
       expect(JSON.stringify(integration?.Uri)).toContain(`"${logicalId(stateless.handlers[route.group])}"`);
     }
+  });
+
+  it("serves the docs files from S3 as assets of the stack, reading those objects only", () => {
+    const docsMethods = ofType("AWS::ApiGateway::Method").filter(
+      ({ Properties: p }) => (p.Integration as { Type: string }).Type === "AWS",
+    );
+    expect(docsMethods).toHaveLength(Object.keys(docsFiles()).length);
+    for (const { Properties: p } of docsMethods) {
+      const integration = p.Integration as {
+        Uri: unknown;
+        Credentials: unknown;
+        IntegrationResponses: Props[];
+      };
+      expect(JSON.stringify(integration.Uri)).toMatch(
+        /s3:path\/.*cdk-[a-z0-9]+-assets-.*\/[0-9a-f]{64}\.(html|js|css)"/,
+      );
+      expect(integration.IntegrationResponses[0]?.ResponseParameters).toMatchObject({
+        "method.response.header.Content-Type": expect.stringMatching(/^'text\/(html|css|javascript)/),
+      });
+    }
+    const readRole = Object.entries(resources).find(
+      ([, r]) => r.Type === "AWS::IAM::Policy" && JSON.stringify(r.Properties).includes("DocsReadRole"),
+    );
+    const statements = (readRole?.[1].Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+    expect(statements.map((st) => st.Action)).toEqual(Object.keys(docsFiles()).map(() => "s3:GetObject"));
+    for (const st of statements) expect(JSON.stringify(st.Resource)).not.toMatch(/\/\*"/);
   });
 
   it("writes API access logs and execution errors, and traces the stage", () => {
