@@ -70,7 +70,8 @@ const slotGivenBack = (key: Key, waiting: Counter, whenNoneWaiting?: boolean): W
 /**
  * The pools' counter writes of a change, one per pool item: slots taken (under max_concurrency, while not
  * paused; with `noneQueued`, only if no task waits) or given back (with `whenNoneWaiting`, only if none
- * waits), and the task entering or leaving the pool's queue (with `whilePoolFull`, only if it is full). A change that takes and gives back a slot of one pool writes its item twice (refused).
+ * waits), and the task entering or leaving the pool's queue (with `whilePoolFull`, only if it is full). A
+ * change that takes and gives back a slot of one pool writes its item twice (refused).
  */
 function poolWrites(change: StateChange): Write[] {
   const { acquire, release, queued } = change;
