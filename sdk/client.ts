@@ -149,7 +149,7 @@ export class SwitchyardClient {
         unknown
       >;
       for (const item of (page[field as string] as ItemOf<Op, Field>[]) ?? []) yield item;
-      cursor = page.next_cursor as string | undefined;
+      cursor = (page.next_cursor as string | null) ?? undefined;
     } while (cursor);
   }
 
@@ -168,7 +168,7 @@ export class SwitchyardClient {
 }
 
 type PagedOperation = {
-  [Op in OperationId]: Output<Op> extends { next_cursor?: string } ? Op : never;
+  [Op in OperationId]: Output<Op> extends { next_cursor: string | null } ? Op : never;
 }[OperationId];
 type ItemField<Op extends PagedOperation> = Exclude<keyof Output<Op>, "total" | "next_cursor">;
 type ItemOf<Op extends PagedOperation, Field extends ItemField<Op>> = Output<Op>[Field] extends (infer Item)[]

@@ -19,10 +19,9 @@ import type {
   taskEventsQuery,
   taskLogQuery,
 } from "../core/requests.ts";
-import type { TaskStatus } from "../core/status.ts";
 import type { addTenantKey, createTenant, listTenantKeys, listTenants } from "../core/tenants.ts";
-import type { RunView, TaskView } from "../core/views.ts";
 import type { listWorkers } from "../core/workers.ts";
+import type { ANSWERS } from "../functions/_shared/answers.ts";
 
 export const OPERATIONS = {
   "health.report": ["GET", "/v2/health"],
@@ -67,46 +66,34 @@ type PathParams<Path extends string> = Path extends `${string}{${infer Name}}${i
 
 type Answer<T> = Awaited<ReturnType<T extends (...args: never[]) => unknown ? T : never>>;
 
+/** A route's answer as its schema in functions/_shared/answers.ts gives it. */
+type Data<Name extends keyof typeof ANSWERS> = z.output<(typeof ANSWERS)[Name]>;
+
 /** What each operation takes (beyond its path parameters) and answers (the envelope's `data`, or text). */
 interface Shapes {
   "health.report": { answer: HealthReport };
   "health.apiDocument": { answer: Record<string, unknown> };
-  "tasks.submit": {
-    body: z.input<typeof submitTaskSchema>;
-    answer: { uuid: string; run_id: string | null; status: TaskStatus };
-  };
-  "tasks.list": {
-    query: z.input<typeof listTasksQuery>;
-    answer: { total: number; tasks: TaskView[]; next_cursor?: string };
-  };
-  "tasks.get": { answer: TaskView };
-  "tasks.cancel": { answer: { uuid: string; status: TaskStatus } };
-  "tasks.status": { answer: { status: TaskStatus } };
+  "tasks.submit": { body: z.input<typeof submitTaskSchema>; answer: Data<"submitted"> };
+  "tasks.list": { query: z.input<typeof listTasksQuery>; answer: Data<"tasks"> };
+  "tasks.get": { answer: Data<"task"> };
+  "tasks.cancel": { answer: Data<"canceled"> };
+  "tasks.status": { answer: Data<"taskStatus"> };
   "tasks.log": { query: z.input<typeof taskLogQuery>; answer: string };
-  "tasks.mergeTags": {
-    body: z.input<typeof mergeTagsSchema>;
-    answer: { uuid: string; tags: Record<string, string> };
-  };
+  "tasks.mergeTags": { body: z.input<typeof mergeTagsSchema>; answer: Data<"taskTags"> };
   "tasks.files": { answer: Answer<typeof listTaskFiles> };
   "tasks.file": { answer: Uint8Array };
   "tasks.events": {
     query: z.input<typeof taskEventsQuery>;
-    answer: { total: number; events: DomainEvent[]; next_cursor?: string };
+    answer: { total: number; events: DomainEvent[]; next_cursor: string | null };
   };
-  "tasks.pause": { answer: TaskView };
-  "tasks.resume": { answer: TaskView };
-  "tasks.reorder": { body: z.input<typeof reorderBody>; answer: TaskView };
-  "instances.list": {
-    query: z.input<typeof listRunsQuery>;
-    answer: { total: number; instances: RunView[]; next_cursor?: string };
-  };
-  "instances.get": { answer: RunView };
-  "instances.status": { answer: { status: RunView["status"] } };
+  "tasks.pause": { answer: Data<"task"> };
+  "tasks.resume": { answer: Data<"task"> };
+  "tasks.reorder": { body: z.input<typeof reorderBody>; answer: Data<"task"> };
+  "instances.list": { query: z.input<typeof listRunsQuery>; answer: Data<"runs"> };
+  "instances.get": { answer: Data<"run"> };
+  "instances.status": { answer: Data<"runStatus"> };
   "instances.log": { answer: string };
-  "instances.mergeTags": {
-    body: z.input<typeof mergeTagsSchema>;
-    answer: { run_id: string; tags: Record<string, string> };
-  };
+  "instances.mergeTags": { body: z.input<typeof mergeTagsSchema>; answer: Data<"runTags"> };
   "tenants.create": { body: z.input<typeof createTenantSchema>; answer: Answer<typeof createTenant> };
   "tenants.list": { answer: Answer<typeof listTenants> };
   "tenants.addKey": { body: z.input<typeof addKeySchema>; answer: Answer<typeof addTenantKey> };

@@ -5,6 +5,7 @@
  */
 import * as z from "zod";
 import { ERROR_CODES, type ErrorCode } from "../../core/errors.ts";
+import { NAMED_ANSWERS } from "./answers.ts";
 import { HTTP_STATUS } from "./errors.ts";
 import { RAW_CONTENT_TYPES } from "./http.ts";
 import type { Route } from "./routes.ts";
@@ -22,6 +23,28 @@ function jsonSchemaOf(schema: z.ZodType): JsonSchema {
   const { $schema: _, ...rest } = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" });
   return rest;
 }
+
+/** An answer's schema, on the output side, its named parts as references to the document's components. */
+function answerSchemaOf(schema: z.ZodType): JsonSchema {
+  const {
+    $schema: _,
+    $defs: __,
+    ...rest
+  } = z.toJSONSchema(schema, {
+    io: "output",
+    unrepresentable: "any",
+    metadata: NAMED_ANSWERS,
+  });
+  return JSON.parse(JSON.stringify(rest).replaceAll('"#/$defs/', '"#/components/schemas/'));
+}
+
+/** The named answer schemas (Task, Run), as components. */
+const namedAnswers = () =>
+  (z.toJSONSchema(NAMED_ANSWERS, {
+    io: "output",
+    unrepresentable: "any",
+    uri: (id) => `#/components/schemas/${id}`,
+  }).schemas ?? {}) as Record<string, JsonSchema>;
 
 /** What a path parameter names, and the code answered when no such thing exists (for the caller). */
 const PATH_PARAMETERS: Record<string, { description: string; notFound?: ErrorCode }> = {
@@ -126,9 +149,15 @@ const RAW_CONTENT = {
 };
 
 function successResponses(route: Route): Record<string, unknown> {
-  const content = route.raw
-    ? RAW_CONTENT[route.raw]
-    : { "application/json": { schema: envelopeRef("Envelope") } };
+  const envelope = route.answer
+    ? {
+        allOf: [
+          envelopeRef("Envelope"),
+          { type: "object", properties: { data: answerSchemaOf(route.answer) } },
+        ],
+      }
+    : envelopeRef("Envelope");
+  const content = route.raw ? RAW_CONTENT[route.raw] : { "application/json": { schema: envelope } };
   if (!route.creates) return { 200: { description: "done", content } };
   const replay = route.submission
     ? { 200: { description: "an idempotent replay: the task stored before", content } }
@@ -201,10 +230,19 @@ export function openApiDocument(routes: readonly Route[], serverUrl = "/"): Reco
     servers: [{ url: serverUrl }],
     tags: [...new Set(routes.map((r) => r.group))].map((name) => ({ name })),
     paths,
-    components: { schemas: ENVELOPES, securitySchemes: SECURITY_SCHEMES },
+    components: {
+      schemas: { ...ENVELOPES, ...withoutIds(namedAnswers()) },
+      securitySchemes: SECURITY_SCHEMES,
+    },
   };
 }
 
 /** The document as text, as it is served and written to docs/openapi.json. */
 export const apiDocumentText = (routes: readonly Route[], serverUrl?: string) =>
   `${JSON.stringify(openApiDocument(routes, serverUrl), null, 2)}\n`;
+
+/** Components as OpenAPI wants them: no `$schema` or `$id` of their own. */
+const withoutIds = (schemas: Record<string, JsonSchema>) =>
+  Object.fromEntries(
+    Object.entries(schemas).map(([name, { $schema: _, $id: __, ...schema }]) => [name, schema]),
+  );

@@ -17,6 +17,7 @@ import * as instances from "../api/instances.ts";
 import * as pools from "../api/pools.ts";
 import * as tasks from "../api/tasks.ts";
 import * as tenants from "../api/tenants.ts";
+import { ANSWERS } from "./answers.ts";
 import type { RouteFn } from "./http.ts";
 
 /** The Lambda functions of the API: API Gateway sends each the routes of its group. */
@@ -38,6 +39,8 @@ export interface Route {
   submission?: boolean;
   /** Answers 201 with what it created (a submission's idempotent replay answers 200). */
   creates?: boolean;
+  /** The envelope's `data` it answers, where that has a schema (the API document and the SDK show it). */
+  answer?: z.ZodType;
   /** Answers raw bytes, not the envelope: a log's text, a file's bytes, or a JSON document of its own. */
   raw?: "text" | "file" | "document";
   /** The JSON body and the query string, parsed before the handler runs (an absent body is `{}`). */
@@ -95,6 +98,7 @@ export const ROUTES: readonly Route[] = [
     scope: "tasks:write",
     submission: true,
     body: submitTaskSchema,
+    answer: ANSWERS.submitted,
     handler: tasks.submit,
   }),
   route({
@@ -104,6 +108,7 @@ export const ROUTES: readonly Route[] = [
     group: "tasks",
     scope: "tasks:read",
     query: listTasksQuery,
+    answer: ANSWERS.tasks,
     handler: tasks.list,
   }),
   route({
@@ -112,6 +117,7 @@ export const ROUTES: readonly Route[] = [
     summary: "Read a task",
     group: "tasks",
     scope: "tasks:read",
+    answer: ANSWERS.task,
     handler: tasks.get,
   }),
   route({
@@ -120,6 +126,7 @@ export const ROUTES: readonly Route[] = [
     summary: "Cancel a task",
     group: "tasks",
     scope: "tasks:write",
+    answer: ANSWERS.canceled,
     handler: tasks.cancel,
   }),
   route({
@@ -128,6 +135,7 @@ export const ROUTES: readonly Route[] = [
     summary: "Read a task's status",
     group: "tasks",
     scope: "tasks:read",
+    answer: ANSWERS.taskStatus,
     handler: tasks.status,
   }),
   route({
@@ -147,6 +155,7 @@ export const ROUTES: readonly Route[] = [
     group: "tasks",
     scope: "tasks:write",
     body: mergeTagsSchema,
+    answer: ANSWERS.taskTags,
     handler: tasks.mergeTags,
   }),
   route({
@@ -181,6 +190,7 @@ export const ROUTES: readonly Route[] = [
     summary: "Pause a queued or scheduled task",
     group: "tasks",
     scope: "tasks:write",
+    answer: ANSWERS.task,
     handler: tasks.pause,
   }),
   route({
@@ -189,6 +199,7 @@ export const ROUTES: readonly Route[] = [
     summary: "Resume a paused task",
     group: "tasks",
     scope: "tasks:write",
+    answer: ANSWERS.task,
     handler: tasks.resume,
   }),
   route({
@@ -198,6 +209,7 @@ export const ROUTES: readonly Route[] = [
     group: "tasks",
     scope: "tasks:write",
     body: reorderBody,
+    answer: ANSWERS.task,
     handler: tasks.reorder,
   }),
 
@@ -208,6 +220,7 @@ export const ROUTES: readonly Route[] = [
     group: "instances",
     scope: "tasks:read",
     query: listRunsQuery,
+    answer: ANSWERS.runs,
     handler: instances.list,
   }),
   route({
@@ -216,6 +229,7 @@ export const ROUTES: readonly Route[] = [
     summary: "Read a run",
     group: "instances",
     scope: "tasks:read",
+    answer: ANSWERS.run,
     handler: instances.get,
   }),
   route({
@@ -224,6 +238,7 @@ export const ROUTES: readonly Route[] = [
     summary: "Read a run's status",
     group: "instances",
     scope: "tasks:read",
+    answer: ANSWERS.runStatus,
     handler: instances.status,
   }),
   route({
@@ -242,6 +257,7 @@ export const ROUTES: readonly Route[] = [
     group: "instances",
     scope: "tasks:write",
     body: mergeTagsSchema,
+    answer: ANSWERS.runTags,
     handler: instances.mergeTags,
   }),
 

@@ -3,6 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ANSWERS } from "../../functions/_shared/answers.ts";
 import { openApiPath } from "../../functions/_shared/openapi.ts";
 import { ROUTES } from "../../functions/_shared/routes.ts";
 import { SwitchyardClient } from "../../sdk/client.ts";
@@ -99,6 +100,35 @@ describe("the interactive docs in a browser", () => {
       );
     } finally {
       await browser.close();
+    }
+  });
+});
+
+describe("the answers", () => {
+  it("are what the document says, field for field", async () => {
+    const client = new SwitchyardClient({ url: stack.url, key: tenantKey });
+    const submitted = await stack.call("POST", "/v2/tasks", {
+      key: tenantKey,
+      body: { tool: "claude", prompt: "answer me", tags: { team: "docs" } },
+    });
+    const uuid = submitted.json?.data.uuid as string;
+    await client.waitFor(uuid, undefined, { intervalMs: 200 });
+    const task = await stack.call("GET", `/v2/tasks/${uuid}`, { key: tenantKey });
+    const runId = task.json?.data.run_id as string;
+    const answers: [keyof typeof ANSWERS, string, string, unknown?][] = [
+      ["task", "GET", `/v2/tasks/${uuid}`],
+      ["tasks", "GET", "/v2/tasks?size=5"],
+      ["taskStatus", "GET", `/v2/tasks/${uuid}/status`],
+      ["taskTags", "POST", `/v2/tasks/${uuid}/tags`, { tags: { more: "yes" } }],
+      ["run", "GET", `/v2/instances/${runId}`],
+      ["runs", "GET", "/v2/instances?size=5"],
+      ["runStatus", "GET", `/v2/instances/${runId}/status`],
+      ["runTags", "POST", `/v2/instances/${runId}/tags`, { tags: { more: "yes" } }],
+    ];
+    expect(ANSWERS.submitted.parse(submitted.json?.data)).toEqual(submitted.json?.data);
+    for (const [name, method, path, body] of answers) {
+      const data = (await stack.call(method, path, { key: tenantKey, body })).json?.data;
+      expect([name, ANSWERS[name].parse(data)]).toEqual([name, data]);
     }
   });
 });

@@ -1,0 +1,33 @@
+/**
+ * What routes answer in the envelope's `data`, where it has a schema: the API document shows them, and
+ * the SDK types its answers with them. Task and Run are named, so the document states them once.
+ */
+import * as z from "zod";
+import { runViewSchema, taskViewSchema } from "../../core/records.ts";
+import { RUN_STATUSES, TASK_STATUSES } from "../../core/status.ts";
+
+/** The named schemas of answers (OpenAPI components). */
+export const NAMED_ANSWERS = z.registry<{ id: string }>();
+NAMED_ANSWERS.add(taskViewSchema, { id: "Task" });
+NAMED_ANSWERS.add(runViewSchema, { id: "Run" });
+
+const taskStatus = z.enum(TASK_STATUSES);
+const tags = z.record(z.string(), z.string());
+/** A page of a list: the items under `field`, the count of all, and the cursor of the next page if any. */
+const page = <Field extends string, Item extends z.ZodType>(field: Field, item: Item) =>
+  z.object({ total: z.number(), next_cursor: z.string().nullable() }).extend({ [field]: z.array(item) } as {
+    [K in Field]: z.ZodArray<Item>;
+  });
+
+export const ANSWERS = {
+  submitted: z.object({ uuid: z.string(), run_id: z.string().nullable(), status: taskStatus }),
+  task: taskViewSchema,
+  tasks: page("tasks", taskViewSchema),
+  taskStatus: z.object({ status: taskStatus }),
+  canceled: z.object({ uuid: z.string(), status: taskStatus }),
+  taskTags: z.object({ uuid: z.string(), tags }),
+  run: runViewSchema,
+  runs: page("instances", runViewSchema),
+  runStatus: z.object({ status: z.enum(RUN_STATUSES) }),
+  runTags: z.object({ run_id: z.string(), tags }),
+};
