@@ -27,18 +27,26 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** Runs schedulerctl as a user would, with the stack's URL and `key` in its environment. */
-function schedulerctl(args: string[], key: string | null = tenantKey) {
-  const env = { PATH: process.env.PATH, XDG_CONFIG_HOME: CONFIG_HOME, SWITCHYARD_URL: stack.url };
+/** schedulerctl's environment: the stack's URL and `key` (null: none), and a config folder of its own. */
+const cliEnv = (key: string | null) => ({
+  PATH: process.env.PATH,
+  XDG_CONFIG_HOME: CONFIG_HOME,
+  SWITCHYARD_URL: stack.url,
+  ...(key !== null && { SWITCHYARD_API_KEY: key }),
+});
+
+/** Runs a program to its end: its exit code and what it printed. */
+function runToEnd(file: string, args: string[], env: NodeJS.ProcessEnv) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: key === null ? env : { ...env, SWITCHYARD_API_KEY: key }, timeout: 50_000 },
-      (err, stdout, stderr) => done({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    execFile(file, args, { env, timeout: 50_000 }, (err, stdout, stderr) =>
+      done({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
+
+/** Runs schedulerctl as a user would, with the stack's URL and `key` in its environment. */
+const schedulerctl = (args: string[], key: string | null = tenantKey) =>
+  runToEnd(process.execPath, [BIN, ...args], cliEnv(key));
 
 describe("the API document", () => {
   it("is served without a key at /v2/openapi.json, covering every route", async () => {
@@ -175,6 +183,16 @@ describe("schedulerctl", () => {
       tool: "claude",
       prompt: "Refactor this code",
     });
+  });
+
+  it("enqueue --wait on a terminal keeps one live status line, rewritten in place", async () => {
+    // script(1) gives schedulerctl a pseudo-terminal, as a user's shell would.
+    const command = `${process.execPath} ${BIN} enqueue claude "[sleep:1] on a tty" --wait`;
+    const { code, stdout } = await runToEnd("script", ["-qec", command, "/dev/null"], cliEnv(tenantKey));
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^[0-9a-f-]{36}\r?\n/);
+    expect(stdout).toContain("\r\x1b[Ksucceeded");
+    expect(stdout).not.toMatch(/\n(dispatched|running)\r?\n/);
   });
 
   it("enqueue --wait exits 1 when the task fails, with its error", async () => {
