@@ -6,7 +6,7 @@
  * found or refused; 2 a usage or configuration error (a bad flag, no key, a key the API refuses).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, relative, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import type { DomainEvent } from "../core/events.ts";
 import type { TaskStatus } from "../core/status.ts";
@@ -269,7 +269,7 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
 
   program
     .command("reorder")
-    .description("move a queued task in its pool's order (seconds: negative moves it ahead)")
+    .description("move a task's next run (a scheduled or recurring one) by seconds; negative is earlier")
     .argument("<uuid>")
     .argument("<offset>", "seconds", integer("<offset>"))
     .action(async (uuid: string, offset: number) => {
@@ -300,18 +300,24 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
     .command("files")
     .description("list a task's files, or download them")
     .argument("<uuid>")
-    .option("--download <dir>", "save the output files under this folder")
+    .option("--download <dir>", "save its files under this folder, at their paths")
     .action(async (uuid: string, options) => {
       const api = client();
       const files = await api.call("tasks.files", { uuid });
-      if (!options.download) return print(files);
-      const outputs = (files as { output?: string[] }).output ?? [];
-      for (const path of outputs) {
-        const target = resolve(options.download, path);
-        if (!target.startsWith(resolve(options.download))) continue;
+      if (!options.download) {
+        return print(files, () =>
+          table(files as unknown as Record<string, unknown>[], ["path", "size_bytes", "is_input"]),
+        );
+      }
+      const root = resolve(options.download);
+      for (const { path } of files) {
+        const target = resolve(root, path);
+        const inside = relative(root, target);
+        if (inside.startsWith("..") || isAbsolute(inside))
+          throw new UsageError(`${path}: not a path under ${root}`);
         mkdirSync(dirname(target), { recursive: true });
         writeFileSync(target, await api.call("tasks.file", { uuid, path }));
-        io.out(`${join(options.download, path)}\n`);
+        io.out(`${target}\n`);
       }
     });
 

@@ -5,7 +5,6 @@
 import type * as z from "zod";
 import type { listTaskFiles } from "../core/artifacts.ts";
 import type { dispatcherStatus, setPoolPaused } from "../core/controls.ts";
-import type { DomainEvent } from "../core/events.ts";
 import type { HealthReport } from "../core/health.ts";
 import type {
   addKeySchema,
@@ -19,6 +18,7 @@ import type {
   taskEventsQuery,
   taskLogQuery,
 } from "../core/requests.ts";
+import type { listTaskEvents } from "../core/tasks.ts";
 import type { addTenantKey, createTenant, listTenantKeys, listTenants } from "../core/tenants.ts";
 import type { listWorkers } from "../core/workers.ts";
 import type { ANSWERS } from "../functions/_shared/answers.ts";
@@ -82,10 +82,7 @@ interface Shapes {
   "tasks.mergeTags": { body: z.input<typeof mergeTagsSchema>; answer: Data<"taskTags"> };
   "tasks.files": { answer: Answer<typeof listTaskFiles> };
   "tasks.file": { answer: Uint8Array };
-  "tasks.events": {
-    query: z.input<typeof taskEventsQuery>;
-    answer: { total: number; events: DomainEvent[]; next_cursor: string | null };
-  };
+  "tasks.events": { query: z.input<typeof taskEventsQuery>; answer: Answer<typeof listTaskEvents> };
   "tasks.pause": { answer: Data<"task"> };
   "tasks.resume": { answer: Data<"task"> };
   "tasks.reorder": { body: z.input<typeof reorderBody>; answer: Data<"task"> };

@@ -205,7 +205,7 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "POST",
     path: "/v2/tasks/{uuid}/reorder",
-    summary: "Move a queued task in its pool's order",
+    summary: "Move a task's next run by `priority_offset` seconds",
     group: "tasks",
     scope: "tasks:write",
     body: reorderBody,

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -209,6 +209,88 @@ describe("schedulerctl", () => {
     expect(code).toBe(0);
     expect(stdout).toContain("done: [sleep:2] follow me");
     expect((await client.getTask(uuid)).status).toBe("succeeded");
+  });
+
+  it("files lists a task's files, and --download saves them at their paths", async () => {
+    const client = new SwitchyardClient({ url: stack.url, key: tenantKey });
+    const { uuid } = await client.submit({
+      tool: "claude",
+      prompt: "[write:out/report.md=all good] write it",
+      output_files: ["out/report.md"],
+    });
+    expect((await client.waitFor(uuid, undefined, { intervalMs: 200 })).status).toBe("succeeded");
+    const listed = await schedulerctl(["files", uuid, "--json"]);
+    expect(JSON.parse(listed.stdout)).toEqual([
+      expect.objectContaining({ path: "out/report.md", is_input: false }),
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), "schedulerctl-files-"));
+    const saved = await schedulerctl(["files", uuid, "--download", dir]);
+    expect([saved.code, saved.stdout.trim()]).toEqual([0, join(dir, "out/report.md")]);
+    expect(readFileSync(join(dir, "out/report.md"), "utf8")).toBe("all good");
+  });
+
+  it("answers every read command with JSON under --json (admin key)", async () => {
+    const admin = new SwitchyardClient({ url: stack.url, key: stack.adminKey });
+    const { uuid } = await admin.submit({ tool: "codex", prompt: "read me" });
+    const task = await admin.waitFor(uuid, undefined, { intervalMs: 200 });
+    const runId = task.run_id as string;
+    const tenants = await admin.call("tenants.list", {});
+    const tenantId = (tenants as { id: string }[])[0]?.id as string;
+    const reads = [
+      ["get", uuid],
+      ["status", uuid],
+      ["events", uuid],
+      ["runs", "list", "--task", uuid],
+      ["runs", "get", runId],
+      ["runs", "status", runId],
+      ["tenants", "list"],
+      ["tenants", "keys", tenantId],
+      ["dispatcher", "status"],
+      ["workers"],
+      ["health"],
+    ];
+    for (const args of reads) {
+      const run = await schedulerctl(["--json", ...args], stack.adminKey);
+      expect([args.join(" "), run.code, run.stderr]).toEqual([args.join(" "), 0, ""]);
+      expect(() => JSON.parse(run.stdout), args.join(" ")).not.toThrow();
+    }
+    const events = JSON.parse((await schedulerctl(["--json", "events", uuid], stack.adminKey)).stdout);
+    expect(events.map((e: { type: string }) => e.type)).toEqual(
+      expect.arrayContaining(["task.created", "task.succeeded"]),
+    );
+    const log = await schedulerctl(["runs", "logs", runId], stack.adminKey);
+    expect([log.code, log.stdout]).toEqual([0, expect.stringContaining("done: read me")]);
+  });
+
+  it("changes what the write commands say: tenants and keys, pools, the dispatcher, a queued task", async () => {
+    const admin = (args: string[]) => schedulerctl(["--json", ...args], stack.adminKey);
+    const expectOk = async (args: string[]) => {
+      const run = await admin(args);
+      expect([args.join(" "), run.code, run.stderr]).toEqual([args.join(" "), 0, ""]);
+      return JSON.parse(run.stdout || "null");
+    };
+    const created = await expectOk(["tenants", "create", "ctl-made", "--max-queued", "7"]);
+    expect(created.tenant).toMatchObject({ name: "ctl-made", max_queued_tasks: 7 });
+    const added = await expectOk(["tenants", "add-key", created.tenant.id, "--scope", "tasks:read"]);
+    await expectOk(["tenants", "revoke", created.tenant.id, added.key_id]);
+    const refused = await schedulerctl(["list"], added.api_key);
+    expect(refused.code).toBe(2);
+
+    expect(await expectOk(["pools", "pause", "gemini-pool"])).toMatchObject({ paused: true });
+    expect(await expectOk(["pools", "resume", "gemini-pool"])).toMatchObject({ paused: false });
+
+    await expectOk(["dispatcher", "stop"]);
+    await expectOk(["dispatcher", "start"]);
+
+    const at = new Date(Date.now() + 3_600_000).toISOString();
+    const scheduled = await schedulerctl(["enqueue", "claude", "later", "--at", at], tenantKey);
+    const uuid = scheduled.stdout.trim();
+    expect((await expectOk(["pause", uuid])).status).toBe("paused");
+    expect((await expectOk(["resume", uuid])).status).toBe("scheduled");
+    const moved = await expectOk(["reorder", uuid, "-60"]);
+    expect(Date.parse(moved.next_run_time)).toBe(Date.parse(at) - 60_000);
+    expect((await expectOk(["tag", uuid, "k=v"])).tags).toMatchObject({ k: "v" });
+    expect((await expectOk(["cancel", uuid])).status).toBe("canceled");
   });
 
   it("list --json answers JSON with the tenant's tasks", async () => {
