@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, relative, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import type { DomainEvent } from "../core/events.ts";
-import type { TaskStatus } from "../core/status.ts";
+import { type TaskStatus, TERMINAL_STATUSES } from "../core/status.ts";
 import type { TaskView } from "../core/views.ts";
 import { SwitchyardClient, SwitchyardError } from "../sdk/client.ts";
 import type { OperationId } from "../sdk/operations.ts";
@@ -57,7 +57,6 @@ export const COVERAGE: Record<string, OperationId[]> = {
   openapi: ["health.apiDocument"],
 };
 
-const TERMINAL: readonly TaskStatus[] = ["succeeded", "failed", "canceled", "completed"];
 const FAILED: readonly TaskStatus[] = ["failed", "canceled"];
 
 /** The exit code of a command that waited for a task: 0 done, 1 failed or canceled. */
@@ -167,7 +166,7 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
       });
       if (!options.wait) return print(submitted, () => submitted.uuid);
       if (!json()) io.out(`${submitted.uuid}\n`);
-      const task = await api.waitFor(submitted.uuid, TERMINAL, {
+      const task = await api.waitFor(submitted.uuid, TERMINAL_STATUSES, {
         onStatus: (t) => (io.tty ? io.err(`\r\x1b[K${t.status}`) : io.err(`${t.status}\n`)),
       });
       if (io.tty) io.err("\n");
@@ -244,7 +243,7 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
           io.out(await api.call("tasks.log", { uuid, query: { run_id: run.run_id } }));
           printed.add(run.run_id);
         }
-        if (TERMINAL.includes(task.status) && ended.length === 0) {
+        if (TERMINAL_STATUSES.includes(task.status) && ended.length === 0) {
           outcome.exitCode = exitFor(task);
           return;
         }

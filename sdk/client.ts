@@ -4,7 +4,7 @@
  * makes two tasks), `waitFor` and paged iteration.
  */
 import { randomUUID } from "node:crypto";
-import type { TaskStatus } from "../core/status.ts";
+import { type TaskStatus, TERMINAL_STATUSES } from "../core/status.ts";
 import type { TaskView } from "../core/views.ts";
 import { type Input, OPERATIONS, type OperationId, type Output } from "./operations.ts";
 
@@ -117,7 +117,7 @@ export class SwitchyardClient {
    */
   async waitFor(
     uuid: string,
-    statuses: readonly TaskStatus[] = ["succeeded", "failed", "canceled", "completed"],
+    statuses: readonly TaskStatus[] = TERMINAL_STATUSES,
     { intervalMs = 1000, timeoutMs = Number.POSITIVE_INFINITY, onStatus = (_: TaskView) => {} } = {},
   ): Promise<TaskView> {
     const deadline = Date.now() + timeoutMs;
