@@ -48,6 +48,11 @@ export const COVERAGE: Record<string, OperationId[]> = {
   "dispatcher start": ["pools.startDispatcher"],
   "dispatcher stop": ["pools.stopDispatcher"],
   "dispatcher status": ["pools.dispatcher"],
+  "templates create": ["templates.create"],
+  "templates update": ["templates.update"],
+  "templates list": ["templates.list"],
+  "templates get": ["templates.get"],
+  "templates render": ["templates.render"],
   "tenants create": ["tenants.create"],
   "tenants list": ["tenants.list"],
   "tenants keys": ["tenants.listKeys"],
@@ -74,6 +79,9 @@ function pairs(values: string[], flag: string): Record<string, string> {
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** A flag's text, or the contents of the file `@path` names. */
+const textOrFile = (value: string) => (value.startsWith("@") ? readFileSync(value.slice(1), "utf8") : value);
 
 /** A whole number flag, or a UsageError naming it. */
 const integer = (flag: string) => (value: string) => {
@@ -141,7 +149,7 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
     .option("--concurrency-key <key>", "tasks of one key run one at a time (e.g. one per repository)")
     .option("--wait", "wait for the task to end; exit 0 if it succeeded, 1 if not")
     .action(async (tool: string, prompt: string, options) => {
-      const text = prompt.startsWith("@") ? readFileSync(prompt.slice(1), "utf8") : prompt;
+      const text = textOrFile(prompt);
       const api = client();
       const submitted = await api.submit({
         tool: tool as "claude",
@@ -386,6 +394,71 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
     .action(async (options) =>
       print(await client().call("pools.dispatcher", { query: { tenant: options.tenant } })),
     );
+
+  const templates = program.command("templates").description("templates: named, versioned job definitions");
+  const templateBody = (
+    name: string,
+    options: { type: string; schema: string; title?: string; extra?: string },
+  ) => ({
+    name,
+    type: options.type,
+    title: options.title,
+    schema: textOrFile(options.schema),
+    ...(options.extra !== undefined && { extra: options.extra }),
+  });
+  for (const [verb, operation, what] of [
+    ["create", "templates.create", "create a template: its revision 1"],
+    ["update", "templates.update", "add a template's next revision (earlier ones stay as they are)"],
+  ] as const) {
+    templates
+      .command(verb)
+      .description(what)
+      .argument("<name>")
+      .requiredOption("--type <type>", "prompt, agent or pod")
+      .requiredOption("--schema <liquid|@file>", "the Liquid template, rendering to YAML or JSON, or @file")
+      .option("--title <title>", "a title")
+      .option("--extra <json>", "values the template may use as `extra` (a JSON object)")
+      .action(async (name: string, options) => {
+        const body = templateBody(name, options);
+        const answer =
+          operation === "templates.create"
+            ? await client().call("templates.create", { body })
+            : await client().call("templates.update", { name, body });
+        print(answer, () => `${answer.name} revision ${answer.revision}`);
+      });
+  }
+  templates
+    .command("list")
+    .option("--verbose", "the latest revision of each, not only names")
+    .action(async (options) => {
+      const listed = await client().call("templates.list", {
+        query: { verbose: options.verbose ? "true" : "false" },
+      });
+      print(listed, () =>
+        listed.map((t) => (typeof t === "string" ? t : `${t.name}@${t.revision}`)).join("\n"),
+      );
+    });
+  templates
+    .command("get")
+    .argument("<name>")
+    .option("--revision <n>", "this revision, not the latest", integer("--revision"))
+    .action(async (name: string, options) =>
+      print(await client().call("templates.get", { name, query: { revision: options.revision } })),
+    );
+  templates
+    .command("render")
+    .description("what a template renders to: a dry run that stores nothing")
+    .argument("<name>")
+    .option("--value <json>", "the task's args, as `value` (a JSON object)")
+    .option("--extra <json>", "merged over the template's `extra` (a JSON object)")
+    .action(async (name: string, options) => {
+      const body = {
+        ...(options.value && { value: options.value }),
+        ...(options.extra && { extra: options.extra }),
+      };
+      const rendered = await client().call("templates.render", { name, body });
+      print(rendered, () => JSON.stringify(rendered.spec, null, 2));
+    });
 
   const tenants = program.command("tenants").description("tenants and their API keys (admin)");
   tenants

@@ -11,6 +11,7 @@ import type {
   Resolver,
   Store,
   TaskStore,
+  TemplateStore,
   TenantStore,
   WebhookSender,
   WorkerStore,
@@ -25,6 +26,7 @@ export interface Deps {
   tenants: TenantStore;
   workers: WorkerStore;
   idempotency: IdempotencyStore;
+  templates: TemplateStore;
   queue: PoolQueue;
   blobs: BlobStore;
   clock: Clock;
@@ -55,4 +57,5 @@ export const storePorts = (store: Store) => ({
   tenants: store,
   workers: store,
   idempotency: store,
+  templates: store,
 });

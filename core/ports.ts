@@ -1,8 +1,10 @@
 /** The interfaces the domain needs. Adapters live in adapters/{aws,memory,net}. */
+
 import type { DomainEvent } from "./events.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "./records.ts";
 import type { CallbackTarget, ResolvedAddress } from "./ssrf.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
+import type { TemplateRevision } from "./templates.ts";
 
 export interface Clock {
   now(): Date;
@@ -100,7 +102,8 @@ export type CommitConflictReason =
   | "queued_quota"
   | "key_free"
   | "tasks_waiting"
-  | "pool_has_room";
+  | "pool_has_room"
+  | "template";
 
 /** A StateChange whose conditions did not hold; nothing was written. */
 export class CommitConflict extends Error {
@@ -239,8 +242,27 @@ export interface IdempotencyStore {
   getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined>;
 }
 
+/** Templates' revisions, immutable once stored (core/templates.ts). */
+export interface TemplateStore {
+  /**
+   * Stores a revision, which must not exist yet, and (past revision 1) whose predecessor must: revisions
+   * go 1, 2, 3 with no gap. A CommitConflict ("template") otherwise, and nothing is written.
+   */
+  putRevision(revision: TemplateRevision): Promise<void>;
+  /** One revision of a tenant's template; the latest without `revision`. */
+  getTemplate(tenant: string, name: string, revision?: number): Promise<TemplateRevision | undefined>;
+  /** The latest revision of each of a tenant's templates, by name. */
+  listTemplates(tenant: string): Promise<TemplateRevision[]>;
+}
+
 /** Every store port: what one table (or the in-memory fake) implements. */
-export type Store = TaskStore & CounterStore & EventStore & TenantStore & WorkerStore & IdempotencyStore;
+export type Store = TaskStore &
+  CounterStore &
+  EventStore &
+  TenantStore &
+  WorkerStore &
+  IdempotencyStore &
+  TemplateStore;
 
 export interface QueueMessage {
   receiptHandle: string;

@@ -17,33 +17,41 @@ import {
 } from "./fields.ts";
 import { RUN_STATUSES, TASK_STATUSES } from "./status.ts";
 
+/** What an LLM CLI job is: the fields of a submission that a `prompt` or `agent` template renders to. */
+const cliJobFields = {
+  tool: z.enum(TOOLS).optional(),
+  model: label(LIMITS.modelLength).optional(),
+  prompt: z
+    .string()
+    .min(1)
+    .refine((p) => Buffer.byteLength(p) <= LIMITS.promptBytes, `at most ${LIMITS.promptBytes} bytes`)
+    // The prompt reaches the CLI as an argument, and no argument can hold a NUL.
+    .refine((p) => !p.includes("\u0000"), "must not contain NUL characters"),
+  input_files: z
+    .array(
+      z.strictObject({
+        name: relativePath,
+        content: z
+          .string()
+          .refine(
+            (c) => Buffer.byteLength(c) <= LIMITS.inputFileBytes,
+            `at most ${LIMITS.inputFileBytes} bytes`,
+          ),
+      }),
+    )
+    .max(LIMITS.inputFiles)
+    .refine((files) => new Set(files.map((f) => f.name)).size === files.length, "names must be unique")
+    .default([]),
+  output_files: z.array(relativePath).max(LIMITS.outputFiles).default([]),
+  pool: poolName.optional(),
+};
+
+/** A `prompt` or `agent` template's rendered job: the CLI job fields, nothing else. */
+export const renderedCliJob = z.strictObject(cliJobFields);
+
 export const submitTaskSchema = z
   .strictObject({
-    tool: z.enum(TOOLS).optional(),
-    model: label(LIMITS.modelLength).optional(),
-    prompt: z
-      .string()
-      .min(1)
-      .refine((p) => Buffer.byteLength(p) <= LIMITS.promptBytes, `at most ${LIMITS.promptBytes} bytes`)
-      // The prompt reaches the CLI as an argument, and no argument can hold a NUL.
-      .refine((p) => !p.includes("\u0000"), "must not contain NUL characters"),
-    input_files: z
-      .array(
-        z.strictObject({
-          name: relativePath,
-          content: z
-            .string()
-            .refine(
-              (c) => Buffer.byteLength(c) <= LIMITS.inputFileBytes,
-              `at most ${LIMITS.inputFileBytes} bytes`,
-            ),
-        }),
-      )
-      .max(LIMITS.inputFiles)
-      .refine((files) => new Set(files.map((f) => f.name)).size === files.length, "names must be unique")
-      .default([]),
-    output_files: z.array(relativePath).max(LIMITS.outputFiles).default([]),
-    pool: poolName.optional(),
+    ...cliJobFields,
     priority: numeric(z.number().int().min(1).max(9)).optional(),
     prior: numeric(z.number().int().min(1).max(9)).optional(),
     name: label(LIMITS.nameLength).optional(),

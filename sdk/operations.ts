@@ -19,9 +19,19 @@ import type {
   taskLogQuery,
 } from "../core/requests.ts";
 import type { listTaskEvents } from "../core/tasks.ts";
+import type {
+  createTemplate,
+  getTemplate,
+  listTemplates,
+  renderBody,
+  renderTemplate,
+  templateBody,
+  updateTemplate,
+} from "../core/templates.ts";
 import type { addTenantKey, createTenant, listTenantKeys, listTenants } from "../core/tenants.ts";
 import type { listWorkers } from "../core/workers.ts";
 import type { ANSWERS } from "../functions/_shared/answers.ts";
+import type { templateQuery, templatesQuery } from "../functions/_shared/routes.ts";
 
 export const OPERATIONS = {
   "health.report": ["GET", "/v2/health"],
@@ -44,6 +54,11 @@ export const OPERATIONS = {
   "instances.status": ["GET", "/v2/instances/{run_id}/status"],
   "instances.log": ["GET", "/v2/instances/{run_id}/logs"],
   "instances.mergeTags": ["POST", "/v2/instances/{run_id}/tags"],
+  "templates.create": ["POST", "/v2/templates"],
+  "templates.update": ["PUT", "/v2/templates/{name}"],
+  "templates.list": ["GET", "/v2/templates"],
+  "templates.get": ["GET", "/v2/templates/{name}"],
+  "templates.render": ["POST", "/v2/templates/{name}/render"],
   "tenants.create": ["POST", "/v2/tenants"],
   "tenants.list": ["GET", "/v2/tenants"],
   "tenants.addKey": ["POST", "/v2/tenants/{id}/keys"],
@@ -55,7 +70,7 @@ export const OPERATIONS = {
   "pools.stopDispatcher": ["POST", "/v2/dispatcher/stop"],
   "pools.dispatcher": ["GET", "/v2/dispatcher/status"],
   "pools.workers": ["GET", "/v2/workers"],
-} as const satisfies Record<string, readonly ["GET" | "POST" | "DELETE", string]>;
+} as const satisfies Record<string, readonly ["GET" | "POST" | "PUT" | "DELETE", string]>;
 
 export type OperationId = keyof typeof OPERATIONS;
 
@@ -91,6 +106,11 @@ interface Shapes {
   "instances.status": { answer: Data<"runStatus"> };
   "instances.log": { answer: string };
   "instances.mergeTags": { body: z.input<typeof mergeTagsSchema>; answer: Data<"runTags"> };
+  "templates.create": { body: z.input<typeof templateBody>; answer: Answer<typeof createTemplate> };
+  "templates.update": { body: z.input<typeof templateBody>; answer: Answer<typeof updateTemplate> };
+  "templates.list": { query: z.input<typeof templatesQuery>; answer: Answer<typeof listTemplates> };
+  "templates.get": { query: z.input<typeof templateQuery>; answer: Answer<typeof getTemplate> };
+  "templates.render": { body: z.input<typeof renderBody>; answer: Answer<typeof renderTemplate> };
   "tenants.create": { body: z.input<typeof createTenantSchema>; answer: Answer<typeof createTenant> };
   "tenants.list": { answer: Answer<typeof listTenants> };
   "tenants.addKey": { body: z.input<typeof addKeySchema>; answer: Answer<typeof addTenantKey> };

@@ -26,6 +26,7 @@ import type {
 } from "../../core/ports.ts";
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/records.ts";
+import type { TemplateRevision } from "../../core/templates.ts";
 import {
   apiKeyItem,
   apiKeyKey,
@@ -40,6 +41,8 @@ import {
   runKey,
   taskItem,
   taskKey,
+  templateItem,
+  templateKey,
   tenantItem,
   tenantKey,
   workerItem,
@@ -56,11 +59,14 @@ import {
   keyNamesOf,
   keyWaitingListing,
   type Listing,
+  latestRevisions,
   mergedPageOf,
   readyListing,
   runListings,
   startAfter,
   taskListings,
+  templateRevisionsListing,
+  templatesListing,
   tenantsListing,
   workersListing,
 } from "../table/listings.ts";
@@ -417,6 +423,35 @@ export class DynamoStore implements TaskStore, TenantStore {
     } catch (err) {
       throw failedWrite(err) === undefined ? err : alreadyExists();
     }
+  }
+
+  async putRevision(revision: TemplateRevision): Promise<void> {
+    const TableName = this.tableName;
+    const previous =
+      revision.revision > 1 && templateKey(revision.tenant, revision.name, revision.revision - 1);
+    const items: TransactItem[] = [
+      { Put: { TableName, Item: templateItem(revision), ConditionExpression: "attribute_not_exists(pk)" } },
+      ...(previous
+        ? [{ ConditionCheck: { TableName, Key: previous, ConditionExpression: "attribute_exists(pk)" } }]
+        : []),
+    ];
+    try {
+      await this.#write(items);
+    } catch (err) {
+      throw failedWrite(err) === undefined ? err : new CommitConflict("template");
+    }
+  }
+
+  async getTemplate(tenant: string, name: string, revision?: number): Promise<TemplateRevision | undefined> {
+    if (revision !== undefined) return this.#get<TemplateRevision>(templateKey(tenant, name, revision));
+    const [latest] = await this.#first<TemplateRevision>(templateRevisionsListing(tenant, name), 1);
+    return latest;
+  }
+
+  async listTemplates(tenant: string): Promise<TemplateRevision[]> {
+    return latestRevisions(
+      await this.#first<TemplateRevision>(templatesListing(tenant), Number.POSITIVE_INFINITY),
+    );
   }
 
   getTenant(id: string): Promise<Tenant | undefined> {

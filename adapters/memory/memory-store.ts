@@ -15,6 +15,7 @@ import type {
 } from "../../core/ports.ts";
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/records.ts";
+import type { TemplateRevision } from "../../core/templates.ts";
 import {
   apiKeyItem,
   apiKeyKey,
@@ -29,6 +30,8 @@ import {
   runKey,
   taskItem,
   taskKey,
+  templateItem,
+  templateKey,
   tenantItem,
   tenantKey,
   workerItem,
@@ -46,11 +49,14 @@ import {
   keyNamesOf,
   keyWaitingListing,
   type Listing,
+  latestRevisions,
   mergedPageOf,
   readyListing,
   runListings,
   startAfter,
   taskListings,
+  templateRevisionsListing,
+  templatesListing,
   tenantsListing,
   workersListing,
 } from "../table/listings.ts";
@@ -231,6 +237,24 @@ export class MemoryStore implements TaskStore, TenantStore {
 
   async getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined> {
     return this.#get<IdempotencyRecord>(idempotencyKey(tenant, key));
+  }
+
+  async putRevision(revision: TemplateRevision): Promise<void> {
+    const item = templateItem(revision);
+    const previous = templateKey(revision.tenant, revision.name, revision.revision - 1);
+    if (this.#items.has(idOf(item)) || (revision.revision > 1 && !this.#items.has(idOf(previous)))) {
+      throw new CommitConflict("template");
+    }
+    this.#items.set(idOf(item), item);
+  }
+
+  async getTemplate(tenant: string, name: string, revision?: number): Promise<TemplateRevision | undefined> {
+    if (revision !== undefined) return this.#get<TemplateRevision>(templateKey(tenant, name, revision));
+    return this.#first<TemplateRevision>(templateRevisionsListing(tenant, name), 1)[0];
+  }
+
+  async listTemplates(tenant: string): Promise<TemplateRevision[]> {
+    return latestRevisions(this.#first<TemplateRevision>(templatesListing(tenant), Number.POSITIVE_INFINITY));
   }
 
   async createTenant(tenant: Tenant, key: ApiKeyRecord): Promise<void> {

@@ -2,6 +2,7 @@
  * The single table's key layout, shared by the DynamoDB adapter and its in-memory fake: every partition and
  * sort key written once, and the item of each record. Plain data only; no AWS SDK. Index names: TABLE.
  */
+
 import { changeIdOf, type DomainEvent, EVENT_RETENTION_DAYS, eventId } from "../../core/events.ts";
 import { DUE_SHARDS, EVENT_SORT_KEY_PREFIX } from "../../core/names.ts";
 import {
@@ -13,6 +14,7 @@ import {
   type Tenant,
   type WorkerRecord,
 } from "../../core/records.ts";
+import type { TemplateRevision } from "../../core/templates.ts";
 
 /** A stored item: a record's attributes plus its key attributes. */
 export type Item = Record<string, unknown>;
@@ -44,6 +46,7 @@ export const PARTITIONS = {
   tenantTasks: (tenant: string, shard: number) => `T#${tenant}#TASK#${shard}`,
   tenantRuns: (tenant: string, shard: number) => `T#${tenant}#RUN#${shard}`,
   tenantKeys: (tenant: string) => `T#${tenant}#KEY`,
+  tenantTemplates: (tenant: string) => `T#${tenant}#TEMPLATE`,
   tenants: "TENANTS",
   workers: "WORKERS",
   ready: (pool: string) => `READY#${pool}`,
@@ -155,6 +158,19 @@ export const workerItem = (worker: WorkerRecord): Item & Key => ({
   ...workerKey(worker.worker_id),
   gsi1pk: PARTITIONS.workers,
   gsi1sk: `${worker.pool}#${worker.worker_id}`,
+});
+
+/** A template's revisions share its partition; the sort key orders them (and the listing, by name). */
+const revisionSortKey = (revision: number) => `REV#${String(revision).padStart(6, "0")}`;
+export const templateKey = (tenant: string, name: string, revision: number): Key => ({
+  pk: `TEMPLATE#${tenant}#${name}`,
+  sk: revisionSortKey(revision),
+});
+export const templateItem = (template: TemplateRevision): Item & Key => ({
+  ...compact(template),
+  ...templateKey(template.tenant, template.name, template.revision),
+  gsi1pk: PARTITIONS.tenantTemplates(template.tenant),
+  gsi1sk: `${template.name}#${revisionSortKey(template.revision)}`,
 });
 
 /** The fields that every event of one change shares: stored once on its log item. */

@@ -1,9 +1,11 @@
 /** The table's listings (key ranges of the table or an index), their cursors and pages. */
+
 import { createHash } from "node:crypto";
 import { ValidationError } from "../../core/errors.ts";
 import { changeIdOf, type DomainEvent } from "../../core/events.ts";
 import { TABLE } from "../../core/names.ts";
 import type { Page, RunQuery, TaskQuery } from "../../core/ports.ts";
+import type { TemplateRevision } from "../../core/templates.ts";
 import {
   eventsOfLogItem,
   type Item,
@@ -157,6 +159,22 @@ export const workersListing: Listing = {
   filters: [],
 };
 
+/** A template's revisions, the latest first. */
+export const templateRevisionsListing = (tenant: string, name: string): Listing => ({
+  pk: `TEMPLATE#${tenant}#${name}`,
+  skPrefix: "REV#",
+  forward: false,
+  filters: [],
+});
+
+/** Every revision of a tenant's templates, by name then revision. */
+export const templatesListing = (tenant: string): Listing => ({
+  index: TABLE.indexes.byTenant,
+  pk: PARTITIONS.tenantTemplates(tenant),
+  forward: true,
+  filters: [],
+});
+
 export const apiKeysListing = (tenantId: string): Listing => ({
   index: TABLE.indexes.byTenant,
   pk: PARTITIONS.tenantKeys(tenantId),
@@ -259,4 +277,11 @@ export function mergedPageOf<T>(
       ).toString("base64url"),
     }),
   };
+}
+
+/** Of revisions listed by name then revision, the latest of each name. */
+export function latestRevisions(revisions: TemplateRevision[]): TemplateRevision[] {
+  const latest = new Map<string, TemplateRevision>();
+  for (const revision of revisions) latest.set(revision.name, revision);
+  return [...latest.values()];
 }

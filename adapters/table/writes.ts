@@ -46,7 +46,7 @@ export type Write =
       key: Key;
       add: Partial<Record<Counter, number>>;
       when?: CountConditions;
-      conflict?: Exclude<CommitConflictReason, "task" | "run" | "idempotency">;
+      conflict?: Exclude<CommitConflictReason, "task" | "run" | "idempotency" | "template">;
     }
   | { type: "append"; item: Item & Key };
 

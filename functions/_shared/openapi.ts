@@ -46,15 +46,22 @@ const namedAnswers = () =>
     uri: (id) => `#/components/schemas/${id}`,
   }).schemas ?? {}) as Record<string, JsonSchema>;
 
-/** What a path parameter names, and the code answered when no such thing exists (for the caller). */
+/**
+ * What a path parameter names, and the code answered when no such thing exists (for the caller); a
+ * `group.param` entry is that group's own meaning of the name.
+ */
 const PATH_PARAMETERS: Record<string, { description: string; notFound?: ErrorCode }> = {
   uuid: { description: "the task's uuid", notFound: ERROR_CODES.taskNotFound },
   run_id: { description: "the run's id (an instance of the task)", notFound: ERROR_CODES.runNotFound },
   name: { description: "the pool's name", notFound: ERROR_CODES.poolNotFound },
+  "templates.name": { description: "the template's name", notFound: ERROR_CODES.templateNotFound },
   id: { description: "the tenant's id", notFound: ERROR_CODES.tenantNotFound },
   key_id: { description: "the API key's id", notFound: ERROR_CODES.tenantNotFound },
   path: { description: "the file's path under the task's output, slashes included" },
 };
+
+const pathParameter = (route: Route, name: string) =>
+  PATH_PARAMETERS[`${route.group}.${name}`] ?? PATH_PARAMETERS[name];
 
 const ERROR_MEANINGS: Partial<Record<ErrorCode, string>> = {
   [ERROR_CODES.validation]: "a parameter is wrong: the message names the field and the reason",
@@ -68,6 +75,7 @@ const ERROR_MEANINGS: Partial<Record<ErrorCode, string>> = {
   [ERROR_CODES.rateLimited]: "a rate limit or quota of the tenant: retry after `Retry-After` seconds",
   [ERROR_CODES.payloadTooLarge]: "the body is too large",
   [ERROR_CODES.tenantNotFound]: "no such tenant or API key",
+  [ERROR_CODES.templateNotFound]: "no such template, or revision (or not the caller's)",
   [ERROR_CODES.system]: "an internal error (nothing of it is answered)",
   [ERROR_CODES.database]: "the database is busy: retry",
 };
@@ -78,7 +86,7 @@ function errorCodesOf(route: Route): ErrorCode[] {
   const codes: ErrorCode[] = [];
   if (route.body || route.query || params.length > 0) codes.push(ERROR_CODES.validation);
   for (const param of params) {
-    const notFound = PATH_PARAMETERS[param]?.notFound;
+    const notFound = pathParameter(route, param)?.notFound;
     if (notFound && !codes.includes(notFound)) codes.push(notFound);
   }
   if (route.submission) codes.push(ERROR_CODES.insufficientResources);
@@ -170,7 +178,7 @@ function parametersOf(route: Route): unknown[] {
     name,
     in: "path",
     required: true,
-    description: PATH_PARAMETERS[name]?.description ?? name,
+    description: pathParameter(route, name)?.description ?? name,
     schema: { type: "string" },
   }));
   if (!route.query) return path;

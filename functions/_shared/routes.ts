@@ -1,4 +1,4 @@
-import type * as z from "zod";
+import * as z from "zod";
 import type { Scope } from "../../core/fields.ts";
 import {
   addKeySchema,
@@ -12,20 +12,22 @@ import {
   taskEventsQuery,
   taskLogQuery,
 } from "../../core/requests.ts";
+import { renderBody, templateBody } from "../../core/templates.ts";
 import * as health from "../api/health.ts";
 import * as instances from "../api/instances.ts";
 import * as pools from "../api/pools.ts";
 import * as tasks from "../api/tasks.ts";
+import * as templates from "../api/templates.ts";
 import * as tenants from "../api/tenants.ts";
 import { ANSWERS } from "./answers.ts";
 import type { RouteFn } from "./http.ts";
 
 /** The Lambda functions of the API: API Gateway sends each the routes of its group. */
-export const ROUTE_GROUPS = ["health", "tasks", "instances", "tenants", "pools"] as const;
+export const ROUTE_GROUPS = ["health", "tasks", "instances", "templates", "tenants", "pools"] as const;
 export type RouteGroup = (typeof ROUTE_GROUPS)[number];
 
 export interface Route {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** API Gateway resource path; `{name}` is a parameter, `{name+}` a greedy one. */
   path: string;
   group: RouteGroup;
@@ -65,6 +67,16 @@ function route<
 ): Route {
   return entry;
 }
+
+/** `?verbose=true` lists templates as objects, not names. */
+export const templatesQuery = z.strictObject({
+  verbose: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
+});
+/** `?revision=` reads that revision, not the latest. */
+export const templateQuery = z.strictObject({ revision: z.coerce.number().int().min(1).optional() });
 
 /**
  * The route table: every HTTP route, once. API Gateway (infra), the local server and the tests read it;
@@ -259,6 +271,53 @@ export const ROUTES: readonly Route[] = [
     body: mergeTagsSchema,
     answer: ANSWERS.runTags,
     handler: instances.mergeTags,
+  }),
+
+  route({
+    method: "POST",
+    path: "/v2/templates",
+    summary: "Create a template (revision 1)",
+    group: "templates",
+    scope: "tasks:write",
+    creates: true,
+    body: templateBody,
+    handler: templates.create,
+  }),
+  route({
+    method: "PUT",
+    path: "/v2/templates/{name}",
+    summary: "Add a template's next revision",
+    group: "templates",
+    scope: "tasks:write",
+    body: templateBody,
+    handler: templates.update,
+  }),
+  route({
+    method: "GET",
+    path: "/v2/templates",
+    summary: "List templates: names, or (verbose) their latest revisions",
+    group: "templates",
+    scope: "tasks:read",
+    query: templatesQuery,
+    handler: templates.list,
+  }),
+  route({
+    method: "GET",
+    path: "/v2/templates/{name}",
+    summary: "Read a template's latest revision, or `revision`",
+    group: "templates",
+    scope: "tasks:read",
+    query: templateQuery,
+    handler: templates.get,
+  }),
+  route({
+    method: "POST",
+    path: "/v2/templates/{name}/render",
+    summary: "Render a template with `value` and `extra`: a dry run that stores nothing",
+    group: "templates",
+    scope: "tasks:read",
+    body: renderBody,
+    handler: templates.render,
   }),
 
   route({

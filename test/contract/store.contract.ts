@@ -1,4 +1,5 @@
 /** The store ports' contract, run against the in-memory fake and against DynamoDB Local. */
+
 import { randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
 import { dueShard, listingShard } from "../../adapters/table/keys.ts";
@@ -12,6 +13,7 @@ import {
   type Store,
 } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant } from "../../core/records.ts";
+import type { TemplateRevision } from "../../core/templates.ts";
 
 /** Stores may share one table between tests, so every test uses fresh tenants, pools and keys. */
 const unique = (prefix: string) => `${prefix}-${randomUUID()}`;
@@ -713,6 +715,43 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         const ids = new Set([older.id, newer.id]);
         const listed = (await store.listTenants()).filter((tenant) => ids.has(tenant.id));
         expect(listed).toEqual([older, newer]);
+      });
+    });
+
+    describe("templates", () => {
+      const revision = (tenant: string, name: string, n: number): TemplateRevision => ({
+        tenant,
+        name,
+        revision: n,
+        type: "prompt",
+        schema: `prompt: "v${n} {{ value.x }}"`,
+        extra: { n },
+        create_time: at(n),
+      });
+
+      it("stores revisions 1, 2, 3 once each, never with a gap, and reads the latest or any one", async () => {
+        const [tenant, name] = [unique("tenant"), unique("tpl")];
+        await store.putRevision(revision(tenant, name, 1));
+        await expectConflict(store.putRevision(revision(tenant, name, 1)), "template");
+        await expectConflict(store.putRevision(revision(tenant, name, 3)), "template");
+        await store.putRevision(revision(tenant, name, 2));
+        expect((await store.getTemplate(tenant, name))?.revision).toBe(2);
+        expect(await store.getTemplate(tenant, name, 1)).toEqual(revision(tenant, name, 1));
+        expect(await store.getTemplate(tenant, name, 9)).toBeUndefined();
+        expect(await store.getTemplate(unique("tenant"), name)).toBeUndefined();
+      });
+
+      it("lists a tenant's templates at their latest revision, by name, and no other tenant's", async () => {
+        const [tenant, other] = [unique("tenant"), unique("tenant")];
+        await store.putRevision(revision(tenant, "b", 1));
+        await store.putRevision(revision(tenant, "a", 1));
+        await store.putRevision(revision(tenant, "a", 2));
+        await store.putRevision(revision(other, "c", 1));
+        const listed = await store.listTemplates(tenant);
+        expect(listed.map((t) => [t.name, t.revision])).toEqual([
+          ["a", 2],
+          ["b", 1],
+        ]);
       });
     });
 

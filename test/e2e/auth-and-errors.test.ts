@@ -136,7 +136,7 @@ describe("the route table", () => {
         route.path,
         route.public ? (route.raw ? "200" : "0") : "1008",
       ]);
-      const other = await stack.call("PUT", path);
+      const other = await stack.call("PATCH", path);
       expect([route.path, other.status, other.json?.code]).toEqual([route.path, 404, "1012"]);
     }
   });

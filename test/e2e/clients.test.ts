@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -291,6 +291,50 @@ describe("schedulerctl", () => {
     expect(Date.parse(moved.next_run_time)).toBe(Date.parse(at) - 60_000);
     expect((await expectOk(["tag", uuid, "k=v"])).tags).toMatchObject({ k: "v" });
     expect((await expectOk(["cancel", uuid])).status).toBe("canceled");
+  });
+
+  it("templates create, update, list, get and render", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "schedulerctl-templates-"));
+    writeFileSync(join(dir, "fix.liquid"), 'prompt: "Fix {{ value.issue }} ({{ extra.style }})"\n');
+    const ok = async (args: string[]) => {
+      const run = await schedulerctl(["--json", ...args]);
+      expect([args.join(" "), run.code, run.stderr]).toEqual([args.join(" "), 0, ""]);
+      return JSON.parse(run.stdout);
+    };
+    const schema = `@${join(dir, "fix.liquid")}`;
+    expect(
+      await ok([
+        "templates",
+        "create",
+        "fix",
+        "--type",
+        "prompt",
+        "--schema",
+        schema,
+        "--extra",
+        '{"style":"small"}',
+      ]),
+    ).toMatchObject({ revision: 1 });
+    expect(await ok(["templates", "update", "fix", "--type", "agent", "--schema", schema])).toMatchObject({
+      revision: 2,
+    });
+    expect(await ok(["templates", "list"])).toEqual(["fix"]);
+    expect(await ok(["templates", "get", "fix", "--revision", "1"])).toMatchObject({
+      type: "prompt",
+      revisions: 2,
+    });
+    const rendered = await ok([
+      "templates",
+      "render",
+      "fix",
+      "--value",
+      '{"issue":"#12"}',
+      "--extra",
+      '{"style":"big"}',
+    ]);
+    expect(rendered.spec).toMatchObject({ prompt: "Fix #12 (big)" });
+    const kube = await schedulerctl(["templates", "create", "k8s", "--type", "crd", "--schema", "x: 1"]);
+    expect([kube.code, kube.stderr]).toEqual([2, expect.stringContaining("type: crd is a Kubernetes kind")]);
   });
 
   it("list --json answers JSON with the tenant's tasks", async () => {

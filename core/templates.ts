@@ -1,0 +1,243 @@
+/**
+ * Templates: a tenant's named, versioned job definitions (the v2 API's task definitions). A revision is
+ * immutable. Its `schema` is a Liquid template (liquidjs, sandboxed: no file system, no includes, limits
+ * on parse and render time and memory) rendering to YAML or JSON: a CLI job for `prompt` and `agent`, a
+ * container job for `pod`.
+ */
+import { Liquid } from "liquidjs";
+import { parse as parseYaml } from "yaml";
+import * as z from "zod";
+import { actingTenant, type Principal, requireScope } from "./auth.ts";
+import type { Deps } from "./deps.ts";
+import { ConflictError, ERROR_CODES, NotFoundError, ValidationError } from "./errors.ts";
+import { LIMITS, label, relativePath } from "./fields.ts";
+import { CommitConflict } from "./ports.ts";
+import { renderedCliJob } from "./requests.ts";
+
+/** The job types Switchyard runs. */
+export const TEMPLATE_TYPES = ["prompt", "agent", "pod"] as const;
+/** The v2 API's Kubernetes kinds: ECS runs pods, and nothing else of Kubernetes. */
+const KUBERNETES_TYPES = ["kfjob", "deployment", "crd"];
+
+const SCHEMA_MAX_BYTES = 64 * 1024;
+/** A rendered job is at most this big, and takes at most this long to render. */
+export const RENDER_LIMITS = { outputBytes: 256 * 1024, renderMs: 200, parseMs: 50 } as const;
+
+/** An object, or the JSON text of one, as the v2 API sends `value` and `extra`. */
+const objectOrJson = z.preprocess(
+  (input, ctx) => {
+    if (typeof input !== "string") return input;
+    try {
+      return JSON.parse(input);
+    } catch {
+      ctx.addIssue({ code: "custom", message: "not JSON: give an object, or the JSON text of one" });
+      return z.NEVER;
+    }
+  },
+  z.record(z.string(), z.unknown()),
+);
+
+export const templateBody = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, "must match [a-z0-9][a-z0-9._-]{0,99}"),
+  title: label(LIMITS.nameLength).optional(),
+  type: z.string().superRefine((type, ctx) => {
+    if (KUBERNETES_TYPES.includes(type)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${type} is a Kubernetes kind: Switchyard runs prompt, agent or pod jobs (pods on ECS)`,
+      });
+    } else if (!(TEMPLATE_TYPES as readonly string[]).includes(type)) {
+      ctx.addIssue({ code: "custom", message: `must be one of ${TEMPLATE_TYPES.join(", ")}` });
+    }
+  }),
+  schema: z
+    .string()
+    .min(1)
+    .refine((s) => Buffer.byteLength(s) <= SCHEMA_MAX_BYTES, `at most ${SCHEMA_MAX_BYTES} bytes`),
+  extra: objectOrJson.default({}),
+});
+export type TemplateBody = z.output<typeof templateBody>;
+
+/** The pod job a `pod` template renders to (run by a container pool). */
+export const podJob = z.strictObject({
+  image: z.string().min(1).max(1024),
+  command: z.array(z.string()).max(100).default([]),
+  args: z.array(z.string()).max(1000).default([]),
+  env: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment name"), z.string())
+    .default({}),
+  cpu: z.number().positive().optional(),
+  memory: z.number().positive().optional(),
+  timeout: z.number().int().min(1).max(LIMITS.timeoutSeconds).optional(),
+  output_files: z.array(relativePath).max(LIMITS.outputFiles).default([]),
+});
+
+export const renderBody = z.strictObject({
+  value: objectOrJson.default({}),
+  extra: objectOrJson.default({}),
+});
+
+export interface TemplateRevision {
+  tenant: string;
+  name: string;
+  revision: number;
+  title?: string;
+  type: (typeof TEMPLATE_TYPES)[number];
+  schema: string;
+  extra: Record<string, unknown>;
+  create_time: string;
+}
+
+/** Liquid with nothing to reach: no file system, no partials, bounded in time and memory. */
+const engine = new Liquid({
+  templates: {},
+  ownPropertyOnly: true,
+  strictFilters: true,
+  parseLimit: SCHEMA_MAX_BYTES,
+  renderLimit: RENDER_LIMITS.renderMs,
+  memoryLimit: RENDER_LIMITS.outputBytes * 4,
+});
+
+/** The job a revision renders to for `value` and `extra` (merged over the template's), validated. */
+export async function renderRevision(
+  revision: Pick<TemplateRevision, "type" | "schema" | "extra">,
+  input: { value: Record<string, unknown>; extra: Record<string, unknown>; task?: Record<string, unknown> },
+): Promise<{ spec: Record<string, unknown>; bytes: number }> {
+  let text: string;
+  try {
+    text = await engine.parseAndRender(revision.schema, {
+      value: input.value,
+      extra: { ...revision.extra, ...input.extra },
+      task: input.task ?? {},
+    });
+  } catch (err) {
+    throw new ValidationError("template", `does not render: ${String((err as Error).message)}`);
+  }
+  const bytes = Buffer.byteLength(text);
+  if (bytes > RENDER_LIMITS.outputBytes) {
+    throw new ValidationError("template", `renders to ${bytes} bytes, past ${RENDER_LIMITS.outputBytes}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    throw new ValidationError(
+      "template",
+      `renders to text that is not YAML or JSON: ${String((err as Error).message)}`,
+    );
+  }
+  const schema = revision.type === "pod" ? podJob : renderedCliJob;
+  const checked = schema.safeParse(parsed);
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    const field = ["value", ...(issue?.path ?? []).map(String)].join(".");
+    throw new ValidationError(
+      field,
+      `the rendered ${revision.type} job is not valid: ${issue?.message ?? "invalid"}`,
+    );
+  }
+  return { spec: checked.data as Record<string, unknown>, bytes };
+}
+
+export const templateNotFound = (name: string, revision?: number) =>
+  new NotFoundError(
+    ERROR_CODES.templateNotFound,
+    `template ${name}${revision === undefined ? "" : ` revision ${revision}`} not found`,
+  );
+
+/** Stores revision 1 of a new template (a 409 if the name is taken). */
+export async function createTemplate(
+  deps: Pick<Deps, "templates" | "clock">,
+  principal: Principal,
+  body: TemplateBody,
+) {
+  requireScope(principal, "tasks:write");
+  const revision = revisionOf(actingTenant(principal), body, 1, deps.clock.now());
+  try {
+    await deps.templates.putRevision(revision);
+  } catch (err) {
+    if (err instanceof CommitConflict)
+      throw new ConflictError(`template ${body.name} already exists: PUT a new revision`);
+    throw err;
+  }
+  return { id: body.name, name: body.name, revision: 1 };
+}
+
+/** Adds the next revision of a template; the earlier ones stay as they were. */
+export async function updateTemplate(
+  deps: Pick<Deps, "templates" | "clock">,
+  principal: Principal,
+  name: string,
+  body: TemplateBody,
+) {
+  requireScope(principal, "tasks:write");
+  if (body.name !== name) throw new ValidationError("name", `must be ${name}, the template's name`);
+  const tenant = actingTenant(principal);
+  for (let race = 0; race < 5; race++) {
+    const latest = await deps.templates.getTemplate(tenant, name);
+    if (!latest) throw templateNotFound(name);
+    try {
+      await deps.templates.putRevision(revisionOf(tenant, body, latest.revision + 1, deps.clock.now()));
+      return { id: name, name, revision: latest.revision + 1 };
+    } catch (err) {
+      if (!(err instanceof CommitConflict)) throw err;
+    }
+  }
+  throw new ConflictError(`template ${name}: revisions are being added at the same time; try again`);
+}
+
+/** A revision to store: its Liquid must parse (a 400 naming `schema`, with the engine's message, if not). */
+function revisionOf(tenant: string, body: TemplateBody, revision: number, now: Date): TemplateRevision {
+  try {
+    engine.parse(body.schema);
+  } catch (err) {
+    throw new ValidationError("schema", `does not parse: ${String((err as Error).message)}`);
+  }
+  return {
+    tenant,
+    name: body.name,
+    revision,
+    title: body.title,
+    type: body.type as TemplateRevision["type"],
+    schema: body.schema,
+    extra: body.extra,
+    create_time: now.toISOString(),
+  };
+}
+
+/** One revision of a template (the latest without `revision`), with how many it has. */
+export async function getTemplate(
+  deps: Pick<Deps, "templates">,
+  principal: Principal,
+  name: string,
+  revision?: number,
+) {
+  requireScope(principal, "tasks:read");
+  const tenant = actingTenant(principal);
+  const latest = await deps.templates.getTemplate(tenant, name);
+  if (!latest) throw templateNotFound(name);
+  const found = revision === undefined ? latest : await deps.templates.getTemplate(tenant, name, revision);
+  if (!found) throw templateNotFound(name, revision);
+  const { tenant: _, ...view } = found;
+  return { ...view, revisions: latest.revision };
+}
+
+/** The tenant's template names, or (verbose) their latest revisions. */
+export async function listTemplates(deps: Pick<Deps, "templates">, principal: Principal, verbose: boolean) {
+  requireScope(principal, "tasks:read");
+  const latest = await deps.templates.listTemplates(actingTenant(principal));
+  return verbose
+    ? latest.map(({ tenant: _, ...view }) => ({ ...view, revisions: view.revision }))
+    : latest.map((t) => t.name);
+}
+
+/** A dry run: what a revision renders to for `value` and `extra`; nothing is stored. */
+export async function renderTemplate(
+  deps: Pick<Deps, "templates">,
+  principal: Principal,
+  name: string,
+  input: z.output<typeof renderBody>,
+) {
+  const template = await getTemplate(deps, principal, name);
+  return renderRevision(template, input);
+}

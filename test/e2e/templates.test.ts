@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+const CONFIG = "pools:\n  - { name: main, tool: claude, account: main, max_concurrency: 2 }\n";
+const PROMPT_SCHEMA =
+  'tool: claude\nprompt: "Review {{ value.repo }} for {{ extra.focus }}"\noutput_files: ["review.md"]\n';
+
+let stack: TestStack;
+let alice: string;
+let bob: string;
+
+async function newTenant(name: string) {
+  const res = await stack.call("POST", "/v2/tenants", { body: { name } });
+  return res.json?.data.api_key as string;
+}
+
+beforeAll(async () => {
+  stack = await startTestStack(CONFIG, { workers: false });
+  [alice, bob] = await Promise.all([newTenant("alice"), newTenant("bob")]);
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const create = (key: string, body: object) => stack.call("POST", "/v2/templates", { key, body });
+
+describe("templates", () => {
+  it("keep every revision: create is 1, PUT adds the next, a read gives the latest or the one asked for", async () => {
+    const body = { name: "review", type: "prompt", schema: PROMPT_SCHEMA, extra: { focus: "bugs" } };
+    const created = await create(alice, body);
+    expect([created.status, created.json?.data]).toEqual([
+      201,
+      { id: "review", name: "review", revision: 1 },
+    ]);
+    expect((await create(alice, body)).json?.code).toBe("1007");
+
+    const next = { ...body, title: "Review, stricter", extra: '{"focus": "security"}' };
+    const updated = await stack.call("PUT", "/v2/templates/review", { key: alice, body: next });
+    expect([updated.status, updated.json?.data.revision]).toEqual([200, 2]);
+
+    const latest = (await stack.call("GET", "/v2/templates/review", { key: alice })).json?.data;
+    expect(latest).toMatchObject({ name: "review", revision: 2, revisions: 2, extra: { focus: "security" } });
+    const first = (await stack.call("GET", "/v2/templates/review?revision=1", { key: alice })).json?.data;
+    expect(first).toMatchObject({ revision: 1, revisions: 2, extra: { focus: "bugs" } });
+
+    expect((await stack.call("GET", "/v2/templates", { key: alice })).json?.data).toEqual(["review"]);
+    const verbose = (await stack.call("GET", "/v2/templates?verbose=true", { key: alice })).json?.data;
+    expect(verbose).toEqual([expect.objectContaining({ name: "review", revision: 2 })]);
+  });
+
+  it("render a dry run: value and extra (merged over the template's) into a validated job", async () => {
+    const rendered = await stack.call("POST", "/v2/templates/review/render", {
+      key: alice,
+      body: { value: '{"repo": "switchyard"}', extra: { focus: "tests" } },
+    });
+    expect(rendered.status).toBe(200);
+    expect(rendered.json?.data.spec).toEqual({
+      tool: "claude",
+      prompt: "Review switchyard for tests",
+      input_files: [],
+      output_files: ["review.md"],
+    });
+    expect(rendered.json?.data.bytes).toBeGreaterThan(0);
+  });
+
+  it("refuse what they cannot run, naming the field: Kubernetes kinds, a broken template, a bad job", async () => {
+    const kube = await create(alice, { name: "k", type: "deployment", schema: "x: 1" });
+    expect([kube.status, kube.json?.code, kube.json?.message]).toEqual([
+      400,
+      "1001",
+      expect.stringMatching(/^type: deployment is a Kubernetes kind/),
+    ]);
+
+    await create(alice, { name: "broken", type: "prompt", schema: "prompt: {% if %}" }).then((res) =>
+      expect([res.status, res.json?.message]).toEqual([
+        400,
+        expect.stringMatching(/^schema: does not parse: .*line:1, col:14$/),
+      ]),
+    );
+
+    await create(alice, { name: "no-prompt", type: "prompt", schema: "tool: claude\nmodel: {{ value.m }}" });
+    const bad = await stack.call("POST", "/v2/templates/no-prompt/render", {
+      key: alice,
+      body: { value: { m: "x" } },
+    });
+    expect([bad.status, bad.json?.message]).toEqual([
+      400,
+      expect.stringMatching(/^value\.prompt: the rendered prompt job/),
+    ]);
+
+    await create(alice, { name: "escape", type: "prompt", schema: '{% include "/etc/passwd" %}' });
+    const included = await stack.call("POST", "/v2/templates/escape/render", { key: alice, body: {} });
+    expect([included.status, included.json?.message]).toEqual([
+      400,
+      expect.stringMatching(/^template: does not render/),
+    ]);
+  });
+
+  it("render a pod template to a container job", async () => {
+    const schema = 'image: "alpine:3"\ncommand: ["sh", "-c"]\nargs: ["echo {{ value.word }}; exit 3"]\n';
+    await create(alice, { name: "echo", type: "pod", schema });
+    const rendered = await stack.call("POST", "/v2/templates/echo/render", {
+      key: alice,
+      body: { value: { word: "hi" } },
+    });
+    expect(rendered.json?.data.spec).toEqual({
+      image: "alpine:3",
+      command: ["sh", "-c"],
+      args: ["echo hi; exit 3"],
+      env: {},
+      output_files: [],
+    });
+  });
+
+  it("belong to their tenant: another tenant cannot read, list, update or render them", async () => {
+    for (const [method, path, body] of [
+      ["GET", "/v2/templates/review", undefined],
+      ["PUT", "/v2/templates/review", { name: "review", type: "prompt", schema: PROMPT_SCHEMA }],
+      ["POST", "/v2/templates/review/render", {}],
+    ] as const) {
+      const res = await stack.call(method, path, { key: bob, body });
+      expect([method, res.status, res.json?.code]).toEqual([method, 404, "1006"]);
+    }
+    expect((await stack.call("GET", "/v2/templates", { key: bob })).json?.data).toEqual([]);
+    expect((await stack.call("GET", "/v2/templates/nothing", { key: alice })).json?.code).toBe("1006");
+  });
+});
