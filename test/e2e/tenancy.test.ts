@@ -45,6 +45,9 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/** Alice's template, named as `concrete` names a `{name}`. */
+const TEMPLATE = { name: "main", type: "prompt", schema: 'prompt: "alice\'s secret plan"' };
+
 describe("tenant isolation on every route with an id", () => {
   let alice: Tenant;
   let bob: Tenant;
@@ -58,6 +61,8 @@ describe("tenant isolation on every route with an id", () => {
       idempotency_key: "shared-key",
     });
     expect(task.run_id).toBeTruthy();
+    const template = await stack.call("POST", "/v2/templates", { key: alice.key, body: TEMPLATE });
+    expect(template.status).toBe(201);
   });
 
   const concrete = (path: string) =>
@@ -68,24 +73,28 @@ describe("tenant isolation on every route with an id", () => {
       .replace("{id}", alice.id)
       .replace("{key_id}", alice.keyId)
       .replace("{name}", "main");
-  const bodyOf = (path: string) =>
-    path.endsWith("/tags")
+  const bodyOf = (route: { method: string; path: string }) =>
+    route.path.endsWith("/tags")
       ? { tags: { x: "y" } }
-      : path.endsWith("/reorder")
+      : route.path.endsWith("/reorder")
         ? { priority_offset: 60 }
-        : undefined;
+        : route.method === "PUT" && route.path.startsWith("/v2/templates/")
+          ? TEMPLATE
+          : undefined;
 
   it("answers another tenant's task and run ids with 404 on every route, and admin routes with 403", async () => {
     const withIds = ROUTES.filter((route) => route.path.includes("{"));
     expect(withIds.length).toBeGreaterThanOrEqual(20);
     for (const route of withIds) {
       const path = concrete(route.path);
-      const res = await stack.call(route.method, path, { key: bob.key, body: bodyOf(path) });
+      const res = await stack.call(route.method, path, { key: bob.key, body: bodyOf(route) });
       const expected = ["tenants", "pools"].includes(route.group)
         ? [403, "1009"]
         : route.path.startsWith("/v2/instances")
           ? [404, "1003"]
-          : [404, "1002"];
+          : route.group === "templates"
+            ? [404, "1006"]
+            : [404, "1002"];
       expect([route.method, route.path, res.status, res.json?.code]).toEqual([
         route.method,
         route.path,
