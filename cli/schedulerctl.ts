@@ -131,8 +131,11 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
   program
     .command("enqueue")
     .description("submit a task: a prompt for a tool's CLI")
-    .argument("<tool>", "claude, codex or gemini")
-    .argument("<prompt>", "the prompt, or @file to read it from a file")
+    .argument("[tool]", "claude, codex or gemini (not with --template)")
+    .argument("[prompt]", "the prompt, or @file to read it from a file (not with --template)")
+    .option("--template <name[@revision]>", "run a template's job instead: its latest revision, or that one")
+    .option("--value <json>", "the template's `value` (a JSON object)")
+    .option("--extra <json>", "merged over the template's `extra` (a JSON object)")
     .option("--model <model>", "the model to ask for")
     .option("--pool <pool>", "a pool by name (else the least busy pool of the tool)")
     .option("--priority <1-9>", "9 runs first (default 5)", integer("--priority"))
@@ -148,12 +151,17 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
     .option("--idempotency-key <key>", "the same key and body submit one task, however often sent")
     .option("--concurrency-key <key>", "tasks of one key run one at a time (e.g. one per repository)")
     .option("--wait", "wait for the task to end; exit 0 if it succeeded, 1 if not")
-    .action(async (tool: string, prompt: string, options) => {
-      const text = textOrFile(prompt);
+    .action(async (tool: string | undefined, prompt: string | undefined, options) => {
+      if (options.template ? tool !== undefined : prompt === undefined) {
+        throw new UsageError("enqueue takes <tool> <prompt>, or --template name[@revision] without them");
+      }
       const api = client();
       const submitted = await api.submit({
-        tool: tool as "claude",
-        prompt: text,
+        tool: tool as "claude" | undefined,
+        prompt: prompt === undefined ? undefined : textOrFile(prompt),
+        template: options.template,
+        value: options.value,
+        extra: options.extra,
         model: options.model,
         pool: options.pool,
         priority: options.priority,

@@ -64,6 +64,9 @@ export const taskViewSchema = z.object({
   timeout: z.number(),
   idempotency_key: z.string().optional(),
   concurrency_key: z.string().optional(),
+  /** The template the task's job was rendered from, and its revision (kept: later revisions change nothing). */
+  template: z.string().optional(),
+  template_revision: z.number().optional(),
   callback: z.string().optional(),
   scheduled_at: time.optional(),
   /** Recurrence (see core/recurrence.ts): `schedule` or `interval`, limited by the rest. */

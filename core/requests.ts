@@ -49,9 +49,30 @@ const cliJobFields = {
 /** A `prompt` or `agent` template's rendered job: the CLI job fields, nothing else. */
 export const renderedCliJob = z.strictObject(cliJobFields);
 
+/** An object, or the JSON text of one, as the v2 API sends a template's `value` and `extra`. */
+export const objectOrJson = z.preprocess(
+  (input, ctx) => {
+    if (typeof input !== "string") return input;
+    try {
+      return JSON.parse(input);
+    } catch {
+      ctx.addIssue({ code: "custom", message: "not JSON: give an object, or the JSON text of one" });
+      return z.NEVER;
+    }
+  },
+  z.record(z.string(), z.unknown()),
+);
+
+/** `name` or `name@revision`. */
+export const TEMPLATE_REF = /^([a-z0-9][a-z0-9._-]{0,99})(?:@([1-9]\d{0,5}))?$/;
+
 export const submitTaskSchema = z
   .strictObject({
     ...cliJobFields,
+    prompt: cliJobFields.prompt.optional(),
+    template: z.string().regex(TEMPLATE_REF, "must be a template's name, or name@revision").optional(),
+    value: objectOrJson.optional(),
+    extra: objectOrJson.optional(),
     priority: numeric(z.number().int().min(1).max(9)).optional(),
     prior: numeric(z.number().int().min(1).max(9)).optional(),
     name: label(LIMITS.nameLength).optional(),
@@ -82,7 +103,21 @@ export const submitTaskSchema = z
     // One occurrence runs at a time per task, so `allow` (overlapping occurrences) is not offered.
     overlap: z.enum(OVERLAPS).optional(),
   })
-  .refine((b) => b.tool !== undefined || b.pool !== undefined, {
+  .refine((b) => (b.prompt === undefined) !== (b.template === undefined), {
+    path: ["prompt"],
+    message: "give a prompt, or a template that renders one (not both)",
+  })
+  .refine(
+    (b) =>
+      b.template === undefined ||
+      (b.tool === undefined && b.model === undefined && b.input_files.length + b.output_files.length === 0),
+    {
+      path: ["template"],
+      message:
+        "a template gives the job: tool, model, input_files and output_files come from it (pool may be given)",
+    },
+  )
+  .refine((b) => b.template !== undefined || b.tool !== undefined || b.pool !== undefined, {
     path: ["tool"],
     message: "give tool, pool, or both",
   })

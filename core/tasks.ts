@@ -17,6 +17,7 @@ import { anchorOf, fireOccurrence } from "./recurring.ts";
 import type { ListTasksQuery, SubmitTask } from "./requests.ts";
 import { callbackUrlProblem } from "./ssrf.ts";
 import { ACTIVE_STATUSES, assertTransition, type TaskStatus } from "./status.ts";
+import { renderForTask } from "./templates.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -51,9 +52,10 @@ export async function submitTask(
   const callbackProblem = input.callback && callbackUrlProblem(input.callback, deps.callbackPolicy);
   if (callbackProblem) throw new ValidationError("callback", callbackProblem);
   const tenant = actingTenant(principal);
-  const pool = input.pool ? poolConfig(deps, input.pool) : await choosePool(deps, input.tool ?? "claude");
-  if (input.tool && input.tool !== pool.tool) {
-    throw new ConflictError(`tool: pool ${pool.name} runs ${pool.tool}, not ${input.tool}`);
+  const job = await jobOf(deps, tenant, input);
+  const pool = job.pool ? poolConfig(deps, job.pool) : await choosePool(deps, job.tool ?? "claude");
+  if (job.tool && job.tool !== pool.tool) {
+    throw new ConflictError(`tool: pool ${pool.name} runs ${pool.tool}, not ${job.tool}`);
   }
   const now = deps.clock.now();
   const iso = now.toISOString();
@@ -69,10 +71,12 @@ export async function submitTask(
     project: input.project,
     tags: input.tags,
     tool: pool.tool,
-    model: input.model,
-    prompt: input.prompt,
-    input_files: input.input_files.map((f) => f.name),
-    output_files: input.output_files,
+    model: job.model,
+    prompt: job.prompt,
+    input_files: job.input_files.map((f) => f.name),
+    output_files: job.output_files,
+    template: job.template,
+    template_revision: job.template_revision,
     pool: pool.name,
     priority: input.priority,
     status: delayed ? "scheduled" : "queued",
@@ -103,7 +107,7 @@ export async function submitTask(
   if (overQuota) throw overQuota;
   const queuedLimit = queuedLimitOf(principal);
   // Files first: a task never points at files that are not there.
-  await Promise.all(input.input_files.map((f) => deps.blobs.put(blobKeys.input(uuid, f.name), f.content)));
+  await Promise.all(job.input_files.map((f) => deps.blobs.put(blobKeys.input(uuid, f.name), f.content)));
   try {
     if (task.status === "queued") {
       const dispatched = await admitAtSubmit(deps, pool, change);
@@ -124,6 +128,22 @@ export async function submitTask(
   // Stored: the answer is the task whatever follows, since a client that saw an error would submit it
   // again. What follows only hurries it; the tick fires and admits whatever it misses.
   return { created: true, task: await hurried(deps, task, pool) };
+}
+
+/**
+ * What a submission runs: its own job fields, or (with `template`) the job its template's revision renders
+ * to with its `value` and `extra`, recording the revision. Its `pool` still picks the pool.
+ */
+async function jobOf(deps: Pick<Deps, "templates">, tenant: string, input: SubmitTask) {
+  if (input.template === undefined) {
+    return { ...input, prompt: input.prompt as string, template: undefined, template_revision: undefined };
+  }
+  const { name, revision, spec } = await renderForTask(deps, tenant, input.template, {
+    value: input.value ?? {},
+    extra: input.extra ?? {},
+    task: { name: input.name, namespace: input.namespace, project: input.project, tags: input.tags },
+  });
+  return { ...input, ...spec, pool: input.pool ?? spec.pool, template: name, template_revision: revision };
 }
 
 /**

@@ -9,10 +9,16 @@ import { parse as parseYaml } from "yaml";
 import * as z from "zod";
 import { actingTenant, type Principal, requireScope } from "./auth.ts";
 import type { Deps } from "./deps.ts";
-import { ConflictError, ERROR_CODES, NotFoundError, ValidationError } from "./errors.ts";
+import {
+  ConflictError,
+  ERROR_CODES,
+  InsufficientResourcesError,
+  NotFoundError,
+  ValidationError,
+} from "./errors.ts";
 import { LIMITS, label, relativePath } from "./fields.ts";
 import { CommitConflict } from "./ports.ts";
-import { renderedCliJob } from "./requests.ts";
+import { objectOrJson, renderedCliJob, TEMPLATE_REF } from "./requests.ts";
 
 /** The job types Switchyard runs. */
 export const TEMPLATE_TYPES = ["prompt", "agent", "pod"] as const;
@@ -22,20 +28,6 @@ const KUBERNETES_TYPES = ["kfjob", "deployment", "crd"];
 const SCHEMA_MAX_BYTES = 64 * 1024;
 /** A rendered job is at most this big, and takes at most this long to render. */
 export const RENDER_LIMITS = { outputBytes: 256 * 1024, renderMs: 200, parseMs: 50 } as const;
-
-/** An object, or the JSON text of one, as the v2 API sends `value` and `extra`. */
-const objectOrJson = z.preprocess(
-  (input, ctx) => {
-    if (typeof input !== "string") return input;
-    try {
-      return JSON.parse(input);
-    } catch {
-      ctx.addIssue({ code: "custom", message: "not JSON: give an object, or the JSON text of one" });
-      return z.NEVER;
-    }
-  },
-  z.record(z.string(), z.unknown()),
-);
 
 export const templateBody = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, "must match [a-z0-9][a-z0-9._-]{0,99}"),
@@ -240,4 +232,27 @@ export async function renderTemplate(
 ) {
   const template = await getTemplate(deps, principal, name);
   return renderRevision(template, input);
+}
+
+/**
+ * The CLI job a submission's `template` (`name` or `name@revision`) renders to, with the revision used. An
+ * unknown template is a 404 (1006); a pod template needs a container pool, which does not exist yet.
+ */
+export async function renderForTask(
+  deps: Pick<Deps, "templates">,
+  tenant: string,
+  ref: string,
+  input: { value: Record<string, unknown>; extra: Record<string, unknown>; task: Record<string, unknown> },
+) {
+  const [, name = ref, revisionText] = TEMPLATE_REF.exec(ref) ?? [];
+  const asked = revisionText === undefined ? undefined : Number(revisionText);
+  const revision = await deps.templates.getTemplate(tenant, name, asked);
+  if (!revision) throw templateNotFound(name, asked);
+  if (revision.type === "pod") {
+    throw new InsufficientResourcesError(
+      `template: ${name} is a pod template, and no pool runs container jobs yet (tool: container)`,
+    );
+  }
+  const { spec } = await renderRevision(revision, input);
+  return { name, revision: revision.revision, spec: spec as z.output<typeof renderedCliJob> };
 }

@@ -333,6 +333,16 @@ describe("schedulerctl", () => {
       '{"style":"big"}',
     ]);
     expect(rendered.spec).toMatchObject({ prompt: "Fix #12 (big)" });
+    const run = await schedulerctl(["enqueue", "--template", "fix@1", "--value", '{"issue":"#3"}', "--wait"]);
+    expect(run.code).toBe(0);
+    const task = (await stack.call("GET", `/v2/tasks/${run.stdout.trim()}`, { key: tenantKey })).json?.data;
+    expect(task).toMatchObject({
+      status: "succeeded",
+      template: "fix",
+      template_revision: 1,
+      prompt: "Fix #3 (small)",
+    });
+    expect((await schedulerctl(["enqueue", "claude", "--template", "fix"])).code).toBe(2);
     const kube = await schedulerctl(["templates", "create", "k8s", "--type", "crd", "--schema", "x: 1"]);
     expect([kube.code, kube.stderr]).toEqual([2, expect.stringContaining("type: crd is a Kubernetes kind")]);
   });

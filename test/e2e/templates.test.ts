@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SwitchyardClient } from "../../sdk/client.ts";
+import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
 const CONFIG = "pools:\n  - { name: main, tool: claude, account: main, max_concurrency: 2 }\n";
@@ -15,7 +17,7 @@ async function newTenant(name: string) {
 }
 
 beforeAll(async () => {
-  stack = await startTestStack(CONFIG, { workers: false });
+  stack = await startTestStack(CONFIG, { workerEnv: { PATH: FAKE_CLI_PATH } });
   [alice, bob] = await Promise.all([newTenant("alice"), newTenant("bob")]);
 });
 afterAll(async () => {
@@ -123,5 +125,70 @@ describe("templates", () => {
     }
     expect((await stack.call("GET", "/v2/templates", { key: bob })).json?.data).toEqual([]);
     expect((await stack.call("GET", "/v2/templates/nothing", { key: alice })).json?.code).toBe("1006");
+  });
+});
+
+describe("submissions from a template", () => {
+  it("run the revision they name, or the latest, and keep it when the template changes later", async () => {
+    const client = new SwitchyardClient({ url: stack.url, key: alice });
+    const v1 = 'prompt: "Summarize {{ value.doc }} for {{ extra.reader }}"\noutput_files: ["summary.md"]\n';
+    await create(alice, { name: "summary", type: "agent", schema: v1, extra: { reader: "engineers" } });
+    const first = await client.submit({ template: "summary", value: { doc: "DESIGN.md" }, name: "s1" });
+
+    const v2 = 'prompt: "Summarize {{ value.doc }} in one line for {{ extra.reader }}"\n';
+    await stack.call("PUT", "/v2/templates/summary", {
+      key: alice,
+      body: { name: "summary", type: "agent", schema: v2 },
+    });
+    const second = await client.submit({
+      template: "summary",
+      value: '{"doc": "README.md"}',
+      extra: { reader: "managers" },
+    });
+    const pinned = await client.submit({ template: "summary@1", value: { doc: "old.md" } });
+
+    const [a, b, c] = await Promise.all(
+      [first, second, pinned].map((t) => client.waitFor(t.uuid, undefined, { intervalMs: 200 })),
+    );
+    expect(a).toMatchObject({
+      status: "succeeded",
+      template: "summary",
+      template_revision: 1,
+      tool: "claude",
+      prompt: "Summarize DESIGN.md for engineers",
+      output_files: ["summary.md"],
+    });
+    // What the CLI was given is what the template rendered.
+    expect(a?.result?.output).toBe("done: Summarize DESIGN.md for engineers");
+    expect(b).toMatchObject({ template_revision: 2, prompt: "Summarize README.md in one line for managers" });
+    expect(b?.result?.output).toBe("done: Summarize README.md in one line for managers");
+    expect(c).toMatchObject({ template_revision: 1, prompt: "Summarize old.md for engineers" });
+    // The first task still says revision 1 after the update.
+    expect((await client.getTask(first.uuid)).template_revision).toBe(1);
+  });
+
+  it("refuse an unknown template or revision, a pod template, a job that does not render, and mixed fields", async () => {
+    const submit = (body: object, key = alice) => stack.call("POST", "/v2/tasks", { key, body });
+    expect((await submit({ template: "nope" })).json?.code).toBe("1006");
+    expect((await submit({ template: "summary@9" })).json?.message).toBe(
+      "template summary revision 9 not found",
+    );
+    expect((await submit({ template: "summary" }, bob)).json?.code).toBe("1006");
+    const pod = await submit({ template: "echo", value: { word: "x" } });
+    expect([pod.status, pod.json?.code]).toEqual([409, "1005"]);
+
+    await create(alice, { name: "needs-value", type: "prompt", schema: 'prompt: "{{ value.text }}"' });
+    const empty = await submit({ template: "needs-value" });
+    expect([empty.status, empty.json?.message]).toEqual([400, expect.stringMatching(/^value\.prompt: /)]);
+    const mixed = await submit({ template: "needs-value", prompt: "mine" });
+    expect([mixed.status, mixed.json?.message]).toEqual([
+      400,
+      expect.stringMatching(/^prompt: give a prompt, or a template/),
+    ]);
+    const tool = await submit({ template: "needs-value", tool: "codex", value: { text: "x" } });
+    expect([tool.status, tool.json?.message]).toEqual([
+      400,
+      expect.stringMatching(/^template: a template gives the job/),
+    ]);
   });
 });
