@@ -63,8 +63,10 @@ export const objectOrJson = z.preprocess(
   z.record(z.string(), z.unknown()),
 );
 
-/** `name` or `name@revision`. */
-export const TEMPLATE_REF = /^([a-z0-9][a-z0-9._-]{0,99})(?:@([1-9]\d{0,5}))?$/;
+const TEMPLATE_NAME = "[a-z0-9][a-z0-9._-]{0,99}";
+export const templateName = z.string().regex(new RegExp(`^${TEMPLATE_NAME}$`), `must match ${TEMPLATE_NAME}`);
+/** A template as a submission names it: `name`, or `name@revision`. */
+export const TEMPLATE_REF = new RegExp(`^(${TEMPLATE_NAME})(?:@([1-9]\\d{0,5}))?$`);
 
 export const submitTaskSchema = z
   .strictObject({

@@ -18,7 +18,7 @@ import {
 } from "./errors.ts";
 import { LIMITS, label, relativePath } from "./fields.ts";
 import { CommitConflict } from "./ports.ts";
-import { objectOrJson, renderedCliJob, TEMPLATE_REF } from "./requests.ts";
+import { objectOrJson, renderedCliJob, TEMPLATE_REF, templateName } from "./requests.ts";
 
 /** The job types Switchyard runs. */
 export const TEMPLATE_TYPES = ["prompt", "agent", "pod"] as const;
@@ -27,10 +27,10 @@ const KUBERNETES_TYPES = ["kfjob", "deployment", "crd"];
 
 const SCHEMA_MAX_BYTES = 64 * 1024;
 /** A rendered job is at most this big, and takes at most this long to render. */
-export const RENDER_LIMITS = { outputBytes: 256 * 1024, renderMs: 200, parseMs: 50 } as const;
+export const RENDER_LIMITS = { outputBytes: 256 * 1024, renderMs: 200 } as const;
 
 export const templateBody = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, "must match [a-z0-9][a-z0-9._-]{0,99}"),
+  name: templateName,
   title: label(LIMITS.nameLength).optional(),
   type: z.string().superRefine((type, ctx) => {
     if (KUBERNETES_TYPES.includes(type)) {
