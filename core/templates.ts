@@ -5,7 +5,6 @@
  * container job for `pod`.
  */
 import { Liquid } from "liquidjs";
-import { parse as parseYaml } from "yaml";
 import * as z from "zod";
 import { actingTenant, type Principal, requireScope } from "./auth.ts";
 import type { Deps } from "./deps.ts";
@@ -80,15 +79,22 @@ export interface TemplateRevision {
   create_time: string;
 }
 
-/** Liquid with nothing to reach: no file system, no partials, bounded in time and memory. */
-const engine = new Liquid({
-  templates: {},
-  ownPropertyOnly: true,
-  strictFilters: true,
-  parseLimit: SCHEMA_MAX_BYTES,
-  renderLimit: RENDER_LIMITS.renderMs,
-  memoryLimit: RENDER_LIMITS.outputBytes * 4,
-});
+let liquidEngine: Liquid | undefined;
+/**
+ * Liquid with nothing to reach: no file system, no partials, bounded in time and memory. Made on first use,
+ * so that a bundle that renders nothing (the tick) leaves the engine out.
+ */
+function engine(): Liquid {
+  liquidEngine ??= new Liquid({
+    templates: {},
+    ownPropertyOnly: true,
+    strictFilters: true,
+    parseLimit: SCHEMA_MAX_BYTES,
+    renderLimit: RENDER_LIMITS.renderMs,
+    memoryLimit: RENDER_LIMITS.outputBytes * 4,
+  });
+  return liquidEngine;
+}
 
 /** The job a revision renders to for `value` and `extra` (merged over the template's), validated. */
 export async function renderRevision(
@@ -97,7 +103,7 @@ export async function renderRevision(
 ): Promise<{ spec: Record<string, unknown>; bytes: number }> {
   let text: string;
   try {
-    text = await engine.parseAndRender(revision.schema, {
+    text = await engine().parseAndRender(revision.schema, {
       value: input.value,
       extra: { ...revision.extra, ...input.extra },
       task: input.task ?? {},
@@ -109,6 +115,8 @@ export async function renderRevision(
   if (bytes > RENDER_LIMITS.outputBytes) {
     throw new ValidationError("template", `renders to ${bytes} bytes, past ${RENDER_LIMITS.outputBytes}`);
   }
+  // Loaded here, so that a bundle that renders nothing (the tick) leaves the parser out.
+  const { parse: parseYaml } = await import("yaml");
   let parsed: unknown;
   try {
     parsed = parseYaml(text);
@@ -181,7 +189,7 @@ export async function updateTemplate(
 /** A revision to store: its Liquid must parse (a 400 naming `schema`, with the engine's message, if not). */
 function revisionOf(tenant: string, body: TemplateBody, revision: number, now: Date): TemplateRevision {
   try {
-    engine.parse(body.schema);
+    engine().parse(body.schema);
   } catch (err) {
     throw new ValidationError("schema", `does not parse: ${String((err as Error).message)}`);
   }
