@@ -202,3 +202,13 @@ export const reorderBody = z.strictObject({
 export const dispatcherStatusQuery = z.strictObject({
   tenant: z.string().max(LIMITS.labelLength).optional(),
 });
+
+/** `?verbose=true` lists templates as objects, not names. */
+export const templatesQuery = z.strictObject({
+  verbose: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
+});
+/** `?revision=` reads that revision, not the latest. */
+export const templateQuery = z.strictObject({ revision: z.coerce.number().int().min(1).optional() });

@@ -16,6 +16,7 @@ import {
   ValidationError,
 } from "./errors.ts";
 import { LIMITS, label, relativePath } from "./fields.ts";
+import { retryOnConflict } from "./optimistic.ts";
 import { CommitConflict } from "./ports.ts";
 import { objectOrJson, renderedCliJob, TEMPLATE_REF, templateName } from "./requests.ts";
 
@@ -152,6 +153,7 @@ export async function createTemplate(
   body: TemplateBody,
 ) {
   requireScope(principal, "tasks:write");
+  assertParses(body.schema);
   const revision = revisionOf(actingTenant(principal), body, 1, deps.clock.now());
   try {
     await deps.templates.putRevision(revision);
@@ -173,26 +175,26 @@ export async function updateTemplate(
   requireScope(principal, "tasks:write");
   if (body.name !== name) throw new ValidationError("name", `must be ${name}, the template's name`);
   const tenant = actingTenant(principal);
-  for (let race = 0; race < 5; race++) {
+  assertParses(body.schema);
+  // Racing updates each take the next number: a lost race reads the latest again.
+  return retryOnConflict(async () => {
     const latest = await deps.templates.getTemplate(tenant, name);
     if (!latest) throw templateNotFound(name);
-    try {
-      await deps.templates.putRevision(revisionOf(tenant, body, latest.revision + 1, deps.clock.now()));
-      return { id: name, name, revision: latest.revision + 1 };
-    } catch (err) {
-      if (!(err instanceof CommitConflict)) throw err;
-    }
-  }
-  throw new ConflictError(`template ${name}: revisions are being added at the same time; try again`);
+    await deps.templates.putRevision(revisionOf(tenant, body, latest.revision + 1, deps.clock.now()));
+    return { id: name, name, revision: latest.revision + 1 };
+  });
 }
 
-/** A revision to store: its Liquid must parse (a 400 naming `schema`, with the engine's message, if not). */
-function revisionOf(tenant: string, body: TemplateBody, revision: number, now: Date): TemplateRevision {
+/** A template's Liquid must parse before it is stored (a 400 naming `schema`, with the engine's message). */
+function assertParses(schema: string): void {
   try {
-    engine().parse(body.schema);
+    engine().parse(schema);
   } catch (err) {
     throw new ValidationError("schema", `does not parse: ${String((err as Error).message)}`);
   }
+}
+
+function revisionOf(tenant: string, body: TemplateBody, revision: number, now: Date): TemplateRevision {
   return {
     tenant,
     name: body.name,

@@ -17,6 +17,8 @@ import type {
   submitTaskSchema,
   taskEventsQuery,
   taskLogQuery,
+  templateQuery,
+  templatesQuery,
 } from "../core/requests.ts";
 import type { listTaskEvents } from "../core/tasks.ts";
 import type {
@@ -31,7 +33,6 @@ import type {
 import type { addTenantKey, createTenant, listTenantKeys, listTenants } from "../core/tenants.ts";
 import type { listWorkers } from "../core/workers.ts";
 import type { ANSWERS } from "../functions/_shared/answers.ts";
-import type { templateQuery, templatesQuery } from "../functions/_shared/routes.ts";
 
 export const OPERATIONS = {
   "health.report": ["GET", "/v2/health"],

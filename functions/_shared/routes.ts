@@ -1,4 +1,4 @@
-import * as z from "zod";
+import type * as z from "zod";
 import type { Scope } from "../../core/fields.ts";
 import {
   addKeySchema,
@@ -11,6 +11,8 @@ import {
   submitTaskSchema,
   taskEventsQuery,
   taskLogQuery,
+  templateQuery,
+  templatesQuery,
 } from "../../core/requests.ts";
 import { renderBody, templateBody } from "../../core/templates.ts";
 import * as health from "../api/health.ts";
@@ -67,16 +69,6 @@ function route<
 ): Route {
   return entry;
 }
-
-/** `?verbose=true` lists templates as objects, not names. */
-export const templatesQuery = z.strictObject({
-  verbose: z
-    .enum(["true", "false"])
-    .default("false")
-    .transform((v) => v === "true"),
-});
-/** `?revision=` reads that revision, not the latest. */
-export const templateQuery = z.strictObject({ revision: z.coerce.number().int().min(1).optional() });
 
 /**
  * The route table: every HTTP route, once. API Gateway (infra), the local server and the tests read it;

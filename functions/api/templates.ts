@@ -1,4 +1,5 @@
 import type * as z from "zod";
+import type { templateQuery, templatesQuery } from "../../core/requests.ts";
 import {
   createTemplate,
   getTemplate,
@@ -9,7 +10,6 @@ import {
   updateTemplate,
 } from "../../core/templates.ts";
 import type { RouteFn } from "../_shared/http.ts";
-import type { templateQuery, templatesQuery } from "../_shared/routes.ts";
 
 export const create: RouteFn<z.output<typeof templateBody>> = async (deps, { principal, body }) => ({
   status: 201,
