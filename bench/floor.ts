@@ -15,7 +15,7 @@ import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { DynamoStore } from "../adapters/aws/dynamo-store.ts";
 import { tableDefinition } from "../adapters/aws/table-definition.ts";
 import { taskKey } from "../adapters/table/keys.ts";
-import type { PoolConfig } from "../core/config.ts";
+import type { CliPool } from "../core/config.ts";
 import { type LocalEndpoints, localClients } from "../local/aws-clients.ts";
 import { POOL_QUEUE_ATTRIBUTES } from "../local/resources.ts";
 import type { Driver } from "./driver.ts";
@@ -28,7 +28,7 @@ export interface Floor {
 
 export async function startFloor(options: {
   endpoints: LocalEndpoints;
-  pools: PoolConfig[];
+  pools: CliPool[];
   /** Put first on the workers' PATH: the instant CLIs. */
   path: string;
   waitSeconds: number;
@@ -52,7 +52,7 @@ export async function startFloor(options: {
     );
     queues.set(pool.tool, QueueUrl as string);
   }
-  const poolOf = (tool: string) => pools.find((p) => p.tool === tool) as PoolConfig;
+  const poolOf = (tool: string) => pools.find((p) => p.tool === tool) as CliPool;
 
   const server = createServer(async (req, res) => {
     let body = "";

@@ -11,6 +11,7 @@ import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "
 import { join, resolve } from "node:path";
 import { performance as nodePerformance } from "node:perf_hooks";
 import { DynamoStore } from "../adapters/aws/dynamo-store.ts";
+import { isCliPool } from "../core/config.ts";
 import { DUE_SHARDS, ENV } from "../core/names.ts";
 import { localClients } from "../local/aws-clients.ts";
 import { startDynamoDbLocal } from "../local/dynamodb-local.ts";
@@ -197,7 +198,7 @@ try {
   // The floor on the same emulators, with the same clients and slots, while the stack idles (its
   // workers long-poll, its tick and relay run): the same background as the stack's own phases.
   const floor = await phase("floor: start", () =>
-    startFloor({ endpoints, pools: config.pools, path: instantClis, waitSeconds: 1 }),
+    startFloor({ endpoints, pools: config.pools.filter(isCliPool), path: instantClis, waitSeconds: 1 }),
   );
   let floorLatency: LatencyResult;
   let floorThroughput: ThroughputResult;

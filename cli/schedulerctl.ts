@@ -130,12 +130,14 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
 
   program
     .command("enqueue")
-    .description("submit a task: a prompt for a tool's CLI")
+    .description("submit a task: a prompt for a tool's CLI, or a template's job (a pod, for a pod template)")
     .argument("[tool]", "claude, codex or gemini (not with --template)")
     .argument("[prompt]", "the prompt, or @file to read it from a file (not with --template)")
     .option("--template <name[@revision]>", "run a template's job instead: its latest revision, or that one")
     .option("--value <json>", "the template's `value` (a JSON object)")
     .option("--extra <json>", "merged over the template's `extra` (a JSON object)")
+    .option("--cpu <vcpus>", 'a pod\'s vCPUs ("0.5", "2" or "500m"): its quotas, over its template\'s')
+    .option("--memory <size>", 'a pod\'s memory (MiB, or "2Gi")')
     .option("--model <model>", "the model to ask for")
     .option("--pool <pool>", "a pool by name (else the least busy pool of the tool)")
     .option("--priority <1-9>", "9 runs first (default 5)", integer("--priority"))
@@ -162,6 +164,9 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
         template: options.template,
         value: options.value,
         extra: options.extra,
+        ...((options.cpu ?? options.memory) !== undefined && {
+          quotas: { cpu: options.cpu, memory: options.memory },
+        }),
         model: options.model,
         pool: options.pool,
         priority: options.priority,
@@ -459,6 +464,8 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
     .argument("<name>")
     .option("--value <json>", "the task's args, as `value` (a JSON object)")
     .option("--extra <json>", "merged over the template's `extra` (a JSON object)")
+    .option("--cpu <vcpus>", 'a pod\'s vCPUs ("0.5", "2" or "500m"): its quotas, over its template\'s')
+    .option("--memory <size>", 'a pod\'s memory (MiB, or "2Gi")')
     .action(async (name: string, options) => {
       const body = {
         ...(options.value && { value: options.value }),

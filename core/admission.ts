@@ -4,7 +4,7 @@ import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { InsufficientResourcesError, poolNotFound } from "./errors.ts";
-import type { Tool } from "./fields.ts";
+import type { PoolTool } from "./fields.ts";
 import { runIdFor } from "./identifiers.ts";
 import {
   CommitConflict,
@@ -102,7 +102,7 @@ const isPaused = (state: PoolState, now: string) =>
  */
 export async function choosePool(
   deps: Pick<Deps, "config" | "counters" | "tasks" | "clock">,
-  tool: Tool,
+  tool: PoolTool,
 ): Promise<PoolConfig> {
   const eligible = deps.config.pools.filter((p) => p.tool === tool);
   if (eligible.length === 0) throw new InsufficientResourcesError(`tool: no pool runs ${tool}`);

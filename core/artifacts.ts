@@ -54,7 +54,7 @@ export async function readTaskFile(
 
 /** A run's log text: the task's latest run, or the one named. Empty while the run has written none. */
 export async function readTaskLog(
-  deps: Pick<Deps, "tasks" | "blobs">,
+  deps: Pick<Deps, "tasks" | "blobs" | "podLogs">,
   principal: Principal,
   uuid: string,
   runId?: string,
@@ -67,12 +67,21 @@ export async function readTaskLog(
   return logText(deps, run);
 }
 
-export async function readRunLog(deps: Pick<Deps, "tasks" | "blobs">, principal: Principal, runId: string) {
+export async function readRunLog(
+  deps: Pick<Deps, "tasks" | "blobs" | "podLogs">,
+  principal: Principal,
+  runId: string,
+) {
   return logText(deps, await getRun(deps, principal, runId));
 }
 
-async function logText(deps: Pick<Deps, "blobs">, run: Run): Promise<string> {
+/** A run's log is read up to this: a CLI worker keeps as much of one (its head and tail). */
+const LOG_BYTES = 5 * 1024 * 1024;
+
+async function logText(deps: Pick<Deps, "blobs" | "podLogs">, run: Run): Promise<string> {
   if (run.log_inline) return run.output_tail ?? "";
+  // A pod's log is its container's, as long as the pool's log group keeps it.
+  if (run.container_id) return deps.podLogs.read(run.pool, run.container_id, LOG_BYTES);
   const body = await deps.blobs.get(blobKeys.log(run.task_uuid, run.run_id));
   return body ? Buffer.from(body).toString("utf8") : "";
 }

@@ -1,32 +1,52 @@
 import * as z from "zod";
 import { ValidationError } from "./errors.ts";
-import { poolName, TOOLS } from "./fields.ts";
+import { POOL_TOOLS, poolName, type Tool } from "./fields.ts";
+import { POD_LAUNCH_TIMEOUT_SECONDS } from "./names.ts";
 
-const poolSchema = z.strictObject({
-  name: poolName,
-  tool: z.enum(TOOLS),
-  account: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must match [A-Za-z0-9_-]{1,64}"),
-  max_concurrency: z.number().int().min(1).max(10_000),
-  lease_seconds: z.number().int().min(10).max(3600).default(120),
-  retry: z
-    .strictObject({
-      base_seconds: z.number().int().min(1).default(30),
-      max_seconds: z.number().int().min(1).default(300),
-    })
-    .refine((r) => r.max_seconds >= r.base_seconds, { message: "max_seconds must be ≥ base_seconds" })
-    .default({ base_seconds: 30, max_seconds: 300 }),
-  allow_dangerous_flags: z.boolean().default(false),
-  worker: z
-    .strictObject({
-      cpu: z.number().int().default(1024),
-      memory: z.number().int().default(2048),
-      min: z.number().int().min(0).default(0),
-      max: z.number().int().min(0).default(1),
-      slots: z.number().int().min(1).max(64).default(1),
-    })
-    .refine((w) => w.max >= w.min, { message: "max must be ≥ min" })
-    .default({ cpu: 1024, memory: 2048, min: 0, max: 1, slots: 1 }),
-});
+const poolSchema = z
+  .strictObject({
+    name: poolName,
+    /** A CLI, or `container`: the pool runs pod jobs, each in a container of its own (ECS RunTask). */
+    tool: z.enum(POOL_TOOLS),
+    /** The CLI account whose credentials the pool's workers hold; container pools have none. */
+    account: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, "must match [A-Za-z0-9_-]{1,64}")
+      .optional(),
+    max_concurrency: z.number().int().min(1).max(10_000),
+    lease_seconds: z.number().int().min(10).max(3600).default(120),
+    retry: z
+      .strictObject({
+        base_seconds: z.number().int().min(1).default(30),
+        max_seconds: z.number().int().min(1).default(300),
+      })
+      .refine((r) => r.max_seconds >= r.base_seconds, { message: "max_seconds must be ≥ base_seconds" })
+      .default({ base_seconds: 30, max_seconds: 300 }),
+    allow_dangerous_flags: z.boolean().default(false),
+    worker: z
+      .strictObject({
+        cpu: z.number().int().default(1024),
+        memory: z.number().int().default(2048),
+        min: z.number().int().min(0).default(0),
+        max: z.number().int().min(0).default(1),
+        slots: z.number().int().min(1).max(64).default(1),
+      })
+      .refine((w) => w.max >= w.min, { message: "max must be ≥ min" })
+      .default({ cpu: 1024, memory: 2048, min: 0, max: 1, slots: 1 }),
+  })
+  .superRefine((pool, ctx) => {
+    if (pool.tool !== "container" && pool.account === undefined) {
+      ctx.addIssue({ code: "custom", path: ["account"], message: `a ${pool.tool} pool names its account` });
+    }
+    // A pod's dispatch stays hidden on the queue for lease_seconds, which its launch must fit in.
+    if (pool.tool === "container" && pool.lease_seconds < POD_LAUNCH_TIMEOUT_SECONDS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["lease_seconds"],
+        message: `a container pool's lease is at least ${POD_LAUNCH_TIMEOUT_SECONDS} s (a pod's launch)`,
+      });
+    }
+  });
 
 /**
  * The API stage's throttle, all tenants together (API Gateway's token bucket: a steady rate and a burst),
@@ -54,6 +74,9 @@ const configSchema = z.strictObject({
 });
 
 export type PoolConfig = z.output<typeof poolSchema>;
+/** A pool of a CLI: its workers run the CLI with its account's credentials. */
+export type CliPool = PoolConfig & { tool: Tool; account: string };
+export const isCliPool = (pool: PoolConfig): pool is CliPool => pool.tool !== "container";
 export type ApiThrottle = z.output<typeof apiSchema>["throttle"];
 export type SchedulerConfig = z.output<typeof configSchema>;
 

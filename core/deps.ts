@@ -3,10 +3,12 @@ import type { SchedulerConfig } from "./config.ts";
 import type {
   BlobStore,
   Clock,
+  ContainerRunner,
   CounterStore,
   EventStore,
   IdempotencyStore,
   Ids,
+  PodLogs,
   PoolQueue,
   Resolver,
   Store,
@@ -29,6 +31,9 @@ export interface Deps {
   templates: TemplateStore;
   queue: PoolQueue;
   blobs: BlobStore;
+  /** The pods of container pools, and their logs. */
+  containers: ContainerRunner;
+  podLogs: PodLogs;
   clock: Clock;
   ids: Ids;
   /** Uniform in [0, 1): retry jitter. */

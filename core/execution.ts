@@ -10,7 +10,7 @@ import { assertTransition, type RunStatus } from "./status.ts";
 export const RATE_LIMIT_RETRY_CAP = 5;
 /** Kept on the task and run (the full log is in S3): UTF-8 bytes, so that an item stays far below 400 KB. */
 const RESULT_OUTPUT_BYTES = 64_000;
-const TAIL_BYTES = 4_000;
+export const TAIL_BYTES = 4_000;
 /** An error text on a task, a run or an event (a CLI's error answer can be a whole transcript). */
 const ERROR_BYTES = 2_000;
 

@@ -6,6 +6,9 @@ import * as z from "zod";
 
 export const TOOLS = ["claude", "codex", "gemini"] as const;
 export type Tool = (typeof TOOLS)[number];
+/** What a pool runs: one of the CLIs, or container jobs (pods). */
+export const POOL_TOOLS = [...TOOLS, "container"] as const;
+export type PoolTool = (typeof POOL_TOOLS)[number];
 
 export const LIMITS = {
   nameLength: 256,

@@ -35,6 +35,8 @@ export const ENV = {
   callbackQueueUrl: "SWITCHYARD_CALLBACK_QUEUE_URL",
   /** Seconds before a failed callback is tried again; doubles per attempt (default 60). */
   callbackRetrySeconds: "SWITCHYARD_CALLBACK_RETRY_SECONDS",
+  /** On AWS: where container pools' pods run and log (JSON: cluster, subnets, roles, log groups). */
+  pods: "SWITCHYARD_PODS",
 } as const;
 
 /** Deliveries of one callback event before its message moves to the callback DLQ (the queue's maxReceiveCount). */
@@ -42,6 +44,9 @@ export const CALLBACK_MAX_RECEIVES = 5;
 
 /** The callback function's timeout on AWS; the local deliverer runs the same handler. */
 export const CALLBACK_FUNCTION_TIMEOUT_SECONDS = 30;
+
+/** The pod launcher's timeout on AWS (the local stack runs the same handler): a RunTask and two writes. */
+export const POD_LAUNCH_TIMEOUT_SECONDS = 30;
 
 /** Queue settings, applied alike by the CDK stack and the local stack. */
 export const QUEUE_SETTINGS = {

@@ -1,6 +1,7 @@
 /** The interfaces the domain needs. Adapters live in adapters/{aws,memory,net}. */
 
 import type { DomainEvent } from "./events.ts";
+import type { PodSpec } from "./pods.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "./records.ts";
 import type { CallbackTarget, ResolvedAddress } from "./ssrf.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
@@ -295,6 +296,47 @@ export interface BlobStore extends Pingable {
   /** undefined when there is no such object. */
   get(key: string): Promise<Uint8Array | undefined>;
   list(prefix: string): Promise<BlobInfo[]>;
+}
+
+/** One run of a pod task, to start in its container pool. */
+export interface PodLaunch {
+  pool: string;
+  taskUuid: string;
+  runId: string;
+  pod: PodSpec;
+}
+
+/**
+ * Runs pods: on AWS, ECS RunTask on Fargate; locally, a child process. How a pod ends comes back as a
+ * PodStopped (on AWS, EventBridge's "ECS Task State Change"), never from polling.
+ */
+export interface ContainerRunner {
+  /**
+   * Starts the run's container, once per run id however often it is asked; resolves with the container's
+   * id. Rejects when it cannot be started (the image's task definition, capacity), with ECS's reason.
+   */
+  start(launch: PodLaunch): Promise<{ containerId: string }>;
+  /** Stops the run's container, if one runs (SIGTERM, then SIGKILL). Idempotent. */
+  stop(pool: string, runId: string, reason: string): Promise<void>;
+}
+
+/** How a pod's container ended, as its compute reported it. */
+export interface PodStopped {
+  runId: string;
+  containerId: string;
+  /** null when the container never ran or was killed without one (its reason says why). */
+  exitCode: number | null;
+  /** Why it stopped, when it did not exit by itself or could not start. */
+  reason?: string;
+  durationMs: number;
+}
+
+/** A pod's log: on AWS the container's CloudWatch Logs stream. */
+export interface PodLogs {
+  /** The log so far, oldest first, up to `maxBytes`; empty when there is none (yet). */
+  read(pool: string, containerId: string, maxBytes: number): Promise<string>;
+  /** The last `maxBytes` of the log. */
+  tail(pool: string, containerId: string, maxBytes: number): Promise<string>;
 }
 
 /** Every address a host name resolves to, as `dns.lookup(host, { all: true })` gives them. */

@@ -3,7 +3,8 @@
  * client sees) is its schema's visible part: bookkeeping fields live in a separate shape.
  */
 import * as z from "zod";
-import { OVERLAPS, SCOPES, type Tags, TOOLS } from "./fields.ts";
+import { OVERLAPS, POOL_TOOLS, SCOPES, type Tags } from "./fields.ts";
+import { podSpecSchema } from "./pods.ts";
 import { RUN_STATUSES, TASK_STATUSES, TERMINAL_STATUSES } from "./status.ts";
 
 const time = z.string();
@@ -49,9 +50,13 @@ export const taskViewSchema = z.object({
   namespace: z.string(),
   project: z.string().optional(),
   tags,
-  tool: z.enum(TOOLS),
+  /** The CLI, or `container` for a pod job. */
+  tool: z.enum(POOL_TOOLS),
   model: z.string().optional(),
-  prompt: z.string(),
+  /** An LLM CLI job's prompt. */
+  prompt: z.string().optional(),
+  /** A pod job's container (tool `container`). */
+  pod: podSpecSchema.optional(),
   input_files: z.array(z.string()),
   output_files: z.array(z.string()),
   pool: z.string(),
@@ -156,6 +161,8 @@ export const runViewSchema = z.object({
   cost_usd: z.number().optional(),
   output_tail: z.string().optional(),
   error: z.string().optional(),
+  /** A pod run's container (on AWS, its ECS task id): its log is that container's. */
+  container_id: z.string().optional(),
 });
 
 export const runSchema = runViewSchema.extend({

@@ -15,6 +15,7 @@ import {
   TOOLS,
   tagsSchema,
 } from "./fields.ts";
+import { podQuotas } from "./pods.ts";
 import { RUN_STATUSES, TASK_STATUSES } from "./status.ts";
 
 /** What an LLM CLI job is: the fields of a submission that a `prompt` or `agent` template renders to. */
@@ -75,6 +76,8 @@ export const submitTaskSchema = z
     template: z.string().regex(TEMPLATE_REF, "must be a template's name, or name@revision").optional(),
     value: objectOrJson.optional(),
     extra: objectOrJson.optional(),
+    /** A pod's size ({cpu, memory, gpu}), over its template's. */
+    quotas: podQuotas.optional(),
     priority: numeric(z.number().int().min(1).max(9)).optional(),
     prior: numeric(z.number().int().min(1).max(9)).optional(),
     name: label(LIMITS.nameLength).optional(),
@@ -119,6 +122,10 @@ export const submitTaskSchema = z
         "a template gives the job: tool, model, input_files and output_files come from it (pool may be given)",
     },
   )
+  .refine((b) => b.quotas === undefined || b.template !== undefined, {
+    path: ["quotas"],
+    message: "quotas size a pod job: give them with a pod template",
+  })
   .refine((b) => b.template !== undefined || b.tool !== undefined || b.pool !== undefined, {
     path: ["tool"],
     message: "give tool, pool, or both",

@@ -6,10 +6,11 @@ import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import type { RateLimitedError } from "./errors.ts";
 import { ConflictError, runNotFound, taskNotFound, ValidationError } from "./errors.ts";
-import type { Tags } from "./fields.ts";
+import type { PoolTool, Tags } from "./fields.ts";
 import { blobKeys, runIdFor } from "./identifiers.ts";
 import { queuedLimitOf, queuedQuotaReached } from "./limits.ts";
 import { retryOnConflict } from "./optimistic.ts";
+import { type PodSpec, podSpecOf, stopPod } from "./pods.ts";
 import { CommitConflict, type RecordWrite, type StateChange } from "./ports.ts";
 import { isRecurring, type Run, type Task, withMergedTags } from "./records.ts";
 import { firstFireTime, type Recurrence, recurrenceIssues } from "./recurrence.ts";
@@ -57,6 +58,9 @@ export async function submitTask(
   if (job.tool && job.tool !== pool.tool) {
     throw new ConflictError(`tool: pool ${pool.name} runs ${pool.tool}, not ${job.tool}`);
   }
+  if (pool.tool === "container" && !job.pod) {
+    throw new ConflictError(`pool: ${pool.name} runs container jobs: submit a pod template`);
+  }
   const now = deps.clock.now();
   const iso = now.toISOString();
   const recurrence = validRecurrence(input, now);
@@ -73,6 +77,7 @@ export async function submitTask(
     tool: pool.tool,
     model: job.model,
     prompt: job.prompt,
+    pod: job.pod,
     input_files: job.input_files.map((f) => f.name),
     output_files: job.output_files,
     template: job.template,
@@ -84,7 +89,7 @@ export async function submitTask(
     max_attempts: input.max_attempts,
     occurrence: 1,
     run_count: 0,
-    timeout: input.timeout,
+    timeout: job.timeout,
     idempotency_key: input.idempotency_key,
     concurrency_key: input.concurrency_key,
     callback: input.callback,
@@ -130,20 +135,50 @@ export async function submitTask(
   return { created: true, task: await hurried(deps, task, pool) };
 }
 
+/** What a task runs: a CLI job (a prompt) or a pod, with the template it came from, if any. */
+interface Job {
+  tool?: PoolTool;
+  model?: string;
+  prompt?: string;
+  pod?: PodSpec;
+  input_files: { name: string; content: string }[];
+  output_files: string[];
+  pool?: string;
+  timeout: number;
+  template?: string;
+  template_revision?: number;
+}
+
 /**
  * What a submission runs: its own job fields, or (with `template`) the job its template's revision renders
- * to with its `value` and `extra`, recording the revision. Its `pool` still picks the pool.
+ * to with its `value` and `extra`, recording the revision. Its `pool` still picks the pool. A pod is sized
+ * by the submission's `quotas`, and its template's timeout, when it sets one, is the task's.
  */
-async function jobOf(deps: Pick<Deps, "templates">, tenant: string, input: SubmitTask) {
-  if (input.template === undefined) {
-    return { ...input, prompt: input.prompt as string, template: undefined, template_revision: undefined };
-  }
-  const { name, revision, spec } = await renderForTask(deps, tenant, input.template, {
+async function jobOf(deps: Pick<Deps, "templates">, tenant: string, input: SubmitTask): Promise<Job> {
+  if (input.template === undefined) return input;
+  const rendered = await renderForTask(deps, tenant, input.template, {
     value: input.value ?? {},
     extra: input.extra ?? {},
     task: { name: input.name, namespace: input.namespace, project: input.project, tags: input.tags },
   });
-  return { ...input, ...spec, pool: input.pool ?? spec.pool, template: name, template_revision: revision };
+  const source = { template: rendered.name, template_revision: rendered.revision };
+  if (rendered.type !== "pod") {
+    if (input.quotas)
+      throw new ValidationError(
+        "quotas",
+        `size pod jobs; template ${rendered.name} is of type ${rendered.type}`,
+      );
+    return { ...input, ...rendered.spec, pool: input.pool ?? rendered.spec.pool, ...source };
+  }
+  return {
+    tool: "container",
+    pod: podSpecOf(rendered.spec, input.quotas),
+    input_files: [],
+    output_files: [],
+    pool: input.pool,
+    timeout: rendered.spec.timeout ?? input.timeout,
+    ...source,
+  };
 }
 
 /**
@@ -280,7 +315,7 @@ export async function listTasks(deps: Pick<Deps, "tasks">, principal: Principal,
  * its slot back in the same transaction (no worker has claimed it, and none can now). A running task ends
  * `canceled` at once too, but keeps its slots until its process is gone: its worker sees the cancel on its
  * next heartbeat, kills the job and frees them (releaseHeldSlot); if the worker is gone, the tick frees them
- * when the lease runs out.
+ * when the lease runs out. A running pod is stopped, and its end frees them.
  */
 export async function cancelTask(deps: Deps, principal: Principal, uuid: string): Promise<Task> {
   requireScope(principal, "tasks:write");
@@ -317,6 +352,16 @@ export async function cancelTask(deps: Deps, principal: Principal, uuid: string)
     return { task: next, released: change.release };
   });
   if (canceled.released) await refill(deps, canceled.released);
+  // A running pod has no worker to see the cancel: it is stopped, and its end frees the slots it kept.
+  // Should the stop fail, the tick stops it when its deadline passes.
+  if (canceled.task.holds_slot) {
+    await stopPod(deps, canceled.task, "canceled").catch((err: unknown) =>
+      deps.log.warn("could not stop a canceled pod; the tick stops it", {
+        uuid,
+        error: String(err),
+      }),
+    );
+  }
   return canceled.task;
 }
 

@@ -8,15 +8,10 @@ import { Liquid } from "liquidjs";
 import * as z from "zod";
 import { actingTenant, type Principal, requireScope } from "./auth.ts";
 import type { Deps } from "./deps.ts";
-import {
-  ConflictError,
-  ERROR_CODES,
-  InsufficientResourcesError,
-  NotFoundError,
-  ValidationError,
-} from "./errors.ts";
-import { LIMITS, label, relativePath } from "./fields.ts";
+import { ConflictError, ERROR_CODES, NotFoundError, ValidationError } from "./errors.ts";
+import { LIMITS, label } from "./fields.ts";
 import { retryOnConflict } from "./optimistic.ts";
+import { type PodJob, podJob } from "./pods.ts";
 import { CommitConflict } from "./ports.ts";
 import { objectOrJson, renderedCliJob, TEMPLATE_REF, templateName } from "./requests.ts";
 
@@ -49,20 +44,6 @@ export const templateBody = z.strictObject({
   extra: objectOrJson.default({}),
 });
 export type TemplateBody = z.output<typeof templateBody>;
-
-/** The pod job a `pod` template renders to (run by a container pool). */
-export const podJob = z.strictObject({
-  image: z.string().min(1).max(1024),
-  command: z.array(z.string()).max(100).default([]),
-  args: z.array(z.string()).max(1000).default([]),
-  env: z
-    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment name"), z.string())
-    .default({}),
-  cpu: z.number().positive().optional(),
-  memory: z.number().positive().optional(),
-  timeout: z.number().int().min(1).max(LIMITS.timeoutSeconds).optional(),
-  output_files: z.array(relativePath).max(LIMITS.outputFiles).default([]),
-});
 
 export const renderBody = z.strictObject({
   value: objectOrJson.default({}),
@@ -244,25 +225,28 @@ export async function renderTemplate(
   return renderRevision(template, input);
 }
 
+/** A template's job for a submission: a CLI job (`prompt`, `agent`) or a pod job (`pod`). */
+export type RenderedJob =
+  | { type: "prompt" | "agent"; spec: z.output<typeof renderedCliJob> }
+  | { type: "pod"; spec: PodJob };
+
 /**
- * The CLI job a submission's `template` (`name` or `name@revision`) renders to, with the revision used. An
- * unknown template is a 404 (1006); a pod template needs a container pool, which does not exist yet.
+ * The job a submission's `template` (`name` or `name@revision`) renders to, with the revision used. An
+ * unknown template is a 404 (1006).
  */
 export async function renderForTask(
   deps: Pick<Deps, "templates">,
   tenant: string,
   ref: string,
   input: { value: Record<string, unknown>; extra: Record<string, unknown>; task: Record<string, unknown> },
-) {
+): Promise<RenderedJob & { name: string; revision: number }> {
   const [, name = ref, revisionText] = TEMPLATE_REF.exec(ref) ?? [];
   const asked = revisionText === undefined ? undefined : Number(revisionText);
   const revision = await deps.templates.getTemplate(tenant, name, asked);
   if (!revision) throw templateNotFound(name, asked);
-  if (revision.type === "pod") {
-    throw new InsufficientResourcesError(
-      `template: ${name} is a pod template, and no pool runs container jobs yet (tool: container)`,
-    );
-  }
   const { spec } = await renderRevision(revision, input);
-  return { name, revision: revision.revision, spec: spec as z.output<typeof renderedCliJob> };
+  return { name, revision: revision.revision, type: revision.type, spec } as RenderedJob & {
+    name: string;
+    revision: number;
+  };
 }

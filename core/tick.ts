@@ -10,6 +10,8 @@ import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { reclaimLease } from "./execution.ts";
 import { DUE_SHARDS } from "./names.ts";
+import { reclaimPod } from "./pod-runs.ts";
+import { stopPod } from "./pods.ts";
 import { CommitConflict } from "./ports.ts";
 import { dueAt, isRecurring, type Task } from "./records.ts";
 import { fireOccurrence } from "./recurring.ts";
@@ -98,9 +100,9 @@ async function handleDue(deps: Deps, task: Task, now: Date, report: TickReport):
   const iso = now.toISOString();
   if (task.holds_slot) {
     // Canceled while running, and its worker never said the job was gone: the lease has run out.
-    if ((task.due_time ?? "") <= iso && (await releaseHeldSlot(deps, task.uuid, task.run_id as string))) {
-      report.reclaimed++;
-    }
+    if ((task.due_time ?? "") > iso) return;
+    await stopPod(deps, task, "canceled, and its deadline passed");
+    if (await releaseHeldSlot(deps, task.uuid, task.run_id as string)) report.reclaimed++;
     return;
   }
   if (!deps.config.pools.some((p) => p.name === task.pool)) {
@@ -111,11 +113,15 @@ async function handleDue(deps: Deps, task: Task, now: Date, report: TickReport):
     if (task.status === "queued" && task.key_parked && (await recheckParked(deps, task))) report.woken++;
     if (task.status === "scheduled" && (await startDueTask(deps, task))) report.started++;
     if (task.status === "dispatched" && (await resendDispatch(deps, task, now))) report.resent++;
-    if (task.status === "running" && (await reclaimLease(deps, task))) report.reclaimed++;
+    if (task.status === "running" && (await reclaimRun(deps, task))) report.reclaimed++;
   } else if (isRecurring(task) && dueAt(task) === task.next_run_time && (await fireOccurrence(deps, task))) {
     report.fired++;
   }
 }
+
+/** A running task past its lease: a CLI's worker stopped heartbeating, or a pod ran past its deadline. */
+const reclaimRun = (deps: Deps, task: Task) =>
+  task.tool === "container" ? reclaimPod(deps, task) : reclaimLease(deps, task);
 
 /** A task whose pool is no longer configured cannot run: it fails, and gives back any slot it held. */
 async function failOrphan(deps: Deps, task: Task, now: Date): Promise<boolean> {

@@ -68,7 +68,7 @@ async function handleRecord(ctx: CallbackContext, record: SQSRecord): Promise<st
 /**
  * The SQS-triggered callback function (partial batch responses): every record's event is delivered at
  * once, and the ones to try again are reported in `batchItemFailures`. The local stack calls the same
- * handler from its own poller (local/callback-deliverer.ts).
+ * handler from its own poller (local/sqs-event-source.ts).
  */
 export function callbacksHandler(getContext: () => Promise<CallbackContext>) {
   return middy<SQSEvent, SQSBatchResponse, Error, Context>()

@@ -7,8 +7,8 @@ import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Topic } from "aws-cdk-lib/aws-sns";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
-import type { SchedulerConfig } from "../core/config.ts";
-import { CALLBACK_FUNCTION_TIMEOUT_SECONDS, ENV } from "../core/names.ts";
+import { isCliPool, type SchedulerConfig } from "../core/config.ts";
+import { CALLBACK_FUNCTION_TIMEOUT_SECONDS, ENV, POD_LAUNCH_TIMEOUT_SECONDS } from "../core/names.ts";
 import { ROUTE_GROUPS, type RouteGroup } from "../functions/_shared/routes.ts";
 
 /** Every API function runs the same entry; API Gateway sends each the routes of its group. */
@@ -17,6 +17,7 @@ const API_ENTRY = "functions/api/handler.ts";
 import { Alarms } from "./constructs/alarms.ts";
 import { CallbackDelivery } from "./constructs/callback-delivery.ts";
 import { EventsRelay, REPLAY_TIMEOUT_SECONDS } from "./constructs/events-relay.ts";
+import { PodCompute } from "./constructs/pod-compute.ts";
 import { PoolQueues } from "./constructs/pool-queues.ts";
 import { SchedulerApi } from "./constructs/scheduler-api.ts";
 import { SwitchyardFunction } from "./constructs/switchyard-function.ts";
@@ -69,6 +70,8 @@ export class StatelessStack extends Stack {
   readonly callbacks: CallbackDelivery;
   /** Absent when `workers` is false. */
   readonly workers?: WorkerServices;
+  /** The container pools' pods; absent without container pools or without `workers`. */
+  readonly pods?: PodCompute;
   readonly alarms: Alarms;
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
@@ -170,21 +173,40 @@ export class StatelessStack extends Stack {
         environment,
         configFile,
       });
+      const containerPools = pools.filter((pool) => !isCliPool(pool));
+      if (containerPools.length > 0) {
+        // Pods run in the workers' cluster; the API (cancel, logs), the tick (deadlines) and the launcher
+        // stop them and read their logs.
+        this.pods = new PodCompute(this, "Pods", {
+          pools: containerPools,
+          queues: this.queues.queues,
+          vpc: this.workers.vpc,
+          cluster: this.workers.cluster,
+          launcher: newFunction("PodLauncher", "functions/pod-launcher.ts", {
+            timeout: Duration.seconds(POD_LAUNCH_TIMEOUT_SECONDS),
+          }),
+          events: newFunction("PodEvents", "functions/pod-events.ts", { timeout: Duration.seconds(30) }),
+        });
+        for (const fn of [...Object.values(this.handlers), this.tick]) this.pods.grantPodAccess(fn);
+      }
     }
 
-    // Last, so that every function above gets its error alarm.
+    // Last, so that every function above gets its error alarm (and where pods run, their settings).
     this.functions = new Map(
       this.node
         .findAll()
         .filter((c): c is SwitchyardFunction => c instanceof SwitchyardFunction)
         .map((fn) => [fn.node.id, fn]),
     );
+    const { pods } = this;
+    if (pods) for (const fn of this.functions.values()) fn.addEnvironment(ENV.pods, pods.settings);
     this.alarms = new Alarms(this, "Alarms", {
       queues: this.queues.queues,
       deadLetterQueues: new Map([
         ...this.queues.dlqs,
         ["callbacks", this.callbacks.dlq],
         ["events-relay", this.relay.unreplayed],
+        ...(this.pods ? [["pod-events", this.pods.undelivered] as const] : []),
       ]),
       functions: this.functions,
     });

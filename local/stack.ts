@@ -1,24 +1,28 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { isCliPool } from "../core/config.ts";
 import type { Deps } from "../core/deps.ts";
 import { CALLBACK_MAX_RECEIVES, ENV, localCredentialsVariable } from "../core/names.ts";
 import { tick } from "../core/tick.ts";
 import { callbacksHandler, retrySecondsFrom } from "../functions/callbacks.ts";
 import { relayHandler } from "../functions/events-relay.ts";
+import { podEventsHandler } from "../functions/pod-events.ts";
+import { podLauncherHandler } from "../functions/pod-launcher.ts";
 import { callbackQueueFromEnv, depsFromEnv, eventBusFromEnv } from "../runtime/composition.ts";
 import { processLog } from "../runtime/log.ts";
 import { loadSchedulerConfig } from "../runtime/scheduler-config.ts";
 import { type LocalClients, type LocalEndpoints, localClients } from "./aws-clients.ts";
-import { startCallbackDeliverer } from "./callback-deliverer.ts";
 import { tearDown } from "./container-teardown.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
 import { FAULT_ENV, faultInjectorFrom } from "./faults.ts";
 import { startFauxqsServer } from "./fauxqs.ts";
 import { startHttpServer } from "./http-server.ts";
+import { LocalPodRunner } from "./pod-runner.ts";
 import { createLocalResources, type LocalNames, type LocalResources } from "./resources.ts";
+import { lambdaContext, startSqsEventSource } from "./sqs-event-source.ts";
 import { startStreamRelay } from "./stream-relay.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -122,12 +126,29 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       options.observeClients?.(roleClients, role);
     };
     observe(clients, "api");
-    const deps = depsFromEnv(clients, log, config, env);
+    // Pods run on this machine (local/pod-runner.ts): every part that starts, stops or reads one uses it.
+    const podLogDir = mkdtempSync(join(tmpdir(), "switchyard-pods-"));
+    const pods = new LocalPodRunner({
+      logDir: podLogDir,
+      deliver: (event) => podEvents(event, lambdaContext("switchyard-pod-events")),
+      log,
+    });
+    stops.push(async () => {
+      await pods.stopAll();
+      rmSync(podLogDir, { recursive: true, force: true });
+    });
+    const localDeps = (roleClients: LocalClients): Deps => ({
+      ...depsFromEnv(roleClients, log, config, env),
+      containers: pods,
+      podLogs: pods,
+    });
+    const deps = localDeps(clients);
+    const podEvents = podEventsHandler(async () => deps);
 
     const http = await startHttpServer(deps, options.port);
     stops.push(() => new Promise<void>((done) => http.server.close(() => done())));
 
-    const workers = (options.workers === false ? [] : config.pools).map(
+    const workers = (options.workers === false ? [] : config.pools.filter(isCliPool)).map(
       (pool) =>
         new SupervisedWorker(
           pool.name,
@@ -160,7 +181,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // The tick has clients of its own, so that its requests can be told apart from the API's.
     const tickClients = localClients(endpoints);
     observe(tickClients, "tick");
-    const ticking = tickLoop(depsFromEnv(tickClients, log, config, env));
+    const ticking = tickLoop(localDeps(tickClients));
     stops.push(ticking.stop);
 
     // The events relay, fed from the table's stream as Lambda would feed it.
@@ -182,10 +203,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       `whsec_${randomBytes(24).toString("base64url")}`;
     const callbackClients = localClients(endpoints);
     observe(callbackClients, "callbacks");
-    const callbackDeps = { ...depsFromEnv(callbackClients, log, config, env), callbackSecret };
+    const callbackDeps = { ...localDeps(callbackClients), callbackSecret };
     const retries = callbackQueueFromEnv(callbackClients, env);
     const retrySeconds = options.callbackRetrySeconds ?? retrySecondsFrom(process.env);
-    const delivering = startCallbackDeliverer({
+    const delivering = startSqsEventSource({
+      functionName: "switchyard-callbacks",
       sqs: callbackClients.sqs,
       queueUrl: resources.callbackQueueUrl,
       queueArn: resources.callbackQueueArn,
@@ -199,6 +221,21 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       log: callbackDeps.log,
     });
     stops.push(delivering.stop);
+
+    // Container pools have no workers: the pod launcher takes their dispatches, as on AWS.
+    const launch = podLauncherHandler(async () => deps);
+    for (const pool of config.pools.filter((p) => !isCliPool(p))) {
+      const launching = startSqsEventSource({
+        sqs: clients.sqs,
+        queueUrl: resources.queueUrls[pool.name] as string,
+        queueArn: `arn:aws:sqs:${endpoints.region}:000000000000:${resources.queueUrls[pool.name]?.split("/").at(-1)}`,
+        region: endpoints.region,
+        functionName: "switchyard-pod-launcher",
+        handler: launch,
+        log,
+      });
+      stops.push(launching.stop);
+    }
 
     const workerPid = (pool: string) => workers.find((w) => w.pool === pool)?.pid;
     return { url: http.url, adminKey, callbackSecret, deps, resources, workerPid, stop };

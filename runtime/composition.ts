@@ -5,6 +5,7 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { DynamoStore } from "../adapters/aws/dynamo-store.ts";
+import { podSettingsSchema } from "../adapters/aws/pod-settings.ts";
 import { S3BlobStore } from "../adapters/aws/s3-blobs.ts";
 import { SnsEventBus } from "../adapters/aws/sns-events.ts";
 import { SqsCallbackRetryQueue } from "../adapters/aws/sqs-callback-queue.ts";
@@ -15,7 +16,7 @@ import type { CallbackRetryQueue } from "../core/callbacks.ts";
 import type { SchedulerConfig } from "../core/config.ts";
 import { type Deps, randomIds, storePorts, systemClock } from "../core/deps.ts";
 import { ENV } from "../core/names.ts";
-import type { EventBus } from "../core/ports.ts";
+import type { ContainerRunner, EventBus, PodLogs } from "../core/ports.ts";
 
 /**
  * The composition root: reads the environment and builds the clients and adapters, once per process.
@@ -71,6 +72,40 @@ export function depsFromEnv(
     resolve: systemResolver,
     webhooks: nodeWebhookSender,
     log,
+    ...podsFromEnv(env),
+  };
+}
+
+/**
+ * The pods of container pools on ECS, and their logs in CloudWatch Logs, where SWITCHYARD_PODS is set.
+ * Their clients load on first use: most processes never start, stop or read a pod.
+ */
+function podsFromEnv(env: NodeJS.ProcessEnv): Pick<Deps, "containers" | "podLogs"> {
+  const text = env[ENV.pods];
+  let adapters: Promise<{ runner: ContainerRunner; logs: PodLogs }> | undefined;
+  const loaded = () => {
+    if (text === undefined) return Promise.reject(new Error("this stack runs no container pools"));
+    const settings = podSettingsSchema.parse(JSON.parse(text));
+    adapters ??= Promise.all([
+      import("@aws-sdk/client-ecs"),
+      import("@aws-sdk/client-cloudwatch-logs"),
+      import("../adapters/aws/ecs-pods.ts"),
+      import("../adapters/aws/cloudwatch-pod-logs.ts"),
+    ]).then(([ecs, logs, { EcsContainerRunner }, { CloudWatchPodLogs }]) => ({
+      runner: new EcsContainerRunner(new ecs.ECSClient({}), settings),
+      logs: new CloudWatchPodLogs(new logs.CloudWatchLogsClient({}), settings.log_groups),
+    }));
+    return adapters;
+  };
+  return {
+    containers: {
+      start: async (launch) => (await loaded()).runner.start(launch),
+      stop: async (pool, runId, reason) => (await loaded()).runner.stop(pool, runId, reason),
+    },
+    podLogs: {
+      read: async (pool, id, maxBytes) => (await loaded()).logs.read(pool, id, maxBytes),
+      tail: async (pool, id, maxBytes) => (await loaded()).logs.tail(pool, id, maxBytes),
+    },
   };
 }
 

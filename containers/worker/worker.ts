@@ -269,6 +269,10 @@ async function execute(
   signal: AbortSignal,
 ): Promise<JobOutcome> {
   const { task } = held;
+  if (task.tool === "container" || task.prompt === undefined) {
+    throw new Error(`task ${task.uuid} is a pod job: its pool's pods run it, not a CLI worker`);
+  }
+  const { tool, prompt } = task;
   const inputFiles = await Promise.all(
     task.input_files.map(async (name) => ({
       name,
@@ -277,8 +281,8 @@ async function execute(
   );
   return runJob(
     {
-      tool: task.tool,
-      prompt: task.prompt,
+      tool,
+      prompt,
       model: task.model,
       allowDangerousFlags: poolConfig(deps, task.pool).allow_dangerous_flags,
       inputFiles,

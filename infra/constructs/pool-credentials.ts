@@ -2,11 +2,11 @@ import { CfnOutput, Stack } from "aws-cdk-lib";
 import { Secret } from "aws-cdk-lib/aws-secretsmanager";
 import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
-import type { PoolConfig } from "../../core/config.ts";
+import { type CliPool, isCliPool, type PoolConfig } from "../../core/config.ts";
 import { ENV } from "../../core/names.ts";
 
 /** What a newcomer puts in each tool's secret: the variables its CLI reads. */
-const CREDENTIAL_HINTS: Record<PoolConfig["tool"], string> = {
+const CREDENTIAL_HINTS: Record<CliPool["tool"], string> = {
   claude: '{"ANTHROPIC_API_KEY":"sk-ant-..."} or {"CLAUDE_CODE_OAUTH_TOKEN":"..."}',
   // codex exec reads CODEX_API_KEY; it ignores OPENAI_API_KEY unless logged in with it.
   codex: '{"CODEX_API_KEY":"sk-..."}',
@@ -18,7 +18,7 @@ export interface PoolCredentialsProps {
 }
 
 /** The key of an account's credentials: pools of the same tool and account share one secret. */
-export const credentialsKey = (pool: Pick<PoolConfig, "tool" | "account">) => `${pool.tool}/${pool.account}`;
+export const credentialsKey = (pool: Pick<CliPool, "tool" | "account">) => `${pool.tool}/${pool.account}`;
 
 const pascal = (text: string) =>
   text
@@ -27,11 +27,11 @@ const pascal = (text: string) =>
     .join("");
 
 /** The stateful stack output holding the ARN of a pool's credentials secret. */
-export const credentialsOutputName = (pool: Pick<PoolConfig, "tool" | "account">) =>
+export const credentialsOutputName = (pool: Pick<CliPool, "tool" | "account">) =>
   `Credentials${pascal(pool.tool)}${pascal(pool.account)}`;
 
 /**
- * One Secrets Manager secret per (tool, account) of the configured pools, created holding `{}`.
+ * One Secrets Manager secret per (tool, account) of the configured CLI pools, created holding `{}`.
  * An operator puts the account's credentials in it (a JSON object of environment variables for the CLI);
  * ECS injects it into that account's workers as SWITCHYARD_CREDENTIALS when a task starts.
  * The secrets live in the stateful stack: replacing the compute stack must not lose what was put in them.
@@ -40,8 +40,9 @@ export class PoolCredentials extends Construct {
   /** `tool/account` -> its secret. */
   readonly secrets: ReadonlyMap<string, Secret>;
 
-  constructor(scope: Construct, id: string, { pools }: PoolCredentialsProps) {
+  constructor(scope: Construct, id: string, props: PoolCredentialsProps) {
     super(scope, id);
+    const pools = props.pools.filter(isCliPool);
     const secrets = new Map<string, Secret>();
     for (const pool of pools) {
       const key = credentialsKey(pool);

@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack } from "aws-cdk-lib";
+import { Duration } from "aws-cdk-lib";
 import type { ITableV2 } from "aws-cdk-lib/aws-dynamodb";
 import { type SecurityGroup, SubnetType } from "aws-cdk-lib/aws-ec2";
 import type { DockerImageAsset } from "aws-cdk-lib/aws-ecr-assets";
@@ -20,32 +20,18 @@ import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import type { Queue } from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
-import type { PoolConfig } from "../../core/config.ts";
+import type { CliPool } from "../../core/config.ts";
 import { ENV } from "../../core/names.ts";
+import { fargateMemoryOptions } from "../../core/pods.ts";
 import { GRANT_WILDCARD_FINDINGS, GRANT_WILDCARDS } from "../nag.ts";
 import { functionDefaults, LOG_RETENTION, workerStop } from "../secure-defaults.ts";
 import { PROJECT_VERSION } from "./switchyard-function.ts";
 import { WORKER_CONFIG_PATH } from "./worker-image.ts";
+import { tasksOf } from "./worker-network.ts";
 import { scaleOnQueue } from "./worker-scaling.ts";
 
-/** Fargate's valid memory sizes (MiB) for each task CPU size (CPU units). */
-export function fargateMemoryOptions(cpu: number): number[] {
-  const range = (min: number, max: number, step: number) =>
-    Array.from({ length: (max - min) / step + 1 }, (_, i) => min + i * step);
-  const options: Record<number, number[]> = {
-    256: [512, 1024, 2048],
-    512: range(1024, 4096, 1024),
-    1024: range(2048, 8192, 1024),
-    2048: range(4096, 16384, 1024),
-    4096: range(8192, 30720, 1024),
-    8192: range(16384, 61440, 4096),
-    16384: range(32768, 122880, 8192),
-  };
-  return options[cpu] ?? [];
-}
-
 export interface PoolServiceProps {
-  readonly pool: PoolConfig;
+  readonly pool: CliPool;
   readonly cluster: Cluster;
   readonly securityGroup: SecurityGroup;
   readonly image: DockerImageAsset;
@@ -171,14 +157,4 @@ export class PoolService extends Construct {
       true,
     );
   }
-}
-
-/** The ARN pattern of the tasks of a cluster. */
-function tasksOf(cluster: Cluster): string {
-  return Stack.of(cluster).formatArn({
-    service: "ecs",
-    resource: "task",
-    resourceName: `${cluster.clusterName}/*`,
-    arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-  });
 }

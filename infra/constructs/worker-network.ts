@@ -1,4 +1,4 @@
-import { CfnOutput, Stack } from "aws-cdk-lib";
+import { ArnFormat, CfnOutput, Stack } from "aws-cdk-lib";
 import { FlowLogDestination, FlowLogTrafficType, SecurityGroup, SubnetType, Vpc } from "aws-cdk-lib/aws-ec2";
 import { Cluster } from "aws-cdk-lib/aws-ecs";
 import { LogGroup } from "aws-cdk-lib/aws-logs";
@@ -60,4 +60,14 @@ export function addWorkerNetwork(scope: Construct): {
     allowAllOutbound: true,
   });
   return { vpc, cluster, securityGroup };
+}
+
+/** The ARN pattern of the tasks of a cluster. */
+export function tasksOf(cluster: Cluster): string {
+  return Stack.of(cluster).formatArn({
+    service: "ecs",
+    resource: "task",
+    resourceName: `${cluster.clusterName}/*`,
+    arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+  });
 }

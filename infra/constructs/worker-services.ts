@@ -6,7 +6,7 @@ import type { IBucket } from "aws-cdk-lib/aws-s3";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import type { Queue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import type { PoolConfig } from "../../core/config.ts";
+import { isCliPool, type PoolConfig } from "../../core/config.ts";
 import { credentialsKey } from "./pool-credentials.ts";
 import { PoolService } from "./pool-service.ts";
 import { warnIfConfigDiffers, workerImageProps } from "./worker-image.ts";
@@ -26,7 +26,10 @@ export interface WorkerServicesProps {
   readonly configFile: string;
 }
 
-/** The workers: one ECS Fargate service per pool, all running the worker image, in one cluster. */
+/**
+ * The workers: one ECS Fargate service per CLI pool, all running the worker image, in one cluster (where
+ * container pools run their pods too).
+ */
 export class WorkerServices extends Construct {
   readonly vpc: Vpc;
   readonly cluster: Cluster;
@@ -44,7 +47,7 @@ export class WorkerServices extends Construct {
     warnIfConfigDiffers(this, props.configFile);
 
     const services = new Map<string, FargateService>();
-    for (const pool of props.pools) {
+    for (const pool of props.pools.filter(isCliPool)) {
       const queue = props.queues.get(pool.name);
       const secret = props.credentials.get(credentialsKey(pool));
       if (!queue || !secret) throw new Error(`pool ${pool.name}: no queue or credentials secret`);

@@ -3,7 +3,10 @@ import { SwitchyardClient } from "../../sdk/client.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
-const CONFIG = "pools:\n  - { name: main, tool: claude, account: main, max_concurrency: 2 }\n";
+const CONFIG = `pools:
+  - { name: main, tool: claude, account: main, max_concurrency: 2 }
+  - { name: pods, tool: container, max_concurrency: 2, lease_seconds: 30 }
+`;
 const PROMPT_SCHEMA =
   'tool: claude\nprompt: "Review {{ value.repo }} for {{ extra.focus }}"\noutput_files: ["review.md"]\n';
 
@@ -110,7 +113,6 @@ describe("templates", () => {
       command: ["sh", "-c"],
       args: ["echo hi; exit 3"],
       env: {},
-      output_files: [],
     });
   });
 
@@ -167,15 +169,20 @@ describe("submissions from a template", () => {
     expect((await client.getTask(first.uuid)).template_revision).toBe(1);
   });
 
-  it("refuse an unknown template or revision, a pod template, a job that does not render, and mixed fields", async () => {
+  it("refuse an unknown template or revision, a pool of the wrong kind, a job that does not render, and mixed fields", async () => {
     const submit = (body: object, key = alice) => stack.call("POST", "/v2/tasks", { key, body });
     expect((await submit({ template: "nope" })).json?.code).toBe("1006");
     expect((await submit({ template: "summary@9" })).json?.message).toBe(
       "template summary revision 9 not found",
     );
     expect((await submit({ template: "summary" }, bob)).json?.code).toBe("1006");
-    const pod = await submit({ template: "echo", value: { word: "x" } });
-    expect([pod.status, pod.json?.code]).toEqual([409, "1005"]);
+    const pod = await submit({ template: "echo", value: { word: "x" }, pool: "main" });
+    expect([pod.status, pod.json?.message]).toEqual([409, "tool: pool main runs claude, not container"]);
+    const prompt = await submit({ template: "summary", pool: "pods", value: { doc: "x" } });
+    expect([prompt.status, prompt.json?.message]).toEqual([
+      409,
+      "pool: pods runs container jobs: submit a pod template",
+    ]);
 
     await create(alice, { name: "needs-value", type: "prompt", schema: 'prompt: "{{ value.text }}"' });
     const empty = await submit({ template: "needs-value" });
@@ -189,6 +196,120 @@ describe("submissions from a template", () => {
     expect([tool.status, tool.json?.message]).toEqual([
       400,
       expect.stringMatching(/^template: a template gives the job/),
+    ]);
+  });
+});
+
+describe("pod jobs", () => {
+  const client = () => new SwitchyardClient({ url: stack.url, key: alice });
+  const logsOf = async (uuid: string) =>
+    (await stack.call("GET", `/v2/tasks/${uuid}/logs`, { key: alice })).text;
+
+  it("run a pod template's rendered command in a container pool: exit code 3 fails the task, the output is in its logs", async () => {
+    const submitted = await client().submit({
+      template: "echo",
+      value: { word: "rendered-word" },
+      max_attempts: 1,
+    });
+    const task = await client().waitFor(submitted.uuid, undefined, { intervalMs: 200 });
+    expect(task).toMatchObject({
+      status: "failed",
+      tool: "container",
+      pool: "pods",
+      template: "echo",
+      template_revision: 1,
+      pod: {
+        image: "alpine:3",
+        command: ["sh", "-c"],
+        args: ["echo rendered-word; exit 3"],
+        cpu: 256,
+        memory: 512,
+      },
+      result: { exit_code: 3, output: expect.stringContaining("rendered-word") },
+      error_message: "exit code 3",
+    });
+    const logs = await logsOf(submitted.uuid);
+    expect(logs).toContain("rendered-word\n");
+    expect(logs).toContain("image alpine:3: not pulled");
+    const runs = (await stack.call("GET", `/v2/instances?task_id=${submitted.uuid}`, { key: alice })).json
+      ?.data;
+    expect(runs.instances).toEqual([
+      expect.objectContaining({
+        status: "failed",
+        exit_code: 3,
+        container_id: expect.stringMatching(/^[0-9a-f]{32}$/),
+      }),
+    ]);
+  });
+
+  it("give a pod its env, its run's ids and its size from the quotas, and succeed on exit code 0", async () => {
+    const schema =
+      'image: "busybox"\ncommand: ["sh", "-c", "echo $GREETING $SWITCHYARD_RUN_ID"]\nenv: { GREETING: "{{ extra.greeting }}" }\n';
+    await create(alice, { name: "env", type: "pod", schema, extra: { greeting: "hello" } });
+    const submitted = await client().submit({ template: "env", quotas: { cpu: "1", memory: "2Gi" } });
+    const task = await client().waitFor(submitted.uuid, undefined, { intervalMs: 200 });
+    expect(task).toMatchObject({
+      status: "succeeded",
+      pod: { cpu: 1024, memory: 2048, env: { GREETING: "hello" } },
+    });
+    expect(task?.result?.exit_code).toBe(0);
+    expect(await logsOf(submitted.uuid)).toContain(`hello ${task?.run_id}\n`);
+  });
+
+  it("stop a running pod when its task is canceled: its process is gone and its slot is free again", async () => {
+    const schema = 'image: "busybox"\ncommand: ["sh", "-c", "echo pid $$; exec sleep 600"]\n';
+    await create(alice, { name: "sleeper", type: "pod", schema });
+    const submitted = await client().submit({ template: "sleeper" });
+    let pid: number | undefined;
+    await expect
+      .poll(
+        async () => {
+          pid = Number(/pid (\d+)/.exec(await logsOf(submitted.uuid))?.[1]) || undefined;
+          return pid;
+        },
+        { timeout: 15_000, interval: 200 },
+      )
+      .toBeGreaterThan(0);
+    expect((await client().getTask(submitted.uuid)).status).toBe("running");
+    const alive = () => {
+      try {
+        process.kill(pid as number, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(alive()).toBe(true);
+    expect(
+      (await stack.call("DELETE", `/v2/tasks/${submitted.uuid}`, { key: alice })).json?.data.status,
+    ).toBe("canceled");
+    await expect.poll(alive, { timeout: 10_000, interval: 100 }).toBe(false);
+    // The slots it kept come back when its end is reported: both pods of the pool run again.
+    const next = await Promise.all([1, 2].map(() => client().submit({ template: "env" })));
+    for (const t of next) {
+      expect((await client().waitFor(t.uuid, undefined, { intervalMs: 200 }))?.status).toBe("succeeded");
+    }
+  });
+
+  it("refuse a size Fargate does not run, a GPU, and quotas on a CLI job, naming quotas", async () => {
+    const submit = (body: object) => stack.call("POST", "/v2/tasks", { key: alice, body });
+    const small = await submit({ template: "echo", quotas: { cpu: 1, memory: 512 } });
+    expect([small.status, small.json?.code, small.json?.message]).toEqual([
+      400,
+      "1001",
+      "quotas: memory 512 MiB does not go with 1 vCPU on Fargate: give one of 2048, 3072, 4096, 5120, 6144, 7168, 8192 MiB",
+    ]);
+    const odd = await submit({ template: "echo", quotas: { cpu: "300m" } });
+    expect(odd.json?.message).toMatch(/^quotas: cpu 0\.29\d* vCPU is not a Fargate size/);
+    const gpu = await submit({ template: "echo", quotas: { gpu: 1 } });
+    expect([gpu.status, gpu.json?.message]).toEqual([
+      400,
+      "quotas.gpu: no pool has GPU capacity: Fargate runs no GPUs",
+    ]);
+    const cli = await submit({ template: "summary", quotas: { cpu: 1 }, value: { doc: "x" } });
+    expect([cli.status, cli.json?.message]).toEqual([
+      400,
+      "quotas: size pod jobs; template summary is of type agent",
     ]);
   });
 });

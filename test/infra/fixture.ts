@@ -1,13 +1,14 @@
 import { App, type CfnElement, Stack } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
-import type { SchedulerConfig } from "../../core/config.ts";
+import { isCliPool, type SchedulerConfig } from "../../core/config.ts";
 import { FEATURE_FLAGS } from "../../infra/secure-defaults.ts";
 import { addSwitchyardStacks } from "../../infra/switchyard.ts";
 import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 
 /**
  * Pools that differ from scheduler.config.yaml, so the stacks provably follow the config they get: worker
- * sizes and scaling differ per pool, and gamma shares alpha's account (tool claude, account a).
+ * sizes and scaling differ per pool, gamma shares alpha's account (tool claude, account a), and pods-x runs
+ * container jobs.
  */
 export const testConfig = parseSchedulerConfig(`
 pools:
@@ -23,7 +24,10 @@ pools:
     max_concurrency: 2
     worker: { cpu: 2048, memory: 4096, min: 1, max: 4 }
   - { name: gamma, tool: claude, account: a, max_concurrency: 1 }
+  - { name: pods-x, tool: container, max_concurrency: 2, lease_seconds: 60 }
 `);
+/** The test config's CLI pools: those with a worker service. */
+export const cliPools = testConfig.pools.filter(isCliPool);
 
 export interface SynthOptions {
   deletionProtection?: boolean;

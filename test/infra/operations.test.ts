@@ -103,15 +103,16 @@ describe("alarms", () => {
     }
   });
 
-  it("alarms on the callbacks DLQ and on the events the relay and its replay both gave up on", () => {
-    for (const queue of [stateless.callbacks.dlq, stateless.relay.unreplayed]) {
+  it("alarms on the callbacks DLQ, on the events the relay and its replay both gave up on, and on undelivered pod ends", () => {
+    for (const queue of [stateless.callbacks.dlq, stateless.relay.unreplayed, stateless.pods?.undelivered]) {
+      if (!queue) throw new Error("the test config has a container pool: its pods are deployed");
       const dimension = { Name: "QueueName", Value: { "Fn::GetAtt": [logicalId(queue), "QueueName"] } };
       expect(onMetric("ApproximateNumberOfMessagesVisible", dimension), queue.node.path).toHaveLength(1);
     }
   });
 
   it("notifies one TLS-only alarm topic that CloudWatch may publish to, and outputs its ARN", () => {
-    expect(notifying).toHaveLength(2 * testConfig.pools.length + stateless.functions.size + 2);
+    expect(notifying).toHaveLength(2 * testConfig.pools.length + stateless.functions.size + 3);
     compute.hasResourceProperties("AWS::SNS::TopicPolicy", {
       Topics: [{ Ref: alarmTopicId }],
       PolicyDocument: {

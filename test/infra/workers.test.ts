@@ -6,10 +6,10 @@ import { Template } from "aws-cdk-lib/assertions";
 import { DockerImageAsset } from "aws-cdk-lib/aws-ecr-assets";
 import type { IConstruct } from "constructs";
 import { afterAll, describe, expect, it } from "vitest";
-import type { PoolConfig } from "../../core/config.ts";
+import type { CliPool, PoolConfig } from "../../core/config.ts";
 import { ENV } from "../../core/names.ts";
+import { fargateMemoryOptions } from "../../core/pods.ts";
 import { credentialsOutputName } from "../../infra/constructs/pool-credentials.ts";
-import { fargateMemoryOptions } from "../../infra/constructs/pool-service.ts";
 import { PROJECT_ROOT } from "../../infra/constructs/switchyard-function.ts";
 import {
   WORKER_DOCKERFILE,
@@ -19,7 +19,7 @@ import {
 import { SCALE_IN } from "../../infra/constructs/worker-scaling.ts";
 import { workerStop } from "../../infra/secure-defaults.ts";
 import { loadSchedulerConfig, parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
-import { logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
+import { cliPools, logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
 
 type Props = Record<string, unknown>;
 type Resource = { Type: string; Properties: Props; DependsOn?: string[] };
@@ -70,7 +70,14 @@ function missingPoolResources(resources: Record<string, Resource>, pools: readon
       | undefined;
     const dlq = resources[redrive?.deadLetterTargetArn["Fn::GetAtt"][0] ?? ""];
     if (dlq?.Type !== "AWS::SQS::Queue" || !dlq.Properties.FifoQueue) missing.push(`${pool}: dlq`);
-    if (!servedPools.includes(pool)) missing.push(`${pool}: service`);
+    // A CLI pool has its worker service; a container pool, the pod launcher on its queue.
+    const launched = all.some(
+      ([, r]) =>
+        r.Type === "AWS::Lambda::EventSourceMapping" &&
+        JSON.stringify(r.Properties.EventSourceArn) ===
+          JSON.stringify({ "Fn::GetAtt": [queueIds[pool], "Arn"] }),
+    );
+    if (!servedPools.includes(pool) && !launched) missing.push(`${pool}: service`);
     return missing;
   });
 }
@@ -135,9 +142,9 @@ describe("every pool of the config has its queue, DLQ and worker service", () =>
 describe("worker services", () => {
   it("runs one Fargate service per pool, in one cluster, with public IPs and no ingress", () => {
     expect(ofType("AWS::ECS::Cluster")).toHaveLength(1);
-    expect(ofType("AWS::ECS::Service")).toHaveLength(testConfig.pools.length);
+    expect(ofType("AWS::ECS::Service")).toHaveLength(cliPools.length);
     expect(ofType("AWS::EC2::NatGateway")).toHaveLength(0);
-    for (const pool of testConfig.pools) {
+    for (const pool of cliPools) {
       const { service } = poolService(pool.name);
       expect(service.Properties).toMatchObject({
         LaunchType: "FARGATE",
@@ -156,7 +163,7 @@ describe("worker services", () => {
   });
 
   it("sizes each pool's task from its worker settings, on ARM64 Linux", () => {
-    for (const pool of testConfig.pools) {
+    for (const pool of cliPools) {
       const { task } = poolService(pool.name);
       expect(task.Properties, pool.name).toMatchObject({
         Cpu: String(pool.worker.cpu),
@@ -166,13 +173,13 @@ describe("worker services", () => {
       });
     }
     // The pools really differ, so the sizes above come from each pool's own settings.
-    expect(new Set(testConfig.pools.map((p) => `${p.worker.cpu}/${p.worker.memory}`)).size).toBe(3);
+    expect(new Set(cliPools.map((p) => `${p.worker.cpu}/${p.worker.memory}`)).size).toBe(3);
   });
 
   it("gives each worker the shared environment, its pool, the drain time and the config path in the image", () => {
     const fnEnv = (props: Props) => (props.Environment as { Variables: Props }).Variables;
     const shared = fnEnv(resources[logicalId(stateless.tick)]?.Properties ?? {});
-    for (const pool of testConfig.pools) {
+    for (const pool of cliPools) {
       const { container } = poolService(pool.name);
       for (const name of [ENV.tableName, ENV.bucketName, ENV.topicArn, ENV.queueUrls]) {
         expect(envValue(container, name), name).toEqual(shared[name]);
@@ -185,7 +192,7 @@ describe("worker services", () => {
   });
 
   it("lets a stopping worker drain: stop timeout ≥ drain + 20 s, within Fargate's 120 s", () => {
-    for (const pool of testConfig.pools) {
+    for (const pool of cliPools) {
       const { container } = poolService(pool.name);
       expect(container.StopTimeout).toBe(workerStop.stopTimeoutSeconds);
       expect(container.StopTimeout).toBeGreaterThanOrEqual(workerStop.drainSeconds + 20);
@@ -194,7 +201,7 @@ describe("worker services", () => {
   });
 
   it("logs each worker to its own CloudWatch log group with a retention", () => {
-    for (const pool of testConfig.pools) {
+    for (const pool of cliPools) {
       const { container } = poolService(pool.name);
       expect(container.LogConfiguration?.LogDriver).toBe("awslogs");
       const group =
@@ -210,13 +217,13 @@ describe("worker services", () => {
       return `SwitchyardStateful:ExportsOutputRef${logicalId(secret)}`;
     };
     const injected = (pool: PoolConfig) => poolService(pool.name).container.Secrets;
-    for (const pool of testConfig.pools) {
+    for (const pool of cliPools) {
       expect(injected(pool)).toEqual([
         { Name: ENV.credentials, ValueFrom: { "Fn::ImportValue": expect.stringContaining(secretOf(pool)) } },
       ]);
     }
     // alpha and gamma share claude/a; beta-2 has codex/b.
-    const [alpha, beta, gamma] = testConfig.pools as [PoolConfig, PoolConfig, PoolConfig];
+    const [alpha, beta, gamma] = cliPools as [CliPool, CliPool, CliPool];
     expect(injected(alpha)).toEqual(injected(gamma));
     expect(injected(alpha)).not.toEqual(injected(beta));
 
@@ -238,7 +245,7 @@ describe("worker services", () => {
 
   it("lets only the execution role read the pool's own secret", () => {
     const policies = ofType("AWS::IAM::Policy").map(([, p]) => JSON.stringify(p.Properties));
-    for (const pool of testConfig.pools) {
+    for (const pool of cliPools) {
       const secret = stateful.credentials.secrets.get(`${pool.tool}/${pool.account}`);
       const arn = `ExportsOutputRef${logicalId(secret as IConstruct)}`;
       const { task } = poolService(pool.name);
@@ -265,7 +272,7 @@ describe("worker services", () => {
         policy.Properties.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] }
       ).Statement;
     };
-    for (const pool of testConfig.pools) {
+    for (const pool of cliPools) {
       const statements = statementsOf(pool.name);
       const on = (action: string) =>
         statements.filter((s) => [s.Action].flat().includes(action)).map((s) => JSON.stringify(s.Resource));
@@ -273,13 +280,13 @@ describe("worker services", () => {
       expect(on("s3:PutObject").join()).toContain(`ExportsOutputFnGetAtt${logicalId(stateful.bucket)}Arn`);
       // Receive only from its own queue.
       const receive = on("sqs:ReceiveMessage").join();
-      for (const other of testConfig.pools) {
+      for (const other of cliPools) {
         if (other.name === pool.name) expect(receive).toContain(queueId(other.name));
         else expect(receive).not.toContain(queueId(other.name));
       }
       // Send to every pool queue (a finished run admits the next task).
       const send = on("sqs:SendMessage").join();
-      for (const other of testConfig.pools) expect(send).toContain(queueId(other.name));
+      for (const other of cliPools) expect(send).toContain(queueId(other.name));
       for (const s of statements) {
         if ([s.Action].flat().some((a) => /^(dynamodb|s3|sqs):/.test(a))) expect(s.Resource).not.toBe("*");
       }
@@ -314,7 +321,7 @@ describe("worker autoscaling", () => {
   };
 
   it("scales each pool's service between its worker min and max (zero allowed)", () => {
-    for (const pool of testConfig.pools) {
+    for (const pool of cliPools) {
       const [, target] = targetOf(pool.name);
       expect(target.Properties, pool.name).toMatchObject({
         MinCapacity: pool.worker.min,
@@ -322,11 +329,11 @@ describe("worker autoscaling", () => {
         ScalableDimension: "ecs:service:DesiredCount",
       });
     }
-    expect(testConfig.pools.map((p) => p.worker.min)).toContain(0);
+    expect(cliPools.map((p) => p.worker.min)).toContain(0);
   });
 
   it("scales out as soon as a message waits on the pool's queue, about one worker per `slots` messages", () => {
-    for (const pool of testConfig.pools) {
+    for (const pool of cliPools) {
       const [targetId] = targetOf(pool.name);
       const [[policyId, policy] = []] = policiesOf(targetId).filter(([, p]) =>
         JSON.stringify(p.Properties).includes("MetricIntervalLowerBound"),
@@ -354,7 +361,7 @@ describe("worker autoscaling", () => {
   });
 
   it("scales in one worker at a time after 30 idle minutes (nothing waiting, nothing received)", () => {
-    for (const pool of testConfig.pools) {
+    for (const pool of cliPools) {
       const [targetId] = targetOf(pool.name);
       const [[policyId, policy] = []] = policiesOf(targetId).filter(
         ([, p]) => !JSON.stringify(p.Properties).includes("MetricIntervalLowerBound"),

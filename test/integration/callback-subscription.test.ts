@@ -17,8 +17,8 @@ import { submitTaskSchema } from "../../core/requests.ts";
 import { submitTask } from "../../core/tasks.ts";
 import { callbacksHandler } from "../../functions/callbacks.ts";
 import { localClients } from "../../local/aws-clients.ts";
-import { startCallbackDeliverer } from "../../local/callback-deliverer.ts";
 import { createLocalResources, type LocalResources } from "../../local/resources.ts";
+import { startSqsEventSource } from "../../local/sqs-event-source.ts";
 import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 import { expectDeadLettered, receiveFirst } from "../support/queues.ts";
@@ -153,7 +153,8 @@ describe("the callback function fed by the topic (local deliverer)", () => {
   let deliverer: { stop(): Promise<void> };
 
   beforeAll(() => {
-    deliverer = startCallbackDeliverer({
+    deliverer = startSqsEventSource({
+      functionName: "switchyard-callbacks",
       sqs: clients.sqs,
       queueUrl: resources.callbackQueueUrl,
       queueArn: resources.callbackQueueArn,

@@ -1,4 +1,5 @@
 import { MemoryBlobStore } from "../../adapters/memory/memory-blobs.ts";
+import { MemoryContainers } from "../../adapters/memory/memory-containers.ts";
 import { MemoryPoolQueue } from "../../adapters/memory/memory-queue.ts";
 import { MemoryStore } from "../../adapters/memory/memory-store.ts";
 import { systemResolver } from "../../adapters/net/resolver.ts";
@@ -24,10 +25,13 @@ export function memoryDeps(configYaml: string) {
   const clock = manualClock();
   let n = 0;
   const queue = new MemoryPoolQueue(() => clock.now().getTime());
+  const containers = new MemoryContainers();
   const deps = {
     ...storePorts(new MemoryStore()),
     queue,
     blobs: new MemoryBlobStore(),
+    containers,
+    podLogs: containers,
     clock,
     ids: { uuid: () => `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}` },
     config: parseSchedulerConfig(configYaml),
@@ -39,7 +43,7 @@ export function memoryDeps(configYaml: string) {
     webhooks: nodeWebhookSender,
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   } satisfies Deps;
-  return { deps, clock, queue };
+  return { deps, clock, queue, containers };
 }
 
 export const ADMIN: Principal = { kind: "admin", scopes: SCOPES };

@@ -10,22 +10,25 @@ import type { Deps } from "../core/deps.ts";
 
 type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>;
 
-export interface CallbackDelivererOptions {
+export interface SqsEventSourceOptions {
   sqs: SQSClient;
   queueUrl: string;
   queueArn: string;
   region: string;
-  /** The callback function's handler (functions/callbacks.ts), called as Lambda would call it. */
+  /** The function's name, as its context gives it. */
+  functionName: string;
+  /** The function's handler (functions/callbacks.ts, functions/pod-launcher.ts), called as Lambda would. */
   handler: SqsHandler;
   log: Deps["log"];
 }
 
-const lambdaContext = (): Context =>
+/** A function's invocation context, as Lambda hands it over. */
+export const lambdaContext = (functionName: string): Context =>
   ({
-    functionName: "switchyard-callbacks",
+    functionName,
     functionVersion: "$LATEST",
     awsRequestId: randomUUID(),
-    invokedFunctionArn: "arn:aws:lambda:local:000000000000:function:switchyard-callbacks",
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${functionName}`,
     memoryLimitInMB: "256",
     getRemainingTimeInMillis: () => 60_000,
   }) as Context;
@@ -61,12 +64,12 @@ function toRecord(message: Message, queueArn: string, region: string): SQSRecord
 }
 
 /**
- * Locally, what Lambda's SQS event source mapping does on AWS: long-polls the callback queue, calls the
- * callback function's handler with each batch, and deletes the messages it did not report as failures.
- * Failed ones stay for SQS to redeliver (the handler has delayed them) or to move to the DLQ.
+ * Locally, what Lambda's SQS event source mapping does on AWS: long-polls a queue, calls the function's
+ * handler with each batch, and deletes the messages it did not report as failures. Failed ones stay for
+ * SQS to redeliver (after their visibility timeout, or the delay the handler set) or to move to the DLQ.
  */
-export function startCallbackDeliverer(options: CallbackDelivererOptions): { stop(): Promise<void> } {
-  const { sqs, queueUrl, handler, log } = options;
+export function startSqsEventSource(options: SqsEventSourceOptions): { stop(): Promise<void> } {
+  const { sqs, queueUrl, handler, log, functionName } = options;
   let running = true;
   const loop = (async () => {
     while (running) {
@@ -82,7 +85,7 @@ export function startCallbackDeliverer(options: CallbackDelivererOptions): { sto
         );
         if (Messages.length === 0) continue;
         const records = Messages.map((m) => toRecord(m, options.queueArn, options.region));
-        const response = await handler({ Records: records }, lambdaContext());
+        const response = await handler({ Records: records }, lambdaContext(functionName));
         const failed = new Set(response?.batchItemFailures.map((f) => f.itemIdentifier));
         const done = records.filter((r) => !failed.has(r.messageId));
         if (done.length > 0) {
@@ -95,7 +98,7 @@ export function startCallbackDeliverer(options: CallbackDelivererOptions): { sto
         }
       } catch (err) {
         // As on AWS, a batch whose handler threw is redelivered whole after its visibility timeout.
-        log.error("callback deliverer failed", { error: String(err) });
+        log.error("event source: the batch failed", { function: functionName, error: String(err) });
         await new Promise((done) => setTimeout(done, 1000));
       }
     }
