@@ -4,7 +4,7 @@
  * on parse and render time and memory) rendering to YAML or JSON: a CLI job for `prompt` and `agent`, a
  * container job for `pod`.
  */
-import { Liquid } from "liquidjs";
+import type { Liquid } from "liquidjs";
 import * as z from "zod";
 import { actingTenant, type Principal, requireScope } from "./auth.ts";
 import type { Deps } from "./deps.ts";
@@ -14,6 +14,7 @@ import { retryOnConflict } from "./optimistic.ts";
 import { type PodJob, podJob } from "./pods.ts";
 import { CommitConflict } from "./ports.ts";
 import { objectOrJson, renderedCliJob, TEMPLATE_REF, templateName } from "./requests.ts";
+import { yamlProblem } from "./yaml.ts";
 
 /** The job types Switchyard runs. */
 export const TEMPLATE_TYPES = ["prompt", "agent", "pod"] as const;
@@ -61,20 +62,24 @@ export interface TemplateRevision {
   create_time: string;
 }
 
-let liquidEngine: Liquid | undefined;
+let liquidEngine: Promise<Liquid> | undefined;
 /**
- * Liquid with nothing to reach: no file system, no partials, bounded in time and memory. Made on first use,
- * so that a bundle that renders nothing (the tick) leaves the engine out.
+ * Liquid with nothing to reach: no file system, no partials, bounded in time and memory. Loaded and made on
+ * first use, so that a process that renders nothing never evaluates it (a bundle that cannot, such as the
+ * tick's, leaves it out).
  */
-function engine(): Liquid {
-  liquidEngine ??= new Liquid({
-    templates: {},
-    ownPropertyOnly: true,
-    strictFilters: true,
-    parseLimit: SCHEMA_MAX_BYTES,
-    renderLimit: RENDER_LIMITS.renderMs,
-    memoryLimit: RENDER_LIMITS.outputBytes * 4,
-  });
+function engine(): Promise<Liquid> {
+  liquidEngine ??= import("liquidjs").then(
+    ({ Liquid }) =>
+      new Liquid({
+        templates: {},
+        ownPropertyOnly: true,
+        strictFilters: true,
+        parseLimit: SCHEMA_MAX_BYTES,
+        renderLimit: RENDER_LIMITS.renderMs,
+        memoryLimit: RENDER_LIMITS.outputBytes * 4,
+      }),
+  );
   return liquidEngine;
 }
 
@@ -85,7 +90,7 @@ export async function renderRevision(
 ): Promise<{ spec: Record<string, unknown>; bytes: number }> {
   let text: string;
   try {
-    text = await engine().parseAndRender(revision.schema, {
+    text = await (await engine()).parseAndRender(revision.schema, {
       value: input.value,
       extra: { ...revision.extra, ...input.extra },
       task: input.task ?? {},
@@ -98,15 +103,12 @@ export async function renderRevision(
     throw new ValidationError("template", `renders to ${bytes} bytes, past ${RENDER_LIMITS.outputBytes}`);
   }
   // Loaded here, so that a bundle that renders nothing (the tick) leaves the parser out.
-  const { parse: parseYaml } = await import("yaml");
+  const { load } = await import("js-yaml");
   let parsed: unknown;
   try {
-    parsed = parseYaml(text);
+    parsed = load(text);
   } catch (err) {
-    throw new ValidationError(
-      "template",
-      `renders to text that is not YAML or JSON: ${String((err as Error).message)}`,
-    );
+    throw new ValidationError("template", `renders to text that is not YAML or JSON: ${yamlProblem(err)}`);
   }
   const schema = revision.type === "pod" ? podJob : renderedCliJob;
   const checked = schema.safeParse(parsed);
@@ -134,7 +136,7 @@ export async function createTemplate(
   body: TemplateBody,
 ) {
   requireScope(principal, "tasks:write");
-  assertParses(body.schema);
+  await assertParses(body.schema);
   const revision = revisionOf(actingTenant(principal), body, 1, deps.clock.now());
   try {
     await deps.templates.putRevision(revision);
@@ -156,7 +158,7 @@ export async function updateTemplate(
   requireScope(principal, "tasks:write");
   if (body.name !== name) throw new ValidationError("name", `must be ${name}, the template's name`);
   const tenant = actingTenant(principal);
-  assertParses(body.schema);
+  await assertParses(body.schema);
   // Racing updates each take the next number: a lost race reads the latest again.
   return retryOnConflict(async () => {
     const latest = await deps.templates.getTemplate(tenant, name);
@@ -167,9 +169,9 @@ export async function updateTemplate(
 }
 
 /** A template's Liquid must parse before it is stored (a 400 naming `schema`, with the engine's message). */
-function assertParses(schema: string): void {
+async function assertParses(schema: string): Promise<void> {
   try {
-    engine().parse(schema);
+    (await engine()).parse(schema);
   } catch (err) {
     throw new ValidationError("schema", `does not parse: ${String((err as Error).message)}`);
   }

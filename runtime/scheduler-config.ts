@@ -1,17 +1,18 @@
 /** The scheduler config file (YAML) as the local stack, the workers and the CDK app read it. */
 import { readFileSync } from "node:fs";
-import { parse } from "yaml";
+import { load } from "js-yaml";
 import { type SchedulerConfig, schedulerConfigOf } from "../core/config.ts";
 import { ValidationError } from "../core/errors.ts";
 import { ENV } from "../core/names.ts";
+import { yamlProblem } from "../core/yaml.ts";
 
 /** Parses and validates scheduler config text; errors name the file and the path of the bad field. */
 export function parseSchedulerConfig(text: string, source = "scheduler.config.yaml"): SchedulerConfig {
   let raw: unknown;
   try {
-    raw = parse(text);
+    raw = load(text);
   } catch (err) {
-    throw new ValidationError(source, `not valid YAML: ${(err as Error).message}`);
+    throw new ValidationError(source, `not valid YAML: ${yamlProblem(err)}`);
   }
   return schedulerConfigOf(raw, source);
 }

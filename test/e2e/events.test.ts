@@ -1,3 +1,4 @@
+import type { Message } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { receiveFirst, subscribedQueue } from "../support/queues.ts";
@@ -53,7 +54,16 @@ describe("events", () => {
     const queueUrl = await subscribedQueue(stack.clients, stack.resources.topicArn, ["run.succeeded"]);
     const res = await stack.call("POST", "/v2/tasks", { body: { tool: "claude", prompt: "publish me" } });
     const uuid = res.json?.data.uuid as string;
-    const received = await receiveFirst(sqs, queueUrl);
+    // The subscription may also get an earlier task's run.succeeded, published late: every message it gets
+    // matches the filter, and this task's is among them.
+    const seen: Message[] = [];
+    const received = await receiveFirst(sqs, queueUrl, {
+      wanted: (message) => {
+        seen.push(message);
+        return JSON.parse(message.Body ?? "{}").task_uuid === uuid;
+      },
+    });
+    expect(seen.map((m) => JSON.parse(m.Body ?? "{}").type)).toEqual(seen.map(() => "run.succeeded"));
     expect(received).toHaveLength(1);
     expect(JSON.parse(received[0]?.Body ?? "{}")).toMatchObject({ type: "run.succeeded", task_uuid: uuid });
     expect(received[0]?.MessageAttributes?.type?.StringValue).toBe("run.succeeded");

@@ -54,6 +54,13 @@ describe("rendering a template", () => {
     const pod = { type: "pod" as const, schema: 'image: "busybox"\nenv: { "bad name": "x" }', extra: {} };
     await expect(renderRevision(pod, { value: {}, extra: {} })).rejects.toThrow(/^value\.env/);
   });
+
+  it("says where the text it renders to stops being YAML, in one line", async () => {
+    const broken = prompt('prompt: "{{ value.text }}"\noutput_files: [a,');
+    await expect(renderRevision(broken, { value: { text: "x" }, extra: {} })).rejects.toThrow(
+      /^template: renders to text that is not YAML or JSON: unexpected end of the stream within a flow collection \(line \d, column \d+\)$/,
+    );
+  });
 });
 
 describe("template revisions", () => {
