@@ -42,6 +42,9 @@ export const COVERAGE: Record<string, OperationId[]> = {
   "runs status": ["instances.status"],
   "runs logs": ["instances.log"],
   "runs tag": ["instances.mergeTags"],
+  "pools list": ["pools.list"],
+  "pools get": ["pools.get"],
+  queues: ["pools.queues", "pools.queue"],
   "pools pause": ["pools.pause"],
   "pools resume": ["pools.resume"],
   workers: ["pools.workers"],
@@ -382,14 +385,49 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
       ),
     );
 
-  const pools = program.command("pools").description("pools (admin)");
+  const pools = program.command("pools").description("pools: how full they are; pausing them (admin)");
+  pools
+    .command("list")
+    .description("every pool: usage, tasks holding a slot, max_concurrency, pause")
+    .action(async () => {
+      const listed = await client().call("pools.list", {});
+      print(listed, () =>
+        listed
+          .map((p) => `${p.name}\t${p.tool}\t${p.tasks}/${p.max_concurrency}${p.paused ? "\tpaused" : ""}`)
+          .join("\n"),
+      );
+    });
+  pools
+    .command("get")
+    .description("one pool; --verbose adds its configuration and workers")
+    .argument("<name>")
+    .option("--verbose", "its configuration and workers too")
+    .action(async (name: string, options) =>
+      print(
+        await client().call("pools.get", { name, query: { verbose: options.verbose ? "true" : "false" } }),
+      ),
+    );
+  program
+    .command("queues")
+    .description("the pools' queues (size, waiting, running); with a name, that queue and its head")
+    .argument("[name]")
+    .action(async (name: string | undefined) => {
+      if (name !== undefined) {
+        print(await client().call("pools.queue", { name, query: { verbose: "true" } }));
+        return;
+      }
+      const listed = await client().call("pools.queues", {});
+      print(listed, () =>
+        listed.map((q) => `${q.name}\t${q.waiting} waiting\t${q.running} running`).join("\n"),
+      );
+    });
   for (const [name, operation] of [
     ["pause", "pools.pause"],
     ["resume", "pools.resume"],
   ] as const) {
     pools
       .command(name)
-      .description(`${name} admission into a pool`)
+      .description(`${name} admission into a pool (admin)`)
       .argument("<name>")
       .action(async (pool: string) => print(await client().call(operation, { name: pool })));
   }

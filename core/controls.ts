@@ -5,6 +5,7 @@ import type { Deps } from "./deps.ts";
 import { ConflictError } from "./errors.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import { PAUSED_INDEFINITELY } from "./ports.ts";
+import { poolStatus } from "./queues.ts";
 import type { Task } from "./records.ts";
 import { resumeFireTime, shiftFireTime } from "./recurrence.ts";
 import { anchorOf, recurrenceOf } from "./recurring.ts";
@@ -106,19 +107,6 @@ export async function setPoolPaused(deps: Deps, principal: Principal, name: stri
     await admit(deps, name);
   }
   return poolStatus(deps, name);
-}
-
-async function poolStatus(deps: Deps, name: string) {
-  const state = await deps.counters.poolState(name);
-  const now = deps.clock.now().toISOString();
-  const paused = state.pausedUntil !== undefined && state.pausedUntil > now;
-  return {
-    name,
-    active: state.active,
-    queued: state.queued,
-    paused,
-    paused_until: paused ? state.pausedUntil : null,
-  };
 }
 
 /** The dispatcher switch: stopping pauses every pool, starting resumes them all. */

@@ -164,6 +164,8 @@ export interface TaskStore extends Pingable {
   listTasks(query: TaskQuery): Promise<Page<Task>>;
   /** Queued tasks of a pool: highest priority first, then earliest ready_time. */
   readyTasks(pool: string, limit: number, after?: Task): Promise<Task[]>;
+  /** How many of its pool's queued tasks are admitted before `task` (at most `max` are counted). */
+  readyAhead(task: Task, max: number): Promise<number>;
   /** Tasks of one due shard whose due_time is at or before `before`, earliest first. */
   dueTasks(shard: number, before: string, limit: number, after?: Task): Promise<Task[]>;
   /** Queued tasks waiting for a (scoped) concurrency key to be free: highest priority first, then oldest. */

@@ -100,6 +100,11 @@ export const taskViewSchema = z.object({
   error_message: z.string().optional(),
   /** The latest callback delivery attempts, oldest first (core/callbacks.ts keeps the last 20). */
   callback_deliveries: z.array(callbackDeliverySchema).optional(),
+  /**
+   * Shown by GET /v2/tasks/{uuid}, never stored: a queued task's place in its pool's admission order (1 is
+   * next), when it is in its pool's queue and fewer than 1,000 are ahead.
+   */
+  position: z.number().optional(),
 });
 
 /** The stored task: its view plus the scheduler's bookkeeping. */

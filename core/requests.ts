@@ -210,8 +210,8 @@ export const dispatcherStatusQuery = z.strictObject({
   tenant: z.string().max(LIMITS.labelLength).optional(),
 });
 
-/** `?verbose=true` lists templates as objects, not names. */
-export const templatesQuery = z.strictObject({
+/** `?verbose=true`: templates as objects, not names; a pool or queue with its details. */
+export const verboseQuery = z.strictObject({
   verbose: z
     .enum(["true", "false"])
     .default("false")

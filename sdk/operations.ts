@@ -6,6 +6,7 @@ import type * as z from "zod";
 import type { listTaskFiles } from "../core/artifacts.ts";
 import type { dispatcherStatus, setPoolPaused } from "../core/controls.ts";
 import type { HealthReport } from "../core/health.ts";
+import type { getPool, getQueue, listPools, listQueues } from "../core/queues.ts";
 import type {
   addKeySchema,
   createTenantSchema,
@@ -18,7 +19,7 @@ import type {
   taskEventsQuery,
   taskLogQuery,
   templateQuery,
-  templatesQuery,
+  verboseQuery,
 } from "../core/requests.ts";
 import type { listTaskEvents } from "../core/tasks.ts";
 import type {
@@ -65,6 +66,10 @@ export const OPERATIONS = {
   "tenants.addKey": ["POST", "/v2/tenants/{id}/keys"],
   "tenants.listKeys": ["GET", "/v2/tenants/{id}/keys"],
   "tenants.revokeKey": ["DELETE", "/v2/tenants/{id}/keys/{key_id}"],
+  "pools.list": ["GET", "/v2/pools"],
+  "pools.get": ["GET", "/v2/pools/{name}"],
+  "pools.queues": ["GET", "/v2/queues"],
+  "pools.queue": ["GET", "/v2/queues/{name}"],
   "pools.pause": ["POST", "/v2/pools/{name}/pause"],
   "pools.resume": ["POST", "/v2/pools/{name}/resume"],
   "pools.startDispatcher": ["POST", "/v2/dispatcher/start"],
@@ -109,7 +114,7 @@ interface Shapes {
   "instances.mergeTags": { body: z.input<typeof mergeTagsSchema>; answer: Data<"runTags"> };
   "templates.create": { body: z.input<typeof templateBody>; answer: Answer<typeof createTemplate> };
   "templates.update": { body: z.input<typeof templateBody>; answer: Answer<typeof updateTemplate> };
-  "templates.list": { query: z.input<typeof templatesQuery>; answer: Answer<typeof listTemplates> };
+  "templates.list": { query: z.input<typeof verboseQuery>; answer: Answer<typeof listTemplates> };
   "templates.get": { query: z.input<typeof templateQuery>; answer: Answer<typeof getTemplate> };
   "templates.render": { body: z.input<typeof renderBody>; answer: Answer<typeof renderTemplate> };
   "tenants.create": { body: z.input<typeof createTenantSchema>; answer: Answer<typeof createTenant> };
@@ -117,6 +122,10 @@ interface Shapes {
   "tenants.addKey": { body: z.input<typeof addKeySchema>; answer: Answer<typeof addTenantKey> };
   "tenants.listKeys": { answer: Answer<typeof listTenantKeys> };
   "tenants.revokeKey": { answer: unknown };
+  "pools.list": { answer: Answer<typeof listPools> };
+  "pools.get": { query: z.input<typeof verboseQuery>; answer: Answer<typeof getPool> };
+  "pools.queues": { answer: Answer<typeof listQueues> };
+  "pools.queue": { query: z.input<typeof verboseQuery>; answer: Answer<typeof getQueue> };
   "pools.pause": { answer: Answer<typeof setPoolPaused> };
   "pools.resume": { answer: Answer<typeof setPoolPaused> };
   "pools.startDispatcher": { answer: Answer<typeof dispatcherStatus> };

@@ -61,6 +61,7 @@ import {
   type Listing,
   latestRevisions,
   mergedPageOf,
+  readyAheadListing,
   readyListing,
   runListings,
   startAfter,
@@ -257,10 +258,18 @@ export class DynamoStore implements TaskStore, TenantStore {
     return items.slice(0, max);
   }
 
-  async #count(listing: Listing): Promise<number> {
+  /** The items of a listing, counted; at most `max` are read. */
+  async #count(listing: Listing, max = Number.POSITIVE_INFINITY): Promise<number> {
     let total = 0;
-    const input: QueryCommandInput = { ...this.#queryInput(listing), Select: "COUNT" };
-    for await (const page of paginateQuery({ client: this.doc }, input)) total += page.Count ?? 0;
+    const input: QueryCommandInput = {
+      ...this.#queryInput(listing),
+      Select: "COUNT",
+      ...(Number.isFinite(max) && { Limit: max }),
+    };
+    for await (const page of paginateQuery({ client: this.doc }, input)) {
+      total += page.Count ?? 0;
+      if (total >= max) return max;
+    }
     return total;
   }
 
@@ -301,6 +310,10 @@ export class DynamoStore implements TaskStore, TenantStore {
     const listing = readyListing(pool);
     const items = await this.#collect(listing, limit, after && startAfter(taskItem(after), listing));
     return items.map(recordOf<Task>);
+  }
+
+  async readyAhead(task: Task, max: number): Promise<number> {
+    return this.#count(readyAheadListing(task), max);
   }
 
   async dueTasks(shard: number, before: string, limit: number, after?: Task): Promise<Task[]> {

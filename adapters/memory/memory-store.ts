@@ -51,6 +51,7 @@ import {
   type Listing,
   latestRevisions,
   mergedPageOf,
+  readyAheadListing,
   readyListing,
   runListings,
   startAfter,
@@ -180,6 +181,10 @@ export class MemoryStore implements TaskStore, TenantStore {
     const listing = readyListing(pool);
     const items = this.#query(listing, after && startAfter(taskItem(after), listing)).slice(0, limit);
     return structuredClone(items).map(recordOf<Task>);
+  }
+
+  async readyAhead(task: Task, max: number): Promise<number> {
+    return Math.min(max, this.#query(readyAheadListing(task)).length);
   }
 
   async dueTasks(shard: number, before: string, limit: number, after?: Task): Promise<Task[]> {

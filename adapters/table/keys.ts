@@ -102,6 +102,10 @@ export const rateKey = (scope: string, windowStart: string): Key => ({
 });
 
 /** All keys of a task, derived from the whole record: the ready and due indexes are sparse. */
+/** A queued task's place in its ready queue: priority 9 first, then the earliest ready time. */
+export const readySortKey = (task: Task) =>
+  `${9 - task.priority}#${task.ready_time ?? task.create_time}#${task.uuid}`;
+
 function taskKeys(task: Task): Key & IndexKeys {
   return {
     ...taskKey(task.uuid),
@@ -111,7 +115,7 @@ function taskKeys(task: Task): Key & IndexKeys {
       gsi2pk: task.key_parked
         ? PARTITIONS.keyWaiting(scopedConcurrencyKey(task) as string)
         : PARTITIONS.ready(task.pool),
-      gsi2sk: `${9 - task.priority}#${task.ready_time ?? task.create_time}#${task.uuid}`,
+      gsi2sk: readySortKey(task),
     }),
     ...(dueAt(task) !== undefined && {
       gsi3pk: PARTITIONS.due(dueShard(task.uuid)),

@@ -5,12 +5,14 @@ import { ValidationError } from "../../core/errors.ts";
 import { changeIdOf, type DomainEvent } from "../../core/events.ts";
 import { TABLE } from "../../core/names.ts";
 import type { Page, RunQuery, TaskQuery } from "../../core/ports.ts";
+import type { Task } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
 import {
   eventsOfLogItem,
   type Item,
   LISTING_SHARDS,
   PARTITIONS,
+  readySortKey,
   recordOf,
   TASK_PARTITION,
   taskKey,
@@ -128,6 +130,16 @@ export const readyListing = (pool: string): Listing => ({
   forward: true,
   filters: [],
 });
+
+/**
+ * The queued tasks of a task's pool that are admitted before it: its ready queue up to just below the
+ * task's own sort key (the same key with its last character one lower, then the highest character).
+ */
+export function readyAheadListing(task: Task): Listing {
+  const own = readySortKey(task);
+  const below = `${own.slice(0, -1)}${String.fromCharCode(own.charCodeAt(own.length - 1) - 1)}\uffff`;
+  return { ...readyListing(task.pool), skMax: below };
+}
 
 export const keyWaitingListing = (key: string): Listing => ({
   index: TABLE.indexes.ready,

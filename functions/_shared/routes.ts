@@ -12,7 +12,7 @@ import {
   taskEventsQuery,
   taskLogQuery,
   templateQuery,
-  templatesQuery,
+  verboseQuery,
 } from "../../core/requests.ts";
 import { renderBody, templateBody } from "../../core/templates.ts";
 import * as health from "../api/health.ts";
@@ -290,7 +290,7 @@ export const ROUTES: readonly Route[] = [
     summary: "List templates: names, or (verbose) their latest revisions",
     group: "templates",
     scope: "tasks:read",
-    query: templatesQuery,
+    query: verboseQuery,
     handler: templates.list,
   }),
   route({
@@ -357,6 +357,40 @@ export const ROUTES: readonly Route[] = [
     handler: tenants.revokeKey,
   }),
 
+  route({
+    method: "GET",
+    path: "/v2/pools",
+    summary: "List the pools: usage, tasks holding a slot, pause",
+    group: "pools",
+    scope: "tasks:read",
+    handler: pools.list,
+  }),
+  route({
+    method: "GET",
+    path: "/v2/pools/{name}",
+    summary: "One pool; verbose adds its configuration and workers",
+    group: "pools",
+    scope: "tasks:read",
+    query: verboseQuery,
+    handler: pools.get,
+  }),
+  route({
+    method: "GET",
+    path: "/v2/queues",
+    summary: "List the pools' queues: size, waiting, running",
+    group: "pools",
+    scope: "tasks:read",
+    handler: pools.queues,
+  }),
+  route({
+    method: "GET",
+    path: "/v2/queues/{name}",
+    summary: "One queue; verbose adds its head (the next tasks to be admitted)",
+    group: "pools",
+    scope: "tasks:read",
+    query: verboseQuery,
+    handler: pools.queue,
+  }),
   route({
     method: "POST",
     path: "/v2/pools/{name}/pause",

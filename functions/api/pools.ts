@@ -1,10 +1,29 @@
 import type * as z from "zod";
 import { dispatcherStatus, setDispatcher, setPoolPaused } from "../../core/controls.ts";
-import type { dispatcherStatusQuery } from "../../core/requests.ts";
+import { getPool, getQueue, listPools, listQueues } from "../../core/queues.ts";
+import type { dispatcherStatusQuery, verboseQuery } from "../../core/requests.ts";
 import { listWorkers } from "../../core/workers.ts";
 import type { RouteFn } from "../_shared/http.ts";
 
-/** Admin controls: pools, the dispatcher switch, and the workers serving. */
+/** The pools and their queues, for every key; admin controls: pauses, the dispatcher switch, the workers. */
+
+export const list: RouteFn = async (deps, { principal }) => ({ data: await listPools(deps, principal) });
+
+export const get: RouteFn<unknown, z.output<typeof verboseQuery>> = async (
+  deps,
+  { principal, params, query },
+) => ({
+  data: await getPool(deps, principal, params.name ?? "", query.verbose),
+});
+
+export const queues: RouteFn = async (deps, { principal }) => ({ data: await listQueues(deps, principal) });
+
+export const queue: RouteFn<unknown, z.output<typeof verboseQuery>> = async (
+  deps,
+  { principal, params, query },
+) => ({
+  data: await getQueue(deps, principal, params.name ?? "", query.verbose),
+});
 
 export const pause: RouteFn = async (deps, { principal, params }) => ({
   data: await setPoolPaused(deps, principal, params.name ?? "", true),

@@ -2,6 +2,7 @@ import type * as z from "zod";
 import { listTaskFiles, readTaskFile, readTaskLog } from "../../core/artifacts.ts";
 import { pauseTask, reorderTask, resumeTask } from "../../core/controls.ts";
 import { relativePath } from "../../core/fields.ts";
+import { queuePosition } from "../../core/queues.ts";
 import type {
   listTasksQuery,
   mergeTagsSchema,
@@ -39,9 +40,11 @@ export const list: RouteFn<unknown, z.output<typeof listTasksQuery>> = async (de
   return { data: { ...page, tasks: page.tasks.map(taskView) } };
 };
 
-export const get: RouteFn = async (deps, { principal, params }) => ({
-  data: taskView(await getTask(deps, principal, params.uuid ?? "")),
-});
+export const get: RouteFn = async (deps, { principal, params }) => {
+  const task = await getTask(deps, principal, params.uuid ?? "");
+  const position = await queuePosition(deps, task);
+  return { data: { ...taskView(task), ...(position !== undefined && { position }) } };
+};
 
 export const cancel: RouteFn = async (deps, { principal, params }) => {
   const task = await cancelTask(deps, principal, params.uuid ?? "");

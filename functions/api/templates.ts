@@ -1,5 +1,5 @@
 import type * as z from "zod";
-import type { templateQuery, templatesQuery } from "../../core/requests.ts";
+import type { templateQuery, verboseQuery } from "../../core/requests.ts";
 import {
   createTemplate,
   getTemplate,
@@ -20,10 +20,7 @@ export const update: RouteFn<z.output<typeof templateBody>> = async (deps, { pri
   data: await updateTemplate(deps, principal, params.name ?? "", body),
 });
 
-export const list: RouteFn<unknown, z.output<typeof templatesQuery>> = async (
-  deps,
-  { principal, query },
-) => ({
+export const list: RouteFn<unknown, z.output<typeof verboseQuery>> = async (deps, { principal, query }) => ({
   data: await listTemplates(deps, principal, query.verbose),
 });
 

@@ -454,6 +454,22 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(uuids(await store.readyTasks(pool, 10))).toEqual(uuids([midEarly, midCreated, midLate, low]));
       });
 
+      it("counts the queued tasks of a pool admitted before a task, up to a cap", async () => {
+        const pool = unique("pool");
+        const tasks = [9, 5, 5, 1].map((priority, i) => makeTask({ pool, priority, ready_time: at(i) }));
+        const [high, midEarly, midLate, low] = tasks as [Task, Task, Task, Task];
+        const parked = makeTask({
+          pool,
+          priority: 9,
+          ready_time: at(0),
+          concurrency_key: "k",
+          key_parked: true,
+        });
+        await create(low, midLate, high, midEarly, parked, makeTask({ pool: unique("pool"), priority: 9 }));
+        expect(await Promise.all(tasks.map((t) => store.readyAhead(t, 100)))).toEqual([0, 1, 2, 3]);
+        expect(await store.readyAhead(low, 2)).toBe(2);
+      });
+
       it("lists a shard's tasks due at or before a time, earliest first", async () => {
         // Year 2000: earlier than any due time another test writes.
         const shard = dueShard(randomUUID());

@@ -248,6 +248,10 @@ describe("schedulerctl", () => {
       ["dispatcher", "status"],
       ["workers"],
       ["health"],
+      ["pools", "list"],
+      ["pools", "get", "codex-pool", "--verbose"],
+      ["queues"],
+      ["queues", "codex-pool"],
     ];
     for (const args of reads) {
       const run = await schedulerctl(["--json", ...args], stack.adminKey);

@@ -1,0 +1,113 @@
+/**
+ * What a client sees of the pools and their queues: how full each pool is, how many tasks wait, the head
+ * of a queue and a queued task's place in it. Tenant keys see every pool's aggregates, but only their own
+ * tasks.
+ */
+import { poolConfig } from "./admission.ts";
+import { canSee, type Principal, requireScope } from "./auth.ts";
+import type { PoolConfig } from "./config.ts";
+import type { Deps } from "./deps.ts";
+import type { Task } from "./records.ts";
+
+/** A queue's head shows this many tasks; a task's place is counted up to this many ahead. */
+const QUEUE_HEAD = 10;
+const POSITION_CAP = 1000;
+
+/** A pool's counters and pause, as the admission sees them. */
+export async function poolStatus(deps: Pick<Deps, "counters" | "clock">, name: string) {
+  const state = await deps.counters.poolState(name);
+  const now = deps.clock.now().toISOString();
+  const paused = state.pausedUntil !== undefined && state.pausedUntil > now;
+  return {
+    name,
+    active: state.active,
+    queued: state.queued,
+    paused,
+    paused_until: paused ? (state.pausedUntil as string) : null,
+  };
+}
+
+/** A pool as the v2 API shows it: `usage` is the share of its slots held, `tasks` the tasks holding one. */
+async function poolView(deps: Pick<Deps, "counters" | "clock">, pool: PoolConfig) {
+  const status = await poolStatus(deps, pool.name);
+  return {
+    name: pool.name,
+    tool: pool.tool,
+    account: pool.account ?? null,
+    usage: Math.round((status.active / pool.max_concurrency) * 1000) / 1000,
+    tasks: status.active,
+    max_concurrency: pool.max_concurrency,
+    paused: status.paused,
+    paused_until: status.paused_until,
+  };
+}
+
+export async function listPools(deps: Deps, principal: Principal) {
+  requireScope(principal, "tasks:read");
+  return Promise.all(deps.config.pools.map((pool) => poolView(deps, pool)));
+}
+
+/** One pool; `verbose` adds its configuration and the workers serving it. An unknown pool is a 404. */
+export async function getPool(deps: Deps, principal: Principal, name: string, verbose: boolean) {
+  requireScope(principal, "tasks:read");
+  const pool = poolConfig(deps, name);
+  const view = await poolView(deps, pool);
+  if (!verbose) return view;
+  const nowSeconds = Math.floor(deps.clock.now().getTime() / 1000);
+  const workers = (await deps.workers.listWorkers(nowSeconds)).filter((w) => w.pool === name);
+  const { name: _, tool: __, account: ___, ...config } = pool;
+  return {
+    ...view,
+    config,
+    workers: {
+      count: workers.length,
+      slots: workers.reduce((n, w) => n + w.slots, 0),
+      running: workers.reduce((n, w) => n + w.running, 0),
+    },
+  };
+}
+
+/**
+ * A pool's queue as the v2 API shows it: `size` is every task waiting or holding a slot, `waiting` the
+ * queued ones, `running` those holding a slot (dispatched or running).
+ */
+async function queueView(deps: Pick<Deps, "counters" | "clock">, pool: PoolConfig) {
+  const status = await poolStatus(deps, pool.name);
+  return {
+    name: pool.name,
+    size: status.queued + status.active,
+    waiting: status.queued,
+    running: status.active,
+  };
+}
+
+export async function listQueues(deps: Deps, principal: Principal) {
+  requireScope(principal, "tasks:read");
+  return Promise.all(deps.config.pools.map((pool) => queueView(deps, pool)));
+}
+
+/**
+ * One pool's queue; `verbose` adds its head: the next tasks to be admitted, with their places, of those the
+ * caller may see (another tenant's tasks take their places, unseen).
+ */
+export async function getQueue(deps: Deps, principal: Principal, name: string, verbose: boolean) {
+  requireScope(principal, "tasks:read");
+  const pool = poolConfig(deps, name);
+  const view = await queueView(deps, pool);
+  if (!verbose) return view;
+  const next = await deps.tasks.readyTasks(name, QUEUE_HEAD);
+  const head = next.flatMap((task, i) =>
+    canSee(principal, task.tenant) ? [{ position: i + 1, uuid: task.uuid, priority: task.priority }] : [],
+  );
+  return { ...view, head };
+}
+
+/**
+ * A queued task's place in the admission order: 1 for the next to be admitted. Undefined for a task that
+ * is not in its pool's queue (not queued, or waiting for its busy concurrency key), and past 1,000.
+ */
+export async function queuePosition(deps: Pick<Deps, "tasks">, task: Task): Promise<number | undefined> {
+  if (task.status !== "queued" || task.key_parked) return undefined;
+  const ahead = await deps.tasks.readyAhead(task, POSITION_CAP);
+  return ahead < POSITION_CAP ? ahead + 1 : undefined;
+}
