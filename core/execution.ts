@@ -2,6 +2,7 @@ import { poolConfig, type QueueMessageBody, refill, slotOf } from "./admission.t
 import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
+import { poolSampleOf } from "./estimate.ts";
 import { CommitConflict } from "./ports.ts";
 import { isRecurring, type Run, type Task, type TaskResult } from "./records.ts";
 import { assertTransition, type RunStatus } from "./status.ts";
@@ -356,6 +357,8 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
           tasks: [{ next: nextTask, expectVersion: task.version }],
           runs: [{ next: runAfter(run, ending, now), expectVersion: run.version }],
           release: { ...slotOf(task), whenNoneWaiting },
+          // A run that ended by itself tells how long a slot is held: the wait estimates use it.
+          ...(ending.kind === "finished" && { sample: poolSampleOf(run, now) }),
         },
         { task, run },
       );

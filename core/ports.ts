@@ -70,6 +70,27 @@ export interface SlotRelease {
   whenNoneWaiting?: boolean;
 }
 
+/**
+ * One ended run's times, kept in its pool's bounded sample of recent runs: how long it held its slot
+ * (dispatch to end) and how long its start took (dispatch to running). It replaces the sample in `slot`
+ * (0 ≤ slot < POOL_SAMPLE_SLOTS), so that the sample stays bounded without a read.
+ */
+export interface PoolSample {
+  pool: string;
+  slot: number;
+  held_seconds: number;
+  pickup_seconds: number;
+}
+
+/** A pool's recent runs, as its sample holds them (in no order). */
+export interface PoolSamples {
+  held: number[];
+  pickup: number[];
+}
+
+/** How many recent runs a pool's sample keeps. */
+export const POOL_SAMPLE_SLOTS = 64;
+
 export interface IdempotencyRecord {
   tenant: string;
   key: string;
@@ -91,6 +112,8 @@ export interface StateChange {
   events?: DomainEvent[];
   /** The key's count of waiting tasks moves with its tasks (see core/commit.ts). */
   keyWait?: KeyWaitChange;
+  /** A run that ended goes into its pool's sample of recent runs (the wait estimates read it). */
+  sample?: PoolSample;
 }
 
 /** `pool_closed`: the pool takes no more work now (every slot is held, or it is paused). */
@@ -193,6 +216,8 @@ export interface CounterStore {
   keyState(key: string): Promise<{ active: number; waiting: number }>;
   /** Lifts any pause of the pool. */
   resumePool(pool: string): Promise<void>;
+  /** The pool's sample of recent runs (StateChange.sample). */
+  poolSamples(pool: string): Promise<PoolSamples>;
   /** The tenant's queued tasks, as its counter holds them (StateChange.queued). */
   queuedCount(tenant: string): Promise<number>;
   /**

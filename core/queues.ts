@@ -7,6 +7,7 @@ import { poolConfig } from "./admission.ts";
 import { canSee, type Principal, requireScope } from "./auth.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
+import { estimateWait } from "./estimate.ts";
 import type { Task } from "./records.ts";
 
 /** A queue's head shows this many tasks; a task's place is counted up to this many ahead. */
@@ -67,17 +68,43 @@ export async function getPool(deps: Deps, principal: Principal, name: string, ve
   };
 }
 
+type EstimateDeps = Pick<Deps, "counters" | "clock" | "random">;
+
+/**
+ * The expected wait, in seconds, of the task at `position` in a pool's queue (core/estimate.ts): null
+ * while the pool is paused or has too few recent runs to tell.
+ */
+async function expectedWait(
+  deps: EstimateDeps,
+  pool: PoolConfig,
+  position: number,
+  status: Awaited<ReturnType<typeof poolStatus>>,
+) {
+  const estimate = status.paused
+    ? undefined
+    : estimateWait({
+        position,
+        slots: pool.max_concurrency,
+        held: status.active,
+        samples: await deps.counters.poolSamples(pool.name),
+        random: deps.random,
+      });
+  return { waiting_time_expect: estimate?.expect ?? null, waiting_time_error: estimate?.error ?? null };
+}
+
 /**
  * A pool's queue as the v2 API shows it: `size` is every task waiting or holding a slot, `waiting` the
- * queued ones, `running` those holding a slot (dispatched or running).
+ * queued ones, `running` those holding a slot (dispatched or running), and the expected wait of a task
+ * that joins it now, behind every queued one.
  */
-async function queueView(deps: Pick<Deps, "counters" | "clock">, pool: PoolConfig) {
+async function queueView(deps: EstimateDeps, pool: PoolConfig) {
   const status = await poolStatus(deps, pool.name);
   return {
     name: pool.name,
     size: status.queued + status.active,
     waiting: status.queued,
     running: status.active,
+    ...(await expectedWait(deps, pool, status.queued + 1, status)),
   };
 }
 
@@ -103,11 +130,17 @@ export async function getQueue(deps: Deps, principal: Principal, name: string, v
 }
 
 /**
- * A queued task's place in the admission order: 1 for the next to be admitted. Undefined for a task that
- * is not in its pool's queue (not queued, or waiting for its busy concurrency key), and past 1,000.
+ * A queued task's place in the admission order (1 for the next to be admitted) and its expected wait from
+ * now. Nothing for a task that is not in its pool's queue (not queued, or waiting for its busy concurrency
+ * key), or with 1,000 ahead of it.
  */
-export async function queuePosition(deps: Pick<Deps, "tasks">, task: Task): Promise<number | undefined> {
-  if (task.status !== "queued" || task.key_parked) return undefined;
-  const ahead = await deps.tasks.readyAhead(task, POSITION_CAP);
-  return ahead < POSITION_CAP ? ahead + 1 : undefined;
+export async function queuePlace(deps: Pick<Deps, "tasks" | "config"> & EstimateDeps, task: Task) {
+  if (task.status !== "queued" || task.key_parked) return {};
+  const [ahead, status] = await Promise.all([
+    deps.tasks.readyAhead(task, POSITION_CAP),
+    poolStatus(deps, task.pool),
+  ]);
+  if (ahead >= POSITION_CAP) return {};
+  const position = ahead + 1;
+  return { position, ...(await expectedWait(deps, poolConfig(deps, task.pool), position, status)) };
 }

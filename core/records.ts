@@ -102,9 +102,12 @@ export const taskViewSchema = z.object({
   callback_deliveries: z.array(callbackDeliverySchema).optional(),
   /**
    * Shown by GET /v2/tasks/{uuid}, never stored: a queued task's place in its pool's admission order (1 is
-   * next), when it is in its pool's queue and fewer than 1,000 are ahead.
+   * next), when it is in its pool's queue and fewer than 1,000 are ahead, and its expected wait from now in
+   * seconds (expect ± error; null until its pool has a few recent runs, or while it is paused).
    */
   position: z.number().optional(),
+  waiting_time_expect: z.number().nullable().optional(),
+  waiting_time_error: z.number().nullable().optional(),
 });
 
 /** The stored task: its view plus the scheduler's bookkeeping. */

@@ -15,6 +15,7 @@ import { TABLE } from "../../core/names.ts";
 import type {
   IdempotencyRecord,
   Page,
+  PoolSamples,
   PoolState,
   RateCounter,
   RateLimits,
@@ -35,10 +36,12 @@ import {
   idempotencyKey,
   type Key,
   poolKey,
+  poolSamplesKey,
   queuedCountKey,
   rateKey,
   recordOf,
   runKey,
+  samplesOf,
   taskItem,
   taskKey,
   templateItem,
@@ -179,6 +182,18 @@ export class DynamoStore implements TaskStore, TenantStore {
         return { Update: { TableName, Key: w.key, ...countExpression(w) } };
       case "append":
         return { Put: { TableName, Item: w.item } };
+      case "set": {
+        const names = Object.keys(w.values);
+        return {
+          Update: {
+            TableName,
+            Key: w.key,
+            UpdateExpression: `SET ${names.map((_, i) => `#s${i} = :s${i}`).join(", ")}`,
+            ExpressionAttributeNames: Object.fromEntries(names.map((name, i) => [`#s${i}`, name])),
+            ExpressionAttributeValues: Object.fromEntries(names.map((name, i) => [`:s${i}`, w.values[name]])),
+          },
+        };
+      }
     }
   }
 
@@ -342,6 +357,10 @@ export class DynamoStore implements TaskStore, TenantStore {
   async poolState(pool: string): Promise<PoolState> {
     const item = await this.#get<{ active?: number; queued?: number; paused_until?: string }>(poolKey(pool));
     return { active: item?.active ?? 0, queued: item?.queued ?? 0, pausedUntil: item?.paused_until };
+  }
+
+  async poolSamples(pool: string): Promise<PoolSamples> {
+    return samplesOf(await this.#get<Record<string, unknown>>(poolSamplesKey(pool)));
   }
 
   async resumePool(pool: string): Promise<void> {

@@ -4,6 +4,7 @@ import type { DomainEvent } from "../../core/events.ts";
 import type {
   IdempotencyRecord,
   Page,
+  PoolSamples,
   PoolState,
   RateCounter,
   RateLimits,
@@ -24,10 +25,12 @@ import {
   idempotencyKey,
   type Key,
   poolKey,
+  poolSamplesKey,
   queuedCountKey,
   rateKey,
   recordOf,
   runKey,
+  samplesOf,
   taskItem,
   taskKey,
   templateItem,
@@ -107,7 +110,7 @@ export class MemoryStore implements TaskStore, TenantStore {
         (!zero || counterOf(stored, zero) === 0)
       );
     }
-    if (w.type === "append") return true;
+    if (w.type === "append" || w.type === "set") return true;
     return w.expectVersion === undefined ? stored === undefined : stored?.version === w.expectVersion;
   }
 
@@ -117,6 +120,10 @@ export class MemoryStore implements TaskStore, TenantStore {
       return;
     }
     const item: Item = { ...this.#items.get(idOf(w.key)), ...w.key };
+    if (w.type === "set") {
+      this.#items.set(idOf(w.key), { ...item, ...w.values });
+      return;
+    }
     for (const [counter, delta] of Object.entries(w.add) as [Counter, number][]) {
       item[counter] = counterOf(item, counter) + delta;
     }
@@ -217,6 +224,10 @@ export class MemoryStore implements TaskStore, TenantStore {
       queued: counterOf(item, "queued"),
       pausedUntil: item?.paused_until as string | undefined,
     };
+  }
+
+  async poolSamples(pool: string): Promise<PoolSamples> {
+    return samplesOf(this.#items.get(idOf(poolSamplesKey(pool))));
   }
 
   async resumePool(pool: string): Promise<void> {

@@ -5,6 +5,7 @@
 
 import { changeIdOf, type DomainEvent, EVENT_RETENTION_DAYS, eventId } from "../../core/events.ts";
 import { DUE_SHARDS, EVENT_SORT_KEY_PREFIX } from "../../core/names.ts";
+import type { PoolSamples } from "../../core/ports.ts";
 import {
   type ApiKeyRecord,
   dueAt,
@@ -83,6 +84,22 @@ export const runKey = (taskUuid: string, runId: string): Key => ({
   sk: `${TASK_PARTITION.runs}${runId}`,
 });
 export const poolKey = (pool: string): Key => ({ pk: `POOL#${pool}`, sk: "POOL" });
+/** Apart from the pool item's partition, which every admission and release writes. */
+export const poolSamplesKey = (pool: string): Key => ({ pk: `SAMPLES#${pool}`, sk: "SAMPLES" });
+/** A pool sample's attributes, short so that 64 runs of both kinds fit one write unit: `h7`, `p7` for slot 7. */
+const SAMPLE_PREFIX = { held: "h", pickup: "p" } as const;
+export const sampleAttribute = (kind: keyof PoolSamples, slot: number) => `${SAMPLE_PREFIX[kind]}${slot}`;
+/** The samples an item holds, by their attribute names. */
+export const samplesOf = (item: Record<string, unknown> | undefined): PoolSamples => {
+  const of = (kind: keyof PoolSamples) =>
+    Object.entries(item ?? {})
+      .filter(
+        ([name, value]) =>
+          /^\d+$/.test(name.slice(1)) && name[0] === SAMPLE_PREFIX[kind] && typeof value === "number",
+      )
+      .map(([, value]) => value as number);
+  return { held: of("held"), pickup: of("pickup") };
+};
 export const concurrencyKeyKey = (key: string): Key => ({ pk: `CKEY#${key}`, sk: "CKEY" });
 export const queuedCountKey = (tenant: string): Key => ({ pk: `TENANT#${tenant}`, sk: "QUEUED" });
 export const idempotencyKey = (tenant: string, key: string): Key => ({

@@ -3,7 +3,7 @@
  * the order whose first failed condition names the conflict.
  */
 import { ConflictError } from "../../core/errors.ts";
-import type { CommitConflictReason, StateChange } from "../../core/ports.ts";
+import type { CommitConflictReason, PoolSample, StateChange } from "../../core/ports.ts";
 import {
   compact,
   concurrencyKeyKey,
@@ -12,8 +12,10 @@ import {
   idempotencyKey,
   type Key,
   poolKey,
+  poolSamplesKey,
   queuedCountKey,
   runItem,
+  sampleAttribute,
   taskItem,
 } from "./keys.ts";
 
@@ -48,13 +50,25 @@ export type Write =
       when?: CountConditions;
       conflict?: Exclude<CommitConflictReason, "task" | "run" | "idempotency" | "template">;
     }
-  | { type: "append"; item: Item & Key };
+  | { type: "append"; item: Item & Key }
+  /** Sets attributes of an item (made if missing), unconditionally. */
+  | { type: "set"; key: Key; values: Record<string, number> };
 
 /** What a write's failed condition means; none for a write without conditions, which never fails a change. */
 export const conflictOf = (w: Write): CommitConflictReason | undefined =>
-  w.type === "append" || (w.type === "count" && !w.when) ? undefined : w.conflict;
+  w.type === "append" || w.type === "set" || (w.type === "count" && !w.when) ? undefined : w.conflict;
 
 export const keyOfWrite = (write: Write): Key => ("item" in write ? write.item : write.key);
+
+/** A run's times into its slot of its pool's sample. */
+const sampleWrite = ({ pool, slot, held_seconds, pickup_seconds }: PoolSample): Write => ({
+  type: "set",
+  key: poolSamplesKey(pool),
+  values: {
+    [sampleAttribute("held", slot)]: held_seconds,
+    [sampleAttribute("pickup", slot)]: pickup_seconds,
+  },
+});
 
 /** A tenant or API key that a create found already stored. */
 export const alreadyExists = () => new ConflictError("tenant or API key already exists");
@@ -171,6 +185,7 @@ export function writesOf(change: StateChange): Write[] {
     });
   }
   if (change.events?.length) writes.push({ type: "append", item: eventLogItem(change.events) });
+  if (change.sample) writes.push(sampleWrite(change.sample));
   if (release?.concurrencyKey !== undefined) {
     const key = concurrencyKeyKey(release.concurrencyKey);
     writes.push(slotGivenBack(key, "waiting", release.whenNoneWaiting));

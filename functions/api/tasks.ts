@@ -2,7 +2,7 @@ import type * as z from "zod";
 import { listTaskFiles, readTaskFile, readTaskLog } from "../../core/artifacts.ts";
 import { pauseTask, reorderTask, resumeTask } from "../../core/controls.ts";
 import { relativePath } from "../../core/fields.ts";
-import { queuePosition } from "../../core/queues.ts";
+import { queuePlace } from "../../core/queues.ts";
 import type {
   listTasksQuery,
   mergeTagsSchema,
@@ -42,8 +42,7 @@ export const list: RouteFn<unknown, z.output<typeof listTasksQuery>> = async (de
 
 export const get: RouteFn = async (deps, { principal, params }) => {
   const task = await getTask(deps, principal, params.uuid ?? "");
-  const position = await queuePosition(deps, task);
-  return { data: { ...taskView(task), ...(position !== undefined && { position }) } };
+  return { data: { ...taskView(task), ...(await queuePlace(deps, task)) } };
 };
 
 export const cancel: RouteFn = async (deps, { principal, params }) => {

@@ -432,6 +432,36 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       });
     });
 
+    describe("a pool's sample of recent runs", () => {
+      it("keeps each slot's latest run, apart from other pools, and only with a change that is applied", async () => {
+        const pool = unique("pool");
+        expect(await store.poolSamples(pool)).toEqual({ held: [], pickup: [] });
+        const sample = (slot: number, held: number) => ({
+          pool,
+          slot,
+          held_seconds: held,
+          pickup_seconds: held / 10,
+        });
+        await store.commit({ sample: sample(3, 40) });
+        await store.commit({ sample: sample(7, 90) });
+        await store.commit({ sample: sample(3, 20) });
+        const kept = await store.poolSamples(pool);
+        expect([kept.held.sort((a, b) => a - b), kept.pickup.sort((a, b) => a - b)]).toEqual([
+          [20, 90],
+          [2, 9],
+        ]);
+        expect(await store.poolSamples(unique("pool"))).toEqual({ held: [], pickup: [] });
+
+        // A refused change writes no sample.
+        const task = makeTask({ pool });
+        await create(task);
+        await expect(
+          store.commit({ tasks: [{ next: bump(task), expectVersion: 9 }], sample: sample(11, 500) }),
+        ).rejects.toThrow(CommitConflict);
+        expect((await store.poolSamples(pool)).held).not.toContain(500);
+      });
+    });
+
     describe("ready and due tasks", () => {
       it("lists a pool's queued tasks by priority, then earliest ready time", async () => {
         const pool = unique("pool");

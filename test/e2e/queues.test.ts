@@ -59,9 +59,11 @@ describe("queues and pools", () => {
 
   it("answer the v2 API's fields: a queue's size, waiting and running; a pool's usage and tasks", async () => {
     const queues = (await get("/v2/queues")).json?.data;
+    // No run has ended yet: no wait can be estimated.
+    const unknown = { waiting_time_expect: null, waiting_time_error: null };
     expect(queues).toEqual([
-      { name: "one", size: 4, waiting: 3, running: 1 },
-      { name: "pods", size: 0, waiting: 0, running: 0 },
+      { name: "one", size: 4, waiting: 3, running: 1, ...unknown },
+      { name: "pods", size: 0, waiting: 0, running: 0, ...unknown },
     ]);
     const pools = (await get("/v2/pools")).json?.data;
     expect(pools).toEqual([
@@ -97,8 +99,8 @@ describe("queues and pools", () => {
       workers: { count: 1, slots: 1 },
     });
     expect((await get("/v2/pools/one")).json?.data.config).toBeUndefined();
-    const unknown = await get("/v2/queues/nope");
-    expect([unknown.status, unknown.json?.code]).toEqual([404, "1004"]);
+    const missing = await get("/v2/queues/nope");
+    expect([missing.status, missing.json?.code]).toEqual([404, "1004"]);
   });
 
   it("show another tenant the aggregates only: none of alice's tasks, on any queue route", async () => {
@@ -120,5 +122,50 @@ describe("queues and pools", () => {
     expect((await get("/v2/queues/one?verbose=true", bob)).json?.data.head).toEqual([
       { position: 4, uuid: own, priority: 5 },
     ]);
+  });
+});
+
+describe("expected waits", () => {
+  it("come once the pool has recent runs, grow with the place, and their bands hold the real waits", async () => {
+    // Polled with the admin key: alice's would run into her 100 requests a minute.
+    const admin = (path: string) => get(path, stack.adminKey);
+    const done = async (uuids: string[]) => {
+      for (const uuid of uuids) {
+        await waitFor(
+          async () => (await admin(`/v2/tasks/${uuid}`)).json?.data.status,
+          (s) => s === "succeeded",
+          60_000,
+        );
+      }
+    };
+    // History: the runs of the first block, and a few more of a second each.
+    await done(await Promise.all([1, 2, 3, 4].map(() => submit(alice, { prompt: "[sleep:1] history" }))));
+    const blocker = await submit(alice, { prompt: "[sleep:3] blocker" });
+    await waitFor(
+      async () => (await admin(`/v2/tasks/${blocker}`)).json?.data.status,
+      (s) => s === "running",
+    );
+    const waiting: string[] = [];
+    for (const n of [1, 2, 3]) waiting.push(await submit(alice, { prompt: `[sleep:1] queued ${n}` }));
+    const estimated = await Promise.all(
+      waiting.map(async (uuid) => ({ at: Date.now(), task: (await get(`/v2/tasks/${uuid}`)).json?.data })),
+    );
+    expect(estimated.map((e) => e.task.position)).toEqual([1, 2, 3]);
+    const expects = estimated.map((e) => e.task.waiting_time_expect as number);
+    expect(expects.every((x) => typeof x === "number" && x > 0)).toBe(true);
+    expect(expects[0]).toBeLessThan(expects[1] as number);
+    expect(expects[1]).toBeLessThan(expects[2] as number);
+    const queue = (await get("/v2/queues/one")).json?.data;
+    expect(queue.waiting_time_expect).toBeGreaterThan(expects[2] as number);
+
+    await done(waiting);
+    for (const { at, task } of estimated) {
+      const started = Date.parse((await admin(`/v2/tasks/${task.uuid}`)).json?.data.start_time);
+      const wait = (started - at) / 1000;
+      const { waiting_time_expect: expected, waiting_time_error: error } = task;
+      // Within the band, give or take the half second the GET took.
+      const band = `${expected} ± ${error} s, waited ${wait} s`;
+      expect(Math.abs(wait - expected), `place ${task.position}: ${band}`).toBeLessThanOrEqual(error + 0.5);
+    }
   });
 });
