@@ -4,6 +4,7 @@ import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { InsufficientResourcesError, poolNotFound } from "./errors.ts";
+import { estimateWait } from "./estimate.ts";
 import type { PoolTool } from "./fields.ts";
 import { runIdFor } from "./identifiers.ts";
 import {
@@ -97,26 +98,40 @@ const isPaused = (state: PoolState, now: string) =>
   state.pausedUntil !== undefined && state.pausedUntil > now;
 
 /**
- * For a task that names only a tool: the eligible pool with the least expected wait, estimated as
- * (tasks holding a slot) / max_concurrency. With one eligible pool, no reads are needed.
+ * For a task that names only a tool: the eligible pool where a task joining now would start soonest, by
+ * the expected waits (core/estimate.ts) when every pool has the history to tell, else the one with the
+ * smallest share of its slots held. A paused pool (a usage-limit reset too) is chosen only if all are.
+ * With one eligible pool, nothing is read.
  */
 export async function choosePool(
-  deps: Pick<Deps, "config" | "counters" | "tasks" | "clock">,
+  deps: Pick<Deps, "config" | "counters" | "clock" | "random">,
   tool: PoolTool,
 ): Promise<PoolConfig> {
   const eligible = deps.config.pools.filter((p) => p.tool === tool);
   if (eligible.length === 0) throw new InsufficientResourcesError(`tool: no pool runs ${tool}`);
   if (eligible.length === 1) return eligible[0] as PoolConfig;
   const now = deps.clock.now().toISOString();
-  // A pool waiting out a usage-limit reset counts as full, so it is chosen only if all are.
-  const loads = await Promise.all(
+  const views = await Promise.all(
     eligible.map(async (pool) => {
-      const state = await deps.counters.poolState(pool.name);
-      return isPaused(state, now) ? Number.POSITIVE_INFINITY : state.active / pool.max_concurrency;
+      const [state, samples] = await Promise.all([
+        deps.counters.poolState(pool.name),
+        deps.counters.poolSamples(pool.name),
+      ]);
+      if (isPaused(state, now)) return { load: Number.POSITIVE_INFINITY, wait: Number.POSITIVE_INFINITY };
+      const estimate = estimateWait({
+        position: state.queued + 1,
+        slots: pool.max_concurrency,
+        held: state.active,
+        samples,
+        random: deps.random,
+      });
+      return { load: state.active / pool.max_concurrency, wait: estimate?.expect };
     }),
   );
+  const byWait = views.every((v) => v.wait !== undefined);
+  const cost = (i: number) => ((byWait ? views[i]?.wait : views[i]?.load) ?? 0) as number;
   let best = 0;
-  for (const [i, load] of loads.entries()) if (load < (loads[best] as number)) best = i;
+  for (let i = 1; i < eligible.length; i++) if (cost(i) < cost(best)) best = i;
   return eligible[best] as PoolConfig;
 }
 

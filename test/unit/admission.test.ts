@@ -92,6 +92,28 @@ describe("admission", () => {
     expect((await submit(deps, { tool: "codex" })).pool).toBe("idle");
   });
 
+  it("sends a tool-only task where it starts soonest once the pools have history, not merely the least held", async () => {
+    const { deps } = memoryDeps(`
+pools:
+  - { name: slow, tool: claude, account: a, max_concurrency: 1 }
+  - { name: fast, tool: claude, account: b, max_concurrency: 3 }
+`);
+    await submit(deps, { pool: "slow" });
+    for (let i = 0; i < 3; i++) await submit(deps, { pool: "fast" });
+    // Both full, and slow holds fewer slots: without history, the share held decides, and it is a tie.
+    expect((await submit(deps, { tool: "claude" })).pool).toBe("slow");
+    const history = async (pool: string, seconds: number) => {
+      for (let slot = 0; slot < 8; slot++) {
+        await deps.tasks.commit({ sample: { pool, slot, held_seconds: seconds, pickup_seconds: 1 } });
+      }
+    };
+    await history("slow", 900);
+    // One pool's history alone cannot be weighed against the other's load.
+    expect((await submit(deps, { tool: "claude" })).pool).toBe("slow");
+    await history("fast", 20);
+    expect((await submit(deps, { tool: "claude" })).pool).toBe("fast");
+  });
+
   it("loses no task when the send fails: the tick re-sends it with the same dedup id", async () => {
     const { deps, clock, queue } = memoryDeps(CONFIG);
     const failing: PoolQueue = Object.assign(Object.create(queue), {
