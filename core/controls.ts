@@ -117,14 +117,19 @@ export async function setDispatcher(deps: Deps, principal: Principal, running: b
 }
 
 /**
- * Whether any pool admits work, each pool's state, the acting tenant's task counts per status, and its
- * queued-task counter against max_queued_tasks (what a submission is checked against).
+ * Whether any pool admits work, each pool's state, the acting tenant's task counts per status, its
+ * queued-task counter against max_queued_tasks (what a submission is checked against), and a page of its
+ * running tasks with their pool's account.
  */
-export async function dispatcherStatus(deps: Deps, principal: Principal, tenant?: string) {
+export async function dispatcherStatus(
+  deps: Deps,
+  principal: Principal,
+  query: { tenant?: string; size?: number; cursor?: string } = {},
+) {
   requireScope(principal, "admin");
   const pools = await Promise.all(deps.config.pools.map((p) => poolStatus(deps, p.name)));
-  const acting = actingTenant(principal, tenant);
-  const [totals, queued, tenantRecord] = await Promise.all([
+  const acting = actingTenant(principal, query.tenant);
+  const [totals, queued, tenantRecord, running] = await Promise.all([
     Promise.all(
       TASK_STATUSES.map(async (status) => [
         status,
@@ -133,6 +138,7 @@ export async function dispatcherStatus(deps: Deps, principal: Principal, tenant?
     ),
     deps.counters.queuedCount(acting),
     deps.tenants.getTenant(acting),
+    deps.tasks.listTasks({ tenant: acting, status: "running", size: query.size ?? 20, cursor: query.cursor }),
   ]);
   return {
     running: pools.some((p) => !p.paused),
@@ -141,5 +147,14 @@ export async function dispatcherStatus(deps: Deps, principal: Principal, tenant?
     counts: Object.fromEntries(totals) as Record<TaskStatus, number>,
     // A tenant without a record (the admin's own) has no quota.
     queued_quota: { queued, max_queued_tasks: tenantRecord ? limitsOf(tenantRecord).max_queued_tasks : null },
+    running_tasks: {
+      tasks: running.items.map((task) => ({
+        uuid: task.uuid,
+        pool: task.pool,
+        account: deps.config.pools.find((p) => p.name === task.pool)?.account ?? null,
+        started_at: task.start_time ?? null,
+      })),
+      next_cursor: running.nextCursor ?? null,
+    },
   };
 }

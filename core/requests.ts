@@ -208,6 +208,9 @@ export const reorderBody = z.strictObject({
 
 export const dispatcherStatusQuery = z.strictObject({
   tenant: z.string().max(LIMITS.labelLength).optional(),
+  /** The page of the tenant's running tasks. */
+  size: numeric(z.number().int().min(1).max(LIMITS.pageSize)).default(DEFAULTS.pageSize),
+  cursor: z.string().max(LIMITS.cursorLength).optional(),
 });
 
 /** `?verbose=true`: templates as objects, not names; a pool or queue with its details. */

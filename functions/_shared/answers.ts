@@ -20,7 +20,12 @@ const page = <Field extends string, Item extends z.ZodType>(field: Field, item: 
   });
 
 export const ANSWERS = {
-  submitted: z.object({ uuid: z.string(), run_id: z.string().nullable(), status: taskStatus }),
+  submitted: z.object({
+    uuid: z.string(),
+    run_id: z.string().nullable(),
+    status: taskStatus,
+    ...taskViewSchema.pick({ position: true, waiting_time_expect: true, waiting_time_error: true }).shape,
+  }),
   task: taskViewSchema,
   tasks: page("tasks", taskViewSchema),
   taskStatus: z.object({ status: taskStatus }),

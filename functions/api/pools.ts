@@ -45,7 +45,7 @@ export const dispatcher: RouteFn<unknown, z.output<typeof dispatcherStatusQuery>
   deps,
   { principal, query },
 ) => ({
-  data: await dispatcherStatus(deps, principal, query.tenant),
+  data: await dispatcherStatus(deps, principal, query),
 });
 
 export const workers: RouteFn = async (deps, { principal }) => ({ data: await listWorkers(deps, principal) });

@@ -31,7 +31,13 @@ export const submit: RouteFn<z.output<typeof submitTaskSchema>> = async (deps, r
   });
   return {
     status: created ? 201 : 200,
-    data: { uuid: task.uuid, run_id: task.run_id ?? null, status: task.status },
+    // A task that waits for a slot says where it waits, and for how long it should.
+    data: {
+      uuid: task.uuid,
+      run_id: task.run_id ?? null,
+      status: task.status,
+      ...(await queuePlace(deps, task)),
+    },
   };
 };
 

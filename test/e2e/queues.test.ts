@@ -11,10 +11,13 @@ const CONFIG = `pools:
 
 let stack: TestStack;
 let alice: string;
+let aliceId: string;
 let bob: string;
 
-const newTenant = async (name: string) =>
-  (await stack.call("POST", "/v2/tenants", { body: { name } })).json?.data.api_key as string;
+const newTenant = async (name: string) => {
+  const { api_key, tenant } = (await stack.call("POST", "/v2/tenants", { body: { name } })).json?.data ?? {};
+  return { key: api_key as string, id: tenant.id as string };
+};
 const submit = async (key: string, body: object) => {
   const res = await stack.call("POST", "/v2/tasks", { key, body: { pool: "one", ...body } });
   expect(res.status, res.text).toBe(201);
@@ -24,7 +27,8 @@ const get = async (path: string, key = alice) => stack.call("GET", path, { key }
 
 beforeAll(async () => {
   stack = await startTestStack(CONFIG, { workerEnv: { PATH: FAKE_CLI_PATH } });
-  [alice, bob] = await Promise.all([newTenant("alice"), newTenant("bob")]);
+  const [a, b] = await Promise.all([newTenant("alice"), newTenant("bob")]);
+  [alice, aliceId, bob] = [a.key, a.id, b.key];
 });
 afterAll(async () => {
   await stack?.stop();
@@ -103,6 +107,14 @@ describe("queues and pools", () => {
     expect([missing.status, missing.json?.code]).toEqual([404, "1004"]);
   });
 
+  it("list a tenant's running tasks, with their pool's account, in the dispatcher's status (admin)", async () => {
+    const status = (await get(`/v2/dispatcher/status?tenant=${aliceId}&size=5`, stack.adminKey)).json?.data;
+    expect(status.running_tasks).toEqual({
+      tasks: [{ uuid: blocker, pool: "one", account: "main", started_at: expect.any(String) }],
+      next_cursor: null,
+    });
+  });
+
   it("show another tenant the aggregates only: none of alice's tasks, on any queue route", async () => {
     const queue = (await get("/v2/queues/one?verbose=true", bob)).json?.data;
     expect(queue).toMatchObject({ size: 4, waiting: 3, head: [] });
@@ -146,7 +158,20 @@ describe("expected waits", () => {
       (s) => s === "running",
     );
     const waiting: string[] = [];
-    for (const n of [1, 2, 3]) waiting.push(await submit(alice, { prompt: `[sleep:1] queued ${n}` }));
+    for (const n of [1, 2, 3]) {
+      const res = await stack.call("POST", "/v2/tasks", {
+        key: alice,
+        body: { pool: "one", prompt: `[sleep:1] queued ${n}` },
+      });
+      // The submit answer already says where the task waits, and for how long it should.
+      expect(res.json?.data).toMatchObject({
+        status: "queued",
+        position: n,
+        waiting_time_expect: expect.any(Number),
+        waiting_time_error: expect.any(Number),
+      });
+      waiting.push(res.json?.data.uuid);
+    }
     const estimated = await Promise.all(
       waiting.map(async (uuid) => ({ at: Date.now(), task: (await get(`/v2/tasks/${uuid}`)).json?.data })),
     );

@@ -29,11 +29,13 @@ const until = (uuid: string, status: string) =>
 
 describe("a tool-only task", () => {
   it("goes to the pool with the shorter expected wait, though it holds more slots", async () => {
-    // History: slow's runs take 2 s, fast's a moment.
-    for (let i = 0; i < 5; i++)
-      await until(await submit({ pool: "slow", prompt: "[sleep:2] history" }), "succeeded");
+    // History: slow's runs take over a second, fast's a moment. Eight each, so that they fill at least the
+    // five sample slots an estimate needs (two runs may land in one slot).
+    for (let i = 0; i < 8; i++) {
+      await until(await submit({ pool: "slow", prompt: "[sleep:1] history" }), "succeeded");
+    }
     await Promise.all(
-      Array.from({ length: 6 }, async () =>
+      Array.from({ length: 8 }, async () =>
         until(await submit({ pool: "fast", prompt: "history" }), "succeeded"),
       ),
     );
