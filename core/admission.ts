@@ -4,7 +4,7 @@ import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { InsufficientResourcesError, poolNotFound } from "./errors.ts";
-import { estimateWait } from "./estimate.ts";
+import { expectedWaitIn } from "./estimate.ts";
 import type { PoolTool } from "./fields.ts";
 import { runIdFor } from "./identifiers.ts";
 import {
@@ -113,18 +113,9 @@ export async function choosePool(
   const now = deps.clock.now().toISOString();
   const views = await Promise.all(
     eligible.map(async (pool) => {
-      const [state, samples] = await Promise.all([
-        deps.counters.poolState(pool.name),
-        deps.counters.poolSamples(pool.name),
-      ]);
+      const state = await deps.counters.poolState(pool.name);
       if (isPaused(state, now)) return { load: Number.POSITIVE_INFINITY, wait: Number.POSITIVE_INFINITY };
-      const estimate = estimateWait({
-        position: state.queued + 1,
-        slots: pool.max_concurrency,
-        held: state.active,
-        samples,
-        random: deps.random,
-      });
+      const estimate = await expectedWaitIn(deps, pool, state, state.queued + 1);
       return { load: state.active / pool.max_concurrency, wait: estimate?.expect };
     }),
   );

@@ -4,7 +4,9 @@
  * that heavy tails show in the band: the wait is expected within `expect ± error`, the 10th to the 90th
  * percentile of the simulated waits.
  */
-import { POOL_SAMPLE_SLOTS, type PoolSample, type PoolSamples } from "./ports.ts";
+import type { PoolConfig } from "./config.ts";
+import type { Deps } from "./deps.ts";
+import { POOL_SAMPLE_SLOTS, type PoolSample, type PoolSamples, type PoolState } from "./ports.ts";
 import type { Run } from "./records.ts";
 
 /** Fewer recent runs than this say too little: no estimate. */
@@ -63,18 +65,36 @@ export function estimateWait(inputs: WaitInputs): WaitEstimate | undefined {
 }
 
 /**
+ * The wait of the task at `position` in a pool whose counters are `state`, from the pool's sample of recent
+ * runs (one read). Undefined without enough history.
+ */
+export async function expectedWaitIn(
+  deps: Pick<Deps, "counters" | "random">,
+  pool: PoolConfig,
+  state: Pick<PoolState, "active">,
+  position: number,
+): Promise<WaitEstimate | undefined> {
+  return estimateWait({
+    position,
+    slots: pool.max_concurrency,
+    held: state.active,
+    samples: await deps.counters.poolSamples(pool.name),
+    random: deps.random,
+  });
+}
+
+/**
  * The rest of a run found holding a slot at a random moment: a run seen at a random moment is more likely a
  * long one (picked in proportion to its length), and is a uniform share of the way through it.
  */
 function residualDraw(held: number[], random: () => number): () => number {
-  const total = held.reduce((sum, seconds) => sum + seconds, 0);
+  const cumulative: number[] = [];
+  let total = 0;
+  for (const seconds of held) {
+    total += seconds;
+    cumulative.push(total);
+  }
   if (total === 0) return () => 0;
-  const cumulative = held.map(
-    (
-      (sum) => (seconds: number) =>
-        (sum += seconds)
-    )(0),
-  );
   return () => {
     const target = random() * total;
     const picked = held[cumulative.findIndex((upTo) => upTo > target)] ?? (held.at(-1) as number);

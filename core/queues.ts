@@ -7,7 +7,7 @@ import { poolConfig } from "./admission.ts";
 import { canSee, type Principal, requireScope } from "./auth.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
-import { estimateWait } from "./estimate.ts";
+import { expectedWaitIn } from "./estimate.ts";
 import type { Task } from "./records.ts";
 
 /** A queue's head shows this many tasks; a task's place is counted up to this many ahead. */
@@ -80,15 +80,7 @@ async function expectedWait(
   position: number,
   status: Awaited<ReturnType<typeof poolStatus>>,
 ) {
-  const estimate = status.paused
-    ? undefined
-    : estimateWait({
-        position,
-        slots: pool.max_concurrency,
-        held: status.active,
-        samples: await deps.counters.poolSamples(pool.name),
-        random: deps.random,
-      });
+  const estimate = status.paused ? undefined : await expectedWaitIn(deps, pool, status, position);
   return { waiting_time_expect: estimate?.expect ?? null, waiting_time_error: estimate?.error ?? null };
 }
 
