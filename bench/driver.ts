@@ -50,10 +50,10 @@ const TRAIL_MS = 1500;
 
 const DONE = new Set(["succeeded", "failed", "canceled", "completed"]);
 
-/** Submits a plain one-shot task: a tool and a prompt, nothing else. */
+/** Submits a plain one-shot task: a pool and a prompt, nothing else. */
 export async function submit(
   d: Driver,
-  tool: string,
+  pool: string,
   prompt = INSTANT_PROMPT,
 ): Promise<{ uuid: string; ms: number; sentAt: number }> {
   const sentAt = Date.now();
@@ -61,7 +61,7 @@ export async function submit(
   const res = await fetch(`${d.stack.url}/v2/tasks`, {
     method: "POST",
     headers: { authorization: `Bearer ${d.tenant.apiKey}`, "content-type": "application/json" },
-    body: JSON.stringify({ tool, prompt }),
+    body: JSON.stringify({ pool, prompt }),
   });
   const text = await res.text();
   const ms = performance.now() - started;
@@ -137,7 +137,7 @@ export async function warmUp(d: Driver, count: number): Promise<void> {
   await Promise.all(
     Array.from({ length: d.clients }, async (_, c) => {
       for (let i = c; i < count; i += d.clients) {
-        uuids.push((await submit(d, (d.pools[i % d.pools.length] as PoolConfig).tool)).uuid);
+        uuids.push((await submit(d, (d.pools[i % d.pools.length] as PoolConfig).name)).uuid);
       }
     }),
   );
@@ -183,7 +183,7 @@ export async function countRequests(d: Driver, tasks: number, prompt = INSTANT_P
   const before = await snapshot(d);
   const submitMs: number[] = [];
   for (let i = 0; i < tasks; i++) {
-    const { uuid, ms } = await submit(d, pool.tool, prompt);
+    const { uuid, ms } = await submit(d, pool.name, prompt);
     submitMs.push(ms);
     await waitForTask(d, uuid, (t) => DONE.has(t.status), 10, 0, 120_000);
     // The worker looks for a next task just after the task ends: let it finish before the next submit.
@@ -252,7 +252,7 @@ export async function measureLatency(d: Driver, tasks: number, pollMs: number): 
       /** Recent gaps between a submit's answer and its run starting. */
       const gaps: number[] = [];
       for (let i = c; i < tasks; i += d.clients) {
-        const { uuid, ms, sentAt } = await submit(d, (d.pools[i % d.pools.length] as PoolConfig).tool);
+        const { uuid, ms, sentAt } = await submit(d, (d.pools[i % d.pools.length] as PoolConfig).name);
         submitMs.push(ms);
         // Polls cost the emulator's CPU: the first one comes when this client's runs usually start.
         const first = gaps.length ? 0.8 * Math.min(...gaps) : 0;
@@ -314,7 +314,7 @@ export async function measureThroughput(d: Driver, seconds: number): Promise<Thr
       }
       inFlight[pool.name] = (inFlight[pool.name] ?? 0) + 1;
       try {
-        await submit(d, pool.tool);
+        await submit(d, pool.name);
         submitted++;
         depth[pool.name] = (depth[pool.name] ?? 0) + 1;
       } finally {

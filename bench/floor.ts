@@ -50,18 +50,18 @@ export async function startFloor(options: {
         Attributes: POOL_QUEUE_ATTRIBUTES,
       }),
     );
-    queues.set(pool.tool, QueueUrl as string);
+    queues.set(pool.name, QueueUrl as string);
   }
-  const poolOf = (tool: string) => pools.find((p) => p.tool === tool) as CliPool;
 
   const server = createServer(async (req, res) => {
     let body = "";
     for await (const chunk of req) body += chunk;
-    const { tool, prompt } = JSON.parse(body) as { tool: string; prompt: string };
+    const { pool, prompt } = JSON.parse(body) as { pool: string; prompt: string };
+    const { tool } = pools.find((p) => p.name === pool) as CliPool;
     const uuid = randomUUID();
     const createTime = new Date().toISOString();
     // Counted before the send: the worker may report the start before the send's answer comes back.
-    submitted[poolOf(tool).name] = (submitted[poolOf(tool).name] ?? 0) + 1;
+    submitted[pool] = (submitted[pool] ?? 0) + 1;
     await doc.send(
       new PutCommand({
         TableName: table,
@@ -70,7 +70,7 @@ export async function startFloor(options: {
     );
     await sqs.send(
       new SendMessageCommand({
-        QueueUrl: queues.get(tool),
+        QueueUrl: queues.get(pool),
         MessageBody: uuid,
         MessageGroupId: uuid,
         MessageDeduplicationId: uuid,
@@ -89,7 +89,7 @@ export async function startFloor(options: {
     const env: FloorWorkerEnv = {
       FLOOR_ENDPOINTS: JSON.stringify(endpoints),
       FLOOR_TABLE: table,
-      FLOOR_QUEUE_URL: queues.get(pool.tool) as string,
+      FLOOR_QUEUE_URL: queues.get(pool.name) as string,
       FLOOR_TOOL: pool.tool,
       FLOOR_SLOTS: String(pool.worker.slots),
       FLOOR_WAIT_SECONDS: String(options.waitSeconds),

@@ -22,9 +22,11 @@ export function writeInstantClis(dir: string): void {
     const answer = execFileSync(join(FAKES, command), args, { encoding: "utf8" });
     const answerFile = join(dir, `${command}.answer`);
     writeFileSync(answerFile, answer);
-    // A prompt that names SLOW_MARKER makes the CLI run for SLOW_SECONDS first (heartbeats to count).
+    // A prompt that names SLOW_MARKER makes the CLI run for SLOW_SECONDS first (heartbeats to count); one
+    // with `[sleep:N]` runs N seconds first, as the test fakes do.
     const slow = `case "$*" in *${SLOW_MARKER}*) sleep ${SLOW_SECONDS};; esac\n`;
-    writeFileSync(join(dir, command), `#!/bin/sh\n${slow}exec cat '${answerFile}'\n`);
+    const sleepFor = `n=$(printf '%s' "$*" | sed -n 's/.*\\[sleep:\\([0-9.]*\\)\\].*/\\1/p')\n[ -n "$n" ] && sleep "$n"\n`;
+    writeFileSync(join(dir, command), `#!/bin/sh\n${slow}${sleepFor}exec cat '${answerFile}'\n`);
     chmodSync(join(dir, command), 0o755);
   }
 }

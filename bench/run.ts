@@ -36,6 +36,7 @@ import {
 } from "./driver.ts";
 import { startFloor } from "./floor.ts";
 import { SLOW_MARKER, SLOW_SECONDS, writeInstantClis } from "./instant-clis.ts";
+import { MIXED, MIXED_POOL, type MixedResult, measureMixed } from "./mixed.ts";
 import { PRICES } from "./prices.ts";
 import { isFloor, reasonFor } from "./reasons.ts";
 import { RequestCounter } from "./request-counter.ts";
@@ -78,15 +79,17 @@ async function phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
 /** A lease short enough that a task of SLOW_SECONDS heartbeats a few times (every third of it). */
 const LEASE_SECONDS = 30;
 
-/** Three pools, one per tool, each with `slots` worker slots and as much pool capacity. */
-const configText = (slots: number) =>
-  `pools:\n${["claude", "codex", "gemini"]
-    .map(
-      (tool) =>
-        `  - { name: bench-${tool}, tool: ${tool}, account: bench, max_concurrency: ${slots}, lease_seconds: ${LEASE_SECONDS}, ` +
-        `worker: { cpu: 1024, memory: 2048, min: 1, max: 1, slots: ${slots} } }`,
-    )
-    .join("\n")}\n`;
+/**
+ * Three pools, one per tool, each with `slots` worker slots and as much pool capacity; and the mixed
+ * workload's small pool (bench/mixed.ts).
+ */
+const configText = (slots: number) => {
+  const pool = (name: string, tool: string, slots: number) =>
+    `  - { name: ${name}, tool: ${tool}, account: bench, max_concurrency: ${slots}, lease_seconds: ${LEASE_SECONDS}, ` +
+    `worker: { cpu: 1024, memory: 2048, min: 1, max: 1, slots: ${slots} } }`;
+  const pools = ["claude", "codex", "gemini"].map((tool) => pool(`bench-${tool}`, tool, slots));
+  return `pools:\n${[...pools, pool(MIXED_POOL.name, "claude", MIXED_POOL.slots)].join("\n")}\n`;
+};
 
 // 1. Bundles first, while the machine is quiet.
 const bundles: BundleFigures = await phase("bundles and cold init", () => measureBundles(7));
@@ -95,7 +98,10 @@ const bundles: BundleFigures = await phase("bundles and cold init", () => measur
 const work = mkdtempSync(join(tmpdir(), "switchyard-bench-"));
 const configPath = join(work, "scheduler.config.yaml");
 writeFileSync(configPath, configText(SETTINGS.slots));
-const config = parseSchedulerConfig(configText(SETTINGS.slots));
+/** The pools every phase but the mixed one loads. */
+const pools = parseSchedulerConfig(configText(SETTINGS.slots)).pools.filter(
+  (p) => p.name !== MIXED_POOL.name,
+);
 const countsDir = join(work, "counts");
 mkdirSync(countsDir);
 const instantClis = join(work, "clis");
@@ -171,7 +177,7 @@ try {
       const [succeeded, failed] = await Promise.all([count("succeeded"), count("failed")]);
       return { succeeded, failed };
     },
-    pools: config.pools,
+    pools,
     tenant,
     counters,
     countsDir,
@@ -179,7 +185,7 @@ try {
     log,
   };
   // The first request of a worker's fresh process is slow; so is the API's first handler call.
-  await submit(driver, "claude");
+  await submit(driver, "bench-claude");
   await phase("warm up", () => warmUp(driver, SETTINGS.warmUpTasks));
   const count = await phase("count requests per task", () => countRequests(driver, SETTINGS.countTasks));
   const keyPattern = (pk: string) =>
@@ -198,7 +204,7 @@ try {
   // The floor on the same emulators, with the same clients and slots, while the stack idles (its
   // workers long-poll, its tick and relay run): the same background as the stack's own phases.
   const floor = await phase("floor: start", () =>
-    startFloor({ endpoints, pools: config.pools.filter(isCliPool), path: instantClis, waitSeconds: 1 }),
+    startFloor({ endpoints, pools: pools.filter(isCliPool), path: instantClis, waitSeconds: 1 }),
   );
   let floorLatency: LatencyResult;
   let floorThroughput: ThroughputResult;
@@ -218,7 +224,13 @@ try {
     measureLatency(driver, SETTINGS.latencyTasks, SETTINGS.pollMs),
   );
   const throughput = await phase("throughput", () => measureThroughput(driver, SETTINGS.throughputSeconds));
-  results = report({ bundles, count, writeUnits, latency, throughput, floorLatency, floorThroughput });
+  const mixed = await phase("mixed workload", () =>
+    measureMixed({ stack, apiKey: tenant.apiKey, adminKey: stack.adminKey, store, log }),
+  );
+  results = {
+    ...report({ bundles, count, writeUnits, latency, throughput, floorLatency, floorThroughput }),
+    ...mixedFigures(mixed),
+  };
   writeProfile({ count, writeUnits, slow, slowUnits, heartbeats });
 } finally {
   await phase("stop", async () => {
@@ -233,6 +245,12 @@ const out = { ...results, timings_s: { ...phases, total: totalSeconds }, event_l
 mkdirSync(resolve(ROOT, "bench/results"), { recursive: true });
 writeFileSync(resolve(ROOT, "bench/results/latest.json"), `${JSON.stringify(out, null, 2)}\n`);
 log(`done in ${totalSeconds} s; wrote bench/results/latest.json`);
+
+/** The mixed workload's figures: the estimates' coverage and error up front, the rest beside them. */
+function mixedFigures(m: MixedResult) {
+  const { estimate_coverage, estimate_mae_ratio, ...rest } = m;
+  return { estimate_coverage, estimate_mae_ratio, mixed: { settings: MIXED, ...rest } };
+}
 
 function report(r: {
   bundles: BundleFigures;
@@ -341,7 +359,7 @@ function report(r: {
       failed: r.throughput.failed,
       saturated_share: round(r.throughput.saturatedShare, 2),
       min_backlog: r.throughput.minBacklog,
-      capacity: config.pools.reduce((n, p) => n + p.max_concurrency, 0),
+      capacity: pools.reduce((n, p) => n + p.max_concurrency, 0),
       submitted: r.throughput.submitted,
       api_requests_per_submit: Object.fromEntries(
         Object.entries(r.throughput.api).map(([key, c]) => [

@@ -5,6 +5,7 @@
  */
 import { LISTING_SHARDS } from "../adapters/table/keys.ts";
 import { DUE_SHARDS } from "../core/names.ts";
+import { seeded } from "./stats.ts";
 
 /** When in a task's life a request is made. */
 export type Stage = "submit" | "start" | "end" | "heartbeat";
@@ -92,18 +93,6 @@ export interface ScaleResult {
   max_partition_utilization: number;
   hottest: Hot[];
   resources: Hot[];
-}
-
-/** A small seeded generator (mulberry32), so that a run is reproducible. */
-function seeded(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Where a read request's units land, from its tally detail. */

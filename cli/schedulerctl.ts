@@ -409,16 +409,25 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
     );
   program
     .command("queues")
-    .description("the pools' queues (size, waiting, running); with a name, that queue and its head")
+    .description(
+      "the pools' queues (size, waiting, running, a new task's expected wait); with a name, that queue, " +
+        "its head and how good its estimates were",
+    )
     .argument("[name]")
-    .action(async (name: string | undefined) => {
+    .option("--priority <n>", "the expected waits of a new task of this priority (default 5)")
+    .action(async (name: string | undefined, options: { priority?: string }) => {
+      const priority = options.priority === undefined ? {} : { priority: options.priority };
       if (name !== undefined) {
-        print(await client().call("pools.queue", { name, query: { verbose: "true" } }));
+        print(await client().call("pools.queue", { name, query: { verbose: "true", ...priority } }));
         return;
       }
-      const listed = await client().call("pools.queues", {});
+      const listed = await client().call("pools.queues", { query: priority });
+      const wait = (q: (typeof listed)[number]) =>
+        q.waiting_time_expect === null
+          ? "wait unknown"
+          : `wait ${q.waiting_time_expect} ± ${q.waiting_time_error} s`;
       print(listed, () =>
-        listed.map((q) => `${q.name}\t${q.waiting} waiting\t${q.running} running`).join("\n"),
+        listed.map((q) => `${q.name}\t${q.waiting} waiting\t${q.running} running\t${wait(q)}`).join("\n"),
       );
     });
   for (const [name, operation] of [

@@ -83,6 +83,7 @@ export function poolConfig(deps: Pick<Deps, "config">, name: string): PoolConfig
 export const slotOf = (task: Task): SlotRelease => ({
   pool: task.pool,
   concurrencyKey: scopedConcurrencyKey(task),
+  heldSince: task.dispatch_time,
 });
 
 /**
@@ -97,8 +98,14 @@ export function messageGroupId(task: Task, runId: string): string {
 const isPaused = (state: PoolState, now: string) =>
   state.pausedUntil !== undefined && state.pausedUntil > now;
 
+/** The pool chosen for a task that names only a tool, and how (absent: it was the only eligible one). */
+export interface PoolChoice {
+  pool: PoolConfig;
+  routedBy?: NonNullable<Task["routed_by"]>;
+}
+
 /**
- * For a task that names only a tool: the eligible pool where a task joining now would start soonest, by
+ * For a task that names only a tool: the eligible pool where a task of `priority` joining now would start soonest, by
  * the expected waits (core/estimate.ts) when every pool has the history to tell, else the one with the
  * smallest share of its slots held. A paused pool (a usage-limit reset too) is chosen only if all are.
  * With one eligible pool, nothing is read.
@@ -106,16 +113,17 @@ const isPaused = (state: PoolState, now: string) =>
 export async function choosePool(
   deps: Pick<Deps, "config" | "counters" | "clock" | "random">,
   tool: PoolTool,
-): Promise<PoolConfig> {
+  priority: number,
+): Promise<PoolChoice> {
   const eligible = deps.config.pools.filter((p) => p.tool === tool);
   if (eligible.length === 0) throw new InsufficientResourcesError(`tool: no pool runs ${tool}`);
-  if (eligible.length === 1) return eligible[0] as PoolConfig;
+  if (eligible.length === 1) return { pool: eligible[0] as PoolConfig };
   const now = deps.clock.now().toISOString();
   const views = await Promise.all(
     eligible.map(async (pool) => {
       const state = await deps.counters.poolState(pool.name);
       if (isPaused(state, now)) return { load: Number.POSITIVE_INFINITY, wait: Number.POSITIVE_INFINITY };
-      const estimate = await expectedWaitIn(deps, pool, state, state.queued + 1);
+      const estimate = await expectedWaitIn(deps, pool, state, { position: state.queued + 1, priority });
       return { load: state.active / pool.max_concurrency, wait: estimate?.expect };
     }),
   );
@@ -123,7 +131,7 @@ export async function choosePool(
   const cost = (i: number) => ((byWait ? views[i]?.wait : views[i]?.load) ?? 0) as number;
   let best = 0;
   for (let i = 1; i < eligible.length; i++) if (cost(i) < cost(best)) best = i;
-  return eligible[best] as PoolConfig;
+  return { pool: eligible[best] as PoolConfig, routedBy: byWait ? "expected_wait" : "load" };
 }
 
 /** Ready tasks read per page while admitting. */
@@ -292,6 +300,7 @@ function dispatching(task: Task, pool: PoolConfig, now: Date): { next: Task; run
     run_count: runNumber,
     attempt: task.attempt + 1,
     update_time: iso,
+    dispatch_time: iso,
     due_time: new Date(now.getTime() + DISPATCH_CONFIRM_SECONDS * 1000).toISOString(),
   };
   const run: Run = {

@@ -42,9 +42,10 @@ export function eventsOf(change: StateChange, before: Before, now: Date): Domain
       message: run.error,
     });
   }
+  const created = { routed_by: task.routed_by, predicted_wait: task.predicted_wait };
   if (!before.task && task.status === "dispatched") {
     // Admitted as it was submitted (see admitAtSubmit): it was queued for no time at all.
-    add("task.created", "queued", { occurrence: task.occurrence, attempt: 0 });
+    add("task.created", "queued", { occurrence: task.occurrence, attempt: 0, ...created });
     add("task.dispatched", task.status, {
       run_id: task.run_id,
       occurrence: task.occurrence,
@@ -56,6 +57,7 @@ export function eventsOf(change: StateChange, before: Before, now: Date): Domain
       occurrence: task.occurrence,
       attempt: task.attempt,
       message: task.status === "failed" ? task.error_message : undefined,
+      ...(!before.task && created),
     });
   }
   return events;

@@ -1,3 +1,5 @@
+import type { Task } from "./records.ts";
+
 /** Event types: `task.<status>` for task transitions, `run.<status>` for run transitions. */
 export type EventType = `task.${string}` | `run.${string}`;
 
@@ -23,6 +25,9 @@ export interface DomainEvent {
   message?: string;
   /** The task's callback URL, for the callback deliverer. */
   callback?: string;
+  /** task.created: how its pool was chosen, if it named only a tool, and the wait predicted for it. */
+  routed_by?: Task["routed_by"];
+  predicted_wait?: Task["predicted_wait"];
 }
 
 /** Run statuses whose event means "a run ended": these are what callbacks receive. */

@@ -2,7 +2,7 @@ import { poolConfig, type QueueMessageBody, refill, slotOf } from "./admission.t
 import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
-import { poolSampleOf } from "./estimate.ts";
+import { poolSampleOf, waitOutcomeOf } from "./estimate.ts";
 import { CommitConflict } from "./ports.ts";
 import { isRecurring, type Run, type Task, type TaskResult } from "./records.ts";
 import { assertTransition, type RunStatus } from "./status.ts";
@@ -358,7 +358,8 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
           runs: [{ next: runAfter(run, ending, now), expectVersion: run.version }],
           release: { ...slotOf(task), whenNoneWaiting },
           // A run that ended by itself tells how long a slot is held: the wait estimates use it.
-          ...(ending.kind === "finished" && { sample: poolSampleOf(run, now) }),
+          ...(ending.kind === "finished" && { sample: poolSampleOf(task, run, now) }),
+          waitOutcome: waitOutcomeOf(task, run),
         },
         { task, run },
       );

@@ -28,7 +28,7 @@ export interface SlotClaim {
   /** Already scoped to the tenant by the domain. */
   concurrencyKey?: string;
   keyLimit: number;
-  /** Now (ISO): the pool slot is refused while the pool is paused past this time. */
+  /** Now (ISO): the pool slot is refused while the pool is paused past this time; and the slot's dispatch time. */
   now: string;
   /** Refuse the slot (pool_closed) while any task waits queued in the pool. */
   noneQueued?: boolean;
@@ -63,6 +63,8 @@ export interface KeyWaitChange {
 export interface SlotRelease {
   pool: string;
   concurrencyKey?: string;
+  /** The dispatch time (ISO) of the run that held the slot: it leaves the pool's held slots' times. */
+  heldSince?: string;
   /**
    * Give it back only while no task waits for it: none queued in the pool, none parked on the key (else
    * `tasks_waiting`). Then no admission need follow.
@@ -80,16 +82,38 @@ export interface PoolSample {
   slot: number;
   held_seconds: number;
   pickup_seconds: number;
+  /** Its task's priority: how much of the pool's work would go before a task of a lower one. */
+  priority: number;
 }
 
 /** A pool's recent runs, as its sample holds them (in no order). */
 export interface PoolSamples {
   held: number[];
   pickup: number[];
+  priority: number[];
 }
 
-/** How many recent runs a pool's sample keeps. */
-export const POOL_SAMPLE_SLOTS = 64;
+/** How many recent runs a pool's sample keeps: few enough that they fit one write unit. */
+export const POOL_SAMPLE_SLOTS = 48;
+
+/** A task's wait as its submission predicted it (expect ± error, in seconds) and as it was. */
+export interface WaitOutcome {
+  expect: number;
+  error: number;
+  actual: number;
+}
+
+/**
+ * A task's first run started: its wait outcome goes into its pool's bounded record of recent ones, in the
+ * slot (0 ≤ slot < WAIT_OUTCOME_SLOTS) its run id picks, as a PoolSample does.
+ */
+export interface WaitOutcomeSample extends WaitOutcome {
+  pool: string;
+  slot: number;
+}
+
+/** How many recent wait outcomes a pool keeps: few enough that they fit one write unit. */
+export const WAIT_OUTCOME_SLOTS = 48;
 
 export interface IdempotencyRecord {
   tenant: string;
@@ -114,6 +138,8 @@ export interface StateChange {
   keyWait?: KeyWaitChange;
   /** A run that ended goes into its pool's sample of recent runs (the wait estimates read it). */
   sample?: PoolSample;
+  /** A task's first run started after a predicted wait: the estimator's calibration reads it. */
+  waitOutcome?: WaitOutcomeSample;
 }
 
 /** `pool_closed`: the pool takes no more work now (every slot is held, or it is paused). */
@@ -139,6 +165,11 @@ export class CommitConflict extends Error {
 
 export interface PoolState {
   active: number;
+  /**
+   * When the runs holding its slots took them (epoch ms, a slot taken at the same millisecond as another
+   * counts once): how far through its run each is.
+   */
+  heldSince: number[];
   /** Tasks waiting, queued, in the pool. */
   queued: number;
   /** ISO time until which nothing is admitted (a usage-limit reset). */
@@ -218,6 +249,8 @@ export interface CounterStore {
   resumePool(pool: string): Promise<void>;
   /** The pool's sample of recent runs (StateChange.sample). */
   poolSamples(pool: string): Promise<PoolSamples>;
+  /** The pool's recent wait outcomes (StateChange.waitOutcome), in no order. */
+  waitOutcomes(pool: string): Promise<WaitOutcome[]>;
   /** The tenant's queued tasks, as its counter holds them (StateChange.queued). */
   queuedCount(tenant: string): Promise<number>;
   /**

@@ -7,7 +7,8 @@ import { poolConfig } from "./admission.ts";
 import { canSee, type Principal, requireScope } from "./auth.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
-import { expectedWaitIn } from "./estimate.ts";
+import { calibrationOf, expectedWaitIn } from "./estimate.ts";
+import type { PoolState } from "./ports.ts";
 import type { Task } from "./records.ts";
 
 /** A queue's head shows this many tasks; a task's place is counted up to this many ahead. */
@@ -16,7 +17,10 @@ const POSITION_CAP = 1000;
 
 /** A pool's counters and pause, as the admission sees them. */
 export async function poolStatus(deps: Pick<Deps, "counters" | "clock">, name: string) {
-  const state = await deps.counters.poolState(name);
+  return statusOf(deps, name, await deps.counters.poolState(name));
+}
+
+function statusOf(deps: Pick<Deps, "clock">, name: string, state: PoolState) {
   const now = deps.clock.now().toISOString();
   const paused = state.pausedUntil !== undefined && state.pausedUntil > now;
   return {
@@ -71,54 +75,71 @@ export async function getPool(deps: Deps, principal: Principal, name: string, ve
 type EstimateDeps = Pick<Deps, "counters" | "clock" | "random">;
 
 /**
- * The expected wait, in seconds, of the task at `position` in a pool's queue (core/estimate.ts): null
- * while the pool is paused or has too few recent runs to tell.
+ * The expected wait, in seconds, of a task at `place` in a pool's queue (core/estimate.ts): null while the
+ * pool is paused or has too few recent runs to tell.
  */
 async function expectedWait(
   deps: EstimateDeps,
   pool: PoolConfig,
-  position: number,
-  status: Awaited<ReturnType<typeof poolStatus>>,
+  place: { position: number; priority: number },
+  state: PoolState,
 ) {
-  const estimate = status.paused ? undefined : await expectedWaitIn(deps, pool, status, position);
+  const paused = statusOf(deps, pool.name, state).paused;
+  const estimate = paused ? undefined : await expectedWaitIn(deps, pool, state, place);
   return { waiting_time_expect: estimate?.expect ?? null, waiting_time_error: estimate?.error ?? null };
 }
 
 /**
  * A pool's queue as the v2 API shows it: `size` is every task waiting or holding a slot, `waiting` the
- * queued ones, `running` those holding a slot (dispatched or running), and the expected wait of a task
- * that joins it now, behind every queued one.
+ * queued ones, `running` those holding a slot (dispatched or running), and the expected wait of a task of
+ * `priority` that joins it now, behind every queued one (those of a lower priority too: a safe side).
  */
-async function queueView(deps: EstimateDeps, pool: PoolConfig) {
-  const status = await poolStatus(deps, pool.name);
+async function queueView(deps: EstimateDeps, pool: PoolConfig, priority: number) {
+  const state = await deps.counters.poolState(pool.name);
   return {
     name: pool.name,
-    size: status.queued + status.active,
-    waiting: status.queued,
-    running: status.active,
-    ...(await expectedWait(deps, pool, status.queued + 1, status)),
+    size: state.queued + state.active,
+    waiting: state.queued,
+    running: state.active,
+    ...(await expectedWait(deps, pool, { position: state.queued + 1, priority }, state)),
   };
 }
 
-export async function listQueues(deps: Deps, principal: Principal) {
+export async function listQueues(deps: Deps, principal: Principal, priority: number) {
   requireScope(principal, "tasks:read");
-  return Promise.all(deps.config.pools.map((pool) => queueView(deps, pool)));
+  return Promise.all(deps.config.pools.map((pool) => queueView(deps, pool, priority)));
 }
 
 /**
  * One pool's queue; `verbose` adds its head: the next tasks to be admitted, with their places, of those the
- * caller may see (another tenant's tasks take their places, unseen).
+ * caller may see (another tenant's tasks take their places, unseen); and how good the pool's predicted
+ * waits were, over its recent tasks that waited with a prediction (core/estimate.ts calibrationOf).
  */
-export async function getQueue(deps: Deps, principal: Principal, name: string, verbose: boolean) {
+export async function getQueue(
+  deps: Deps,
+  principal: Principal,
+  name: string,
+  { verbose, priority }: { verbose: boolean; priority: number },
+) {
   requireScope(principal, "tasks:read");
   const pool = poolConfig(deps, name);
-  const view = await queueView(deps, pool);
+  const view = await queueView(deps, pool, priority);
   if (!verbose) return view;
-  const next = await deps.tasks.readyTasks(name, QUEUE_HEAD);
+  const [next, outcomes] = await Promise.all([
+    deps.tasks.readyTasks(name, QUEUE_HEAD),
+    deps.counters.waitOutcomes(name),
+  ]);
   const head = next.flatMap((task, i) =>
     canSee(principal, task.tenant) ? [{ position: i + 1, uuid: task.uuid, priority: task.priority }] : [],
   );
-  return { ...view, head };
+  return { ...view, head, calibration: calibrationOf(outcomes) };
+}
+
+/** A queued task's place (1 is next) and expected wait in seconds (nulls without an estimate). */
+export interface QueuePlace {
+  position?: number;
+  waiting_time_expect?: number | null;
+  waiting_time_error?: number | null;
 }
 
 /**
@@ -126,13 +147,17 @@ export async function getQueue(deps: Deps, principal: Principal, name: string, v
  * now. Nothing for a task that is not in its pool's queue (not queued, or waiting for its busy concurrency
  * key), or with 1,000 ahead of it.
  */
-export async function queuePlace(deps: Pick<Deps, "tasks" | "config"> & EstimateDeps, task: Task) {
+export async function queuePlace(
+  deps: Pick<Deps, "tasks" | "config"> & EstimateDeps,
+  task: Task,
+): Promise<QueuePlace> {
   if (task.status !== "queued" || task.key_parked) return {};
-  const [ahead, status] = await Promise.all([
+  const [ahead, state] = await Promise.all([
     deps.tasks.readyAhead(task, POSITION_CAP),
-    poolStatus(deps, task.pool),
+    deps.counters.poolState(task.pool),
   ]);
   if (ahead >= POSITION_CAP) return {};
   const position = ahead + 1;
-  return { position, ...(await expectedWait(deps, poolConfig(deps, task.pool), position, status)) };
+  const place = { position, priority: task.priority };
+  return { position, ...(await expectedWait(deps, poolConfig(deps, task.pool), place, state)) };
 }

@@ -118,6 +118,8 @@ export const taskSchema = taskViewSchema.extend({
   run_count: z.number().optional(),
   /** When the tick must look at the task next: a delayed start, a retry, an unconfirmed dispatch, a lease. */
   due_time: time.optional(),
+  /** When its current run was dispatched (took its pool slot): the slot's age, for the wait estimates. */
+  dispatch_time: time.optional(),
   /** When the task last became ready; orders the ready queue within a priority. */
   ready_time: time.optional(),
   /** Rate-limit answers retried so far without using an attempt. */
@@ -138,6 +140,10 @@ export const taskSchema = taskViewSchema.extend({
    * run of the key ends (or the tick's look at due_time finds the key free).
    */
   key_parked: z.boolean().optional(),
+  /** The wait its submission predicted from create_time, in seconds: its first run's start tells how good. */
+  predicted_wait: z.object({ expect: z.number(), error: z.number() }).optional(),
+  /** How the pool was chosen for a task that named only a tool, among several (core/admission.ts). */
+  routed_by: z.enum(["expected_wait", "load"]).optional(),
 });
 export type Task = z.infer<typeof taskSchema>;
 

@@ -69,6 +69,9 @@ export const templateName = z.string().regex(new RegExp(`^${TEMPLATE_NAME}$`), `
 /** A template as a submission names it: `name`, or `name@revision`. */
 export const TEMPLATE_REF = new RegExp(`^(${TEMPLATE_NAME})(?:@([1-9]\\d{0,5}))?$`);
 
+/** A task's priority: 9 is admitted first. */
+const priorityField = numeric(z.number().int().min(1).max(9));
+
 export const submitTaskSchema = z
   .strictObject({
     ...cliJobFields,
@@ -78,8 +81,8 @@ export const submitTaskSchema = z
     extra: objectOrJson.optional(),
     /** A pod's size ({cpu, memory, gpu}), over its template's. */
     quotas: podQuotas.optional(),
-    priority: numeric(z.number().int().min(1).max(9)).optional(),
-    prior: numeric(z.number().int().min(1).max(9)).optional(),
+    priority: priorityField.optional(),
+    prior: priorityField.optional(),
     name: label(LIMITS.nameLength).optional(),
     namespace: label(LIMITS.labelLength).default("default"),
     project: label(LIMITS.labelLength).optional(),
@@ -220,5 +223,8 @@ export const verboseQuery = z.strictObject({
     .default("false")
     .transform((v) => v === "true"),
 });
+/** `?priority=`: the expected waits are for a new task of that priority (the submission default if absent). */
+export const queuesQuery = z.strictObject({ priority: priorityField.default(DEFAULTS.priority) });
+export const queueQuery = verboseQuery.extend(queuesQuery.shape);
 /** `?revision=` reads that revision, not the latest. */
 export const templateQuery = z.strictObject({ revision: z.coerce.number().int().min(1).optional() });

@@ -12,6 +12,7 @@ import { queuedLimitOf, queuedQuotaReached } from "./limits.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import { type PodSpec, podSpecOf, stopPod } from "./pods.ts";
 import { CommitConflict, type RecordWrite, type StateChange } from "./ports.ts";
+import { type QueuePlace, queuePlace } from "./queues.ts";
 import { isRecurring, type Run, type Task, withMergedTags } from "./records.ts";
 import { firstFireTime, type Recurrence, recurrenceIssues } from "./recurrence.ts";
 import { anchorOf, fireOccurrence } from "./recurring.ts";
@@ -26,6 +27,8 @@ export interface SubmitOutcome {
   /** false for an idempotent replay. */
   created: boolean;
   task: Task;
+  /** Where a created task that is still queued waits, and for how long it should (core/queues.ts). */
+  place?: QueuePlace;
 }
 
 /** Canonical JSON (sorted keys) so that the same body always hashes the same. */
@@ -54,7 +57,9 @@ export async function submitTask(
   if (callbackProblem) throw new ValidationError("callback", callbackProblem);
   const tenant = actingTenant(principal);
   const job = await jobOf(deps, tenant, input);
-  const pool = job.pool ? poolConfig(deps, job.pool) : await choosePool(deps, job.tool ?? "claude");
+  const { pool, routedBy } = job.pool
+    ? { pool: poolConfig(deps, job.pool), routedBy: undefined }
+    : await choosePool(deps, job.tool ?? "claude", input.priority);
   if (job.tool && job.tool !== pool.tool) {
     throw new ConflictError(`tool: pool ${pool.name} runs ${pool.tool}, not ${job.tool}`);
   }
@@ -83,6 +88,7 @@ export async function submitTask(
     template: job.template,
     template_revision: job.template_revision,
     pool: pool.name,
+    routed_by: routedBy,
     priority: input.priority,
     status: delayed ? "scheduled" : "queued",
     attempt: 0,
@@ -113,11 +119,21 @@ export async function submitTask(
   const queuedLimit = queuedLimitOf(principal);
   // Files first: a task never points at files that are not there.
   await Promise.all(job.input_files.map((f) => deps.blobs.put(blobKeys.input(uuid, f.name), f.content)));
+  let place: QueuePlace | undefined;
   try {
     if (task.status === "queued") {
       const dispatched = await admitAtSubmit(deps, pool, change);
       if (dispatched) return { created: true, task: dispatched };
-      if (await queuedBehindFullPool(deps, pool, change, queuedLimit)) return { created: true, task };
+      // It waits: the wait it is told to expect is kept, so that its start can tell how good that was.
+      // Only a nicety: a read that fails leaves the task without one, never unsubmitted.
+      place = await queuePlace(deps, task).catch((err: unknown) => {
+        deps.log.warn("no expected wait for a submission", { uuid, error: String(err) });
+        return {};
+      });
+      change.tasks[0] = { next: withPrediction(task, place) };
+      if (await queuedBehindFullPool(deps, pool, change, queuedLimit)) {
+        return { created: true, task: change.tasks[0].next, place };
+      }
     }
     await commitChange(deps, change, {}, { limit: queuedLimit });
   } catch (err) {
@@ -132,8 +148,15 @@ export async function submitTask(
   }
   // Stored: the answer is the task whatever follows, since a client that saw an error would submit it
   // again. What follows only hurries it; the tick fires and admits whatever it misses.
-  return { created: true, task: await hurried(deps, task, pool) };
+  const stored = await hurried(deps, change.tasks[0].next, pool);
+  return { created: true, task: stored, place: stored.status === "queued" ? place : undefined };
 }
+
+/** A task with the wait predicted for it, if there was enough history to predict one. */
+const withPrediction = (task: Task, place: QueuePlace): Task =>
+  place.waiting_time_expect == null || place.waiting_time_error == null
+    ? task
+    : { ...task, predicted_wait: { expect: place.waiting_time_expect, error: place.waiting_time_error } };
 
 /** What a task runs: a CLI job (a prompt) or a pod, with the template it came from, if any. */
 interface Job {

@@ -24,6 +24,7 @@ import type {
   TaskQuery,
   TaskStore,
   TenantStore,
+  WaitOutcome,
 } from "../../core/ports.ts";
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/records.ts";
@@ -32,6 +33,8 @@ import {
   apiKeyItem,
   apiKeyKey,
   concurrencyKeyKey,
+  HELD_SINCE,
+  heldSinceOf,
   type Item,
   idempotencyKey,
   type Key,
@@ -48,6 +51,8 @@ import {
   templateKey,
   tenantItem,
   tenantKey,
+  waitOutcomesKey,
+  waitOutcomesOf,
   workerItem,
 } from "../table/keys.ts";
 import {
@@ -131,8 +136,20 @@ function countExpression(w: Extract<Write, { type: "count" }>) {
     values[":atLeast"] = atLeast.limit;
     conditions.push(`#${atLeast.counter} >= :atLeast`);
   }
+  // The held slots' times: a number set, added to with ADD and taken from with DELETE.
+  const held = w.heldSince;
+  if (held && "add" in held) {
+    names["#held"] = HELD_SINCE;
+    values[":held"] = new Set([held.add]);
+    adds.push("#held :held");
+  }
+  const taken = held && "remove" in held ? ` DELETE #held :held` : "";
+  if (held && "remove" in held) {
+    names["#held"] = HELD_SINCE;
+    values[":held"] = new Set([held.remove]);
+  }
   return {
-    UpdateExpression: `ADD ${adds.join(", ")}`,
+    UpdateExpression: `ADD ${adds.join(", ")}${taken}`,
     ...(conditions.length > 0 && { ConditionExpression: conditions.join(" AND ") }),
     ExpressionAttributeNames: names,
     ExpressionAttributeValues: values,
@@ -356,11 +373,20 @@ export class DynamoStore implements TaskStore, TenantStore {
 
   async poolState(pool: string): Promise<PoolState> {
     const item = await this.#get<{ active?: number; queued?: number; paused_until?: string }>(poolKey(pool));
-    return { active: item?.active ?? 0, queued: item?.queued ?? 0, pausedUntil: item?.paused_until };
+    return {
+      active: item?.active ?? 0,
+      queued: item?.queued ?? 0,
+      pausedUntil: item?.paused_until,
+      heldSince: heldSinceOf(item),
+    };
   }
 
   async poolSamples(pool: string): Promise<PoolSamples> {
     return samplesOf(await this.#get<Record<string, unknown>>(poolSamplesKey(pool)));
+  }
+
+  async waitOutcomes(pool: string): Promise<WaitOutcome[]> {
+    return waitOutcomesOf(await this.#get<Record<string, unknown>>(waitOutcomesKey(pool)));
   }
 
   async resumePool(pool: string): Promise<void> {

@@ -13,6 +13,7 @@ import type {
   TaskQuery,
   TaskStore,
   TenantStore,
+  WaitOutcome,
 } from "../../core/ports.ts";
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/records.ts";
@@ -21,6 +22,8 @@ import {
   apiKeyItem,
   apiKeyKey,
   concurrencyKeyKey,
+  HELD_SINCE,
+  heldSinceOf,
   type Item,
   idempotencyKey,
   type Key,
@@ -37,6 +40,8 @@ import {
   templateKey,
   tenantItem,
   tenantKey,
+  waitOutcomesKey,
+  waitOutcomesOf,
   workerItem,
 } from "../table/keys.ts";
 import {
@@ -126,6 +131,13 @@ export class MemoryStore implements TaskStore, TenantStore {
     }
     for (const [counter, delta] of Object.entries(w.add) as [Counter, number][]) {
       item[counter] = counterOf(item, counter) + delta;
+    }
+    if (w.heldSince) {
+      const held = new Set(heldSinceOf(item));
+      if ("add" in w.heldSince) held.add(w.heldSince.add);
+      else held.delete(w.heldSince.remove);
+      // As DynamoDB drops an empty set, so does the fake.
+      item[HELD_SINCE] = held.size > 0 ? held : undefined;
     }
     this.#items.set(idOf(w.key), item);
   }
@@ -223,11 +235,16 @@ export class MemoryStore implements TaskStore, TenantStore {
       active: counterOf(item),
       queued: counterOf(item, "queued"),
       pausedUntil: item?.paused_until as string | undefined,
+      heldSince: heldSinceOf(item),
     };
   }
 
   async poolSamples(pool: string): Promise<PoolSamples> {
     return samplesOf(this.#items.get(idOf(poolSamplesKey(pool))));
+  }
+
+  async waitOutcomes(pool: string): Promise<WaitOutcome[]> {
+    return waitOutcomesOf(this.#items.get(idOf(waitOutcomesKey(pool))));
   }
 
   async resumePool(pool: string): Promise<void> {

@@ -5,7 +5,7 @@
 
 import { changeIdOf, type DomainEvent, EVENT_RETENTION_DAYS, eventId } from "../../core/events.ts";
 import { DUE_SHARDS, EVENT_SORT_KEY_PREFIX } from "../../core/names.ts";
-import type { PoolSamples } from "../../core/ports.ts";
+import type { PoolSamples, WaitOutcome } from "../../core/ports.ts";
 import {
   type ApiKeyRecord,
   dueAt,
@@ -86,8 +86,8 @@ export const runKey = (taskUuid: string, runId: string): Key => ({
 export const poolKey = (pool: string): Key => ({ pk: `POOL#${pool}`, sk: "POOL" });
 /** Apart from the pool item's partition, which every admission and release writes. */
 export const poolSamplesKey = (pool: string): Key => ({ pk: `SAMPLES#${pool}`, sk: "SAMPLES" });
-/** A pool sample's attributes, short so that 64 runs of both kinds fit one write unit: `h7`, `p7` for slot 7. */
-const SAMPLE_PREFIX = { held: "h", pickup: "p" } as const;
+/** A pool sample's attributes, short so that its runs fit one write unit: `h7`, `p7`, `r7` for slot 7. */
+const SAMPLE_PREFIX = { held: "h", pickup: "p", priority: "r" } as const;
 export const sampleAttribute = (kind: keyof PoolSamples, slot: number) => `${SAMPLE_PREFIX[kind]}${slot}`;
 /** The samples an item holds, by their attribute names. */
 export const samplesOf = (item: Record<string, unknown> | undefined): PoolSamples => {
@@ -98,8 +98,24 @@ export const samplesOf = (item: Record<string, unknown> | undefined): PoolSample
           /^\d+$/.test(name.slice(1)) && name[0] === SAMPLE_PREFIX[kind] && typeof value === "number",
       )
       .map(([, value]) => value as number);
-  return { held: of("held"), pickup: of("pickup") };
+  return { held: of("held"), pickup: of("pickup"), priority: of("priority") };
 };
+/** A pool item's set of its held slots' dispatch times (epoch ms). */
+export const HELD_SINCE = "held_since";
+export const heldSinceOf = (item: Record<string, unknown> | undefined): number[] => {
+  const held = item?.[HELD_SINCE];
+  return held instanceof Set ? [...held].map(Number) : [];
+};
+/** A pool's recent wait outcomes, apart from its sample so that each fits one write unit. */
+export const waitOutcomesKey = (pool: string): Key => ({ pk: `WAITS#${pool}`, sk: "WAITS" });
+/** A wait outcome's attribute, `w7` for slot 7: the list [expect, error, actual]. */
+export const waitOutcomeAttribute = (slot: number) => `w${slot}`;
+export const waitOutcomesOf = (item: Record<string, unknown> | undefined): WaitOutcome[] =>
+  Object.entries(item ?? {}).flatMap(([name, value]) =>
+    /^w\d+$/.test(name) && Array.isArray(value) && value.length === 3
+      ? [{ expect: Number(value[0]), error: Number(value[1]), actual: Number(value[2]) }]
+      : [],
+  );
 export const concurrencyKeyKey = (key: string): Key => ({ pk: `CKEY#${key}`, sk: "CKEY" });
 export const queuedCountKey = (tenant: string): Key => ({ pk: `TENANT#${tenant}`, sk: "QUEUED" });
 export const idempotencyKey = (tenant: string, key: string): Key => ({

@@ -3,7 +3,7 @@
  * the order whose first failed condition names the conflict.
  */
 import { ConflictError } from "../../core/errors.ts";
-import type { CommitConflictReason, PoolSample, StateChange } from "../../core/ports.ts";
+import type { CommitConflictReason, PoolSample, StateChange, WaitOutcomeSample } from "../../core/ports.ts";
 import {
   compact,
   concurrencyKeyKey,
@@ -17,6 +17,8 @@ import {
   runItem,
   sampleAttribute,
   taskItem,
+  waitOutcomeAttribute,
+  waitOutcomesKey,
 } from "./keys.ts";
 
 /**
@@ -49,10 +51,12 @@ export type Write =
       add: Partial<Record<Counter, number>>;
       when?: CountConditions;
       conflict?: Exclude<CommitConflictReason, "task" | "run" | "idempotency" | "template">;
+      /** A slot's dispatch time (epoch ms) into or out of the item's set of held slots' times. */
+      heldSince?: { add: number } | { remove: number };
     }
   | { type: "append"; item: Item & Key }
   /** Sets attributes of an item (made if missing), unconditionally. */
-  | { type: "set"; key: Key; values: Record<string, number> };
+  | { type: "set"; key: Key; values: Record<string, number | number[]> };
 
 /** What a write's failed condition means; none for a write without conditions, which never fails a change. */
 export const conflictOf = (w: Write): CommitConflictReason | undefined =>
@@ -61,24 +65,38 @@ export const conflictOf = (w: Write): CommitConflictReason | undefined =>
 export const keyOfWrite = (write: Write): Key => ("item" in write ? write.item : write.key);
 
 /** A run's times into its slot of its pool's sample. */
-const sampleWrite = ({ pool, slot, held_seconds, pickup_seconds }: PoolSample): Write => ({
+const sampleWrite = ({ pool, slot, held_seconds, pickup_seconds, priority }: PoolSample): Write => ({
   type: "set",
   key: poolSamplesKey(pool),
   values: {
     [sampleAttribute("held", slot)]: held_seconds,
     [sampleAttribute("pickup", slot)]: pickup_seconds,
+    [sampleAttribute("priority", slot)]: priority,
   },
+});
+
+/** A task's predicted and actual wait into its slot of its pool's wait outcomes. */
+const waitOutcomeWrite = ({ pool, slot, expect, error, actual }: WaitOutcomeSample): Write => ({
+  type: "set",
+  key: waitOutcomesKey(pool),
+  values: { [waitOutcomeAttribute(slot)]: [expect, error, actual] },
 });
 
 /** A tenant or API key that a create found already stored. */
 export const alreadyExists = () => new ConflictError("tenant or API key already exists");
 
 /** A slot of a pool or key given back; `whenNoneWaiting`, only while its `waiting` counter is 0. */
-const slotGivenBack = (key: Key, waiting: Counter, whenNoneWaiting?: boolean): Write & { type: "count" } => ({
+const slotGivenBack = (
+  key: Key,
+  waiting: Counter,
+  whenNoneWaiting?: boolean,
+  heldSince?: string,
+): Write & { type: "count" } => ({
   type: "count",
   key,
   add: { active: -1 },
   ...(whenNoneWaiting && { when: { zero: waiting }, conflict: "tasks_waiting" as const }),
+  ...(heldSince !== undefined && { heldSince: { remove: Date.parse(heldSince) } }),
 });
 
 /**
@@ -101,9 +119,12 @@ function poolWrites(change: StateChange): Write[] {
         ...(acquire.noneQueued && { zero: "queued" as const }),
       },
       conflict: "pool_closed",
+      heldSince: { add: Date.parse(acquire.now) },
     });
   }
-  if (release) writes.push(slotGivenBack(poolKey(release.pool), "queued", release.whenNoneWaiting));
+  if (release) {
+    writes.push(slotGivenBack(poolKey(release.pool), "queued", release.whenNoneWaiting, release.heldSince));
+  }
   if (queued) {
     // A slot taken or given back in the same change goes in the same write (whilePoolFull comes alone).
     const same = writes.find((w) => w.key.pk === poolKey(queued.pool).pk);
@@ -186,6 +207,7 @@ export function writesOf(change: StateChange): Write[] {
   }
   if (change.events?.length) writes.push({ type: "append", item: eventLogItem(change.events) });
   if (change.sample) writes.push(sampleWrite(change.sample));
+  if (change.waitOutcome) writes.push(waitOutcomeWrite(change.waitOutcome));
   if (release?.concurrencyKey !== undefined) {
     const key = concurrencyKeyKey(release.concurrencyKey);
     writes.push(slotGivenBack(key, "waiting", release.whenNoneWaiting));

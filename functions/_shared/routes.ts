@@ -7,6 +7,8 @@ import {
   listRunsQuery,
   listTasksQuery,
   mergeTagsSchema,
+  queueQuery,
+  queuesQuery,
   reorderBody,
   submitTaskSchema,
   taskEventsQuery,
@@ -377,18 +379,20 @@ export const ROUTES: readonly Route[] = [
   route({
     method: "GET",
     path: "/v2/queues",
-    summary: "List the pools' queues: size, waiting, running",
+    summary: "List the pools' queues: size, waiting, running, the expected wait of a new task",
     group: "pools",
     scope: "tasks:read",
+    query: queuesQuery,
     handler: pools.queues,
   }),
   route({
     method: "GET",
     path: "/v2/queues/{name}",
-    summary: "One queue; verbose adds its head (the next tasks to be admitted)",
+    summary:
+      "One queue; verbose adds its head (the next tasks to be admitted) and the estimates' calibration",
     group: "pools",
     scope: "tasks:read",
-    query: verboseQuery,
+    query: queueQuery,
     handler: pools.queue,
   }),
   route({

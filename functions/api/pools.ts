@@ -1,7 +1,7 @@
 import type * as z from "zod";
 import { dispatcherStatus, setDispatcher, setPoolPaused } from "../../core/controls.ts";
 import { getPool, getQueue, listPools, listQueues } from "../../core/queues.ts";
-import type { dispatcherStatusQuery, verboseQuery } from "../../core/requests.ts";
+import type { dispatcherStatusQuery, queueQuery, queuesQuery, verboseQuery } from "../../core/requests.ts";
 import { listWorkers } from "../../core/workers.ts";
 import type { RouteFn } from "../_shared/http.ts";
 
@@ -16,13 +16,15 @@ export const get: RouteFn<unknown, z.output<typeof verboseQuery>> = async (
   data: await getPool(deps, principal, params.name ?? "", query.verbose),
 });
 
-export const queues: RouteFn = async (deps, { principal }) => ({ data: await listQueues(deps, principal) });
+export const queues: RouteFn<unknown, z.output<typeof queuesQuery>> = async (deps, { principal, query }) => ({
+  data: await listQueues(deps, principal, query.priority),
+});
 
-export const queue: RouteFn<unknown, z.output<typeof verboseQuery>> = async (
+export const queue: RouteFn<unknown, z.output<typeof queueQuery>> = async (
   deps,
   { principal, params, query },
 ) => ({
-  data: await getQueue(deps, principal, params.name ?? "", query.verbose),
+  data: await getQueue(deps, principal, params.name ?? "", query),
 });
 
 export const pause: RouteFn = async (deps, { principal, params }) => ({

@@ -23,7 +23,7 @@ import { taskView } from "../../core/views.ts";
 import { api, parse, RAW_CONTENT_TYPES, type RouteFn } from "../_shared/http.ts";
 
 export const submit: RouteFn<z.output<typeof submitTaskSchema>> = async (deps, request) => {
-  const { created, task } = await submitTask(deps, request.principal, request.body, request.overQuota);
+  const { created, task, place } = await submitTask(deps, request.principal, request.body, request.overQuota);
   api.count({
     TasksSubmitted: created ? 1 : 0,
     TasksDispatchedAtSubmit: created && task.status === "dispatched" ? 1 : 0,
@@ -36,7 +36,7 @@ export const submit: RouteFn<z.output<typeof submitTaskSchema>> = async (deps, r
       uuid: task.uuid,
       run_id: task.run_id ?? null,
       status: task.status,
-      ...(await queuePlace(deps, task)),
+      ...(place ?? (await queuePlace(deps, task))),
     },
   };
 };

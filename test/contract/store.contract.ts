@@ -212,16 +212,45 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
 
       it("keeps a pool's pause through claims and releases, and never shortens it", async () => {
         const pool = unique("pool");
-        expect(await store.poolState(pool)).toEqual({ active: 0, queued: 0, pausedUntil: undefined });
+        const none = { active: 0, queued: 0, heldSince: [] };
+        expect(await store.poolState(pool)).toEqual({ ...none, pausedUntil: undefined });
         await store.pausePool(pool, at(30));
         await store.commit({ tasks: [{ next: makeTask({ pool }) }], acquire: claim(pool, { now: at(31) }) });
         await store.pausePool(pool, at(10));
-        expect(await store.poolState(pool)).toEqual({ active: 1, queued: 0, pausedUntil: at(30) });
-        await store.commit({ release: { pool } });
+        expect(await store.poolState(pool)).toEqual({
+          active: 1,
+          queued: 0,
+          pausedUntil: at(30),
+          heldSince: [Date.parse(at(31))],
+        });
+        await store.commit({ release: { pool, heldSince: at(31) } });
         await store.pausePool(pool, at(45));
-        expect(await store.poolState(pool)).toEqual({ active: 0, queued: 0, pausedUntil: at(45) });
+        expect(await store.poolState(pool)).toEqual({ ...none, pausedUntil: at(45) });
         await store.resumePool(pool);
-        expect(await store.poolState(pool)).toEqual({ active: 0, queued: 0, pausedUntil: undefined });
+        expect(await store.poolState(pool)).toEqual({ ...none, pausedUntil: undefined });
+      });
+
+      it("keeps when each held slot was taken: a claim adds its time, a release takes its run's away", async () => {
+        const pool = unique("pool");
+        for (const second of [1, 2, 3]) {
+          await store.commit({ acquire: claim(pool, { now: at(second), maxConcurrency: 3 }) });
+        }
+        const sorted = async () => (await store.poolState(pool)).heldSince.sort((a, b) => a - b);
+        expect(await sorted()).toEqual([1, 2, 3].map((second) => Date.parse(at(second))));
+        await store.commit({ release: { pool, heldSince: at(2) } });
+        expect(await sorted()).toEqual([1, 3].map((second) => Date.parse(at(second))));
+        // A refused change takes nothing away.
+        const task = makeTask({ pool });
+        await create(task);
+        await expectConflict(
+          store.commit({
+            tasks: [{ next: bump(task), expectVersion: 9 }],
+            release: { pool, heldSince: at(3) },
+          }),
+          "task",
+        );
+        expect((await store.poolState(pool)).active).toBe(2);
+        expect(await sorted()).toEqual([1, 3].map((second) => Date.parse(at(second))));
       });
 
       it("claims up to maxConcurrency, then refuses with pool_closed and writes nothing", async () => {
@@ -359,7 +388,12 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await store.commit({ tasks: [{ next: third }], queued: enter(2) });
         await store.commit({ queued: enter() }); // no limit: a retry or a resumed task re-entering the queue
         expect(await store.queuedCount(tenant)).toBe(3);
-        expect(await store.poolState(pool)).toEqual({ active: 0, queued: 3, pausedUntil: undefined });
+        expect(await store.poolState(pool)).toEqual({
+          active: 0,
+          queued: 3,
+          pausedUntil: undefined,
+          heldSince: [],
+        });
         expect(await store.queuedCount(unique("tenant"))).toBe(0);
       });
 
@@ -435,22 +469,25 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
     describe("a pool's sample of recent runs", () => {
       it("keeps each slot's latest run, apart from other pools, and only with a change that is applied", async () => {
         const pool = unique("pool");
-        expect(await store.poolSamples(pool)).toEqual({ held: [], pickup: [] });
+        expect(await store.poolSamples(pool)).toEqual({ held: [], pickup: [], priority: [] });
         const sample = (slot: number, held: number) => ({
           pool,
           slot,
           held_seconds: held,
           pickup_seconds: held / 10,
+          priority: held === 90 ? 8 : 5,
         });
         await store.commit({ sample: sample(3, 40) });
         await store.commit({ sample: sample(7, 90) });
         await store.commit({ sample: sample(3, 20) });
         const kept = await store.poolSamples(pool);
-        expect([kept.held.sort((a, b) => a - b), kept.pickup.sort((a, b) => a - b)]).toEqual([
+        const sorted = (values: number[]) => values.sort((a, b) => a - b);
+        expect([sorted(kept.held), sorted(kept.pickup), sorted(kept.priority)]).toEqual([
           [20, 90],
           [2, 9],
+          [5, 8],
         ]);
-        expect(await store.poolSamples(unique("pool"))).toEqual({ held: [], pickup: [] });
+        expect(await store.poolSamples(unique("pool"))).toEqual({ held: [], pickup: [], priority: [] });
 
         // A refused change writes no sample.
         const task = makeTask({ pool });
@@ -459,6 +496,27 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           store.commit({ tasks: [{ next: bump(task), expectVersion: 9 }], sample: sample(11, 500) }),
         ).rejects.toThrow(CommitConflict);
         expect((await store.poolSamples(pool)).held).not.toContain(500);
+      });
+    });
+
+    describe("a pool's recent wait outcomes", () => {
+      it("keeps each slot's latest, beside the pool's sample and apart from other pools", async () => {
+        const pool = unique("pool");
+        expect(await store.waitOutcomes(pool)).toEqual([]);
+        const outcome = (slot: number, actual: number) => ({ pool, slot, expect: 10, error: 4.5, actual });
+        await store.commit({ waitOutcome: outcome(5, 12.5) });
+        await store.commit({
+          waitOutcome: outcome(9, 30),
+          sample: { pool, slot: 9, held_seconds: 8, pickup_seconds: 1, priority: 5 },
+        });
+        await store.commit({ waitOutcome: outcome(5, 7) });
+        const kept = (await store.waitOutcomes(pool)).sort((a, b) => a.actual - b.actual);
+        expect(kept).toEqual([
+          { expect: 10, error: 4.5, actual: 7 },
+          { expect: 10, error: 4.5, actual: 30 },
+        ]);
+        expect(await store.poolSamples(pool)).toEqual({ held: [8], pickup: [1], priority: [5] });
+        expect(await store.waitOutcomes(unique("pool"))).toEqual([]);
       });
     });
 

@@ -251,6 +251,7 @@ describe("schedulerctl", () => {
       ["pools", "list"],
       ["pools", "get", "codex-pool", "--verbose"],
       ["queues"],
+      ["queues", "--priority", "9"],
       ["queues", "codex-pool"],
     ];
     for (const args of reads) {
@@ -262,6 +263,8 @@ describe("schedulerctl", () => {
     expect(events.map((e: { type: string }) => e.type)).toEqual(
       expect.arrayContaining(["task.created", "task.succeeded"]),
     );
+    const queues = await schedulerctl(["queues"], stack.adminKey);
+    expect(queues.stdout).toMatch(/^codex-pool\t0 waiting\t\d running\twait (unknown|[\d.]+ ± [\d.]+ s)$/m);
     const log = await schedulerctl(["runs", "logs", runId], stack.adminKey);
     expect([log.code, log.stdout]).toEqual([0, expect.stringContaining("done: read me")]);
   });

@@ -171,6 +171,15 @@ describe("expected waits", () => {
         waiting_time_error: expect.any(Number),
       });
       waiting.push(res.json?.data.uuid);
+      const events = (await admin(`/v2/tasks/${res.json?.data.uuid}/events`)).json?.data.events;
+      expect(events[0]).toMatchObject({
+        type: "task.created",
+        predicted_wait: {
+          expect: res.json?.data.waiting_time_expect,
+          error: res.json?.data.waiting_time_error,
+        },
+      });
+      expect(events[0].routed_by).toBeUndefined();
     }
     const estimated = await Promise.all(
       waiting.map(async (uuid) => ({ at: Date.now(), task: (await get(`/v2/tasks/${uuid}`)).json?.data })),
@@ -184,6 +193,11 @@ describe("expected waits", () => {
     expect(queue.waiting_time_expect).toBeGreaterThan(expects[2] as number);
 
     await done(waiting);
+    // Each kept the wait its submission predicted; the queue tells how good such predictions were.
+    const calibration = (await admin("/v2/queues/one?verbose=true")).json?.data.calibration;
+    expect(calibration.samples).toBeGreaterThanOrEqual(waiting.length);
+    expect(calibration.coverage).toBeGreaterThan(0);
+    expect(calibration.mean_abs_error_s).toBeLessThan(calibration.mean_wait_s);
     for (const { at, task } of estimated) {
       const started = Date.parse((await admin(`/v2/tasks/${task.uuid}`)).json?.data.start_time);
       const wait = (started - at) / 1000;

@@ -57,7 +57,17 @@ describe("a tool-only task", () => {
     const [slow, fast] = queues.map((q: { waiting_time_expect: number }) => q.waiting_time_expect);
     expect(fast).toBeLessThan(slow);
 
-    const routed = await statusOf(await submit({ tool: "claude", prompt: "where do I go?" }));
-    expect(routed).toMatchObject({ pool: "fast", status: "queued", position: 1 });
+    const res = await stack.call("POST", "/v2/tasks", { body: { tool: "claude", prompt: "where do I go?" } });
+    const answer = res.json?.data;
+    expect(await statusOf(answer.uuid)).toMatchObject({ pool: "fast", status: "queued", position: 1 });
+    // Its creation records the choice, and the wait it was told to expect.
+    const events = (await stack.call("GET", `/v2/tasks/${answer.uuid}/events`)).json?.data.events;
+    expect(events[0]).toMatchObject({
+      type: "task.created",
+      pool: "fast",
+      routed_by: "expected_wait",
+      predicted_wait: { expect: answer.waiting_time_expect, error: answer.waiting_time_error },
+    });
+    expect(answer.waiting_time_expect).toBeGreaterThan(0);
   });
 });

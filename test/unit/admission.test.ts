@@ -104,7 +104,9 @@ pools:
     expect((await submit(deps, { tool: "claude" })).pool).toBe("slow");
     const history = async (pool: string, seconds: number) => {
       for (let slot = 0; slot < 8; slot++) {
-        await deps.tasks.commit({ sample: { pool, slot, held_seconds: seconds, pickup_seconds: 1 } });
+        await deps.tasks.commit({
+          sample: { pool, slot, held_seconds: seconds, pickup_seconds: 1, priority: 5 },
+        });
       }
     };
     await history("slow", 900);
@@ -177,14 +179,26 @@ pools:
     expect((await getTask(deps, ADMIN, low.uuid)).status).toBe("queued");
   });
 
-  it("admits nothing into a paused pool: the admission transaction refuses it, and no pool read is made", async () => {
+  it("admits nothing into a paused pool: the admission transaction refuses it, with no pool read of its own", async () => {
     const { deps } = memoryDeps(CONFIG);
     await setPoolPaused(deps, ADMIN, "one", true);
     const poolReads = vi.spyOn(deps.counters, "poolState");
     const task = await submit(deps, { pool: "one" });
     expect(task.status).toBe("queued");
-    expect(poolReads).not.toHaveBeenCalled();
+    // The one read is the queued task's place and expected wait, which its submission is told.
+    expect(poolReads).toHaveBeenCalledTimes(1);
+    expect(task.predicted_wait).toBeUndefined();
     expect((await deps.counters.poolState("one")).active).toBe(0);
+  });
+
+  it("stores a queued submission even when the read for its expected wait fails: it is only told none", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    await setPoolPaused(deps, ADMIN, "one", true);
+    vi.spyOn(deps.tasks, "readyAhead").mockRejectedValue(new Error("throttled"));
+    const task = await submit(deps, { pool: "one" });
+    expect(task.status).toBe("queued");
+    expect(task.predicted_wait).toBeUndefined();
+    expect((await getTask(deps, ADMIN, task.uuid)).status).toBe("queued");
   });
 
   it("parks the tasks of a busy key once, admits the tasks behind them, and reads them no more", async () => {
