@@ -45,6 +45,7 @@ export const COVERAGE: Record<string, OperationId[]> = {
   "pools list": ["pools.list"],
   "pools get": ["pools.get"],
   queues: ["pools.queues", "pools.queue"],
+  policies: ["pools.policies", "pools.policys"],
   "pools pause": ["pools.pause"],
   "pools resume": ["pools.resume"],
   workers: ["pools.workers"],
@@ -142,7 +143,7 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
     .option("--cpu <vcpus>", 'a pod\'s vCPUs ("0.5", "2" or "500m"): its quotas, over its template\'s')
     .option("--memory <size>", 'a pod\'s memory (MiB, or "2Gi")')
     .option("--model <model>", "the model to ask for")
-    .option("--pool <pool>", "a pool by name (else the least busy pool of the tool)")
+    .option("--pool <pool>", "a pool by name (else the pool of the tool where it should start soonest)")
     .option("--priority <1-9>", "9 runs first (default 5)", integer("--priority"))
     .option("--name <name>", "a name to find it by")
     .option("--tag <key=value>", "a tag (repeatable)", collect, [])
@@ -428,6 +429,19 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
           : `wait ${q.waiting_time_expect} ± ${q.waiting_time_error} s`;
       print(listed, () =>
         listed.map((q) => `${q.name}\t${q.waiting} waiting\t${q.running} running\t${wait(q)}`).join("\n"),
+      );
+    });
+  program
+    .command("policies")
+    .description(
+      "every pool's admission policy: the namespaces, tags, timeout, priority and prompt size it accepts",
+    )
+    .action(async () => {
+      const listed = await client().call("pools.policies", {});
+      print(listed, () =>
+        listed
+          .map((p) => `${p.pool}\t${p.policy === null ? "accepts any task" : JSON.stringify(p.policy)}`)
+          .join("\n"),
       );
     });
   for (const [name, operation] of [

@@ -7,6 +7,7 @@ import { InsufficientResourcesError, poolNotFound } from "./errors.ts";
 import { expectedWaitIn } from "./estimate.ts";
 import type { PoolTool } from "./fields.ts";
 import { runIdFor } from "./identifiers.ts";
+import { type PolicySubject, policyRefusal } from "./policies.ts";
 import {
   CommitConflict,
   type CommitConflictReason,
@@ -105,25 +106,30 @@ export interface PoolChoice {
 }
 
 /**
- * For a task that names only a tool: the eligible pool where a task of `priority` joining now would start soonest, by
- * the expected waits (core/estimate.ts) when every pool has the history to tell, else the one with the
- * smallest share of its slots held. A paused pool (a usage-limit reset too) is chosen only if all are.
- * With one eligible pool, nothing is read.
+ * For a task that names only a tool: of the tool's pools whose policies accept it (core/policies.ts), the
+ * one where a task of its priority joining now would start soonest, by the expected waits
+ * (core/estimate.ts) when every such pool has the history to tell, else the one with the smallest share of
+ * its slots held. A paused pool (a usage-limit reset too) is chosen only if all are. With one eligible
+ * pool, nothing is read.
  */
 export async function choosePool(
   deps: Pick<Deps, "config" | "counters" | "clock" | "random">,
   tool: PoolTool,
-  priority: number,
+  subject: PolicySubject,
 ): Promise<PoolChoice> {
-  const eligible = deps.config.pools.filter((p) => p.tool === tool);
-  if (eligible.length === 0) throw new InsufficientResourcesError(`tool: no pool runs ${tool}`);
+  const ofTool = deps.config.pools.filter((p) => p.tool === tool);
+  if (ofTool.length === 0) throw new InsufficientResourcesError(`tool: no pool runs ${tool}`);
+  const eligible = ofTool.filter((p) => !policyRefusal(p, subject));
+  // Refused by every pool of the tool: the first one's refusal says why.
+  if (eligible.length === 0) throw policyRefusal(ofTool[0] as PoolConfig, subject);
   if (eligible.length === 1) return { pool: eligible[0] as PoolConfig };
   const now = deps.clock.now().toISOString();
   const views = await Promise.all(
     eligible.map(async (pool) => {
       const state = await deps.counters.poolState(pool.name);
       if (isPaused(state, now)) return { load: Number.POSITIVE_INFINITY, wait: Number.POSITIVE_INFINITY };
-      const estimate = await expectedWaitIn(deps, pool, state, { position: state.queued + 1, priority });
+      const place = { position: state.queued + 1, priority: subject.priority };
+      const estimate = await expectedWaitIn(deps, pool, state, place);
       return { load: state.active / pool.max_concurrency, wait: estimate?.expect };
     }),
   );

@@ -1,7 +1,20 @@
 import * as z from "zod";
 import { ValidationError } from "./errors.ts";
-import { POOL_TOOLS, poolName, type Tool } from "./fields.ts";
+import { LIMITS, label, POOL_TOOLS, poolName, type Tool } from "./fields.ts";
 import { POD_LAUNCH_TIMEOUT_SECONDS } from "./names.ts";
+
+/**
+ * What a pool accepts (core/policies.ts): the namespaces, the tag values (each key listed must be on the
+ * task, with one of its values), and at most this timeout (seconds), priority and prompt size (bytes).
+ */
+const policySchema = z.strictObject({
+  namespaces: z.array(label(LIMITS.labelLength)).min(1).optional(),
+  tags: z.record(z.string(), z.array(z.string()).min(1)).optional(),
+  max_timeout: z.number().int().min(1).optional(),
+  max_priority: z.number().int().min(1).max(9).optional(),
+  max_prompt_bytes: z.number().int().min(1).optional(),
+});
+export type PoolPolicy = z.output<typeof policySchema>;
 
 const poolSchema = z
   .strictObject({
@@ -23,6 +36,7 @@ const poolSchema = z
       .refine((r) => r.max_seconds >= r.base_seconds, { message: "max_seconds must be ≥ base_seconds" })
       .default({ base_seconds: 30, max_seconds: 300 }),
     allow_dangerous_flags: z.boolean().default(false),
+    policy: policySchema.optional(),
     worker: z
       .strictObject({
         cpu: z.number().int().default(1024),
@@ -79,6 +93,23 @@ export type CliPool = PoolConfig & { tool: Tool; account: string };
 export const isCliPool = (pool: PoolConfig): pool is CliPool => pool.tool !== "container";
 export type ApiThrottle = z.output<typeof apiSchema>["throttle"];
 export type SchedulerConfig = z.output<typeof configSchema>;
+
+/**
+ * What a valid config still gets wrong: a CLI pool that admits more tasks (max_concurrency) than its
+ * workers can run at most (worker.max × worker.slots) holds slots for tasks no worker takes until others
+ * end, so it runs fewer than it admits.
+ */
+export function capacityWarnings(config: SchedulerConfig): string[] {
+  return config.pools.filter(isCliPool).flatMap((pool) => {
+    const capacity = pool.worker.max * pool.worker.slots;
+    return pool.max_concurrency > capacity
+      ? [
+          `pool ${pool.name}: max_concurrency ${pool.max_concurrency} exceeds what its workers hold ` +
+            `(worker.max ${pool.worker.max} × worker.slots ${pool.worker.slots} = ${capacity})`,
+        ]
+      : [];
+  });
+}
 
 /** Validates a scheduler config (parsed from YAML or JSON); errors name the source and the bad field's path. */
 export function schedulerConfigOf(raw: unknown, source: string): SchedulerConfig {

@@ -11,6 +11,7 @@ import { blobKeys, runIdFor } from "./identifiers.ts";
 import { queuedLimitOf, queuedQuotaReached } from "./limits.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import { type PodSpec, podSpecOf, stopPod } from "./pods.ts";
+import { type PolicySubject, policyRefusal } from "./policies.ts";
 import { CommitConflict, type RecordWrite, type StateChange } from "./ports.ts";
 import { type QueuePlace, queuePlace } from "./queues.ts";
 import { isRecurring, type Run, type Task, withMergedTags } from "./records.ts";
@@ -57,9 +58,18 @@ export async function submitTask(
   if (callbackProblem) throw new ValidationError("callback", callbackProblem);
   const tenant = actingTenant(principal);
   const job = await jobOf(deps, tenant, input);
+  const subject: PolicySubject = {
+    namespace: input.namespace,
+    tags: input.tags,
+    timeout: job.timeout,
+    priority: input.priority,
+    prompt: job.prompt,
+  };
   const { pool, routedBy } = job.pool
     ? { pool: poolConfig(deps, job.pool), routedBy: undefined }
-    : await choosePool(deps, job.tool ?? "claude", input.priority);
+    : await choosePool(deps, job.tool ?? "claude", subject);
+  const refusal = policyRefusal(pool, subject);
+  if (refusal) throw refusal;
   if (job.tool && job.tool !== pool.tool) {
     throw new ConflictError(`tool: pool ${pool.name} runs ${pool.tool}, not ${job.tool}`);
   }

@@ -1,5 +1,5 @@
-import type { App } from "aws-cdk-lib";
-import type { SchedulerConfig } from "../core/config.ts";
+import { Annotations, type App } from "aws-cdk-lib";
+import { capacityWarnings, type SchedulerConfig } from "../core/config.ts";
 import { StatefulStack } from "./stateful-stack.ts";
 import { StatelessStack } from "./stateless-stack.ts";
 
@@ -30,5 +30,8 @@ export function addSwitchyardStacks(app: App, props: SwitchyardProps) {
     credentials: stateful.credentials.secrets,
     workers: props.workers,
   });
+  for (const warning of capacityWarnings(props.config)) {
+    Annotations.of(stateless).addWarningV2("switchyard:pool-capacity", warning);
+  }
   return { stateful, stateless };
 }

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { isCliPool } from "../core/config.ts";
+import { capacityWarnings, isCliPool } from "../core/config.ts";
 import type { Deps } from "../core/deps.ts";
 import { CALLBACK_MAX_RECEIVES, ENV, localCredentialsVariable } from "../core/names.ts";
 import { tick } from "../core/tick.ts";
@@ -119,6 +119,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ),
     };
     const log = options.log ?? processLog("switchyard-local");
+    for (const warning of capacityWarnings(config)) log.warn(warning);
     // SWITCHYARD_FAULTS applies to the stack's own clients too (crashes only to workers: this process serves all).
     const faults = faultInjectorFrom(process.env, { crashes: false });
     const observe = (roleClients: LocalClients, role: "api" | "tick" | "events" | "callbacks") => {

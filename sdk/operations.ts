@@ -6,6 +6,7 @@ import type * as z from "zod";
 import type { listTaskFiles } from "../core/artifacts.ts";
 import type { dispatcherStatus, setPoolPaused } from "../core/controls.ts";
 import type { HealthReport } from "../core/health.ts";
+import type { listPolicies } from "../core/policies.ts";
 import type { getPool, getQueue, listPools, listQueues } from "../core/queues.ts";
 import type {
   addKeySchema,
@@ -14,6 +15,8 @@ import type {
   listRunsQuery,
   listTasksQuery,
   mergeTagsSchema,
+  queueQuery,
+  queuesQuery,
   reorderBody,
   submitTaskSchema,
   taskEventsQuery,
@@ -70,6 +73,8 @@ export const OPERATIONS = {
   "pools.get": ["GET", "/v2/pools/{name}"],
   "pools.queues": ["GET", "/v2/queues"],
   "pools.queue": ["GET", "/v2/queues/{name}"],
+  "pools.policies": ["GET", "/v2/policies"],
+  "pools.policys": ["GET", "/v2/policys"],
   "pools.pause": ["POST", "/v2/pools/{name}/pause"],
   "pools.resume": ["POST", "/v2/pools/{name}/resume"],
   "pools.startDispatcher": ["POST", "/v2/dispatcher/start"],
@@ -124,8 +129,10 @@ interface Shapes {
   "tenants.revokeKey": { answer: unknown };
   "pools.list": { answer: Answer<typeof listPools> };
   "pools.get": { query: z.input<typeof verboseQuery>; answer: Answer<typeof getPool> };
-  "pools.queues": { answer: Answer<typeof listQueues> };
-  "pools.queue": { query: z.input<typeof verboseQuery>; answer: Answer<typeof getQueue> };
+  "pools.queues": { query: z.input<typeof queuesQuery>; answer: Answer<typeof listQueues> };
+  "pools.queue": { query: z.input<typeof queueQuery>; answer: Answer<typeof getQueue> };
+  "pools.policies": { answer: Answer<typeof listPolicies> };
+  "pools.policys": { answer: Answer<typeof listPolicies> };
   "pools.pause": { answer: Answer<typeof setPoolPaused> };
   "pools.resume": { answer: Answer<typeof setPoolPaused> };
   "pools.startDispatcher": { answer: Answer<typeof dispatcherStatus> };

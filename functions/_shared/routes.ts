@@ -387,6 +387,22 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     method: "GET",
+    path: "/v2/policies",
+    summary: "Every pool's admission policy: what it accepts of a submission",
+    group: "pools",
+    scope: "tasks:read",
+    handler: pools.policies,
+  }),
+  route({
+    method: "GET",
+    path: "/v2/policys",
+    summary: "The same as /v2/policies, in the v2 API's spelling",
+    group: "pools",
+    scope: "tasks:read",
+    handler: pools.policys,
+  }),
+  route({
+    method: "GET",
     path: "/v2/queues/{name}",
     summary:
       "One queue; verbose adds its head (the next tasks to be admitted) and the estimates' calibration",

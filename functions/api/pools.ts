@@ -1,5 +1,6 @@
 import type * as z from "zod";
 import { dispatcherStatus, setDispatcher, setPoolPaused } from "../../core/controls.ts";
+import { listPolicies } from "../../core/policies.ts";
 import { getPool, getQueue, listPools, listQueues } from "../../core/queues.ts";
 import type { dispatcherStatusQuery, queueQuery, queuesQuery, verboseQuery } from "../../core/requests.ts";
 import { listWorkers } from "../../core/workers.ts";
@@ -26,6 +27,10 @@ export const queue: RouteFn<unknown, z.output<typeof queueQuery>> = async (
 ) => ({
   data: await getQueue(deps, principal, params.name ?? "", query),
 });
+
+export const policies: RouteFn = async (deps, { principal }) => ({ data: listPolicies(deps, principal) });
+/** The v2 API's spelling of the same route (a function of its own: its name is its operation id). */
+export const policys: RouteFn = (deps, request) => policies(deps, request);
 
 export const pause: RouteFn = async (deps, { principal, params }) => ({
   data: await setPoolPaused(deps, principal, params.name ?? "", true),

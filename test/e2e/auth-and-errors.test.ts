@@ -2,7 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROUTES } from "../../functions/_shared/routes.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
-const CONFIG = "pools:\n  - { name: main, tool: claude, account: main, max_concurrency: 2 }\n";
+const GUARD = {
+  namespaces: ["ml"],
+  tags: { team: ["ml", "infra"] },
+  max_timeout: 600,
+  max_priority: 5,
+  max_prompt_bytes: 64,
+};
+const CONFIG = `pools:
+  - { name: main, tool: claude, account: main, max_concurrency: 2 }
+  - { name: guarded, tool: codex, account: g, max_concurrency: 1, policy: ${JSON.stringify(GUARD)} }
+`;
 
 let stack: TestStack;
 let alice: { id: string; key: string };
@@ -202,6 +212,36 @@ describe("field errors", () => {
         "1001",
       ]);
       expect(res.json?.message).toContain(field);
+    }
+  });
+
+  it("answers a submission a pool's policy refuses with 400, code 1001, naming the field and the pool", async () => {
+    const fits = { pool: "guarded", prompt: "train it", namespace: "ml", tags: { team: "ml" }, timeout: 600 };
+    const submit = (body: object) => stack.call("POST", "/v2/tasks", { key: alice.key, body });
+    for (const [change, field] of [
+      // Each field's rule is in test/unit/policies.test.ts; here, how the API answers.
+      [{ tags: { team: "web" } }, "tags.team"],
+      [{ priority: 6 }, "priority"],
+      [{ prompt: "x".repeat(65) }, "prompt"],
+    ] as const) {
+      const res = await submit({ ...fits, ...change });
+      expect([res.status, res.json?.code], JSON.stringify(change)).toEqual([400, "1001"]);
+      expect(res.json?.message).toMatch(new RegExp(`^${field}: pool guarded accepts `));
+    }
+    // A task that names only the tool is refused by the tool's only pool the same way.
+    const routed = await submit({ tool: "codex", prompt: "train it", namespace: "web" });
+    expect([routed.status, routed.json?.message]).toEqual([
+      400,
+      "namespace: pool guarded accepts namespaces ml",
+    ]);
+    expect((await submit(fits)).status).toBe(201);
+    expect((await submit({ ...fits, pool: undefined, tool: "codex" })).status).toBe(201);
+    for (const path of ["/v2/policies", "/v2/policys"]) {
+      const policies = (await stack.call("GET", path, { key: bob.key })).json?.data;
+      expect(policies).toEqual([
+        { pool: "main", tool: "claude", policy: null },
+        { pool: "guarded", tool: "codex", policy: GUARD },
+      ]);
     }
   });
 

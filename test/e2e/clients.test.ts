@@ -252,6 +252,7 @@ describe("schedulerctl", () => {
       ["pools", "get", "codex-pool", "--verbose"],
       ["queues"],
       ["queues", "--priority", "9"],
+      ["policies"],
       ["queues", "codex-pool"],
     ];
     for (const args of reads) {

@@ -158,6 +158,7 @@ describe("expected waits", () => {
       (s) => s === "running",
     );
     const waiting: string[] = [];
+    const told: { expect: number; error: number }[] = [];
     for (const n of [1, 2, 3]) {
       const res = await stack.call("POST", "/v2/tasks", {
         key: alice,
@@ -171,6 +172,7 @@ describe("expected waits", () => {
         waiting_time_error: expect.any(Number),
       });
       waiting.push(res.json?.data.uuid);
+      told.push({ expect: res.json?.data.waiting_time_expect, error: res.json?.data.waiting_time_error });
       const events = (await admin(`/v2/tasks/${res.json?.data.uuid}/events`)).json?.data.events;
       expect(events[0]).toMatchObject({
         type: "task.created",
@@ -193,11 +195,29 @@ describe("expected waits", () => {
     expect(queue.waiting_time_expect).toBeGreaterThan(expects[2] as number);
 
     await done(waiting);
-    // Each kept the wait its submission predicted; the queue tells how good such predictions were.
+    // Each kept the wait its submission predicted; the queue tells how good such predictions were, over
+    // these three and the history tasks that queued (their outcomes only add to the sums).
     const calibration = (await admin("/v2/queues/one?verbose=true")).json?.data.calibration;
-    expect(calibration.samples).toBeGreaterThanOrEqual(waiting.length);
-    expect(calibration.coverage).toBeGreaterThan(0);
-    expect(calibration.mean_abs_error_s).toBeLessThan(calibration.mean_wait_s);
+    const outcomes = await Promise.all(
+      waiting.map(async (uuid, i) => {
+        const task = (await admin(`/v2/tasks/${uuid}`)).json?.data;
+        const actual = (Date.parse(task.start_time) - Date.parse(task.create_time)) / 1000;
+        const miss = Math.abs(actual - (told[i]?.expect as number));
+        // Clearly inside: the stored wait, to the tenth, is inside too.
+        return { actual, miss, inside: miss <= (told[i]?.error as number) - 0.05 };
+      }),
+    );
+    const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+    const n = calibration.samples;
+    expect(n).toBeGreaterThanOrEqual(waiting.length);
+    // Stored to the tenth of a second: a twentieth each way.
+    expect(calibration.mean_wait_s * n).toBeGreaterThanOrEqual(sum(outcomes.map((o) => o.actual)) - 0.05 * n);
+    expect(calibration.mean_abs_error_s * n).toBeGreaterThanOrEqual(
+      sum(outcomes.map((o) => o.miss)) - 0.05 * n,
+    );
+    const inside = outcomes.filter((o) => o.inside).length;
+    expect(calibration.coverage * n).toBeGreaterThanOrEqual(inside - 0.01);
+    expect(calibration.coverage).toBeLessThanOrEqual(1);
     for (const { at, task } of estimated) {
       const started = Date.parse((await admin(`/v2/tasks/${task.uuid}`)).json?.data.start_time);
       const wait = (started - at) / 1000;
