@@ -11,6 +11,7 @@ import { type PolicySubject, policyRefusal } from "./policies.ts";
 import {
   CommitConflict,
   type CommitConflictReason,
+  HELD_SINCE_POOL_LIMIT,
   type PoolState,
   type RecordWrite,
   type SlotClaim,
@@ -328,6 +329,7 @@ function dispatching(task: Task, pool: PoolConfig, now: Date): { next: Task; run
     concurrencyKey: scopedConcurrencyKey(task),
     keyLimit: CONCURRENCY_KEY_LIMIT,
     now: iso,
+    ...(pool.max_concurrency <= HELD_SINCE_POOL_LIMIT && { heldSince: iso }),
   };
   return { next, run, acquire };
 }

@@ -73,9 +73,11 @@ export function estimateWait(inputs: WaitInputs): WaitEstimate | undefined {
       samples.priority.map(() => draw(samples.priority)),
     );
     const residual = residualDraw(runs, random);
+    const sorted = [...runs].sort((a, b) => a - b);
     const rest = (age: number | undefined) => {
-      const longer = age === undefined ? [] : runs.filter((seconds) => seconds > age);
-      return longer.length > 0 ? draw(longer) - (age as number) : residual();
+      const longer = age === undefined ? sorted.length : firstAbove(sorted, age);
+      if (longer === sorted.length) return residual();
+      return (sorted[longer + Math.floor(random() * (sorted.length - longer))] as number) - (age as number);
     };
     const frees = new MinHeap(Array.from({ length: slots }, (_, i) => (i < held ? rest(ages[i]) : 0)));
     let [ahead, jumpers, nextJumper] = [position - 1, 0, rate > 0 ? exponential(rate) : Infinity];
@@ -95,6 +97,17 @@ export function estimateWait(inputs: WaitInputs): WaitEstimate | undefined {
   const [low, median, high] = [at(BAND.low), at(0.5), at(BAND.high)];
   const tenths = (seconds: number) => Math.round(seconds * 10) / 10;
   return { expect: tenths(median), error: tenths(Math.max(median - low, high - median)) };
+}
+
+/** The index of the first of `sorted` (ascending) above `value`; its length if none is. */
+function firstAbove(sorted: number[], value: number): number {
+  let [low, high] = [0, sorted.length];
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if ((sorted[middle] as number) > value) high = middle;
+    else low = middle + 1;
+  }
+  return low;
 }
 
 /**
@@ -155,8 +168,11 @@ function residualDraw(held: number[], random: () => number): () => number {
 /** Seconds to the tenth, from milliseconds; never negative. */
 const tenthsOfSecond = (ms: number) => Math.max(0, Math.round(ms / 100) / 10);
 
-/** The slot of a bounded ring that a run takes: its id's hash, so that no read is needed to pick it. */
-function ringSlot(runId: string, slots: number): number {
+/**
+ * The slot of a bounded ring that a run takes: its id's hash, so that no read is needed to pick it. Two
+ * runs may share a slot: the later one's sample is kept.
+ */
+export function ringSlot(runId: string, slots: number): number {
   let hash = 0;
   for (const char of runId) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
   return hash % slots;

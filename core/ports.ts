@@ -28,8 +28,10 @@ export interface SlotClaim {
   /** Already scoped to the tenant by the domain. */
   concurrencyKey?: string;
   keyLimit: number;
-  /** Now (ISO): the pool slot is refused while the pool is paused past this time; and the slot's dispatch time. */
+  /** Now (ISO): the pool slot is refused while the pool is paused past this time. */
   now: string;
+  /** The slot's dispatch time (ISO), into the pool's held slots' times (PoolState.heldSince). */
+  heldSince?: string;
   /** Refuse the slot (pool_closed) while any task waits queued in the pool. */
   noneQueued?: boolean;
 }
@@ -92,6 +94,12 @@ export interface PoolSamples {
   pickup: number[];
   priority: number[];
 }
+
+/**
+ * Pools of up to this many slots keep their held slots' times in the pool item, which then stays under one
+ * write unit (every admission and release writes it); larger pools estimate without them.
+ */
+export const HELD_SINCE_POOL_LIMIT = 64;
 
 /** How many recent runs a pool's sample keeps: few enough that they fit one write unit. */
 export const POOL_SAMPLE_SLOTS = 48;
@@ -167,7 +175,7 @@ export interface PoolState {
   active: number;
   /**
    * When the runs holding its slots took them (epoch ms, a slot taken at the same millisecond as another
-   * counts once): how far through its run each is.
+   * counts once): how far through its run each is. Kept for pools of up to HELD_SINCE_POOL_LIMIT slots.
    */
   heldSince: number[];
   /** Tasks waiting, queued, in the pool. */

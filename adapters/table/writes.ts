@@ -119,7 +119,7 @@ function poolWrites(change: StateChange): Write[] {
         ...(acquire.noneQueued && { zero: "queued" as const }),
       },
       conflict: "pool_closed",
-      heldSince: { add: Date.parse(acquire.now) },
+      ...(acquire.heldSince !== undefined && { heldSince: { add: Date.parse(acquire.heldSince) } }),
     });
   }
   if (release) {

@@ -215,7 +215,10 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         const none = { active: 0, queued: 0, heldSince: [] };
         expect(await store.poolState(pool)).toEqual({ ...none, pausedUntil: undefined });
         await store.pausePool(pool, at(30));
-        await store.commit({ tasks: [{ next: makeTask({ pool }) }], acquire: claim(pool, { now: at(31) }) });
+        await store.commit({
+          tasks: [{ next: makeTask({ pool }) }],
+          acquire: claim(pool, { now: at(31), heldSince: at(31) }),
+        });
         await store.pausePool(pool, at(10));
         expect(await store.poolState(pool)).toEqual({
           active: 1,
@@ -233,7 +236,8 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       it("keeps when each held slot was taken: a claim adds its time, a release takes its run's away", async () => {
         const pool = unique("pool");
         for (const second of [1, 2, 3]) {
-          await store.commit({ acquire: claim(pool, { now: at(second), maxConcurrency: 3 }) });
+          const now = at(second);
+          await store.commit({ acquire: claim(pool, { now, heldSince: now, maxConcurrency: 3 }) });
         }
         const sorted = async () => (await store.poolState(pool)).heldSince.sort((a, b) => a - b);
         expect(await sorted()).toEqual([1, 2, 3].map((second) => Date.parse(at(second))));
@@ -251,6 +255,12 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         );
         expect((await store.poolState(pool)).active).toBe(2);
         expect(await sorted()).toEqual([1, 3].map((second) => Date.parse(at(second))));
+
+        // A pool too large to keep them: a claim adds none, and a release takes none away, harmlessly.
+        const large = unique("pool");
+        await store.commit({ acquire: claim(large) });
+        await store.commit({ release: { pool: large, heldSince: at(0) } });
+        expect(await store.poolState(large)).toMatchObject({ active: 0, heldSince: [] });
       });
 
       it("claims up to maxConcurrency, then refuses with pool_closed and writes nothing", async () => {

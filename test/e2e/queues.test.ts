@@ -1,5 +1,8 @@
 /** The pools and their queues over HTTP: the v2 API's fields, a queued task's place, and tenants kept apart. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ringSlot } from "../../core/estimate.ts";
+import { runIdFor } from "../../core/identifiers.ts";
+import { WAIT_OUTCOME_SLOTS } from "../../core/ports.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
@@ -207,15 +210,16 @@ describe("expected waits", () => {
         return { actual, miss, inside: miss <= (told[i]?.error as number) - 0.05 };
       }),
     );
+    // A task's outcome takes a slot its run id picks; of two in one slot, the later (the one behind) stays.
+    const slots = waiting.map((uuid) => ringSlot(runIdFor(uuid, 1), WAIT_OUTCOME_SLOTS));
+    const kept = outcomes.filter((_, i) => !slots.slice(i + 1).includes(slots[i] as number));
     const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
     const n = calibration.samples;
-    expect(n).toBeGreaterThanOrEqual(waiting.length);
+    expect(n).toBeGreaterThanOrEqual(kept.length);
     // Stored to the tenth of a second: a twentieth each way.
-    expect(calibration.mean_wait_s * n).toBeGreaterThanOrEqual(sum(outcomes.map((o) => o.actual)) - 0.05 * n);
-    expect(calibration.mean_abs_error_s * n).toBeGreaterThanOrEqual(
-      sum(outcomes.map((o) => o.miss)) - 0.05 * n,
-    );
-    const inside = outcomes.filter((o) => o.inside).length;
+    expect(calibration.mean_wait_s * n).toBeGreaterThanOrEqual(sum(kept.map((o) => o.actual)) - 0.05 * n);
+    expect(calibration.mean_abs_error_s * n).toBeGreaterThanOrEqual(sum(kept.map((o) => o.miss)) - 0.05 * n);
+    const inside = kept.filter((o) => o.inside).length;
     expect(calibration.coverage * n).toBeGreaterThanOrEqual(inside - 0.01);
     expect(calibration.coverage).toBeLessThanOrEqual(1);
     for (const { at, task } of estimated) {
