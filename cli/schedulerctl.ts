@@ -27,6 +27,7 @@ export interface Io {
 export const COVERAGE: Record<string, OperationId[]> = {
   enqueue: ["tasks.submit", "tasks.get"],
   list: ["tasks.list"],
+  accounts: ["tasks.accountTasks"],
   get: ["tasks.get"],
   status: ["tasks.status"],
   logs: ["tasks.log", "tasks.get", "instances.list"],
@@ -156,6 +157,10 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
     .option("--timeout <seconds>", "how long a run may take", integer("--timeout"))
     .option("--idempotency-key <key>", "the same key and body submit one task, however often sent")
     .option("--concurrency-key <key>", "tasks of one key run one at a time (e.g. one per repository)")
+    .option(
+      "--exclusive",
+      "refused while another task of its concurrency key is open, and refuses any after it",
+    )
     .option("--wait", "wait for the task to end; exit 0 if it succeeded, 1 if not")
     .action(async (tool: string | undefined, prompt: string | undefined, options) => {
       if (options.template ? tool !== undefined : prompt === undefined) {
@@ -187,6 +192,7 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
         max_attempts: options.maxAttempts,
         timeout: options.timeout,
         concurrency_key: options.concurrencyKey,
+        ...(options.exclusive && { exclusive: true }),
         ...(options.idempotencyKey && { idempotency_key: options.idempotencyKey }),
       });
       if (!options.wait) return print(submitted, () => submitted.uuid);
@@ -200,37 +206,59 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
       outcome.exitCode = exitFor(task);
     });
 
-  program
-    .command("list")
-    .description("list tasks: by status, newest first within each")
-    .addOption(new Option("--status <status>", "only tasks in this status"))
-    .option("--pool <pool>", "only this pool's")
-    .option("--namespace <namespace>", "only this namespace's")
-    .option("--tag <key=value>", "only tasks with this tag")
-    .option("--size <n>", "tasks per page", integer("--size"))
-    .option("--cursor <cursor>", "the page after this cursor")
-    .option("--all", "every page")
-    .action(async (options) => {
-      const query = {
-        status: options.status,
-        pool: options.pool,
-        namespace: options.namespace,
-        tag: options.tag,
-        size: options.size,
-        cursor: options.cursor,
-      };
-      const api = client();
-      if (options.all) {
-        const tasks: TaskView[] = [];
-        for await (const task of api.pages("tasks.list", "tasks", { query })) tasks.push(task);
-        return print({ total: tasks.length, tasks }, () => taskTable(tasks));
-      }
-      const page = await api.call("tasks.list", { query });
-      print(
-        page,
-        () => `${taskTable(page.tasks)}${page.next_cursor ? `\nnext: --cursor ${page.next_cursor}` : ""}`,
-      );
-    });
+  /** A listing of tasks with the filters of `list`: all of them, or (given its name) an account's. */
+  const taskListing = (command: Command, accountOf: (args: unknown[]) => string | undefined) =>
+    command
+      .addOption(new Option("--status <status>", "only tasks in this status"))
+      .option("--pool <pool>", "only this pool's")
+      .option("--namespace <namespace>", "only this namespace's")
+      .option("--tag <key=value>", "only tasks with this tag")
+      .option("--size <n>", "tasks per page", integer("--size"))
+      .option("--cursor <cursor>", "the page after this cursor")
+      .option("--all", "every page")
+      .action(async (...args: unknown[]) => {
+        // Commander passes the arguments, then the options and the command.
+        const options = args.at(-2) as Record<string, string | undefined>;
+        const query = {
+          status: options.status as TaskStatus | undefined,
+          pool: options.pool,
+          namespace: options.namespace,
+          tag: options.tag,
+          size: options.size as number | undefined,
+          cursor: options.cursor,
+        };
+        const api = client();
+        const account = accountOf(args);
+        if (options.all) {
+          const tasks: TaskView[] = [];
+          const pages =
+            account === undefined
+              ? api.pages("tasks.list", "tasks", { query })
+              : api.pages("tasks.accountTasks", "tasks", { account, query });
+          for await (const task of pages) tasks.push(task);
+          return print({ total: tasks.length, tasks }, () => taskTable(tasks));
+        }
+        const page =
+          account === undefined
+            ? await api.call("tasks.list", { query })
+            : await api.call("tasks.accountTasks", { account, query });
+        print(
+          page,
+          () => `${taskTable(page.tasks)}${page.next_cursor ? `\nnext: --cursor ${page.next_cursor}` : ""}`,
+        );
+      });
+
+  taskListing(
+    program.command("list").description("list tasks: by status, newest first within each"),
+    () => undefined,
+  );
+  taskListing(
+    program
+      .command("accounts")
+      .description("list an account's tasks: those whose concurrency key it is, newest first")
+      .argument("<account>"),
+    ([account]) => account as string,
+  );
 
   program
     .command("get")

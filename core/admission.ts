@@ -19,6 +19,7 @@ import {
   type StateChange,
 } from "./ports.ts";
 import { CONCURRENCY_KEY_LIMIT, type Run, scopedConcurrencyKey, type Task } from "./records.ts";
+import { scopeClaimsOf, scopesOfTask } from "./scopes.ts";
 import { assertTransition } from "./status.ts";
 
 /** A dispatch whose worker has not confirmed it by then is re-sent by the tick (same dedup id). */
@@ -86,6 +87,7 @@ export const slotOf = (task: Task): SlotRelease => ({
   pool: task.pool,
   concurrencyKey: scopedConcurrencyKey(task),
   heldSince: task.dispatch_time,
+  ...(task.held_scopes?.length && { scopes: task.held_scopes }),
 });
 
 /**
@@ -153,6 +155,11 @@ const ADMIT_LOST_RACES = 2;
  * that failed, or an index that lagged): a missed wake-up costs at most a minute, one write a minute each.
  */
 const KEY_RECHECK_SECONDS = 60;
+/**
+ * Tasks a pass goes past untried, because a concurrency scope of theirs (a model's) is full,
+ * before it stops: the tick and the next release of such a scope go on.
+ */
+const SCOPE_SKIPS = 100;
 
 /**
  * Admits queued tasks of a pool while it has capacity: highest priority first, then the oldest.
@@ -173,7 +180,8 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
   const admitted: Task[] = [];
   const tried = new Set<string>();
   const busyKeys = new Set<string>();
-  let lostRaces = 0;
+  const fullScopes = new Set<string>();
+  let [lostRaces, scopeSkips] = [0, 0];
   let waiting = fresh;
   let after: Task | undefined;
   for (;;) {
@@ -185,6 +193,10 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
     for (const task of [...page, ...joining].sort(readyOrder)) {
       if (tried.has(task.uuid)) continue;
       tried.add(task.uuid);
+      if (scopesOfTask(task).some((scope) => fullScopes.has(scope))) {
+        if (++scopeSkips >= SCOPE_SKIPS) return admitted;
+        continue;
+      }
       const key = scopedConcurrencyKey(task);
       // A key found busy in this pass stays busy until a run of it ends: its other tasks wait at once.
       const known = key !== undefined && busyKeys.has(key) && (await park(deps, task));
@@ -192,11 +204,24 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
       if (outcome === "parked") busyKeys.add(key as string);
       if (typeof outcome !== "string") admitted.push(outcome);
       else if (outcome === "pool_closed") return admitted;
-      else if (outcome !== "parked" && ++lostRaces >= ADMIT_LOST_RACES) return admitted;
+      else if (outcome === "scope_busy") {
+        const full = await fullScopesOf(deps, task);
+        // Every task of the pool is of its tool: none can go now.
+        if (full.includes(`tool:${pool.tool}`)) return admitted;
+        for (const scope of full) fullScopes.add(scope);
+        if (full.length === 0 && ++lostRaces >= ADMIT_LOST_RACES) return admitted;
+      } else if (outcome !== "parked" && ++lostRaces >= ADMIT_LOST_RACES) return admitted;
     }
     if (!last) return admitted;
     after = last;
   }
+}
+
+/** Of a task's limited concurrency scopes, those at their limit now. */
+async function fullScopesOf(deps: Deps, task: Task): Promise<string[]> {
+  const claims = scopeClaimsOf(deps.config, task);
+  const states = await Promise.all(claims.map(({ scope }) => deps.counters.scopeState(scope)));
+  return claims.filter((claim, i) => (states[i]?.active ?? 0) >= claim.limit).map(({ scope }) => scope);
 }
 
 /** Admits the task, or parks it when its key is busy; a key freed in between is tried once more. */
@@ -251,8 +276,9 @@ async function wakeKey(deps: Deps, key: string): Promise<Task | undefined> {
 
 /**
  * After a run gave its slots back: the next task waiting for its key (if any) rejoins its pool's ready
- * queue, and the pools admit. Returns how many tasks the slot's pool admitted. Never throws: the tick
- * does whatever this misses.
+ * queue, and the pools admit: the slot's, the woken task's, and, when the slot held concurrency scopes,
+ * the other pools of its tool, whose tasks may have waited for those. Returns how many tasks the slot's
+ * pool admitted. Never throws: the tick does whatever this misses.
  */
 export async function refill(deps: Deps, slot: SlotRelease): Promise<number> {
   try {
@@ -261,6 +287,12 @@ export async function refill(deps: Deps, slot: SlotRelease): Promise<number> {
     const woken = key === undefined ? undefined : await wakeKey(deps, key).catch(() => wakeKey(deps, key));
     const admitted = await admit(deps, slot.pool, woken?.pool === slot.pool ? [woken] : []);
     if (woken && woken.pool !== slot.pool) await admit(deps, woken.pool, [woken]);
+    if (slot.scopes?.length) {
+      const { tool } = poolConfig(deps, slot.pool);
+      for (const other of deps.config.pools.filter((p) => p.tool === tool && p.name !== slot.pool)) {
+        await admit(deps, other.name);
+      }
+    }
     return admitted.length;
   } catch (err) {
     deps.log.warn("after slots were freed: admission failed; the tick admits", { error: String(err) });
@@ -293,9 +325,18 @@ export async function recheckParked(deps: Deps, task: Task): Promise<boolean> {
 const readyOrder = (a: Task, b: Task) =>
   b.priority - a.priority || (a.ready_time ?? a.create_time).localeCompare(b.ready_time ?? b.create_time);
 
-/** The records and slot of dispatching a queued task: the task dispatched with a new run, a pool slot held. */
-function dispatching(task: Task, pool: PoolConfig, now: Date): { next: Task; run: Run; acquire: SlotClaim } {
+/**
+ * The records and slots of dispatching a queued task: the task dispatched with a new run, a pool slot
+ * held, and a slot of each of its limited concurrency scopes.
+ */
+function dispatching(
+  deps: Pick<Deps, "config" | "clock">,
+  task: Task,
+  pool: PoolConfig,
+): { next: Task; run: Run; acquire: SlotClaim } {
   assertTransition(task.status, "dispatched");
+  const now = deps.clock.now();
+  const scopes = scopeClaimsOf(deps.config, task);
   const runNumber = (task.run_count ?? 0) + 1;
   const runId = runIdFor(task.uuid, runNumber);
   const iso = now.toISOString();
@@ -308,6 +349,7 @@ function dispatching(task: Task, pool: PoolConfig, now: Date): { next: Task; run
     attempt: task.attempt + 1,
     update_time: iso,
     dispatch_time: iso,
+    held_scopes: scopes.length > 0 ? scopes.map(({ scope }) => scope) : undefined,
     due_time: new Date(now.getTime() + DISPATCH_CONFIRM_SECONDS * 1000).toISOString(),
   };
   const run: Run = {
@@ -330,12 +372,13 @@ function dispatching(task: Task, pool: PoolConfig, now: Date): { next: Task; run
     keyLimit: CONCURRENCY_KEY_LIMIT,
     now: iso,
     ...(pool.max_concurrency <= HELD_SINCE_POOL_LIMIT && { heldSince: iso }),
+    ...(scopes.length > 0 && { scopes }),
   };
   return { next, run, acquire };
 }
 
 async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
-  const { next, run, acquire } = dispatching(task, pool, deps.clock.now());
+  const { next, run, acquire } = dispatching(deps, task, pool);
   try {
     await commitChange(
       deps,
@@ -363,7 +406,7 @@ export async function admitAtSubmit(
   pool: PoolConfig,
   change: StateChange & { tasks: [RecordWrite<Task>] },
 ): Promise<Task | undefined> {
-  const { next, run, acquire } = dispatching(change.tasks[0].next, pool, deps.clock.now());
+  const { next, run, acquire } = dispatching(deps, change.tasks[0].next, pool);
   try {
     await commitChange(
       deps,
@@ -371,9 +414,8 @@ export async function admitAtSubmit(
       {},
     );
   } catch (err) {
-    if (err instanceof CommitConflict && (err.reason === "pool_closed" || err.reason === "key_busy")) {
-      return undefined;
-    }
+    const waits: CommitConflictReason[] = ["pool_closed", "key_busy", "scope_busy"];
+    if (err instanceof CommitConflict && waits.includes(err.reason)) return undefined;
     throw err;
   }
   await dispatch(deps, next, run);

@@ -1,7 +1,8 @@
 import type { Deps } from "./deps.ts";
 import { changeIdFor, type DomainEvent, type EventType, eventId } from "./events.ts";
-import type { KeyWaitChange, QueuedCountChange, RecordWrite, StateChange } from "./ports.ts";
+import type { KeyOpenChange, KeyWaitChange, QueuedCountChange, RecordWrite, StateChange } from "./ports.ts";
 import { CONCURRENCY_KEY_LIMIT, type Run, scopedConcurrencyKey, type Task } from "./records.ts";
+import { TERMINAL_STATUSES } from "./status.ts";
 
 /** The records a change was computed from; absent ones are new. */
 export interface Before {
@@ -97,6 +98,15 @@ function keyWaitOf(task: Task | undefined, before: Before): KeyWaitChange | unde
   return is ? { key, delta: 1, busyAt: CONCURRENCY_KEY_LIMIT } : { key, delta: -1 };
 }
 
+/** The move of a key's count of open tasks: +1 for a counted task stored, −1 for one that ends. */
+function keyOpenOf(task: Task | undefined, before: Before): KeyOpenChange | undefined {
+  if (!task?.key_counted) return undefined;
+  const ends = TERMINAL_STATUSES.includes(task.status);
+  if (before.task ? !ends || TERMINAL_STATUSES.includes(before.task.status) : ends) return undefined;
+  const key = scopedConcurrencyKey(task) as string;
+  return { key, delta: before.task ? -1 : 1, exclusive: task.exclusive === true };
+}
+
 /** A task that is not queued waits for nothing: its stored record says so. */
 const withoutStaleParking = (writes: RecordWrite<Task>[] | undefined) =>
   writes?.map((w) =>
@@ -107,7 +117,7 @@ const withoutStaleParking = (writes: RecordWrite<Task>[] | undefined) =>
 
 /**
  * Every state change goes through here: it is committed together with its events (an outbox), the
- * queued-task counters and the key's count of waiting tasks. `queueEntry`: the conditions on a task
+ * queued-task counters and the key's counts of waiting and open tasks. `queueEntry`: the conditions on a task
  * entering `queued` (past the tenant's quota: queued_quota; into a pool with room: pool_has_room).
  */
 export async function commitChange(
@@ -120,11 +130,13 @@ export async function commitChange(
   const events = eventsOf(change, before, deps.clock.now());
   const queued = queuedCountOf(change, before, queueEntry);
   const keyWait = keyWaitOf(tasks?.[0]?.next, before);
+  const keyOpen = keyOpenOf(tasks?.[0]?.next, before);
   await deps.tasks.commit({
     ...change,
     ...(tasks && { tasks }),
     ...(events.length > 0 && { events }),
     ...(queued && { queued }),
     ...(keyWait && { keyWait }),
+    ...(keyOpen && { keyOpen }),
   });
 }

@@ -77,8 +77,27 @@ const apiSchema = z.strictObject({
     .default(API_THROTTLE_DEFAULT),
 });
 
+/**
+ * A concurrency scope (core/scopes.ts): every task of a tool (`tool:claude`) or of a model
+ * (`model:<name>`, as tasks name it), across all pools.
+ */
+const SCOPE_NAME = new RegExp(`^(tool:(${POOL_TOOLS.join("|")})|model:\\S{1,128})$`);
+const concurrencyLimits = z
+  .record(z.string(), z.number().int().min(1).max(10_000))
+  .superRefine((limits, ctx) => {
+    for (const scope of Object.keys(limits).filter((name) => !SCOPE_NAME.test(name))) {
+      ctx.addIssue({
+        code: "custom",
+        path: [scope],
+        message: `must be tool:<${POOL_TOOLS.join("|")}> or model:<name>`,
+      });
+    }
+  });
+
 const configSchema = z.strictObject({
   api: apiSchema.default({ throttle: API_THROTTLE_DEFAULT }),
+  /** At most this many tasks of each scope hold a slot (dispatched or running) at once, over all pools. */
+  concurrency_limits: concurrencyLimits.default({}),
   pools: z
     .array(poolSchema)
     .min(1)

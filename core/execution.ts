@@ -348,8 +348,10 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
     if (ending.kind === "lost" && (task.lease_expires_at ?? "") > now.toISOString()) return undefined;
     const nextTask = taskAfter(task, ending, pool, now, deps.random);
     assertTransition(task.status, nextTask.status);
-    // A task requeued here waits for a slot itself: admission must follow.
-    const whenNoneWaiting = nextTask.status !== "queued" && !backlogged(deps).has(pool.name);
+    // A task requeued here waits for a slot itself, and tasks of other pools may wait for its scopes':
+    // admission must follow.
+    const whenNoneWaiting =
+      nextTask.status !== "queued" && !backlogged(deps).has(pool.name) && !task.held_scopes?.length;
     try {
       await commitChange(
         deps,

@@ -70,7 +70,7 @@ export const QUEUE_SETTINGS = {
   deadLetterRetentionSeconds: 14 * 86_400,
 } as const;
 
-/** The single DynamoDB table: generic keys plus three sparse GSIs (see adapters/aws/dynamo-store.ts). */
+/** The single DynamoDB table: generic keys plus four sparse GSIs (see adapters/aws/dynamo-store.ts). */
 export const TABLE = {
   partitionKey: "pk",
   sortKey: "sk",
@@ -85,6 +85,11 @@ export const TABLE = {
     ready: { name: "ready", partitionKey: "gsi2pk", sortKey: "gsi2sk" },
     /** Due times, sharded: gsi3pk = `DUE#<shard>`, gsi3sk = `<due time>#<uuid>`. */
     due: { name: "due", partitionKey: "gsi3pk", sortKey: "gsi3sk" },
+    /**
+     * A concurrency key's tasks (an account's): gsi4pk = `CK#<tenant>#<key>`, gsi4sk = `<create time>#<uuid>`.
+     * Only tasks with a concurrency key.
+     */
+    byKey: { name: "by-key", partitionKey: "gsi4pk", sortKey: "gsi4sk" },
   },
 } as const;
 

@@ -3,6 +3,7 @@
 import type { DomainEvent } from "./events.ts";
 import type { PodSpec } from "./pods.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "./records.ts";
+import type { ScopeClaim } from "./scopes.ts";
 import type { CallbackTarget, ResolvedAddress } from "./ssrf.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
 import type { TemplateRevision } from "./templates.ts";
@@ -34,6 +35,8 @@ export interface SlotClaim {
   heldSince?: string;
   /** Refuse the slot (pool_closed) while any task waits queued in the pool. */
   noneQueued?: boolean;
+  /** A slot of each of these concurrency scopes too, under its limit (else scope_busy). */
+  scopes?: ScopeClaim[];
 }
 
 /**
@@ -61,12 +64,26 @@ export interface KeyWaitChange {
   busyAt?: number;
 }
 
+/**
+ * A task with a concurrency key is stored (+1) or ends (−1): the key's count of open (not terminal) tasks
+ * moves. No task enters while an exclusive one is open, and an exclusive one enters only while none is
+ * (else `key_exclusive`).
+ */
+export interface KeyOpenChange {
+  /** Already scoped to the tenant by the domain. */
+  key: string;
+  delta: 1 | -1;
+  exclusive: boolean;
+}
+
 /** Give back a slot taken by a SlotClaim. */
 export interface SlotRelease {
   pool: string;
   concurrencyKey?: string;
   /** The dispatch time (ISO) of the run that held the slot: it leaves the pool's held slots' times. */
   heldSince?: string;
+  /** The concurrency scopes whose slots it held (Task.held_scopes). */
+  scopes?: string[];
   /**
    * Give it back only while no task waits for it: none queued in the pool, none parked on the key (else
    * `tasks_waiting`). Then no admission need follow.
@@ -144,6 +161,8 @@ export interface StateChange {
   events?: DomainEvent[];
   /** The key's count of waiting tasks moves with its tasks (see core/commit.ts). */
   keyWait?: KeyWaitChange;
+  /** The key's count of open tasks moves with its tasks (see core/commit.ts). */
+  keyOpen?: KeyOpenChange;
   /** A run that ended goes into its pool's sample of recent runs (the wait estimates read it). */
   sample?: PoolSample;
   /** A task's first run started after a predicted wait: the estimator's calibration reads it. */
@@ -161,7 +180,9 @@ export type CommitConflictReason =
   | "key_free"
   | "tasks_waiting"
   | "pool_has_room"
-  | "template";
+  | "template"
+  | "key_exclusive"
+  | "scope_busy";
 
 /** A StateChange whose conditions did not hold; nothing was written. */
 export class CommitConflict extends Error {
@@ -196,6 +217,8 @@ export interface TaskQuery {
   pool?: string;
   namespace?: string;
   tag?: { key: string; value: string };
+  /** Only the tasks of this concurrency key (unscoped: the tenant's), newest first. */
+  concurrencyKey?: string;
   size: number;
   /** Opaque; a cursor that this query did not produce is a ValidationError on `cursor`. */
   cursor?: string;
@@ -253,6 +276,10 @@ export interface CounterStore {
   pauseForLimit(pool: string, until: string): Promise<void>;
   /** A (scoped) concurrency key: its slots held and its tasks waiting, read consistently. */
   keyState(key: string): Promise<{ active: number; waiting: number }>;
+  /** A concurrency scope's slots held (SlotClaim.scopes). */
+  scopeState(scope: string): Promise<{ active: number }>;
+  /** A concurrency key's (scoped) open tasks and open exclusive ones (KeyOpenChange). */
+  keyOpenTasks(key: string): Promise<{ open: number; exclusive: number }>;
   /** Lifts any pause of the pool. */
   resumePool(pool: string): Promise<void>;
   /** The pool's sample of recent runs (StateChange.sample). */

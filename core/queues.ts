@@ -145,13 +145,26 @@ export interface QueuePlace {
 /**
  * A queued task's place in the admission order (1 for the next to be admitted) and its expected wait from
  * now. Nothing for a task that is not in its pool's queue (not queued, or waiting for its busy concurrency
- * key), or with 1,000 ahead of it.
+ * key), or with 1,000 ahead of it. Only a nicety beside the task: a read that fails gives nothing (logged),
+ * never a failed answer about a task that is there.
  */
 export async function queuePlace(
-  deps: Pick<Deps, "tasks" | "config"> & EstimateDeps,
+  deps: Pick<Deps, "tasks" | "config" | "log"> & EstimateDeps,
   task: Task,
 ): Promise<QueuePlace> {
   if (task.status !== "queued" || task.key_parked) return {};
+  try {
+    return await placeInQueue(deps, task);
+  } catch (err) {
+    deps.log.warn("no place or expected wait for a task", { uuid: task.uuid, error: String(err) });
+    return {};
+  }
+}
+
+async function placeInQueue(
+  deps: Pick<Deps, "tasks" | "config"> & EstimateDeps,
+  task: Task,
+): Promise<QueuePlace> {
   const [ahead, state] = await Promise.all([
     deps.tasks.readyAhead(task, POSITION_CAP),
     deps.counters.poolState(task.pool),

@@ -69,6 +69,8 @@ export const taskViewSchema = z.object({
   timeout: z.number(),
   idempotency_key: z.string().optional(),
   concurrency_key: z.string().optional(),
+  /** While it is open, no other task of its tenant with its concurrency key is accepted (one per account). */
+  exclusive: z.boolean().optional(),
   /** The template the task's job was rendered from, and its revision (kept: later revisions change nothing). */
   template: z.string().optional(),
   template_revision: z.number().optional(),
@@ -120,6 +122,8 @@ export const taskSchema = taskViewSchema.extend({
   due_time: time.optional(),
   /** When its current run was dispatched (took its pool slot): the slot's age, for the wait estimates. */
   dispatch_time: time.optional(),
+  /** The concurrency scopes (core/scopes.ts) whose slots its current run took: its release gives them back. */
+  held_scopes: z.array(z.string()).optional(),
   /** When the task last became ready; orders the ready queue within a priority. */
   ready_time: time.optional(),
   /** Rate-limit answers retried so far without using an attempt. */
@@ -128,6 +132,11 @@ export const taskSchema = taskViewSchema.extend({
   occurrence_waiting: z.boolean().optional(),
   /** A reorder moved next_run_time away from this slot; the cadence resumes after it. */
   reorder_slot: time.optional(),
+  /**
+   * It counts among its concurrency key's open tasks until it ends (core/commit.ts); a task stored before
+   * keys counted their tasks does not.
+   */
+  key_counted: z.boolean().optional(),
   /** The status a paused task goes back to on resume. */
   paused_from: z.enum(["scheduled", "queued"]).optional(),
   /**

@@ -89,6 +89,8 @@ export const submitTaskSchema = z
     tags: tagsSchema.default({}),
     idempotency_key: label(LIMITS.labelLength).optional(),
     concurrency_key: label(LIMITS.labelLength).optional(),
+    /** Refused (409) while another open task of the tenant has its concurrency_key, and refuses any after it. */
+    exclusive: z.boolean().optional(),
     max_attempts: numeric(z.number().int().min(1).max(LIMITS.maxAttempts)).default(DEFAULTS.maxAttempts),
     timeout: numeric(z.number().int().min(1).max(LIMITS.timeoutSeconds)).default(DEFAULTS.timeoutSeconds),
     callback: z
@@ -125,6 +127,10 @@ export const submitTaskSchema = z
         "a template gives the job: tool, model, input_files and output_files come from it (pool may be given)",
     },
   )
+  .refine((b) => !b.exclusive || b.concurrency_key !== undefined, {
+    path: ["exclusive"],
+    message: "is exclusive within a concurrency_key: give one",
+  })
   .refine((b) => b.quotas === undefined || b.template !== undefined, {
     path: ["quotas"],
     message: "quotas size a pod job: give them with a pod template",

@@ -6,7 +6,7 @@ import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import type { RateLimitedError } from "./errors.ts";
 import { ConflictError, runNotFound, taskNotFound, ValidationError } from "./errors.ts";
-import type { PoolTool, Tags } from "./fields.ts";
+import { LIMITS, type PoolTool, type Tags } from "./fields.ts";
 import { blobKeys, runIdFor } from "./identifiers.ts";
 import { queuedLimitOf, queuedQuotaReached } from "./limits.ts";
 import { retryOnConflict } from "./optimistic.ts";
@@ -19,7 +19,7 @@ import { firstFireTime, type Recurrence, recurrenceIssues } from "./recurrence.t
 import { anchorOf, fireOccurrence } from "./recurring.ts";
 import type { ListTasksQuery, SubmitTask } from "./requests.ts";
 import { callbackUrlProblem } from "./ssrf.ts";
-import { ACTIVE_STATUSES, assertTransition, type TaskStatus } from "./status.ts";
+import { ACTIVE_STATUSES, assertTransition, type TaskStatus, TERMINAL_STATUSES } from "./status.ts";
 import { renderForTask } from "./templates.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -108,6 +108,8 @@ export async function submitTask(
     timeout: job.timeout,
     idempotency_key: input.idempotency_key,
     concurrency_key: input.concurrency_key,
+    exclusive: input.exclusive,
+    key_counted: input.concurrency_key === undefined ? undefined : true,
     callback: input.callback,
     scheduled_at: input.scheduled_at,
     create_time: iso,
@@ -134,12 +136,9 @@ export async function submitTask(
     if (task.status === "queued") {
       const dispatched = await admitAtSubmit(deps, pool, change);
       if (dispatched) return { created: true, task: dispatched };
-      // It waits: the wait it is told to expect is kept, so that its start can tell how good that was.
-      // Only a nicety: a read that fails leaves the task without one, never unsubmitted.
-      place = await queuePlace(deps, task).catch((err: unknown) => {
-        deps.log.warn("no expected wait for a submission", { uuid, error: String(err) });
-        return {};
-      });
+      // It waits: the wait it is told to expect is kept, so that its start can tell how good that was
+      // (a read that fails leaves it without one, never unsubmitted).
+      place = await queuePlace(deps, task);
       change.tasks[0] = { next: withPrediction(task, place) };
       if (await queuedBehindFullPool(deps, pool, change, queuedLimit)) {
         return { created: true, task: change.tasks[0].next, place };
@@ -149,6 +148,9 @@ export async function submitTask(
   } catch (err) {
     if (err instanceof CommitConflict && err.reason === "queued_quota")
       throw queuedQuotaReached(queuedLimit ?? 0);
+    if (err instanceof CommitConflict && err.reason === "key_exclusive") {
+      throw await keyHeld(deps, tenant, input.concurrency_key as string);
+    }
     // A concurrent submit with the same key won the race.
     if (err instanceof CommitConflict && err.reason === "idempotency" && input.idempotency_key) {
       const replay = await idempotentReplay(deps, principal, tenant, input.idempotency_key, bodyHash);
@@ -160,6 +162,27 @@ export async function submitTask(
   // again. What follows only hurries it; the tick fires and admits whatever it misses.
   const stored = await hurried(deps, change.tasks[0].next, pool);
   return { created: true, task: stored, place: stored.status === "queued" ? place : undefined };
+}
+
+/** How many of a key's latest tasks a refusal looks through for the open one that holds the key. */
+const HOLDER_SEARCH = 1_000;
+
+/**
+ * The refusal of a submission that the key's open tasks exclude: it names the task that holds the key (an
+ * open exclusive one, else any open one) when one is among the key's latest.
+ */
+async function keyHeld(deps: Pick<Deps, "tasks">, tenant: string, key: string): Promise<ConflictError> {
+  const open: Task[] = [];
+  let cursor: string | undefined;
+  for (let read = 0; read < HOLDER_SEARCH; read += LIMITS.pageSize) {
+    const page = await deps.tasks.listTasks({ tenant, concurrencyKey: key, size: LIMITS.pageSize, cursor });
+    open.push(...page.items.filter((task) => !TERMINAL_STATUSES.includes(task.status)));
+    cursor = page.nextCursor;
+    if (open.some((task) => task.exclusive) || !cursor) break;
+  }
+  const holder = open.find((task) => task.exclusive) ?? open[0];
+  const by = holder ? ` by task ${holder.uuid}${holder.exclusive ? " (exclusive)" : ""}` : "";
+  return new ConflictError(`concurrency_key: ${key} is held${by}`);
 }
 
 /** A task with the wait predicted for it, if there was enough history to predict one. */
@@ -329,7 +352,13 @@ export async function getTask(deps: Pick<Deps, "tasks">, principal: Principal, u
   return visibleTask(deps, principal, uuid);
 }
 
-export async function listTasks(deps: Pick<Deps, "tasks">, principal: Principal, query: ListTasksQuery) {
+/** The tasks a principal may list, with filters; with `concurrencyKey`, only that key's (an account's). */
+export async function listTasks(
+  deps: Pick<Deps, "tasks">,
+  principal: Principal,
+  query: ListTasksQuery,
+  concurrencyKey?: string,
+) {
   requireScope(principal, "tasks:read");
   const page = await deps.tasks.listTasks({
     tenant: actingTenant(principal, query.tenant),
@@ -337,6 +366,7 @@ export async function listTasks(deps: Pick<Deps, "tasks">, principal: Principal,
     pool: query.pool,
     namespace: query.namespace,
     tag: query.tag,
+    concurrencyKey,
     size: query.size,
     cursor: query.cursor,
   });

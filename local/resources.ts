@@ -1,4 +1,10 @@
-import { CreateTableCommand, ResourceInUseException, waitUntilTableExists } from "@aws-sdk/client-dynamodb";
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  ResourceInUseException,
+  UpdateTableCommand,
+  waitUntilTableExists,
+} from "@aws-sdk/client-dynamodb";
 import {
   BucketAlreadyOwnedByYou,
   type BucketLocationConstraint,
@@ -6,7 +12,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { CreateTopicCommand, SubscribeCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
-import { backfillListingShards } from "../adapters/aws/table-backfill.ts";
+import { backfillTable } from "../adapters/aws/table-backfill.ts";
 import { tableDefinition } from "../adapters/aws/table-definition.ts";
 import type { PoolConfig, SchedulerConfig } from "../core/config.ts";
 import { CALLBACK_FILTER_POLICY } from "../core/events.ts";
@@ -73,7 +79,8 @@ export async function createLocalResources(
 }
 
 /** Creates the table, or brings a table kept in the data directory by an earlier version up to date. */
-async function createTable({ dynamodb, doc }: LocalClients, tableName: string) {
+async function createTable(clients: LocalClients, tableName: string) {
+  const { dynamodb, doc } = clients;
   let existed = false;
   try {
     await dynamodb.send(new CreateTableCommand(tableDefinition(tableName)));
@@ -85,7 +92,32 @@ async function createTable({ dynamodb, doc }: LocalClients, tableName: string) {
     { client: dynamodb, minDelay: 1, maxDelay: 2, maxWaitTime: 60 },
     { TableName: tableName },
   );
-  if (existed) await backfillListingShards(doc, tableName);
+  if (existed) {
+    await addMissingIndexes(clients, tableName);
+    await backfillTable(doc, tableName);
+  }
+}
+
+/** Creates the indexes an earlier version's table lacks, one at a time (as DynamoDB allows), and waits for each. */
+export async function addMissingIndexes({ dynamodb }: LocalClients, tableName: string) {
+  const definition = tableDefinition(tableName);
+  const described = await dynamodb.send(new DescribeTableCommand({ TableName: tableName }));
+  const present = new Set((described.Table?.GlobalSecondaryIndexes ?? []).map((index) => index.IndexName));
+  for (const index of definition.GlobalSecondaryIndexes ?? []) {
+    if (present.has(index.IndexName)) continue;
+    await dynamodb.send(
+      new UpdateTableCommand({
+        TableName: tableName,
+        AttributeDefinitions: definition.AttributeDefinitions,
+        GlobalSecondaryIndexUpdates: [{ Create: index }],
+      }),
+    );
+    for (let status: string | undefined; status !== "ACTIVE"; ) {
+      const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: tableName }));
+      status = Table?.GlobalSecondaryIndexes?.find((i) => i.IndexName === index.IndexName)?.IndexStatus;
+      if (status !== "ACTIVE") await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
 }
 
 const deadLetterRetention = { MessageRetentionPeriod: String(QUEUE_SETTINGS.deadLetterRetentionSeconds) };

@@ -43,6 +43,7 @@ export const OPERATIONS = {
   "health.apiDocument": ["GET", "/v2/openapi.json"],
   "tasks.submit": ["POST", "/v2/tasks"],
   "tasks.list": ["GET", "/v2/tasks"],
+  "tasks.accountTasks": ["GET", "/v2/accounts/{account}/tasks"],
   "tasks.get": ["GET", "/v2/tasks/{uuid}"],
   "tasks.cancel": ["DELETE", "/v2/tasks/{uuid}"],
   "tasks.status": ["GET", "/v2/tasks/{uuid}/status"],
@@ -101,6 +102,7 @@ interface Shapes {
   "health.apiDocument": { answer: Record<string, unknown> };
   "tasks.submit": { body: z.input<typeof submitTaskSchema>; answer: Data<"submitted"> };
   "tasks.list": { query: z.input<typeof listTasksQuery>; answer: Data<"tasks"> };
+  "tasks.accountTasks": { query: z.input<typeof listTasksQuery>; answer: Data<"tasks"> };
   "tasks.get": { answer: Data<"task"> };
   "tasks.cancel": { answer: Data<"canceled"> };
   "tasks.status": { answer: Data<"taskStatus"> };

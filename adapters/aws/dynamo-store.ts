@@ -38,6 +38,7 @@ import {
   type Item,
   idempotencyKey,
   type Key,
+  keyOpenTasksKey,
   poolKey,
   poolSamplesKey,
   queuedCountKey,
@@ -45,6 +46,7 @@ import {
   recordOf,
   runKey,
   samplesOf,
+  scopeKey,
   taskItem,
   taskKey,
   templateItem,
@@ -361,6 +363,15 @@ export class DynamoStore implements TaskStore, TenantStore {
   async keyState(key: string): Promise<{ active: number; waiting: number }> {
     const item = await this.#get<{ active?: number; waiting?: number }>(concurrencyKeyKey(key));
     return { active: item?.active ?? 0, waiting: item?.waiting ?? 0 };
+  }
+
+  async scopeState(scope: string): Promise<{ active: number }> {
+    return { active: (await this.#get<{ active?: number }>(scopeKey(scope)))?.active ?? 0 };
+  }
+
+  async keyOpenTasks(key: string): Promise<{ open: number; exclusive: number }> {
+    const item = await this.#get<{ open?: number; exclusive?: number }>(keyOpenTasksKey(key));
+    return { open: item?.open ?? 0, exclusive: item?.exclusive ?? 0 };
   }
 
   getRun(taskUuid: string, runId: string): Promise<Run | undefined> {

@@ -27,6 +27,7 @@ import {
   type Item,
   idempotencyKey,
   type Key,
+  keyOpenTasksKey,
   poolKey,
   poolSamplesKey,
   queuedCountKey,
@@ -34,6 +35,7 @@ import {
   recordOf,
   runKey,
   samplesOf,
+  scopeKey,
   taskItem,
   taskKey,
   templateItem,
@@ -219,6 +221,15 @@ export class MemoryStore implements TaskStore, TenantStore {
   async keyState(key: string): Promise<{ active: number; waiting: number }> {
     const item = this.#items.get(idOf(concurrencyKeyKey(key)));
     return { active: counterOf(item), waiting: counterOf(item, "waiting") };
+  }
+
+  async scopeState(scope: string): Promise<{ active: number }> {
+    return { active: counterOf(this.#items.get(idOf(scopeKey(scope)))) };
+  }
+
+  async keyOpenTasks(key: string): Promise<{ open: number; exclusive: number }> {
+    const item = this.#items.get(idOf(keyOpenTasksKey(key)));
+    return { open: counterOf(item, "open"), exclusive: counterOf(item, "exclusive") };
   }
 
   async getRun(taskUuid: string, runId: string): Promise<Run | undefined> {

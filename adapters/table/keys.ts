@@ -32,9 +32,22 @@ interface IndexKeys {
   gsi2sk?: string;
   gsi3pk?: string;
   gsi3sk?: string;
+  gsi4pk?: string;
+  gsi4sk?: string;
 }
 
-const KEY_ATTRIBUTES = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"];
+const KEY_ATTRIBUTES = [
+  "pk",
+  "sk",
+  "gsi1pk",
+  "gsi1sk",
+  "gsi2pk",
+  "gsi2sk",
+  "gsi3pk",
+  "gsi3sk",
+  "gsi4pk",
+  "gsi4sk",
+];
 
 /**
  * Shards of a tenant's task and run listings on the by-tenant index: a big tenant's transitions spread
@@ -42,7 +55,7 @@ const KEY_ATTRIBUTES = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi
  */
 export const LISTING_SHARDS = 8;
 
-/** The partition keys of the indexes (TABLE.indexes): byTenant, ready and due. */
+/** The partition keys of the indexes (TABLE.indexes): byTenant, ready, due and byKey. */
 export const PARTITIONS = {
   tenantTasks: (tenant: string, shard: number) => `T#${tenant}#TASK#${shard}`,
   tenantRuns: (tenant: string, shard: number) => `T#${tenant}#RUN#${shard}`,
@@ -54,6 +67,8 @@ export const PARTITIONS = {
   /** Queued tasks waiting for a busy concurrency key (already scoped), on the ready index. */
   keyWaiting: (key: string) => `KEYWAIT#${key}`,
   due: (shard: number) => `DUE#${shard}`,
+  /** The tasks of a concurrency key (already scoped), on the by-key index. */
+  keyTasks: (key: string) => `CK#${key}`,
 } as const;
 
 /** Sort-key prefixes of the items in a task's partition: the task itself is `TASK`. */
@@ -117,6 +132,10 @@ export const waitOutcomesOf = (item: Record<string, unknown> | undefined): WaitO
       : [],
   );
 export const concurrencyKeyKey = (key: string): Key => ({ pk: `CKEY#${key}`, sk: "CKEY" });
+/** A concurrency scope's slots held (core/scopes.ts), over all pools. */
+export const scopeKey = (scope: string): Key => ({ pk: `SCOPE#${scope}`, sk: "SCOPE" });
+/** How many of a concurrency key's tasks are not yet terminal, and whether one of them is exclusive. */
+export const keyOpenTasksKey = (key: string): Key => ({ pk: `CKEY#${key}`, sk: "OPEN" });
 export const queuedCountKey = (tenant: string): Key => ({ pk: `TENANT#${tenant}`, sk: "QUEUED" });
 export const idempotencyKey = (tenant: string, key: string): Key => ({
   pk: `IDEM#${tenant}#${key}`,
@@ -134,11 +153,19 @@ export const rateKey = (scope: string, windowStart: string): Key => ({
   sk: "RATE",
 });
 
-/** All keys of a task, derived from the whole record: the ready and due indexes are sparse. */
 /** A queued task's place in its ready queue: priority 9 first, then the earliest ready time. */
 export const readySortKey = (task: Task) =>
   `${9 - task.priority}#${task.ready_time ?? task.create_time}#${task.uuid}`;
 
+/** A task's keys on the by-key index, if it has a concurrency key. */
+export const keyTasksKeys = (task: Pick<Task, "tenant" | "concurrency_key" | "create_time" | "uuid">) => {
+  const key = scopedConcurrencyKey(task);
+  return key === undefined
+    ? {}
+    : { gsi4pk: PARTITIONS.keyTasks(key), gsi4sk: `${task.create_time}#${task.uuid}` };
+};
+
+/** All keys of a task, derived from the whole record: the ready, due and by-key indexes are sparse. */
 function taskKeys(task: Task): Key & IndexKeys {
   return {
     ...taskKey(task.uuid),
@@ -154,6 +181,7 @@ function taskKeys(task: Task): Key & IndexKeys {
       gsi3pk: PARTITIONS.due(dueShard(task.uuid)),
       gsi3sk: `${dueAt(task)}#${task.uuid}`,
     }),
+    ...keyTasksKeys(task),
   };
 }
 

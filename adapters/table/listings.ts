@@ -5,7 +5,7 @@ import { ValidationError } from "../../core/errors.ts";
 import { changeIdOf, type DomainEvent } from "../../core/events.ts";
 import { TABLE } from "../../core/names.ts";
 import type { Page, RunQuery, TaskQuery } from "../../core/ports.ts";
-import type { Task } from "../../core/records.ts";
+import { scopedConcurrencyKey, type Task } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
 import {
   eventsOfLogItem,
@@ -45,19 +45,28 @@ const equals = (path: string[], value: string | undefined) => (value === undefin
 /** One listing per shard of a tenant's listing partition, merged by the stores (mergedPageOf). */
 const shards = Array.from({ length: LISTING_SHARDS }, (_, shard) => shard);
 
-/** A tenant's tasks, newest first within a status. */
-export const taskListings = (q: TaskQuery): Listing[] =>
-  shards.map((shard) => ({
+/** A tenant's tasks, newest first within a status; those of a concurrency key, newest first. */
+export function taskListings(q: TaskQuery): Listing[] {
+  const filters = [
+    ...equals(["pool"], q.pool),
+    ...equals(["namespace"], q.namespace),
+    ...(q.tag ? equals(["tags", q.tag.key], q.tag.value) : []),
+  ];
+  if (q.concurrencyKey !== undefined) {
+    const pk = PARTITIONS.keyTasks(
+      scopedConcurrencyKey({ tenant: q.tenant, concurrency_key: q.concurrencyKey }) as string,
+    );
+    const byStatus = equals(["status"], q.status);
+    return [{ index: TABLE.indexes.byKey, pk, forward: false, filters: [...byStatus, ...filters] }];
+  }
+  return shards.map((shard) => ({
     index: TABLE.indexes.byTenant,
     pk: PARTITIONS.tenantTasks(q.tenant, shard),
     skPrefix: q.status && `${q.status}#`,
     forward: false,
-    filters: [
-      ...equals(["pool"], q.pool),
-      ...equals(["namespace"], q.namespace),
-      ...(q.tag ? equals(["tags", q.tag.key], q.tag.value) : []),
-    ],
+    filters,
   }));
+}
 
 /** A task's runs oldest first (the tenant must own them), or a tenant's runs newest first within a status. */
 export const runListings = (q: RunQuery): Listing[] =>

@@ -3,7 +3,13 @@
  * the order whose first failed condition names the conflict.
  */
 import { ConflictError } from "../../core/errors.ts";
-import type { CommitConflictReason, PoolSample, StateChange, WaitOutcomeSample } from "../../core/ports.ts";
+import type {
+  CommitConflictReason,
+  KeyOpenChange,
+  PoolSample,
+  StateChange,
+  WaitOutcomeSample,
+} from "../../core/ports.ts";
 import {
   compact,
   concurrencyKeyKey,
@@ -11,21 +17,23 @@ import {
   type Item,
   idempotencyKey,
   type Key,
+  keyOpenTasksKey,
   poolKey,
   poolSamplesKey,
   queuedCountKey,
   runItem,
   sampleAttribute,
+  scopeKey,
   taskItem,
   waitOutcomeAttribute,
   waitOutcomesKey,
 } from "./keys.ts";
 
 /**
- * Counter attributes: slots held (pools, concurrency keys), tasks waiting in `queued` (pools, tenants), and
- * tasks waiting for a busy key (concurrency keys).
+ * Counter attributes: slots held (pools, concurrency keys), tasks waiting in `queued` (pools, tenants),
+ * tasks waiting for a busy key (concurrency keys), and a key's open tasks and open exclusive ones.
  */
-export type Counter = "active" | "queued" | "waiting";
+export type Counter = "active" | "queued" | "waiting" | "open" | "exclusive";
 
 /** The conditions of a counter write; all must hold. */
 export interface CountConditions {
@@ -80,6 +88,20 @@ const waitOutcomeWrite = ({ pool, slot, expect, error, actual }: WaitOutcomeSamp
   type: "set",
   key: waitOutcomesKey(pool),
   values: { [waitOutcomeAttribute(slot)]: [expect, error, actual] },
+});
+
+/**
+ * A task into or out of its key's open tasks: in, only while no exclusive one is open (and, for an
+ * exclusive one, while none at all is).
+ */
+const keyOpenWrite = ({ key, delta, exclusive }: KeyOpenChange): Write => ({
+  type: "count",
+  key: keyOpenTasksKey(key),
+  add: { open: delta, ...(exclusive && { exclusive: delta }) },
+  ...(delta > 0 && {
+    when: exclusive ? { below: { counter: "open" as const, limit: 1 } } : { zero: "exclusive" as const },
+    conflict: "key_exclusive" as const,
+  }),
 });
 
 /** A tenant or API key that a create found already stored. */
@@ -164,6 +186,7 @@ export function writesOf(change: StateChange): Write[] {
         conflict: "run",
       }),
     ),
+    ...(change.keyOpen ? [keyOpenWrite(change.keyOpen)] : []),
     ...poolWrites(change),
   ];
   const { acquire, release, idempotency, queued } = change;
@@ -174,6 +197,15 @@ export function writesOf(change: StateChange): Write[] {
       add: { active: 1 },
       when: { below: { counter: "active", limit: acquire.keyLimit } },
       conflict: "key_busy",
+    });
+  }
+  for (const { scope, limit } of acquire?.scopes ?? []) {
+    writes.push({
+      type: "count",
+      key: scopeKey(scope),
+      add: { active: 1 },
+      when: { below: { counter: "active", limit } },
+      conflict: "scope_busy",
     });
   }
   if (idempotency) {
@@ -212,5 +244,7 @@ export function writesOf(change: StateChange): Write[] {
     const key = concurrencyKeyKey(release.concurrencyKey);
     writes.push(slotGivenBack(key, "waiting", release.whenNoneWaiting));
   }
+  for (const scope of release?.scopes ?? [])
+    writes.push({ type: "count", key: scopeKey(scope), add: { active: -1 } });
   return writes;
 }

@@ -119,6 +119,16 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     method: "GET",
+    path: "/v2/accounts/{account}/tasks",
+    summary: "List an account's tasks: those whose concurrency_key it is, newest first",
+    group: "tasks",
+    scope: "tasks:read",
+    query: listTasksQuery,
+    answer: ANSWERS.tasks,
+    handler: tasks.accountTasks,
+  }),
+  route({
+    method: "GET",
     path: "/v2/tasks/{uuid}",
     summary: "Read a task",
     group: "tasks",

@@ -1,7 +1,7 @@
 import type * as z from "zod";
 import { listTaskFiles, readTaskFile, readTaskLog } from "../../core/artifacts.ts";
 import { pauseTask, reorderTask, resumeTask } from "../../core/controls.ts";
-import { relativePath } from "../../core/fields.ts";
+import { LIMITS, label, relativePath } from "../../core/fields.ts";
 import { queuePlace } from "../../core/queues.ts";
 import type {
   listTasksQuery,
@@ -41,9 +41,21 @@ export const submit: RouteFn<z.output<typeof submitTaskSchema>> = async (deps, r
   };
 };
 
-export const list: RouteFn<unknown, z.output<typeof listTasksQuery>> = async (deps, { principal, query }) => {
-  const page = await listTasks(deps, principal, query);
-  return { data: { ...page, tasks: page.tasks.map(taskView) } };
+/** A page of tasks as clients see them. */
+const tasksPage = (page: Awaited<ReturnType<typeof listTasks>>) => ({
+  data: { ...page, tasks: page.tasks.map(taskView) },
+});
+
+export const list: RouteFn<unknown, z.output<typeof listTasksQuery>> = async (deps, { principal, query }) =>
+  tasksPage(await listTasks(deps, principal, query));
+
+/** An account's tasks: those whose concurrency_key it is (the TaskDispatcher's accounts). */
+export const accountTasks: RouteFn<unknown, z.output<typeof listTasksQuery>> = async (
+  deps,
+  { principal, params, query },
+) => {
+  const account = parse(label(LIMITS.labelLength), params.account ?? "", "account");
+  return tasksPage(await listTasks(deps, principal, query, account));
 };
 
 export const get: RouteFn = async (deps, { principal, params }) => {

@@ -25,7 +25,10 @@ const SOAK_TASKS = Number(process.env.SOAK_TASKS ?? 120);
 const SETTLE_SECONDS = 150;
 const TERMINAL = ["succeeded", "failed", "canceled", "completed"];
 
-const CONFIG = `pools:
+/** Claude's two pools hold 7 slots; the scope lets 5 of them run at once. */
+const CLAUDE_LIMIT = 5;
+const CONFIG = `concurrency_limits: { "tool:claude": ${CLAUDE_LIMIT} }
+pools:
   - { name: alpha, tool: claude, account: main, max_concurrency: 4, lease_seconds: 10, retry: { base_seconds: 1, max_seconds: 4 }, worker: { slots: 4 } }
   - { name: beta, tool: claude, account: main, max_concurrency: 3, lease_seconds: 10, retry: { base_seconds: 1, max_seconds: 4 }, worker: { slots: 3 } }
   - { name: gamma, tool: codex, account: main, max_concurrency: 3, lease_seconds: 10, retry: { base_seconds: 1, max_seconds: 4 }, worker: { slots: 3 } }
@@ -51,6 +54,7 @@ interface Submitted {
   tag: string;
   kind: Kind;
   key?: string;
+  pool: string;
   callback: boolean;
   withFile: boolean;
 }
@@ -150,7 +154,7 @@ async function submitOne(i: number) {
   const res = await call("POST", "/v2/tasks", body);
   if (res.status !== 201 && res.status !== 200)
     throw new Error(`submit ${i}: ${res.status} ${JSON.stringify(res.data)}`);
-  submitted.push({ uuid: res.data.uuid, tag, kind, key, callback, withFile });
+  submitted.push({ uuid: res.data.uuid, tag, kind, key, pool: body.pool as string, callback, withFile });
   if (kind === "cancel") {
     void sleep(1000 + random(4000)).then(() => call("DELETE", `/v2/tasks/${res.data.uuid}`));
   }
@@ -223,6 +227,7 @@ for (const a of activity.filter((x) => x.event === "start")) {
 const problems: Record<string, string[]> = {
   lost: [],
   overlaps: [],
+  scope_overrun: [],
   counter_drift: [],
   orphans: [],
   missing_events: [],
@@ -279,6 +284,18 @@ for (const key of keys) {
     if (overlap(a, b)) problems.overlaps?.push(`key ${key}: ${a.tag} and ${b.tag} at once`);
   }
 }
+// Claude's CLIs never ran more at once, over both its pools, than its scope allows.
+const claudeRuns = submitted
+  .filter((s) => s.pool !== "gamma")
+  .flatMap((s) => (runsOf.get(s.tag) ?? []).map((r) => ({ ...r, tag: s.tag })));
+let claudeMostAtOnce = 0;
+for (const run of claudeRuns) {
+  const beside = claudeRuns.filter((other) => other.start <= run.start && run.start < other.end);
+  claudeMostAtOnce = Math.max(claudeMostAtOnce, beside.length);
+  if (beside.length > CLAUDE_LIMIT) {
+    problems.scope_overrun?.push(`${beside.length} claude runs at once when ${run.tag} started`);
+  }
+}
 // With every task ended, every counter is back at zero.
 const { counters } = stack.deps;
 for (const pool of pools) {
@@ -288,10 +305,16 @@ for (const pool of pools) {
 }
 const tenant = tasks[0]?.tenant as string;
 for (const key of keys) {
-  const state = await counters.keyState(`${tenant}#${key}`);
-  if (state.active !== 0 || state.waiting !== 0)
+  const state = {
+    ...(await counters.keyState(`${tenant}#${key}`)),
+    ...(await counters.keyOpenTasks(`${tenant}#${key}`)),
+  };
+  if (Object.values(state).some((count) => count !== 0))
     problems.counter_drift?.push(`key ${key}: ${JSON.stringify(state)}`);
 }
+const claudeScope = await counters.scopeState("tool:claude");
+if (claudeScope.active !== 0)
+  problems.counter_drift?.push(`scope tool:claude: ${JSON.stringify(claudeScope)}`);
 const queued = await counters.queuedCount(tenant);
 if (queued !== 0) problems.counter_drift?.push(`tenant ${tenant}: ${queued} queued`);
 
@@ -308,6 +331,7 @@ const summary = {
   faults_injected: faults.length,
   faults: byFault,
   workers_killed: workersKilled,
+  claude_most_at_once: claudeMostAtOnce,
   ...Object.fromEntries(Object.entries(problems).map(([name, list]) => [name, list.length])),
   details: Object.fromEntries(
     Object.entries(problems)

@@ -291,6 +291,48 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect((await store.poolState(pool2)).active).toBe(1);
       });
 
+      it("holds a concurrency scope to its limit across pools (scope_busy), and gives its slots back", async () => {
+        const [pool1, pool2, tool, model] = [
+          unique("pool"),
+          unique("pool"),
+          unique("tool:"),
+          unique("model:"),
+        ];
+        const scopes = [
+          { scope: tool, limit: 2 },
+          { scope: model, limit: 1 },
+        ];
+        await store.commit({ tasks: [{ next: makeTask() }], acquire: claim(pool1, { scopes }) });
+        // The model's one slot is held: a task of it waits, in any pool; one of another model goes.
+        const refused = makeTask();
+        await expectConflict(
+          store.commit({ tasks: [{ next: refused }], acquire: claim(pool2, { scopes }) }),
+          "scope_busy",
+        );
+        expect(await store.getTask(refused.uuid)).toBeUndefined();
+        expect((await store.poolState(pool2)).active).toBe(0);
+        await store.commit({
+          tasks: [{ next: makeTask() }],
+          acquire: claim(pool2, { scopes: scopes.slice(0, 1) }),
+        });
+        expect(await store.scopeState(tool)).toEqual({ active: 2 });
+        await expectConflict(
+          store.commit({
+            tasks: [{ next: makeTask() }],
+            acquire: claim(pool2, { scopes: scopes.slice(0, 1) }),
+          }),
+          "scope_busy",
+        );
+
+        await store.commit({ release: { pool: pool1, scopes: [tool, model] } });
+        expect([await store.scopeState(tool), await store.scopeState(model)]).toEqual([
+          { active: 1 },
+          { active: 0 },
+        ]);
+        await store.commit({ tasks: [{ next: makeTask() }], acquire: claim(pool1, { scopes }) });
+        expect(await store.scopeState(model)).toEqual({ active: 1 });
+      });
+
       it("parks a task for its key only while the key is busy (key_free), out of its pool's ready queue", async () => {
         const [pool, key] = [unique("pool"), unique("key")];
         const waiting = makeTask({ pool, concurrency_key: key, key_parked: true });
@@ -315,6 +357,61 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.keyState(wait.key)).toEqual({ active: 1, waiting: 0 });
         expect(await store.keyWaitingTasks(wait.key, 10)).toEqual([]);
         expect((await store.readyTasks(pool, 10)).map((t) => t.uuid)).toEqual([waiting.uuid]);
+      });
+
+      it("keeps no task of a key beside an open exclusive one, and lists a key's tasks (key_exclusive)", async () => {
+        const [tenant, account] = [unique("tenant"), unique("account")];
+        const key = `${tenant}#${account}`;
+        const keyed = (minute: number, fields: Partial<Task> = {}) =>
+          makeTask({
+            tenant,
+            concurrency_key: account,
+            key_counted: true,
+            create_time: at(minute),
+            ...fields,
+          });
+        const enter = (task: Task) =>
+          store.commit({
+            tasks: [{ next: task }],
+            keyOpen: { key, delta: 1, exclusive: task.exclusive === true },
+          });
+        const end = async (task: Task) => {
+          const ended = bump(task, { status: "succeeded" });
+          await store.commit({
+            tasks: [{ next: ended, expectVersion: task.version }],
+            keyOpen: { key, delta: -1, exclusive: task.exclusive === true },
+          });
+          return ended;
+        };
+        const [first, exclusive, after] = [keyed(1), keyed(2, { exclusive: true }), keyed(3)];
+        await enter(first);
+        // An exclusive task waits for none: it enters only while no other task of its key is open.
+        await expectConflict(enter(exclusive), "key_exclusive");
+        expect(await store.getTask(exclusive.uuid)).toBeUndefined();
+        const firstEnded = await end(first);
+        await enter(exclusive);
+        expect(await store.keyOpenTasks(key)).toEqual({ open: 1, exclusive: 1 });
+        await expectConflict(enter(after), "key_exclusive");
+        expect(await store.getTask(after.uuid)).toBeUndefined();
+        const exclusiveEnded = await end(exclusive);
+        await enter(after);
+        expect(await store.keyOpenTasks(key)).toEqual({ open: 1, exclusive: 0 });
+
+        // Another tenant's account of the same name is another key.
+        const other = makeTask({ tenant: unique("tenant"), concurrency_key: account, create_time: at(4) });
+        await create(other);
+        const list = (fields: object = {}) =>
+          store.listTasks({ tenant, concurrencyKey: account, size: 10, ...fields });
+        expect(await list()).toEqual({ items: [after, exclusiveEnded, firstEnded], total: 3 });
+        expect(await list({ status: "succeeded" })).toEqual({
+          items: [exclusiveEnded, firstEnded],
+          total: 2,
+        });
+        const [page1, page2] = await allPages((cursor) => list({ size: 2, cursor }));
+        expect(uuids([...(page1?.items ?? []), ...(page2?.items ?? [])])).toEqual(
+          uuids([after, exclusiveEnded, firstEnded]),
+        );
+        expect((await store.listTasks({ tenant, size: 10 })).total).toBe(3);
       });
 
       it("applies nothing of a change whose task write fails", async () => {

@@ -49,11 +49,7 @@ const receiver = async (answer?: (call: ReceivedCall, n: number) => Answer) => {
   return started;
 };
 
-const submit = async (body: object) => {
-  const res = await stack.call("POST", "/v2/tasks", { body: { tool: "claude", ...body } });
-  expect(res.status, res.text).toBe(201);
-  return res.json?.data.uuid as string;
-};
+const submit = (body: object) => stack.submit({ tool: "claude", ...body });
 const deliveriesOf = async (uuid: string): Promise<CallbackDelivery[]> =>
   (await stack.call("GET", `/v2/tasks/${uuid}`)).json?.data.callback_deliveries ?? [];
 const callsAfter = (hook: WebhookReceiver, count: number, ms = 30_000) =>

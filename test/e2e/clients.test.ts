@@ -231,7 +231,7 @@ describe("schedulerctl", () => {
 
   it("answers every read command with JSON under --json (admin key)", async () => {
     const admin = new SwitchyardClient({ url: stack.url, key: stack.adminKey });
-    const { uuid } = await admin.submit({ tool: "codex", prompt: "read me" });
+    const { uuid } = await admin.submit({ tool: "codex", prompt: "read me", concurrency_key: "acct-ctl" });
     const task = await admin.waitFor(uuid, undefined, { intervalMs: 200 });
     const runId = task.run_id as string;
     const tenants = await admin.call("tenants.list", {});
@@ -254,6 +254,7 @@ describe("schedulerctl", () => {
       ["queues", "--priority", "9"],
       ["policies"],
       ["queues", "codex-pool"],
+      ["accounts", "acct-ctl"],
     ];
     for (const args of reads) {
       const run = await schedulerctl(["--json", ...args], stack.adminKey);
@@ -264,6 +265,25 @@ describe("schedulerctl", () => {
     expect(events.map((e: { type: string }) => e.type)).toEqual(
       expect.arrayContaining(["task.created", "task.succeeded"]),
     );
+    const account = JSON.parse(
+      (await schedulerctl(["--json", "accounts", "acct-ctl"], stack.adminKey)).stdout,
+    );
+    expect([account.total, account.tasks[0]?.uuid]).toEqual([1, uuid]);
+    const exclusively = [
+      "enqueue",
+      "codex",
+      "[sleep:2] alone",
+      "--concurrency-key",
+      "acct-ctl",
+      "--exclusive",
+    ];
+    const holder = await schedulerctl(exclusively, stack.adminKey);
+    expect(holder.code).toBe(0);
+    const held = await schedulerctl(exclusively, stack.adminKey);
+    expect([held.code, held.stderr.trim()]).toEqual([
+      1,
+      `schedulerctl: concurrency_key: acct-ctl is held by task ${holder.stdout.trim()} (exclusive) (1007)`,
+    ]);
     const queues = await schedulerctl(["queues"], stack.adminKey);
     expect(queues.stdout).toMatch(/^codex-pool\t0 waiting\t\d running\twait (unknown|[\d.]+ ± [\d.]+ s)$/m);
     const log = await schedulerctl(["runs", "logs", runId], stack.adminKey);

@@ -14,12 +14,13 @@ import { slotOf } from "../../core/admission.ts";
 import { TOOLS } from "../../core/fields.ts";
 import { blobKeys } from "../../core/identifiers.ts";
 import type { Run, Task } from "../../core/records.ts";
-import { ACTIVE_STATUSES, RUN_STATUSES, TASK_STATUSES } from "../../core/status.ts";
+import { ACTIVE_STATUSES, RUN_STATUSES, TASK_STATUSES, TERMINAL_STATUSES } from "../../core/status.ts";
 import { MAX_BODY_BYTES } from "../../functions/_shared/http.ts";
 import { ROUTES, type Route } from "../../functions/_shared/routes.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
 const CONFIG = `
+concurrency_limits: { "tool:claude": 2 }
 pools:
   - { name: main, tool: claude, account: main, max_concurrency: 3 }
   - { name: cx, tool: codex, account: main, max_concurrency: 1 }
@@ -254,6 +255,7 @@ const FIELD_VALUES: Record<string, fc.Arbitrary<unknown>> = {
   tags: tagsValue,
   idempotency_key: fc.oneof(fc.constantFrom("k1", "k2", "k3"), text),
   concurrency_key: fc.oneof(fc.constantFrom("acct-1", "acct-2"), text),
+  exclusive: fc.oneof(fc.boolean(), fc.constantFrom("true", 1)),
   max_attempts: fc.oneof(fc.integer({ min: -1, max: 25 }), fc.constantFrom("3", "x")),
   timeout: fc.oneof(fc.integer({ min: -1, max: 100_000 }), fc.constantFrom("600", " 60 ", "soon", "1e3")),
   callback: fc.constantFrom(
@@ -882,17 +884,17 @@ describe("hostile requests against every route", () => {
         problems.push(`idempotency ${String(idem.pk)}: points at a task of another tenant or key`);
       }
     }
-    // Slots: each pool's and concurrency key's count is exactly the tasks that hold one.
+    // Slots: each pool's, concurrency key's and scope's count is exactly the tasks that hold one.
     const held = new Map<string, number>();
+    const hold = (pk: string) => held.set(pk, (held.get(pk) ?? 0) + 1);
     for (const task of tasks.values()) {
       if (!(ACTIVE_STATUSES as readonly string[]).includes(task.status)) continue;
       const slot = slotOf(task);
-      held.set(`POOL#${slot.pool}`, (held.get(`POOL#${slot.pool}`) ?? 0) + 1);
-      if (slot.concurrencyKey !== undefined) {
-        held.set(`CKEY#${slot.concurrencyKey}`, (held.get(`CKEY#${slot.concurrencyKey}`) ?? 0) + 1);
-      }
+      hold(`POOL#${slot.pool}`);
+      if (slot.concurrencyKey !== undefined) hold(`CKEY#${slot.concurrencyKey}`);
+      for (const scope of slot.scopes ?? []) hold(`SCOPE#${scope}`);
     }
-    for (const counter of items.filter((i) => ["POOL", "CKEY"].includes(kind(i)))) {
+    for (const counter of items.filter((i) => ["POOL", "CKEY", "SCOPE"].includes(kind(i)))) {
       const expected = held.get(String(counter.pk)) ?? 0;
       if ((counter.active ?? 0) !== expected) {
         problems.push(`${String(counter.pk)}: counts ${String(counter.active)} slots, ${expected} are held`);
@@ -900,6 +902,27 @@ describe("hostile requests against every route", () => {
       held.delete(String(counter.pk));
     }
     for (const [pk, n] of held) problems.push(`${pk}: ${n} slots held but no counter`);
+    // Each key's count of open tasks is exactly its open tasks, and of exclusive ones, at most one, alone.
+    const open = new Map<string, { open: number; exclusive: number }>();
+    for (const task of tasks.values()) {
+      if ((TERMINAL_STATUSES as readonly string[]).includes(task.status) || !task.key_counted) continue;
+      const pk = `CKEY#${task.tenant}#${task.concurrency_key}`;
+      const counts = open.get(pk) ?? { open: 0, exclusive: 0 };
+      open.set(pk, { open: counts.open + 1, exclusive: counts.exclusive + (task.exclusive ? 1 : 0) });
+    }
+    for (const counter of items.filter((i) => i.sk === "OPEN")) {
+      const expected = open.get(String(counter.pk)) ?? { open: 0, exclusive: 0 };
+      const counted = { open: counter.open ?? 0, exclusive: counter.exclusive ?? 0 };
+      if (JSON.stringify(counted) !== JSON.stringify(expected)) {
+        problems.push(
+          `${String(counter.pk)}: counts ${JSON.stringify(counted)} open, ${JSON.stringify(expected)} are`,
+        );
+      }
+      if (expected.exclusive > 0 && expected.open > 1)
+        problems.push(`${String(counter.pk)}: an exclusive task is not alone`);
+      open.delete(String(counter.pk));
+    }
+    for (const [pk, counts] of open) problems.push(`${pk}: ${counts.open} open tasks but no counter`);
     // Each tenant's queued-task counter (max_queued_tasks is checked on it) and each pool's (a submission
     // is dispatched at once only while it is 0) is exactly the queued tasks.
     const queued = new Map<string, number>();

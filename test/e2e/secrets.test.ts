@@ -64,11 +64,7 @@ afterAll(async () => {
   for (const undo of restore.reverse()) undo();
 });
 
-const submit = async (body: object) => {
-  const res = await stack.call("POST", "/v2/tasks", { body: { max_attempts: 1, ...body } });
-  expect(res.status, res.text).toBe(201);
-  return res.json?.data.uuid as string;
-};
+const submit = (body: object) => stack.submit({ max_attempts: 1, ...body });
 const taskOf = async (uuid: string) => (await stack.call("GET", `/v2/tasks/${uuid}`)).json?.data;
 const settled = (uuid: string) =>
   waitFor(

@@ -59,6 +59,7 @@ describe("tenant isolation on every route with an id", () => {
     task = await submit(alice.key, {
       input_files: [{ name: "docs/plan.md", content: "alice's plan" }],
       idempotency_key: "shared-key",
+      concurrency_key: "shared-account",
     });
     expect(task.run_id).toBeTruthy();
     const template = await stack.call("POST", "/v2/templates", { key: alice.key, body: TEMPLATE });
@@ -72,7 +73,8 @@ describe("tenant isolation on every route with an id", () => {
       .replace("{path+}", "docs/plan.md")
       .replace("{id}", alice.id)
       .replace("{key_id}", alice.keyId)
-      .replace("{name}", "main");
+      .replace("{name}", "main")
+      .replace("{account}", "shared-account");
   const bodyOf = (route: { method: string; path: string }) =>
     route.path.endsWith("/tags")
       ? { tags: { x: "y" } }
@@ -88,11 +90,13 @@ describe("tenant isolation on every route with an id", () => {
     for (const route of withIds) {
       const path = concrete(route.path);
       const res = await stack.call(route.method, path, { key: bob.key, body: bodyOf(route) });
-      // The pools' and queues' aggregates are every key's (test/e2e/queues.test.ts shows no task leaks).
+      // The pools' and queues' aggregates are every key's (test/e2e/queues.test.ts shows no task leaks);
+      // an account is a name within each tenant: bob's of that name has no tasks.
+      const listsOwn = route.group === "pools" || route.path.startsWith("/v2/accounts/");
       const expected =
         route.scope === "admin"
           ? [403, "1009"]
-          : route.group === "pools"
+          : listsOwn
             ? [200, "0"]
             : route.path.startsWith("/v2/instances")
               ? [404, "1003"]
@@ -106,7 +110,8 @@ describe("tenant isolation on every route with an id", () => {
       ]);
       // The answer says nothing of what alice's task holds (an aggregate not even that it exists).
       expect(res.text).not.toMatch(/alice|docs\/plan|shared-key/);
-      if (route.group === "pools") expect(res.text).not.toContain(task.uuid);
+      if (listsOwn) expect(res.text).not.toContain(task.uuid);
+      if (route.path.startsWith("/v2/accounts/")) expect(res.json?.data.total).toBe(0);
     }
     // Alice herself reaches the same task and run.
     for (const path of [
@@ -116,11 +121,17 @@ describe("tenant isolation on every route with an id", () => {
     ]) {
       expect((await stack.call("GET", path, { key: alice.key })).status).toBe(200);
     }
+    const account = await stack.call("GET", "/v2/accounts/shared-account/tasks", { key: alice.key });
+    expect(account.json?.data.tasks.map((t: { uuid: string }) => t.uuid)).toEqual([task.uuid]);
   });
 
   it("lets no query name another tenant: ?tenant=, ?task_id=, ?run_id= and idempotency keys stay within the caller's", async () => {
     const list = await stack.call("GET", `/v2/tasks?tenant=${alice.id}`, { key: bob.key });
     expect(list.json?.data).toMatchObject({ total: 0, tasks: [] });
+    const account = await stack.call("GET", `/v2/accounts/shared-account/tasks?tenant=${alice.id}`, {
+      key: bob.key,
+    });
+    expect(account.json?.data).toMatchObject({ total: 0, tasks: [] });
     const runs = await stack.call("GET", `/v2/instances?task_id=${task.uuid}&tenant=${alice.id}`, {
       key: bob.key,
     });
@@ -138,6 +149,7 @@ describe("tenant isolation on every route with an id", () => {
       prompt: "p",
       input_files: [{ name: "docs/plan.md", content: "alice's plan" }],
       idempotency_key: "shared-key",
+      concurrency_key: "shared-account",
     };
     const bobs = await stack.call("POST", "/v2/tasks", { key: bob.key, body });
     expect(bobs.status).toBe(201);

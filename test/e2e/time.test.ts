@@ -20,11 +20,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const submit = async (body: object) => {
-  const res = await stack.call("POST", "/v2/tasks", { body: { tool: "claude", ...body } });
-  expect(res.status, res.text).toBe(201);
-  return res.json?.data.uuid as string;
-};
+const submit = (body: object) => stack.submit({ tool: "claude", ...body });
 const task = async (uuid: string) => (await stack.call("GET", `/v2/tasks/${uuid}`)).json?.data;
 const runs = async (uuid: string) =>
   (await stack.call("GET", `/v2/instances?task_id=${uuid}&size=100`)).json?.data.instances as ReturnType<

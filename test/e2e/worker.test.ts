@@ -29,11 +29,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const submit = async (body: object) => {
-  const res = await stack.call("POST", "/v2/tasks", { body });
-  expect(res.status, res.text).toBe(201);
-  return res.json?.data.uuid as string;
-};
+const submit = (body: object) => stack.submit(body);
 const task = async (uuid: string) => (await stack.call("GET", `/v2/tasks/${uuid}`)).json?.data;
 const runs = async (uuid: string) =>
   (await stack.call("GET", `/v2/instances?task_id=${uuid}`)).json?.data.instances as ReturnType<

@@ -36,7 +36,7 @@ const poolQueue = (pool: string) => {
 const coreFunctions = [...Object.values(stateless.handlers), stateless.tick];
 
 describe("stateful stack", () => {
-  it("has the table from TABLE: keys, three ALL-projected GSIs, on-demand, PITR, TTL, deletion protection", () => {
+  it("has the table from TABLE: keys, four ALL-projected GSIs, on-demand, PITR, TTL, deletion protection", () => {
     const keys = (pk: string, sk: string) => [
       { AttributeName: pk, KeyType: "HASH" },
       { AttributeName: sk, KeyType: "RANGE" },
@@ -51,6 +51,7 @@ describe("stateful stack", () => {
           { name: "by-tenant", pk: "gsi1pk", sk: "gsi1sk" },
           { name: "ready", pk: "gsi2pk", sk: "gsi2sk" },
           { name: "due", pk: "gsi3pk", sk: "gsi3sk" },
+          { name: "by-key", pk: "gsi4pk", sk: "gsi4sk" },
         ].map(({ name, pk, sk }) => ({
           IndexName: name,
           KeySchema: keys(pk, sk),

@@ -3,12 +3,14 @@ import { CreateTableCommand, DeleteTableCommand, DynamoDBClient } from "@aws-sdk
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DynamoStore } from "../../adapters/aws/dynamo-store.ts";
-import { backfillListingShards } from "../../adapters/aws/table-backfill.ts";
+import { backfillTable } from "../../adapters/aws/table-backfill.ts";
 import { tableDefinition } from "../../adapters/aws/table-definition.ts";
 import { eventLogItem, rateKey, runItem, taskItem } from "../../adapters/table/keys.ts";
 import { type DomainEvent, type EventType, eventId } from "../../core/events.ts";
 import { TABLE } from "../../core/names.ts";
 import type { Run, Task } from "../../core/records.ts";
+import type { LocalClients } from "../../local/aws-clients.ts";
+import { addMissingIndexes } from "../../local/resources.ts";
 import { describeStoreContract } from "../contract/store.contract.ts";
 
 const { dynamodbEndpoint, region } = inject("emulators");
@@ -132,11 +134,79 @@ describe("the listing-shard backfill", () => {
       }
       expect((await store.listTasks({ tenant, size: 100 })).total).toBe(0);
 
-      expect(await backfillListingShards(doc, table)).toEqual({ scanned: 24, moved: 24 });
-      expect(await backfillListingShards(doc, table)).toEqual({ scanned: 24, moved: 0 });
+      expect(await backfillTable(doc, table)).toEqual({ scanned: 24, moved: 24, counted: 0 });
+      expect(await backfillTable(doc, table)).toEqual({ scanned: 24, moved: 0, counted: 0 });
       const listed = await store.listTasks({ tenant, size: 100 });
       expect(listed.items).toEqual([...tasks].reverse());
       expect((await store.listRuns({ tenant, size: 100 })).total).toBe(12);
+    } finally {
+      await client.send(new DeleteTableCommand({ TableName: table }));
+    }
+  });
+});
+
+describe("the by-key backfill", () => {
+  it("indexes the keyed tasks of a table without the by-key index and counts the open ones on their key", async () => {
+    const table = `backfill-${randomBytes(4).toString("hex")}`;
+    const current = tableDefinition(table);
+    const byKey = TABLE.indexes.byKey;
+    const older = {
+      ...current,
+      GlobalSecondaryIndexes: current.GlobalSecondaryIndexes?.filter((i) => i.IndexName !== byKey.name),
+      AttributeDefinitions: current.AttributeDefinitions?.filter(
+        (a) => a.AttributeName !== byKey.partitionKey && a.AttributeName !== byKey.sortKey,
+      ),
+    };
+    await client.send(new CreateTableCommand(older));
+    try {
+      const [tenant, account] = [`t-${randomBytes(4).toString("hex")}`, "acct-1"];
+      const task = (status: Task["status"], minute: number): Task => ({
+        uuid: randomUUID(),
+        version: 3,
+        tenant,
+        namespace: "default",
+        tags: {},
+        tool: "claude",
+        prompt: "p",
+        input_files: [],
+        output_files: [],
+        pool: "p",
+        priority: 5,
+        status,
+        attempt: 1,
+        max_attempts: 3,
+        occurrence: 1,
+        timeout: 60,
+        concurrency_key: account,
+        create_time: `2030-01-01T00:0${minute}:00.000Z`,
+        update_time: "2030-01-01T01:00:00.000Z",
+      });
+      const [ended, open] = [task("succeeded", 1), task("running", 2)];
+      for (const t of [ended, open]) {
+        const { gsi4pk: _pk, gsi4sk: _sk, ...item } = taskItem(t);
+        await doc.send(new PutCommand({ TableName: table, Item: item }));
+      }
+      await addMissingIndexes({ dynamodb: client, doc } as LocalClients, table);
+      expect(await backfillTable(doc, table)).toEqual({ scanned: 2, moved: 2, counted: 1 });
+      expect(await backfillTable(doc, table)).toEqual({ scanned: 2, moved: 0, counted: 0 });
+
+      const store = new DynamoStore(doc, table);
+      const counted = { ...open, version: 4, key_counted: true };
+      expect(await store.listTasks({ tenant, concurrencyKey: account, size: 10 })).toEqual({
+        items: [counted, ended],
+        total: 2,
+      });
+      // The open task holds its key: an exclusive one is refused until it ends.
+      const exclusive = { ...task("queued", 3), version: 1, exclusive: true, key_counted: true };
+      const enter = { key: `${tenant}#${account}`, delta: 1 as const, exclusive: true };
+      await expect(store.commit({ tasks: [{ next: exclusive }], keyOpen: enter })).rejects.toMatchObject({
+        reason: "key_exclusive",
+      });
+      await store.commit({
+        tasks: [{ next: { ...counted, version: 5, status: "succeeded" }, expectVersion: 4 }],
+        keyOpen: { ...enter, delta: -1, exclusive: false },
+      });
+      await store.commit({ tasks: [{ next: exclusive }], keyOpen: enter });
     } finally {
       await client.send(new DeleteTableCommand({ TableName: table }));
     }

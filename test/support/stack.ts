@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inject } from "vitest";
+import { expect, inject } from "vitest";
 import { localClients } from "../../local/aws-clients.ts";
 import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../local/stack.ts";
 
@@ -13,6 +13,8 @@ export interface TestStack extends LocalStack {
     path: string,
     options?: { key?: string | null; body?: unknown; raw?: string },
   ): Promise<ApiAnswer>;
+  /** Submits a task (the admin key unless `key`), expecting a 201; its uuid. */
+  submit(body: object, key?: string): Promise<string>;
   clients: ReturnType<typeof localClients>;
 }
 
@@ -62,9 +64,14 @@ export async function startTestStack(
     log: quiet,
   });
   const clients = localClients(endpoints);
-  return {
+  const test: TestStack = {
     ...stack,
     clients,
+    async submit(body, key) {
+      const res = await test.call("POST", "/v2/tasks", { body, key });
+      expect(res.status, res.text).toBe(201);
+      return res.json?.data.uuid as string;
+    },
     async call(method, path, { key, body, raw } = {}) {
       const headers: Record<string, string> = {};
       const apiKey = key === undefined ? stack.adminKey : key;
@@ -81,4 +88,5 @@ export async function startTestStack(
       return { status: res.status, headers: res.headers, text, json };
     },
   };
+  return test;
 }

@@ -22,6 +22,24 @@ describe("scheduler config", () => {
     expect(() => parseSchedulerConfig(pool.replace("claude", "bard"))).toThrow(/pools\.0\.tool/);
   });
 
+  it("takes concurrency limits of a tool or a model, and names any other scope", () => {
+    const limits = 'concurrency_limits: { "tool:claude": 3, "model:gpt-4": 2 }\n';
+    expect(parseSchedulerConfig(`${limits}${pool}`).concurrency_limits).toEqual({
+      "tool:claude": 3,
+      "model:gpt-4": 2,
+    });
+    expect(parseSchedulerConfig(pool).concurrency_limits).toEqual({});
+    expect(() => parseSchedulerConfig(`concurrency_limits: { "team:x": 2 }\n${pool}`, "c.yaml")).toThrow(
+      /c\.yaml: concurrency_limits\.team:x: must be tool:<claude\|codex\|gemini\|container> or model:<name>/,
+    );
+    expect(() => parseSchedulerConfig(`concurrency_limits: { "tool:bard": 2 }\n${pool}`)).toThrow(
+      /tool:bard/,
+    );
+    expect(() => parseSchedulerConfig(`concurrency_limits: { "tool:codex": 0 }\n${pool}`)).toThrow(
+      /concurrency_limits\.tool:codex/,
+    );
+  });
+
   it("reads the file SCHEDULER_CONFIG points at", () => {
     const dir = mkdtempSync(join(tmpdir(), "cfg-"));
     writeFileSync(join(dir, "c.yaml"), pool);

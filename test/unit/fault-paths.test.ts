@@ -4,6 +4,7 @@ import { setPoolPaused } from "../../core/controls.ts";
 import { claimRun, LIMIT_PAUSE_CAP_SECONDS, type RunOutcome, settleRun } from "../../core/execution.ts";
 import { DUE_SHARDS } from "../../core/names.ts";
 import type { StateChange } from "../../core/ports.ts";
+import { queuePlace } from "../../core/queues.ts";
 import type { Task } from "../../core/records.ts";
 import { submitTaskSchema } from "../../core/requests.ts";
 import { cancelTask, getTask, listTaskEvents, submitTask } from "../../core/tasks.ts";
@@ -170,6 +171,19 @@ describe("a submission whose follow-up fails", () => {
     const outcome = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "q", prompt: "waits" }));
     expect(outcome).toMatchObject({ created: true, task: { status: "queued" } });
     expect((await getTask(deps, ADMIN, outcome.task.uuid)).status).toBe("queued");
+  });
+
+  it("answers with the stored task, without a place, when reading its place fails", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "q", prompt: "holds the slot" }));
+    const outcome = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "q", prompt: "waits" }));
+    expect(await queuePlace(deps, outcome.task)).toMatchObject({ position: 1 });
+    failing(deps.tasks, "readyAhead", 1);
+    expect(await queuePlace(deps, outcome.task)).toEqual({});
+    failing(deps.tasks, "readyAhead", 1);
+    const waiting = await submitTask(deps, ADMIN, submitTaskSchema.parse({ pool: "q", prompt: "waits too" }));
+    expect(waiting).toMatchObject({ created: true, task: { status: "queued" }, place: {} });
+    expect(waiting.task.predicted_wait).toBeUndefined();
   });
 });
 
