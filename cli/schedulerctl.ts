@@ -47,6 +47,7 @@ export const COVERAGE: Record<string, OperationId[]> = {
   "pools get": ["pools.get"],
   queues: ["pools.queues", "pools.queue"],
   policies: ["pools.policies", "pools.policys"],
+  reload: ["pools.reload"],
   "pools pause": ["pools.pause"],
   "pools resume": ["pools.resume"],
   workers: ["pools.workers"],
@@ -470,6 +471,15 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
         listed
           .map((p) => `${p.pool}\t${p.policy === null ? "accepts any task" : JSON.stringify(p.policy)}`)
           .join("\n"),
+      );
+    });
+  program
+    .command("reload")
+    .description("re-read the pool configuration and apply its limits, retries and policies without a deploy")
+    .action(async () => {
+      const { data, changes, warnings } = await client().envelope("pools.reload", {});
+      print({ data, changes, warnings }, () =>
+        [data, ...changes.map((c) => `  ${c}`), ...warnings.map((w) => `warning: ${w}`)].join("\n"),
       );
     });
   for (const [name, operation] of [

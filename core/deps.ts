@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { SchedulerConfig } from "./config.ts";
 import type {
+  AppliedConfigStore,
   BlobStore,
   Clock,
+  ConfigSource,
   ContainerRunner,
   CounterStore,
   EventStore,
@@ -29,6 +31,10 @@ export interface Deps {
   workers: WorkerStore;
   idempotency: IdempotencyStore;
   templates: TemplateStore;
+  /** The configuration a reload applied (core/live-config.ts). */
+  configs: AppliedConfigStore;
+  /** Where a reload reads the config. */
+  configSource: ConfigSource;
   queue: PoolQueue;
   blobs: BlobStore;
   /** The pods of container pools, and their logs. */
@@ -38,6 +44,7 @@ export interface Deps {
   ids: Ids;
   /** Uniform in [0, 1): retry jitter. */
   random: () => number;
+  /** The pools and limits: as deployed, or as a reload applied them since (refreshConfig). */
   config: SchedulerConfig;
   /** The admin key; tenant keys live hashed in the tenant store. */
   adminKey: string;
@@ -63,4 +70,5 @@ export const storePorts = (store: Store) => ({
   workers: store,
   idempotency: store,
   templates: store,
+  configs: store,
 });

@@ -1,4 +1,4 @@
-/** S3 object keys and run ids: how the domain names what it stores. */
+/** S3 object keys, run ids and fingerprints: how the domain names what it stores. */
 const UUID_LENGTH = 36;
 
 /** Zero-padded so that a task's runs sort in order. */
@@ -18,3 +18,13 @@ export const blobKeys = {
   outputPrefix: (taskUuid: string, runId: string) => `files/${taskUuid}/runs/${runId}/`,
   log: (taskUuid: string, runId: string) => `logs/${taskUuid}/${runId}.log`,
 };
+
+/** Canonical JSON (sorted keys) so that the same value always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}

@@ -11,6 +11,10 @@ export const ENV = {
   /** JSON object: pool name -> SQS FIFO queue URL. */
   queueUrls: "SWITCHYARD_QUEUE_URLS",
   schedulerConfig: "SCHEDULER_CONFIG",
+  /** On AWS: the SSM parameter holding the config a reload reads (POST /v2/reload). */
+  configParameter: "SWITCHYARD_CONFIG_PARAMETER",
+  /** How often (seconds) a process looks for a reloaded config; 30 unless set (core/live-config.ts). */
+  configRefreshSeconds: "SWITCHYARD_CONFIG_REFRESH_SECONDS",
   adminKey: "SCHEDULER_ADMIN_KEY",
   /** On AWS: the Secrets Manager secret (ARN) holding the admin key, read once per cold start. */
   adminKeySecret: "SCHEDULER_ADMIN_KEY_SECRET",

@@ -1,6 +1,8 @@
 /** The interfaces the domain needs. Adapters live in adapters/{aws,memory,net}. */
 
+import type { SchedulerConfig } from "./config.ts";
 import type { DomainEvent } from "./events.ts";
+import type { AppliedConfig } from "./live-config.ts";
 import type { PodSpec } from "./pods.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "./records.ts";
 import type { ScopeClaim } from "./scopes.ts";
@@ -182,7 +184,8 @@ export type CommitConflictReason =
   | "pool_has_room"
   | "template"
   | "key_exclusive"
-  | "scope_busy";
+  | "scope_busy"
+  | "config";
 
 /** A StateChange whose conditions did not hold; nothing was written. */
 export class CommitConflict extends Error {
@@ -358,7 +361,8 @@ export type Store = TaskStore &
   TenantStore &
   WorkerStore &
   IdempotencyStore &
-  TemplateStore;
+  TemplateStore &
+  AppliedConfigStore;
 
 export interface QueueMessage {
   receiptHandle: string;
@@ -451,4 +455,20 @@ export interface WebhookRequest {
  */
 export interface WebhookSender {
   post(target: CallbackTarget, request: WebhookRequest): Promise<number>;
+}
+
+/** The configuration a reload applied (core/live-config.ts): one versioned record. */
+export interface AppliedConfigStore {
+  appliedConfig(): Promise<AppliedConfig | undefined>;
+  /**
+   * Stores it if the stored one's version is `expectVersion` (absent: none may be stored), else a
+   * CommitConflict ("config") and nothing is written.
+   */
+  applyConfig(config: AppliedConfig, expectVersion?: number): Promise<void>;
+}
+
+/** Where a reload reads the config: the file locally, an SSM parameter on AWS. */
+export interface ConfigSource {
+  /** The config as its source holds it now, validated (a ValidationError naming the source and field). */
+  load(): Promise<SchedulerConfig>;
 }

@@ -7,7 +7,7 @@ import type { Deps } from "./deps.ts";
 import type { RateLimitedError } from "./errors.ts";
 import { ConflictError, runNotFound, taskNotFound, ValidationError } from "./errors.ts";
 import { LIMITS, type PoolTool, type Tags } from "./fields.ts";
-import { blobKeys, runIdFor } from "./identifiers.ts";
+import { blobKeys, canonicalJson, runIdFor } from "./identifiers.ts";
 import { queuedLimitOf, queuedQuotaReached } from "./limits.ts";
 import { retryOnConflict } from "./optimistic.ts";
 import { type PodSpec, podSpecOf, stopPod } from "./pods.ts";
@@ -30,16 +30,6 @@ export interface SubmitOutcome {
   task: Task;
   /** Where a created task that is still queued waits, and for how long it should (core/queues.ts). */
   place?: QueuePlace;
-}
-
-/** Canonical JSON (sorted keys) so that the same body always hashes the same. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : 1));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
 }
 
 /**
@@ -119,7 +109,7 @@ export async function submitTask(
     due_time: delayed ? new Date(input.scheduled_at as string).toISOString() : undefined,
   };
   const task = recurrence ? recurringTask(oneShot, input, recurrence) : oneShot;
-  const bodyHash = createHash("sha256").update(canonical(input)).digest("hex");
+  const bodyHash = createHash("sha256").update(canonicalJson(input)).digest("hex");
   const change: StateChange & { tasks: [RecordWrite<Task>] } = { tasks: [{ next: task }] };
   if (input.idempotency_key) {
     const replay = await idempotentReplay(deps, principal, tenant, input.idempotency_key, bodyHash);

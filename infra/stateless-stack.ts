@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
 import type { ITableV2 } from "aws-cdk-lib/aws-dynamodb";
 import { Rule, Schedule } from "aws-cdk-lib/aws-events";
@@ -5,6 +6,7 @@ import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
 import type { IBucket } from "aws-cdk-lib/aws-s3";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Topic } from "aws-cdk-lib/aws-sns";
+import { ParameterTier, StringParameter } from "aws-cdk-lib/aws-ssm";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import { isCliPool, type SchedulerConfig } from "../core/config.ts";
@@ -24,6 +26,25 @@ import { SwitchyardFunction } from "./constructs/switchyard-function.ts";
 import { WorkerServices } from "./constructs/worker-services.ts";
 import { GRANT_WILDCARD_FINDINGS, GRANT_WILDCARDS } from "./nag.ts";
 import { topicDefaults } from "./secure-defaults.ts";
+
+/** SSM's largest parameter (the advanced tier; the standard one holds 4 KB). */
+const PARAMETER_MAX_BYTES = 8192;
+
+/** The scheduler config file as an SSM parameter, in the tier its size needs. */
+function runtimeConfigParameter(scope: Construct, configFile: string): StringParameter {
+  const text = readFileSync(configFile, "utf8");
+  const bytes = Buffer.byteLength(text);
+  if (bytes > PARAMETER_MAX_BYTES) {
+    throw new Error(
+      `${configFile}: ${bytes} bytes; a reloadable config holds at most ${PARAMETER_MAX_BYTES}`,
+    );
+  }
+  return new StringParameter(scope, "RuntimeConfig", {
+    description: "The scheduler config (YAML) that POST /v2/reload reads",
+    stringValue: text,
+    tier: bytes > 4096 ? ParameterTier.ADVANCED : ParameterTier.STANDARD,
+  });
+}
 
 /** What a function may use of the shared resources. */
 interface FunctionAccess {
@@ -73,10 +94,15 @@ export class StatelessStack extends Stack {
   /** The container pools' pods; absent without container pools or without `workers`. */
   readonly pods?: PodCompute;
   readonly alarms: Alarms;
+  /** The config a reload reads: the deployed file, which an operator may edit (a deploy sets it back). */
+  readonly configParameter: StringParameter;
+  /** The scheduler config file the stack was made from. */
+  readonly configFile: string;
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, props);
     const { table, bucket, adminKey, config, configFile } = props;
+    this.configFile = configFile;
     const { pools } = config;
 
     this.queues = new PoolQueues(this, "Pools", { pools });
@@ -122,6 +148,15 @@ export class StatelessStack extends Stack {
         return [group, fn];
       }),
     ) as Record<RouteGroup, SwitchyardFunction>;
+    this.configParameter = runtimeConfigParameter(this, configFile);
+    // A reload (POST /v2/reload, a route of the pools group) reads it; every function takes what it applied.
+    this.handlers.pools.addEnvironment(ENV.configParameter, this.configParameter.parameterName);
+    this.configParameter.grantRead(this.handlers.pools);
+    new CfnOutput(this, "ConfigParameter", {
+      description:
+        "SSM parameter holding the scheduler config a reload applies (edit it, then POST /v2/reload)",
+      value: this.configParameter.parameterName,
+    });
     this.api = new SchedulerApi(this, "Http", { handlers: this.handlers, throttle: config.api.throttle });
     new CfnOutput(this, "ApiUrl", {
       description: "Base URL of the API; routes are under /v2",

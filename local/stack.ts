@@ -11,7 +11,13 @@ import { callbacksHandler, retrySecondsFrom } from "../functions/callbacks.ts";
 import { relayHandler } from "../functions/events-relay.ts";
 import { podEventsHandler } from "../functions/pod-events.ts";
 import { podLauncherHandler } from "../functions/pod-launcher.ts";
-import { callbackQueueFromEnv, depsFromEnv, eventBusFromEnv } from "../runtime/composition.ts";
+import {
+  callbackQueueFromEnv,
+  configRefreshSecondsFrom,
+  depsFromEnv,
+  eventBusFromEnv,
+  keepConfigFresh,
+} from "../runtime/composition.ts";
 import { processLog } from "../runtime/log.ts";
 import { loadSchedulerConfig } from "../runtime/scheduler-config.ts";
 import { type LocalClients, type LocalEndpoints, localClients } from "./aws-clients.ts";
@@ -62,6 +68,8 @@ export interface LocalStackOptions {
    * SWITCHYARD_ALLOW_LOOPBACK_CALLBACKS, else true. Private and metadata addresses stay refused.
    */
   allowLoopbackCallbacks?: boolean;
+  /** How often each part looks for a reloaded config; defaults to SWITCHYARD_CONFIG_REFRESH_SECONDS, else 30. */
+  configRefreshSeconds?: number;
   /** The key that signs callbacks; defaults to SWITCHYARD_CALLBACK_SECRET, else a new random key. */
   callbackSecret?: string;
   /** Seconds before a failed callback is tried again, doubling; defaults to SWITCHYARD_CALLBACK_RETRY_SECONDS, else 60. */
@@ -117,6 +125,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       [ENV.allowLoopbackCallbacks]: String(
         options.allowLoopbackCallbacks ?? process.env[ENV.allowLoopbackCallbacks] !== "false",
       ),
+      [ENV.configRefreshSeconds]: String(options.configRefreshSeconds ?? configRefreshSecondsFrom()),
     };
     const log = options.log ?? processLog("switchyard-local");
     for (const warning of capacityWarnings(config)) log.warn(warning);
@@ -145,6 +154,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     const deps = localDeps(clients);
     const podEvents = podEventsHandler(async () => deps);
+    // Each part takes a reloaded config within the refresh period, as its Lambda or worker would.
+    const refreshSeconds = Number(env[ENV.configRefreshSeconds]);
+    const keptFresh = (roleDeps: Deps) =>
+      keepConfigFresh(roleDeps, refreshSeconds).then((stop) => stops.push(async () => stop()));
+    await keptFresh(deps);
 
     const http = await startHttpServer(deps, options.port);
     stops.push(() => new Promise<void>((done) => http.server.close(() => done())));
@@ -182,7 +196,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // The tick has clients of its own, so that its requests can be told apart from the API's.
     const tickClients = localClients(endpoints);
     observe(tickClients, "tick");
-    const ticking = tickLoop(localDeps(tickClients));
+    const tickDeps = localDeps(tickClients);
+    await keptFresh(tickDeps);
+    const ticking = tickLoop(tickDeps);
     stops.push(ticking.stop);
 
     // The events relay, fed from the table's stream as Lambda would feed it.

@@ -15,8 +15,9 @@ import { nodeWebhookSender } from "../adapters/net/webhook-sender.ts";
 import type { CallbackRetryQueue } from "../core/callbacks.ts";
 import type { SchedulerConfig } from "../core/config.ts";
 import { type Deps, randomIds, storePorts, systemClock } from "../core/deps.ts";
+import { CONFIG_REFRESH_SECONDS, refreshConfig } from "../core/live-config.ts";
 import { ENV } from "../core/names.ts";
-import type { ContainerRunner, EventBus, PodLogs } from "../core/ports.ts";
+import type { ConfigSource, ContainerRunner, EventBus, PodLogs } from "../core/ports.ts";
 
 /**
  * The composition root: reads the environment and builds the clients and adapters, once per process.
@@ -51,6 +52,21 @@ export function awsClients(): AwsClients {
   };
 }
 
+/** How often this process looks for a reloaded config: SWITCHYARD_CONFIG_REFRESH_SECONDS, else 30. */
+export const configRefreshSecondsFrom = (env: NodeJS.ProcessEnv = process.env) =>
+  Number(env[ENV.configRefreshSeconds] ?? CONFIG_REFRESH_SECONDS);
+
+/**
+ * A long-running process (a worker, the local stack) takes a reloaded config now, then keeps looking for
+ * one every `everySeconds` in the background. Returns the stop of the looking.
+ */
+export async function keepConfigFresh(deps: Deps, everySeconds: number): Promise<() => void> {
+  await refreshConfig(deps, 0);
+  const timer = setInterval(() => void refreshConfig(deps, 0), everySeconds * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** Builds the use cases' dependencies from the environment, clients and pools, logging to `log`. */
 export function depsFromEnv(
   clients: Pick<AwsClients, "doc" | "sqs" | "s3">,
@@ -66,6 +82,7 @@ export function depsFromEnv(
     ids: randomIds,
     random: Math.random,
     config,
+    configSource: configSourceFrom(env),
     adminKey: env[ENV.adminKey] ?? "",
     callbackPolicy: callbackPolicyFrom(env),
     callbackSecret: env[ENV.callbackSecret] ?? "",
@@ -74,6 +91,18 @@ export function depsFromEnv(
     log,
     ...podsFromEnv(env),
   };
+}
+
+/**
+ * Where a reload reads the config: the SSM parameter SWITCHYARD_CONFIG_PARAMETER names (on AWS), else the
+ * file SCHEDULER_CONFIG names. Its reader loads on first use: only a reload needs it (and a YAML parser).
+ */
+function configSourceFrom(env: NodeJS.ProcessEnv): ConfigSource {
+  const parameter = env[ENV.configParameter];
+  const source = import("./scheduler-config.ts").then((m) =>
+    parameter ? m.ssmConfigSource(parameter) : m.fileConfigSource(env),
+  );
+  return { load: async () => (await source).load() };
 }
 
 /**

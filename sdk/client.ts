@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { type TaskStatus, TERMINAL_STATUSES } from "../core/status.ts";
 import type { TaskView } from "../core/views.ts";
-import { type Input, OPERATIONS, type OperationId, type Output } from "./operations.ts";
+import { type Beside, type Input, OPERATIONS, type OperationId, type Output } from "./operations.ts";
 
 export interface ClientOptions {
   /** The API's base URL: `http://localhost:3000` locally, the stage's URL on AWS. */
@@ -69,6 +69,19 @@ export class SwitchyardClient {
 
   /** Calls one operation; answers the envelope's `data` (a string for logs, bytes for a file). */
   async call<Op extends OperationId>(operation: Op, input: Input<Op>): Promise<Output<Op>> {
+    return (await this.#answer(await this.#send(operation, input))) as Output<Op>;
+  }
+
+  /** Calls one operation that answers fields beside `data` (Route.beside); answers the whole envelope. */
+  async envelope<Op extends OperationId>(
+    operation: Op,
+    input: Input<Op>,
+  ): Promise<{ data: Output<Op> } & Beside<Op>> {
+    return (await (await this.#send(operation, input)).json()) as { data: Output<Op> } & Beside<Op>;
+  }
+
+  /** Sends one operation's request, tried again on 429, 5xx and network errors; its successful answer. */
+  async #send<Op extends OperationId>(operation: Op, input: Input<Op>): Promise<Response> {
     const [method, template] = OPERATIONS[operation];
     const args = input as { query?: Record<string, unknown>; body?: unknown } & Record<string, unknown>;
     const body =
@@ -93,7 +106,7 @@ export class SwitchyardClient {
         await sleep(this.#backoff(attempt));
         continue;
       }
-      if (response.ok) return (await this.#answer(response)) as Output<Op>;
+      if (response.ok) return response;
       const error = await errorOf(response);
       if (!RETRYABLE(response.status) || attempt >= this.#attempts) throw error;
       await sleep(

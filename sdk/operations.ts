@@ -75,6 +75,7 @@ export const OPERATIONS = {
   "pools.queues": ["GET", "/v2/queues"],
   "pools.queue": ["GET", "/v2/queues/{name}"],
   "pools.policies": ["GET", "/v2/policies"],
+  "pools.reload": ["POST", "/v2/reload"],
   "pools.policys": ["GET", "/v2/policys"],
   "pools.pause": ["POST", "/v2/pools/{name}/pause"],
   "pools.resume": ["POST", "/v2/pools/{name}/resume"],
@@ -134,6 +135,7 @@ interface Shapes {
   "pools.queues": { query: z.input<typeof queuesQuery>; answer: Answer<typeof listQueues> };
   "pools.queue": { query: z.input<typeof queueQuery>; answer: Answer<typeof getQueue> };
   "pools.policies": { answer: Answer<typeof listPolicies> };
+  "pools.reload": { answer: Data<"reloaded">; beside: Data<"reloadedBeside"> };
   "pools.policys": { answer: Answer<typeof listPolicies> };
   "pools.pause": { answer: Answer<typeof setPoolPaused> };
   "pools.resume": { answer: Answer<typeof setPoolPaused> };
@@ -152,3 +154,5 @@ export type Input<Op extends OperationId> = PathParams<(typeof OPERATIONS)[Op][1
   (Shapes[Op] extends { body: infer B } ? { body: B } : unknown);
 
 export type Output<Op extends OperationId> = Shapes[Op]["answer"];
+/** The fields an operation answers beside `data`, in its envelope. */
+export type Beside<Op extends OperationId> = Shapes[Op] extends { beside: infer B } ? B : unknown;

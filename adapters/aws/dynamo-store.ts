@@ -11,6 +11,7 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import type { DomainEvent } from "../../core/events.ts";
+import type { AppliedConfig } from "../../core/live-config.ts";
 import { TABLE } from "../../core/names.ts";
 import type {
   IdempotencyRecord,
@@ -32,6 +33,9 @@ import type { TemplateRevision } from "../../core/templates.ts";
 import {
   apiKeyItem,
   apiKeyKey,
+  appliedConfigItem,
+  appliedConfigKey,
+  appliedConfigOf,
   concurrencyKeyKey,
   HELD_SINCE,
   heldSinceOf,
@@ -491,6 +495,29 @@ export class DynamoStore implements TaskStore, TenantStore {
       await this.#write(puts);
     } catch (err) {
       throw failedWrite(err) === undefined ? err : alreadyExists();
+    }
+  }
+
+  async appliedConfig(): Promise<AppliedConfig | undefined> {
+    return appliedConfigOf(await this.#get<Item>(appliedConfigKey));
+  }
+
+  async applyConfig(config: AppliedConfig, expectVersion?: number): Promise<void> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: appliedConfigItem(config),
+          ...(expectVersion === undefined
+            ? { ConditionExpression: "attribute_not_exists(pk)" }
+            : {
+                ConditionExpression: "version = :expected",
+                ExpressionAttributeValues: { ":expected": expectVersion },
+              }),
+        }),
+      );
+    } catch (err) {
+      throw failedWrite(err) === undefined ? err : new CommitConflict("config");
     }
   }
 

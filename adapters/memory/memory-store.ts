@@ -1,6 +1,7 @@
 /** TaskStore and TenantStore in memory, for unit tests: the DynamoDB adapter's items, keys and listings. */
 
 import type { DomainEvent } from "../../core/events.ts";
+import type { AppliedConfig } from "../../core/live-config.ts";
 import type {
   IdempotencyRecord,
   Page,
@@ -21,6 +22,9 @@ import type { TemplateRevision } from "../../core/templates.ts";
 import {
   apiKeyItem,
   apiKeyKey,
+  appliedConfigItem,
+  appliedConfigKey,
+  appliedConfigOf,
   concurrencyKeyKey,
   HELD_SINCE,
   heldSinceOf,
@@ -281,6 +285,16 @@ export class MemoryStore implements TaskStore, TenantStore {
 
   async getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined> {
     return this.#get<IdempotencyRecord>(idempotencyKey(tenant, key));
+  }
+
+  async appliedConfig(): Promise<AppliedConfig | undefined> {
+    return appliedConfigOf(structuredClone(this.#items.get(idOf(appliedConfigKey))));
+  }
+
+  async applyConfig(config: AppliedConfig, expectVersion?: number): Promise<void> {
+    const stored = this.#items.get(idOf(appliedConfigKey));
+    if ((stored?.version as number | undefined) !== expectVersion) throw new CommitConflict("config");
+    this.#items.set(idOf(appliedConfigKey), appliedConfigItem(config));
   }
 
   async putRevision(revision: TemplateRevision): Promise<void> {

@@ -4,6 +4,7 @@
  */
 
 import { changeIdOf, type DomainEvent, EVENT_RETENTION_DAYS, eventId } from "../../core/events.ts";
+import type { AppliedConfig } from "../../core/live-config.ts";
 import { DUE_SHARDS, EVENT_SORT_KEY_PREFIX } from "../../core/names.ts";
 import type { PoolSamples, WaitOutcome } from "../../core/ports.ts";
 import {
@@ -132,6 +133,20 @@ export const waitOutcomesOf = (item: Record<string, unknown> | undefined): WaitO
       : [],
   );
 export const concurrencyKeyKey = (key: string): Key => ({ pk: `CKEY#${key}`, sk: "CKEY" });
+/** The configuration a reload applied: one item, its config as JSON text. */
+export const appliedConfigKey: Key = { pk: "CONFIG", sk: "APPLIED" };
+export const appliedConfigItem = ({ config, ...rest }: AppliedConfig): Item & Key => ({
+  ...rest,
+  config_json: JSON.stringify(config),
+  ...appliedConfigKey,
+});
+export const appliedConfigOf = (item: Item | undefined): AppliedConfig | undefined =>
+  item && {
+    version: item.version as number,
+    base: item.base as string,
+    config: JSON.parse(item.config_json as string),
+    applied_at: item.applied_at as string,
+  };
 /** A concurrency scope's slots held (core/scopes.ts), over all pools. */
 export const scopeKey = (scope: string): Key => ({ pk: `SCOPE#${scope}`, sk: "SCOPE" });
 /** How many of a concurrency key's tasks are not yet terminal, and whether one of them is exclusive. */

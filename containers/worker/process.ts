@@ -1,7 +1,12 @@
 import { hostname } from "node:os";
 import { poolConfig } from "../../core/admission.ts";
 import { ENV } from "../../core/names.ts";
-import { type AwsClients, depsFromEnv } from "../../runtime/composition.ts";
+import {
+  type AwsClients,
+  configRefreshSecondsFrom,
+  depsFromEnv,
+  keepConfigFresh,
+} from "../../runtime/composition.ts";
 import { processLog } from "../../runtime/log.ts";
 import { loadSchedulerConfig } from "../../runtime/scheduler-config.ts";
 import { runWorker } from "./worker.ts";
@@ -18,6 +23,7 @@ export async function runWorkerProcess(clients: AwsClients): Promise<void> {
   delete process.env[ENV.credentials];
 
   const deps = depsFromEnv(clients, processLog("switchyard-worker"), loadSchedulerConfig());
+  const stopLooking = await keepConfigFresh(deps, configRefreshSecondsFrom());
   const stopping = new AbortController();
   for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => stopping.abort());
 
@@ -32,4 +38,5 @@ export async function runWorkerProcess(clients: AwsClients): Promise<void> {
     // Injected by ECS (Fargate): the agent endpoint that sets the task's scale-in protection.
     ecsAgentUri: process.env.ECS_AGENT_URI,
   });
+  stopLooking();
 }

@@ -29,6 +29,9 @@ export const ANSWERS = {
   task: taskViewSchema,
   tasks: page("tasks", taskViewSchema),
   taskStatus: z.object({ status: taskStatus }),
+  reloaded: z.literal("reload OK"),
+  /** What a reload changed (`path: before → after`) and what the config still gets wrong. */
+  reloadedBeside: z.object({ changes: z.array(z.string()), warnings: z.array(z.string()) }),
   canceled: z.object({ uuid: z.string(), status: taskStatus }),
   taskTags: z.object({ uuid: z.string(), tags }),
   run: runViewSchema,

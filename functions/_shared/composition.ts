@@ -1,8 +1,15 @@
 import { readFileSync } from "node:fs";
 import { type SchedulerConfig, schedulerConfigOf } from "../../core/config.ts";
 import type { Deps } from "../../core/deps.ts";
+import { refreshConfig } from "../../core/live-config.ts";
 import { ENV } from "../../core/names.ts";
-import { type AwsClients, awsClients, depsFromEnv, secretFrom } from "../../runtime/composition.ts";
+import {
+  type AwsClients,
+  awsClients,
+  configRefreshSecondsFrom,
+  depsFromEnv,
+  secretFrom,
+} from "../../runtime/composition.ts";
 import { loggerLog } from "../../runtime/log.ts";
 import { logger } from "./http.ts";
 import { tracer } from "./observability.ts";
@@ -40,9 +47,16 @@ let cached: Promise<Deps> | undefined;
 /**
  * Once per cold start: the admin key (SCHEDULER_ADMIN_KEY or the secret SCHEDULER_ADMIN_KEY_SECRET names)
  * and the callback signing key (SWITCHYARD_CALLBACK_SECRET or the secret SWITCHYARD_CALLBACK_SECRET_ARN
- * names). A failed read is tried again by the next invocation.
+ * names). A failed read is tried again by the next invocation. Each invocation takes a reloaded config
+ * (core/live-config.ts), looked for at most every 30 seconds.
  */
-export const lambdaDeps = (): Promise<Deps> => {
+export const lambdaDeps = async (): Promise<Deps> => {
+  const deps = await depsOnce();
+  await refreshConfig(deps, configRefreshSecondsFrom());
+  return deps;
+};
+
+const depsOnce = (): Promise<Deps> => {
   cached ??= Promise.all([
     secretFrom(process.env, ENV.adminKey, ENV.adminKeySecret),
     secretFrom(process.env, ENV.callbackSecret, ENV.callbackSecretArn),

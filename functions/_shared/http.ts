@@ -44,7 +44,8 @@ export const RAW_CONTENT_TYPES = {
 
 /** A route answers with data for the envelope, or with a raw body (logs, files). */
 export type RouteResult =
-  | { status?: number; data: unknown }
+  /** `beside`: fields of the envelope beside `data` (Route.beside). */
+  | { status?: number; data: unknown; beside?: Record<string, unknown> }
   | { status?: number; raw: string | Uint8Array; contentType: string };
 
 export type RouteFn<Body = unknown, Query = Record<string, string>> = (
@@ -150,7 +151,13 @@ function toResponse(result: RouteResult): APIGatewayProxyResult {
   return {
     statusCode: status,
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ code: "0", message: "OK", success: true, data: result.data ?? null }),
+    body: JSON.stringify({
+      code: "0",
+      message: "OK",
+      success: true,
+      data: result.data ?? null,
+      ...result.beside,
+    }),
   };
 }
 

@@ -157,11 +157,12 @@ const RAW_CONTENT = {
 };
 
 function successResponses(route: Route): Record<string, unknown> {
+  const beside = route.beside ? (answerSchemaOf(route.beside) as { properties: object }).properties : {};
   const envelope = route.answer
     ? {
         allOf: [
           envelopeRef("Envelope"),
-          { type: "object", properties: { data: answerSchemaOf(route.answer) } },
+          { type: "object", properties: { data: answerSchemaOf(route.answer), ...beside } },
         ],
       }
     : envelopeRef("Envelope");

@@ -47,6 +47,8 @@ export interface Route {
   creates?: boolean;
   /** The envelope's `data` it answers, where that has a schema (the API document and the SDK show it). */
   answer?: z.ZodType;
+  /** Fields of the envelope beside `data`, where an answer keeps `data` as another API gave it. */
+  beside?: z.ZodObject;
   /** Answers raw bytes, not the envelope: a log's text, a file's bytes, or a JSON document of its own. */
   raw?: "text" | "file" | "document";
   /** The JSON body and the query string, parsed before the handler runs (an absent body is `{}`). */
@@ -410,6 +412,18 @@ export const ROUTES: readonly Route[] = [
     group: "pools",
     scope: "tasks:read",
     handler: pools.policys,
+  }),
+  route({
+    method: "POST",
+    path: "/v2/reload",
+    summary:
+      'Re-read the pool configuration and apply its runtime fields without a deploy: data is "reload OK", ' +
+      "`changes` and `warnings` beside it",
+    group: "pools",
+    scope: "admin",
+    answer: ANSWERS.reloaded,
+    beside: ANSWERS.reloadedBeside,
+    handler: pools.reload,
   }),
   route({
     method: "GET",

@@ -1,5 +1,6 @@
 import type * as z from "zod";
 import { dispatcherStatus, setDispatcher, setPoolPaused } from "../../core/controls.ts";
+import { reloadConfig } from "../../core/live-config.ts";
 import { listPolicies } from "../../core/policies.ts";
 import { getPool, getQueue, listPools, listQueues } from "../../core/queues.ts";
 import type { dispatcherStatusQuery, queueQuery, queuesQuery, verboseQuery } from "../../core/requests.ts";
@@ -31,6 +32,12 @@ export const queue: RouteFn<unknown, z.output<typeof queueQuery>> = async (
 export const policies: RouteFn = async (deps, { principal }) => ({ data: listPolicies(deps, principal) });
 /** The v2 API's spelling of the same route (a function of its own: its name is its operation id). */
 export const policys: RouteFn = (deps, request) => policies(deps, request);
+
+/** The v2 API's answer, `data: "reload OK"`, with what changed beside it in the envelope. */
+export const reload: RouteFn = async (deps, { principal }) => {
+  const { changes, warnings } = await reloadConfig(deps, principal);
+  return { data: "reload OK", beside: { changes, warnings } };
+};
 
 export const pause: RouteFn = async (deps, { principal, params }) => ({
   data: await setPoolPaused(deps, principal, params.name ?? "", true),

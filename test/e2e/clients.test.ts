@@ -307,6 +307,14 @@ describe("schedulerctl", () => {
     expect(await expectOk(["pools", "pause", "gemini-pool"])).toMatchObject({ paused: true });
     expect(await expectOk(["pools", "resume", "gemini-pool"])).toMatchObject({ paused: false });
 
+    // The same file again: nothing changes, and its pools still admit more than one worker holds.
+    expect(await expectOk(["reload"])).toEqual({
+      data: "reload OK",
+      changes: [],
+      warnings: expect.arrayContaining([
+        expect.stringMatching(/^pool claude-pool: max_concurrency 3 exceeds/),
+      ]),
+    });
     await expectOk(["dispatcher", "stop"]);
     await expectOk(["dispatcher", "start"]);
 

@@ -1,16 +1,20 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { App, type CfnElement, Stack } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
-import { isCliPool, type SchedulerConfig } from "../../core/config.ts";
+import { isCliPool } from "../../core/config.ts";
+import { ENV } from "../../core/names.ts";
 import { FEATURE_FLAGS } from "../../infra/secure-defaults.ts";
 import { addSwitchyardStacks } from "../../infra/switchyard.ts";
-import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
+import { loadSchedulerConfig, parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 
 /**
  * Pools that differ from scheduler.config.yaml, so the stacks provably follow the config they get: worker
  * sizes and scaling differ per pool, gamma shares alpha's account (tool claude, account a), and pods-x runs
  * container jobs.
  */
-export const testConfig = parseSchedulerConfig(`
+const TEST_CONFIG = `
 pools:
   - name: alpha
     tool: claude
@@ -25,14 +29,17 @@ pools:
     worker: { cpu: 2048, memory: 4096, min: 1, max: 4 }
   - { name: gamma, tool: claude, account: a, max_concurrency: 1 }
   - { name: pods-x, tool: container, max_concurrency: 2, lease_seconds: 60 }
-`);
+`;
+export const testConfig = parseSchedulerConfig(TEST_CONFIG);
 /** The test config's CLI pools: those with a worker service. */
 export const cliPools = testConfig.pools.filter(isCliPool);
 
 export interface SynthOptions {
   deletionProtection?: boolean;
   workers?: boolean;
-  config?: SchedulerConfig;
+  /** The scheduler config's text (default: the test config), or its file. */
+  configText?: string;
+  configFile?: string;
 }
 
 /**
@@ -44,9 +51,17 @@ export function synthSwitchyard(options: SynthOptions = {}) {
   const app = new App({
     context: { ...FEATURE_FLAGS, "aws:cdk:bundling-stacks": [], "aws:cdk:disable-asset-staging": true },
   });
-  const { config = testConfig, ...rest } = options;
-  const stacks = addSwitchyardStacks(app, { config, configFile: "unused-when-not-bundling.yaml", ...rest });
+  const { configText = TEST_CONFIG, configFile = written(configText), ...rest } = options;
+  const config = loadSchedulerConfig({ [ENV.schedulerConfig]: configFile });
+  const stacks = addSwitchyardStacks(app, { config, configFile, ...rest });
   return { app, ...stacks };
+}
+
+/** A config text as a file of its own. */
+function written(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), "switchyard-synth-")), "scheduler.config.yaml");
+  writeFileSync(file, text);
+  return file;
 }
 
 /** The template logical ID of a construct's CloudFormation resource. */

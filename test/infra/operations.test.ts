@@ -2,7 +2,6 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
 import { RUN_END_TYPES } from "../../core/events.ts";
 import { CALLBACK_MAX_RECEIVES, ENV } from "../../core/names.ts";
-import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 import { logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
 
 type Props = Record<string, unknown>;
@@ -48,10 +47,8 @@ describe("API stage throttling", () => {
 
   it("throttles the whole stage at 1,250 requests a second (1,000 at 80 %) unless the config says otherwise", () => {
     stageThrottle(compute, 1250, 2500);
-    const config = parseSchedulerConfig(
-      `api: { throttle: { rate_per_second: 250, burst: 400 } }\npools: [{ name: a, tool: claude, account: a, max_concurrency: 1 }]`,
-    );
-    stageThrottle(Template.fromStack(synthSwitchyard({ config }).stateless), 250, 400);
+    const configText = `api: { throttle: { rate_per_second: 250, burst: 400 } }\npools: [{ name: a, tool: claude, account: a, max_concurrency: 1 }]`;
+    stageThrottle(Template.fromStack(synthSwitchyard({ configText }).stateless), 250, 400);
     // No usage plans or API Gateway keys: Switchyard's keys are checked by the handlers.
     compute.resourceCountIs("AWS::ApiGateway::UsagePlan", 0);
     compute.resourceCountIs("AWS::ApiGateway::ApiKey", 0);

@@ -297,6 +297,33 @@ describe("stateless stack", () => {
     }
   });
 
+  it("keeps the config file in an SSM parameter that only the reloading function names and reads", () => {
+    const parameter = props(stateless.configParameter);
+    expect(parameter).toMatchObject({ Type: "String", Tier: "Standard" });
+    expect(parameter.Value).toBe(readFileSync(stateless.configFile, "utf8"));
+    const parameterRef = { Ref: logicalId(stateless.configParameter) };
+    const reloader = stateless.handlers.pools;
+    const named = (fn: IConstruct) =>
+      (props(fn).Environment as { Variables: Props }).Variables[ENV.configParameter];
+    expect(named(reloader)).toEqual(parameterRef);
+    for (const fn of [...stateless.functions.values()].filter((f) => f !== reloader)) {
+      expect(named(fn), fn.node.id).toBeUndefined();
+    }
+    const reads = ofType("AWS::IAM::Policy").flatMap((policy) =>
+      ((policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement ?? []).filter((s) =>
+        [s.Action].flat().some((action) => action.startsWith("ssm:")),
+      ),
+    );
+    expect(reads).toHaveLength(1);
+    expect([reads[0]?.Action].flat()).toEqual([
+      "ssm:DescribeParameters",
+      "ssm:GetParameters",
+      "ssm:GetParameter",
+      "ssm:GetParameterHistory",
+    ]);
+    expect(JSON.stringify(reads[0]?.Resource)).toContain(logicalId(stateless.configParameter));
+  });
+
   it("answers unknown routes, throttling and oversize bodies from the gateway in the envelope", () => {
     for (const [type, status, code] of [
       ["MISSING_AUTHENTICATION_TOKEN", "404", "1012"],

@@ -18,7 +18,7 @@ import {
 } from "../../infra/constructs/worker-image.ts";
 import { SCALE_IN } from "../../infra/constructs/worker-scaling.ts";
 import { workerStop } from "../../infra/secure-defaults.ts";
-import { loadSchedulerConfig, parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
+import { loadSchedulerConfig } from "../../runtime/scheduler-config.ts";
 import { cliPools, logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
 
 type Props = Record<string, unknown>;
@@ -116,10 +116,9 @@ describe("every pool of the config has its queue, DLQ and worker service", () =>
   });
 
   it("holds for the repository's scheduler.config.yaml", () => {
-    const config = loadSchedulerConfig({
-      [ENV.schedulerConfig]: resolve(PROJECT_ROOT, "scheduler.config.yaml"),
-    });
-    const { stateless: real } = synthSwitchyard({ config });
+    const configFile = resolve(PROJECT_ROOT, "scheduler.config.yaml");
+    const config = loadSchedulerConfig({ [ENV.schedulerConfig]: configFile });
+    const { stateless: real } = synthSwitchyard({ configFile });
     expect(
       missingPoolResources(
         resourcesOf(real),
@@ -473,10 +472,9 @@ describe("worker sizes", () => {
   });
 
   it("refuses a pool whose cpu/memory Fargate cannot run, naming the pool", () => {
-    const config = parseSchedulerConfig(
-      "pools:\n  - { name: odd, tool: claude, account: a, max_concurrency: 1, worker: { cpu: 1024, memory: 1024 } }\n",
-    );
-    expect(() => synthSwitchyard({ config })).toThrow(
+    const configText =
+      "pools:\n  - { name: odd, tool: claude, account: a, max_concurrency: 1, worker: { cpu: 1024, memory: 1024 } }\n";
+    expect(() => synthSwitchyard({ configText })).toThrow(
       /pool odd: Fargate has no task size cpu 1024 \/ memory 1024/,
     );
   });

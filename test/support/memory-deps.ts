@@ -20,8 +20,12 @@ export function manualClock(start = "2026-01-01T00:00:00.000Z") {
   };
 }
 
-/** Use-case dependencies on in-memory fakes, for unit tests of core. */
+/**
+ * Use-case dependencies on in-memory fakes, for unit tests of core. A reload reads the config from
+ * `source`, which starts as `configYaml`.
+ */
 export function memoryDeps(configYaml: string) {
+  const source = { text: configYaml };
   const clock = manualClock();
   let n = 0;
   const queue = new MemoryPoolQueue(() => clock.now().getTime());
@@ -35,6 +39,7 @@ export function memoryDeps(configYaml: string) {
     clock,
     ids: { uuid: () => `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}` },
     config: parseSchedulerConfig(configYaml),
+    configSource: { load: async () => parseSchedulerConfig(source.text) },
     random: () => 0.5,
     adminKey: "admin",
     callbackPolicy: { allowLoopback: false },
@@ -43,7 +48,7 @@ export function memoryDeps(configYaml: string) {
     webhooks: nodeWebhookSender,
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   } satisfies Deps;
-  return { deps, clock, queue, containers };
+  return { deps, clock, queue, containers, source };
 }
 
 export const ADMIN: Principal = { kind: "admin", scopes: SCOPES };

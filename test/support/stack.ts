@@ -16,6 +16,8 @@ export interface TestStack extends LocalStack {
   /** Submits a task (the admin key unless `key`), expecting a 201; its uuid. */
   submit(body: object, key?: string): Promise<string>;
   clients: ReturnType<typeof localClients>;
+  /** The config file the stack reads (and a reload reads again). */
+  configPath: string;
 }
 
 export interface ApiAnswer {
@@ -41,6 +43,7 @@ export async function startTestStack(
     | "callbackSecret"
     | "callbackRetrySeconds"
     | "allowLoopbackCallbacks"
+    | "configRefreshSeconds"
   > = {},
 ): Promise<TestStack> {
   const endpoints = inject("emulators");
@@ -67,6 +70,7 @@ export async function startTestStack(
   const test: TestStack = {
     ...stack,
     clients,
+    configPath: join(dir, "scheduler.config.yaml"),
     async submit(body, key) {
       const res = await test.call("POST", "/v2/tasks", { body, key });
       expect(res.status, res.text).toBe(201);

@@ -1,9 +1,15 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { mockClient } from "aws-sdk-client-mock";
 import { describe, expect, it } from "vitest";
 import { ValidationError } from "../../core/errors.ts";
-import { loadSchedulerConfig, parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
+import {
+  loadSchedulerConfig,
+  parseSchedulerConfig,
+  ssmConfigSource,
+} from "../../runtime/scheduler-config.ts";
 
 const pool = "pools:\n  - { name: p1, tool: claude, account: main, max_concurrency: 2 }\n";
 
@@ -48,5 +54,22 @@ describe("scheduler config", () => {
 
   it("accepts the repository's own config", () => {
     expect(loadSchedulerConfig({}).pools.length).toBeGreaterThan(0);
+  });
+
+  it("reads a reload's config from its SSM parameter, with the same errors", async () => {
+    const ssm = mockClient(SSMClient);
+    try {
+      ssm.on(GetParameterCommand, { Name: "/switchyard/config" }).resolves({ Parameter: { Value: pool } });
+      expect((await ssmConfigSource("/switchyard/config").load()).pools[0]?.name).toBe("p1");
+      expect(ssm.commandCalls(GetParameterCommand).map((c) => c.args[0].input)).toEqual([
+        { Name: "/switchyard/config" },
+      ]);
+      ssm.on(GetParameterCommand).resolves({ Parameter: { Value: pool.replace("p1", "P1") } });
+      await expect(ssmConfigSource("/switchyard/config").load()).rejects.toThrow(
+        /\/switchyard\/config: pools\.0\.name: must match/,
+      );
+    } finally {
+      ssm.restore();
+    }
   });
 });
