@@ -29,7 +29,7 @@ export const COVERAGE: Record<string, OperationId[]> = {
   list: ["tasks.list"],
   accounts: ["tasks.accountTasks"],
   get: ["tasks.get"],
-  status: ["tasks.status"],
+  status: ["tasks.status", "pools.status"],
   logs: ["tasks.log", "tasks.get", "instances.list"],
   cancel: ["tasks.cancel"],
   pause: ["tasks.pause"],
@@ -269,11 +269,19 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
 
   program
     .command("status")
-    .description("show a task's status")
-    .argument("<uuid>")
-    .action(async (uuid: string) => {
-      const answer = await client().call("tasks.status", { uuid });
-      print(answer, () => answer.status);
+    .description(
+      "show a task's status; without one, each part of the scheduler and what is wrong with it (admin)",
+    )
+    .argument("[uuid]")
+    .action(async (uuid?: string) => {
+      if (uuid !== undefined) {
+        const answer = await client().call("tasks.status", { uuid });
+        return print(answer, () => answer.status);
+      }
+      const report = await client().call("pools.status", {});
+      print(report, () =>
+        [report.status, ...report.components.map((c) => `${c.name}\t${c.status}\t${c.detail}`)].join("\n"),
+      );
     });
 
   program

@@ -8,6 +8,7 @@ import type {
   ContainerRunner,
   CounterStore,
   EventStore,
+  HeartbeatStore,
   IdempotencyStore,
   Ids,
   PodLogs,
@@ -35,6 +36,8 @@ export interface Deps {
   configs: AppliedConfigStore;
   /** Where a reload reads the config. */
   configSource: ConfigSource;
+  /** What the tick and the events relay last reported of themselves. */
+  heartbeats: HeartbeatStore;
   queue: PoolQueue;
   blobs: BlobStore;
   /** The pods of container pools, and their logs. */
@@ -71,4 +74,5 @@ export const storePorts = (store: Store) => ({
   idempotency: store,
   templates: store,
   configs: store,
+  heartbeats: store,
 });

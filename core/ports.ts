@@ -362,7 +362,8 @@ export type Store = TaskStore &
   WorkerStore &
   IdempotencyStore &
   TemplateStore &
-  AppliedConfigStore;
+  AppliedConfigStore &
+  HeartbeatStore;
 
 export interface QueueMessage {
   receiptHandle: string;
@@ -377,6 +378,8 @@ export interface PoolQueue extends Pingable {
   /** Deletes received messages; several at once in batches (rejects if any was not deleted). */
   delete(pool: string, receiptHandles: string[]): Promise<void>;
   extendVisibility(pool: string, receiptHandle: string, seconds: number): Promise<void>;
+  /** The messages of a pool's dead-letter queue, and how long ago the oldest of them was first sent. */
+  deadLetters(pool: string): Promise<{ count: number; oldestAgeSeconds?: number }>;
 }
 
 export interface BlobInfo {
@@ -471,4 +474,15 @@ export interface AppliedConfigStore {
 export interface ConfigSource {
   /** The config as its source holds it now, validated (a ValidationError naming the source and field). */
   load(): Promise<SchedulerConfig>;
+}
+
+/** The parts that run on their own and report how they do (GET /v2/status). */
+export type HeartbeatPart = "tick" | "events-relay";
+
+/** What a part last reported of itself: when, and a few figures (the tick's run time, the relay's lag). */
+export type Heartbeat = { at: string } & Record<string, number | string>;
+
+export interface HeartbeatStore {
+  recordHeartbeat(part: HeartbeatPart, beat: Heartbeat): Promise<void>;
+  heartbeats(): Promise<Partial<Record<HeartbeatPart, Heartbeat>>>;
 }

@@ -9,6 +9,7 @@ import {
 import { commitChange } from "./commit.ts";
 import type { Deps } from "./deps.ts";
 import { reclaimLease } from "./execution.ts";
+import { heartbeat } from "./heartbeats.ts";
 import { DUE_SHARDS } from "./names.ts";
 import { reclaimPod } from "./pod-runs.ts";
 import { stopPod } from "./pods.ts";
@@ -67,6 +68,8 @@ export async function tick(deps: Deps): Promise<TickReport> {
   const shards = Array.from({ length: DUE_SHARDS }, (_, shard) => shard);
   await Promise.all(shards.map((shard) => tickShard(deps, shard, now, stopAt, report)));
   report.admitted = await pumpAll(deps);
+  const took = Math.round(performance.now() - (stopAt - TICK_BUDGET_MS));
+  await heartbeat(deps, "tick", { duration_ms: took, admitted: report.admitted, failed: report.failed });
   return report;
 }
 

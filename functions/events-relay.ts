@@ -3,14 +3,17 @@ import { unmarshall } from "@aws-sdk/util-dynamodb";
 import middy from "@middy/core";
 import type { DynamoDBStreamEvent } from "aws-lambda";
 import { eventsOfLogItem } from "../adapters/table/keys.ts";
+import type { Deps } from "../core/deps.ts";
 import type { DomainEvent } from "../core/events.ts";
+import { heartbeat } from "../core/heartbeats.ts";
 import { EVENT_SORT_KEY_PREFIX } from "../core/names.ts";
-import type { EventBus } from "../core/ports.ts";
-import { eventBusFromEnv } from "../runtime/composition.ts";
+import type { EventBus, HeartbeatStore } from "../core/ports.ts";
+import { eventBusFromEnv, relayBeatsFromEnv } from "../runtime/composition.ts";
+import { loggerLog } from "../runtime/log.ts";
 import { lambdaClients } from "./_shared/composition.ts";
 import { observability } from "./_shared/observability.ts";
 
-const { count, middlewares } = observability("switchyard-events");
+const { count, middlewares, logger } = observability("switchyard-events");
 
 /** The events of a stream batch: those of the new event log items (sort key EVENT#). */
 export function eventsOfStream(stream: DynamoDBStreamEvent): DomainEvent[] {
@@ -25,23 +28,37 @@ export function eventsOfStream(stream: DynamoDBStreamEvent): DomainEvent[] {
 /**
  * The outbox relay: events are written with the transitions they describe; the table's stream brings
  * them here and they go to SNS in batches. A failed publish fails the batch, and the stream retries it
- * (at least once; each event has a unique id for subscribers that dedupe).
+ * (at least once; each event has a unique id for subscribers that dedupe). It reports its lag (how long the
+ * oldest event of a batch waited to be published) for GET /v2/status.
  */
-export function relayHandler(bus: EventBus) {
+export function relayHandler(bus: EventBus, beats: RelayBeats) {
   return async (stream: DynamoDBStreamEvent) => {
     const events = eventsOfStream(stream);
-    if (events.length) await bus.publish(events);
+    if (events.length) {
+      await bus.publish(events);
+      const oldest = Math.min(...events.map((e) => Date.parse(e.time)));
+      const lag = Math.max(0, (beats.clock.now().getTime() - oldest) / 1000);
+      await heartbeat(beats, "events-relay", {
+        lag_seconds: Math.round(lag * 10) / 10,
+        published: events.length,
+      });
+    }
     return { published: events.length };
   };
 }
 
+/** Where the relay reports itself. */
+export type RelayBeats = { heartbeats: HeartbeatStore } & Pick<Deps, "clock" | "log">;
+
 let bus: EventBus | undefined;
+let beats: RelayBeats | undefined;
 
 export const handler = middy<DynamoDBStreamEvent>()
   .use(middlewares)
   .handler(async (stream) => {
     bus ??= eventBusFromEnv(lambdaClients());
-    const result = await relayHandler(bus)(stream);
+    beats ??= relayBeatsFromEnv(lambdaClients(), loggerLog(logger));
+    const result = await relayHandler(bus, beats)(stream);
     count({ EventsPublished: result.published });
     return result;
   });

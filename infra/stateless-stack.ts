@@ -3,12 +3,14 @@ import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
 import type { ITableV2 } from "aws-cdk-lib/aws-dynamodb";
 import { Rule, Schedule } from "aws-cdk-lib/aws-events";
 import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
+import { PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { IBucket } from "aws-cdk-lib/aws-s3";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Topic } from "aws-cdk-lib/aws-sns";
 import { ParameterTier, StringParameter } from "aws-cdk-lib/aws-ssm";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
+import { HEARTBEAT_PARTITION } from "../adapters/table/keys.ts";
 import { isCliPool, type SchedulerConfig } from "../core/config.ts";
 import { CALLBACK_FUNCTION_TIMEOUT_SECONDS, ENV, POD_LAUNCH_TIMEOUT_SECONDS } from "../core/names.ts";
 import { ROUTE_GROUPS, type RouteGroup } from "../functions/_shared/routes.ts";
@@ -152,6 +154,11 @@ export class StatelessStack extends Stack {
     // A reload (POST /v2/reload, a route of the pools group) reads it; every function takes what it applied.
     this.handlers.pools.addEnvironment(ENV.configParameter, this.configParameter.parameterName);
     this.configParameter.grantRead(this.handlers.pools);
+    // GET /v2/status (the pools group) counts and looks at each pool's dead letters.
+    for (const [pool, dlq] of this.queues.dlqs) {
+      this.queues.queues.get(pool)?.grant(this.handlers.pools, "sqs:GetQueueAttributes");
+      dlq.grant(this.handlers.pools, "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage");
+    }
     new CfnOutput(this, "ConfigParameter", {
       description:
         "SSM parameter holding the scheduler config a reload applies (edit it, then POST /v2/reload)",
@@ -172,12 +179,21 @@ export class StatelessStack extends Stack {
 
     // The outbox relay: the table's stream brings new event items, the relay publishes them to the topic.
     // It reads only the stream (granted by its event source) and publishes; so does its replay.
+    const relayFunction = newFunction("EventsRelay", "functions/events-relay.ts", {
+      timeout: Duration.seconds(30),
+      access: ["publish"],
+    });
+    // Its one write: its heartbeat item (GET /v2/status shows its lag).
+    relayFunction.addToRolePolicy(
+      new PolicyStatement({
+        actions: ["dynamodb:PutItem"],
+        resources: [table.tableArn],
+        conditions: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [HEARTBEAT_PARTITION] } },
+      }),
+    );
     this.relay = new EventsRelay(this, "Relay", {
       table,
-      handler: newFunction("EventsRelay", "functions/events-relay.ts", {
-        timeout: Duration.seconds(30),
-        access: ["publish"],
-      }),
+      handler: relayFunction,
       replay: newFunction("EventsReplay", "functions/events-replay.ts", {
         timeout: Duration.seconds(REPLAY_TIMEOUT_SECONDS),
         access: ["publish"],

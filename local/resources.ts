@@ -40,7 +40,8 @@ export interface LocalResources {
 }
 
 /** `switchyard-<pool>.fifo` -> `switchyard-<pool>-dlq.fifo`. */
-const dlqName = (queueName: string) => queueName.replace(/\.fifo$/, "-dlq.fifo");
+/** A pool queue's dead-letter queue, by name. */
+export const dlqName = (queueName: string) => queueName.replace(/\.fifo$/, "-dlq.fifo");
 
 /** The callback queue is named after the topic: `<topic>-callbacks`, and `<topic>-callbacks-dlq`. */
 const callbackQueueName = (topic: string) => `${topic}-callbacks`;

@@ -17,6 +17,7 @@ import {
   depsFromEnv,
   eventBusFromEnv,
   keepConfigFresh,
+  relayBeatsFromEnv,
 } from "../runtime/composition.ts";
 import { processLog } from "../runtime/log.ts";
 import { loadSchedulerConfig } from "../runtime/scheduler-config.ts";
@@ -207,7 +208,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const relaying = startStreamRelay(
       relayClients.dynamodb,
       resources.tableName,
-      relayHandler(eventBusFromEnv(relayClients, env)),
+      relayHandler(eventBusFromEnv(relayClients, env), relayBeatsFromEnv(relayClients, log, env)),
       log,
     );
     stops.push(relaying.stop);

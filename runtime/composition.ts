@@ -138,6 +138,13 @@ function podsFromEnv(env: NodeJS.ProcessEnv): Pick<Deps, "containers" | "podLogs
   };
 }
 
+/** Where the events relay reports itself: its heartbeat item in the table. */
+export const relayBeatsFromEnv = (
+  clients: Pick<AwsClients, "doc">,
+  log: Deps["log"],
+  env: NodeJS.ProcessEnv = process.env,
+) => ({ heartbeats: new DynamoStore(clients.doc, required(env, ENV.tableName)), clock: systemClock, log });
+
 /** The topic every event goes to (the events relay publishes there). */
 export const eventBusFromEnv = (
   clients: Pick<AwsClients, "sns">,

@@ -76,6 +76,7 @@ export const OPERATIONS = {
   "pools.queue": ["GET", "/v2/queues/{name}"],
   "pools.policies": ["GET", "/v2/policies"],
   "pools.reload": ["POST", "/v2/reload"],
+  "pools.status": ["GET", "/v2/status"],
   "pools.policys": ["GET", "/v2/policys"],
   "pools.pause": ["POST", "/v2/pools/{name}/pause"],
   "pools.resume": ["POST", "/v2/pools/{name}/resume"],
@@ -136,6 +137,7 @@ interface Shapes {
   "pools.queue": { query: z.input<typeof queueQuery>; answer: Answer<typeof getQueue> };
   "pools.policies": { answer: Answer<typeof listPolicies> };
   "pools.reload": { answer: Data<"reloaded">; beside: Data<"reloadedBeside"> };
+  "pools.status": { answer: Data<"systemStatus"> };
   "pools.policys": { answer: Answer<typeof listPolicies> };
   "pools.pause": { answer: Answer<typeof setPoolPaused> };
   "pools.resume": { answer: Answer<typeof setPoolPaused> };

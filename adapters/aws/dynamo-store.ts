@@ -5,6 +5,7 @@ import {
   GetCommand,
   PutCommand,
   paginateQuery,
+  QueryCommand,
   type QueryCommandInput,
   TransactWriteCommand,
   type TransactWriteCommandInput,
@@ -14,6 +15,8 @@ import type { DomainEvent } from "../../core/events.ts";
 import type { AppliedConfig } from "../../core/live-config.ts";
 import { TABLE } from "../../core/names.ts";
 import type {
+  Heartbeat,
+  HeartbeatPart,
   IdempotencyRecord,
   Page,
   PoolSamples,
@@ -37,7 +40,9 @@ import {
   appliedConfigKey,
   appliedConfigOf,
   concurrencyKeyKey,
+  HEARTBEAT_PARTITION,
   HELD_SINCE,
+  heartbeatKey,
   heldSinceOf,
   type Item,
   idempotencyKey,
@@ -496,6 +501,24 @@ export class DynamoStore implements TaskStore, TenantStore {
     } catch (err) {
       throw failedWrite(err) === undefined ? err : alreadyExists();
     }
+  }
+
+  async recordHeartbeat(part: HeartbeatPart, beat: Heartbeat): Promise<void> {
+    await this.doc.send(
+      new PutCommand({ TableName: this.tableName, Item: { ...beat, ...heartbeatKey(part) } }),
+    );
+  }
+
+  async heartbeats(): Promise<Partial<Record<HeartbeatPart, Heartbeat>>> {
+    const { Items = [] } = await this.doc.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": HEARTBEAT_PARTITION },
+        ConsistentRead: true,
+      }),
+    );
+    return Object.fromEntries(Items.map((item) => [item.sk, recordOf<Heartbeat>(item)]));
   }
 
   async appliedConfig(): Promise<AppliedConfig | undefined> {

@@ -3,6 +3,7 @@ import {
   DeleteMessageBatchCommand,
   DeleteMessageCommand,
   GetQueueAttributesCommand,
+  GetQueueUrlCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
   type SQSClient,
@@ -20,6 +21,9 @@ export class SqsPoolQueue implements PoolQueue {
     private readonly queueUrls: Readonly<Record<string, string>>,
   ) {}
 
+  /** Each pool's dead-letter queue URL, found from its queue's redrive policy once. */
+  private readonly deadLetterUrls = new Map<string, Promise<string>>();
+
   private url(pool: string): string {
     const url = this.queueUrls[pool];
     if (!url) throw poolNotFound(pool);
@@ -31,6 +35,62 @@ export class SqsPoolQueue implements PoolQueue {
     const [first] = Object.values(this.queueUrls);
     if (first)
       await this.sqs.send(new GetQueueAttributesCommand({ QueueUrl: first, AttributeNames: ["QueueArn"] }));
+  }
+
+  /**
+   * The dead-letter queue's depth (those someone is looking at too), and its oldest message's age: a look
+   * at up to 10 of them, left visible (a dead-letter queue has no consumer whose receives this disturbs).
+   */
+  async deadLetters(pool: string): Promise<{ count: number; oldestAgeSeconds?: number }> {
+    const url = await this.deadLetterUrl(pool);
+    const { Attributes } = await this.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: url,
+        AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+      }),
+    );
+    const count =
+      Number(Attributes?.ApproximateNumberOfMessages ?? 0) +
+      Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+    if (count === 0) return { count };
+    const { Messages = [] } = await this.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: url,
+        MaxNumberOfMessages: SQS_BATCH,
+        VisibilityTimeout: 0,
+        MessageSystemAttributeNames: ["SentTimestamp"],
+      }),
+    );
+    const sent = Messages.map((m) => Number(m.Attributes?.SentTimestamp)).filter(Number.isFinite);
+    return sent.length === 0
+      ? { count }
+      : { count, oldestAgeSeconds: Math.round((Date.now() - Math.min(...sent)) / 1000) };
+  }
+
+  private deadLetterUrl(pool: string): Promise<string> {
+    let url = this.deadLetterUrls.get(pool);
+    if (!url) {
+      url = this.findDeadLetterUrl(pool);
+      // A failed look is looked at again next time.
+      url.catch(() => this.deadLetterUrls.delete(pool));
+      this.deadLetterUrls.set(pool, url);
+    }
+    return url;
+  }
+
+  private async findDeadLetterUrl(pool: string): Promise<string> {
+    const { Attributes } = await this.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: this.url(pool), AttributeNames: ["RedrivePolicy"] }),
+    );
+    const arn = JSON.parse(Attributes?.RedrivePolicy ?? "{}").deadLetterTargetArn as string | undefined;
+    if (!arn) throw new Error(`pool ${pool}: its queue has no dead-letter queue`);
+    // arn:aws:sqs:<region>:<account>:<name>
+    const [, , , , account, name] = arn.split(":");
+    const { QueueUrl } = await this.sqs.send(
+      new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }),
+    );
+    if (!QueueUrl) throw new Error(`pool ${pool}: no URL for its dead-letter queue ${name}`);
+    return QueueUrl;
   }
 
   async send(pool: string, message: { body: string; dedupId: string; groupId: string }): Promise<void> {

@@ -24,6 +24,11 @@ export class MemoryPoolQueue implements PoolQueue {
 
   async ping(): Promise<void> {}
 
+  /** None: this fake has no receive limit, so no message of it ever goes to a dead-letter queue. */
+  async deadLetters(_pool: string): Promise<{ count: number; oldestAgeSeconds?: number }> {
+    return { count: 0 };
+  }
+
   /** Messages waiting (visible or in flight) on a pool's queue. */
   depth(pool: string): number {
     return this.queues.get(pool)?.length ?? 0;

@@ -3,6 +3,8 @@
 import type { DomainEvent } from "../../core/events.ts";
 import type { AppliedConfig } from "../../core/live-config.ts";
 import type {
+  Heartbeat,
+  HeartbeatPart,
   IdempotencyRecord,
   Page,
   PoolSamples,
@@ -27,6 +29,7 @@ import {
   appliedConfigOf,
   concurrencyKeyKey,
   HELD_SINCE,
+  heartbeatKey,
   heldSinceOf,
   type Item,
   idempotencyKey,
@@ -285,6 +288,16 @@ export class MemoryStore implements TaskStore, TenantStore {
 
   async getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined> {
     return this.#get<IdempotencyRecord>(idempotencyKey(tenant, key));
+  }
+
+  async recordHeartbeat(part: HeartbeatPart, beat: Heartbeat): Promise<void> {
+    this.#items.set(idOf(heartbeatKey(part)), { ...beat, ...heartbeatKey(part) });
+  }
+
+  async heartbeats(): Promise<Partial<Record<HeartbeatPart, Heartbeat>>> {
+    const parts: HeartbeatPart[] = ["tick", "events-relay"];
+    const found = parts.map((part) => [part, this.#get<Heartbeat>(heartbeatKey(part))] as const);
+    return Object.fromEntries(found.filter(([, beat]) => beat !== undefined));
   }
 
   async appliedConfig(): Promise<AppliedConfig | undefined> {

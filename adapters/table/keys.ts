@@ -133,6 +133,9 @@ export const waitOutcomesOf = (item: Record<string, unknown> | undefined): WaitO
       : [],
   );
 export const concurrencyKeyKey = (key: string): Key => ({ pk: `CKEY#${key}`, sk: "CKEY" });
+/** What a part (the tick, the events relay) last reported of itself: one item each, in one partition. */
+export const HEARTBEAT_PARTITION = "HEARTBEAT";
+export const heartbeatKey = (part: string): Key => ({ pk: HEARTBEAT_PARTITION, sk: part });
 /** The configuration a reload applied: one item, its config as JSON text. */
 export const appliedConfigKey: Key = { pk: "CONFIG", sk: "APPLIED" };
 export const appliedConfigItem = ({ config, ...rest }: AppliedConfig): Item & Key => ({

@@ -19,6 +19,8 @@ const page = <Field extends string, Item extends z.ZodType>(field: Field, item: 
     [K in Field]: z.ZodArray<Item>;
   });
 
+const partStatus = z.enum(["ok", "degraded", "down"]);
+
 export const ANSWERS = {
   submitted: z.object({
     uuid: z.string(),
@@ -30,6 +32,10 @@ export const ANSWERS = {
   tasks: page("tasks", taskViewSchema),
   taskStatus: z.object({ status: taskStatus }),
   reloaded: z.literal("reload OK"),
+  systemStatus: z.object({
+    status: partStatus,
+    components: z.array(z.object({ name: z.string(), status: partStatus, detail: z.string() })),
+  }),
   /** What a reload changed (`path: before → after`) and what the config still gets wrong. */
   reloadedBeside: z.object({ changes: z.array(z.string()), warnings: z.array(z.string()) }),
   canceled: z.object({ uuid: z.string(), status: taskStatus }),

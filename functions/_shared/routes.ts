@@ -414,6 +414,16 @@ export const ROUTES: readonly Route[] = [
     handler: pools.policys,
   }),
   route({
+    method: "GET",
+    path: "/v2/status",
+    summary:
+      "Each part (table, pool queues, workers, tick, events relay), whether it is well, and what is wrong with it",
+    group: "pools",
+    scope: "admin",
+    answer: ANSWERS.systemStatus,
+    handler: pools.status,
+  }),
+  route({
     method: "POST",
     path: "/v2/reload",
     summary:

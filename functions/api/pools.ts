@@ -4,6 +4,7 @@ import { reloadConfig } from "../../core/live-config.ts";
 import { listPolicies } from "../../core/policies.ts";
 import { getPool, getQueue, listPools, listQueues } from "../../core/queues.ts";
 import type { dispatcherStatusQuery, queueQuery, queuesQuery, verboseQuery } from "../../core/requests.ts";
+import { systemStatus } from "../../core/system-status.ts";
 import { listWorkers } from "../../core/workers.ts";
 import type { RouteFn } from "../_shared/http.ts";
 
@@ -38,6 +39,8 @@ export const reload: RouteFn = async (deps, { principal }) => {
   const { changes, warnings } = await reloadConfig(deps, principal);
   return { data: "reload OK", beside: { changes, warnings } };
 };
+
+export const status: RouteFn = async (deps, { principal }) => ({ data: await systemStatus(deps, principal) });
 
 export const pause: RouteFn = async (deps, { principal, params }) => ({
   data: await setPoolPaused(deps, principal, params.name ?? "", true),

@@ -414,6 +414,28 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect((await store.listTasks({ tenant, size: 10 })).total).toBe(3);
       });
 
+      it("keeps the latest heartbeat of each part, and the applied config by its version", async () => {
+        await store.recordHeartbeat("tick", { at: at(1), duration_ms: 40 });
+        await store.recordHeartbeat("tick", { at: at(2), duration_ms: 50 });
+        await store.recordHeartbeat("events-relay", { at: at(2), lag_seconds: 1.5 });
+        expect(await store.heartbeats()).toEqual({
+          tick: { at: at(2), duration_ms: 50 },
+          "events-relay": { at: at(2), lag_seconds: 1.5 },
+        });
+        const applied = (version: number) => ({
+          version,
+          base: "b",
+          config: { pools: [], concurrency_limits: {}, api: { throttle: { rate_per_second: 1, burst: 1 } } },
+          applied_at: at(version),
+        });
+        const stored = await store.appliedConfig();
+        const next = (stored?.version ?? 0) + 1;
+        await expectConflict(store.applyConfig(applied(next), next), "config");
+        await store.applyConfig(applied(next), stored?.version);
+        expect(await store.appliedConfig()).toEqual(applied(next));
+        await expectConflict(store.applyConfig(applied(next + 1), stored?.version), "config");
+      });
+
       it("applies nothing of a change whose task write fails", async () => {
         const pool = unique("pool");
         const stored = makeTask();

@@ -255,6 +255,7 @@ describe("schedulerctl", () => {
       ["policies"],
       ["queues", "codex-pool"],
       ["accounts", "acct-ctl"],
+      ["status"],
     ];
     for (const args of reads) {
       const run = await schedulerctl(["--json", ...args], stack.adminKey);

@@ -153,9 +153,10 @@ describe("expected waits", () => {
         );
       }
     };
-    // History: the runs of the first block, and a few more of a second each.
-    await done(await Promise.all([1, 2, 3, 4].map(() => submit(alice, { prompt: "[sleep:1] history" }))));
-    const blocker = await submit(alice, { prompt: "[sleep:3] blocker" });
+    // History: the runs of the first block, and a few more of two seconds each, as long as the blocker's
+    // and the queued tasks' runs (an estimate can only know the runs the pool had).
+    await done(await Promise.all([1, 2, 3, 4].map(() => submit(alice, { prompt: "[sleep:2] history" }))));
+    const blocker = await submit(alice, { prompt: "[sleep:2] blocker" });
     await waitFor(
       async () => (await admin(`/v2/tasks/${blocker}`)).json?.data.status,
       (s) => s === "running",
@@ -165,7 +166,7 @@ describe("expected waits", () => {
     for (const n of [1, 2, 3]) {
       const res = await stack.call("POST", "/v2/tasks", {
         key: alice,
-        body: { pool: "one", prompt: `[sleep:1] queued ${n}` },
+        body: { pool: "one", prompt: `[sleep:2] queued ${n}` },
       });
       // The submit answer already says where the task waits, and for how long it should.
       expect(res.json?.data).toMatchObject({

@@ -2,6 +2,7 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
 import { RUN_END_TYPES } from "../../core/events.ts";
 import { CALLBACK_MAX_RECEIVES, ENV } from "../../core/names.ts";
+import type { SwitchyardFunction } from "../../infra/constructs/switchyard-function.ts";
 import { logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
 
 type Props = Record<string, unknown>;
@@ -166,8 +167,38 @@ describe("events relay", () => {
       expect(policy, id).toContain("sns:Publish");
       expect(policy, id).toContain("dynamodb:GetRecords");
       expect(policy, id).toContain("dynamodb:GetShardIterator");
-      expect(policy, id).not.toContain("dynamodb:PutItem");
       expect(policy, id).not.toContain("s3:");
+      // The relay's one write is its heartbeat item, in the HEARTBEAT partition alone.
+      const writes = (
+        JSON.parse(policy).Statement as { Action: string | string[]; Condition?: unknown }[]
+      ).filter((s) => [s.Action].flat().some((a) => /^dynamodb:(Put|Update|Delete|BatchWrite)/.test(a)));
+      expect(writes, id).toEqual(
+        id === "EventsRelay"
+          ? [
+              expect.objectContaining({
+                Action: "dynamodb:PutItem",
+                Condition: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": ["HEARTBEAT"] } },
+              }),
+            ]
+          : [],
+      );
+    }
+  });
+
+  it("lets only the function of GET /v2/status look into the pools' dead-letter queues", () => {
+    const looks = (fn: SwitchyardFunction) => {
+      const policy = JSON.parse(policyOf(logicalId(must(fn.role, "role")))) as {
+        Statement: { Action: string | string[]; Resource: unknown }[];
+      };
+      return policy.Statement.filter((s) => [s.Action].flat().includes("sqs:ReceiveMessage")).map((s) =>
+        JSON.stringify(s.Resource),
+      );
+    };
+    const dlqs = [...stateless.queues.dlqs.values()].map((dlq) => logicalId(dlq));
+    const reads = looks(stateless.handlers.pools);
+    expect(dlqs.every((id) => reads.some((resource) => resource.includes(id)))).toBe(true);
+    for (const fn of Object.values(stateless.handlers).filter((f) => f !== stateless.handlers.pools)) {
+      expect(looks(fn), fn.node.id).toEqual([]);
     }
   });
 

@@ -1,4 +1,11 @@
-import { DeleteMessageBatchCommand, DeleteMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import {
+  DeleteMessageBatchCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { describe, expect, it } from "vitest";
 import { SqsPoolQueue } from "../../adapters/aws/sqs-queue.ts";
@@ -41,6 +48,38 @@ describe("SqsPoolQueue deletes", () => {
     await expect(queue.delete("p", ["a", "b"])).rejects.toThrow(
       /1 of 2 messages were not deleted.*ReceiptHandleIsInvalid/,
     );
+    sqs.restore();
+  });
+});
+
+describe("SqsPoolQueue dead letters", () => {
+  it("finds the pool's dead-letter queue from its redrive policy once, counts it and peeks at it", async () => {
+    const sqs = mockClient(SQSClient);
+    const dlqUrl = "https://sqs.us-east-1.amazonaws.com/1/p-dlq.fifo";
+    const redrive = { deadLetterTargetArn: "arn:aws:sqs:us-east-1:1:p-dlq.fifo", maxReceiveCount: 5 };
+    sqs
+      .on(GetQueueAttributesCommand, { QueueUrl: URL })
+      .resolves({ Attributes: { RedrivePolicy: JSON.stringify(redrive) } })
+      .on(GetQueueAttributesCommand, { QueueUrl: dlqUrl })
+      .resolves({
+        Attributes: { ApproximateNumberOfMessages: "2", ApproximateNumberOfMessagesNotVisible: "1" },
+      })
+      .on(GetQueueUrlCommand)
+      .resolves({ QueueUrl: dlqUrl })
+      .on(ReceiveMessageCommand)
+      .resolves({ Messages: [{ Attributes: { SentTimestamp: String(Date.now() - 90_000) } }] });
+    const queue = new SqsPoolQueue(new SQSClient({ region: "us-east-1" }), { p: URL });
+    expect(await queue.deadLetters("p")).toEqual({ count: 3, oldestAgeSeconds: 90 });
+    await queue.deadLetters("p");
+    expect(sqs.commandCalls(GetQueueUrlCommand).map((c) => c.args[0].input)).toEqual([
+      { QueueName: "p-dlq.fifo", QueueOwnerAWSAccountId: "1" },
+    ]);
+    expect(sqs.commandCalls(ReceiveMessageCommand)[0]?.args[0].input).toEqual({
+      QueueUrl: dlqUrl,
+      MaxNumberOfMessages: 10,
+      VisibilityTimeout: 0,
+      MessageSystemAttributeNames: ["SentTimestamp"],
+    });
     sqs.restore();
   });
 });

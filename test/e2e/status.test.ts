@@ -1,0 +1,82 @@
+/** GET /v2/status on the local stack: every part, and a dead letter seen as what is wrong. */
+import { SendMessageCommand } from "@aws-sdk/client-sqs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dlqName } from "../../local/resources.ts";
+import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+import { waitFor } from "../support/wait.ts";
+
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await startTestStack(
+    "pools:\n  - { name: main, tool: claude, account: main, max_concurrency: 1 }\n",
+    {
+      workerEnv: { PATH: FAKE_CLI_PATH },
+    },
+  );
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const status = async () => (await stack.call("GET", "/v2/status")).json?.data;
+const componentsOf = (report: { components: { name: string; status: string; detail: string }[] }) =>
+  Object.fromEntries(report.components.map((c) => [c.name, c.status]));
+
+describe("GET /v2/status", () => {
+  it("shows every part well on a working stack", async () => {
+    const uuid = await stack.submit({ pool: "main", prompt: "status check" });
+    await waitFor(
+      async () => (await stack.call("GET", `/v2/tasks/${uuid}`)).json?.data.status,
+      (s) => s === "succeeded",
+    );
+    const report = await waitFor(
+      status,
+      (r) =>
+        r.status === "ok" &&
+        r.components.some(
+          (c: { name: string; detail: string }) =>
+            c.name === "events-relay" && c.detail.startsWith("its last batch"),
+        ),
+    );
+    expect(componentsOf(report)).toEqual({
+      table: "ok",
+      "queue:main": "ok",
+      "workers:main": "ok",
+      tick: "ok",
+      "events-relay": "ok",
+    });
+    expect(report.components.find((c: { name: string }) => c.name === "workers:main").detail).toMatch(
+      /^1 live, /,
+    );
+  });
+
+  it("reports a dead-letter message as what is wrong with its pool's queue", async () => {
+    await stack.clients.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: stack.resources.queueUrls.main?.replace(/[^/]+$/, (name) => dlqName(name)),
+        MessageBody: JSON.stringify({ run_id: "x", task_uuid: "y", pool: "main" }),
+        MessageGroupId: "g",
+        MessageDeduplicationId: "poison-1",
+      }),
+    );
+    const report = await waitFor(status, (r) => r.status === "degraded");
+    expect(report.status).toBe("degraded");
+    const queue = report.components.find((c: { name: string }) => c.name === "queue:main");
+    expect(queue).toEqual({
+      name: "queue:main",
+      status: "degraded",
+      detail: expect.stringMatching(
+        /^1 dead letter \(dispatches no worker could take\), the oldest first sent \d+ s ago$/,
+      ),
+    });
+    expect(componentsOf(report)).toMatchObject({ table: "ok", tick: "ok" });
+  });
+
+  it("is the admin's alone", async () => {
+    const { api_key } = (await stack.call("POST", "/v2/tenants", { body: { name: "t" } })).json?.data ?? {};
+    const res = await stack.call("GET", "/v2/status", { key: api_key });
+    expect([res.status, res.json?.code]).toEqual([403, "1009"]);
+  });
+});
