@@ -48,6 +48,7 @@ export const COVERAGE: Record<string, OperationId[]> = {
   queues: ["pools.queues", "pools.queue"],
   policies: ["pools.policies", "pools.policys"],
   reload: ["pools.reload"],
+  slas: ["pools.slas"],
   "pools pause": ["pools.pause"],
   "pools resume": ["pools.resume"],
   workers: ["pools.workers"],
@@ -478,6 +479,24 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
       print(listed, () =>
         listed
           .map((p) => `${p.pool}\t${p.policy === null ? "accepts any task" : JSON.stringify(p.policy)}`)
+          .join("\n"),
+      );
+    });
+  program
+    .command("slas")
+    .description("each pool's SLA, its recent waits at the SLA's percentile, and whether it is met")
+    .action(async () => {
+      const slas = await client().call("pools.slas", {});
+      print(slas, () =>
+        slas
+          .map((s) =>
+            s.sla === null
+              ? `${s.pool}\tno SLA`
+              : `${s.pool}\tp${s.sla.percentile} ≤ ${s.sla.max_wait_seconds} s\t` +
+                (s.measured_wait_s === null
+                  ? "no recent waits"
+                  : `${s.measured_wait_s} s over ${s.samples}\t${s.met ? "met" : "missed"}`),
+          )
           .join("\n"),
       );
     });

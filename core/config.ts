@@ -37,6 +37,13 @@ const poolSchema = z
       .default({ base_seconds: 30, max_seconds: 300 }),
     allow_dangerous_flags: z.boolean().default(false),
     policy: policySchema.optional(),
+    /** The wait (seconds, submission to start) that this share of its tasks should stay within (core/slas.ts). */
+    sla: z
+      .strictObject({
+        max_wait_seconds: z.number().min(0.1).max(86_400),
+        percentile: z.number().gt(0).lt(100).default(90),
+      })
+      .optional(),
     worker: z
       .strictObject({
         cpu: z.number().int().default(1024),

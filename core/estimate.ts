@@ -195,11 +195,12 @@ export function poolSampleOf(task: Pick<Task, "priority">, run: Run, endedAt: Da
 }
 
 /**
- * A task's first run, ending after it started: the wait it had (create_time to the run's start_time) beside
- * the one its submission predicted. Undefined for any other run, or a task that was predicted nothing.
+ * A task's first run, ending after it started: the wait it had (create_time to the run's start_time),
+ * beside the one its submission predicted, if any (the SLAs read the waits, the calibration the
+ * predictions). Undefined for any other run.
  */
 export function waitOutcomeOf(task: Task, run: Run): WaitOutcomeSample | undefined {
-  if (!task.predicted_wait || !run.start_time || run.run_id !== runIdFor(task.uuid, 1)) return undefined;
+  if (!run.start_time || run.run_id !== runIdFor(task.uuid, 1)) return undefined;
   return {
     pool: run.pool,
     slot: ringSlot(run.run_id, WAIT_OUTCOME_SLOTS),
@@ -212,9 +213,12 @@ export function waitOutcomeOf(task: Task, run: Run): WaitOutcomeSample | undefin
  * How good a pool's recent predictions were: the share of waits inside their band, the mean distance from
  * the expected wait and the mean wait (seconds), over `samples` tasks. Nulls without any.
  */
-export function calibrationOf(outcomes: WaitOutcome[]) {
+export function calibrationOf(all: WaitOutcome[]) {
+  const outcomes = all.filter(
+    (o): o is Required<WaitOutcome> => o.expect !== undefined && o.error !== undefined,
+  );
   const n = outcomes.length;
-  const mean = (of: (o: WaitOutcome) => number) =>
+  const mean = (of: (o: Required<WaitOutcome>) => number) =>
     n === 0 ? null : Math.round((outcomes.reduce((sum, o) => sum + of(o), 0) / n) * 1000) / 1000;
   return {
     coverage: mean((o) => (Math.abs(o.actual - o.expect) <= o.error ? 1 : 0)),

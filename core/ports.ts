@@ -123,10 +123,13 @@ export const HELD_SINCE_POOL_LIMIT = 64;
 /** How many recent runs a pool's sample keeps: few enough that they fit one write unit. */
 export const POOL_SAMPLE_SLOTS = 48;
 
-/** A task's wait as its submission predicted it (expect ± error, in seconds) and as it was. */
+/**
+ * A task's wait as it was (seconds, create_time to its first run's start), and as its submission predicted
+ * it (expect ± error) when it had to queue and its pool could tell.
+ */
 export interface WaitOutcome {
-  expect: number;
-  error: number;
+  expect?: number;
+  error?: number;
   actual: number;
 }
 

@@ -18,6 +18,9 @@ import {
 import { TABLE } from "../core/names.ts";
 
 /** Feature flags the stacks rely on, set on the App (cdk.json does not carry them). */
+/** The CloudWatch namespace of the functions' metrics (Powertools EMF). */
+export const METRICS_NAMESPACE = "Switchyard";
+
 export const FEATURE_FLAGS = {
   // Deliver S3 server access logs through a bucket policy, not the legacy LogDeliveryWrite ACL.
   [S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY]: true,
@@ -69,7 +72,7 @@ export const functionDefaults = {
   tracing: Tracing.ACTIVE,
   environment: {
     POWERTOOLS_SERVICE_NAME: "switchyard",
-    POWERTOOLS_METRICS_NAMESPACE: "Switchyard",
+    POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
     POWERTOOLS_LOG_LEVEL: "INFO",
     NODE_OPTIONS: "--enable-source-maps",
   },

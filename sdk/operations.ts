@@ -77,6 +77,7 @@ export const OPERATIONS = {
   "pools.policies": ["GET", "/v2/policies"],
   "pools.reload": ["POST", "/v2/reload"],
   "pools.status": ["GET", "/v2/status"],
+  "pools.slas": ["GET", "/v2/slas"],
   "pools.policys": ["GET", "/v2/policys"],
   "pools.pause": ["POST", "/v2/pools/{name}/pause"],
   "pools.resume": ["POST", "/v2/pools/{name}/resume"],
@@ -138,6 +139,7 @@ interface Shapes {
   "pools.policies": { answer: Answer<typeof listPolicies> };
   "pools.reload": { answer: Data<"reloaded">; beside: Data<"reloadedBeside"> };
   "pools.status": { answer: Data<"systemStatus"> };
+  "pools.slas": { answer: Data<"slas"> };
   "pools.policys": { answer: Answer<typeof listPolicies> };
   "pools.pause": { answer: Answer<typeof setPoolPaused> };
   "pools.resume": { answer: Answer<typeof setPoolPaused> };

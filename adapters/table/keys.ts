@@ -124,13 +124,17 @@ export const heldSinceOf = (item: Record<string, unknown> | undefined): number[]
 };
 /** A pool's recent wait outcomes, apart from its sample so that each fits one write unit. */
 export const waitOutcomesKey = (pool: string): Key => ({ pk: `WAITS#${pool}`, sk: "WAITS" });
-/** A wait outcome's attribute, `w7` for slot 7: the list [expect, error, actual]. */
+/** A wait outcome's attribute, `w7` for slot 7: the list [expect, error, actual], or [actual] unpredicted. */
 export const waitOutcomeAttribute = (slot: number) => `w${slot}`;
 export const waitOutcomesOf = (item: Record<string, unknown> | undefined): WaitOutcome[] =>
   Object.entries(item ?? {}).flatMap(([name, value]) =>
-    /^w\d+$/.test(name) && Array.isArray(value) && value.length === 3
-      ? [{ expect: Number(value[0]), error: Number(value[1]), actual: Number(value[2]) }]
-      : [],
+    !/^w\d+$/.test(name) || !Array.isArray(value)
+      ? []
+      : value.length === 3
+        ? [{ expect: Number(value[0]), error: Number(value[1]), actual: Number(value[2]) }]
+        : value.length === 1
+          ? [{ actual: Number(value[0]) }]
+          : [],
   );
 export const concurrencyKeyKey = (key: string): Key => ({ pk: `CKEY#${key}`, sk: "CKEY" });
 /** What a part (the tick, the events relay) last reported of itself: one item each, in one partition. */

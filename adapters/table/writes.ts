@@ -87,7 +87,10 @@ const sampleWrite = ({ pool, slot, held_seconds, pickup_seconds, priority }: Poo
 const waitOutcomeWrite = ({ pool, slot, expect, error, actual }: WaitOutcomeSample): Write => ({
   type: "set",
   key: waitOutcomesKey(pool),
-  values: { [waitOutcomeAttribute(slot)]: [expect, error, actual] },
+  values: {
+    [waitOutcomeAttribute(slot)]:
+      expect === undefined || error === undefined ? [actual] : [expect, error, actual],
+  },
 });
 
 /**

@@ -32,6 +32,15 @@ export const ANSWERS = {
   tasks: page("tasks", taskViewSchema),
   taskStatus: z.object({ status: taskStatus }),
   reloaded: z.literal("reload OK"),
+  slas: z.array(
+    z.object({
+      pool: z.string(),
+      sla: z.object({ max_wait_seconds: z.number(), percentile: z.number() }).nullable(),
+      measured_wait_s: z.number().nullable(),
+      samples: z.number(),
+      met: z.boolean().nullable(),
+    }),
+  ),
   systemStatus: z.object({
     status: partStatus,
     components: z.array(z.object({ name: z.string(), status: partStatus, detail: z.string() })),

@@ -30,6 +30,13 @@ export function observability(serviceName: string) {
   });
   return {
     logger,
+    /** Publishes one pool's figures at once (a single metric each), with the dimension Pool. */
+    perPool(pool: string, figures: Record<string, { value: number; unit: "Seconds" | "Count" }>) {
+      const single = metrics.singleMetric();
+      single.addDimension("Pool", pool);
+      for (const [name, { value, unit }] of Object.entries(figures))
+        single.addMetric(name, MetricUnit[unit], value);
+    },
     /** Adds counts to the invocation's metrics, published when it ends (zero counts are left out). */
     count(counts: Record<string, number>) {
       for (const [name, value] of Object.entries(counts)) {

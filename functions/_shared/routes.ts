@@ -415,6 +415,16 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     method: "GET",
+    path: "/v2/slas",
+    summary:
+      "Each pool's SLA (the wait a share of its tasks should start within), measured now, and whether it is met",
+    group: "pools",
+    scope: "tasks:read",
+    answer: ANSWERS.slas,
+    handler: pools.slas,
+  }),
+  route({
+    method: "GET",
     path: "/v2/status",
     summary:
       "Each part (table, pool queues, workers, tick, events relay), whether it is well, and what is wrong with it",

@@ -4,6 +4,7 @@ import { reloadConfig } from "../../core/live-config.ts";
 import { listPolicies } from "../../core/policies.ts";
 import { getPool, getQueue, listPools, listQueues } from "../../core/queues.ts";
 import type { dispatcherStatusQuery, queueQuery, queuesQuery, verboseQuery } from "../../core/requests.ts";
+import { listSlas } from "../../core/slas.ts";
 import { systemStatus } from "../../core/system-status.ts";
 import { listWorkers } from "../../core/workers.ts";
 import type { RouteFn } from "../_shared/http.ts";
@@ -39,6 +40,8 @@ export const reload: RouteFn = async (deps, { principal }) => {
   const { changes, warnings } = await reloadConfig(deps, principal);
   return { data: "reload OK", beside: { changes, warnings } };
 };
+
+export const slas: RouteFn = async (deps, { principal }) => ({ data: await listSlas(deps, principal) });
 
 export const status: RouteFn = async (deps, { principal }) => ({ data: await systemStatus(deps, principal) });
 

@@ -1,12 +1,12 @@
 import { CfnOutput, Duration, Stack } from "aws-cdk-lib";
-import { Alarm, ComparisonOperator, Stats, TreatMissingData } from "aws-cdk-lib/aws-cloudwatch";
+import { Alarm, ComparisonOperator, Metric, Stats, TreatMissingData } from "aws-cdk-lib/aws-cloudwatch";
 import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
 import { ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import type { IFunction } from "aws-cdk-lib/aws-lambda";
 import { Topic } from "aws-cdk-lib/aws-sns";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { topicDefaults } from "../secure-defaults.ts";
+import { METRICS_NAMESPACE, topicDefaults } from "../secure-defaults.ts";
 
 export interface AlarmsProps {
   /** Pool name -> its work queue: alarmed on the age of its oldest message. */
@@ -83,6 +83,27 @@ export class Alarms extends Construct {
             "(service at its max, failing to start, or missing credentials)",
           metric: queue.metricApproximateAgeOfOldestMessage({ period, statistic: Stats.MAXIMUM }),
           threshold: maxAge.toSeconds(),
+        }),
+      );
+    }
+
+    // Every pool's, since an SLA is runtime configuration (a reload may give a pool one): the tick
+    // publishes SlaMissed only for pools that have one; no data is no miss.
+    for (const pool of props.queues.keys()) {
+      add(
+        `Sla-${pool}`,
+        new Alarm(this, `Sla-${pool}`, {
+          ...common,
+          evaluationPeriods: 3,
+          alarmDescription: `Pool ${pool}: its recent waits missed its SLA for 3 minutes (GET /v2/slas)`,
+          metric: new Metric({
+            namespace: METRICS_NAMESPACE,
+            metricName: "SlaMissed",
+            dimensionsMap: { Pool: pool, service: "switchyard-tick" },
+            period: Duration.minutes(1),
+            statistic: Stats.MAXIMUM,
+          }),
+          threshold: 0,
         }),
       );
     }

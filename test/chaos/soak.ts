@@ -25,8 +25,8 @@ const SOAK_TASKS = Number(process.env.SOAK_TASKS ?? 120);
 const SETTLE_SECONDS = 150;
 const TERMINAL = ["succeeded", "failed", "canceled", "completed"];
 
-/** Claude's two pools hold 7 slots; the scope lets 5 of them run at once. */
-const CLAUDE_LIMIT = 5;
+/** Claude's two pools hold 7 slots; the scope lets 3 of them run at once. */
+const CLAUDE_LIMIT = 3;
 const CONFIG = `concurrency_limits: { "tool:claude": ${CLAUDE_LIMIT} }
 pools:
   - { name: alpha, tool: claude, account: main, max_concurrency: 4, lease_seconds: 10, retry: { base_seconds: 1, max_seconds: 4 }, worker: { slots: 4 } }

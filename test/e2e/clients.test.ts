@@ -256,6 +256,7 @@ describe("schedulerctl", () => {
       ["queues", "codex-pool"],
       ["accounts", "acct-ctl"],
       ["status"],
+      ["slas"],
     ];
     for (const args of reads) {
       const run = await schedulerctl(["--json", ...args], stack.adminKey);

@@ -6,15 +6,16 @@ import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
 
+// `tight` promises what one slot cannot keep for three tasks at once.
+const CONFIG = `pools:
+  - { name: main, tool: claude, account: main, max_concurrency: 1, sla: { max_wait_seconds: 60 } }
+  - { name: tight, tool: codex, account: main, max_concurrency: 1, sla: { max_wait_seconds: 0.5, percentile: 99 } }
+`;
+
 let stack: TestStack;
 
 beforeAll(async () => {
-  stack = await startTestStack(
-    "pools:\n  - { name: main, tool: claude, account: main, max_concurrency: 1 }\n",
-    {
-      workerEnv: { PATH: FAKE_CLI_PATH },
-    },
-  );
+  stack = await startTestStack(CONFIG, { workerEnv: { PATH: FAKE_CLI_PATH } });
 });
 afterAll(async () => {
   await stack?.stop();
@@ -23,6 +24,42 @@ afterAll(async () => {
 const status = async () => (await stack.call("GET", "/v2/status")).json?.data;
 const componentsOf = (report: { components: { name: string; status: string; detail: string }[] }) =>
   Object.fromEntries(report.components.map((c) => [c.name, c.status]));
+
+describe("GET /v2/slas", () => {
+  it("measures each pool's recent waits at its SLA's percentile, met or missed", async () => {
+    const uuids = await Promise.all(
+      [1, 2, 3].map((n) => stack.submit({ pool: "tight", prompt: `[sleep:1] tight ${n}` })),
+    );
+    await waitFor(
+      () =>
+        Promise.all(
+          uuids.map(async (uuid) => (await stack.call("GET", `/v2/tasks/${uuid}`)).json?.data.status),
+        ),
+      (statuses) => statuses.every((s) => s === "succeeded"),
+      30_000,
+    );
+    const waits = await Promise.all(
+      uuids.map(async (uuid) => {
+        const task = (await stack.call("GET", `/v2/tasks/${uuid}`)).json?.data;
+        return (Date.parse(task.start_time) - Date.parse(task.create_time)) / 1000;
+      }),
+    );
+    const slas = (await stack.call("GET", "/v2/slas")).json?.data;
+    const tight = slas.find((s: { pool: string }) => s.pool === "tight");
+    expect(tight).toEqual({
+      pool: "tight",
+      sla: { max_wait_seconds: 0.5, percentile: 99 },
+      measured_wait_s: expect.any(Number),
+      samples: 3,
+      met: false,
+    });
+    // The longest of the three, as stored (to the tenth of a second).
+    expect(Math.abs(tight.measured_wait_s - Math.max(...waits))).toBeLessThanOrEqual(0.06);
+    expect(slas.find((s: { pool: string }) => s.pool === "main")).toMatchObject({
+      sla: { max_wait_seconds: 60, percentile: 90 },
+    });
+  });
+});
 
 describe("GET /v2/status", () => {
   it("shows every part well on a working stack", async () => {
@@ -43,7 +80,9 @@ describe("GET /v2/status", () => {
     expect(componentsOf(report)).toEqual({
       table: "ok",
       "queue:main": "ok",
+      "queue:tight": "ok",
       "workers:main": "ok",
+      "workers:tight": "ok",
       tick: "ok",
       "events-relay": "ok",
     });

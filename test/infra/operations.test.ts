@@ -87,6 +87,28 @@ describe("alarms", () => {
     }
   });
 
+  it("alarms on every pool's SLA missed for 3 minutes, from the tick's SlaMissed metric", () => {
+    for (const pool of testConfig.pools) {
+      const found = notifying.filter(
+        (a) => a.MetricName === "SlaMissed" && JSON.stringify(a.Dimensions).includes(`"${pool.name}"`),
+      );
+      expect(found, pool.name).toHaveLength(1);
+      expect(found[0]).toMatchObject({
+        Namespace: "Switchyard",
+        Dimensions: expect.arrayContaining([
+          { Name: "Pool", Value: pool.name },
+          { Name: "service", Value: "switchyard-tick" },
+        ]),
+        Period: 60,
+        EvaluationPeriods: 3,
+        Statistic: "Maximum",
+        ComparisonOperator: "GreaterThanThreshold",
+        Threshold: 0,
+        TreatMissingData: "notBreaching",
+      });
+    }
+  });
+
   it("alarms on any error of every function in the stack", () => {
     const functionIds = ofType("AWS::Lambda::Function").map(([id]) => id);
     expect(functionIds.length).toBe(stateless.functions.size);
@@ -110,7 +132,8 @@ describe("alarms", () => {
   });
 
   it("notifies one TLS-only alarm topic that CloudWatch may publish to, and outputs its ARN", () => {
-    expect(notifying).toHaveLength(2 * testConfig.pools.length + stateless.functions.size + 3);
+    // Per pool: its dead letters, its oldest message, its SLA.
+    expect(notifying).toHaveLength(3 * testConfig.pools.length + stateless.functions.size + 3);
     compute.hasResourceProperties("AWS::SNS::TopicPolicy", {
       Topics: [{ Ref: alarmTopicId }],
       PolicyDocument: {

@@ -168,10 +168,11 @@ describe("a task's wait outcome", () => {
     expect(outcome?.slot).toBeLessThan(WAIT_OUTCOME_SLOTS);
   });
 
-  it("is nothing for a later run, a run that never started, or a task predicted nothing", () => {
+  it("is the wait alone for a task predicted nothing, and nothing for a later run or one never started", () => {
+    const unpredicted = waitOutcomeOf({ ...task, predicted_wait: undefined }, firstRun);
+    expect(unpredicted).toEqual({ pool: "p", slot: expect.any(Number), actual: 21.4 });
     expect(waitOutcomeOf(task, { ...firstRun, run_id: runIdFor(uuid, 2) })).toBeUndefined();
     expect(waitOutcomeOf(task, { ...firstRun, start_time: undefined })).toBeUndefined();
-    expect(waitOutcomeOf({ ...task, predicted_wait: undefined }, firstRun)).toBeUndefined();
   });
 });
 
@@ -182,6 +183,8 @@ describe("a pool's calibration", () => {
       { expect: 10, error: 2, actual: 12 },
       { expect: 10, error: 2, actual: 4 },
       { expect: 30, error: 10, actual: 25 },
+      // A wait nobody predicted tells nothing of the predictions.
+      { actual: 90 },
     ]);
     expect(calibration).toEqual({ coverage: 0.75, mean_abs_error_s: 3.5, mean_wait_s: 13, samples: 4 });
     expect(calibrationOf([])).toEqual({
