@@ -18,7 +18,7 @@ import {
   type SlotRelease,
   type StateChange,
 } from "./ports.ts";
-import { CONCURRENCY_KEY_LIMIT, type Run, scopedConcurrencyKey, type Task } from "./records.ts";
+import { CONCURRENCY_KEY_LIMIT, type Run, readyKeyOf, scopedConcurrencyKey, type Task } from "./records.ts";
 import { scopeClaimsOf, scopesOfTask } from "./scopes.ts";
 import { assertTransition } from "./status.ts";
 
@@ -321,9 +321,11 @@ export async function recheckParked(deps: Deps, task: Task): Promise<boolean> {
   return false;
 }
 
-/** The ready queue's order: priority 9 first, then the earliest ready time (as the ready index sorts). */
-const readyOrder = (a: Task, b: Task) =>
-  b.priority - a.priority || (a.ready_time ?? a.create_time).localeCompare(b.ready_time ?? b.create_time);
+/** The ready queue's order, as the ready index sorts it (readyKeyOf). */
+const readyOrder = (a: Task, b: Task) => {
+  const [ka, kb] = [readyKeyOf(a), readyKeyOf(b)];
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+};
 
 /**
  * The records and slots of dispatching a queued task: the task dispatched with a new run, a pool slot

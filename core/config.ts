@@ -37,6 +37,8 @@ const poolSchema = z
       .default({ base_seconds: 30, max_seconds: 300 }),
     allow_dangerous_flags: z.boolean().default(false),
     policy: policySchema.optional(),
+    /** Priority aging: a queued task's priority rises one step for each this many seconds it waits. */
+    aging_seconds: z.number().int().min(1).max(86_400).optional(),
     /** The wait (seconds, submission to start) that this share of its tasks should stay within (core/slas.ts). */
     sla: z
       .strictObject({

@@ -33,7 +33,14 @@ export const CONFIG_REFRESH_SECONDS = 30;
  * The fields of a pool a reload may change, and the top-level ones; anything else (a pool's name, tool,
  * account, lease, workers; the API's throttle) is infrastructure, changed by a deploy.
  */
-const RUNTIME_POOL_FIELDS = ["max_concurrency", "retry", "allow_dangerous_flags", "policy", "sla"];
+const RUNTIME_POOL_FIELDS = [
+  "max_concurrency",
+  "retry",
+  "allow_dangerous_flags",
+  "policy",
+  "sla",
+  "aging_seconds",
+];
 const RUNTIME_FIELDS = ["concurrency_limits"];
 
 /** A config as paths to values, its pools by name: `pools.main.retry.base_seconds` → 30. */

@@ -137,6 +137,8 @@ export const taskSchema = taskViewSchema.extend({
    * keys counted their tasks does not.
    */
   key_counted: z.boolean().optional(),
+  /** Its pool's priority aging when it was submitted (readyKeyOf): its priority rises as it waits. */
+  aging_seconds: z.number().optional(),
   /** The status a paused task goes back to on resume. */
   paused_from: z.enum(["scheduled", "queued"]).optional(),
   /**
@@ -155,6 +157,24 @@ export const taskSchema = taskViewSchema.extend({
   routed_by: z.enum(["expected_wait", "load"]).optional(),
 });
 export type Task = z.infer<typeof taskSchema>;
+
+/**
+ * A queued task's place in its pool's ready queue, as a key that sorts ascending (the ready index's sort
+ * key): priority 9 first, then the earliest ready time. With priority aging (`aging_seconds`), by its
+ * virtual ready time instead: its ready time less `aging_seconds` for each step of its priority. A task's
+ * priority so rises a step for each `aging_seconds` it waits, and the order never needs rewriting: a task
+ * of priority p goes before one of priority q > p that became ready more than (q − p) × aging_seconds
+ * after it. The rise is not capped at 9 (a capped order would change as tasks wait, and every key with
+ * it), so of two long-waiting tasks, the one of the higher priority may still go first.
+ */
+export function readyKeyOf(
+  task: Pick<Task, "priority" | "ready_time" | "create_time" | "uuid" | "aging_seconds">,
+) {
+  const ready = task.ready_time ?? task.create_time;
+  if (task.aging_seconds === undefined) return `${9 - task.priority}#${ready}#${task.uuid}`;
+  const virtual = Date.parse(ready) - task.priority * task.aging_seconds * 1000;
+  return `V#${String(virtual).padStart(15, "0")}#${task.uuid}`;
+}
 
 /** Tasks holding one concurrency key run one at a time. */
 export const CONCURRENCY_KEY_LIMIT = 1;

@@ -90,6 +90,7 @@ export async function submitTask(
     pool: pool.name,
     routed_by: routedBy,
     priority: input.priority,
+    aging_seconds: pool.aging_seconds,
     status: delayed ? "scheduled" : "queued",
     attempt: 0,
     max_attempts: input.max_attempts,

@@ -11,6 +11,7 @@ import {
   type ApiKeyRecord,
   dueAt,
   type Run,
+  readyKeyOf,
   scopedConcurrencyKey,
   type Task,
   type Tenant,
@@ -175,9 +176,8 @@ export const rateKey = (scope: string, windowStart: string): Key => ({
   sk: "RATE",
 });
 
-/** A queued task's place in its ready queue: priority 9 first, then the earliest ready time. */
-export const readySortKey = (task: Task) =>
-  `${9 - task.priority}#${task.ready_time ?? task.create_time}#${task.uuid}`;
+/** A queued task's place in its ready queue (core/records.ts readyKeyOf). */
+export const readySortKey = (task: Task) => readyKeyOf(task);
 
 /** A task's keys on the by-key index, if it has a concurrency key. */
 export const keyTasksKeys = (task: Pick<Task, "tenant" | "concurrency_key" | "create_time" | "uuid">) => {

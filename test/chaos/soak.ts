@@ -247,8 +247,14 @@ for (const [i, s] of submitted.entries()) {
         : s.kind === "recurring"
           ? ["completed"]
           : ["succeeded"];
-  if (!TERMINAL.includes(task.status)) problems.lost?.push(`${s.tag} ${s.uuid} still ${task.status}`);
-  else if (!expected.includes(task.status))
+  if (!TERMINAL.includes(task.status)) {
+    // What it went through, to tell a slow backlog from a stuck task.
+    const history = (await call("GET", `/v2/tasks/${s.uuid}/events?size=100`)).data?.events ?? [];
+    const trail = history.map((e: { type: string; time: string }) => `${e.time.slice(11, 19)} ${e.type}`);
+    problems.lost?.push(
+      `${s.tag} ${s.uuid} still ${task.status} in ${task.pool}: ${trail.slice(-8).join(", ")}`,
+    );
+  } else if (!expected.includes(task.status))
     problems.lost?.push(`${s.tag} ${s.uuid} ended ${task.status}: ${task.error_message}`);
   else if (task.status === "succeeded" && !succeededRun)
     problems.lost?.push(`${s.tag} succeeded without a CLI exit 0`);
