@@ -21,8 +21,8 @@ import { startReceiver } from "../support/webhook-receiver.ts";
 
 const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 90);
 const SOAK_TASKS = Number(process.env.SOAK_TASKS ?? 120);
-/** After the soak, how long everything may take to end (retries, leases, callbacks). */
-const SETTLE_SECONDS = 150;
+/** After the soak, how long everything may take to end (retries, leases, callbacks; claude runs 3 at once). */
+const SETTLE_SECONDS = 240;
 const TERMINAL = ["succeeded", "failed", "canceled", "completed"];
 
 /** Claude's two pools hold 7 slots; the scope lets 3 of them run at once. */
