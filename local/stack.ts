@@ -20,7 +20,7 @@ import {
   relayBeatsFromEnv,
 } from "../runtime/composition.ts";
 import { processLog } from "../runtime/log.ts";
-import { loadSchedulerConfig } from "../runtime/scheduler-config.ts";
+import { fileConfigSource, loadSchedulerConfig } from "../runtime/scheduler-config.ts";
 import { type LocalClients, type LocalEndpoints, localClients } from "./aws-clients.ts";
 import { tearDown } from "./container-teardown.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
@@ -149,7 +149,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       rmSync(podLogDir, { recursive: true, force: true });
     });
     const localDeps = (roleClients: LocalClients): Deps => ({
-      ...depsFromEnv(roleClients, log, config, env),
+      ...depsFromEnv(roleClients, log, config, env, fileConfigSource(env)),
       containers: pods,
       podLogs: pods,
     });

@@ -67,12 +67,16 @@ export async function keepConfigFresh(deps: Deps, everySeconds: number): Promise
   return () => clearInterval(timer);
 }
 
-/** Builds the use cases' dependencies from the environment, clients and pools, logging to `log`. */
+/**
+ * Builds the use cases' dependencies from the environment, clients and pools, logging to `log`; a process
+ * that serves reloads gives where it reads the config (runtime/scheduler-config.ts).
+ */
 export function depsFromEnv(
   clients: Pick<AwsClients, "doc" | "sqs" | "s3">,
   log: Deps["log"],
   config: SchedulerConfig,
   env: NodeJS.ProcessEnv = process.env,
+  configSource: ConfigSource = RELOADS_NOTHING,
 ): Deps {
   return {
     ...storePorts(new DynamoStore(clients.doc, required(env, ENV.tableName))),
@@ -82,7 +86,7 @@ export function depsFromEnv(
     ids: randomIds,
     random: Math.random,
     config,
-    configSource: configSourceFrom(env),
+    configSource,
     adminKey: env[ENV.adminKey] ?? "",
     callbackPolicy: callbackPolicyFrom(env),
     callbackSecret: env[ENV.callbackSecret] ?? "",
@@ -93,17 +97,10 @@ export function depsFromEnv(
   };
 }
 
-/**
- * Where a reload reads the config: the SSM parameter SWITCHYARD_CONFIG_PARAMETER names (on AWS), else the
- * file SCHEDULER_CONFIG names. Its reader loads on first use: only a reload needs it (and a YAML parser).
- */
-function configSourceFrom(env: NodeJS.ProcessEnv): ConfigSource {
-  const parameter = env[ENV.configParameter];
-  const source = import("./scheduler-config.ts").then((m) =>
-    parameter ? m.ssmConfigSource(parameter) : m.fileConfigSource(env),
-  );
-  return { load: async () => (await source).load() };
-}
+/** The config source of a process that serves no reload (only the API does: POST /v2/reload). */
+export const RELOADS_NOTHING: ConfigSource = {
+  load: () => Promise.reject(new Error("this process serves no reload")),
+};
 
 /**
  * The pods of container pools on ECS, and their logs in CloudWatch Logs, where SWITCHYARD_PODS is set.

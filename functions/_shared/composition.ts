@@ -3,6 +3,7 @@ import { type SchedulerConfig, schedulerConfigOf } from "../../core/config.ts";
 import type { Deps } from "../../core/deps.ts";
 import { refreshConfig } from "../../core/live-config.ts";
 import { ENV } from "../../core/names.ts";
+import type { ConfigSource } from "../../core/ports.ts";
 import {
   type AwsClients,
   awsClients,
@@ -50,19 +51,19 @@ let cached: Promise<Deps> | undefined;
  * names). A failed read is tried again by the next invocation. Each invocation takes a reloaded config
  * (core/live-config.ts), looked for at most every 30 seconds.
  */
-export const lambdaDeps = async (): Promise<Deps> => {
-  const deps = await depsOnce();
+export const lambdaDeps = async (configSource?: ConfigSource): Promise<Deps> => {
+  const deps = await depsOnce(configSource);
   await refreshConfig(deps, configRefreshSecondsFrom());
   return deps;
 };
 
-const depsOnce = (): Promise<Deps> => {
+const depsOnce = (configSource?: ConfigSource): Promise<Deps> => {
   cached ??= Promise.all([
     secretFrom(process.env, ENV.adminKey, ENV.adminKeySecret),
     secretFrom(process.env, ENV.callbackSecret, ENV.callbackSecretArn),
   ]).then(
     ([adminKey, callbackSecret]) => ({
-      ...depsFromEnv(lambdaClients(), log, bundledConfig()),
+      ...depsFromEnv(lambdaClients(), log, bundledConfig(), process.env, configSource),
       adminKey,
       callbackSecret,
     }),
