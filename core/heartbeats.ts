@@ -4,6 +4,7 @@
  * every second locally), so that reporting costs next to nothing.
  */
 import type { Deps } from "./deps.ts";
+import type { DomainEvent } from "./events.ts";
 import type { HeartbeatPart, HeartbeatStore } from "./ports.ts";
 
 export const HEARTBEAT_SECONDS = 30;
@@ -25,5 +26,18 @@ export async function heartbeat(
   await deps.heartbeats.recordHeartbeat(part, { at: now.toISOString(), ...figures }).catch((err: unknown) => {
     last.delete(part);
     deps.log.warn("a heartbeat was not recorded", { part, error: String(err) });
+  });
+}
+
+/** The events relay's report of a batch it published: how long its oldest event waited (its lag). */
+export function relayed(
+  deps: { heartbeats: HeartbeatStore } & Pick<Deps, "clock" | "log">,
+  events: DomainEvent[],
+): Promise<void> {
+  const oldest = Math.min(...events.map((e) => Date.parse(e.time)));
+  const lag = Math.max(0, (deps.clock.now().getTime() - oldest) / 1000);
+  return heartbeat(deps, "events-relay", {
+    lag_seconds: Math.round(lag * 10) / 10,
+    published: events.length,
   });
 }

@@ -5,7 +5,7 @@ import type { DynamoDBStreamEvent } from "aws-lambda";
 import { eventsOfLogItem } from "../adapters/table/keys.ts";
 import type { Deps } from "../core/deps.ts";
 import type { DomainEvent } from "../core/events.ts";
-import { heartbeat } from "../core/heartbeats.ts";
+import { relayed } from "../core/heartbeats.ts";
 import { EVENT_SORT_KEY_PREFIX } from "../core/names.ts";
 import type { EventBus, HeartbeatStore } from "../core/ports.ts";
 import { eventBusFromEnv, relayBeatsFromEnv } from "../runtime/composition.ts";
@@ -36,12 +36,7 @@ export function relayHandler(bus: EventBus, beats: RelayBeats) {
     const events = eventsOfStream(stream);
     if (events.length) {
       await bus.publish(events);
-      const oldest = Math.min(...events.map((e) => Date.parse(e.time)));
-      const lag = Math.max(0, (beats.clock.now().getTime() - oldest) / 1000);
-      await heartbeat(beats, "events-relay", {
-        lag_seconds: Math.round(lag * 10) / 10,
-        published: events.length,
-      });
+      await relayed(beats, events);
     }
     return { published: events.length };
   };

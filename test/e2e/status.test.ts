@@ -1,6 +1,9 @@
 /** GET /v2/status on the local stack: every part, and a dead letter seen as what is wrong. */
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ringSlot } from "../../core/estimate.ts";
+import { runIdFor } from "../../core/identifiers.ts";
+import { WAIT_OUTCOME_SLOTS } from "../../core/ports.ts";
 import { dlqName } from "../../local/resources.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
@@ -44,17 +47,24 @@ describe("GET /v2/slas", () => {
         return (Date.parse(task.start_time) - Date.parse(task.create_time)) / 1000;
       }),
     );
+    // A wait takes a slot its run id picks; of two in one slot, the later run's (the longer wait) stays.
+    const bySlot = new Map<number, number>();
+    uuids.forEach((uuid, i) => {
+      const slot = ringSlot(runIdFor(uuid, 1), WAIT_OUTCOME_SLOTS);
+      bySlot.set(slot, Math.max(bySlot.get(slot) ?? 0, waits[i] as number));
+    });
+    const kept = [...bySlot.values()];
     const slas = (await stack.call("GET", "/v2/slas")).json?.data;
     const tight = slas.find((s: { pool: string }) => s.pool === "tight");
     expect(tight).toEqual({
       pool: "tight",
       sla: { max_wait_seconds: 0.5, percentile: 99 },
       measured_wait_s: expect.any(Number),
-      samples: 3,
+      samples: kept.length,
       met: false,
     });
-    // The longest of the three, as stored (to the tenth of a second).
-    expect(Math.abs(tight.measured_wait_s - Math.max(...waits))).toBeLessThanOrEqual(0.06);
+    // The longest of those kept, as stored (to the tenth of a second).
+    expect(Math.abs(tight.measured_wait_s - Math.max(...kept))).toBeLessThanOrEqual(0.06);
     expect(slas.find((s: { pool: string }) => s.pool === "main")).toMatchObject({
       sla: { max_wait_seconds: 60, percentile: 90 },
     });
