@@ -25,4 +25,4 @@ if (dir) {
   });
 }
 
-await runWorkerProcess(clients);
+await runWorkerProcess(() => clients);

@@ -9,11 +9,15 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, relative, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import type { DomainEvent } from "../core/events.ts";
+import { ENV } from "../core/names.ts";
 import { type TaskStatus, TERMINAL_STATUSES } from "../core/status.ts";
 import type { TaskView } from "../core/views.ts";
 import { SwitchyardClient, SwitchyardError } from "../sdk/client.ts";
 import type { OperationId } from "../sdk/operations.ts";
 import { connection, ENV_KEY, UsageError } from "./config.ts";
+
+/** Where `workers serve` finds the worker's key. */
+const ENV_WORKER_KEY = ENV.workerKey;
 
 export interface Io {
   out: (text: string) => void;
@@ -51,7 +55,17 @@ export const COVERAGE: Record<string, OperationId[]> = {
   slas: ["pools.slas"],
   "pools pause": ["pools.pause"],
   "pools resume": ["pools.resume"],
-  workers: ["pools.workers"],
+  "workers list": ["workers.list"],
+  "workers register": ["workers.register"],
+  "workers drain": ["workers.drain"],
+  "workers serve": [
+    "workers.report",
+    "workers.claim",
+    "workers.lease",
+    "workers.settle",
+    "workers.release",
+    "workers.uploads",
+  ],
   "dispatcher start": ["pools.startDispatcher"],
   "dispatcher stop": ["pools.stopDispatcher"],
   "dispatcher status": ["pools.dispatcher"],
@@ -519,10 +533,66 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
       .argument("<name>")
       .action(async (pool: string) => print(await client().call(operation, { name: pool })));
   }
-  program
-    .command("workers")
-    .description("list workers and their slots (admin)")
-    .action(async () => print(await client().call("pools.workers", {})));
+  const workers = program.command("workers").description("the workers of the pools");
+  workers
+    .command("list", { isDefault: true })
+    .description("list the workers: state, resources, slots, running jobs (admin)")
+    .action(async () => {
+      const listed = await client().call("workers.list", {});
+      print(listed, () =>
+        table(
+          listed.map((w) => ({
+            ...w,
+            resources: Object.entries(w.resources)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(","),
+          })),
+          ["worker_id", "pool", "state", "host", "slots", "running", "resources", "last_seen"],
+        ),
+      );
+    });
+  workers
+    .command("register")
+    .description("register a self-hosted worker of a pool: prints its id and key (shown once) (admin)")
+    .argument("<pool>")
+    .option("--host <name>", "where it runs (shown in the list)")
+    .option("--resource <k=v>", "a resource it has, e.g. slots=2, gpus=1 (repeatable)", collect, [])
+    .action(async (pool: string, options) => {
+      const resources = Object.fromEntries(
+        Object.entries(pairs(options.resource, "--resource")).map(([k, v]) => [
+          k,
+          /^\d+$/.test(v) ? Number(v) : v,
+        ]),
+      );
+      const body = { pool, host: options.host, ...(options.resource.length > 0 && { resources }) };
+      const registered = await client().call("workers.register", { body });
+      print(registered, () =>
+        [
+          `worker ${registered.worker_id} of pool ${registered.pool} (${registered.slots} slots)`,
+          `key (shown once): ${registered.api_key}`,
+          `run it: ${ENV_WORKER_KEY}=<key> schedulerctl workers serve --url <api>`,
+        ].join("\n"),
+      );
+    });
+  workers
+    .command("drain")
+    .description("drain a worker: no new work, its jobs finish, then it exits (admin)")
+    .argument("<worker_id>")
+    .action(async (id: string) => {
+      const drained = await client().call("workers.drain", { id });
+      print(drained, () => `worker ${drained.worker_id}: ${drained.state}`);
+    });
+  workers
+    .command("serve")
+    .description(`be a self-hosted worker, with the key ${ENV_WORKER_KEY} holds, until drained or stopped`)
+    .action(async () => {
+      const key = io.env[ENV_WORKER_KEY];
+      if (!key)
+        throw new UsageError(`${ENV_WORKER_KEY} must hold the worker's key (schedulerctl workers register)`);
+      // Loaded here: no other command needs the worker's code.
+      const { runSelfHostedWorker } = await import("../containers/worker/self-hosted.ts");
+      await runSelfHostedWorker(connection(program.opts(), io.env, false).url, key);
+    });
 
   const dispatcher = program.command("dispatcher").description("admission in every pool (admin)");
   dispatcher.command("start").action(async () => print(await client().call("pools.startDispatcher", {})));

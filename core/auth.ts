@@ -1,8 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { ForbiddenError, UnauthorizedError } from "./errors.ts";
-import { SCOPES, type Scope, TENANT_DEFAULTS } from "./fields.ts";
+import { ADMIN_SCOPES, type Scope, TENANT_DEFAULTS } from "./fields.ts";
 import type { Clock, TenantStore } from "./ports.ts";
-import type { ApiKeyRecord, Tenant } from "./records.ts";
+import type { ApiKeyRecord, Tenant, WorkerKeyRecord } from "./records.ts";
 import { TtlCache } from "./ttl-cache.ts";
 
 /** The tenant that admin-submitted tasks belong to unless the admin names another. */
@@ -18,6 +18,8 @@ export interface TenantLimits {
 export type Principal =
   | { kind: "anonymous"; scopes: readonly Scope[] }
   | { kind: "admin"; scopes: readonly Scope[] }
+  /** A self-hosted worker: it pulls its pool's work (the `worker` scope) and can do nothing else. */
+  | { kind: "worker"; workerId: string; pool: string; keyId: string; scopes: readonly Scope[] }
   | {
       kind: "tenant";
       tenantId: string;
@@ -40,9 +42,9 @@ export type AuthLookups = Pick<TenantStore, "findApiKey" | "getTenant">;
 
 export const hashApiKey = (key: string) => createHash("sha256").update(key).digest("hex");
 
-/** A new API key: 256 random bits, shown once, stored only as its hash. */
-export function newApiKey(): { apiKey: string; keyId: string; keyHash: string } {
-  const apiKey = `sy_${randomBytes(32).toString("base64url")}`;
+/** A new API key: 256 random bits, shown once, stored only as its hash. A worker's starts `syw_`. */
+export function newApiKey(prefix: "sy" | "syw" = "sy"): { apiKey: string; keyId: string; keyHash: string } {
+  const apiKey = `${prefix}_${randomBytes(32).toString("base64url")}`;
   return { apiKey, keyId: `key_${randomBytes(8).toString("hex")}`, keyHash: hashApiKey(apiKey) };
 }
 
@@ -60,10 +62,15 @@ export async function authenticate(
 ): Promise<Principal> {
   if (!apiKey) throw new UnauthorizedError();
   if (deps.adminKey && sameSecret(apiKey, deps.adminKey)) {
-    return { kind: "admin", scopes: SCOPES };
+    return { kind: "admin", scopes: ADMIN_SCOPES };
   }
   const record = await deps.store.findApiKey(hashApiKey(apiKey));
-  if (!record || record.revoked_time) throw new UnauthorizedError();
+  if (!record) throw new UnauthorizedError();
+  if ("worker_id" in record) {
+    const { worker_id: workerId, pool, key_id: keyId } = record;
+    return { kind: "worker", workerId, pool, keyId, scopes: ["worker"] };
+  }
+  if (record.revoked_time) throw new UnauthorizedError();
   return {
     kind: "tenant",
     tenantId: record.tenant_id,
@@ -84,7 +91,7 @@ export const AUTH_CACHE_SECONDS = 60;
  * once and a flood of wrong keys cannot fill the cache with misses.
  */
 export class CachedAuthLookups implements AuthLookups {
-  readonly #keys: TtlCache<string, ApiKeyRecord>;
+  readonly #keys: TtlCache<string, ApiKeyRecord | WorkerKeyRecord>;
   readonly #tenants: TtlCache<string, Tenant>;
 
   constructor(
@@ -97,7 +104,7 @@ export class CachedAuthLookups implements AuthLookups {
     this.#tenants = new TtlCache(now, ttlSeconds * 1000);
   }
 
-  findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined> {
+  findApiKey(keyHash: string): Promise<ApiKeyRecord | WorkerKeyRecord | undefined> {
     return this.#keys.get(keyHash, () => this.store.findApiKey(keyHash));
   }
 
@@ -108,7 +115,7 @@ export class CachedAuthLookups implements AuthLookups {
   /** Drops what this container holds of a tenant (after a revocation or a change of its limits). */
   async forgetTenant(id: string): Promise<void> {
     await Promise.all([
-      this.#keys.forget((key) => key.tenant_id === id),
+      this.#keys.forget((key) => "tenant_id" in key && key.tenant_id === id),
       this.#tenants.forget((tenant) => tenant.id === id),
     ]);
   }
@@ -121,6 +128,7 @@ export function requireScope(principal: Principal, scope: Scope): void {
 /** The tenant a principal acts in: its own, or for the admin the one asked for (default: DEFAULT_TENANT). */
 export function actingTenant(principal: Principal, requested?: string): string {
   if (principal.kind === "anonymous") throw new UnauthorizedError();
+  if (principal.kind === "worker") throw new ForbiddenError("a worker's key acts in no tenant");
   if (principal.kind === "tenant") return principal.tenantId;
   return requested ?? DEFAULT_TENANT;
 }

@@ -51,6 +51,7 @@ const poolSchema = z
         cpu: z.number().int().default(1024),
         memory: z.number().int().default(2048),
         min: z.number().int().min(0).default(0),
+        /** 0: no Fargate workers (none locally either); self-hosted workers (POST /v2/workers) serve it. */
         max: z.number().int().min(0).default(1),
         slots: z.number().int().min(1).max(64).default(1),
       })
@@ -122,13 +123,18 @@ export const isCliPool = (pool: PoolConfig): pool is CliPool => pool.tool !== "c
 export type ApiThrottle = z.output<typeof apiSchema>["throttle"];
 export type SchedulerConfig = z.output<typeof configSchema>;
 
+/** A CLI pool with workers of its own (Fargate, or the local stack's); at worker.max 0 only self-hosted ones serve it. */
+export const hasManagedWorkers = (pool: PoolConfig): pool is CliPool =>
+  isCliPool(pool) && pool.worker.max > 0;
+
 /**
  * What a valid config still gets wrong: a CLI pool that admits more tasks (max_concurrency) than its
  * workers can run at most (worker.max × worker.slots) holds slots for tasks no worker takes until others
- * end, so it runs fewer than it admits.
+ * end, so it runs fewer than it admits. A pool only self-hosted workers serve has capacity the config
+ * does not know.
  */
 export function capacityWarnings(config: SchedulerConfig): string[] {
-  return config.pools.filter(isCliPool).flatMap((pool) => {
+  return config.pools.filter(hasManagedWorkers).flatMap((pool) => {
     const capacity = pool.worker.max * pool.worker.slots;
     return pool.max_concurrency > capacity
       ? [

@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   routeNotFound: "1012",
   /** An unknown tenant or API key id (404). */
   tenantNotFound: "1013",
+  /** An unknown worker id (404). */
+  workerNotFound: "1014",
   system: "2001",
   database: "2002",
   compute: "2003",

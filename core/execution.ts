@@ -26,8 +26,8 @@ export const logStaysOnRun = (log: string, stoppedByTheWorker: boolean) =>
  * A log meant for the run record goes to S3 after all when the record did not take it: the settle was
  * dropped or failed (the run ended elsewhere), or the run was handed back rather than finished.
  */
-export const logMissedItsRun = (settled: Task | undefined, ending: RunEnding) =>
-  settled === undefined || ending.kind !== "finished";
+export const logMissedItsRun = (recorded: boolean, ending: RunEnding) =>
+  !recorded || ending.kind !== "finished";
 
 /** Cuts text to at most `max` UTF-8 bytes, keeping its start or (for a tail) its end, on a character boundary. */
 export function truncate(text: string, max: number, keep: "start" | "end" = "start"): string {

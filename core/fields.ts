@@ -111,6 +111,8 @@ export const poolName = z.string().regex(/^[a-z0-9-]{1,60}$/, "must match [a-z0-
 
 /** Scopes a tenant key may hold (a new key holds both); `admin` belongs to the admin key alone. */
 export const TENANT_SCOPES = ["tasks:read", "tasks:write"] as const;
-/** Every scope: the admin key holds them all. */
-export const SCOPES = [...TENANT_SCOPES, "admin"] as const;
+/** What the admin key holds. */
+export const ADMIN_SCOPES = [...TENANT_SCOPES, "admin"] as const;
+/** Every scope; `worker` belongs to a self-hosted worker's key alone (its pool's work, and nothing else). */
+export const SCOPES = [...ADMIN_SCOPES, "worker"] as const;
 export type Scope = (typeof SCOPES)[number];

@@ -10,6 +10,9 @@ export function taskUuidOfRun(runId: string): string | undefined {
   return /^[0-9a-f-]{36}-r\d{6}$/.test(runId) ? runId.slice(0, UUID_LENGTH) : undefined;
 }
 
+/** How a run's log is stored. */
+export const LOG_CONTENT_TYPE = "text/plain; charset=utf-8";
+
 export const blobKeys = {
   input: (taskUuid: string, path: string) => `files/${taskUuid}/input/${path}`,
   /** A run's output files: each run has its own, so a late run never overwrites a later one's. */

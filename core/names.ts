@@ -27,6 +27,9 @@ export const ENV = {
   drainSeconds: "SWITCHYARD_DRAIN_SECONDS",
   /** A worker's pool account credentials: a JSON object of env vars for the CLI (ECS injects the secret). */
   credentials: "SWITCHYARD_CREDENTIALS",
+  /** A self-hosted worker's key (POST /v2/workers): the worker then works through the API at SWITCHYARD_URL. */
+  workerKey: "SWITCHYARD_WORKER_KEY",
+  apiUrl: "SWITCHYARD_URL",
   dataDir: "SWITCHYARD_DATA_DIR",
   version: "SWITCHYARD_VERSION",
   /** "true" lets callbacks reach loopback hosts (and plain http to them): the local stack only, never AWS. */
@@ -42,6 +45,12 @@ export const ENV = {
   /** On AWS: where container pools' pods run and log (JSON: cluster, subnets, roles, log groups). */
   pods: "SWITCHYARD_PODS",
 } as const;
+
+/**
+ * The longest a self-hosted worker's claim long-polls its pool's queue (SQS allows 20 s): the workers
+ * functions' timeout on AWS leaves room for it and the claims after it, under API Gateway's 29 s.
+ */
+export const WORKER_CLAIM_WAIT_SECONDS = 15;
 
 /** Deliveries of one callback event before its message moves to the callback DLQ (the queue's maxReceiveCount). */
 export const CALLBACK_MAX_RECEIVES = 5;

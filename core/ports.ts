@@ -4,7 +4,7 @@ import type { SchedulerConfig } from "./config.ts";
 import type { DomainEvent } from "./events.ts";
 import type { AppliedConfig } from "./live-config.ts";
 import type { PodSpec } from "./pods.ts";
-import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "./records.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerKeyRecord, WorkerRecord } from "./records.ts";
 import type { ScopeClaim } from "./scopes.ts";
 import type { CallbackTarget, ResolvedAddress } from "./ssrf.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
@@ -325,17 +325,37 @@ export interface TenantStore {
   getTenant(id: string): Promise<Tenant | undefined>;
   listTenants(): Promise<Tenant[]>;
   putApiKey(key: ApiKeyRecord): Promise<void>;
-  findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined>;
+  /** A tenant's key, or a self-hosted worker's. */
+  findApiKey(keyHash: string): Promise<ApiKeyRecord | WorkerKeyRecord | undefined>;
   listApiKeys(tenantId: string): Promise<ApiKeyRecord[]>;
   /** Marks the key revoked; false when the tenant has no such key. */
   revokeApiKey(tenantId: string, keyId: string, at: string): Promise<boolean>;
 }
 
-/** The workers' own reports. */
+/** What a worker's report writes over its record; the rest (a drain, a registration) stays as it is. */
+export type WorkerReportRecord = Pick<
+  WorkerRecord,
+  "worker_id" | "pool" | "running" | "jobs" | "started_at" | "last_seen" | "live_until" | "expires_at"
+> & {
+  /** A self-hosted worker's slots are its registration's: its reports leave them. */
+  slots?: number;
+};
+
+/** The workers: their reports, and the self-hosted ones' registrations. */
 export interface WorkerStore {
-  /** Creates or replaces a worker's record (its heartbeat). */
-  recordWorker(worker: WorkerRecord): Promise<void>;
-  /** Workers whose record has not expired at `now` (epoch seconds). */
+  /**
+   * Writes a report over the worker's record, creating it unless `registered`; answers the record as it
+   * now is, or undefined when a registered worker's record is gone (it was removed).
+   */
+  reportWorker(report: WorkerReportRecord, registered: boolean): Promise<WorkerRecord | undefined>;
+  /** Creates a self-hosted worker's record and its key, together. */
+  registerWorker(worker: WorkerRecord, key: WorkerKeyRecord): Promise<void>;
+  getWorker(workerId: string): Promise<WorkerRecord | undefined>;
+  /** Marks a worker draining; undefined when there is no such worker. */
+  drainWorker(workerId: string): Promise<WorkerRecord | undefined>;
+  /** Deletes a worker's record and its key, if it has one. */
+  removeWorker(worker: WorkerRecord): Promise<void>;
+  /** Every worker's record; an unregistered worker's only until it expires at `now` (epoch seconds). */
   listWorkers(now: number): Promise<WorkerRecord[]>;
 }
 
@@ -401,6 +421,11 @@ export interface BlobStore extends Pingable {
   /** undefined when there is no such object. */
   get(key: string): Promise<Uint8Array | undefined>;
   list(prefix: string): Promise<BlobInfo[]>;
+  /**
+   * A URL that GETs or PUTs one object for `seconds`, without credentials: a self-hosted worker moves a
+   * job's files with them, straight to and from the store.
+   */
+  url(key: string, method: "GET" | "PUT", seconds: number, contentType?: string): Promise<string>;
 }
 
 /** One run of a pod task, to start in its container pool. */

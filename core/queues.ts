@@ -10,6 +10,7 @@ import type { Deps } from "./deps.ts";
 import { calibrationOf, expectedWaitIn } from "./estimate.ts";
 import type { PoolState } from "./ports.ts";
 import type { Task } from "./records.ts";
+import { liveWorkers } from "./workers.ts";
 
 /** A queue's head shows this many tasks; a task's place is counted up to this many ahead. */
 const QUEUE_HEAD = 10;
@@ -58,8 +59,7 @@ export async function getPool(deps: Deps, principal: Principal, name: string, ve
   const pool = poolConfig(deps, name);
   const view = await poolView(deps, pool);
   if (!verbose) return view;
-  const nowSeconds = Math.floor(deps.clock.now().getTime() / 1000);
-  const workers = (await deps.workers.listWorkers(nowSeconds)).filter((w) => w.pool === name);
+  const workers = (await liveWorkers(deps)).filter((w) => w.pool === name);
   const { name: _, tool: __, account: ___, ...config } = pool;
   return {
     ...view,

@@ -215,17 +215,36 @@ export const runSchema = runViewSchema.extend({
 });
 export type Run = z.infer<typeof runSchema>;
 
-/** A worker process, as it last reported itself. */
+/** What a self-hosted worker says it has (cpu, memory, gpus, slots…): shown, and `slots` sizes it. */
+export const workerResources = z.record(
+  z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, "must match [a-z][a-z0-9_]{0,31}"),
+  z.union([z.number(), z.string().max(200), z.boolean()]),
+);
+
+/**
+ * A worker: a Fargate task's process, known from its reports, or a self-hosted worker registered over the
+ * API (`registered_at`), known before it first reports and until it is removed.
+ */
 export const workerRecordSchema = z.object({
   worker_id: z.string(),
   pool: z.string(),
   slots: z.number(),
-  /** Jobs it was running when it reported. */
+  /** Jobs it was running when it last reported, and their runs. */
   running: z.number(),
-  started_at: time,
-  last_seen: time,
-  /** Epoch seconds: the record expires (DynamoDB TTL) once the worker stops reporting. */
-  expires_at: z.number(),
+  jobs: z.array(z.string()).optional(),
+  started_at: time.optional(),
+  last_seen: time.optional(),
+  /** Epoch seconds: it is live (serving) until then, unless it reports again. */
+  live_until: z.number(),
+  /** Epoch seconds: the record of an unregistered worker expires (DynamoDB TTL) once it stops reporting. */
+  expires_at: z.number().optional(),
+  /** Draining: it takes no new work, finishes what it runs, then exits. */
+  draining: z.boolean().optional(),
+  registered_at: time.optional(),
+  host: z.string().optional(),
+  resources: workerResources.optional(),
+  /** A registered worker's key (its hash): removed with it. */
+  key_hash: z.string().optional(),
 });
 export type WorkerRecord = z.infer<typeof workerRecordSchema>;
 
@@ -250,6 +269,16 @@ export const apiKeyRecordSchema = z.object({
   revoked_time: time.optional(),
 });
 export type ApiKeyRecord = z.infer<typeof apiKeyRecordSchema>;
+
+/** A self-hosted worker's key: it pulls its pool's work and can do nothing else. */
+export const workerKeyRecordSchema = z.object({
+  key_id: z.string(),
+  key_hash: z.string(),
+  worker_id: z.string(),
+  pool: z.string(),
+  create_time: time,
+});
+export type WorkerKeyRecord = z.infer<typeof workerKeyRecordSchema>;
 
 /** The next version of a task or run with `tags` merged in (new values win). */
 export const withMergedTags = <T extends { version: number; tags: Tags; update_time: string }>(

@@ -15,7 +15,9 @@ import {
   TOOLS,
   tagsSchema,
 } from "./fields.ts";
+import { WORKER_CLAIM_WAIT_SECONDS } from "./names.ts";
 import { podQuotas } from "./pods.ts";
+import { workerResources } from "./records.ts";
 import { RUN_STATUSES, TASK_STATUSES } from "./status.ts";
 
 /** What an LLM CLI job is: the fields of a submission that a `prompt` or `agent` template renders to. */
@@ -234,3 +236,67 @@ export const queuesQuery = z.strictObject({ priority: priorityField.default(DEFA
 export const queueQuery = verboseQuery.extend(queuesQuery.shape);
 /** `?revision=` reads that revision, not the latest. */
 export const templateQuery = z.strictObject({ revision: z.coerce.number().int().min(1).optional() });
+
+/** POST /v2/workers: a self-hosted worker of a CLI pool; `resources.slots` is how many jobs it runs at once. */
+export const registerWorkerBody = z.strictObject({
+  pool: poolName,
+  host: label(LIMITS.labelLength).optional(),
+  resources: workerResources
+    .refine((r) => Object.keys(r).length <= 20, "at most 20 resources")
+    .refine(
+      (r) =>
+        r.slots === undefined || (Number.isInteger(r.slots) && Number(r.slots) >= 1 && Number(r.slots) <= 64),
+      "slots must be a whole number from 1 to 64",
+    )
+    .optional(),
+});
+
+/** POST /v2/worker/report: what a self-hosted worker runs now; `stopped` on its way out. */
+export const workerReportBody = z.strictObject({
+  jobs: z.array(z.string().max(LIMITS.runIdLength)).max(64),
+  started_at: z.iso.datetime(),
+  stopped: z.boolean().optional(),
+});
+
+/** POST /v2/worker/claims: up to `max` runs, waiting up to `wait_seconds` for a first one. */
+export const claimWorkBody = z.strictObject({
+  max: z.number().int().min(1).max(10),
+  wait_seconds: z.number().int().min(0).max(WORKER_CLAIM_WAIT_SECONDS).default(0),
+});
+
+/** The longest texts a settle carries (characters); a worker cuts its texts to fit (core/work.ts). */
+export const SETTLE_TEXT_LIMITS = { output: 200_000, error: 20_000, tail: 20_000 } as const;
+
+/** How a self-hosted worker's run ended: its CLI finished (`outcome`), or the stopping worker hands it back. */
+export const settleWorkBody = z.union([
+  z.strictObject({
+    outcome: z.strictObject({
+      exit_code: z.number().int().nullable(),
+      error: z.string().max(SETTLE_TEXT_LIMITS.error).optional(),
+      output: z.string().max(SETTLE_TEXT_LIMITS.output).optional(),
+      tokens: z
+        .strictObject({
+          input: z.number().min(0).optional(),
+          output: z.number().min(0).optional(),
+          total: z.number().min(0).optional(),
+        })
+        .optional(),
+      cost_usd: z.number().min(0).optional(),
+      /** Output files uploaded for the run (POST …/uploads). */
+      files: z.array(relativePath).max(LIMITS.outputFiles),
+      tail: z.string().max(SETTLE_TEXT_LIMITS.tail),
+      log_inline: z.boolean().optional(),
+      duration_ms: z.number().min(0),
+      rate_limit: z.strictObject({ reset_at: z.iso.datetime().optional() }).optional(),
+      permanent: z.boolean().optional(),
+    }),
+  }),
+  z.strictObject({ released: z.string().min(1).max(2_000) }),
+]);
+export type SettleWorkBody = z.output<typeof settleWorkBody>;
+
+/** POST /v2/worker/runs/{run_id}/uploads: where to PUT the run's log and its output files. */
+export const uploadsBody = z.strictObject({
+  log: z.boolean().optional(),
+  files: z.array(relativePath).max(LIMITS.outputFiles).default([]),
+});

@@ -7,6 +7,7 @@ import { type Principal, requireScope } from "./auth.ts";
 import { isCliPool } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import type { Heartbeat } from "./ports.ts";
+import { liveWorkers } from "./workers.ts";
 
 export type PartStatus = "ok" | "degraded" | "down";
 
@@ -48,7 +49,7 @@ export async function systemStatus(
       (err: unknown) => ({ err }),
     ),
     Promise.all(pools.map((pool) => deadLetterComponent(deps, pool.name))),
-    workerComponents(deps, now),
+    workerComponents(deps),
   ]);
   const table: Component =
     "err" in beats ? failed("table", beats.err) : { name: "table", status: "ok", detail: "answers" };
@@ -97,11 +98,10 @@ async function deadLetterComponent(deps: Pick<Deps, "queue">, pool: string): Pro
 
 /** Per CLI pool: its live workers, degraded when tasks wait and none is there to take them. */
 async function workerComponents(
-  deps: Pick<Deps, "workers" | "counters" | "config">,
-  now: number,
+  deps: Pick<Deps, "workers" | "counters" | "config" | "clock">,
 ): Promise<Component[]> {
   const pools = deps.config.pools.filter(isCliPool);
-  const live = await deps.workers.listWorkers(Math.floor(now / 1000)).catch(() => undefined);
+  const live = await liveWorkers(deps).catch(() => undefined);
   return Promise.all(
     pools.map(async (pool): Promise<Component> => {
       const name = `workers:${pool.name}`;

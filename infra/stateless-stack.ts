@@ -12,7 +12,12 @@ import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import { HEARTBEAT_PARTITION } from "../adapters/table/keys.ts";
 import { isCliPool, type SchedulerConfig } from "../core/config.ts";
-import { CALLBACK_FUNCTION_TIMEOUT_SECONDS, ENV, POD_LAUNCH_TIMEOUT_SECONDS } from "../core/names.ts";
+import {
+  CALLBACK_FUNCTION_TIMEOUT_SECONDS,
+  ENV,
+  POD_LAUNCH_TIMEOUT_SECONDS,
+  WORKER_CLAIM_WAIT_SECONDS,
+} from "../core/names.ts";
 import { ROUTE_GROUPS, type RouteGroup } from "../functions/_shared/routes.ts";
 
 /** Every API function runs the same entry; API Gateway sends each the routes of its group. */
@@ -144,7 +149,9 @@ export class StatelessStack extends Stack {
 
     this.handlers = Object.fromEntries(
       ROUTE_GROUPS.map((group) => {
-        const fn = newFunction(`Api-${group}`, API_ENTRY);
+        // A self-hosted worker's claim long-polls its pool's queue: up to WORKER_CLAIM_WAIT_SECONDS, then claims.
+        const timeout = group === "workers" ? Duration.seconds(WORKER_CLAIM_WAIT_SECONDS + 10) : undefined;
+        const fn = newFunction(`Api-${group}`, API_ENTRY, { timeout });
         fn.addEnvironment(ENV.adminKeySecret, adminKey.secretArn);
         adminKey.grantRead(fn);
         return [group, fn];
@@ -159,6 +166,8 @@ export class StatelessStack extends Stack {
       this.queues.queues.get(pool)?.grant(this.handlers.pools, "sqs:GetQueueAttributes");
       dlq.grant(this.handlers.pools, "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage");
     }
+    // Self-hosted workers take their pools' work through the workers group (POST /v2/worker/claims).
+    for (const queue of this.queues.queues.values()) queue.grantConsumeMessages(this.handlers.workers);
     new CfnOutput(this, "ConfigParameter", {
       description:
         "SSM parameter holding the scheduler config a reload applies (edit it, then POST /v2/reload)",

@@ -3,6 +3,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { S3_CLIENT_SETTINGS } from "../adapters/aws/s3-blobs.ts";
 
 export interface LocalEndpoints {
   dynamodbEndpoint: string;
@@ -24,6 +25,6 @@ export function localClients({ dynamodbEndpoint, awsEndpoint, region }: LocalEnd
     // fauxqs queue URLs name `sqs.<region>.localhost`, which does not resolve: never send to them.
     sqs: new SQSClient({ ...base, endpoint: awsEndpoint, useQueueUrlAsEndpoint: false }),
     sns: new SNSClient({ ...base, endpoint: awsEndpoint }),
-    s3: new S3Client({ ...base, endpoint: awsEndpoint, forcePathStyle: true }),
+    s3: new S3Client({ ...base, endpoint: awsEndpoint, forcePathStyle: true, ...S3_CLIENT_SETTINGS }),
   };
 }

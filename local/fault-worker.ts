@@ -6,6 +6,8 @@ import { runWorkerProcess } from "../containers/worker/process.ts";
 import { awsClients } from "../runtime/composition.ts";
 import { faultInjectorFrom } from "./faults.ts";
 
-const clients = awsClients();
-faultInjectorFrom()?.attach(Object.values(clients));
-await runWorkerProcess(clients);
+await runWorkerProcess(() => {
+  const clients = awsClients();
+  faultInjectorFrom()?.attach(Object.values(clients));
+  return clients;
+});

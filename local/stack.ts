@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { capacityWarnings, isCliPool } from "../core/config.ts";
+import { capacityWarnings, hasManagedWorkers, isCliPool } from "../core/config.ts";
 import type { Deps } from "../core/deps.ts";
 import { CALLBACK_MAX_RECEIVES, ENV, localCredentialsVariable } from "../core/names.ts";
 import { tick } from "../core/tick.ts";
@@ -164,7 +164,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const http = await startHttpServer(deps, options.port);
     stops.push(() => new Promise<void>((done) => http.server.close(() => done())));
 
-    const workers = (options.workers === false ? [] : config.pools.filter(isCliPool)).map(
+    const workers = (options.workers === false ? [] : config.pools.filter(hasManagedWorkers)).map(
       (pool) =>
         new SupervisedWorker(
           pool.name,

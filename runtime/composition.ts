@@ -6,7 +6,7 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { DynamoStore } from "../adapters/aws/dynamo-store.ts";
 import { podSettingsSchema } from "../adapters/aws/pod-settings.ts";
-import { S3BlobStore } from "../adapters/aws/s3-blobs.ts";
+import { S3_CLIENT_SETTINGS, S3BlobStore } from "../adapters/aws/s3-blobs.ts";
 import { SnsEventBus } from "../adapters/aws/sns-events.ts";
 import { SqsCallbackRetryQueue } from "../adapters/aws/sqs-callback-queue.ts";
 import { SqsPoolQueue } from "../adapters/aws/sqs-queue.ts";
@@ -47,6 +47,7 @@ export function awsClients(): AwsClients {
     sqs: new SQSClient({ useQueueUrlAsEndpoint: false }),
     s3: new S3Client({
       forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL),
+      ...S3_CLIENT_SETTINGS,
     }),
     sns: new SNSClient({}),
   };

@@ -10,6 +10,7 @@ import type { listPolicies } from "../core/policies.ts";
 import type { getPool, getQueue, listPools, listQueues } from "../core/queues.ts";
 import type {
   addKeySchema,
+  claimWorkBody,
   createTenantSchema,
   dispatcherStatusQuery,
   listRunsQuery,
@@ -17,12 +18,16 @@ import type {
   mergeTagsSchema,
   queueQuery,
   queuesQuery,
+  registerWorkerBody,
   reorderBody,
+  settleWorkBody,
   submitTaskSchema,
   taskEventsQuery,
   taskLogQuery,
   templateQuery,
+  uploadsBody,
   verboseQuery,
+  workerReportBody,
 } from "../core/requests.ts";
 import type { listTaskEvents } from "../core/tasks.ts";
 import type {
@@ -35,7 +40,6 @@ import type {
   updateTemplate,
 } from "../core/templates.ts";
 import type { addTenantKey, createTenant, listTenantKeys, listTenants } from "../core/tenants.ts";
-import type { listWorkers } from "../core/workers.ts";
 import type { ANSWERS } from "../functions/_shared/answers.ts";
 
 export const OPERATIONS = {
@@ -84,7 +88,15 @@ export const OPERATIONS = {
   "pools.startDispatcher": ["POST", "/v2/dispatcher/start"],
   "pools.stopDispatcher": ["POST", "/v2/dispatcher/stop"],
   "pools.dispatcher": ["GET", "/v2/dispatcher/status"],
-  "pools.workers": ["GET", "/v2/workers"],
+  "workers.list": ["GET", "/v2/workers"],
+  "workers.register": ["POST", "/v2/workers"],
+  "workers.drain": ["DELETE", "/v2/workers/{id}"],
+  "workers.report": ["POST", "/v2/worker/report"],
+  "workers.claim": ["POST", "/v2/worker/claims"],
+  "workers.lease": ["POST", "/v2/worker/runs/{run_id}/lease"],
+  "workers.settle": ["POST", "/v2/worker/runs/{run_id}/settle"],
+  "workers.release": ["POST", "/v2/worker/runs/{run_id}/release"],
+  "workers.uploads": ["POST", "/v2/worker/runs/{run_id}/uploads"],
 } as const satisfies Record<string, readonly ["GET" | "POST" | "PUT" | "DELETE", string]>;
 
 export type OperationId = keyof typeof OPERATIONS;
@@ -149,7 +161,15 @@ interface Shapes {
     query: z.input<typeof dispatcherStatusQuery>;
     answer: Answer<typeof dispatcherStatus>;
   };
-  "pools.workers": { answer: Answer<typeof listWorkers> };
+  "workers.list": { answer: Data<"workers"> };
+  "workers.register": { body: z.input<typeof registerWorkerBody>; answer: Data<"registeredWorker"> };
+  "workers.drain": { answer: Data<"drainedWorker"> };
+  "workers.report": { body: z.input<typeof workerReportBody>; answer: Data<"workerSettings"> };
+  "workers.claim": { body: z.input<typeof claimWorkBody>; answer: Data<"claimedWork"> };
+  "workers.lease": { answer: Data<"renewedLease"> };
+  "workers.settle": { body: z.input<typeof settleWorkBody>; answer: Data<"settledWork"> };
+  "workers.release": { answer: Data<"releasedWork"> };
+  "workers.uploads": { body: z.input<typeof uploadsBody>; answer: Data<"uploadUrls"> };
 }
 
 /** The argument of an operation: its path parameters, `query` and `body` where it has them. */

@@ -1,6 +1,7 @@
 /** TaskStore and TenantStore on the single DynamoDB table (the model: adapters/table/). */
 import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -29,9 +30,10 @@ import type {
   TaskStore,
   TenantStore,
   WaitOutcome,
+  WorkerReportRecord,
 } from "../../core/ports.ts";
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
-import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/records.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerKeyRecord, WorkerRecord } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
 import {
   apiKeyItem,
@@ -65,6 +67,8 @@ import {
   waitOutcomesKey,
   waitOutcomesOf,
   workerItem,
+  workerKey,
+  workerKeyItem,
 } from "../table/keys.ts";
 import {
   apiKeysListing,
@@ -477,13 +481,72 @@ export class DynamoStore implements TaskStore, TenantStore {
     return total;
   }
 
-  async recordWorker(worker: WorkerRecord): Promise<void> {
-    await this.doc.send(new PutCommand({ TableName: this.tableName, Item: workerItem(worker) }));
+  async reportWorker(report: WorkerReportRecord, registered: boolean): Promise<WorkerRecord | undefined> {
+    const { pk, sk, ...fields } = workerItem(report);
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const sets = Object.entries(fields).map(([field, value], i) => {
+      names[`#f${i}`] = field;
+      values[`:f${i}`] = value;
+      return `#f${i} = :f${i}`;
+    });
+    try {
+      const { Attributes } = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk, sk },
+          UpdateExpression: `SET ${sets.join(", ")}`,
+          // A removed worker's report must not bring its record back.
+          ...(registered && { ConditionExpression: "attribute_exists(registered_at)" }),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: "ALL_NEW",
+        }),
+      );
+      return Attributes && recordOf<WorkerRecord>(Attributes);
+    } catch (err) {
+      if (registered && err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
+  }
+
+  registerWorker(worker: WorkerRecord, key: WorkerKeyRecord): Promise<void> {
+    return this.#create([workerItem(worker), workerKeyItem(key)]);
+  }
+
+  getWorker(workerId: string): Promise<WorkerRecord | undefined> {
+    return this.#get<WorkerRecord>(workerKey(workerId));
+  }
+
+  async drainWorker(workerId: string): Promise<WorkerRecord | undefined> {
+    try {
+      const { Attributes } = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: workerKey(workerId),
+          UpdateExpression: "SET draining = :yes",
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeValues: { ":yes": true },
+          ReturnValues: "ALL_NEW",
+        }),
+      );
+      return Attributes && recordOf<WorkerRecord>(Attributes);
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
+  }
+
+  async removeWorker(worker: WorkerRecord): Promise<void> {
+    const TableName = this.tableName;
+    const keys = [workerKey(worker.worker_id), ...(worker.key_hash ? [apiKeyKey(worker.key_hash)] : [])];
+    if (keys.length === 1) await this.doc.send(new DeleteCommand({ TableName, Key: keys[0] }));
+    else await this.#transact(keys.map((Key) => ({ Delete: { TableName, Key } })));
   }
 
   async listWorkers(now: number): Promise<WorkerRecord[]> {
     const workers = await this.#first<WorkerRecord>(workersListing, Number.POSITIVE_INFINITY);
-    return workers.filter((w) => w.expires_at > now);
+    return workers.filter((w) => w.expires_at === undefined || w.expires_at > now);
   }
 
   putApiKey(key: ApiKeyRecord): Promise<void> {
@@ -581,8 +644,8 @@ export class DynamoStore implements TaskStore, TenantStore {
     return this.#first<Tenant>(tenantsListing, Number.POSITIVE_INFINITY);
   }
 
-  findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined> {
-    return this.#get<ApiKeyRecord>(apiKeyKey(keyHash));
+  findApiKey(keyHash: string): Promise<ApiKeyRecord | WorkerKeyRecord | undefined> {
+    return this.#get<ApiKeyRecord | WorkerKeyRecord>(apiKeyKey(keyHash));
   }
 
   listApiKeys(tenantId: string): Promise<ApiKeyRecord[]> {

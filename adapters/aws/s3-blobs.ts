@@ -6,7 +6,15 @@ import {
   PutObjectCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { BlobInfo, BlobStore } from "../../core/ports.ts";
+
+/**
+ * How the S3 client of a blob store is made. A presigned PUT has no body when it is signed: with the SDK's
+ * default (checksums whenever supported) it would carry the CRC32 of an empty body, and S3 would refuse
+ * every upload to it.
+ */
+export const S3_CLIENT_SETTINGS = { requestChecksumCalculation: "WHEN_REQUIRED" } as const;
 
 /** Logs and files in one S3 bucket. */
 export class S3BlobStore implements BlobStore {
@@ -33,6 +41,15 @@ export class S3BlobStore implements BlobStore {
       if (err instanceof NoSuchKey || (err as { name?: string }).name === "NoSuchKey") return undefined;
       throw err;
     }
+  }
+
+  url(key: string, method: "GET" | "PUT", seconds: number, contentType?: string): Promise<string> {
+    const object = { Bucket: this.bucket, Key: key };
+    const command =
+      method === "GET"
+        ? new GetObjectCommand(object)
+        : new PutObjectCommand({ ...object, ContentType: contentType ?? "application/octet-stream" });
+    return getSignedUrl(this.s3, command, { expiresIn: seconds });
   }
 
   async list(prefix: string): Promise<BlobInfo[]> {

@@ -13,6 +13,11 @@ export class MemoryBlobStore implements BlobStore {
     return this.blobs.get(key);
   }
 
+  /** Objects in memory have no URL: self-hosted workers need a store they can reach over HTTP. */
+  async url(key: string): Promise<string> {
+    throw new Error(`${key}: objects in memory have no URL`);
+  }
+
   async list(prefix: string): Promise<BlobInfo[]> {
     return [...this.blobs.entries()]
       .filter(([key]) => key.startsWith(prefix))

@@ -17,9 +17,10 @@ import type {
   TaskStore,
   TenantStore,
   WaitOutcome,
+  WorkerReportRecord,
 } from "../../core/ports.ts";
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
-import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/records.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerKeyRecord, WorkerRecord } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
 import {
   apiKeyItem,
@@ -52,6 +53,8 @@ import {
   waitOutcomesKey,
   waitOutcomesOf,
   workerItem,
+  workerKey,
+  workerKeyItem,
 } from "../table/keys.ts";
 import {
   apiKeysListing,
@@ -355,22 +358,45 @@ export class MemoryStore implements TaskStore, TenantStore {
     return eventsPageOf(items, size, total, afterId);
   }
 
-  async recordWorker(worker: WorkerRecord): Promise<void> {
-    const item = workerItem(worker);
-    this.#items.set(idOf(item), item);
+  async reportWorker(report: WorkerReportRecord, registered: boolean): Promise<WorkerRecord | undefined> {
+    const item = workerItem(report);
+    const existing = this.#items.get(idOf(item));
+    if (registered && existing?.registered_at === undefined) return undefined;
+    this.#items.set(idOf(item), { ...existing, ...item });
+    return this.#get<WorkerRecord>(item);
+  }
+
+  async registerWorker(worker: WorkerRecord, key: WorkerKeyRecord): Promise<void> {
+    this.#create([workerItem(worker), workerKeyItem(key)]);
+  }
+
+  async getWorker(workerId: string): Promise<WorkerRecord | undefined> {
+    return this.#get<WorkerRecord>(workerKey(workerId));
+  }
+
+  async drainWorker(workerId: string): Promise<WorkerRecord | undefined> {
+    const item = this.#items.get(idOf(workerKey(workerId)));
+    if (!item) return undefined;
+    item.draining = true;
+    return this.#get<WorkerRecord>(workerKey(workerId));
+  }
+
+  async removeWorker(worker: WorkerRecord): Promise<void> {
+    this.#items.delete(idOf(workerKey(worker.worker_id)));
+    if (worker.key_hash) this.#items.delete(idOf(apiKeyKey(worker.key_hash)));
   }
 
   async listWorkers(now: number): Promise<WorkerRecord[]> {
     const workers = await this.#first<WorkerRecord>(workersListing, Number.POSITIVE_INFINITY);
-    return workers.filter((w) => w.expires_at > now);
+    return workers.filter((w) => w.expires_at === undefined || w.expires_at > now);
   }
 
   async listTenants(): Promise<Tenant[]> {
     return this.#first<Tenant>(tenantsListing, Number.POSITIVE_INFINITY);
   }
 
-  async findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined> {
-    return this.#get<ApiKeyRecord>(apiKeyKey(keyHash));
+  async findApiKey(keyHash: string): Promise<ApiKeyRecord | WorkerKeyRecord | undefined> {
+    return this.#get<ApiKeyRecord | WorkerKeyRecord>(apiKeyKey(keyHash));
   }
 
   async listApiKeys(tenantId: string): Promise<ApiKeyRecord[]> {

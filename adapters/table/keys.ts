@@ -15,6 +15,7 @@ import {
   scopedConcurrencyKey,
   type Task,
   type Tenant,
+  type WorkerKeyRecord,
   type WorkerRecord,
 } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
@@ -240,7 +241,12 @@ export const apiKeyItem = (key: ApiKeyRecord): Item & Key => ({
   gsi1pk: PARTITIONS.tenantKeys(key.tenant_id),
   gsi1sk: key.key_id,
 });
-export const workerItem = (worker: WorkerRecord): Item & Key => ({
+/** A worker's key is found by its hash like a tenant's, and is in no tenant's listing. */
+export const workerKeyItem = (key: WorkerKeyRecord): Item & Key => ({
+  ...compact(key),
+  ...apiKeyKey(key.key_hash),
+});
+export const workerItem = (worker: Pick<WorkerRecord, "worker_id" | "pool">): Item & Key => ({
   ...compact(worker),
   ...workerKey(worker.worker_id),
   gsi1pk: PARTITIONS.workers,

@@ -1,6 +1,5 @@
-import { poolConfig } from "../../core/admission.ts";
-import type { Deps } from "../../core/deps.ts";
-import { fenceDelayMs, type HeldRun, heartbeat, retryAfterFailureMs } from "../../core/execution.ts";
+import { fenceDelayMs, type HeldRun, retryAfterFailureMs } from "../../core/execution.ts";
+import type { WorkerBackend } from "./backend.ts";
 
 /** Why a lease keeper gave up the run: canceled, taken by the tick, or not renewed in time (fenced). */
 export type LeaseEnd = "canceled" | "lost" | "fenced";
@@ -18,12 +17,12 @@ export interface Lease {
  * renewed the lease by the time the job must be killed to be gone before it runs out.
  */
 export function keepLease(
-  deps: Deps,
+  backend: WorkerBackend,
   first: HeldRun,
+  leaseSeconds: number,
   killGraceMs: number,
   onEnd: (reason: LeaseEnd) => void,
 ): Lease {
-  const leaseSeconds = poolConfig(deps, first.task.pool).lease_seconds;
   const beatEveryMs = (leaseSeconds * 1000) / 3;
   let held = first;
   let failures = 0;
@@ -37,10 +36,10 @@ export function keepLease(
   };
   const armFence = () => {
     clearTimeout(fenceTimer);
-    const delay = fenceDelayMs(held, deps.clock.now(), leaseSeconds, killGraceMs);
+    const delay = fenceDelayMs(held, backend.clock.now(), leaseSeconds, killGraceMs);
     fenceTimer = setTimeout(
       () => {
-        deps.log.error("lease not renewed in time: stopping the job", { run_id: held.run.run_id });
+        backend.log.error("lease not renewed in time: stopping the job", { run_id: held.run.run_id });
         end("fenced");
       },
       Math.max(0, delay),
@@ -51,7 +50,7 @@ export function keepLease(
   };
   const beat = async () => {
     try {
-      const result = await heartbeat(deps, held);
+      const result = await backend.renewLease(held);
       if (released) return;
       if ("stop" in result) return end(result.stop);
       held = result.held;
@@ -60,7 +59,7 @@ export function keepLease(
       schedule(beatEveryMs);
     } catch (err) {
       failures++;
-      deps.log.warn("heartbeat failed", { run_id: held.run.run_id, failures, error: String(err) });
+      backend.log.warn("heartbeat failed", { run_id: held.run.run_id, failures, error: String(err) });
       schedule(retryAfterFailureMs(failures));
     }
   };

@@ -1,8 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { decodeDispatch, poolConfig } from "../../core/admission.ts";
-import type { Deps } from "../../core/deps.ts";
 import {
-  claimRun,
   type HeldRun,
   logMissedItsRun,
   logStaysOnRun,
@@ -10,21 +7,14 @@ import {
   type RunOutcome,
   retryAfterFailureMs,
   settleGivenUp,
-  settleRun,
 } from "../../core/execution.ts";
-import { blobKeys } from "../../core/identifiers.ts";
-import type { Task } from "../../core/records.ts";
-import { releaseHeldSlot } from "../../core/tasks.ts";
-import { reportWorker, WORKER_REPORT_SECONDS } from "../../core/workers.ts";
+import { WORKER_REPORT_SECONDS } from "../../core/workers.ts";
+import type { WorkerBackend, WorkerSettings } from "./backend.ts";
 import { type JobOutcome, runJob } from "./job-runner.ts";
 import { keepLease, type Lease, type LeaseEnd } from "./lease.ts";
 import { scaleInProtection } from "./scale-in-protection.ts";
 
 export interface WorkerOptions {
-  pool: string;
-  workerId: string;
-  /** Jobs this process runs at once. */
-  slots: number;
   /** Long-poll wait; short locally so that shutdown is quick. */
   waitSeconds: number;
   /** The pool account's credentials, handed to the CLI and to nothing else. */
@@ -45,129 +35,135 @@ const KILL_GRACE_MS = 2000;
 /** Why a job's process was stopped before it ended by itself: its lease ended, or the worker is stopping. */
 type StopReason = LeaseEnd | "released";
 
+type Jobs = Map<string, { done: Promise<void>; stop: (reason: StopReason) => void }>;
+
 /**
- * The pull loop of one pool. It long-polls the FIFO queue for as many messages as it has free slots,
- * claims each run (a stale or duplicate message is dropped), and deletes the message: from the claim
- * on, the task's lease in DynamoDB is what keeps the run, and the tick reclaims it if this process dies.
+ * The pull loop of one pool's worker. It takes as many runs as it has free slots (long-polling the
+ * pool's queue, through its backend) and runs each; from the claim on, the task's lease in DynamoDB is
+ * what keeps the run, and the tick reclaims it if this process dies. A drain (DELETE /v2/workers/{id}),
+ * which a report brings, ends the loop once the running jobs are done; SIGTERM ends it within
+ * `drainSeconds`, handing back what is still running.
  */
-export async function runWorker(deps: Deps, options: WorkerOptions): Promise<void> {
-  const { pool, slots, waitSeconds, stopping } = options;
-  const jobs = new Map<string, { done: Promise<void>; stop: (reason: StopReason) => void }>();
-  const report = (stopped = false) =>
-    reportWorker(deps, {
-      workerId: options.workerId,
-      pool,
-      slots,
-      running: jobs.size,
-      startedAt,
-      stopped,
-    }).catch((err: unknown) => deps.log.warn("worker report failed", { error: String(err) }));
-  const startedAt = deps.clock.now().toISOString();
-  const protection = scaleInProtection(options.ecsAgentUri, deps);
-  await report();
+export async function runWorker(backend: WorkerBackend, options: WorkerOptions): Promise<void> {
+  const { waitSeconds, stopping } = options;
+  const jobs: Jobs = new Map();
+  const startedAt = backend.clock.now().toISOString();
+  const first = await firstReport(backend, startedAt, stopping);
+  if (!first) return;
+  let settings: WorkerSettings = first;
+  const report = async (stopped = false) => {
+    try {
+      const next = await backend.report([...jobs.keys()], startedAt, stopped);
+      if (next) settings = next;
+      else {
+        backend.log.error("this worker was removed: stopping");
+        settings = { ...settings, draining: true };
+      }
+    } catch (err) {
+      backend.log.warn("worker report failed", { error: String(err) });
+    }
+    if (settings.draining) wake();
+  };
+  const protection = scaleInProtection(options.ecsAgentUri, backend);
   const reporting = setInterval(report, WORKER_REPORT_SECONDS * 1000);
-  // A SIGTERM while every slot is busy must still lead to the drain, not wait for a job to end.
-  const stopped = new Promise<void>((resolve) => {
+  // A SIGTERM or a drain while every slot is busy must still end the loop, not wait for a job to end.
+  let wake: () => void = () => undefined;
+  const woken = new Promise<void>((resolve) => {
+    wake = resolve;
     if (stopping.aborted) resolve();
     stopping.addEventListener("abort", () => resolve(), { once: true });
   });
-  /** Claims a message's run and starts its job; the message is then done with (deleted by the caller). */
-  const take = async (message: { body: string; receiptHandle: string }) => {
-    const body = decodeDispatch(message.body);
-    if (!body) {
-      // Nothing Switchyard sent: no run to claim, and it would only come back.
-      deps.log.warn("dropped a malformed message", { pool, body: message.body.slice(0, 200) });
-      return;
+  const working = () => !stopping.aborted && !settings.draining;
+  while (working()) {
+    if (jobs.size >= settings.slots) {
+      await Promise.race([woken, ...[...jobs.values()].map((j) => j.done)]);
+      continue;
     }
-    const claim = await claimRun(deps, body, options.workerId);
-    if (claim.claimed) {
-      const runsFor = (claim.held.task.timeout + PROTECTION_MARGIN_SECONDS) * 1000;
-      void protection.protectUntil(new Date(deps.clock.now().getTime() + runsFor));
-      const job = startJob(deps, claim.held, options);
-      jobs.set(body.run_id, job);
+    let taken: HeldRun[];
+    try {
+      const claim = await backend.take(settings.slots - jobs.size, waitSeconds);
+      if (claim.draining) settings = { ...settings, draining: true };
+      taken = claim.runs;
+    } catch (err) {
+      if (!working()) break;
+      backend.log.warn("taking work failed; retrying", { error: String(err) });
+      await sleep(1000);
+      continue;
+    }
+    for (const held of taken) {
+      const runsFor = (held.task.timeout + PROTECTION_MARGIN_SECONDS) * 1000;
+      void protection.protectUntil(new Date(backend.clock.now().getTime() + runsFor));
+      const job = startJob(backend, held, settings, options);
+      jobs.set(held.run.run_id, job);
       void job.done.finally(() => {
-        jobs.delete(body.run_id);
+        jobs.delete(held.run.run_id);
         if (jobs.size === 0) void protection.release();
       });
-    } else deps.log.info("dropped message", { run_id: body.run_id, reason: claim.reason });
-  };
-  while (!stopping.aborted) {
-    if (jobs.size >= slots) {
-      await Promise.race([stopped, ...[...jobs.values()].map((j) => j.done)]);
-      continue;
-    }
-    let messages: Awaited<ReturnType<Deps["queue"]["receive"]>>;
-    try {
-      messages = await deps.queue.receive(pool, slots - jobs.size, waitSeconds);
-    } catch (err) {
-      if (stopping.aborted) break;
-      deps.log.warn("receive failed; retrying", { pool, error: String(err) });
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      continue;
-    }
-    const taken: string[] = [];
-    for (const message of messages) {
-      // A failure here is one message's: it comes back after its visibility timeout, and the loop goes on.
-      await take(message).then(
-        () => taken.push(message.receiptHandle),
-        (err: unknown) =>
-          deps.log.warn("could not take a message; it comes back", { pool, error: String(err) }),
-      );
-    }
-    // From the claim on, the lease keeps the run: the messages of one receive are deleted together (as SQS
-    // advises for FIFO queues), and one left behind is found stale when it comes back.
-    if (taken.length > 0) {
-      await deps.queue.delete(pool, taken).catch((err: unknown) =>
-        deps.log.warn("could not delete taken messages; they come back stale", {
-          pool,
-          error: String(err),
-        }),
-      );
     }
   }
-  await drain(deps, jobs, options.drainSeconds);
+  if (!stopping.aborted) backend.log.info("draining: finishing the running jobs", { jobs: jobs.size });
+  await finishJobs(backend, jobs, stopping, options.drainSeconds);
   await protection.release();
   clearInterval(reporting);
   await report(true);
 }
 
-/** Lets running jobs finish for `seconds`, then stops the rest and hands their runs back to the queue. */
-async function drain(
-  deps: Deps,
-  jobs: Map<string, { done: Promise<void>; stop: (r: StopReason) => void }>,
-  seconds: number,
-) {
+/** The first report, tried until it is answered: it gives the worker its slots. Undefined: stop now. */
+async function firstReport(backend: WorkerBackend, startedAt: string, stopping: AbortSignal) {
+  for (let failures = 1; !stopping.aborted; failures++) {
+    try {
+      const settings = await backend.report([], startedAt);
+      if (!settings) backend.log.error("this worker was removed: its key no longer works");
+      return settings;
+    } catch (err) {
+      backend.log.warn("worker report failed; trying again", { failures, error: String(err) });
+      await sleep(retryAfterFailureMs(failures));
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Waits for the running jobs: all of them when draining; when stopping (SIGTERM, now or later), for
+ * `seconds`, then stops the rest and hands their runs back to the queue.
+ */
+async function finishJobs(backend: WorkerBackend, jobs: Jobs, stopping: AbortSignal, seconds: number) {
   if (jobs.size === 0) return;
-  deps.log.info("draining", { jobs: jobs.size, seconds });
-  const all = Promise.all([...jobs.values()].map((j) => j.done));
-  const timer = setTimeout(() => {
-    for (const job of jobs.values()) job.stop("released");
-  }, seconds * 1000);
-  await all;
+  let timer: NodeJS.Timeout | undefined;
+  const handBack = () => {
+    backend.log.info("stopping: handing back unfinished runs", { jobs: jobs.size, seconds });
+    timer = setTimeout(() => {
+      for (const job of jobs.values()) job.stop("released");
+    }, seconds * 1000);
+  };
+  if (stopping.aborted) handBack();
+  else stopping.addEventListener("abort", handBack, { once: true });
+  await Promise.all([...jobs.values()].map((j) => j.done));
+  stopping.removeEventListener("abort", handBack);
   clearTimeout(timer);
 }
 
 /** Runs one held run: keeps its lease, runs the CLI, stores its log and files, then settles it. */
-function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
+function startJob(backend: WorkerBackend, first: HeldRun, settings: WorkerSettings, options: WorkerOptions) {
   const controller = new AbortController();
   let stopReason: StopReason | undefined;
   const stop = (reason: StopReason) => {
     stopReason ??= reason;
     controller.abort(reason);
   };
-  const lease = keepLease(deps, first, KILL_GRACE_MS, stop);
+  const lease = keepLease(backend, first, settings.leaseSeconds, KILL_GRACE_MS, stop);
 
   const done = (async () => {
     let ending: RunEnding;
     /** A short log meant for the run record (not uploaded), while that record is not written. */
     let inlineLog: string | undefined;
     try {
-      const job = await execute(deps, lease.held, options, controller.signal);
+      const job = await execute(backend, lease.held, settings, options, controller.signal);
       if (stopReason !== undefined && stopReason !== "released") {
         // Canceled, taken by the tick, or fenced: the run is (or will be) ended elsewhere. Only its log
         // is kept, under its own run's key.
-        await putLog(deps, lease.held, job.log).catch(warnFailedLog(deps, lease.held));
-        if (stopReason === "canceled") await freeHeldSlot(deps, lease.held);
+        await backend.putLog(lease.held, job.log).catch(warnFailedLog(backend, lease.held));
+        if (stopReason === "canceled") await freeHeldSlot(backend, lease.held);
         return;
       }
       const logInline = logStaysOnRun(job.log, stopReason !== undefined);
@@ -175,19 +171,19 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
       ending =
         stopReason === "released"
           ? { kind: "released", reason: "released: the worker was stopping" }
-          : await finished(deps, lease.held, job, logInline);
+          : await finished(backend, lease.held, job, logInline);
     } catch (err) {
       // The job could not even start (e.g. an unsafe input path): a failed run, never a stuck one.
       const error = `the worker could not run the job: ${(err as Error).message}`;
       ending = { kind: "finished", outcome: { exitCode: null, error, files: [], tail: "", durationMs: 0 } };
     }
     // The lease is kept until the ending is recorded, however long the store takes to take it.
-    const settled = await settleUntilRecorded(deps, lease, ending);
+    const recorded = await settleUntilRecorded(backend, lease, ending);
     lease.release();
     // Dropped: canceled as it ended. The process is gone, so the slots it kept can go.
-    if (settled === undefined) await freeHeldSlot(deps, lease.held);
-    if (inlineLog !== undefined && logMissedItsRun(settled, ending)) {
-      await putLog(deps, lease.held, inlineLog).catch(warnFailedLog(deps, lease.held));
+    if (!recorded) await freeHeldSlot(backend, lease.held);
+    if (inlineLog !== undefined && logMissedItsRun(recorded, ending)) {
+      await backend.putLog(lease.held, inlineLog).catch(warnFailedLog(backend, lease.held));
     }
   })().finally(() => lease.release());
   return { done, stop };
@@ -199,16 +195,20 @@ function startJob(deps: Deps, first: HeldRun, options: WorkerOptions) {
  * The heartbeats go on meanwhile, so only a store that refuses both for longer than the lease makes it
  * give up: then the tick ends the run as lost, and the task is retried.
  */
-async function settleUntilRecorded(deps: Deps, lease: Lease, ending: RunEnding): Promise<Task | undefined> {
+async function settleUntilRecorded(
+  backend: WorkerBackend,
+  lease: Lease,
+  ending: RunEnding,
+): Promise<boolean> {
   for (let failures = 1; ; failures++) {
     try {
-      return await settleRun(deps, lease.held, ending);
+      return await backend.settle(lease.held, ending);
     } catch (err) {
-      if (settleGivenUp(lease.held, deps.clock.now())) {
-        deps.log.error("gave up settling: the lease is long gone", { run_id: lease.held.run.run_id });
-        return undefined;
+      if (settleGivenUp(lease.held, backend.clock.now())) {
+        backend.log.error("gave up settling: the lease is long gone", { run_id: lease.held.run.run_id });
+        return false;
       }
-      deps.log.warn("settle failed; trying again", {
+      backend.log.warn("settle failed; trying again", {
         run_id: lease.held.run.run_id,
         failures,
         error: String(err),
@@ -231,40 +231,53 @@ async function withRetries<T>(write: () => Promise<T>, tries = 4): Promise<T> {
 }
 
 /** A canceled run's process is gone: the slots its task kept for it are freed (or by the tick, later). */
-const freeHeldSlot = (deps: Deps, { task, run }: HeldRun) =>
-  withRetries(() => releaseHeldSlot(deps, task.uuid, run.run_id)).catch((err: unknown) =>
-    deps.log.warn("could not free a canceled run's slots; the tick frees them", {
-      run_id: run.run_id,
+const freeHeldSlot = (backend: WorkerBackend, held: HeldRun) =>
+  withRetries(() => backend.releaseHeldSlot(held)).catch((err: unknown) =>
+    backend.log.warn("could not free a canceled run's slots; the tick frees them", {
+      run_id: held.run.run_id,
       error: String(err),
     }),
   );
 
 const warnFailedLog =
-  (deps: Deps, { run }: HeldRun) =>
+  (backend: WorkerBackend, { run }: HeldRun) =>
   (err: unknown) =>
-    deps.log.warn("log upload failed", { run_id: run.run_id, error: String(err) });
+    backend.log.warn("log upload failed", { run_id: run.run_id, error: String(err) });
 
 /**
  * The ending of a job that ran to its end: its output files and log stored under its run. Output files
  * that cannot be stored fail the run (it is retried as any failure); a log that cannot be stored leaves
  * its tail on the run.
  */
-async function finished(deps: Deps, held: HeldRun, job: JobOutcome, logInline: boolean): Promise<RunEnding> {
+async function finished(
+  backend: WorkerBackend,
+  held: HeldRun,
+  job: JobOutcome,
+  logInline: boolean,
+): Promise<RunEnding> {
   const [log, files] = await Promise.allSettled([
-    logInline || withRetries(() => putLog(deps, held, job.log)),
-    withRetries(() => putOutputFiles(deps, held, job)),
+    logInline || withRetries(() => backend.putLog(held, job.log)),
+    job.outputFiles.length > 0 && withRetries(() => backend.putOutputFiles(held, job.outputFiles)),
   ]);
-  if (log.status === "rejected") warnFailedLog(deps, held)(log.reason);
+  if (log.status === "rejected") warnFailedLog(backend, held)(log.reason);
   if (files.status === "rejected") {
     const error = `the output files could not be stored: ${String(files.reason)}`;
     return { kind: "finished", outcome: { ...runOutcome(job, [], logInline), error } };
   }
-  return { kind: "finished", outcome: runOutcome(job, files.value, logInline) };
+  return {
+    kind: "finished",
+    outcome: runOutcome(
+      job,
+      job.outputFiles.map((f) => f.path),
+      logInline,
+    ),
+  };
 }
 
 async function execute(
-  deps: Deps,
+  backend: WorkerBackend,
   held: HeldRun,
+  settings: WorkerSettings,
   options: WorkerOptions,
   signal: AbortSignal,
 ): Promise<JobOutcome> {
@@ -274,17 +287,14 @@ async function execute(
   }
   const { tool, prompt } = task;
   const inputFiles = await Promise.all(
-    task.input_files.map(async (name) => ({
-      name,
-      content: (await deps.blobs.get(blobKeys.input(task.uuid, name))) ?? new Uint8Array(),
-    })),
+    task.input_files.map(async (name) => ({ name, content: await backend.inputFile(held, name) })),
   );
   return runJob(
     {
       tool,
       prompt,
       model: task.model,
-      allowDangerousFlags: poolConfig(deps, task.pool).allow_dangerous_flags,
+      allowDangerousFlags: settings.allowDangerousFlags,
       inputFiles,
       outputFiles: task.output_files,
       timeoutSeconds: task.timeout,
@@ -292,17 +302,6 @@ async function execute(
     },
     { signal, killGraceMs: KILL_GRACE_MS },
   );
-}
-
-const putLog = (deps: Deps, { task, run }: HeldRun, log: string) =>
-  deps.blobs.put(blobKeys.log(task.uuid, run.run_id), log, "text/plain; charset=utf-8");
-
-/** The declared output files, under the run's own keys; returns their paths. */
-async function putOutputFiles(deps: Deps, { task, run }: HeldRun, job: JobOutcome): Promise<string[]> {
-  await Promise.all(
-    job.outputFiles.map((f) => deps.blobs.put(blobKeys.output(task.uuid, run.run_id, f.path), f.content)),
-  );
-  return job.outputFiles.map((f) => f.path);
 }
 
 function runOutcome(job: JobOutcome, files: string[], logInline: boolean): RunOutcome {

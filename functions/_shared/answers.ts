@@ -3,7 +3,7 @@
  * the SDK types its answers with them. Task and Run are named, so the document states them once.
  */
 import * as z from "zod";
-import { runViewSchema, taskViewSchema } from "../../core/records.ts";
+import { runSchema, runViewSchema, taskSchema, taskViewSchema, workerResources } from "../../core/records.ts";
 import { RUN_STATUSES, TASK_STATUSES } from "../../core/status.ts";
 
 /** The named schemas of answers (OpenAPI components). */
@@ -53,4 +53,50 @@ export const ANSWERS = {
   runs: page("instances", runViewSchema),
   runStatus: z.object({ status: z.enum(RUN_STATUSES) }),
   runTags: z.object({ run_id: z.string(), tags }),
+  workers: z.array(
+    z.object({
+      worker_id: z.string(),
+      pool: z.string(),
+      state: z.enum(["active", "draining", "offline"]),
+      self_hosted: z.boolean(),
+      host: z.string().optional(),
+      resources: workerResources,
+      slots: z.number(),
+      running: z.number(),
+      /** The runs it is running. */
+      jobs: z.array(z.string()),
+      started_at: z.string().optional(),
+      last_seen: z.string().optional(),
+      registered_at: z.string().optional(),
+    }),
+  ),
+  /** `api_key` is shown this once: only its hash is stored. */
+  registeredWorker: z.object({
+    worker_id: z.string(),
+    api_key: z.string(),
+    pool: z.string(),
+    slots: z.number(),
+  }),
+  drainedWorker: z.object({ worker_id: z.string(), state: z.enum(["draining", "removed"]) }),
+  workerSettings: z.object({
+    worker_id: z.string(),
+    pool: z.string(),
+    slots: z.number(),
+    draining: z.boolean(),
+    lease_seconds: z.number(),
+    allow_dangerous_flags: z.boolean(),
+  }),
+  /** Each run as stored when it was claimed, with a URL to GET each input file by. */
+  claimedWork: z.object({
+    draining: z.boolean(),
+    runs: z.array(z.object({ task: taskSchema, run: runSchema, inputs: z.record(z.string(), z.string()) })),
+  }),
+  renewedLease: z.union([
+    z.object({ lease_expires_at: z.string() }),
+    z.object({ stop: z.enum(["canceled", "lost"]) }),
+  ]),
+  settledWork: z.object({ settled: z.boolean() }),
+  releasedWork: z.object({ released: z.boolean() }),
+  /** Presigned URLs, valid for 15 minutes. */
+  uploadUrls: z.object({ log: z.string().optional(), files: z.record(z.string(), z.string()) }),
 };

@@ -2,6 +2,7 @@ import type * as z from "zod";
 import type { Scope } from "../../core/fields.ts";
 import {
   addKeySchema,
+  claimWorkBody,
   createTenantSchema,
   dispatcherStatusQuery,
   listRunsQuery,
@@ -9,12 +10,16 @@ import {
   mergeTagsSchema,
   queueQuery,
   queuesQuery,
+  registerWorkerBody,
   reorderBody,
+  settleWorkBody,
   submitTaskSchema,
   taskEventsQuery,
   taskLogQuery,
   templateQuery,
+  uploadsBody,
   verboseQuery,
+  workerReportBody,
 } from "../../core/requests.ts";
 import { renderBody, templateBody } from "../../core/templates.ts";
 import * as health from "../api/health.ts";
@@ -23,11 +28,20 @@ import * as pools from "../api/pools.ts";
 import * as tasks from "../api/tasks.ts";
 import * as templates from "../api/templates.ts";
 import * as tenants from "../api/tenants.ts";
+import * as workers from "../api/workers.ts";
 import { ANSWERS } from "./answers.ts";
 import type { RouteFn } from "./http.ts";
 
 /** The Lambda functions of the API: API Gateway sends each the routes of its group. */
-export const ROUTE_GROUPS = ["health", "tasks", "instances", "templates", "tenants", "pools"] as const;
+export const ROUTE_GROUPS = [
+  "health",
+  "tasks",
+  "instances",
+  "templates",
+  "tenants",
+  "pools",
+  "workers",
+] as const;
 export type RouteGroup = (typeof ROUTE_GROUPS)[number];
 
 export interface Route {
@@ -496,13 +510,95 @@ export const ROUTES: readonly Route[] = [
     query: dispatcherStatusQuery,
     handler: pools.dispatcher,
   }),
+
   route({
     method: "GET",
     path: "/v2/workers",
-    summary: "List workers and their slots",
-    group: "pools",
+    summary: "List the workers: pool, state (active, draining, offline), resources, slots and running jobs",
+    group: "workers",
     scope: "admin",
-    handler: pools.workers,
+    answer: ANSWERS.workers,
+    handler: workers.list,
+  }),
+  route({
+    method: "POST",
+    path: "/v2/workers",
+    summary:
+      "Register a self-hosted worker of a pool: its id and its key (shown once), which takes that pool's work only",
+    creates: true,
+    group: "workers",
+    scope: "admin",
+    body: registerWorkerBody,
+    answer: ANSWERS.registeredWorker,
+    handler: workers.register,
+  }),
+  route({
+    method: "DELETE",
+    path: "/v2/workers/{id}",
+    summary:
+      "Drain a worker: no new work, its running jobs finish, then it exits (an offline self-hosted one is removed)",
+    group: "workers",
+    scope: "admin",
+    answer: ANSWERS.drainedWorker,
+    handler: workers.drain,
+  }),
+  route({
+    method: "POST",
+    path: "/v2/worker/report",
+    summary: "A self-hosted worker reports what it runs: answers its settings and whether it is draining",
+    group: "workers",
+    scope: "worker",
+    body: workerReportBody,
+    answer: ANSWERS.workerSettings,
+    handler: workers.report,
+  }),
+  route({
+    method: "POST",
+    path: "/v2/worker/claims",
+    summary: "A self-hosted worker takes up to `max` runs of its pool, long-polling up to `wait_seconds`",
+    group: "workers",
+    scope: "worker",
+    body: claimWorkBody,
+    answer: ANSWERS.claimedWork,
+    handler: workers.claim,
+  }),
+  route({
+    method: "POST",
+    path: "/v2/worker/runs/{run_id}/lease",
+    summary: "A self-hosted worker extends its lease on a run: the new expiry, or `stop` (canceled, lost)",
+    group: "workers",
+    scope: "worker",
+    answer: ANSWERS.renewedLease,
+    handler: workers.lease,
+  }),
+  route({
+    method: "POST",
+    path: "/v2/worker/runs/{run_id}/settle",
+    summary: "A self-hosted worker records how its run ended; `settled` false when it had ended elsewhere",
+    group: "workers",
+    scope: "worker",
+    body: settleWorkBody,
+    answer: ANSWERS.settledWork,
+    handler: workers.settle,
+  }),
+  route({
+    method: "POST",
+    path: "/v2/worker/runs/{run_id}/release",
+    summary: "A self-hosted worker frees the slots its canceled run kept, once the run's process is gone",
+    group: "workers",
+    scope: "worker",
+    answer: ANSWERS.releasedWork,
+    handler: workers.release,
+  }),
+  route({
+    method: "POST",
+    path: "/v2/worker/runs/{run_id}/uploads",
+    summary: "A self-hosted worker's URLs to PUT its run's log and declared output files to",
+    group: "workers",
+    scope: "worker",
+    body: uploadsBody,
+    answer: ANSWERS.uploadUrls,
+    handler: workers.uploads,
   }),
 ];
 

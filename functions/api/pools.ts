@@ -6,10 +6,9 @@ import { getPool, getQueue, listPools, listQueues } from "../../core/queues.ts";
 import type { dispatcherStatusQuery, queueQuery, queuesQuery, verboseQuery } from "../../core/requests.ts";
 import { listSlas } from "../../core/slas.ts";
 import { systemStatus } from "../../core/system-status.ts";
-import { listWorkers } from "../../core/workers.ts";
 import type { RouteFn } from "../_shared/http.ts";
 
-/** The pools and their queues, for every key; admin controls: pauses, the dispatcher switch, the workers. */
+/** The pools and their queues, for every key; admin controls: pauses, the dispatcher switch. */
 
 export const list: RouteFn = async (deps, { principal }) => ({ data: await listPools(deps, principal) });
 
@@ -67,5 +66,3 @@ export const dispatcher: RouteFn<unknown, z.output<typeof dispatcherStatusQuery>
 ) => ({
   data: await dispatcherStatus(deps, principal, query),
 });
-
-export const workers: RouteFn = async (deps, { principal }) => ({ data: await listWorkers(deps, principal) });

@@ -2,7 +2,7 @@ import { CfnOutput, Stack } from "aws-cdk-lib";
 import { Secret } from "aws-cdk-lib/aws-secretsmanager";
 import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
-import { type CliPool, isCliPool, type PoolConfig } from "../../core/config.ts";
+import { type CliPool, hasManagedWorkers, type PoolConfig } from "../../core/config.ts";
 import { ENV } from "../../core/names.ts";
 
 /** What a newcomer puts in each tool's secret: the variables its CLI reads. */
@@ -42,7 +42,8 @@ export class PoolCredentials extends Construct {
 
   constructor(scope: Construct, id: string, props: PoolCredentialsProps) {
     super(scope, id);
-    const pools = props.pools.filter(isCliPool);
+    // A pool only self-hosted workers serve has no use for a secret: those hold their own credentials.
+    const pools = props.pools.filter(hasManagedWorkers);
     const secrets = new Map<string, Secret>();
     for (const pool of pools) {
       const key = credentialsKey(pool);

@@ -6,7 +6,7 @@ import type { IBucket } from "aws-cdk-lib/aws-s3";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import type { Queue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { isCliPool, type PoolConfig } from "../../core/config.ts";
+import { hasManagedWorkers, type PoolConfig } from "../../core/config.ts";
 import { credentialsKey } from "./pool-credentials.ts";
 import { PoolService } from "./pool-service.ts";
 import { warnIfConfigDiffers, workerImageProps } from "./worker-image.ts";
@@ -47,7 +47,7 @@ export class WorkerServices extends Construct {
     warnIfConfigDiffers(this, props.configFile);
 
     const services = new Map<string, FargateService>();
-    for (const pool of props.pools.filter(isCliPool)) {
+    for (const pool of props.pools.filter(hasManagedWorkers)) {
       const queue = props.queues.get(pool.name);
       const secret = props.credentials.get(credentialsKey(pool));
       if (!queue || !secret) throw new Error(`pool ${pool.name}: no queue or credentials secret`);

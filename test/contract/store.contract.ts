@@ -12,7 +12,7 @@ import {
   type SlotClaim,
   type Store,
 } from "../../core/ports.ts";
-import type { ApiKeyRecord, Run, Task, Tenant } from "../../core/records.ts";
+import type { ApiKeyRecord, Run, Task, Tenant, WorkerRecord } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
 
 /** Stores may share one table between tests, so every test uses fresh tenants, pools and keys. */
@@ -1089,22 +1089,69 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
     });
 
     describe("workers", () => {
-      it("replaces a worker's record on each report and hides expired ones", async () => {
+      const report = (worker_id: string, live_until: number, jobs: string[] = []) => ({
+        worker_id,
+        pool: "p",
+        slots: 2,
+        running: jobs.length,
+        jobs,
+        started_at: at(0),
+        last_seen: at(1),
+        live_until,
+        expires_at: live_until,
+      });
+
+      it("writes each report over a worker's record and hides the expired ones", async () => {
         const [live, gone] = [unique("w"), unique("w")];
-        const report = (worker_id: string, expires_at: number, running = 0) => ({
-          worker_id,
-          pool: "p",
-          slots: 2,
-          running,
-          started_at: at(0),
-          last_seen: at(1),
-          expires_at,
-        });
-        await store.recordWorker(report(live, 1000));
-        await store.recordWorker(report(live, 2000, 1));
-        await store.recordWorker(report(gone, 900));
+        await store.reportWorker(report(live, 1000), false);
+        expect(await store.reportWorker(report(live, 2000, ["r1"]), false)).toEqual(
+          report(live, 2000, ["r1"]),
+        );
+        await store.reportWorker(report(gone, 900), false);
         const seen = (await store.listWorkers(1000)).filter((w) => [live, gone].includes(w.worker_id));
-        expect(seen).toEqual([report(live, 2000, 1)]);
+        expect(seen).toEqual([report(live, 2000, ["r1"])]);
+      });
+
+      it("keeps a drain across reports, and a registration until the worker is removed", async () => {
+        const fargate = unique("w");
+        await store.reportWorker(report(fargate, 2000), false);
+        expect(await store.drainWorker(fargate)).toMatchObject({ worker_id: fargate, draining: true });
+        expect(await store.reportWorker(report(fargate, 2100), false)).toMatchObject({ draining: true });
+        expect(await store.drainWorker(unique("w"))).toBeUndefined();
+
+        const id = unique("wrk");
+        const registered = {
+          worker_id: id,
+          pool: "p",
+          slots: 3,
+          running: 0,
+          live_until: 0,
+          registered_at: at(0),
+          host: "gpu-1",
+          resources: { gpus: 1 },
+          key_hash: unique("hash"),
+        };
+        const key = {
+          key_id: unique("key"),
+          key_hash: registered.key_hash,
+          worker_id: id,
+          pool: "p",
+          create_time: at(0),
+        };
+        await store.registerWorker(registered, key);
+        await expect(store.registerWorker(registered, key)).rejects.toThrow();
+        expect(await store.findApiKey(key.key_hash)).toEqual(key);
+        // Its report leaves the registration's slots, host and resources; it has no expiry.
+        const { slots: _, expires_at: __, ...fields } = report(id, 3000, ["r2"]);
+        expect(await store.reportWorker(fields, true)).toEqual({ ...registered, ...fields, slots: 3 });
+        expect((await store.listWorkers(5000)).map((w) => w.worker_id)).toContain(id);
+
+        await store.removeWorker((await store.getWorker(id)) as WorkerRecord);
+        expect(await store.getWorker(id)).toBeUndefined();
+        expect(await store.findApiKey(key.key_hash)).toBeUndefined();
+        // A removed worker's report does not bring it back.
+        expect(await store.reportWorker(fields, true)).toBeUndefined();
+        expect(await store.getWorker(id)).toBeUndefined();
       });
     });
   });

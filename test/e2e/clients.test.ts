@@ -247,6 +247,7 @@ describe("schedulerctl", () => {
       ["tenants", "keys", tenantId],
       ["dispatcher", "status"],
       ["workers"],
+      ["workers", "list"],
       ["health"],
       ["pools", "list"],
       ["pools", "get", "codex-pool", "--verbose"],

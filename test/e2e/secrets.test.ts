@@ -195,7 +195,7 @@ describe("pool credentials", () => {
     await stack.stop();
     const workerOutput = readFileSync(captureFile, "utf8");
     expect(workerOutput).toMatch(/\[capture\] worker process \d+ started/);
-    expect(workerOutput).toContain('"draining"');
+    expect(workerOutput).toContain('"stopping: handing back unfinished runs"');
     expect(secretsIn(workerOutput)).toEqual([]);
     expect(secretsIn(ownOutput.join(""))).toEqual([]);
   }, 150_000);

@@ -94,7 +94,7 @@ describe("tenant isolation on every route with an id", () => {
       // an account is a name within each tenant: bob's of that name has no tasks.
       const listsOwn = route.group === "pools" || route.path.startsWith("/v2/accounts/");
       const expected =
-        route.scope === "admin"
+        route.scope === "admin" || route.scope === "worker"
           ? [403, "1009"]
           : listsOwn
             ? [200, "0"]

@@ -208,7 +208,7 @@ describe("events relay", () => {
     }
   });
 
-  it("lets only the function of GET /v2/status look into the pools' dead-letter queues", () => {
+  it("lets only the function of GET /v2/status look into the pools' dead-letter queues, and the workers' take from the pool queues", () => {
     const looks = (fn: SwitchyardFunction) => {
       const policy = JSON.parse(policyOf(logicalId(must(fn.role, "role")))) as {
         Statement: { Action: string | string[]; Resource: unknown }[];
@@ -220,9 +220,14 @@ describe("events relay", () => {
     const dlqs = [...stateless.queues.dlqs.values()].map((dlq) => logicalId(dlq));
     const reads = looks(stateless.handlers.pools);
     expect(dlqs.every((id) => reads.some((resource) => resource.includes(id)))).toBe(true);
-    for (const fn of Object.values(stateless.handlers).filter((f) => f !== stateless.handlers.pools)) {
-      expect(looks(fn), fn.node.id).toEqual([]);
-    }
+    const { pools, workers, ...others } = stateless.handlers;
+    for (const fn of Object.values(others)) expect(looks(fn), fn.node.id).toEqual([]);
+    // Self-hosted workers' claims (POST /v2/worker/claims) receive from each pool's queue, and only there.
+    const poolQueues = [...stateless.queues.queues.values()].map((queue) => logicalId(queue));
+    const takes = looks(workers);
+    expect(takes.length).toBe(poolQueues.length);
+    expect(poolQueues.every((id) => takes.some((resource) => resource.includes(id)))).toBe(true);
+    expect(dlqs.some((id) => takes.some((resource) => resource.includes(id)))).toBe(false);
   });
 
   it("replays the failure queue's batches one at a time, and parks what it cannot replay after 5 tries", () => {

@@ -4,6 +4,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { directBackend } from "../../containers/worker/backend.ts";
 import { runWorker } from "../../containers/worker/worker.ts";
 import { type Deps, systemClock } from "../../core/deps.ts";
 import type { StateChange } from "../../core/ports.ts";
@@ -29,10 +30,7 @@ afterEach(() => {
 function start(clock: Deps["clock"] = systemClock, log: Deps["log"] = memoryDeps(CONFIG).deps.log) {
   const deps = { ...memoryDeps(CONFIG).deps, clock, log };
   const stopping = new AbortController();
-  const loop = runWorker(deps, {
-    pool: "p",
-    workerId: "w-faults",
-    slots: 2,
+  const loop = runWorker(directBackend(deps, { pool: "p", workerId: "w-faults", slots: 2 }), {
     waitSeconds: 0.1,
     credentials: {},
     stopping: stopping.signal,

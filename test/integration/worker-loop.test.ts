@@ -1,6 +1,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { directBackend } from "../../containers/worker/backend.ts";
 import { runWorker } from "../../containers/worker/worker.ts";
 import { readTaskLog } from "../../core/artifacts.ts";
 import { systemClock } from "../../core/deps.ts";
@@ -27,10 +28,7 @@ afterEach(() => {
 function start(ecsAgentUri?: string) {
   const deps = { ...memoryDeps(CONFIG).deps, clock: systemClock };
   const stopping = new AbortController();
-  const loop = runWorker(deps, {
-    pool: "p",
-    workerId: "w-test",
-    slots: 2,
+  const loop = runWorker(directBackend(deps, { pool: "p", workerId: "w-test", slots: 2 }), {
     waitSeconds: 0.1,
     credentials: {},
     stopping: stopping.signal,

@@ -84,10 +84,12 @@ describe("CachedAuthLookups", () => {
     expect(await lookups.findApiKey("h1")).toEqual(key);
     await store.revokeApiKey("t_1", "key_1", "2026-01-01T00:00:10Z");
     clock.advance(59_999);
-    expect((await lookups.findApiKey("h1"))?.revoked_time).toBeUndefined();
+    expect(((await lookups.findApiKey("h1")) as ApiKeyRecord | undefined)?.revoked_time).toBeUndefined();
     expect(reads).toHaveBeenCalledTimes(1);
     clock.advance(1);
-    expect((await lookups.findApiKey("h1"))?.revoked_time).toBe("2026-01-01T00:00:10Z");
+    expect(((await lookups.findApiKey("h1")) as ApiKeyRecord | undefined)?.revoked_time).toBe(
+      "2026-01-01T00:00:10Z",
+    );
 
     const fresh = new CachedAuthLookups(store, clock);
     await store.putApiKey({ ...key, key_id: "key_2", key_hash: "h2" });
@@ -95,7 +97,9 @@ describe("CachedAuthLookups", () => {
     expect(await fresh.getTenant("t_1")).toEqual(tenant);
     await store.revokeApiKey("t_1", "key_2", "2026-01-01T00:01:00Z");
     await fresh.forgetTenant("t_1");
-    expect((await fresh.findApiKey("h2"))?.revoked_time).toBe("2026-01-01T00:01:00Z");
+    expect(((await fresh.findApiKey("h2")) as ApiKeyRecord | undefined)?.revoked_time).toBe(
+      "2026-01-01T00:01:00Z",
+    );
   });
 
   it("does not cache unknown keys, so a new key works at once", async () => {
