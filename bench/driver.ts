@@ -173,11 +173,16 @@ export interface CountResult {
 }
 
 /**
- * One plain one-shot task at a time, from submit until it has ended and its pool has looked for the next
- * task: every request the API and the workers make meanwhile, divided by the number of tasks.
+ * One plain one-shot task at a time in `pool` (default the driver's first), from submit until it has
+ * ended and its pool has looked for the next task: every request the API and the workers make
+ * meanwhile, divided by the number of tasks.
  */
-export async function countRequests(d: Driver, tasks: number, prompt = INSTANT_PROMPT): Promise<CountResult> {
-  const pool = d.pools[0] as PoolConfig;
+export async function countRequests(
+  d: Driver,
+  tasks: number,
+  prompt = INSTANT_PROMPT,
+  pool = d.pools[0] as PoolConfig,
+): Promise<CountResult> {
   // The events relay and the callback deliverer trail the tasks: let them catch up on earlier work.
   await sleep(TRAIL_MS);
   const before = await snapshot(d);

@@ -11,7 +11,7 @@ import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "
 import { join, resolve } from "node:path";
 import { performance as nodePerformance } from "node:perf_hooks";
 import { DynamoStore } from "../adapters/aws/dynamo-store.ts";
-import { isCliPool } from "../core/config.ts";
+import { isCliPool, type PoolConfig } from "../core/config.ts";
 import { DUE_SHARDS, ENV } from "../core/names.ts";
 import { localClients } from "../local/aws-clients.ts";
 import { startDynamoDbLocal } from "../local/dynamodb-local.ts";
@@ -41,6 +41,7 @@ import { PRICES } from "./prices.ts";
 import { isFloor, reasonFor } from "./reasons.ts";
 import { RequestCounter } from "./request-counter.ts";
 import { type LoadProfile, stageOf } from "./scale-model.ts";
+import { measureSelfHosted, type SelfHostedResult } from "./self-hosted.ts";
 import { percentile, round } from "./stats.ts";
 import { COUNTS_DIR_ENV } from "./worker-dump.ts";
 
@@ -76,6 +77,9 @@ async function phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
   return out;
 }
 
+/** The pool of the self-hosted phase (bench/self-hosted.ts). */
+const SELF_HOSTED_POOL = "bench-self";
+
 /** A lease short enough that a task of SLOW_SECONDS heartbeats a few times (every third of it). */
 const LEASE_SECONDS = 30;
 
@@ -88,7 +92,9 @@ const configText = (slots: number) => {
     `  - { name: ${name}, tool: ${tool}, account: bench, max_concurrency: ${slots}, lease_seconds: ${LEASE_SECONDS}, ` +
     `worker: { cpu: 1024, memory: 2048, min: 1, max: 1, slots: ${slots} } }`;
   const pools = ["claude", "codex", "gemini"].map((tool) => pool(`bench-${tool}`, tool, slots));
-  return `pools:\n${[...pools, pool(MIXED_POOL.name, "claude", MIXED_POOL.slots)].join("\n")}\n`;
+  // Served only by the self-hosted worker of the last phase (worker.max 0: no worker of its own).
+  const selfHosted = `  - { name: ${SELF_HOSTED_POOL}, tool: claude, account: bench, max_concurrency: 1, lease_seconds: ${LEASE_SECONDS}, worker: { max: 0 } }`;
+  return `pools:\n${[...pools, pool(MIXED_POOL.name, "claude", MIXED_POOL.slots), selfHosted].join("\n")}\n`;
 };
 
 // 1. Bundles first, while the machine is quiet.
@@ -98,10 +104,9 @@ const bundles: BundleFigures = await phase("bundles and cold init", () => measur
 const work = mkdtempSync(join(tmpdir(), "switchyard-bench-"));
 const configPath = join(work, "scheduler.config.yaml");
 writeFileSync(configPath, configText(SETTINGS.slots));
-/** The pools every phase but the mixed one loads. */
-const pools = parseSchedulerConfig(configText(SETTINGS.slots)).pools.filter(
-  (p) => p.name !== MIXED_POOL.name,
-);
+/** The pools every phase but the mixed and self-hosted ones loads. */
+const allPools = parseSchedulerConfig(configText(SETTINGS.slots)).pools;
+const pools = allPools.filter((p) => p.name !== MIXED_POOL.name && p.name !== SELF_HOSTED_POOL);
 const countsDir = join(work, "counts");
 mkdirSync(countsDir);
 const instantClis = join(work, "clis");
@@ -227,10 +232,25 @@ try {
   const mixed = await phase("mixed workload", () =>
     measureMixed({ stack, apiKey: tenant.apiKey, adminKey: stack.adminKey, store, log }),
   );
+  // The self-hosted worker runs the instant CLIs in this process.
+  process.env.PATH = `${instantClis}:${process.env.PATH}`;
+  const selfPool = allPools.find((p) => p.name === SELF_HOSTED_POOL) as PoolConfig;
+  const selfHosted = await phase("self-hosted worker", () =>
+    measureSelfHosted(driver, selfPool, stack.adminKey, SETTINGS.countTasks),
+  );
   results = {
     ...report({ bundles, count, writeUnits, latency, throughput, floorLatency, floorThroughput }),
     ...mixedFigures(mixed),
+    self_hosted: selfHostedFigures(selfHosted, count),
   };
+  const {
+    http_requests_per_task: http,
+    aws_requests_per_task: aws,
+    aws_requests_per_task_managed_worker: managed,
+  } = results.self_hosted as ReturnType<typeof selfHostedFigures>;
+  console.log(
+    `  self-hosted worker: ${http} HTTP and ${aws} AWS requests per task (a managed worker's: ${managed})\n`,
+  );
   writeProfile({ count, writeUnits, slow, slowUnits, heartbeats });
 } finally {
   await phase("stop", async () => {
@@ -245,6 +265,31 @@ const out = { ...results, timings_s: { ...phases, total: totalSeconds }, event_l
 mkdirSync(resolve(ROOT, "bench/results"), { recursive: true });
 writeFileSync(resolve(ROOT, "bench/results/latest.json"), `${JSON.stringify(out, null, 2)}\n`);
 log(`done in ${totalSeconds} s; wrote bench/results/latest.json`);
+
+/**
+ * A self-hosted worker's task against a managed worker's: its HTTP requests to the API (API Gateway
+ * requests and Lambda invocations on AWS), and the AWS requests of both ways. The claim's read of the
+ * worker's record is per claim, though a worker record's requests are background elsewhere.
+ */
+function selfHostedFigures(s: SelfHostedResult, managed: CountResult) {
+  const awsPerTask = (c: CountResult) =>
+    LIFECYCLE.reduce((n, part) => n + Object.values(c.perTask[part]).reduce((m, t) => m + t.requests, 0), 0);
+  const workerReads = (s.count.background["api DynamoDB GetItem WORKER"]?.requests ?? 0) / s.count.tasks;
+  const http = Object.values(s.httpPerTask).reduce((n, v) => n + v, 0);
+  return {
+    tasks: s.count.tasks,
+    http_requests_per_task: round(http, 2),
+    http_by_route: Object.fromEntries(
+      Object.entries(s.httpPerTask).map(([route, n]) => [route, round(n, 2)]),
+    ),
+    aws_requests_per_task: round(awsPerTask(s.count) + workerReads, 2),
+    aws_requests_per_task_managed_worker: round(awsPerTask(managed), 2),
+    usd_per_million_tasks_http: round(
+      http * (PRICES.apiGatewayRest.usd_per_million_requests + PRICES.lambda.usd_per_million_requests),
+      2,
+    ),
+  };
+}
 
 /** The mixed workload's figures: the estimates' coverage and error up front, the rest beside them. */
 function mixedFigures(m: MixedResult) {
