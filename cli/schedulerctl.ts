@@ -8,12 +8,14 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, relative, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
+import { load } from "js-yaml";
 import type { DomainEvent } from "../core/events.ts";
 import { ENV } from "../core/names.ts";
 import { type TaskStatus, TERMINAL_STATUSES } from "../core/status.ts";
 import type { TaskView } from "../core/views.ts";
+import { yamlProblem } from "../core/yaml.ts";
 import { SwitchyardClient, SwitchyardError } from "../sdk/client.ts";
-import type { OperationId } from "../sdk/operations.ts";
+import type { Input, OperationId } from "../sdk/operations.ts";
 import { connection, ENV_KEY, UsageError } from "./config.ts";
 
 /** Where `workers serve` finds the worker's key. */
@@ -69,6 +71,13 @@ export const COVERAGE: Record<string, OperationId[]> = {
   "dispatcher start": ["pools.startDispatcher"],
   "dispatcher stop": ["pools.stopDispatcher"],
   "dispatcher status": ["pools.dispatcher"],
+  "workflows create": ["workflows.create"],
+  "workflows list": ["workflows.list"],
+  "workflows get": ["workflows.tasks"],
+  "workflows add-task": ["workflows.addTask"],
+  "workflows delete-task": ["workflows.deleteTask"],
+  "workflows add-edge": ["workflows.addEdge"],
+  "workflows delete-edge": ["workflows.deleteEdge"],
   "templates create": ["templates.create"],
   "templates update": ["templates.update"],
   "templates list": ["templates.list"],
@@ -602,6 +611,87 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
     .option("--tenant <id>", "counts of this tenant")
     .action(async (options) =>
       print(await client().call("pools.dispatcher", { query: { tenant: options.tenant } })),
+    );
+
+  const workflows = program.command("workflows").description("workflows: DAGs of tasks");
+  /** A YAML or JSON file's object, or a UsageError naming the file. */
+  const objectIn = (path: string): Record<string, unknown> => {
+    let parsed: unknown;
+    try {
+      parsed = load(readFileSync(path, "utf8"));
+    } catch (err) {
+      throw new UsageError(`${path}: ${yamlProblem(err)}`);
+    }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+      throw new UsageError(`${path}: expected a YAML or JSON object`);
+    }
+    return parsed as Record<string, unknown>;
+  };
+  workflows
+    .command("create")
+    .description("create a workflow from a YAML or JSON file: {name, tasks: [{name, task, inputs}], edges}")
+    .requiredOption("-f, --file <path>", "the workflow file")
+    .action(async (options) => {
+      const created = await client().call("workflows.create", {
+        // The API checks it, and names the field it refuses.
+        body: objectIn(options.file) as Input<"workflows.create">["body"],
+      });
+      print(created, () => `${created.workflow_id} (${created.tasks.length} tasks)`);
+    });
+  workflows.command("list").action(async () => {
+    const listed = await client().call("workflows.list", {});
+    print(listed, () => table(listed, ["workflow_id", "name", "version", "create_time"]));
+  });
+  workflows
+    .command("get")
+    .description("a workflow's tasks and edges")
+    .argument("<workflow_id>")
+    .action(async (id: string) => {
+      const got = await client().call("workflows.tasks", { id });
+      print(got, () =>
+        [
+          `${got.workflow_id}${got.name ? ` ${got.name}` : ""} (version ${got.version})`,
+          ...got.tasks.map((t) => `  task ${t.name} (${t.task_id})`),
+          ...got.edges.map((e) => `  edge ${e.source} → ${e.target} on ${e.on}`),
+        ].join("\n"),
+      );
+    });
+  workflows
+    .command("add-task")
+    .description("add a task from a YAML or JSON file: {name, task, inputs}")
+    .argument("<workflow_id>")
+    .requiredOption("-f, --file <path>", "the task file")
+    .action(async (id: string, options) =>
+      print(
+        await client().call("workflows.addTask", {
+          id,
+          body: objectIn(options.file) as Input<"workflows.addTask">["body"],
+        }),
+      ),
+    );
+  workflows
+    .command("delete-task")
+    .argument("<workflow_id>")
+    .argument("<task_id>")
+    .action(async (id: string, taskId: string) =>
+      print(await client().call("workflows.deleteTask", { id, task_id: taskId })),
+    );
+  workflows
+    .command("add-edge")
+    .argument("<workflow_id>")
+    .argument("<source>")
+    .argument("<target>")
+    .option("--on <condition>", "succeeded (default), failed or always")
+    .action(async (id: string, source: string, target: string, options) =>
+      print(await client().call("workflows.addEdge", { id, body: { source, target, on: options.on } })),
+    );
+  workflows
+    .command("delete-edge")
+    .argument("<workflow_id>")
+    .argument("<source>")
+    .argument("<target>")
+    .action(async (id: string, source: string, target: string) =>
+      print(await client().call("workflows.deleteEdge", { id, query: { source, target } })),
     );
 
   const templates = program.command("templates").description("templates: named, versioned job definitions");

@@ -20,6 +20,7 @@ import type {
   TenantStore,
   WebhookSender,
   WorkerStore,
+  WorkflowStore,
 } from "./ports.ts";
 import type { CallbackPolicy } from "./ssrf.ts";
 
@@ -32,6 +33,7 @@ export interface Deps {
   workers: WorkerStore;
   idempotency: IdempotencyStore;
   templates: TemplateStore;
+  workflows: WorkflowStore;
   /** The configuration a reload applied (core/live-config.ts). */
   configs: AppliedConfigStore;
   /** Where a reload reads the config. */
@@ -73,6 +75,7 @@ export const storePorts = (store: Store) => ({
   workers: store,
   idempotency: store,
   templates: store,
+  workflows: store,
   configs: store,
   heartbeats: store,
 });

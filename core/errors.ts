@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   tenantNotFound: "1013",
   /** An unknown worker id (404). */
   workerNotFound: "1014",
+  /** An unknown workflow, node, edge or workflow run (404). */
+  workflowNotFound: "1015",
   system: "2001",
   database: "2002",
   compute: "2003",

@@ -9,6 +9,7 @@ import type { ScopeClaim } from "./scopes.ts";
 import type { CallbackTarget, ResolvedAddress } from "./ssrf.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
 import type { TemplateRevision } from "./templates.ts";
+import type { WorkflowDef, WorkflowDefinition, WorkflowEdit } from "./workflows.ts";
 
 export interface Clock {
   now(): Date;
@@ -188,7 +189,8 @@ export type CommitConflictReason =
   | "template"
   | "key_exclusive"
   | "scope_busy"
-  | "config";
+  | "config"
+  | "workflow";
 
 /** A StateChange whose conditions did not hold; nothing was written. */
 export class CommitConflict extends Error {
@@ -359,6 +361,18 @@ export interface WorkerStore {
   listWorkers(now: number): Promise<WorkerRecord[]>;
 }
 
+/** Workflow definitions (core/workflows.ts): a record, and an item per node and per edge. */
+export interface WorkflowStore {
+  /** Creates the definition: its nodes and edges first, then its record (a conflict if the id is taken). */
+  createWorkflow(definition: WorkflowDefinition): Promise<void>;
+  /** The definition, nodes by name and edges; edges left by an edit cut short are left out. */
+  getWorkflow(id: string): Promise<WorkflowDefinition | undefined>;
+  /** Applies an edit on `def`'s version: a CommitConflict("workflow") when another edit came first. */
+  editWorkflow(def: WorkflowDef, at: string, edit: WorkflowEdit): Promise<void>;
+  /** A tenant's workflows, newest first. */
+  listWorkflows(tenant: string): Promise<WorkflowDef[]>;
+}
+
 /** Submissions by (tenant, idempotency key): written with the task, read on a replay. */
 export interface IdempotencyStore {
   getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined>;
@@ -386,7 +400,8 @@ export type Store = TaskStore &
   IdempotencyStore &
   TemplateStore &
   AppliedConfigStore &
-  HeartbeatStore;
+  HeartbeatStore &
+  WorkflowStore;
 
 export interface QueueMessage {
   receiptHandle: string;

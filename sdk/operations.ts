@@ -40,6 +40,19 @@ import type {
   updateTemplate,
 } from "../core/templates.ts";
 import type { addTenantKey, createTenant, listTenantKeys, listTenants } from "../core/tenants.ts";
+import type {
+  addWorkflowEdge,
+  addWorkflowNode,
+  createWorkflow,
+  createWorkflowBody,
+  deleteWorkflowEdge,
+  deleteWorkflowNode,
+  edgeQuery,
+  getWorkflowTasks,
+  listWorkflows,
+  workflowEdgeBody,
+  workflowNodeBody,
+} from "../core/workflows.ts";
 import type { ANSWERS } from "../functions/_shared/answers.ts";
 
 export const OPERATIONS = {
@@ -88,6 +101,13 @@ export const OPERATIONS = {
   "pools.startDispatcher": ["POST", "/v2/dispatcher/start"],
   "pools.stopDispatcher": ["POST", "/v2/dispatcher/stop"],
   "pools.dispatcher": ["GET", "/v2/dispatcher/status"],
+  "workflows.create": ["POST", "/v2/workflows"],
+  "workflows.list": ["GET", "/v2/workflows"],
+  "workflows.tasks": ["GET", "/v2/workflows/{id}/tasks"],
+  "workflows.addTask": ["POST", "/v2/workflows/{id}/tasks"],
+  "workflows.deleteTask": ["DELETE", "/v2/workflows/{id}/tasks/{task_id}"],
+  "workflows.addEdge": ["POST", "/v2/workflows/{id}/edges"],
+  "workflows.deleteEdge": ["DELETE", "/v2/workflows/{id}/edges"],
   "workers.list": ["GET", "/v2/workers"],
   "workers.register": ["POST", "/v2/workers"],
   "workers.drain": ["DELETE", "/v2/workers/{id}"],
@@ -161,6 +181,13 @@ interface Shapes {
     query: z.input<typeof dispatcherStatusQuery>;
     answer: Answer<typeof dispatcherStatus>;
   };
+  "workflows.create": { body: z.input<typeof createWorkflowBody>; answer: Answer<typeof createWorkflow> };
+  "workflows.list": { answer: Answer<typeof listWorkflows> };
+  "workflows.tasks": { answer: Answer<typeof getWorkflowTasks> };
+  "workflows.addTask": { body: z.input<typeof workflowNodeBody>; answer: Answer<typeof addWorkflowNode> };
+  "workflows.deleteTask": { answer: Answer<typeof deleteWorkflowNode> };
+  "workflows.addEdge": { body: z.input<typeof workflowEdgeBody>; answer: Answer<typeof addWorkflowEdge> };
+  "workflows.deleteEdge": { query: z.input<typeof edgeQuery>; answer: Answer<typeof deleteWorkflowEdge> };
   "workers.list": { answer: Data<"workers"> };
   "workers.register": { body: z.input<typeof registerWorkerBody>; answer: Data<"registeredWorker"> };
   "workers.drain": { answer: Data<"drainedWorker"> };

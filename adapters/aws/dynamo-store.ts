@@ -1,6 +1,9 @@
 /** TaskStore and TenantStore on the single DynamoDB table (the model: adapters/table/). */
 import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
+  BatchWriteCommand,
+  type BatchWriteCommandInput,
+  type BatchWriteCommandOutput,
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
@@ -35,6 +38,7 @@ import type {
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerKeyRecord, WorkerRecord } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
+import type { WorkflowDef, WorkflowDefinition, WorkflowEdit } from "../../core/workflows.ts";
 import {
   apiKeyItem,
   apiKeyKey,
@@ -69,6 +73,10 @@ import {
   workerItem,
   workerKey,
   workerKeyItem,
+  workflowEditItems,
+  workflowItem,
+  workflowKey,
+  workflowOf,
 } from "../table/keys.ts";
 import {
   apiKeysListing,
@@ -93,6 +101,8 @@ import {
   templatesListing,
   tenantsListing,
   workersListing,
+  workflowListing,
+  workflowsListing,
 } from "../table/listings.ts";
 import { alreadyExists, conflictOf, type Write, writesOf } from "../table/writes.ts";
 
@@ -604,6 +614,66 @@ export class DynamoStore implements TaskStore, TenantStore {
       );
     } catch (err) {
       throw failedWrite(err) === undefined ? err : new CommitConflict("config");
+    }
+  }
+
+  async createWorkflow({ def, nodes, edges }: WorkflowDefinition): Promise<void> {
+    const { puts } = workflowEditItems(def.workflow_id, { putNodes: nodes, putEdges: edges });
+    await this.#batchWrite(puts.map((Item) => ({ PutRequest: { Item } })));
+    await this.#create([workflowItem(def)]);
+  }
+
+  async getWorkflow(id: string): Promise<WorkflowDefinition | undefined> {
+    return workflowOf(await this.#collect(workflowListing(id), Number.POSITIVE_INFINITY));
+  }
+
+  async editWorkflow(def: WorkflowDef, at: string, edit: WorkflowEdit): Promise<void> {
+    const TableName = this.tableName;
+    const { puts, deletes } = workflowEditItems(def.workflow_id, edit);
+    const bump: TransactItem = {
+      Update: {
+        TableName,
+        Key: workflowKey(def.workflow_id),
+        UpdateExpression: "SET version = :next, update_time = :at",
+        ConditionExpression: "version = :expected",
+        ExpressionAttributeValues: { ":next": def.version + 1, ":expected": def.version, ":at": at },
+      },
+    };
+    const writes: TransactItem[] = [
+      ...puts.map((Item) => ({ Put: { TableName, Item } })),
+      ...deletes.map((Key) => ({ Delete: { TableName, Key } })),
+    ];
+    // A transaction holds 100 items. Past that (a node with many edges deleted), the edges go after it:
+    // until they are gone, an edge whose node is gone is no edge (workflowOf).
+    const [now, after] = writes.length < 100 ? [writes, []] : [writes.slice(0, 1), writes.slice(1)];
+    try {
+      await this.#transact([bump, ...now]);
+    } catch (err) {
+      throw failedWrite(err) === undefined ? err : new CommitConflict("workflow");
+    }
+    await this.#batchWrite(
+      after.map((w) =>
+        w.Delete ? { DeleteRequest: { Key: w.Delete.Key } } : { PutRequest: { Item: w.Put?.Item } },
+      ),
+    );
+  }
+
+  listWorkflows(tenant: string): Promise<WorkflowDef[]> {
+    return this.#first<WorkflowDef>(workflowsListing(tenant), Number.POSITIVE_INFINITY);
+  }
+
+  /** BatchWriteItem, 25 at a time, sending again what DynamoDB leaves unprocessed (after a short wait). */
+  async #batchWrite(requests: NonNullable<BatchWriteCommandInput["RequestItems"]>[string]): Promise<void> {
+    for (let i = 0; i < requests.length; i += 25) {
+      let pending: typeof requests | undefined = requests.slice(i, i + 25);
+      for (let attempt = 1; pending && pending.length > 0; attempt++) {
+        const out: BatchWriteCommandOutput = await this.doc.send(
+          new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } }),
+        );
+        pending = out.UnprocessedItems?.[this.tableName];
+        if (pending?.length)
+          await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
+      }
     }
   }
 

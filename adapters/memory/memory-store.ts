@@ -22,6 +22,7 @@ import type {
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerKeyRecord, WorkerRecord } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
+import type { WorkflowDef, WorkflowDefinition, WorkflowEdit } from "../../core/workflows.ts";
 import {
   apiKeyItem,
   apiKeyKey,
@@ -55,6 +56,10 @@ import {
   workerItem,
   workerKey,
   workerKeyItem,
+  workflowEditItems,
+  workflowItem,
+  workflowKey,
+  workflowOf,
 } from "../table/keys.ts";
 import {
   apiKeysListing,
@@ -80,6 +85,8 @@ import {
   templatesListing,
   tenantsListing,
   workersListing,
+  workflowListing,
+  workflowsListing,
 } from "../table/listings.ts";
 import {
   alreadyExists,
@@ -389,6 +396,30 @@ export class MemoryStore implements TaskStore, TenantStore {
   async listWorkers(now: number): Promise<WorkerRecord[]> {
     const workers = await this.#first<WorkerRecord>(workersListing, Number.POSITIVE_INFINITY);
     return workers.filter((w) => w.expires_at === undefined || w.expires_at > now);
+  }
+
+  async createWorkflow({ def, nodes, edges }: WorkflowDefinition): Promise<void> {
+    for (const item of workflowEditItems(def.workflow_id, { putNodes: nodes, putEdges: edges }).puts) {
+      this.#items.set(idOf(item), item);
+    }
+    this.#create([workflowItem(def)]);
+  }
+
+  async getWorkflow(id: string): Promise<WorkflowDefinition | undefined> {
+    return workflowOf(structuredClone(this.#query(workflowListing(id))));
+  }
+
+  async editWorkflow(def: WorkflowDef, at: string, edit: WorkflowEdit): Promise<void> {
+    const record = this.#items.get(idOf(workflowKey(def.workflow_id)));
+    if (record?.version !== def.version) throw new CommitConflict("workflow");
+    Object.assign(record, { version: def.version + 1, update_time: at });
+    const { puts, deletes } = workflowEditItems(def.workflow_id, edit);
+    for (const item of puts) this.#items.set(idOf(item), item);
+    for (const key of deletes) this.#items.delete(idOf(key));
+  }
+
+  async listWorkflows(tenant: string): Promise<WorkflowDef[]> {
+    return this.#first<WorkflowDef>(workflowsListing(tenant), Number.POSITIVE_INFINITY);
   }
 
   async listTenants(): Promise<Tenant[]> {

@@ -19,6 +19,13 @@ import {
   type WorkerRecord,
 } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
+import type {
+  WorkflowDef,
+  WorkflowDefinition,
+  WorkflowEdge,
+  WorkflowEdit,
+  WorkflowNode,
+} from "../../core/workflows.ts";
 
 /** A stored item: a record's attributes plus its key attributes. */
 export type Item = Record<string, unknown>;
@@ -64,6 +71,7 @@ export const PARTITIONS = {
   tenantRuns: (tenant: string, shard: number) => `T#${tenant}#RUN#${shard}`,
   tenantKeys: (tenant: string) => `T#${tenant}#KEY`,
   tenantTemplates: (tenant: string) => `T#${tenant}#TEMPLATE`,
+  tenantWorkflows: (tenant: string) => `T#${tenant}#WORKFLOW`,
   tenants: "TENANTS",
   workers: "WORKERS",
   ready: (pool: string) => `READY#${pool}`,
@@ -252,6 +260,62 @@ export const workerItem = (worker: Pick<WorkerRecord, "worker_id" | "pool">): It
   gsi1pk: PARTITIONS.workers,
   gsi1sk: `${worker.pool}#${worker.worker_id}`,
 });
+
+/** A workflow's definition, its nodes and its edges share its partition (node names hold no `#`). */
+export const WORKFLOW_PARTITION = { def: "DEF", nodes: "NODE#", edges: "EDGE#" } as const;
+const workflowPk = (id: string) => `WF#${id}`;
+export const workflowKey = (id: string): Key => ({ pk: workflowPk(id), sk: WORKFLOW_PARTITION.def });
+export const workflowNodeKey = (id: string, name: string): Key => ({
+  pk: workflowPk(id),
+  sk: `${WORKFLOW_PARTITION.nodes}${name}`,
+});
+export const workflowEdgeKey = (id: string, source: string, target: string): Key => ({
+  pk: workflowPk(id),
+  sk: `${WORKFLOW_PARTITION.edges}${source}#${target}`,
+});
+export const workflowItem = (def: WorkflowDef): Item & Key => ({
+  ...compact(def),
+  ...workflowKey(def.workflow_id),
+  gsi1pk: PARTITIONS.tenantWorkflows(def.tenant),
+  gsi1sk: `${def.create_time}#${def.workflow_id}`,
+});
+export const workflowNodeItem = (id: string, node: WorkflowNode): Item & Key => ({
+  ...compact(node),
+  ...workflowNodeKey(id, node.name),
+});
+export const workflowEdgeItem = (id: string, edge: WorkflowEdge): Item & Key => ({
+  ...compact(edge),
+  ...workflowEdgeKey(id, edge.source, edge.target),
+});
+
+/** A definition from its partition's items, or undefined without its record. */
+export function workflowOf(items: Item[]): WorkflowDefinition | undefined {
+  const record = items.find((item) => item.sk === WORKFLOW_PARTITION.def);
+  if (!record) return undefined;
+  const nodes = items
+    .filter((item) => String(item.sk).startsWith(WORKFLOW_PARTITION.nodes))
+    .map((item) => recordOf<WorkflowNode>(item));
+  const names = new Set(nodes.map((n) => n.name));
+  const edges = items
+    .filter((item) => String(item.sk).startsWith(WORKFLOW_PARTITION.edges))
+    .map((item) => recordOf<WorkflowEdge>(item))
+    .filter((e) => names.has(e.source) && names.has(e.target));
+  return { def: recordOf<WorkflowDef>(record), nodes, edges };
+}
+
+/** The items an edit puts and the keys it deletes, beside the record's version bump. */
+export function workflowEditItems(id: string, edit: WorkflowEdit) {
+  return {
+    puts: [
+      ...(edit.putNodes ?? []).map((node) => workflowNodeItem(id, node)),
+      ...(edit.putEdges ?? []).map((edge) => workflowEdgeItem(id, edge)),
+    ],
+    deletes: [
+      ...(edit.deleteNodes ?? []).map((name) => workflowNodeKey(id, name)),
+      ...(edit.deleteEdges ?? []).map((e) => workflowEdgeKey(id, e.source, e.target)),
+    ],
+  };
+}
 
 /** A template's revisions share its partition; the sort key orders them (and the listing, by name). */
 const revisionSortKey = (revision: number) => `REV#${String(revision).padStart(6, "0")}`;

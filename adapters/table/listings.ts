@@ -16,6 +16,7 @@ import {
   recordOf,
   TASK_PARTITION,
   taskKey,
+  workflowKey,
 } from "./keys.ts";
 
 type Index = (typeof TABLE.indexes)[keyof typeof TABLE.indexes];
@@ -193,6 +194,21 @@ export const templatesListing = (tenant: string): Listing => ({
   index: TABLE.indexes.byTenant,
   pk: PARTITIONS.tenantTemplates(tenant),
   forward: true,
+  filters: [],
+});
+
+/** A workflow's definition, nodes and edges: its whole partition. */
+export const workflowListing = (id: string): Listing => ({
+  pk: workflowKey(id).pk,
+  forward: true,
+  filters: [],
+});
+
+/** A tenant's workflows, newest first. */
+export const workflowsListing = (tenant: string): Listing => ({
+  index: TABLE.indexes.byTenant,
+  pk: PARTITIONS.tenantWorkflows(tenant),
+  forward: false,
   filters: [],
 });
 

@@ -22,6 +22,7 @@ import {
   workerReportBody,
 } from "../../core/requests.ts";
 import { renderBody, templateBody } from "../../core/templates.ts";
+import { createWorkflowBody, edgeQuery, workflowEdgeBody, workflowNodeBody } from "../../core/workflows.ts";
 import * as health from "../api/health.ts";
 import * as instances from "../api/instances.ts";
 import * as pools from "../api/pools.ts";
@@ -29,6 +30,7 @@ import * as tasks from "../api/tasks.ts";
 import * as templates from "../api/templates.ts";
 import * as tenants from "../api/tenants.ts";
 import * as workers from "../api/workers.ts";
+import * as workflows from "../api/workflows.ts";
 import { ANSWERS } from "./answers.ts";
 import type { RouteFn } from "./http.ts";
 
@@ -41,6 +43,7 @@ export const ROUTE_GROUPS = [
   "tenants",
   "pools",
   "workers",
+  "workflows",
 ] as const;
 export type RouteGroup = (typeof ROUTE_GROUPS)[number];
 
@@ -509,6 +512,71 @@ export const ROUTES: readonly Route[] = [
     scope: "admin",
     query: dispatcherStatusQuery,
     handler: pools.dispatcher,
+  }),
+
+  route({
+    method: "POST",
+    path: "/v2/workflows",
+    summary: "Create a workflow: a name, and optionally its tasks and edges at once",
+    creates: true,
+    group: "workflows",
+    scope: "tasks:write",
+    body: createWorkflowBody,
+    handler: workflows.create,
+  }),
+  route({
+    method: "GET",
+    path: "/v2/workflows",
+    summary: "List the caller's workflows, newest first",
+    group: "workflows",
+    scope: "tasks:read",
+    handler: workflows.list,
+  }),
+  route({
+    method: "GET",
+    path: "/v2/workflows/{id}/tasks",
+    summary: "A workflow's tasks (nodes) and edges",
+    group: "workflows",
+    scope: "tasks:read",
+    handler: workflows.tasks,
+  }),
+  route({
+    method: "POST",
+    path: "/v2/workflows/{id}/tasks",
+    summary: "Add a task (node) to a workflow; its `from` inputs add the edges from their nodes",
+    creates: true,
+    group: "workflows",
+    scope: "tasks:write",
+    body: workflowNodeBody,
+    handler: workflows.addTask,
+  }),
+  route({
+    method: "DELETE",
+    path: "/v2/workflows/{id}/tasks/{task_id}",
+    summary: "Delete a task (node) and its edges, unless another node's inputs come from it",
+    group: "workflows",
+    scope: "tasks:write",
+    handler: workflows.deleteTask,
+  }),
+  route({
+    method: "POST",
+    path: "/v2/workflows/{id}/edges",
+    summary:
+      "Add an edge `{source, target, on}` (on: succeeded, failed or always); one closing a cycle is a 400",
+    creates: true,
+    group: "workflows",
+    scope: "tasks:write",
+    body: workflowEdgeBody,
+    handler: workflows.addEdge,
+  }),
+  route({
+    method: "DELETE",
+    path: "/v2/workflows/{id}/edges",
+    summary: "Delete the edge `?source=&target=`, unless an input of its target comes from its source",
+    group: "workflows",
+    scope: "tasks:write",
+    query: edgeQuery,
+    handler: workflows.deleteEdge,
   }),
 
   route({

@@ -1088,6 +1088,71 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       });
     });
 
+    describe("workflows", () => {
+      const node = (name: string) => ({
+        task_id: `wft_${name}`,
+        name,
+        task: { pool: "p", prompt: name },
+        inputs: {},
+      });
+      const definition = (id: string, tenant: string, fanOut: number) => ({
+        def: { workflow_id: id, tenant, name: "w", version: 1, create_time: at(0), update_time: at(0) },
+        nodes: [node("root"), ...Array.from({ length: fanOut }, (_, i) => node(`leaf${i}`))],
+        edges: Array.from({ length: fanOut }, (_, i) => ({
+          source: "root",
+          target: `leaf${i}`,
+          on: "succeeded" as const,
+        })),
+      });
+
+      it("keeps a definition whole, and lists a tenant's newest first", async () => {
+        const tenant = unique("t");
+        const [first, second] = [unique("wf"), unique("wf")];
+        await store.createWorkflow(definition(first, tenant, 2));
+        const later = definition(second, tenant, 30);
+        later.def.create_time = at(1);
+        await store.createWorkflow(later);
+        const got = await store.getWorkflow(second);
+        expect(got?.def).toEqual(later.def);
+        expect(got?.nodes).toHaveLength(31);
+        expect(got?.edges).toHaveLength(30);
+        expect((await store.listWorkflows(tenant)).map((d) => d.workflow_id)).toEqual([second, first]);
+        await expect(store.createWorkflow(definition(first, tenant, 0))).rejects.toThrow(ConflictError);
+        expect(await store.getWorkflow(unique("wf"))).toBeUndefined();
+      });
+
+      it("applies an edit on its version only, even one of more than a transaction's 100 items", async () => {
+        const id = unique("wf");
+        const { def } = definition(id, unique("t"), 120);
+        await store.createWorkflow(definition(id, def.tenant, 120));
+        await store.editWorkflow(def, at(2), {
+          putNodes: [node("extra")],
+          putEdges: [{ source: "leaf0", target: "extra", on: "always" }],
+        });
+        await expectConflict(store.editWorkflow(def, at(3), { deleteNodes: ["extra"] }), "workflow");
+        const edited = (await store.getWorkflow(id)) as NonNullable<
+          Awaited<ReturnType<typeof store.getWorkflow>>
+        >;
+        expect([
+          edited.def.version,
+          edited.def.update_time,
+          edited.nodes.length,
+          edited.edges.length,
+        ]).toEqual([2, at(2), 122, 121]);
+        // The root and its 120 edges: past one transaction, the edges go after it.
+        await store.editWorkflow(edited.def, at(4), {
+          deleteNodes: ["root"],
+          deleteEdges: edited.edges.filter((e) => e.source === "root"),
+        });
+        const after = await store.getWorkflow(id);
+        expect([after?.def.version, after?.nodes.length, after?.edges]).toEqual([
+          3,
+          121,
+          [{ source: "leaf0", target: "extra", on: "always" }],
+        ]);
+      });
+    });
+
     describe("workers", () => {
       const report = (worker_id: string, live_until: number, jobs: string[] = []) => ({
         worker_id,

@@ -52,6 +52,7 @@ describe("tenant isolation on every route with an id", () => {
   let alice: Tenant;
   let bob: Tenant;
   let task: { uuid: string; run_id: string | null };
+  let workflow: { id: string; taskId: string };
 
   beforeAll(async () => {
     alice = await newTenant("alice");
@@ -64,10 +65,24 @@ describe("tenant isolation on every route with an id", () => {
     expect(task.run_id).toBeTruthy();
     const template = await stack.call("POST", "/v2/templates", { key: alice.key, body: TEMPLATE });
     expect(template.status).toBe(201);
+    const created = await stack.call("POST", "/v2/workflows", {
+      key: alice.key,
+      body: {
+        name: "alice's secret plan",
+        tasks: [
+          { name: "a", task: { pool: "main", prompt: "p" } },
+          { name: "b", task: { pool: "main", prompt: "p" } },
+        ],
+      },
+    });
+    expect(created.status, created.text).toBe(201);
+    workflow = { id: created.json?.data.workflow_id, taskId: created.json?.data.tasks[1].task_id };
   });
 
   const concrete = (path: string) =>
-    path
+    (path.startsWith("/v2/workflows/") ? path.replace("{id}", workflow.id) : path)
+      .replace("{task_id}", workflow.taskId)
+      .replace(/\/edges$/, "/edges?source=a&target=b")
       .replace("{uuid}", task.uuid)
       .replace("{run_id}", task.run_id ?? "")
       .replace("{path+}", "docs/plan.md")
@@ -78,11 +93,15 @@ describe("tenant isolation on every route with an id", () => {
   const bodyOf = (route: { method: string; path: string }) =>
     route.path.endsWith("/tags")
       ? { tags: { x: "y" } }
-      : route.path.endsWith("/reorder")
-        ? { priority_offset: 60 }
-        : route.method === "PUT" && route.path.startsWith("/v2/templates/")
-          ? TEMPLATE
-          : undefined;
+      : route.method === "POST" && route.path.endsWith("/{id}/tasks")
+        ? { name: "c", task: { pool: "main", prompt: "p" } }
+        : route.method === "POST" && route.path.endsWith("/{id}/edges")
+          ? { source: "a", target: "b", on: "always" }
+          : route.path.endsWith("/reorder")
+            ? { priority_offset: 60 }
+            : route.method === "PUT" && route.path.startsWith("/v2/templates/")
+              ? TEMPLATE
+              : undefined;
 
   it("answers another tenant's task and run ids with 404 on every route, and admin routes with 403", async () => {
     const withIds = ROUTES.filter((route) => route.path.includes("{"));
@@ -102,7 +121,9 @@ describe("tenant isolation on every route with an id", () => {
               ? [404, "1003"]
               : route.group === "templates"
                 ? [404, "1006"]
-                : [404, "1002"];
+                : route.group === "workflows"
+                  ? [404, "1015"]
+                  : [404, "1002"];
       expect([route.method, route.path, res.status, res.json?.code]).toEqual([
         route.method,
         route.path,

@@ -1,0 +1,191 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+const BIN = resolve(import.meta.dirname, "../../bin/schedulerctl.mjs");
+const CONFIG = `
+pools:
+  - { name: main, tool: claude, account: main, max_concurrency: 2 }
+`;
+
+let stack: TestStack;
+let tenantKey: string;
+beforeAll(async () => {
+  stack = await startTestStack(CONFIG, { workers: false });
+  tenantKey = (await stack.call("POST", "/v2/tenants", { body: { name: "acme" } })).json?.data.api_key;
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const call = (method: string, path: string, body?: unknown) =>
+  stack.call(method, path, { key: tenantKey, body });
+const job = (prompt: string) => ({ pool: "main", prompt });
+const graph = async (id: string) => (await call("GET", `/v2/workflows/${id}/tasks`)).json?.data;
+
+/** A diamond A → (B, C) → D, B and C reading A's result. */
+const DIAMOND = {
+  name: "diamond",
+  tasks: [
+    { name: "A", task: job("plan the work") },
+    { name: "B", task: job("do {{ inputs.plan }} part 1"), inputs: { plan: { from: "A.result" } } },
+    { name: "C", task: job("do {{ inputs.plan }} part 2"), inputs: { plan: { from: "A.result" }, n: 2 } },
+    { name: "D", task: job("join") },
+  ],
+  edges: [
+    { source: "B", target: "D" },
+    { source: "C", target: "D", on: "always" },
+  ],
+};
+
+describe("workflow definitions", () => {
+  it("creates a whole graph at once: `from` inputs add their edges", async () => {
+    const created = await call("POST", "/v2/workflows", DIAMOND);
+    expect(created.status, created.text).toBe(201);
+    const { workflow_id: id, tasks } = created.json?.data;
+    expect(id).toMatch(/^wf_[0-9a-f]{16}$/);
+    expect(tasks.map((t: { name: string }) => t.name)).toEqual(["A", "B", "C", "D"]);
+    const got = await graph(id);
+    expect(got).toMatchObject({ workflow_id: id, name: "diamond", version: 1 });
+    expect(got.tasks.find((t: { name: string }) => t.name === "C")).toMatchObject({
+      task: job("do {{ inputs.plan }} part 2"),
+      inputs: { plan: { from: "A.result" }, n: 2 },
+    });
+    expect(got.edges).toEqual(
+      expect.arrayContaining([
+        { source: "A", target: "B", on: "succeeded" },
+        { source: "A", target: "C", on: "succeeded" },
+        { source: "B", target: "D", on: "succeeded" },
+        { source: "C", target: "D", on: "always" },
+      ]),
+    );
+    expect(got.edges).toHaveLength(4);
+    const listed = (await call("GET", "/v2/workflows")).json?.data;
+    expect(listed[0]).toMatchObject({ workflow_id: id, name: "diamond" });
+  });
+
+  it("is built node by node, each edit bumping its version, and refuses a cycle naming `edge`", async () => {
+    const id = (await call("POST", "/v2/workflows", { name: "built" })).json?.data.workflow_id;
+    expect((await call("POST", `/v2/workflows/${id}/tasks`, { name: "a", task: job("a") })).status).toBe(201);
+    const b = await call("POST", `/v2/workflows/${id}/tasks`, {
+      name: "b",
+      task: job("b {{ inputs.x }}"),
+      inputs: { x: { from: "a.result" } },
+    });
+    expect([b.status, b.json?.data.task_id]).toEqual([201, expect.stringMatching(/^wft_/)]);
+    expect((await call("POST", `/v2/workflows/${id}/tasks`, { name: "c", task: job("c") })).status).toBe(201);
+    expect((await call("POST", `/v2/workflows/${id}/edges`, { source: "b", target: "c" })).status).toBe(201);
+
+    for (const [source, target] of [
+      ["c", "a"],
+      ["b", "b"],
+    ]) {
+      const cycle = await call("POST", `/v2/workflows/${id}/edges`, { source, target });
+      expect([cycle.status, cycle.json?.code, cycle.json?.message]).toEqual([
+        400,
+        "1001",
+        `edge: ${source} → ${target} would close a cycle`,
+      ]);
+    }
+    const twice = await call("POST", `/v2/workflows/${id}/edges`, { source: "b", target: "c" });
+    expect([twice.status, twice.json?.code]).toEqual([409, "1007"]);
+    const nowhere = await call("POST", `/v2/workflows/${id}/edges`, { source: "b", target: "zz" });
+    expect([nowhere.status, nowhere.json?.message]).toEqual([400, "edge: no node zz in this workflow"]);
+    const got = await graph(id);
+    expect(got.version).toBe(5);
+    expect(got.edges).toHaveLength(2);
+  });
+
+  it("deletes edges and tasks, but not what another task's inputs need", async () => {
+    const created = (await call("POST", "/v2/workflows", DIAMOND)).json?.data;
+    const id = created.workflow_id;
+    const taskId = (name: string) => created.tasks.find((t: { name: string }) => t.name === name).task_id;
+
+    const implied = await call("DELETE", `/v2/workflows/${id}/edges?source=A&target=B`);
+    expect([implied.status, implied.json?.message]).toEqual([
+      409,
+      "edge: an input of B comes from A: remove the input first",
+    ]);
+    const used = await call("DELETE", `/v2/workflows/${id}/tasks/${taskId("A")}`);
+    expect([used.status, used.json?.message]).toEqual([409, "task: the inputs of B, C come from A"]);
+
+    expect((await call("DELETE", `/v2/workflows/${id}/edges?source=C&target=D`)).json?.data).toEqual({
+      source: "C",
+      target: "D",
+      on: "always",
+    });
+    const gone = await call("DELETE", `/v2/workflows/${id}/edges?source=C&target=D`);
+    expect([gone.status, gone.json?.code]).toEqual([404, "1015"]);
+    // D goes with its last edge, B → D.
+    expect((await call("DELETE", `/v2/workflows/${id}/tasks/${taskId("D")}`)).status).toBe(200);
+    const got = await graph(id);
+    expect(got.tasks.map((t: { name: string }) => t.name)).toEqual(["A", "B", "C"]);
+    expect(got.edges.map((e: { target: string }) => e.target).sort()).toEqual(["B", "C"]);
+  });
+
+  it("refuses bad tasks naming the field, and writes nothing of them", async () => {
+    const cases: [object, string][] = [
+      [{ tasks: [{ name: "a", task: { pool: "main" } }] }, "tasks.0.task.prompt"],
+      [{ tasks: [{ name: "a", task: { ...job("x"), schedule: "* * * * *" } }] }, "tasks.0.task.schedule"],
+      [{ tasks: [{ name: "bad name", task: job("x") }] }, "tasks.0.name"],
+      [{ tasks: [{ name: "a", task: job("x"), inputs: { v: { from: "nope" } } }] }, "tasks.0.inputs.v.from"],
+      [{ tasks: [{ name: "a", task: job("x"), inputs: { v: { from: "b.result" } } }] }, "tasks.0.inputs"],
+      [{ tasks: [{ name: "a", task: job("x") }], edges: [{ source: "a", target: "a" }] }, "edge"],
+      [
+        { tasks: [{ name: "a", task: job("x") }], edges: [{ source: "a", target: "b", on: "maybe" }] },
+        "edges.0.on",
+      ],
+    ];
+    const before = (await call("GET", "/v2/workflows")).json?.data.length;
+    for (const [body, field] of cases) {
+      const res = await call("POST", "/v2/workflows", body);
+      expect([field, res.status, res.json?.code, res.json?.message]).toEqual([
+        field,
+        400,
+        "1001",
+        expect.stringMatching(new RegExp(`^${field.replaceAll(".", "\\.")}:`)),
+      ]);
+    }
+    expect((await call("GET", "/v2/workflows")).json?.data.length).toBe(before);
+    const unknown = await call("GET", "/v2/workflows/wf_0000000000000000/tasks");
+    expect([unknown.status, unknown.json?.code]).toEqual([404, "1015"]);
+  });
+
+  it("is created from a file with schedulerctl workflows create -f, and read back with workflows get", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "workflow-file-"));
+    const file = join(dir, "workflow.yaml");
+    writeFileSync(
+      file,
+      [
+        "name: from-a-file",
+        "tasks:",
+        "  - { name: fetch, task: { pool: main, prompt: fetch it } }",
+        "  - name: summarize",
+        "    task: { pool: main, prompt: 'summarize {{ inputs.page }}' }",
+        "    inputs: { page: { from: fetch.result } }",
+        "edges: []",
+      ].join("\n"),
+    );
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((done) =>
+        execFile(
+          process.execPath,
+          [BIN, ...args],
+          { env: { PATH: process.env.PATH, SWITCHYARD_URL: stack.url, SWITCHYARD_API_KEY: tenantKey } },
+          (err, stdout, stderr) => done({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+        ),
+      );
+    const created = await run(["workflows", "create", "-f", file]);
+    expect([created.code, created.stderr]).toEqual([0, ""]);
+    const [, id] = /^(wf_[0-9a-f]{16}) \(2 tasks\)$/m.exec(created.stdout) ?? [];
+    const got = await run(["workflows", "get", id as string]);
+    expect(got.stdout).toContain("edge fetch → summarize on succeeded");
+    writeFileSync(file, "tasks: [ { name: x } ]");
+    const refused = await run(["workflows", "create", "-f", file]);
+    // A body the API refuses is the caller's to fix: exit code 2, with the field named.
+    expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining("tasks.0.task: ")]);
+  });
+});
