@@ -78,6 +78,9 @@ export const COVERAGE: Record<string, OperationId[]> = {
   "workflows delete-task": ["workflows.deleteTask"],
   "workflows add-edge": ["workflows.addEdge"],
   "workflows delete-edge": ["workflows.deleteEdge"],
+  "workflows run": ["workflows.run", "workflows.getRun"],
+  "workflows runs": ["workflows.runs"],
+  "workflows cancel": ["workflows.cancelRun"],
   "templates create": ["templates.create"],
   "templates update": ["templates.update"],
   "templates list": ["templates.list"],
@@ -692,6 +695,45 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
     .argument("<target>")
     .action(async (id: string, source: string, target: string) =>
       print(await client().call("workflows.deleteEdge", { id, query: { source, target } })),
+    );
+
+  workflows
+    .command("run")
+    .description("run a workflow; with --wait, print each node's status as it changes until the run ends")
+    .argument("<workflow_id>")
+    .option("--wait", "wait for the run to end (exit 1 unless it succeeded)")
+    .action(async (id: string, options) => {
+      const started = await client().call("workflows.run", { id });
+      if (!options.wait) return print(started, () => started.run_id);
+      const seen = new Map<string, string>();
+      for (;;) {
+        const run = await client().call("workflows.getRun", { id, run_id: started.run_id });
+        for (const node of run.nodes) {
+          if (seen.get(node.name) === node.status) continue;
+          seen.set(node.name, node.status);
+          if (!json()) io.out(`${node.name} ${node.status}\n`);
+        }
+        if (run.status !== "running") {
+          print(run, () => `${run.run_id} ${run.status}`);
+          outcome.exitCode = run.status === "succeeded" ? 0 : 1;
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    });
+  workflows
+    .command("runs")
+    .argument("<workflow_id>")
+    .action(async (id: string) => {
+      const listed = await client().call("workflows.runs", { id });
+      print(listed, () => table(listed, ["run_id", "status", "nodes_done", "nodes_total", "create_time"]));
+    });
+  workflows
+    .command("cancel")
+    .argument("<workflow_id>")
+    .argument("<run_id>")
+    .action(async (id: string, runId: string) =>
+      print(await client().call("workflows.cancelRun", { id, run_id: runId })),
     );
 
   const templates = program.command("templates").description("templates: named, versioned job definitions");

@@ -31,6 +31,7 @@ export function eventsOf(change: StateChange, before: Before, now: Date): Domain
       task_uuid: task.uuid,
       name: task.name,
       callback: task.callback,
+      workflow: task.workflow,
       ...extra,
     });
   const run = change.runs?.[0]?.next;

@@ -20,6 +20,7 @@ import type {
   TenantStore,
   WebhookSender,
   WorkerStore,
+  WorkflowRunStore,
   WorkflowStore,
 } from "./ports.ts";
 import type { CallbackPolicy } from "./ssrf.ts";
@@ -34,6 +35,7 @@ export interface Deps {
   idempotency: IdempotencyStore;
   templates: TemplateStore;
   workflows: WorkflowStore;
+  workflowRuns: WorkflowRunStore;
   /** The configuration a reload applied (core/live-config.ts). */
   configs: AppliedConfigStore;
   /** Where a reload reads the config. */
@@ -76,6 +78,7 @@ export const storePorts = (store: Store) => ({
   idempotency: store,
   templates: store,
   workflows: store,
+  workflowRuns: store,
   configs: store,
   heartbeats: store,
 });

@@ -25,6 +25,8 @@ export interface DomainEvent {
   message?: string;
   /** The task's callback URL, for the callback deliverer. */
   callback?: string;
+  /** A workflow node's task: its run and node (core/workflow-runs.ts follows them). */
+  workflow?: Task["workflow"];
   /** task.created: how its pool was chosen, if it named only a tool, and the wait predicted for it. */
   routed_by?: Task["routed_by"];
   predicted_wait?: Task["predicted_wait"];
@@ -45,6 +47,7 @@ export const eventAttributes = (event: DomainEvent): Record<string, string> => (
   status: event.status,
   type: event.type,
   has_callback: event.callback ? "true" : "false",
+  workflow: event.workflow ? "true" : "false",
 });
 
 /**
@@ -54,6 +57,15 @@ export const eventAttributes = (event: DomainEvent): Record<string, string> => (
 export const CALLBACK_FILTER_POLICY: Readonly<Record<string, readonly string[]>> = {
   type: RUN_END_TYPES,
   has_callback: ["true"],
+};
+
+/**
+ * The workflows function's queue's filter policy: the starts and ends of workflow nodes' tasks. A task of
+ * no workflow costs the workflows path nothing.
+ */
+export const WORKFLOW_FILTER_POLICY: Readonly<Record<string, readonly string[]>> = {
+  type: ["task.running", "task.succeeded", "task.failed", "task.canceled"],
+  workflow: ["true"],
 };
 
 /** The webhook body a task's callback URL receives when a run ends. */

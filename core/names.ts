@@ -74,8 +74,11 @@ export const QUEUE_SETTINGS = {
     deduplicationScope: "messageGroup",
     fifoThroughputLimit: "perMessageGroupId",
   },
-  /** The callback queue: six times the function's timeout, AWS's advice for Lambda event sources. */
-  callback: {
+  /**
+   * The callback and workflows functions' event queues: six times the functions' timeout (the same),
+   * AWS's advice for Lambda event sources.
+   */
+  eventQueue: {
     maxReceiveCount: CALLBACK_MAX_RECEIVES,
     visibilitySeconds: 6 * CALLBACK_FUNCTION_TIMEOUT_SECONDS,
   },

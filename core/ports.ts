@@ -9,6 +9,7 @@ import type { ScopeClaim } from "./scopes.ts";
 import type { CallbackTarget, ResolvedAddress } from "./ssrf.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
 import type { TemplateRevision } from "./templates.ts";
+import type { NodeRun, NodeStatus, WorkflowRun, WorkflowRunStatus } from "./workflow-runs.ts";
 import type { WorkflowDef, WorkflowDefinition, WorkflowEdit } from "./workflows.ts";
 
 export interface Clock {
@@ -373,6 +374,32 @@ export interface WorkflowStore {
   listWorkflows(tenant: string): Promise<WorkflowDef[]>;
 }
 
+/** Workflow runs (core/workflow-runs.ts): a record, and an item per node run. */
+export interface WorkflowRunStore {
+  /** Creates a run: its node runs first, then its record. */
+  createWorkflowRun(run: WorkflowRun, nodes: NodeRun[]): Promise<void>;
+  getWorkflowRun(runId: string): Promise<{ run: WorkflowRun; nodes: NodeRun[] } | undefined>;
+  getWorkflowRunRecord(runId: string): Promise<WorkflowRun | undefined>;
+  getNodeRun(runId: string, name: string): Promise<NodeRun | undefined>;
+  /** A workflow's runs, newest first. */
+  listWorkflowRuns(workflowId: string): Promise<WorkflowRun[]>;
+  /**
+   * Moves a node run that is in one of `from` to `set` (false, and nothing written, when it is not). An
+   * ending (`ended`) counts the node done, and failed, on its run in the same transaction.
+   */
+  moveNodeRun(
+    runId: string,
+    name: string,
+    from: readonly NodeStatus[],
+    set: Partial<NodeRun> & { status: NodeStatus },
+    ended?: { failed: boolean },
+  ): Promise<boolean>;
+  /** Records at a node run how its parent ended (idempotent); answers the node run as it now is. */
+  arriveAtNodeRun(runId: string, name: string, parent: string, outcome: NodeStatus): Promise<NodeRun>;
+  /** Ends a running workflow run; false when it had ended. */
+  endWorkflowRun(runId: string, status: WorkflowRunStatus, at: string): Promise<boolean>;
+}
+
 /** Submissions by (tenant, idempotency key): written with the task, read on a replay. */
 export interface IdempotencyStore {
   getIdempotency(tenant: string, key: string): Promise<IdempotencyRecord | undefined>;
@@ -401,7 +428,8 @@ export type Store = TaskStore &
   TemplateStore &
   AppliedConfigStore &
   HeartbeatStore &
-  WorkflowStore;
+  WorkflowStore &
+  WorkflowRunStore;
 
 export interface QueueMessage {
   receiptHandle: string;

@@ -44,6 +44,8 @@ export type CallbackDelivery = z.infer<typeof callbackDeliverySchema>;
 
 /** A task as a client sees it. Times are ISO-8601 strings. */
 export const taskViewSchema = z.object({
+  /** A node's task: the workflow run that submitted it, and the node. */
+  workflow: z.object({ run_id: z.string(), node: z.string() }).optional(),
   uuid: z.string(),
   tenant: z.string(),
   name: z.string().optional(),

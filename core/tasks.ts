@@ -42,12 +42,13 @@ export async function submitTask(
   principal: Principal,
   input: SubmitTask,
   overQuota?: RateLimitedError,
+  node?: WorkflowNodeTask,
 ): Promise<SubmitOutcome> {
   requireScope(principal, "tasks:write");
   const callbackProblem = input.callback && callbackUrlProblem(input.callback, deps.callbackPolicy);
   if (callbackProblem) throw new ValidationError("callback", callbackProblem);
   const tenant = actingTenant(principal);
-  const job = await jobOf(deps, tenant, input);
+  const job = await jobOf(deps, tenant, input, node?.inputs ?? {});
   const subject: PolicySubject = {
     namespace: input.namespace,
     tags: input.tags,
@@ -89,6 +90,7 @@ export async function submitTask(
     template_revision: job.template_revision,
     pool: pool.name,
     routed_by: routedBy,
+    workflow: node?.workflow,
     priority: input.priority,
     aging_seconds: pool.aging_seconds,
     status: delayed ? "scheduled" : "queued",
@@ -155,6 +157,12 @@ export async function submitTask(
   return { created: true, task: stored, place: stored.status === "queued" ? place : undefined };
 }
 
+/** A workflow node's submission: its run and node, and its inputs for a template to render. */
+export interface WorkflowNodeTask {
+  workflow: { run_id: string; node: string };
+  inputs: Record<string, unknown>;
+}
+
 /** How many of a key's latest tasks a refusal looks through for the open one that holds the key. */
 const HOLDER_SEARCH = 1_000;
 
@@ -201,11 +209,17 @@ interface Job {
  * to with its `value` and `extra`, recording the revision. Its `pool` still picks the pool. A pod is sized
  * by the submission's `quotas`, and its template's timeout, when it sets one, is the task's.
  */
-async function jobOf(deps: Pick<Deps, "templates">, tenant: string, input: SubmitTask): Promise<Job> {
+async function jobOf(
+  deps: Pick<Deps, "templates">,
+  tenant: string,
+  input: SubmitTask,
+  inputs: Record<string, unknown>,
+): Promise<Job> {
   if (input.template === undefined) return input;
   const rendered = await renderForTask(deps, tenant, input.template, {
     value: input.value ?? {},
     extra: input.extra ?? {},
+    inputs,
     task: { name: input.name, namespace: input.namespace, project: input.project, tags: input.tags },
   });
   const source = { template: rendered.name, template_revision: rendered.revision };

@@ -83,10 +83,25 @@ function engine(): Promise<Liquid> {
   return liquidEngine;
 }
 
+/** A workflow node's inline prompt with its `{{ inputs.key }}` filled in (the same sandboxed Liquid). */
+export async function renderPrompt(prompt: string, inputs: Record<string, unknown>): Promise<string> {
+  try {
+    return await (await engine()).parseAndRender(prompt, { inputs });
+  } catch (err) {
+    throw new ValidationError("prompt", `does not render: ${String((err as Error).message)}`);
+  }
+}
+
 /** The job a revision renders to for `value` and `extra` (merged over the template's), validated. */
 export async function renderRevision(
   revision: Pick<TemplateRevision, "type" | "schema" | "extra">,
-  input: { value: Record<string, unknown>; extra: Record<string, unknown>; task?: Record<string, unknown> },
+  input: {
+    value: Record<string, unknown>;
+    extra: Record<string, unknown>;
+    task?: Record<string, unknown>;
+    /** A workflow node's inputs (core/workflow-runs.ts). */
+    inputs?: Record<string, unknown>;
+  },
 ): Promise<{ spec: Record<string, unknown>; bytes: number }> {
   let text: string;
   try {
@@ -94,6 +109,7 @@ export async function renderRevision(
       value: input.value,
       extra: { ...revision.extra, ...input.extra },
       task: input.task ?? {},
+      inputs: input.inputs ?? {},
     });
   } catch (err) {
     throw new ValidationError("template", `does not render: ${String((err as Error).message)}`);
@@ -240,7 +256,7 @@ export async function renderForTask(
   deps: Pick<Deps, "templates">,
   tenant: string,
   ref: string,
-  input: { value: Record<string, unknown>; extra: Record<string, unknown>; task: Record<string, unknown> },
+  input: Parameters<typeof renderRevision>[1],
 ): Promise<RenderedJob & { name: string; revision: number }> {
   const [, name = ref, revisionText] = TEMPLATE_REF.exec(ref) ?? [];
   const asked = revisionText === undefined ? undefined : Number(revisionText);

@@ -12,6 +12,7 @@ import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import { HEARTBEAT_PARTITION } from "../adapters/table/keys.ts";
 import { isCliPool, type SchedulerConfig } from "../core/config.ts";
+import { CALLBACK_FILTER_POLICY, WORKFLOW_FILTER_POLICY } from "../core/events.ts";
 import {
   CALLBACK_FUNCTION_TIMEOUT_SECONDS,
   ENV,
@@ -24,7 +25,7 @@ import { ROUTE_GROUPS, type RouteGroup } from "../functions/_shared/routes.ts";
 const API_ENTRY = "functions/api/handler.ts";
 
 import { Alarms } from "./constructs/alarms.ts";
-import { CallbackDelivery } from "./constructs/callback-delivery.ts";
+import { EventQueue } from "./constructs/event-queue.ts";
 import { EventsRelay, REPLAY_TIMEOUT_SECONDS } from "./constructs/events-relay.ts";
 import { PodCompute } from "./constructs/pod-compute.ts";
 import { PoolQueues } from "./constructs/pool-queues.ts";
@@ -95,7 +96,9 @@ export class StatelessStack extends Stack {
   /** Every function of the stack, by construct id (Api-tasks, Tick, EventsRelay, Callbacks, ...). */
   readonly functions: ReadonlyMap<string, SwitchyardFunction>;
   readonly relay: EventsRelay;
-  readonly callbacks: CallbackDelivery;
+  readonly callbacks: EventQueue;
+  /** The workflows function's queue: node tasks' starts and ends. */
+  readonly workflowEvents: EventQueue;
   /** Absent when `workers` is false. */
   readonly workers?: WorkerServices;
   /** The container pools' pods; absent without container pools or without `workers`. */
@@ -215,13 +218,24 @@ export class StatelessStack extends Stack {
       timeout: Duration.seconds(CALLBACK_FUNCTION_TIMEOUT_SECONDS),
       access: ["table"],
     });
-    this.callbacks = new CallbackDelivery(this, "CallbackDelivery", {
+    this.callbacks = new EventQueue(this, "CallbackDelivery", {
       topic: this.topic,
+      filterPolicy: CALLBACK_FILTER_POLICY,
       handler: callbacks,
     });
     callbacks.addEnvironment(ENV.callbackQueueUrl, this.callbacks.queue.queueUrl);
     callbacks.addEnvironment(ENV.callbackSecretArn, props.callbackKey.secretArn);
     props.callbackKey.grantRead(callbacks);
+
+    // Workflows: node tasks' starts and ends move their runs on; the function submits and cancels tasks.
+    const workflows = newFunction("Workflows", "functions/workflows.ts", {
+      timeout: Duration.seconds(CALLBACK_FUNCTION_TIMEOUT_SECONDS),
+    });
+    this.workflowEvents = new EventQueue(this, "WorkflowEvents", {
+      topic: this.topic,
+      filterPolicy: WORKFLOW_FILTER_POLICY,
+      handler: workflows,
+    });
 
     if (props.workers ?? true) {
       this.workers = new WorkerServices(this, "Workers", {
@@ -247,7 +261,9 @@ export class StatelessStack extends Stack {
           }),
           events: newFunction("PodEvents", "functions/pod-events.ts", { timeout: Duration.seconds(30) }),
         });
-        for (const fn of [...Object.values(this.handlers), this.tick]) this.pods.grantPodAccess(fn);
+        // The workflows function cancels the pod tasks of a canceled run.
+        for (const fn of [...Object.values(this.handlers), this.tick, workflows])
+          this.pods.grantPodAccess(fn);
       }
     }
 
@@ -265,6 +281,7 @@ export class StatelessStack extends Stack {
       deadLetterQueues: new Map([
         ...this.queues.dlqs,
         ["callbacks", this.callbacks.dlq],
+        ["workflows", this.workflowEvents.dlq],
         ["events-relay", this.relay.unreplayed],
         ...(this.pods ? [["pod-events", this.pods.undelivered] as const] : []),
       ]),

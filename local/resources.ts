@@ -15,7 +15,7 @@ import { CreateQueueCommand, GetQueueAttributesCommand } from "@aws-sdk/client-s
 import { backfillTable } from "../adapters/aws/table-backfill.ts";
 import { tableDefinition } from "../adapters/aws/table-definition.ts";
 import type { PoolConfig, SchedulerConfig } from "../core/config.ts";
-import { CALLBACK_FILTER_POLICY } from "../core/events.ts";
+import { CALLBACK_FILTER_POLICY, WORKFLOW_FILTER_POLICY } from "../core/events.ts";
 import { LOCAL_NAMES, QUEUE_SETTINGS } from "../core/names.ts";
 import type { LocalClients } from "./aws-clients.ts";
 
@@ -37,20 +37,19 @@ export interface LocalResources {
   callbackQueueUrl: string;
   callbackQueueArn: string;
   callbackDlqUrl: string;
+  /** The workflows function's queue, subscribed to the topic for node tasks' starts and ends. */
+  workflowQueueUrl: string;
+  workflowQueueArn: string;
 }
 
 /** `switchyard-<pool>.fifo` -> `switchyard-<pool>-dlq.fifo`. */
 /** A pool queue's dead-letter queue, by name. */
 export const dlqName = (queueName: string) => queueName.replace(/\.fifo$/, "-dlq.fifo");
 
-/** The callback queue is named after the topic: `<topic>-callbacks`, and `<topic>-callbacks-dlq`. */
-const callbackQueueName = (topic: string) => `${topic}-callbacks`;
-
-/** The callback queue's subscription: raw events (the body is the DomainEvent), filtered. */
-export const CALLBACK_SUBSCRIPTION = {
-  RawMessageDelivery: "true",
-  FilterPolicy: JSON.stringify(CALLBACK_FILTER_POLICY),
-} as const;
+/** An event queue's subscription: raw events (the body is the DomainEvent), filtered. */
+const subscription = (filterPolicy: Readonly<Record<string, readonly string[]>>) =>
+  ({ RawMessageDelivery: "true", FilterPolicy: JSON.stringify(filterPolicy) }) as const;
+export const CALLBACK_SUBSCRIPTION = subscription(CALLBACK_FILTER_POLICY);
 
 /** Creates the table, pool queues (with DLQs), topic, callback queue (subscribed) and bucket. Safe to call again. */
 export async function createLocalResources(
@@ -69,13 +68,20 @@ export async function createLocalResources(
     createTable(clients, names.table),
     createBucket(clients, names.bucket),
   ]);
-  const callbacks = await createCallbackQueue(clients, topicArn, callbackQueueName(names.topic));
+  const [callbacks, workflows] = await Promise.all([
+    createEventQueue(clients, topicArn, `${names.topic}-callbacks`, CALLBACK_SUBSCRIPTION),
+    createEventQueue(clients, topicArn, `${names.topic}-workflows`, subscription(WORKFLOW_FILTER_POLICY)),
+  ]);
   return {
     tableName: names.table,
     bucketName: names.bucket,
     topicArn,
     queueUrls: Object.fromEntries(queues),
-    ...callbacks,
+    callbackQueueUrl: callbacks.url,
+    callbackQueueArn: callbacks.arn,
+    callbackDlqUrl: callbacks.dlqUrl,
+    workflowQueueUrl: workflows.url,
+    workflowQueueArn: workflows.arn,
   };
 }
 
@@ -172,37 +178,37 @@ async function queueArn({ sqs }: LocalClients, queueUrl: string | undefined): Pr
 
 /**
  * A standard queue (with a standard DLQ after CALLBACK_MAX_RECEIVES receives) subscribed to the topic
- * for run-end events, as on AWS: the callback function reads it.
+ * for the events its filter lets through, as on AWS: the callback and workflows functions read theirs.
  */
-async function createCallbackQueue(clients: LocalClients, topicArn: string, queueName: string) {
+async function createEventQueue(
+  clients: LocalClients,
+  topicArn: string,
+  queueName: string,
+  attributes: ReturnType<typeof subscription>,
+) {
   const { sqs, sns } = clients;
   const dlq = await sqs.send(
     new CreateQueueCommand({ QueueName: `${queueName}-dlq`, Attributes: deadLetterRetention }),
   );
   const redrivePolicy = {
     deadLetterTargetArn: await queueArn(clients, dlq.QueueUrl),
-    maxReceiveCount: QUEUE_SETTINGS.callback.maxReceiveCount,
+    maxReceiveCount: QUEUE_SETTINGS.eventQueue.maxReceiveCount,
   };
   const queue = await sqs.send(
     new CreateQueueCommand({
       QueueName: queueName,
       Attributes: {
         RedrivePolicy: JSON.stringify(redrivePolicy),
-        VisibilityTimeout: String(QUEUE_SETTINGS.callback.visibilitySeconds),
+        VisibilityTimeout: String(QUEUE_SETTINGS.eventQueue.visibilitySeconds),
       },
     }),
   );
   if (!queue.QueueUrl || !dlq.QueueUrl) throw new Error(`CreateQueue ${queueName} returned no URL`);
-  const callbackQueueArn = await queueArn(clients, queue.QueueUrl);
+  const arn = await queueArn(clients, queue.QueueUrl);
   await sns.send(
-    new SubscribeCommand({
-      TopicArn: topicArn,
-      Protocol: "sqs",
-      Endpoint: callbackQueueArn,
-      Attributes: CALLBACK_SUBSCRIPTION,
-    }),
+    new SubscribeCommand({ TopicArn: topicArn, Protocol: "sqs", Endpoint: arn, Attributes: attributes }),
   );
-  return { callbackQueueUrl: queue.QueueUrl, callbackQueueArn, callbackDlqUrl: dlq.QueueUrl };
+  return { url: queue.QueueUrl, arn, dlqUrl: dlq.QueueUrl };
 }
 
 async function createTopic({ sns }: LocalClients, name: string): Promise<string> {

@@ -11,6 +11,7 @@ import { callbacksHandler, retrySecondsFrom } from "../functions/callbacks.ts";
 import { relayHandler } from "../functions/events-relay.ts";
 import { podEventsHandler } from "../functions/pod-events.ts";
 import { podLauncherHandler } from "../functions/pod-launcher.ts";
+import { workflowsHandler } from "../functions/workflows.ts";
 import {
   callbackQueueFromEnv,
   configRefreshSecondsFrom,
@@ -239,6 +240,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       log: callbackDeps.log,
     });
     stops.push(delivering.stop);
+
+    // The workflows function, fed from its queue: node tasks' starts and ends move their runs on.
+    const following = startSqsEventSource({
+      functionName: "switchyard-workflows",
+      sqs: clients.sqs,
+      queueUrl: resources.workflowQueueUrl,
+      queueArn: resources.workflowQueueArn,
+      region: endpoints.region,
+      handler: workflowsHandler(async () => deps),
+      log,
+    });
+    stops.push(following.stop);
 
     // Container pools have no workers: the pod launcher takes their dispatches, as on AWS.
     const launch = podLauncherHandler(async () => deps);

@@ -41,6 +41,12 @@ import type {
 } from "../core/templates.ts";
 import type { addTenantKey, createTenant, listTenantKeys, listTenants } from "../core/tenants.ts";
 import type {
+  cancelWorkflowRun,
+  getWorkflowRun,
+  listWorkflowRuns,
+  startWorkflowRun,
+} from "../core/workflow-runs.ts";
+import type {
   addWorkflowEdge,
   addWorkflowNode,
   createWorkflow,
@@ -108,6 +114,10 @@ export const OPERATIONS = {
   "workflows.deleteTask": ["DELETE", "/v2/workflows/{id}/tasks/{task_id}"],
   "workflows.addEdge": ["POST", "/v2/workflows/{id}/edges"],
   "workflows.deleteEdge": ["DELETE", "/v2/workflows/{id}/edges"],
+  "workflows.run": ["POST", "/v2/workflows/{id}/runs"],
+  "workflows.runs": ["GET", "/v2/workflows/{id}/runs"],
+  "workflows.getRun": ["GET", "/v2/workflows/{id}/runs/{run_id}"],
+  "workflows.cancelRun": ["DELETE", "/v2/workflows/{id}/runs/{run_id}"],
   "workers.list": ["GET", "/v2/workers"],
   "workers.register": ["POST", "/v2/workers"],
   "workers.drain": ["DELETE", "/v2/workers/{id}"],
@@ -188,6 +198,10 @@ interface Shapes {
   "workflows.deleteTask": { answer: Answer<typeof deleteWorkflowNode> };
   "workflows.addEdge": { body: z.input<typeof workflowEdgeBody>; answer: Answer<typeof addWorkflowEdge> };
   "workflows.deleteEdge": { query: z.input<typeof edgeQuery>; answer: Answer<typeof deleteWorkflowEdge> };
+  "workflows.run": { answer: Answer<typeof startWorkflowRun> };
+  "workflows.runs": { answer: Answer<typeof listWorkflowRuns> };
+  "workflows.getRun": { answer: Answer<typeof getWorkflowRun> };
+  "workflows.cancelRun": { answer: Answer<typeof cancelWorkflowRun> };
   "workers.list": { answer: Data<"workers"> };
   "workers.register": { body: z.input<typeof registerWorkerBody>; answer: Data<"registeredWorker"> };
   "workers.drain": { answer: Data<"drainedWorker"> };

@@ -38,6 +38,7 @@ import type {
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerKeyRecord, WorkerRecord } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
+import type { NodeRun, NodeStatus, WorkflowRun, WorkflowRunStatus } from "../../core/workflow-runs.ts";
 import type { WorkflowDef, WorkflowDefinition, WorkflowEdit } from "../../core/workflows.ts";
 import {
   apiKeyItem,
@@ -45,6 +46,7 @@ import {
   appliedConfigItem,
   appliedConfigKey,
   appliedConfigOf,
+  compact,
   concurrencyKeyKey,
   HEARTBEAT_PARTITION,
   HELD_SINCE,
@@ -54,6 +56,8 @@ import {
   idempotencyKey,
   type Key,
   keyOpenTasksKey,
+  nodeRunItem,
+  nodeRunKey,
   poolKey,
   poolSamplesKey,
   queuedCountKey,
@@ -77,6 +81,9 @@ import {
   workflowItem,
   workflowKey,
   workflowOf,
+  workflowRunItem,
+  workflowRunKey,
+  workflowRunOf,
 } from "../table/keys.ts";
 import {
   apiKeysListing,
@@ -102,6 +109,8 @@ import {
   tenantsListing,
   workersListing,
   workflowListing,
+  workflowRunListing,
+  workflowRunsListing,
   workflowsListing,
 } from "../table/listings.ts";
 import { alreadyExists, conflictOf, type Write, writesOf } from "../table/writes.ts";
@@ -660,6 +669,111 @@ export class DynamoStore implements TaskStore, TenantStore {
 
   listWorkflows(tenant: string): Promise<WorkflowDef[]> {
     return this.#first<WorkflowDef>(workflowsListing(tenant), Number.POSITIVE_INFINITY);
+  }
+
+  async createWorkflowRun(run: WorkflowRun, nodes: NodeRun[]): Promise<void> {
+    await this.#batchWrite(nodes.map((node) => ({ PutRequest: { Item: nodeRunItem(node) } })));
+    await this.#create([workflowRunItem(run)]);
+  }
+
+  async getWorkflowRun(runId: string): Promise<{ run: WorkflowRun; nodes: NodeRun[] } | undefined> {
+    return workflowRunOf(await this.#collect(workflowRunListing(runId), Number.POSITIVE_INFINITY));
+  }
+
+  getWorkflowRunRecord(runId: string): Promise<WorkflowRun | undefined> {
+    return this.#get<WorkflowRun>(workflowRunKey(runId));
+  }
+
+  getNodeRun(runId: string, name: string): Promise<NodeRun | undefined> {
+    return this.#get<NodeRun>(nodeRunKey(runId, name));
+  }
+
+  listWorkflowRuns(workflowId: string): Promise<WorkflowRun[]> {
+    return this.#first<WorkflowRun>(workflowRunsListing(workflowId), Number.POSITIVE_INFINITY);
+  }
+
+  async moveNodeRun(
+    runId: string,
+    name: string,
+    from: readonly NodeStatus[],
+    set: Partial<NodeRun> & { status: NodeStatus },
+    ended?: { failed: boolean },
+  ): Promise<boolean> {
+    const TableName = this.tableName;
+    const fields = Object.entries(compact(set));
+    const names: Record<string, string> = { "#status": "status" };
+    const values: Record<string, unknown> = {};
+    const sets = fields.map(([field, value], i) => {
+      names[`#f${i}`] = field;
+      values[`:f${i}`] = value;
+      return `#f${i} = :f${i}`;
+    });
+    from.forEach((status, i) => {
+      values[`:from${i}`] = status;
+    });
+    const move: TransactItem = {
+      Update: {
+        TableName,
+        Key: nodeRunKey(runId, name),
+        UpdateExpression: `SET ${sets.join(", ")}`,
+        ConditionExpression: `#status IN (${from.map((_, i) => `:from${i}`).join(", ")})`,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      },
+    };
+    const count: TransactItem[] = ended
+      ? [
+          {
+            Update: {
+              TableName,
+              Key: workflowRunKey(runId),
+              UpdateExpression: "ADD nodes_done :one, nodes_failed :failed",
+              ExpressionAttributeValues: { ":one": 1, ":failed": ended.failed ? 1 : 0 },
+            },
+          },
+        ]
+      : [];
+    try {
+      await this.#write([move, ...count]);
+      return true;
+    } catch (err) {
+      if (failedWrite(err) === 0) return false;
+      throw err;
+    }
+  }
+
+  async arriveAtNodeRun(runId: string, name: string, parent: string, outcome: NodeStatus): Promise<NodeRun> {
+    const { Attributes } = await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: nodeRunKey(runId, name),
+        UpdateExpression: "SET arrived.#parent = :outcome",
+        ConditionExpression: "attribute_exists(pk)",
+        ExpressionAttributeNames: { "#parent": parent },
+        ExpressionAttributeValues: { ":outcome": outcome },
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    return recordOf<NodeRun>(Attributes ?? {});
+  }
+
+  async endWorkflowRun(runId: string, status: WorkflowRunStatus, at: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: workflowRunKey(runId),
+          UpdateExpression: "SET #status = :status, end_time = :at",
+          ConditionExpression: "#status = :running",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: { ":status": status, ":at": at, ":running": "running" },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
   }
 
   /** BatchWriteItem, 25 at a time, sending again what DynamoDB leaves unprocessed (after a short wait). */

@@ -22,6 +22,7 @@ import type {
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerKeyRecord, WorkerRecord } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
+import type { NodeRun, NodeStatus, WorkflowRun, WorkflowRunStatus } from "../../core/workflow-runs.ts";
 import type { WorkflowDef, WorkflowDefinition, WorkflowEdit } from "../../core/workflows.ts";
 import {
   apiKeyItem,
@@ -29,6 +30,7 @@ import {
   appliedConfigItem,
   appliedConfigKey,
   appliedConfigOf,
+  compact,
   concurrencyKeyKey,
   HELD_SINCE,
   heartbeatKey,
@@ -37,6 +39,8 @@ import {
   idempotencyKey,
   type Key,
   keyOpenTasksKey,
+  nodeRunItem,
+  nodeRunKey,
   poolKey,
   poolSamplesKey,
   queuedCountKey,
@@ -60,6 +64,9 @@ import {
   workflowItem,
   workflowKey,
   workflowOf,
+  workflowRunItem,
+  workflowRunKey,
+  workflowRunOf,
 } from "../table/keys.ts";
 import {
   apiKeysListing,
@@ -86,6 +93,8 @@ import {
   tenantsListing,
   workersListing,
   workflowListing,
+  workflowRunListing,
+  workflowRunsListing,
   workflowsListing,
 } from "../table/listings.ts";
 import {
@@ -420,6 +429,59 @@ export class MemoryStore implements TaskStore, TenantStore {
 
   async listWorkflows(tenant: string): Promise<WorkflowDef[]> {
     return this.#first<WorkflowDef>(workflowsListing(tenant), Number.POSITIVE_INFINITY);
+  }
+
+  async createWorkflowRun(run: WorkflowRun, nodes: NodeRun[]): Promise<void> {
+    for (const node of nodes) this.#items.set(idOf(nodeRunKey(run.run_id, node.name)), nodeRunItem(node));
+    this.#create([workflowRunItem(run)]);
+  }
+
+  async getWorkflowRun(runId: string): Promise<{ run: WorkflowRun; nodes: NodeRun[] } | undefined> {
+    return workflowRunOf(structuredClone(this.#query(workflowRunListing(runId))));
+  }
+
+  async getWorkflowRunRecord(runId: string): Promise<WorkflowRun | undefined> {
+    return this.#get<WorkflowRun>(workflowRunKey(runId));
+  }
+
+  async getNodeRun(runId: string, name: string): Promise<NodeRun | undefined> {
+    return this.#get<NodeRun>(nodeRunKey(runId, name));
+  }
+
+  async listWorkflowRuns(workflowId: string): Promise<WorkflowRun[]> {
+    return this.#first<WorkflowRun>(workflowRunsListing(workflowId), Number.POSITIVE_INFINITY);
+  }
+
+  async moveNodeRun(
+    runId: string,
+    name: string,
+    from: readonly NodeStatus[],
+    set: Partial<NodeRun> & { status: NodeStatus },
+    ended?: { failed: boolean },
+  ): Promise<boolean> {
+    const node = this.#items.get(idOf(nodeRunKey(runId, name)));
+    if (!node || !from.includes(node.status as NodeStatus)) return false;
+    Object.assign(node, compact(set));
+    const run = this.#items.get(idOf(workflowRunKey(runId)));
+    if (ended && run) {
+      run.nodes_done = Number(run.nodes_done ?? 0) + 1;
+      run.nodes_failed = Number(run.nodes_failed ?? 0) + (ended.failed ? 1 : 0);
+    }
+    return true;
+  }
+
+  async arriveAtNodeRun(runId: string, name: string, parent: string, outcome: NodeStatus): Promise<NodeRun> {
+    const node = this.#items.get(idOf(nodeRunKey(runId, name)));
+    if (!node) throw new Error(`no node run ${name}`);
+    node.arrived = { ...(node.arrived as object), [parent]: outcome };
+    return this.#get<NodeRun>(nodeRunKey(runId, name)) as NodeRun;
+  }
+
+  async endWorkflowRun(runId: string, status: WorkflowRunStatus, at: string): Promise<boolean> {
+    const run = this.#items.get(idOf(workflowRunKey(runId)));
+    if (run?.status !== "running") return false;
+    Object.assign(run, { status, end_time: at });
+    return true;
   }
 
   async listTenants(): Promise<Tenant[]> {

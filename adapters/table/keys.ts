@@ -19,6 +19,7 @@ import {
   type WorkerRecord,
 } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
+import type { NodeRun, WorkflowRun } from "../../core/workflow-runs.ts";
 import type {
   WorkflowDef,
   WorkflowDefinition,
@@ -72,6 +73,7 @@ export const PARTITIONS = {
   tenantKeys: (tenant: string) => `T#${tenant}#KEY`,
   tenantTemplates: (tenant: string) => `T#${tenant}#TEMPLATE`,
   tenantWorkflows: (tenant: string) => `T#${tenant}#WORKFLOW`,
+  workflowRuns: (workflowId: string) => `WFRUNS#${workflowId}`,
   tenants: "TENANTS",
   workers: "WORKERS",
   ready: (pool: string) => `READY#${pool}`,
@@ -315,6 +317,34 @@ export function workflowEditItems(id: string, edit: WorkflowEdit) {
       ...(edit.deleteEdges ?? []).map((e) => workflowEdgeKey(id, e.source, e.target)),
     ],
   };
+}
+
+/** A workflow run's record and its node runs share its partition. */
+const workflowRunPk = (runId: string) => `WFRUN#${runId}`;
+export const workflowRunKey = (runId: string): Key => ({ pk: workflowRunPk(runId), sk: "RUN" });
+export const nodeRunKey = (runId: string, name: string): Key => ({
+  pk: workflowRunPk(runId),
+  sk: `NODE#${name}`,
+});
+export const workflowRunItem = (run: WorkflowRun): Item & Key => ({
+  ...compact(run),
+  ...workflowRunKey(run.run_id),
+  gsi1pk: PARTITIONS.workflowRuns(run.workflow_id),
+  gsi1sk: `${run.create_time}#${run.run_id}`,
+});
+export const nodeRunItem = (node: NodeRun): Item & Key => ({
+  ...compact(node),
+  ...nodeRunKey(node.run_id, node.name),
+});
+
+/** A workflow run and its node runs from its partition's items, or undefined without its record. */
+export function workflowRunOf(items: Item[]): { run: WorkflowRun; nodes: NodeRun[] } | undefined {
+  const record = items.find((item) => item.sk === "RUN");
+  if (!record) return undefined;
+  const nodes = items
+    .filter((item) => String(item.sk).startsWith("NODE#"))
+    .map((item) => recordOf<NodeRun>(item));
+  return { run: recordOf<WorkflowRun>(record), nodes };
 }
 
 /** A template's revisions share its partition; the sort key orders them (and the listing, by name). */

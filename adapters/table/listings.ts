@@ -17,6 +17,7 @@ import {
   TASK_PARTITION,
   taskKey,
   workflowKey,
+  workflowRunKey,
 } from "./keys.ts";
 
 type Index = (typeof TABLE.indexes)[keyof typeof TABLE.indexes];
@@ -208,6 +209,21 @@ export const workflowListing = (id: string): Listing => ({
 export const workflowsListing = (tenant: string): Listing => ({
   index: TABLE.indexes.byTenant,
   pk: PARTITIONS.tenantWorkflows(tenant),
+  forward: false,
+  filters: [],
+});
+
+/** A workflow run's record and node runs: its whole partition. */
+export const workflowRunListing = (runId: string): Listing => ({
+  pk: workflowRunKey(runId).pk,
+  forward: true,
+  filters: [],
+});
+
+/** A workflow's runs, newest first. */
+export const workflowRunsListing = (workflowId: string): Listing => ({
+  index: TABLE.indexes.byTenant,
+  pk: PARTITIONS.workflowRuns(workflowId),
   forward: false,
   filters: [],
 });

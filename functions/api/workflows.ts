@@ -1,5 +1,11 @@
 import type * as z from "zod";
 import {
+  cancelWorkflowRun,
+  getWorkflowRun,
+  listWorkflowRuns,
+  startWorkflowRun,
+} from "../../core/workflow-runs.ts";
+import {
   addWorkflowEdge,
   addWorkflowNode,
   createWorkflow,
@@ -14,7 +20,7 @@ import {
 } from "../../core/workflows.ts";
 import type { RouteFn } from "../_shared/http.ts";
 
-/** Workflows: their definitions (nodes and edges). */
+/** Workflows: their definitions (nodes and edges) and their runs. */
 
 export const create: RouteFn<z.output<typeof createWorkflowBody>> = async (deps, { principal, body }) => ({
   status: 201,
@@ -46,4 +52,21 @@ export const deleteEdge: RouteFn<unknown, z.output<typeof edgeQuery>> = async (
   { principal, params, query },
 ) => ({
   data: await deleteWorkflowEdge(deps, principal, params.id ?? "", query),
+});
+
+export const run: RouteFn = async (deps, { principal, params }) => ({
+  status: 201,
+  data: await startWorkflowRun(deps, principal, params.id ?? ""),
+});
+
+export const runs: RouteFn = async (deps, { principal, params }) => ({
+  data: await listWorkflowRuns(deps, principal, params.id ?? ""),
+});
+
+export const getRun: RouteFn = async (deps, { principal, params }) => ({
+  data: await getWorkflowRun(deps, principal, params.id ?? "", params.run_id ?? ""),
+});
+
+export const cancelRun: RouteFn = async (deps, { principal, params }) => ({
+  data: await cancelWorkflowRun(deps, principal, params.id ?? "", params.run_id ?? ""),
 });

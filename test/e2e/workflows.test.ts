@@ -3,7 +3,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
+import { waitFor } from "../support/wait.ts";
 
 const BIN = resolve(import.meta.dirname, "../../bin/schedulerctl.mjs");
 const CONFIG = `
@@ -187,5 +189,154 @@ describe("workflow definitions", () => {
     const refused = await run(["workflows", "create", "-f", file]);
     // A body the API refuses is the caller's to fix: exit code 2, with the field named.
     expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining("tasks.0.task: ")]);
+  });
+});
+
+describe("workflow runs", () => {
+  let runner: TestStack;
+  let key: string;
+  beforeAll(async () => {
+    runner = await startTestStack(
+      `
+pools:
+  - { name: main, tool: claude, account: main, max_concurrency: 3, lease_seconds: 10, retry: { base_seconds: 1, max_seconds: 2 }, worker: { max: 1, slots: 3 } }
+`,
+      { workerEnv: { PATH: FAKE_CLI_PATH } },
+    );
+    key = (await runner.call("POST", "/v2/tenants", { body: { name: "runs" } })).json?.data.api_key;
+  });
+  afterAll(async () => {
+    await runner?.stop();
+  });
+
+  const as = (method: string, path: string, body?: unknown) => runner.call(method, path, { key, body });
+  const node = (name: string, prompt: string, extra: object = {}) => ({
+    name,
+    task: { pool: "main", prompt, max_attempts: 1 },
+    ...extra,
+  });
+  /** Starts a run of a new workflow; waits until it ends. */
+  async function runToEnd(workflow: object, ms = 45_000) {
+    const created = await as("POST", "/v2/workflows", workflow);
+    expect(created.status, created.text).toBe(201);
+    const id = created.json?.data.workflow_id as string;
+    const started = await as("POST", `/v2/workflows/${id}/runs`);
+    expect(started.status, started.text).toBe(201);
+    const runId = started.json?.data.run_id as string;
+    const run = await waitFor(
+      async () => (await as("GET", `/v2/workflows/${id}/runs/${runId}`)).json?.data,
+      (r) => r?.status !== "running",
+      ms,
+    );
+    return {
+      id,
+      runId,
+      run,
+      byName: Object.fromEntries(run.nodes.map((n: { name: string }) => [n.name, n])),
+    };
+  }
+  const promptOf = async (uuid: string) => (await as("GET", `/v2/tasks/${uuid}`)).json?.data.prompt as string;
+
+  it("runs a diamond: B and C get A's result in their prompts, and D gets both", async () => {
+    const { run, byName, id } = await runToEnd({
+      tasks: [
+        node("A", "plan it"),
+        node("B", "B has [{{ inputs.plan }}]", { inputs: { plan: { from: "A.result" } } }),
+        node("C", "C has [{{ inputs.plan }}] and {{ inputs.n }}", {
+          inputs: { plan: { from: "A.result" }, n: 7 },
+        }),
+        node("D", "D has [{{ inputs.b }}] [{{ inputs.c }}]", {
+          inputs: { b: { from: "B.result" }, c: { from: "C.result" } },
+        }),
+      ],
+    });
+    expect(run).toMatchObject({ status: "succeeded", nodes_total: 4, nodes_done: 4, nodes_failed: 0 });
+    for (const name of ["A", "B", "C", "D"]) expect(byName[name].status, name).toBe("succeeded");
+    expect(byName.A.outputs.result).toContain("plan it");
+    expect(await promptOf(byName.B.task_uuid)).toBe(`B has [${byName.A.outputs.result}]`);
+    expect(await promptOf(byName.C.task_uuid)).toBe(`C has [${byName.A.outputs.result}] and 7`);
+    expect(await promptOf(byName.D.task_uuid)).toBe(
+      `D has [${byName.B.outputs.result}] [${byName.C.outputs.result}]`,
+    );
+    const task = (await as("GET", `/v2/tasks/${byName.D.task_uuid}`)).json?.data;
+    expect(task.workflow).toEqual({ run_id: run.run_id, node: "D" });
+    expect((await as("GET", `/v2/workflows/${id}/runs`)).json?.data).toMatchObject([
+      { run_id: run.run_id, status: "succeeded" },
+    ]);
+    // Each node ran once.
+    const runs = await Promise.all(
+      ["A", "B", "C", "D"].map(
+        async (n) => (await as("GET", `/v2/instances?task_id=${byName[n].task_uuid}`)).json?.data.total,
+      ),
+    );
+    expect(runs).toEqual([1, 1, 1, 1]);
+  });
+
+  it("skips D when B fails while C still runs, and runs an `always` node anyway; the run fails", async () => {
+    const { run, byName } = await runToEnd({
+      tasks: [
+        node("A", "start"),
+        node("B", "[exit:1] break"),
+        node("C", "carry on"),
+        node("D", "join"),
+        node("E", "clean up"),
+        node("F", "after D"),
+      ],
+      edges: [
+        { source: "A", target: "B" },
+        { source: "A", target: "C" },
+        { source: "B", target: "D" },
+        { source: "C", target: "D" },
+        { source: "B", target: "E", on: "always" },
+        { source: "D", target: "F", on: "always" },
+      ],
+    });
+    expect(run).toMatchObject({ status: "failed", nodes_done: 6, nodes_failed: 1 });
+    expect(
+      Object.fromEntries(run.nodes.map((n: { name: string; status: string }) => [n.name, n.status])),
+    ).toEqual({
+      A: "succeeded",
+      B: "failed",
+      C: "succeeded",
+      D: "skipped",
+      E: "succeeded",
+      F: "succeeded",
+    });
+    expect(byName.D.error).toBe("B failed, and its edge runs this on succeeded");
+    expect(byName.D.task_uuid).toBeUndefined();
+  });
+
+  it("fails a node whose input its parent did not give, without a task", async () => {
+    const { run, byName } = await runToEnd({
+      tasks: [node("A", "plain text"), node("B", "{{ inputs.x }}", { inputs: { x: { from: "A.summary" } } })],
+    });
+    expect(run.status).toBe("failed");
+    expect(byName.B).toMatchObject({ status: "failed", error: "inputs.x: A has no output summary" });
+  });
+
+  it("cancels a run: its running node's task is canceled, and its pending nodes never run", async () => {
+    const created = await as("POST", "/v2/workflows", {
+      tasks: [
+        node("slow", "[sleep:30] long"),
+        node("next", "after", { inputs: { v: { from: "slow.result" } } }),
+      ],
+    });
+    const id = created.json?.data.workflow_id;
+    const runId = (await as("POST", `/v2/workflows/${id}/runs`)).json?.data.run_id;
+    const running = await waitFor(
+      async () => (await as("GET", `/v2/workflows/${id}/runs/${runId}`)).json?.data,
+      (r) => r?.nodes.find((n: { name: string }) => n.name === "slow")?.status === "running",
+    );
+    const slow = running.nodes.find((n: { name: string }) => n.name === "slow");
+    expect((await as("DELETE", `/v2/workflows/${id}/runs/${runId}`)).json?.data).toEqual({
+      run_id: runId,
+      status: "canceled",
+    });
+    const ended = await waitFor(
+      async () => (await as("GET", `/v2/workflows/${id}/runs/${runId}`)).json?.data,
+      (r) => r?.nodes.every((n: { status: string }) => n.status === "canceled"),
+    );
+    expect(ended).toMatchObject({ status: "canceled", nodes_done: 2 });
+    expect((await as("GET", `/v2/tasks/${slow.task_uuid}`)).json?.data.status).toBe("canceled");
   });
 });

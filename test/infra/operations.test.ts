@@ -132,8 +132,9 @@ describe("alarms", () => {
   });
 
   it("notifies one TLS-only alarm topic that CloudWatch may publish to, and outputs its ARN", () => {
-    // Per pool: its dead letters, its oldest message, its SLA.
-    expect(notifying).toHaveLength(3 * testConfig.pools.length + stateless.functions.size + 3);
+    // Per pool: its dead letters, its oldest message, its SLA; per function its errors; and the dead letters
+    // of the callbacks, the workflows, the events relay and the pod events.
+    expect(notifying).toHaveLength(3 * testConfig.pools.length + stateless.functions.size + 4);
     compute.hasResourceProperties("AWS::SNS::TopicPolicy", {
       Topics: [{ Ref: alarmTopicId }],
       PolicyDocument: {

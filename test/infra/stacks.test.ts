@@ -144,21 +144,22 @@ describe("stateless stack", () => {
   });
 
   it("denies non-TLS access to every queue and topic", () => {
-    // The events topic and the alarms topic; the pool queues, their DLQs, the callback queue and its DLQ,
-    // the relay's failure queue, what its replay gave up on, and the pod ends not delivered.
+    // The events topic and the alarms topic; the pool queues, their DLQs, the callback queue and the
+    // workflows queue with their DLQs, the relay's failure queue, what its replay gave up on, and the pod
+    // ends not delivered.
     compute.resourceCountIs("AWS::SNS::Topic", 2);
-    compute.resourceCountIs("AWS::SQS::Queue", 2 * testConfig.pools.length + 5);
+    compute.resourceCountIs("AWS::SQS::Queue", 2 * testConfig.pools.length + 7);
     const policies = [...ofType("AWS::SQS::QueuePolicy"), ...ofType("AWS::SNS::TopicPolicy")];
-    expect(policies).toHaveLength(2 * testConfig.pools.length + 5 + 2);
+    expect(policies).toHaveLength(2 * testConfig.pools.length + 7 + 2);
     for (const policy of policies) {
       expect(JSON.stringify(policy.Properties)).toContain('"aws:SecureTransport":"false"');
     }
   });
 
   it("runs every function on nodejs22.x and arm64 with the shared environment", () => {
-    // One per route group, the tick, the events relay, its replay, the callbacks, and the pod launcher and
-    // pod events of the container pool.
-    compute.resourceCountIs("AWS::Lambda::Function", ROUTE_GROUPS.length + 6);
+    // One per route group, the tick, the events relay, its replay, the callbacks, the workflows, and the
+    // pod launcher and pod events of the container pool.
+    compute.resourceCountIs("AWS::Lambda::Function", ROUTE_GROUPS.length + 7);
     compute.allResourcesProperties("AWS::Lambda::Function", {
       Runtime: "nodejs22.x",
       Architectures: ["arm64"],

@@ -5,28 +5,29 @@ import { type ITopic, SubscriptionFilter } from "aws-cdk-lib/aws-sns";
 import { SqsSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { Queue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { CALLBACK_FILTER_POLICY } from "../../core/events.ts";
 import { QUEUE_SETTINGS } from "../../core/names.ts";
 import { queueDefaults } from "../secure-defaults.ts";
 
-export interface CallbackDeliveryProps {
+export interface EventQueueProps {
   /** The events topic. */
   readonly topic: ITopic;
-  /** functions/callbacks.ts: POSTs the HMAC-signed callback of each run-end event. */
+  /** The events the queue takes, by message attribute (core/events.ts). */
+  readonly filterPolicy: Readonly<Record<string, readonly string[]>>;
+  /** The function it feeds: functions/callbacks.ts, functions/workflows.ts. */
   readonly handler: LambdaFunction;
 }
 
 /**
- * Callback delivery: an SQS queue subscribed to the events topic, raw (the body is the event JSON), and
- * only for run-end events (message attribute `type`), feeding the callbacks function. The function reports
- * partial batch failures and delays a failed message itself (exponential backoff); after
- * its maxReceiveCount SQS moves it to the dead-letter queue.
+ * An SQS queue subscribed to the events topic, raw (the body is the event JSON), for the events its filter
+ * policy matches, feeding a function that reports partial batch failures; after its maxReceiveCount SQS
+ * moves a message to the dead-letter queue. The callbacks' (run ends of tasks with a callback URL) and the
+ * workflows' (starts and ends of node tasks).
  */
-export class CallbackDelivery extends Construct {
+export class EventQueue extends Construct {
   readonly queue: Queue;
   readonly dlq: Queue;
 
-  constructor(scope: Construct, id: string, { topic, handler }: CallbackDeliveryProps) {
+  constructor(scope: Construct, id: string, { topic, filterPolicy, handler }: EventQueueProps) {
     super(scope, id);
     this.dlq = new Queue(this, "Dlq", {
       ...queueDefaults,
@@ -34,14 +35,14 @@ export class CallbackDelivery extends Construct {
     });
     this.queue = new Queue(this, "Queue", {
       ...queueDefaults,
-      visibilityTimeout: Duration.seconds(QUEUE_SETTINGS.callback.visibilitySeconds),
-      deadLetterQueue: { queue: this.dlq, maxReceiveCount: QUEUE_SETTINGS.callback.maxReceiveCount },
+      visibilityTimeout: Duration.seconds(QUEUE_SETTINGS.eventQueue.visibilitySeconds),
+      deadLetterQueue: { queue: this.dlq, maxReceiveCount: QUEUE_SETTINGS.eventQueue.maxReceiveCount },
     });
     topic.addSubscription(
       new SqsSubscription(this.queue, {
         rawMessageDelivery: true,
         filterPolicy: Object.fromEntries(
-          Object.entries(CALLBACK_FILTER_POLICY).map(([name, values]) => [
+          Object.entries(filterPolicy).map(([name, values]) => [
             name,
             SubscriptionFilter.stringFilter({ allowlist: [...values] }),
           ]),

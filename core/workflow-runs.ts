@@ -1,0 +1,407 @@
+/**
+ * Workflow runs. A run snapshots its workflow: one item per node (its task, inputs, parents and children),
+ * so that editing the workflow never changes a run started, and a node's completion touches only that
+ * node, its children and the run's counters, never the whole graph.
+ *
+ * The run moves on from the events stream (functions/workflows.ts): a node's task starting marks it
+ * running; its task ending records its outputs, counts it done on the run, and tells each child. A child
+ * all of whose parents have ended is submitted as a normal task (under the run's tenant, admitted and
+ * limited like any other), or skipped when its conditions cannot hold. Every step is a conditional write
+ * or is idempotent, so an event delivered twice, or a process that dies between two steps and is
+ * delivered the event again, changes nothing twice.
+ */
+import { randomBytes } from "node:crypto";
+import { DEFAULT_TENANT, limitsOf, type Principal, requireScope } from "./auth.ts";
+import type { Deps } from "./deps.ts";
+import { DomainError, ERROR_CODES, NotFoundError, ValidationError } from "./errors.ts";
+import type { DomainEvent } from "./events.ts";
+import { ADMIN_SCOPES, TENANT_SCOPES } from "./fields.ts";
+import { blobKeys } from "./identifiers.ts";
+import type { Task } from "./records.ts";
+import { submitTaskSchema } from "./requests.ts";
+import { cancelTask, submitTask } from "./tasks.ts";
+import { renderPrompt } from "./templates.ts";
+import { type EdgeCondition, visibleWorkflow } from "./workflows.ts";
+
+export const NODE_STATUSES = [
+  "pending",
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "canceled",
+  "skipped",
+] as const;
+export type NodeStatus = (typeof NODE_STATUSES)[number];
+/** A node in one of these has ended: it counts done on its run. */
+const NODE_ENDED: readonly NodeStatus[] = ["succeeded", "failed", "canceled", "skipped"];
+const NODE_OPEN: readonly NodeStatus[] = ["pending", "queued", "running"];
+
+export type WorkflowRunStatus = "running" | "succeeded" | "failed" | "canceled";
+
+/** An output: inline text, or a reference to an S3 object holding it (a file, or a long value). */
+export type OutputValue = string | { ref: string; bytes?: number };
+
+export interface WorkflowRun {
+  run_id: string;
+  workflow_id: string;
+  tenant: string;
+  status: WorkflowRunStatus;
+  nodes_total: number;
+  /** Nodes ended (succeeded, failed, canceled or skipped), and those of them that failed or were canceled. */
+  nodes_done: number;
+  nodes_failed: number;
+  create_time: string;
+  end_time?: string;
+}
+
+export interface NodeRun {
+  run_id: string;
+  name: string;
+  status: NodeStatus;
+  /** Its parents, each with the condition of its edge. */
+  parents: { name: string; on: EdgeCondition }[];
+  children: string[];
+  /** How each parent that has ended ended. */
+  arrived?: Record<string, NodeStatus>;
+  task: Record<string, unknown>;
+  inputs: Record<string, unknown>;
+  task_uuid?: string;
+  outputs?: Record<string, OutputValue>;
+  error?: string;
+  start_time?: string;
+  end_time?: string;
+}
+
+/** An output longer than this is stored in S3, and the node keeps its reference. */
+const INLINE_OUTPUT_BYTES = 8 * 1024;
+/** A node keeps at most this much of its outputs inline; the rest go to S3 whatever their size. */
+const INLINE_OUTPUTS_BYTES = 64 * 1024;
+
+const WORKFLOW_RUN_ID = /^wfr_[0-9a-f]{16}$/;
+const runNotFound = (id: string) =>
+  new NotFoundError(ERROR_CODES.workflowNotFound, `workflow run ${id.slice(0, 64)} not found`);
+
+/** Whether a parent's ending lets its child run, by the edge's condition. */
+const holds = (on: EdgeCondition, parent: NodeStatus | undefined) =>
+  on === "always" ? parent !== undefined : on === "succeeded" ? parent === "succeeded" : parent === "failed";
+
+/** The principal a run's nodes are submitted as: the run's tenant, limited as its keys are. */
+async function tenantOf(deps: Pick<Deps, "tenants">, tenant: string): Promise<Principal> {
+  if (tenant === DEFAULT_TENANT) return { kind: "admin", scopes: ADMIN_SCOPES };
+  const record = await deps.tenants.getTenant(tenant);
+  return {
+    kind: "tenant",
+    tenantId: tenant,
+    keyId: "workflow",
+    scopes: TENANT_SCOPES,
+    limits: limitsOf(record),
+  };
+}
+
+/**
+ * Starts a run of a workflow (tasks:write): snapshots every node, then submits the nodes without parents.
+ * Answers its id.
+ */
+export async function startWorkflowRun(deps: Deps, principal: Principal, workflowId: string) {
+  requireScope(principal, "tasks:write");
+  const { def, nodes, edges } = await visibleWorkflow(deps, principal, workflowId);
+  const iso = deps.clock.now().toISOString();
+  const run: WorkflowRun = {
+    run_id: `wfr_${randomBytes(8).toString("hex")}`,
+    workflow_id: def.workflow_id,
+    tenant: def.tenant,
+    status: "running",
+    nodes_total: nodes.length,
+    nodes_done: 0,
+    nodes_failed: 0,
+    create_time: iso,
+    ...(nodes.length === 0 && { status: "succeeded", end_time: iso }),
+  };
+  const nodeRuns: NodeRun[] = nodes.map((node) => ({
+    run_id: run.run_id,
+    name: node.name,
+    status: "pending",
+    parents: edges.filter((e) => e.target === node.name).map((e) => ({ name: e.source, on: e.on })),
+    children: edges.filter((e) => e.source === node.name).map((e) => e.target),
+    ...(edges.some((e) => e.target === node.name) && { arrived: {} }),
+    task: node.task,
+    inputs: node.inputs,
+  }));
+  await deps.workflowRuns.createWorkflowRun(run, nodeRuns);
+  await advance(
+    deps,
+    run.run_id,
+    nodeRuns.filter((n) => n.parents.length === 0).map((n) => ({ consider: n })),
+  );
+  return { run_id: run.run_id, status: run.status };
+}
+
+/** A run the caller may see, with its nodes; another tenant's is a 404. */
+async function visibleRun(deps: Deps, principal: Principal, workflowId: string, runId: string) {
+  requireScope(principal, "tasks:read");
+  if (!WORKFLOW_RUN_ID.test(runId)) throw runNotFound(runId);
+  await visibleWorkflow(deps, principal, workflowId);
+  const found = await deps.workflowRuns.getWorkflowRun(runId);
+  if (!found || found.run.workflow_id !== workflowId) throw runNotFound(runId);
+  return found;
+}
+
+const runView = (run: WorkflowRun) => ({
+  run_id: run.run_id,
+  workflow_id: run.workflow_id,
+  status: run.status,
+  nodes_total: run.nodes_total,
+  nodes_done: run.nodes_done,
+  nodes_failed: run.nodes_failed,
+  create_time: run.create_time,
+  end_time: run.end_time,
+});
+
+/** GET …/runs/{run_id}: the run and each node's status, task and outputs. */
+export async function getWorkflowRun(deps: Deps, principal: Principal, workflowId: string, runId: string) {
+  const { run, nodes } = await visibleRun(deps, principal, workflowId, runId);
+  return {
+    ...runView(run),
+    nodes: nodes.map((n) => ({
+      name: n.name,
+      status: n.status,
+      task_uuid: n.task_uuid,
+      outputs: n.outputs ?? {},
+      error: n.error,
+      start_time: n.start_time,
+      end_time: n.end_time,
+    })),
+  };
+}
+
+/** A workflow's runs, newest first. */
+export async function listWorkflowRuns(deps: Deps, principal: Principal, workflowId: string) {
+  const { def } = await visibleWorkflow(deps, principal, workflowId);
+  return (await deps.workflowRuns.listWorkflowRuns(def.workflow_id)).map(runView);
+}
+
+/**
+ * Cancels a run (tasks:write): it is `canceled` at once; its pending nodes are canceled, its queued and
+ * running nodes' tasks are canceled (their events end the nodes), and no node is submitted after.
+ */
+export async function cancelWorkflowRun(deps: Deps, principal: Principal, workflowId: string, runId: string) {
+  requireScope(principal, "tasks:write");
+  const { run, nodes } = await visibleRun(deps, principal, workflowId, runId);
+  if (run.status === "running")
+    await deps.workflowRuns.endWorkflowRun(runId, "canceled", deps.clock.now().toISOString());
+  const asTenant = await tenantOf(deps, run.tenant);
+  for (const node of nodes) {
+    if (node.status === "pending") {
+      await advance(deps, runId, [
+        { end: node.name, from: ["pending"], status: "canceled", error: "the run was canceled" },
+      ]);
+    } else if (node.task_uuid && (node.status === "queued" || node.status === "running")) {
+      await cancelTask(deps, asTenant, node.task_uuid).catch((err: unknown) => {
+        // Ended meanwhile (its own event ends the node): nothing to cancel.
+        if (!(err instanceof DomainError)) throw err;
+      });
+    }
+  }
+  return { run_id: runId, status: "canceled" as const };
+}
+
+/**
+ * A node task's event: `task.running` marks the node running; an ending records its outputs and moves
+ * the run on. Safe to receive twice, and in any order with the node's own submission.
+ */
+export async function onNodeTaskEvent(deps: Deps, event: DomainEvent): Promise<void> {
+  const link = event.workflow;
+  if (!link) return;
+  const iso = event.time;
+  if (event.type === "task.running") {
+    await deps.workflowRuns.moveNodeRun(link.run_id, link.node, ["pending", "queued"], {
+      status: "running",
+      task_uuid: event.task_uuid,
+      start_time: iso,
+    });
+    return;
+  }
+  const status = event.type.slice("task.".length) as NodeStatus;
+  if (!NODE_ENDED.includes(status)) return;
+  const task = await deps.tasks.getTask(event.task_uuid);
+  const outputs = task ? await outputsOf(deps, link, task) : {};
+  await advance(deps, link.run_id, [
+    {
+      end: link.node,
+      from: NODE_OPEN,
+      status,
+      task_uuid: event.task_uuid,
+      outputs,
+      error: status === "succeeded" ? undefined : (task?.error_message ?? event.message),
+      at: iso,
+    },
+  ]);
+}
+
+/** A step of a run: end a node (and tell its children), or look at a node whose parents may all have ended. */
+type Step =
+  | {
+      end: string;
+      from: readonly NodeStatus[];
+      status: NodeStatus;
+      task_uuid?: string;
+      outputs?: Record<string, OutputValue>;
+      error?: string;
+      at?: string;
+    }
+  | { consider: NodeRun };
+
+/**
+ * Moves a run on from `steps`, until nothing follows: each ended node tells its children, each child
+ * whose parents have all ended is submitted or skipped, and the run ends with its last node. A step
+ * that finds its node already moved (a second delivery) still does what follows it, which is idempotent.
+ */
+async function advance(deps: Deps, runId: string, steps: Step[]): Promise<void> {
+  const runs = deps.workflowRuns;
+  for (let step = steps.shift(); step; step = steps.shift()) {
+    if ("consider" in step) {
+      steps.push(...(await consider(deps, runId, step.consider)));
+      continue;
+    }
+    const { end, from, at, ...set } = step;
+    const ended = NODE_ENDED.includes(set.status)
+      ? { failed: set.status === "failed" || set.status === "canceled" }
+      : undefined;
+    await runs.moveNodeRun(
+      runId,
+      end,
+      from,
+      { ...set, end_time: at ?? deps.clock.now().toISOString() },
+      ended,
+    );
+    const node = await runs.getNodeRun(runId, end);
+    if (!node || !NODE_ENDED.includes(node.status)) continue;
+    for (const child of node.children) {
+      steps.push({ consider: await runs.arriveAtNodeRun(runId, child, node.name, node.status) });
+    }
+    await finishIfDone(deps, runId);
+  }
+}
+
+/** What a pending node whose parents have all ended does: run, be skipped, or be canceled with its run. */
+async function consider(deps: Deps, runId: string, node: NodeRun): Promise<Step[]> {
+  if (node.status !== "pending") return [];
+  const arrived = node.arrived ?? {};
+  if (node.parents.some((p) => arrived[p.name] === undefined)) return [];
+  const run = await deps.workflowRuns.getWorkflowRunRecord(runId);
+  if (!run || run.status === "canceled") {
+    return [{ end: node.name, from: ["pending"], status: "canceled", error: "the run was canceled" }];
+  }
+  const blocked = node.parents.find((p) => !holds(p.on, arrived[p.name]));
+  if (blocked) {
+    const error = `${blocked.name} ${arrived[blocked.name]}, and its edge runs this on ${blocked.on}`;
+    return [{ end: node.name, from: ["pending"], status: "skipped", error }];
+  }
+  try {
+    const task = await submitNode(deps, run, node);
+    await deps.workflowRuns.moveNodeRun(runId, node.name, ["pending"], {
+      status: "queued",
+      task_uuid: task.uuid,
+    });
+    return [];
+  } catch (err) {
+    // The node's own problem (an input its parent did not give, a task the API refuses): it fails.
+    if (!(err instanceof DomainError)) throw err;
+    return [{ end: node.name, from: ["pending"], status: "failed", error: err.message }];
+  }
+}
+
+/** Submits a node's task with its inputs filled in, once however often it is asked (its idempotency key). */
+async function submitNode(deps: Deps, run: WorkflowRun, node: NodeRun): Promise<Task> {
+  const inputs = await inputsOf(deps, run.run_id, node);
+  const body: Record<string, unknown> = { ...node.task, idempotency_key: `wf-${run.run_id}-${node.name}` };
+  if (typeof body.prompt === "string") body.prompt = await renderPrompt(body.prompt, inputs);
+  const parsed = submitTaskSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ValidationError(`task.${issue?.path.join(".")}`, issue?.message ?? "invalid");
+  }
+  const workflow = { run_id: run.run_id, node: node.name };
+  const outcome = await submitTask(deps, await tenantOf(deps, run.tenant), parsed.data, undefined, {
+    workflow,
+    inputs,
+  });
+  return outcome.task;
+}
+
+/** A node's inputs: literals as they are, `from` inputs read from their node's outputs (and S3). */
+async function inputsOf(deps: Deps, runId: string, node: NodeRun): Promise<Record<string, unknown>> {
+  const entries = await Promise.all(
+    Object.entries(node.inputs).map(async ([key, input]) => {
+      if (typeof input !== "object" || input === null || !("from" in input)) return [key, input] as const;
+      const from = String(input.from);
+      const dot = from.indexOf(".");
+      const [source, output] = [from.slice(0, dot), from.slice(dot + 1)];
+      const value = (await deps.workflowRuns.getNodeRun(runId, source))?.outputs?.[output];
+      if (value === undefined) {
+        throw new ValidationError(`inputs.${key}`, `${source} has no output ${output}`);
+      }
+      if (typeof value === "string") return [key, value] as const;
+      const bytes = await deps.blobs.get(value.ref);
+      return [key, bytes === undefined ? "" : Buffer.from(bytes).toString("utf8")] as const;
+    }),
+  );
+  return Object.fromEntries(entries);
+}
+
+/**
+ * A node's outputs from its task: `result` (the final answer), the keys of a final JSON object answer,
+ * and each output file (by reference). Long values go to S3 under the run, and the node keeps their
+ * references.
+ */
+async function outputsOf(deps: Deps, link: NonNullable<Task["workflow"]>, task: Task) {
+  const outputs: Record<string, OutputValue> = {};
+  let inline = 0;
+  const keep = async (key: string, text: string) => {
+    const bytes = Buffer.byteLength(text);
+    if (bytes <= INLINE_OUTPUT_BYTES && inline + bytes <= INLINE_OUTPUTS_BYTES) {
+      inline += bytes;
+      outputs[key] = text;
+      return;
+    }
+    const ref = `workflows/${link.run_id}/${link.node}/${encodeURIComponent(key)}`;
+    await deps.blobs.put(ref, text, "text/plain; charset=utf-8");
+    outputs[key] = { ref, bytes };
+  };
+  const answer = task.result?.output;
+  if (answer !== undefined) {
+    await keep("result", answer);
+    for (const [key, value] of Object.entries(jsonObjectOf(answer))) {
+      if (!(key in outputs)) await keep(key, typeof value === "string" ? value : JSON.stringify(value));
+    }
+  }
+  for (const path of task.result?.files ?? []) {
+    outputs[path] ??= { ref: blobKeys.output(task.uuid, task.result?.run_id ?? "", path) };
+  }
+  return outputs;
+}
+
+/** The answer as a JSON object (a fenced block allowed), or {} when it is none. */
+function jsonObjectOf(text: string): Record<string, unknown> {
+  const fenced = /^\s*```(?:json)?\s*([\s\S]*?)\s*```\s*$/.exec(text)?.[1] ?? text;
+  try {
+    const parsed: unknown = JSON.parse(fenced);
+    return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Ends the run with its last node: `failed` if any node failed or was canceled, else `succeeded`. */
+async function finishIfDone(deps: Deps, runId: string): Promise<void> {
+  const run = await deps.workflowRuns.getWorkflowRunRecord(runId);
+  if (!run || run.status !== "running" || run.nodes_done < run.nodes_total) return;
+  await deps.workflowRuns.endWorkflowRun(
+    runId,
+    run.nodes_failed > 0 ? "failed" : "succeeded",
+    deps.clock.now().toISOString(),
+  );
+}
