@@ -1,7 +1,10 @@
 import type { Task } from "./records.ts";
 
-/** Event types: `task.<status>` for task transitions, `run.<status>` for run transitions. */
-export type EventType = `task.${string}` | `run.${string}`;
+/**
+ * Event types: `task.<status>` for task transitions, `run.<status>` for run transitions, and
+ * `workflow.started` for a workflow run stored (its first nodes are submitted from it).
+ */
+export type EventType = `task.${string}` | `run.${string}` | `workflow.${string}`;
 
 /**
  * One transition, as published to SNS (the message body, JSON) and kept for GET /v2/tasks/{uuid}/events.
@@ -40,15 +43,18 @@ export const RUN_END_TYPES: readonly EventType[] = [
   "run.canceled",
 ];
 
-/** The SNS message attributes of an event: what subscription filter policies can match. */
-export const eventAttributes = (event: DomainEvent): Record<string, string> => ({
-  tenant: event.tenant,
-  pool: event.pool,
-  status: event.status,
-  type: event.type,
-  has_callback: event.callback ? "true" : "false",
-  workflow: event.workflow ? "true" : "false",
-});
+/** The SNS message attributes of an event: what subscription filter policies can match (none empty). */
+export const eventAttributes = (event: DomainEvent): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries({
+      tenant: event.tenant,
+      pool: event.pool,
+      status: event.status,
+      type: event.type,
+      has_callback: event.callback ? "true" : "false",
+      workflow: event.workflow ? "true" : "false",
+    }).filter(([, value]) => value !== ""),
+  );
 
 /**
  * The callback queue's filter policy: run-end events of tasks that have a callback URL. A task without
@@ -60,11 +66,11 @@ export const CALLBACK_FILTER_POLICY: Readonly<Record<string, readonly string[]>>
 };
 
 /**
- * The workflows function's queue's filter policy: the starts and ends of workflow nodes' tasks. A task of
- * no workflow costs the workflows path nothing.
+ * The workflows function's queue's filter policy: workflow runs stored, and the starts and ends of their
+ * nodes' tasks. A task of no workflow costs the workflows path nothing.
  */
 export const WORKFLOW_FILTER_POLICY: Readonly<Record<string, readonly string[]>> = {
-  type: ["task.running", "task.succeeded", "task.failed", "task.canceled"],
+  type: ["workflow.started", "task.running", "task.succeeded", "task.failed", "task.canceled"],
   workflow: ["true"],
 };
 

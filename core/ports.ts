@@ -9,7 +9,13 @@ import type { ScopeClaim } from "./scopes.ts";
 import type { CallbackTarget, ResolvedAddress } from "./ssrf.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
 import type { TemplateRevision } from "./templates.ts";
-import type { NodeRun, NodeStatus, WorkflowRun, WorkflowRunStatus } from "./workflow-runs.ts";
+import type {
+  NodeRun,
+  NodeStatus,
+  WorkflowRun,
+  WorkflowRunStatus,
+  WorkflowStarted,
+} from "./workflow-runs.ts";
 import type { WorkflowDef, WorkflowDefinition, WorkflowEdit } from "./workflows.ts";
 
 export interface Clock {
@@ -376,8 +382,11 @@ export interface WorkflowStore {
 
 /** Workflow runs (core/workflow-runs.ts): a record, and an item per node run. */
 export interface WorkflowRunStore {
-  /** Creates a run: its node runs first, then its record. */
-  createWorkflowRun(run: WorkflowRun, nodes: NodeRun[]): Promise<void>;
+  /**
+   * Creates a run: its node runs first, then its record with its `workflow.started` event (in one
+   * transaction: the event is published, and starts the run, exactly when the run exists).
+   */
+  createWorkflowRun(run: WorkflowRun, nodes: NodeRun[], started: WorkflowStarted): Promise<void>;
   getWorkflowRun(runId: string): Promise<{ run: WorkflowRun; nodes: NodeRun[] } | undefined>;
   getWorkflowRunRecord(runId: string): Promise<WorkflowRun | undefined>;
   getNodeRun(runId: string, name: string): Promise<NodeRun | undefined>;

@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { DEFAULT_TENANT, limitsOf, type Principal, requireScope } from "./auth.ts";
 import type { Deps } from "./deps.ts";
 import { DomainError, ERROR_CODES, NotFoundError, ValidationError } from "./errors.ts";
-import type { DomainEvent } from "./events.ts";
+import { changeIdFor, type DomainEvent, eventId } from "./events.ts";
 import { ADMIN_SCOPES, TENANT_SCOPES } from "./fields.ts";
 import { blobKeys } from "./identifiers.ts";
 import type { Task } from "./records.ts";
@@ -54,6 +54,12 @@ export interface WorkflowRun {
   create_time: string;
   end_time?: string;
 }
+
+/** A run's own event: stored with it, published by the relay, it starts the run's first nodes. */
+export type WorkflowStarted = DomainEvent & {
+  type: "workflow.started";
+  workflow: { run_id: string; node: string };
+};
 
 export interface NodeRun {
   run_id: string;
@@ -128,14 +134,34 @@ export async function startWorkflowRun(deps: Deps, principal: Principal, workflo
     task: node.task,
     inputs: node.inputs,
   }));
-  await deps.workflowRuns.createWorkflowRun(run, nodeRuns);
-  await advance(
-    deps,
-    run.run_id,
-    nodeRuns.filter((n) => n.parents.length === 0).map((n) => ({ consider: n })),
+  const started: WorkflowStarted = {
+    id: eventId(changeIdFor(iso, 0), 0),
+    type: "workflow.started",
+    time: iso,
+    tenant: run.tenant,
+    pool: "",
+    status: run.status,
+    task_uuid: "",
+    workflow: { run_id: run.run_id, node: "" },
+  };
+  await deps.workflowRuns.createWorkflowRun(run, nodeRuns, started);
+  // Now, so that the first nodes do not wait for the event; the event does it again if this is cut short.
+  await startRoots(deps, run.run_id, nodeRuns).catch((err: unknown) =>
+    deps.log.warn("a workflow run's first nodes wait for its started event", {
+      run_id: run.run_id,
+      error: String(err),
+    }),
   );
   return { run_id: run.run_id, status: run.status };
 }
+
+/** Submits (or skips) the nodes of a run that have no parents. */
+const startRoots = (deps: Deps, runId: string, nodes: NodeRun[]) =>
+  advance(
+    deps,
+    runId,
+    nodes.filter((n) => n.parents.length === 0).map((n) => ({ consider: n })),
+  );
 
 /** A run the caller may see, with its nodes; another tenant's is a 404. */
 async function visibleRun(deps: Deps, principal: Principal, workflowId: string, runId: string) {
@@ -207,13 +233,20 @@ export async function cancelWorkflowRun(deps: Deps, principal: Principal, workfl
 }
 
 /**
- * A node task's event: `task.running` marks the node running; an ending records its outputs and moves
- * the run on. Safe to receive twice, and in any order with the node's own submission.
+ * A workflow's event: `workflow.started` submits the run's first nodes (again, if its start already did);
+ * a node task's `task.running` marks the node running; its ending records its outputs and moves the run
+ * on. Safe to receive twice, and in any order with the node's own submission.
  */
-export async function onNodeTaskEvent(deps: Deps, event: DomainEvent): Promise<void> {
+export async function onWorkflowEvent(deps: Deps, event: DomainEvent): Promise<void> {
   const link = event.workflow;
   if (!link) return;
   const iso = event.time;
+  if (event.type === "workflow.started") {
+    // The run's whole graph, read once: the nodes without parents.
+    const found = await deps.workflowRuns.getWorkflowRun(link.run_id);
+    if (found?.run.status === "running") await startRoots(deps, link.run_id, found.nodes);
+    return;
+  }
   if (event.type === "task.running") {
     await deps.workflowRuns.moveNodeRun(link.run_id, link.node, ["pending", "queued"], {
       status: "running",
@@ -398,7 +431,7 @@ function jsonObjectOf(text: string): Record<string, unknown> {
 /** Ends the run with its last node: `failed` if any node failed or was canceled, else `succeeded`. */
 async function finishIfDone(deps: Deps, runId: string): Promise<void> {
   const run = await deps.workflowRuns.getWorkflowRunRecord(runId);
-  if (!run || run.status !== "running" || run.nodes_done < run.nodes_total) return;
+  if (run?.status !== "running" || run.nodes_done < run.nodes_total) return;
   await deps.workflowRuns.endWorkflowRun(
     runId,
     run.nodes_failed > 0 ? "failed" : "succeeded",

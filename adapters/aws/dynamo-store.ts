@@ -38,7 +38,13 @@ import type {
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerKeyRecord, WorkerRecord } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
-import type { NodeRun, NodeStatus, WorkflowRun, WorkflowRunStatus } from "../../core/workflow-runs.ts";
+import type {
+  NodeRun,
+  NodeStatus,
+  WorkflowRun,
+  WorkflowRunStatus,
+  WorkflowStarted,
+} from "../../core/workflow-runs.ts";
 import type { WorkflowDef, WorkflowDefinition, WorkflowEdit } from "../../core/workflows.ts";
 import {
   apiKeyItem,
@@ -81,6 +87,7 @@ import {
   workflowItem,
   workflowKey,
   workflowOf,
+  workflowRunEventItem,
   workflowRunItem,
   workflowRunKey,
   workflowRunOf,
@@ -671,9 +678,9 @@ export class DynamoStore implements TaskStore, TenantStore {
     return this.#first<WorkflowDef>(workflowsListing(tenant), Number.POSITIVE_INFINITY);
   }
 
-  async createWorkflowRun(run: WorkflowRun, nodes: NodeRun[]): Promise<void> {
+  async createWorkflowRun(run: WorkflowRun, nodes: NodeRun[], started: WorkflowStarted): Promise<void> {
     await this.#batchWrite(nodes.map((node) => ({ PutRequest: { Item: nodeRunItem(node) } })));
-    await this.#create([workflowRunItem(run)]);
+    await this.#create([workflowRunItem(run), workflowRunEventItem(started)]);
   }
 
   async getWorkflowRun(runId: string): Promise<{ run: WorkflowRun; nodes: NodeRun[] } | undefined> {

@@ -19,7 +19,7 @@ import {
   type WorkerRecord,
 } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
-import type { NodeRun, WorkflowRun } from "../../core/workflow-runs.ts";
+import type { NodeRun, WorkflowRun, WorkflowStarted } from "../../core/workflow-runs.ts";
 import type {
   WorkflowDef,
   WorkflowDefinition,
@@ -332,6 +332,9 @@ export const workflowRunItem = (run: WorkflowRun): Item & Key => ({
   gsi1pk: PARTITIONS.workflowRuns(run.workflow_id),
   gsi1sk: `${run.create_time}#${run.run_id}`,
 });
+/** A workflow run's `workflow.started` event, in its partition: the relay publishes it as any other. */
+export const workflowRunEventItem = (event: WorkflowStarted) =>
+  eventLogItem([event], workflowRunKey(event.workflow.run_id).pk);
 export const nodeRunItem = (node: NodeRun): Item & Key => ({
   ...compact(node),
   ...nodeRunKey(node.run_id, node.name),
@@ -366,8 +369,9 @@ const SHARED_EVENT_FIELDS = ["tenant", "pool", "task_uuid", "name", "callback", 
 /**
  * The events of one change, in one item of their task's partition (so a task's log is one Query), keyed by
  * the change (see changeIdOf); they expire after the retention. The stream brings the item to the relay.
+ * A workflow run's own event goes in the run's partition (`pk`).
  */
-export function eventLogItem(events: DomainEvent[]): Item & Key {
+export function eventLogItem(events: DomainEvent[], pk?: string): Item & Key {
   const [first] = events;
   if (!first) throw new Error("an event log item holds at least one event");
   const shared = Object.fromEntries(SHARED_EVENT_FIELDS.map((field) => [field, first[field]]));
@@ -380,7 +384,7 @@ export function eventLogItem(events: DomainEvent[]): Item & Key {
     ...compact(shared),
     events: own,
     count: events.length,
-    pk: taskKey(first.task_uuid).pk,
+    pk: pk ?? taskKey(first.task_uuid).pk,
     sk: `${TASK_PARTITION.events}${changeIdOf(first.id)}`,
     expires_at: Math.floor(Date.parse(first.time) / 1000) + EVENT_RETENTION_DAYS * 86_400,
   };

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { onWorkflowEvent, startWorkflowRun } from "../../core/workflow-runs.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
@@ -47,7 +48,7 @@ describe("workflow definitions", () => {
   it("creates a whole graph at once: `from` inputs add their edges", async () => {
     const created = await call("POST", "/v2/workflows", DIAMOND);
     expect(created.status, created.text).toBe(201);
-    const { workflow_id: id, tasks } = created.json?.data;
+    const { workflow_id: id, tasks } = created.json?.data ?? {};
     expect(id).toMatch(/^wf_[0-9a-f]{16}$/);
     expect(tasks.map((t: { name: string }) => t.name)).toEqual(["A", "B", "C", "D"]);
     const got = await graph(id);
@@ -195,6 +196,7 @@ describe("workflow definitions", () => {
 describe("workflow runs", () => {
   let runner: TestStack;
   let key: string;
+  let tenantId: string;
   beforeAll(async () => {
     runner = await startTestStack(
       `
@@ -203,7 +205,8 @@ pools:
 `,
       { workerEnv: { PATH: FAKE_CLI_PATH } },
     );
-    key = (await runner.call("POST", "/v2/tenants", { body: { name: "runs" } })).json?.data.api_key;
+    const tenant = (await runner.call("POST", "/v2/tenants", { body: { name: "runs" } })).json?.data;
+    [key, tenantId] = [tenant.api_key, tenant.tenant.id];
   });
   afterAll(async () => {
     await runner?.stop();
@@ -270,6 +273,65 @@ pools:
       ),
     );
     expect(runs).toEqual([1, 1, 1, 1]);
+  });
+
+  it("moves nothing twice when every event of its nodes' tasks comes again", async () => {
+    const { run, byName, id } = await runToEnd({
+      tasks: [
+        node("A", "first"),
+        node("B", "then [{{ inputs.a }}]", { inputs: { a: { from: "A.result" } } }),
+      ],
+    });
+    expect(run.status).toBe("succeeded");
+    const tasksBefore = (await as("GET", "/v2/tasks?size=1")).json?.data.total;
+    for (const name of ["A", "B"]) {
+      const events = await runner.deps.events.listEvents(byName[name].task_uuid, 100);
+      expect(events.items.length).toBeGreaterThan(2);
+      for (const event of events.items) await onWorkflowEvent(runner.deps, event);
+    }
+    await onWorkflowEvent(runner.deps, {
+      id: "again",
+      type: "workflow.started",
+      time: run.create_time,
+      tenant: tenantId,
+      pool: "",
+      status: "running",
+      task_uuid: "",
+      workflow: { run_id: run.run_id, node: "" },
+    });
+    const again = (await as("GET", `/v2/workflows/${id}/runs/${run.run_id}`)).json?.data;
+    expect(again).toEqual(run);
+    expect((await as("GET", "/v2/tasks?size=1")).json?.data.total).toBe(tasksBefore);
+  });
+
+  it("starts from its stored event when its start is cut short before the first nodes are submitted", async () => {
+    const created = await as("POST", "/v2/workflows", { tasks: [node("only", "alone")] });
+    const id = created.json?.data.workflow_id;
+    // The store refuses the start's first submission, as a throttled table would.
+    let refused = 0;
+    const tasks = new Proxy(runner.deps.tasks, {
+      get: (store, name) =>
+        name === "commit" && refused === 0
+          ? async () => {
+              refused++;
+              throw new Error("ProvisionedThroughputExceededException");
+            }
+          : Reflect.get(store, name, store),
+    });
+    const asTenant = {
+      kind: "tenant" as const,
+      tenantId,
+      keyId: "k",
+      scopes: ["tasks:read", "tasks:write"] as const,
+    };
+    const { run_id: runId } = await startWorkflowRun({ ...runner.deps, tasks }, asTenant, id);
+    expect(refused).toBe(1);
+    const run = await waitFor(
+      async () => (await as("GET", `/v2/workflows/${id}/runs/${runId}`)).json?.data,
+      (r) => r?.status !== "running",
+      30_000,
+    );
+    expect(run).toMatchObject({ status: "succeeded", nodes: [{ name: "only", status: "succeeded" }] });
   });
 
   it("skips D when B fails while C still runs, and runs an `always` node anyway; the run fails", async () => {
