@@ -3,7 +3,8 @@
  * summary and writes bench/results/latest.json. See README, "Benchmark".
  *
  * Knobs (environment): BENCH_LATENCY_TASKS (default 1000), BENCH_CLIENTS (8), BENCH_COUNT_TASKS (12),
- * BENCH_THROUGHPUT_SECONDS (30), BENCH_SLOTS (worker slots = max_concurrency per pool, 16).
+ * BENCH_THROUGHPUT_SECONDS (30), BENCH_SLOTS (worker slots = max_concurrency per pool, 16), BENCH_FAN_LEAVES
+ * (the wide workflow's leaves, 1000).
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -34,6 +35,7 @@ import {
   type ThroughputResult,
   warmUp,
 } from "./driver.ts";
+import { measureFanWorkflow } from "./fan-workflow.ts";
 import { startFloor } from "./floor.ts";
 import { SLOW_MARKER, SLOW_SECONDS, writeInstantClis } from "./instant-clis.ts";
 import { MIXED, MIXED_POOL, type MixedResult, measureMixed } from "./mixed.ts";
@@ -53,6 +55,7 @@ const SETTINGS = {
   countTasks: num("BENCH_COUNT_TASKS", 12),
   throughputSeconds: num("BENCH_THROUGHPUT_SECONDS", 30),
   slots: num("BENCH_SLOTS", 16),
+  fanLeaves: num("BENCH_FAN_LEAVES", 1000),
   pollMs: 25,
   warmUpTasks: 8,
 };
@@ -238,11 +241,25 @@ try {
   const selfHosted = await phase("self-hosted worker", () =>
     measureSelfHosted(driver, selfPool, stack.adminKey, SETTINGS.countTasks),
   );
+  const fanWorkflow = await phase("wide workflow", () =>
+    measureFanWorkflow({
+      url: stack.url,
+      apiKey: tenant.apiKey,
+      pool: "bench-claude",
+      leaves: SETTINGS.fanLeaves,
+      store,
+    }),
+  );
   results = {
     ...report({ bundles, count, writeUnits, latency, throughput, floorLatency, floorThroughput }),
     ...mixedFigures(mixed),
     self_hosted: selfHostedFigures(selfHosted, count),
+    fan_workflow: fanWorkflow,
   };
+  console.log(
+    `  wide workflow: ${fanWorkflow.nodes} nodes ${fanWorkflow.status} in ${fanWorkflow.seconds} s ` +
+      `(${fanWorkflow.nodes_per_second} nodes/s), each task once: ${fanWorkflow.exactly_once}\n`,
+  );
   const {
     http_requests_per_task: http,
     aws_requests_per_task: aws,

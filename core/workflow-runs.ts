@@ -79,6 +79,9 @@ export interface NodeRun {
   end_time?: string;
 }
 
+/** A node's children are told it ended, and submitted, this many at once. */
+const FAN_OUT_LANES = 16;
+
 /** An output longer than this is stored in S3, and the node keeps its reference. */
 const INLINE_OUTPUT_BYTES = 8 * 1024;
 /** A node keeps at most this much of its outputs inline; the rest go to S3 whatever their size. */
@@ -310,9 +313,15 @@ async function advance(deps: Deps, runId: string, steps: Step[]): Promise<void> 
     );
     const node = await runs.getNodeRun(runId, end);
     if (!node || !NODE_ENDED.includes(node.status)) continue;
-    for (const child of node.children) {
-      steps.push({ consider: await runs.arriveAtNodeRun(runId, child, node.name, node.status) });
-    }
+    // A wide fan-out tells its children a few at a time, each submitted as its parents allow.
+    const children = [...node.children];
+    const lane = async () => {
+      for (let child = children.shift(); child !== undefined; child = children.shift()) {
+        const arrived = await runs.arriveAtNodeRun(runId, child, node.name, node.status);
+        steps.push(...(await consider(deps, runId, arrived)));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(FAN_OUT_LANES, children.length) }, lane));
     await finishIfDone(deps, runId);
   }
 }
