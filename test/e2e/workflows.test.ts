@@ -368,6 +368,37 @@ pools:
     expect(byName.D.task_uuid).toBeUndefined();
   });
 
+  it("keeps a long output in S3 and resolves it into the child's prompt", async () => {
+    const long = "x".repeat(9_000);
+    const { run, byName } = await runToEnd({
+      tasks: [
+        node("A", long),
+        node("B", "got {{ inputs.a | size }}", { inputs: { a: { from: "A.result" } } }),
+      ],
+    });
+    expect(run.status).toBe("succeeded");
+    const ref = byName.A.outputs.result;
+    expect(ref).toEqual({ ref: `workflows/${run.run_id}/A/result`, bytes: expect.any(Number) });
+    expect(ref.bytes).toBeGreaterThan(9_000);
+    const stored = await runner.deps.blobs.get(ref.ref);
+    expect(Buffer.from(stored ?? new Uint8Array()).toString("utf8")).toContain(long);
+    expect(await promptOf(byName.B.task_uuid)).toBe(`got ${ref.bytes}`);
+  });
+
+  it("gives the keys of a JSON answer as outputs", async () => {
+    const { run, byName } = await runToEnd({
+      tasks: [
+        node("A", '[answer:{"summary": "all good", "score": 3, "tags": {"x": 1}}]'),
+        node("B", "summary {{ inputs.s }}, score {{ inputs.n }}, tags {{ inputs.t }}", {
+          inputs: { s: { from: "A.summary" }, n: { from: "A.score" }, t: { from: "A.tags" } },
+        }),
+      ],
+    });
+    expect(run.status).toBe("succeeded");
+    expect(byName.A.outputs).toMatchObject({ summary: "all good", score: "3", tags: '{"x":1}' });
+    expect(await promptOf(byName.B.task_uuid)).toBe('summary all good, score 3, tags {"x":1}');
+  });
+
   it("fails a node whose input its parent did not give, without a task", async () => {
     const { run, byName } = await runToEnd({
       tasks: [node("A", "plain text"), node("B", "{{ inputs.x }}", { inputs: { x: { from: "A.summary" } } })],

@@ -18,6 +18,7 @@
 //   [ignore-sigterm]      survive SIGTERM
 //   [echo-env:NAME]       add NAME=value (or NAME=<unset>) to the result text
 //   [echo-args]           add the argv to the result text
+//   [answer:TEXT]         answer TEXT instead of `done: <prompt>` (a JSON answer, say; no `]` in it)
 //   [reconnected]         codex: succeed after the transient `error` events of a dropped connection
 //   [tag:name]            name this run in the activity log
 // Otherwise it succeeds with the result text `done: <prompt>` and the captured tokens and cost.
@@ -193,7 +194,7 @@ export async function runFake(tool) {
   if (has("exit"))
     return answer(failure(tool, Number(one("exit")), `simulated failure with exit code ${one("exit")}`));
 
-  const lines = [`done: ${prompt}`];
+  const lines = [has("answer") ? one("answer") : `done: ${prompt}`];
   for (const name of all("echo-env")) lines.push(`${name}=${process.env[name] ?? "<unset>"}`);
   if (has("echo-args")) lines.push(`args: ${JSON.stringify(argv)}`);
   const success = fixture(tool, tool === "codex" && has("reconnected") ? "reconnected" : "success");
