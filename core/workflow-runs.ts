@@ -219,20 +219,23 @@ export async function cancelWorkflowRun(deps: Deps, principal: Principal, workfl
   const { run, nodes } = await visibleRun(deps, principal, workflowId, runId);
   if (run.status === "running")
     await deps.workflowRuns.endWorkflowRun(runId, "canceled", deps.clock.now().toISOString());
-  const asTenant = await tenantOf(deps, run.tenant);
   for (const node of nodes) {
     if (node.status === "pending") {
       await advance(deps, runId, [
         { end: node.name, from: ["pending"], status: "canceled", error: "the run was canceled" },
       ]);
     } else if (node.task_uuid && (node.status === "queued" || node.status === "running")) {
-      await cancelTask(deps, asTenant, node.task_uuid).catch((err: unknown) => {
-        // Ended meanwhile (its own event ends the node): nothing to cancel.
-        if (!(err instanceof DomainError)) throw err;
-      });
+      await cancelQuietly(deps, run.tenant, node.task_uuid);
     }
   }
   return { run_id: runId, status: "canceled" as const };
+}
+
+/** Cancels a node's task; one that ended meanwhile (its own event ends the node) needs nothing. */
+async function cancelQuietly(deps: Deps, tenant: string, uuid: string): Promise<void> {
+  await cancelTask(deps, await tenantOf(deps, tenant), uuid).catch((err: unknown) => {
+    if (!(err instanceof DomainError)) throw err;
+  });
 }
 
 /**
@@ -342,10 +345,12 @@ async function consider(deps: Deps, runId: string, node: NodeRun): Promise<Step[
   }
   try {
     const task = await submitNode(deps, run, node);
-    await deps.workflowRuns.moveNodeRun(runId, node.name, ["pending"], {
-      status: "queued",
-      task_uuid: task.uuid,
-    });
+    const queued = { status: "queued" as const, task_uuid: task.uuid };
+    if (!(await deps.workflowRuns.moveNodeRun(runId, node.name, ["pending"], queued))) {
+      // Canceled with its run while it was being submitted: its task must not run on.
+      const now = await deps.workflowRuns.getNodeRun(runId, node.name);
+      if (now?.status === "canceled") await cancelQuietly(deps, run.tenant, task.uuid);
+    }
     return [];
   } catch (err) {
     // The node's own problem (an input its parent did not give, a task the API refuses): it fails.
