@@ -12,6 +12,7 @@ import type { TemplateRevision } from "./templates.ts";
 import type {
   NodeRun,
   NodeStatus,
+  RunMessage,
   WorkflowRun,
   WorkflowRunStatus,
   WorkflowStarted,
@@ -407,6 +408,13 @@ export interface WorkflowRunStore {
   arriveAtNodeRun(runId: string, name: string, parent: string, outcome: NodeStatus): Promise<NodeRun>;
   /** Ends a running workflow run; false when it had ended. */
   endWorkflowRun(runId: string, status: WorkflowRunStatus, at: string): Promise<boolean>;
+  /**
+   * Appends a message to the run's stream once per `key` (the next seq of the run's counter): its seq, or
+   * undefined when the key has one already. A race over one key can leave a seq unused, never two messages.
+   */
+  appendRunMessage(runId: string, key: string, message: Omit<RunMessage, "seq">): Promise<number | undefined>;
+  /** The run's messages after `after`, by seq. */
+  listRunMessages(runId: string, after: number): Promise<RunMessage[]>;
 }
 
 /** Submissions by (tenant, idempotency key): written with the task, read on a replay. */

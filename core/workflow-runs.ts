@@ -55,6 +55,17 @@ export interface WorkflowRun {
   end_time?: string;
 }
 
+/**
+ * A message of a run's live results stream (Lattice's): a node's task started, a node ended (with its
+ * outputs), the run ended. `seq` counts from 1 in the run.
+ */
+export interface RunMessage {
+  type: "start_task" | "finish_task" | "finish_workflow";
+  seq: number;
+  time: string;
+  data: Record<string, unknown>;
+}
+
 /** A run's own event: stored with it, published by the relay, it starts the run's first nodes. */
 export type WorkflowStarted = DomainEvent & {
   type: "workflow.started";
@@ -251,6 +262,7 @@ export async function onWorkflowEvent(deps: Deps, event: DomainEvent): Promise<v
     // The run's whole graph, read once: the nodes without parents.
     const found = await deps.workflowRuns.getWorkflowRun(link.run_id);
     if (found?.run.status === "running") await startRoots(deps, link.run_id, found.nodes);
+    else await finishIfDone(deps, link.run_id);
     return;
   }
   if (event.type === "task.running") {
@@ -259,6 +271,7 @@ export async function onWorkflowEvent(deps: Deps, event: DomainEvent): Promise<v
       task_uuid: event.task_uuid,
       start_time: iso,
     });
+    await say(deps, link.run_id, "start_task", link.node, { name: link.node, task_uuid: event.task_uuid });
     return;
   }
   const status = event.type.slice("task.".length) as NodeStatus;
@@ -316,6 +329,7 @@ async function advance(deps: Deps, runId: string, steps: Step[]): Promise<void> 
     );
     const node = await runs.getNodeRun(runId, end);
     if (!node || !NODE_ENDED.includes(node.status)) continue;
+    await announceEnded(deps, node);
     // A wide fan-out tells its children a few at a time, each submitted as its parents allow.
     const children = [...node.children];
     const lane = async () => {
@@ -442,13 +456,58 @@ function jsonObjectOf(text: string): Record<string, unknown> {
   }
 }
 
-/** Ends the run with its last node: `failed` if any node failed or was canceled, else `succeeded`. */
+/**
+ * Ends the run with its last node: `failed` if any node failed or was canceled, else `succeeded` (a
+ * canceled run stays so). Then its stream's last message, after every node's own: a node whose messages
+ * were cut short gets them here (the run's nodes are read whole this once).
+ */
 async function finishIfDone(deps: Deps, runId: string): Promise<void> {
   const run = await deps.workflowRuns.getWorkflowRunRecord(runId);
-  if (run?.status !== "running" || run.nodes_done < run.nodes_total) return;
-  await deps.workflowRuns.endWorkflowRun(
-    runId,
-    run.nodes_failed > 0 ? "failed" : "succeeded",
-    deps.clock.now().toISOString(),
-  );
+  if (!run || run.nodes_done < run.nodes_total) return;
+  if (run.status === "running") {
+    const status = run.nodes_failed > 0 ? "failed" : "succeeded";
+    await deps.workflowRuns.endWorkflowRun(runId, status, deps.clock.now().toISOString());
+  }
+  const found = await deps.workflowRuns.getWorkflowRun(runId);
+  if (!found) return;
+  for (const node of found.nodes) if (NODE_ENDED.includes(node.status)) await announceEnded(deps, node);
+  const { status, nodes_failed } = found.run;
+  await say(deps, runId, "finish_workflow", "", { run_id: runId, status, nodes_failed });
+}
+
+/** A message of the run's stream, once per type and node however often it is said. */
+async function say(
+  deps: Deps,
+  runId: string,
+  type: RunMessage["type"],
+  node: string,
+  data: Record<string, unknown>,
+) {
+  const time = deps.clock.now().toISOString();
+  await deps.workflowRuns.appendRunMessage(runId, `${type}#${node}`, { type, time, data });
+}
+
+/** An ended node's messages: its task's start (if it had one, and it was not said yet), and its end. */
+async function announceEnded(deps: Deps, node: NodeRun): Promise<void> {
+  if (node.task_uuid)
+    await say(deps, node.run_id, "start_task", node.name, { name: node.name, task_uuid: node.task_uuid });
+  await say(deps, node.run_id, "finish_task", node.name, {
+    name: node.name,
+    status: node.status,
+    task_uuid: node.task_uuid,
+    outputs: node.outputs ?? {},
+    error: node.error,
+  });
+}
+
+/** A run's stream messages after `after` (tasks:read): another tenant's run is a 404. */
+export async function runMessages(
+  deps: Deps,
+  principal: Principal,
+  workflowId: string,
+  runId: string,
+  after: number,
+) {
+  await visibleRun(deps, principal, workflowId, runId);
+  return deps.workflowRuns.listRunMessages(runId, after);
 }

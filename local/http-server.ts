@@ -8,6 +8,7 @@ import { DOCS_PATH, type DocsFile, docsFiles } from "../functions/_shared/docs.t
 import { errorBody } from "../functions/_shared/errors.ts";
 import { apiHandler, MAX_BODY_BYTES } from "../functions/_shared/http.ts";
 import { matchPath, ROUTES } from "../functions/_shared/routes.ts";
+import { serveRunStreams } from "./run-stream.ts";
 
 type LambdaHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
 
@@ -139,6 +140,8 @@ export async function startHttpServer(deps: Deps, port: number): Promise<{ url: 
         `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
+  // The workflow runs' live results, as the API Gateway WebSocket API serves them on AWS.
+  serveRunStreams(server, deps);
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   const address = server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${address.port}`, server };

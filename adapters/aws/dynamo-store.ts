@@ -15,6 +15,7 @@ import {
   type TransactWriteCommandInput,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
+import { ConflictError } from "../../core/errors.ts";
 import type { DomainEvent } from "../../core/events.ts";
 import type { AppliedConfig } from "../../core/live-config.ts";
 import { TABLE } from "../../core/names.ts";
@@ -41,6 +42,7 @@ import type { TemplateRevision } from "../../core/templates.ts";
 import type {
   NodeRun,
   NodeStatus,
+  RunMessage,
   WorkflowRun,
   WorkflowRunStatus,
   WorkflowStarted,
@@ -70,6 +72,8 @@ import {
   rateKey,
   recordOf,
   runKey,
+  runMessageKey,
+  runMessageMarkKey,
   samplesOf,
   scopeKey,
   taskItem,
@@ -109,6 +113,7 @@ import {
   readyAheadListing,
   readyListing,
   runListings,
+  runMessagesListing,
   startAfter,
   taskListings,
   templateRevisionsListing,
@@ -781,6 +786,38 @@ export class DynamoStore implements TaskStore, TenantStore {
       if (err instanceof ConditionalCheckFailedException) return false;
       throw err;
     }
+  }
+
+  async appendRunMessage(
+    runId: string,
+    key: string,
+    message: Omit<RunMessage, "seq">,
+  ): Promise<number | undefined> {
+    if (await this.#get(runMessageMarkKey(runId, key))) return undefined;
+    const { Attributes } = await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: workflowRunKey(runId),
+        UpdateExpression: "ADD seq :one",
+        ExpressionAttributeValues: { ":one": 1 },
+        ReturnValues: "UPDATED_NEW",
+      }),
+    );
+    const seq = Number(Attributes?.seq);
+    try {
+      await this.#create([
+        { ...compact({ ...message, seq }), ...runMessageKey(runId, seq) },
+        { seq, ...runMessageMarkKey(runId, key) },
+      ]);
+      return seq;
+    } catch (err) {
+      if (err instanceof ConflictError) return undefined;
+      throw err;
+    }
+  }
+
+  async listRunMessages(runId: string, after: number): Promise<RunMessage[]> {
+    return this.#first<RunMessage>(runMessagesListing(runId, after), Number.POSITIVE_INFINITY);
   }
 
   /** BatchWriteItem, 25 at a time, sending again what DynamoDB leaves unprocessed (after a short wait). */

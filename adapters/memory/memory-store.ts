@@ -25,6 +25,7 @@ import type { TemplateRevision } from "../../core/templates.ts";
 import type {
   NodeRun,
   NodeStatus,
+  RunMessage,
   WorkflowRun,
   WorkflowRunStatus,
   WorkflowStarted,
@@ -53,6 +54,8 @@ import {
   rateKey,
   recordOf,
   runKey,
+  runMessageKey,
+  runMessageMarkKey,
   samplesOf,
   scopeKey,
   taskItem,
@@ -93,6 +96,7 @@ import {
   readyAheadListing,
   readyListing,
   runListings,
+  runMessagesListing,
   startAfter,
   taskListings,
   templateRevisionsListing,
@@ -489,6 +493,27 @@ export class MemoryStore implements TaskStore, TenantStore {
     if (run?.status !== "running") return false;
     Object.assign(run, { status, end_time: at });
     return true;
+  }
+
+  async appendRunMessage(
+    runId: string,
+    key: string,
+    message: Omit<RunMessage, "seq">,
+  ): Promise<number | undefined> {
+    if (this.#items.has(idOf(runMessageMarkKey(runId, key)))) return undefined;
+    const run = this.#items.get(idOf(workflowRunKey(runId)));
+    if (!run) throw new Error(`no workflow run ${runId}`);
+    const seq = Number(run.seq ?? 0) + 1;
+    run.seq = seq;
+    this.#create([
+      { ...compact({ ...message, seq }), ...runMessageKey(runId, seq) },
+      { seq, ...runMessageMarkKey(runId, key) },
+    ]);
+    return seq;
+  }
+
+  async listRunMessages(runId: string, after: number): Promise<RunMessage[]> {
+    return this.#first<RunMessage>(runMessagesListing(runId, after), Number.POSITIVE_INFINITY);
   }
 
   async listTenants(): Promise<Tenant[]> {

@@ -335,6 +335,15 @@ export const workflowRunItem = (run: WorkflowRun): Item & Key => ({
 /** A workflow run's `workflow.started` event, in its partition: the relay publishes it as any other. */
 export const workflowRunEventItem = (event: WorkflowStarted) =>
   eventLogItem([event], workflowRunKey(event.workflow.run_id).pk);
+/** A run's stream messages by seq, and the key each message was appended under (so it is appended once). */
+export const runMessageKey = (runId: string, seq: number): Key => ({
+  pk: workflowRunPk(runId),
+  sk: `MSG#${String(seq).padStart(9, "0")}`,
+});
+export const runMessageMarkKey = (runId: string, key: string): Key => ({
+  pk: workflowRunPk(runId),
+  sk: `MSGKEY#${key}`,
+});
 export const nodeRunItem = (node: NodeRun): Item & Key => ({
   ...compact(node),
   ...nodeRunKey(node.run_id, node.name),

@@ -14,6 +14,7 @@ import {
   PARTITIONS,
   readySortKey,
   recordOf,
+  runMessageKey,
   TASK_PARTITION,
   taskKey,
   workflowKey,
@@ -216,6 +217,15 @@ export const workflowsListing = (tenant: string): Listing => ({
 /** A workflow run's record and node runs: its whole partition. */
 export const workflowRunListing = (runId: string): Listing => ({
   pk: workflowRunKey(runId).pk,
+  forward: true,
+  filters: [],
+});
+
+/** A run's stream messages after `after`, by seq. */
+export const runMessagesListing = (runId: string, after: number): Listing => ({
+  pk: workflowRunKey(runId).pk,
+  skMin: runMessageKey(runId, after + 1).sk,
+  skMax: runMessageKey(runId, 999_999_999).sk,
   forward: true,
   filters: [],
 });

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
 import { onWorkflowEvent, startWorkflowRun } from "../../core/workflow-runs.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
@@ -332,6 +333,64 @@ pools:
       30_000,
     );
     expect(run).toMatchObject({ status: "succeeded", nodes: [{ name: "only", status: "succeeded" }] });
+  });
+
+  /** Connects to a run's stream; resolves with every message once the server closes it, or the refusal. */
+  const listen = (id: string, runId: string, options: { key?: string; after?: number } = {}) =>
+    new Promise<{
+      messages: { type: string; seq: number; data: Record<string, unknown> }[];
+      refused?: number;
+    }>((done, fail) => {
+      const messages: { type: string; seq: number; data: Record<string, unknown> }[] = [];
+      const query = options.after === undefined ? "" : `?after=${options.after}`;
+      const ws = new WebSocket(
+        `${runner.url.replace("http", "ws")}/v2/workflows/${id}/runs/${runId}/stream${query}`,
+        {
+          headers: { authorization: `Bearer ${options.key ?? key}` },
+        },
+      );
+      ws.on("message", (text) => messages.push(JSON.parse(String(text))));
+      ws.on("close", () => done({ messages }));
+      ws.on("unexpected-response", (_req, res) => done({ messages, refused: res.statusCode }));
+      ws.on("error", (err) => (err.message.includes("Unexpected server response") ? undefined : fail(err)));
+    });
+
+  it("streams each node's start_task and finish_task, then one finish_workflow; ?after= misses nothing", async () => {
+    const created = await as("POST", "/v2/workflows", {
+      tasks: [
+        node("A", "first"),
+        node("B", "then [{{ inputs.a }}]", { inputs: { a: { from: "A.result" } } }),
+        node("C", "also"),
+      ],
+    });
+    const id = created.json?.data.workflow_id;
+    const runId = (await as("POST", `/v2/workflows/${id}/runs`)).json?.data.run_id;
+    const { messages } = await listen(id, runId);
+    expect(messages.map((m) => m.seq)).toEqual(messages.map((_, i) => i + 1));
+    expect(messages.at(-1)).toMatchObject({
+      type: "finish_workflow",
+      data: { run_id: runId, status: "succeeded" },
+    });
+    expect(messages.filter((m) => m.type === "finish_workflow")).toHaveLength(1);
+    for (const name of ["A", "B", "C"]) {
+      const own = messages.filter((m) => m.data.name === name).map((m) => m.type);
+      expect([name, own]).toEqual([name, ["start_task", "finish_task"]]);
+    }
+    const finishA = messages.find((m) => m.type === "finish_task" && m.data.name === "A");
+    expect(finishA?.data).toMatchObject({
+      status: "succeeded",
+      outputs: { result: expect.stringContaining("first") },
+    });
+    // B starts only after A has finished.
+    const at = (type: string, name: string) =>
+      messages.findIndex((m) => m.type === type && m.data.name === name);
+    expect(at("finish_task", "A")).toBeLessThan(at("start_task", "B"));
+
+    const again = await listen(id, runId, { after: 2 });
+    expect(again.messages).toEqual(messages.slice(2));
+    const other = (await runner.call("POST", "/v2/tenants", { body: { name: "other" } })).json?.data.api_key;
+    expect((await listen(id, runId, { key: other })).refused).toBe(404);
+    expect((await listen(id, runId, { key: "wrong" })).refused).toBe(401);
   });
 
   it("skips D when B fails while C still runs, and runs an `always` node anyway; the run fails", async () => {
