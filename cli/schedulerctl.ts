@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, relative, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { load } from "js-yaml";
+import { WebSocket } from "ws";
 import type { DomainEvent } from "../core/events.ts";
 import { ENV } from "../core/names.ts";
 import { type TaskStatus, TERMINAL_STATUSES } from "../core/status.ts";
@@ -78,7 +79,8 @@ export const COVERAGE: Record<string, OperationId[]> = {
   "workflows delete-task": ["workflows.deleteTask"],
   "workflows add-edge": ["workflows.addEdge"],
   "workflows delete-edge": ["workflows.deleteEdge"],
-  "workflows run": ["workflows.run", "workflows.getRun"],
+  "workflows run": ["workflows.run"],
+  "workflows status": ["workflows.getRun"],
   "workflows runs": ["workflows.runs"],
   "workflows cancel": ["workflows.cancelRun"],
   "templates create": ["templates.create"],
@@ -139,6 +141,59 @@ function table(rows: Record<string, unknown>[], columns: string[]): string {
 /** What a command leaves for the exit code, when it is not 0: a waited task that failed. */
 interface Outcome {
   exitCode: number;
+}
+
+interface StreamMessage {
+  type: string;
+  seq: number;
+  data: Record<string, unknown>;
+}
+
+/** A stream message as a line: `finish_task B succeeded`. */
+const messageLine = ({ type, data }: StreamMessage) =>
+  [type, data.name, type === "start_task" ? undefined : data.status, data.error].filter(Boolean).join(" ");
+
+/**
+ * Follows a run's stream to its `finish_workflow`, connecting again after `?after=` the last message
+ * seen if the connection drops; answers the run's final status.
+ */
+async function watchRun(
+  url: string,
+  key: string,
+  id: string,
+  runId: string,
+  onMessage: (message: StreamMessage) => void,
+): Promise<string> {
+  let after = 0;
+  for (let drops = 0; ; drops++) {
+    const final = await new Promise<string | undefined>((done, fail) => {
+      const path = `/v2/workflows/${encodeURIComponent(id)}/runs/${encodeURIComponent(runId)}/stream?after=${after}`;
+      const ws = new WebSocket(`${url.replace(/^http/, "ws")}${path}`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+      let status: string | undefined;
+      ws.on("message", (text) => {
+        const message = JSON.parse(String(text)) as StreamMessage;
+        after = message.seq;
+        onMessage(message);
+        if (message.type === "finish_workflow") status = String(message.data.status);
+      });
+      ws.on("unexpected-response", (_req, res) =>
+        fail(
+          new SwitchyardError(
+            res.statusCode ?? 0,
+            String(res.statusCode),
+            `the stream answered ${res.statusCode}`,
+          ),
+        ),
+      );
+      ws.on("error", () => undefined);
+      ws.on("close", () => done(status));
+    });
+    if (final !== undefined) return final;
+    if (drops >= 5) throw new Error(`the stream of ${runId} kept closing before the run ended`);
+    await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** drops));
+  }
 }
 
 export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Command {
@@ -699,27 +754,30 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
 
   workflows
     .command("run")
-    .description("run a workflow; with --wait, print each node's status as it changes until the run ends")
+    .description(
+      "run a workflow; with --watch, print its live results until it ends (exit 1 unless it succeeded)",
+    )
     .argument("<workflow_id>")
-    .option("--wait", "wait for the run to end (exit 1 unless it succeeded)")
+    .option("--watch", "follow the run's stream")
     .action(async (id: string, options) => {
       const started = await client().call("workflows.run", { id });
-      if (!options.wait) return print(started, () => started.run_id);
-      const seen = new Map<string, string>();
-      for (;;) {
-        const run = await client().call("workflows.getRun", { id, run_id: started.run_id });
-        for (const node of run.nodes) {
-          if (seen.get(node.name) === node.status) continue;
-          seen.set(node.name, node.status);
-          if (!json()) io.out(`${node.name} ${node.status}\n`);
-        }
-        if (run.status !== "running") {
-          print(run, () => `${run.run_id} ${run.status}`);
-          outcome.exitCode = run.status === "succeeded" ? 0 : 1;
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
+      if (!options.watch) return print(started, () => started.run_id);
+      const { url, key } = connection(program.opts(), io.env);
+      const status = await watchRun(url, key as string, id, started.run_id, (message) =>
+        io.out(`${json() ? JSON.stringify(message) : messageLine(message)}\n`),
+      );
+      outcome.exitCode = status === "succeeded" ? 0 : 1;
+    });
+  workflows
+    .command("status")
+    .description("a run's status and each node's")
+    .argument("<workflow_id>")
+    .argument("<run_id>")
+    .action(async (id: string, runId: string) => {
+      const run = await client().call("workflows.getRun", { id, run_id: runId });
+      print(run, () =>
+        [`${run.run_id} ${run.status}`, ...run.nodes.map((n) => `  ${n.name} ${n.status}`)].join("\n"),
+      );
     });
   workflows
     .command("runs")

@@ -393,6 +393,32 @@ pools:
     expect((await listen(id, runId, { key: "wrong" })).refused).toBe(401);
   });
 
+  it("is run and watched with schedulerctl workflows run --watch, which prints the stream", async () => {
+    const created = await as("POST", "/v2/workflows", {
+      tasks: [node("A", "first"), node("B", "[exit:1] second", { inputs: { a: { from: "A.result" } } })],
+    });
+    const id = created.json?.data.workflow_id;
+    const watched = await new Promise<{ code: number; stdout: string; stderr: string }>((done) =>
+      execFile(
+        process.execPath,
+        [BIN, "workflows", "run", id, "--watch"],
+        {
+          env: { PATH: process.env.PATH, SWITCHYARD_URL: runner.url, SWITCHYARD_API_KEY: key },
+          timeout: 50_000,
+        },
+        (err, stdout, stderr) => done({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+    expect([watched.code, watched.stderr]).toEqual([1, ""]);
+    expect(watched.stdout.trim().split("\n")).toEqual([
+      "start_task A",
+      "finish_task A succeeded",
+      "start_task B",
+      expect.stringMatching(/^finish_task B failed /),
+      "finish_workflow failed",
+    ]);
+  });
+
   it("skips D when B fails while C still runs, and runs an `always` node anyway; the run fails", async () => {
     const { run, byName } = await runToEnd({
       tasks: [
