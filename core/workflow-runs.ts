@@ -11,7 +11,7 @@
  * delivered the event again, changes nothing twice.
  */
 import { randomBytes } from "node:crypto";
-import { DEFAULT_TENANT, limitsOf, type Principal, requireScope } from "./auth.ts";
+import { canSee, DEFAULT_TENANT, limitsOf, type Principal, requireScope } from "./auth.ts";
 import type { Deps } from "./deps.ts";
 import { DomainError, ERROR_CODES, NotFoundError, ValidationError } from "./errors.ts";
 import { changeIdFor, type DomainEvent, eventId } from "./events.ts";
@@ -138,16 +138,25 @@ export async function startWorkflowRun(deps: Deps, principal: Principal, workflo
     create_time: iso,
     ...(nodes.length === 0 && { status: "succeeded", end_time: iso }),
   };
-  const nodeRuns: NodeRun[] = nodes.map((node) => ({
-    run_id: run.run_id,
-    name: node.name,
-    status: "pending",
-    parents: edges.filter((e) => e.target === node.name).map((e) => ({ name: e.source, on: e.on })),
-    children: edges.filter((e) => e.source === node.name).map((e) => e.target),
-    ...(edges.some((e) => e.target === node.name) && { arrived: {} }),
-    task: node.task,
-    inputs: node.inputs,
-  }));
+  const parents = new Map(nodes.map((n) => [n.name, [] as NodeRun["parents"]]));
+  const children = new Map(nodes.map((n) => [n.name, [] as string[]]));
+  for (const e of edges) {
+    parents.get(e.target)?.push({ name: e.source, on: e.on });
+    children.get(e.source)?.push(e.target);
+  }
+  const nodeRuns: NodeRun[] = nodes.map((node) => {
+    const own = parents.get(node.name) ?? [];
+    return {
+      run_id: run.run_id,
+      name: node.name,
+      status: "pending",
+      parents: own,
+      children: children.get(node.name) ?? [],
+      ...(own.length > 0 && { arrived: {} }),
+      task: node.task,
+      inputs: node.inputs,
+    };
+  });
   const started: WorkflowStarted = {
     id: eventId(changeIdFor(iso, 0), 0),
     type: "workflow.started",
@@ -179,12 +188,15 @@ const startRoots = (deps: Deps, runId: string, nodes: NodeRun[]) =>
 
 /** A run the caller may see, with its nodes; another tenant's is a 404. */
 async function visibleRun(deps: Deps, principal: Principal, workflowId: string, runId: string) {
+  const found = WORKFLOW_RUN_ID.test(runId) ? await deps.workflowRuns.getWorkflowRun(runId) : undefined;
+  return { run: seen(principal, workflowId, runId, found?.run), nodes: found?.nodes ?? [] };
+}
+
+/** The run, if it is of that workflow and the caller may see it (its record holds the tenant); else a 404. */
+function seen(principal: Principal, workflowId: string, runId: string, run: WorkflowRun | undefined) {
   requireScope(principal, "tasks:read");
-  if (!WORKFLOW_RUN_ID.test(runId)) throw runNotFound(runId);
-  await visibleWorkflow(deps, principal, workflowId);
-  const found = await deps.workflowRuns.getWorkflowRun(runId);
-  if (!found || found.run.workflow_id !== workflowId) throw runNotFound(runId);
-  return found;
+  if (!run || run.workflow_id !== workflowId || !canSee(principal, run.tenant)) throw runNotFound(runId);
+  return run;
 }
 
 const runView = (run: WorkflowRun) => ({
@@ -508,6 +520,7 @@ export async function runMessages(
   runId: string,
   after: number,
 ) {
-  await visibleRun(deps, principal, workflowId, runId);
+  const run = WORKFLOW_RUN_ID.test(runId) ? await deps.workflowRuns.getWorkflowRunRecord(runId) : undefined;
+  seen(principal, workflowId, runId, run);
   return deps.workflowRuns.listRunMessages(runId, after);
 }

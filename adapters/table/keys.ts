@@ -321,10 +321,15 @@ export function workflowEditItems(id: string, edit: WorkflowEdit) {
 
 /** A workflow run's record and its node runs share its partition. */
 const workflowRunPk = (runId: string) => `WFRUN#${runId}`;
-export const workflowRunKey = (runId: string): Key => ({ pk: workflowRunPk(runId), sk: "RUN" });
+/** The sort keys of a run's partition: its record, its node runs. */
+const WORKFLOW_RUN_PARTITION = { run: "RUN", nodes: "NODE#" } as const;
+export const workflowRunKey = (runId: string): Key => ({
+  pk: workflowRunPk(runId),
+  sk: WORKFLOW_RUN_PARTITION.run,
+});
 export const nodeRunKey = (runId: string, name: string): Key => ({
   pk: workflowRunPk(runId),
-  sk: `NODE#${name}`,
+  sk: `${WORKFLOW_RUN_PARTITION.nodes}${name}`,
 });
 export const workflowRunItem = (run: WorkflowRun): Item & Key => ({
   ...compact(run),
@@ -351,10 +356,10 @@ export const nodeRunItem = (node: NodeRun): Item & Key => ({
 
 /** A workflow run and its node runs from its partition's items, or undefined without its record. */
 export function workflowRunOf(items: Item[]): { run: WorkflowRun; nodes: NodeRun[] } | undefined {
-  const record = items.find((item) => item.sk === "RUN");
+  const record = items.find((item) => item.sk === WORKFLOW_RUN_PARTITION.run);
   if (!record) return undefined;
   const nodes = items
-    .filter((item) => String(item.sk).startsWith("NODE#"))
+    .filter((item) => String(item.sk).startsWith(WORKFLOW_RUN_PARTITION.nodes))
     .map((item) => recordOf<NodeRun>(item));
   return { run: recordOf<WorkflowRun>(record), nodes };
 }
