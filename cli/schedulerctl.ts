@@ -153,27 +153,32 @@ interface StreamMessage {
 const messageLine = ({ type, data }: StreamMessage) =>
   [type, data.name, type === "start_task" ? undefined : data.status, data.error].filter(Boolean).join(" ");
 
+/** A quiet stream is pinged this often: API Gateway closes a WebSocket idle for 10 minutes. */
+const STREAM_PING_MS = 5 * 60_000;
+
 /**
- * Follows a run's stream to its `finish_workflow`, connecting again after `?after=` the last message
- * seen if the connection drops; answers the run's final status.
+ * Follows a run's stream (its `stream_url`: the WebSocket API on AWS, a path of the API locally) to its
+ * `finish_workflow`, connecting again after `?after=` the last message seen if the connection drops (as
+ * API Gateway's does at 2 hours); a message seen already is dropped. Answers the run's final status.
  */
 async function watchRun(
-  url: string,
+  apiUrl: string,
   key: string,
-  id: string,
-  runId: string,
+  streamUrl: string,
   onMessage: (message: StreamMessage) => void,
 ): Promise<string> {
+  const url = new URL(streamUrl, apiUrl);
+  url.protocol = url.protocol.replace(/^http/, "ws");
   let after = 0;
   for (let drops = 0; ; drops++) {
     const final = await new Promise<string | undefined>((done, fail) => {
-      const path = `/v2/workflows/${encodeURIComponent(id)}/runs/${encodeURIComponent(runId)}/stream?after=${after}`;
-      const ws = new WebSocket(`${url.replace(/^http/, "ws")}${path}`, {
-        headers: { authorization: `Bearer ${key}` },
-      });
+      url.searchParams.set("after", String(after));
+      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${key}` } });
+      const ping = setInterval(() => ws.ping(), STREAM_PING_MS);
       let status: string | undefined;
       ws.on("message", (text) => {
         const message = JSON.parse(String(text)) as StreamMessage;
+        if (message.seq <= after) return;
         after = message.seq;
         onMessage(message);
         if (message.type === "finish_workflow") status = String(message.data.status);
@@ -188,10 +193,13 @@ async function watchRun(
         ),
       );
       ws.on("error", () => undefined);
-      ws.on("close", () => done(status));
+      ws.on("close", () => {
+        clearInterval(ping);
+        done(status);
+      });
     });
     if (final !== undefined) return final;
-    if (drops >= 5) throw new Error(`the stream of ${runId} kept closing before the run ended`);
+    if (drops >= 5) throw new Error(`the stream at ${streamUrl} kept closing before the run ended`);
     await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** drops));
   }
 }
@@ -763,7 +771,7 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
       const started = await client().call("workflows.run", { id });
       if (!options.watch) return print(started, () => started.run_id);
       const { url, key } = connection(program.opts(), io.env);
-      const status = await watchRun(url, key as string, id, started.run_id, (message) =>
+      const status = await watchRun(url, key as string, started.stream_url, (message) =>
         io.out(`${json() ? JSON.stringify(message) : messageLine(message)}\n`),
       );
       outcome.exitCode = status === "succeeded" ? 0 : 1;

@@ -15,6 +15,7 @@ import type {
   PoolQueue,
   Resolver,
   Store,
+  StreamConnections,
   TaskStore,
   TemplateStore,
   TenantStore,
@@ -44,6 +45,10 @@ export interface Deps {
   heartbeats: HeartbeatStore;
   queue: PoolQueue;
   blobs: BlobStore;
+  /** The connections of runs' live results streams (core/run-stream.ts). */
+  streams: StreamConnections;
+  /** Where clients open a run's stream: `{id}` and `{run_id}` filled in (the WebSocket API, or the local server). */
+  streamUrl: string;
   /** The pods of container pools, and their logs. */
   containers: ContainerRunner;
   podLogs: PodLogs;

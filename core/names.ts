@@ -44,6 +44,12 @@ export const ENV = {
   callbackRetrySeconds: "SWITCHYARD_CALLBACK_RETRY_SECONDS",
   /** On AWS: where container pools' pods run and log (JSON: cluster, subnets, roles, log groups). */
   pods: "SWITCHYARD_PODS",
+  /** Where clients open a run's live results stream, with `{id}` and `{run_id}` to fill in. */
+  streamUrl: "SWITCHYARD_STREAM_URL",
+  /** On AWS: the WebSocket API's management endpoint, through which runs' streams are pushed. */
+  streamEndpoint: "SWITCHYARD_STREAM_ENDPOINT",
+  /** The workflows function's SQS queue: a stream connection that opens asks it for what it missed. */
+  workflowQueueUrl: "SWITCHYARD_WORKFLOW_QUEUE_URL",
 } as const;
 
 /**

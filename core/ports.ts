@@ -409,12 +409,46 @@ export interface WorkflowRunStore {
   /** Ends a running workflow run; false when it had ended. */
   endWorkflowRun(runId: string, status: WorkflowRunStatus, at: string): Promise<boolean>;
   /**
-   * Appends a message to the run's stream once per `key` (the next seq of the run's counter): its seq, or
-   * undefined when the key has one already. A race over one key can leave a seq unused, never two messages.
+   * Appends a message to the run's stream once per `key`, numbered next after the run's last (seq 1, 2, 3
+   * with no gap: a message is stored with its number, so one seen means all before it are stored). Answers
+   * its seq (undefined when the key has one already) and how many connections watch the run.
    */
-  appendRunMessage(runId: string, key: string, message: Omit<RunMessage, "seq">): Promise<number | undefined>;
+  appendRunMessage(
+    runId: string,
+    key: string,
+    message: Omit<RunMessage, "seq">,
+  ): Promise<{ seq?: number; watchers: number }>;
   /** The run's messages after `after`, by seq. */
   listRunMessages(runId: string, after: number): Promise<RunMessage[]>;
+  /** The keys the run's messages were appended under. */
+  listRunMessageKeys(runId: string): Promise<Set<string>>;
+  /** Stores a connection watching the run, and counts it on the run (which must exist). */
+  addStreamConnection(runId: string, connection: StreamConnection): Promise<void>;
+  /** The run's connections not yet expired at `now` (epoch seconds). */
+  listStreamConnections(runId: string, now: number): Promise<StreamConnection[]>;
+  /** Moves a connection's cursor from `from` to `to`; false when it was not at `from` (or is gone). */
+  moveStreamCursor(runId: string, connectionId: string, from: number, to: number): Promise<boolean>;
+  /** Forgets a connection, and its count on the run, once however often it is asked. */
+  removeStreamConnection(runId: string, connectionId: string): Promise<void>;
+}
+
+/** A connection watching a run's stream: what it was sent up to. */
+export interface StreamConnection {
+  connection_id: string;
+  /** The seq of the last message sent to it. */
+  cursor: number;
+  connected_at: string;
+  /** Epoch seconds: the table's TTL, the gateway's longest connection. */
+  expires_at: number;
+}
+
+/** The open connections of runs' streams: API Gateway's management API, or the local server's sockets. */
+export interface StreamConnections {
+  /** Sends one frame; false when the connection is gone (or is not open yet). */
+  send(connectionId: string, frame: string): Promise<boolean>;
+  close(connectionId: string): Promise<void>;
+  /** Asks the workflows function to send a run's stream to a connection that is opening. */
+  wake(runId: string, connectionId: string): Promise<void>;
 }
 
 /** Submissions by (tenant, idempotency key): written with the task, read on a replay. */

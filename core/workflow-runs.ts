@@ -19,6 +19,7 @@ import { ADMIN_SCOPES, TENANT_SCOPES } from "./fields.ts";
 import { blobKeys } from "./identifiers.ts";
 import type { Task } from "./records.ts";
 import { submitTaskSchema } from "./requests.ts";
+import { pushRunStream, watchRunStream } from "./run-stream.ts";
 import { cancelTask, submitTask } from "./tasks.ts";
 import { renderPrompt } from "./templates.ts";
 import { type EdgeCondition, visibleWorkflow } from "./workflows.ts";
@@ -175,8 +176,18 @@ export async function startWorkflowRun(deps: Deps, principal: Principal, workflo
       error: String(err),
     }),
   );
-  return { run_id: run.run_id, status: run.status };
+  return {
+    run_id: run.run_id,
+    status: run.status,
+    stream_url: streamUrlOf(deps, def.workflow_id, run.run_id),
+  };
 }
+
+/** Where a client opens a run's live results stream (the API Gateway WebSocket API, or the local server). */
+const streamUrlOf = (deps: Deps, workflowId: string, runId: string) =>
+  deps.streamUrl
+    .replace("{id}", encodeURIComponent(workflowId))
+    .replace("{run_id}", encodeURIComponent(runId));
 
 /** Submits (or skips) the nodes of a run that have no parents. */
 const startRoots = (deps: Deps, runId: string, nodes: NodeRun[]) =>
@@ -215,6 +226,7 @@ export async function getWorkflowRun(deps: Deps, principal: Principal, workflowI
   const { run, nodes } = await visibleRun(deps, principal, workflowId, runId);
   return {
     ...runView(run),
+    stream_url: streamUrlOf(deps, workflowId, runId),
     nodes: nodes.map((n) => ({
       name: n.name,
       status: n.status,
@@ -480,14 +492,26 @@ async function finishIfDone(deps: Deps, runId: string): Promise<void> {
     const status = run.nodes_failed > 0 ? "failed" : "succeeded";
     await deps.workflowRuns.endWorkflowRun(runId, status, deps.clock.now().toISOString());
   }
-  const found = await deps.workflowRuns.getWorkflowRun(runId);
+  const [found, said] = await Promise.all([
+    deps.workflowRuns.getWorkflowRun(runId),
+    deps.workflowRuns.listRunMessageKeys(runId),
+  ]);
   if (!found) return;
-  for (const node of found.nodes) if (NODE_ENDED.includes(node.status)) await announceEnded(deps, node);
+  for (const node of found.nodes) {
+    if (NODE_ENDED.includes(node.status) && !said.has(messageKey("finish_task", node.name)))
+      await announceEnded(deps, node);
+  }
   const { status, nodes_failed } = found.run;
   await say(deps, runId, "finish_workflow", "", { run_id: runId, status, nodes_failed });
 }
 
-/** A message of the run's stream, once per type and node however often it is said. */
+/** The key a message is stored under: one message per type and node. */
+const messageKey = (type: RunMessage["type"], node: string) => `${type}#${node}`;
+
+/**
+ * A message of the run's stream, once per type and node however often it is said, then pushed to the
+ * connections watching the run (again when said again: a push cut short is done by the next).
+ */
 async function say(
   deps: Deps,
   runId: string,
@@ -496,7 +520,12 @@ async function say(
   data: Record<string, unknown>,
 ) {
   const time = deps.clock.now().toISOString();
-  await deps.workflowRuns.appendRunMessage(runId, `${type}#${node}`, { type, time, data });
+  const { watchers } = await deps.workflowRuns.appendRunMessage(runId, messageKey(type, node), {
+    type,
+    time,
+    data,
+  });
+  if (watchers > 0) await pushRunStream(deps, runId);
 }
 
 /** An ended node's messages: its task's start (if it had one, and it was not said yet), and its end. */
@@ -512,15 +541,17 @@ async function announceEnded(deps: Deps, node: NodeRun): Promise<void> {
   });
 }
 
-/** A run's stream messages after `after` (tasks:read): another tenant's run is a 404. */
-export async function runMessages(
+/**
+ * A connection opening on a run's stream (tasks:read; another tenant's run is a 404): it is kept with the
+ * run and sent every message after `after`, then each new one, until `finish_workflow`.
+ */
+export async function openRunStream(
   deps: Deps,
   principal: Principal,
-  workflowId: string,
-  runId: string,
-  after: number,
+  stream: { workflowId: string; runId: string; connectionId: string; after: number },
 ) {
+  const { workflowId, runId, connectionId, after } = stream;
   const run = WORKFLOW_RUN_ID.test(runId) ? await deps.workflowRuns.getWorkflowRunRecord(runId) : undefined;
   seen(principal, workflowId, runId, run);
-  return deps.workflowRuns.listRunMessages(runId, after);
+  await watchRunStream(deps, runId, connectionId, after);
 }

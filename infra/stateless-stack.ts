@@ -29,6 +29,7 @@ import { EventQueue } from "./constructs/event-queue.ts";
 import { EventsRelay, REPLAY_TIMEOUT_SECONDS } from "./constructs/events-relay.ts";
 import { PodCompute } from "./constructs/pod-compute.ts";
 import { PoolQueues } from "./constructs/pool-queues.ts";
+import { RunStreamApi } from "./constructs/run-stream-api.ts";
 import { SchedulerApi } from "./constructs/scheduler-api.ts";
 import { SwitchyardFunction } from "./constructs/switchyard-function.ts";
 import { WorkerServices } from "./constructs/worker-services.ts";
@@ -99,6 +100,8 @@ export class StatelessStack extends Stack {
   readonly callbacks: EventQueue;
   /** The workflows function's queue: node tasks' starts and ends. */
   readonly workflowEvents: EventQueue;
+  /** Workflow runs' live results stream (a WebSocket API). */
+  readonly runStream: RunStreamApi;
   /** Absent when `workers` is false. */
   readonly workers?: WorkerServices;
   /** The container pools' pods; absent without container pools or without `workers`. */
@@ -235,6 +238,27 @@ export class StatelessStack extends Stack {
       topic: this.topic,
       filterPolicy: WORKFLOW_FILTER_POLICY,
       handler: workflows,
+    });
+
+    // Runs' live results: a WebSocket API whose $connect keeps the connection with its run, and asks the
+    // workflows function (through its queue) to send what the client missed. Whatever stores a run's
+    // messages pushes them: the workflows function, and the workflows routes (start, cancel).
+    const streamConnect = newFunction("RunStream", "functions/run-stream.ts", { access: ["table"] });
+    streamConnect.addEnvironment(ENV.adminKeySecret, adminKey.secretArn);
+    adminKey.grantRead(streamConnect);
+    streamConnect.addEnvironment(ENV.workflowQueueUrl, this.workflowEvents.queue.queueUrl);
+    this.workflowEvents.queue.grantSendMessages(streamConnect);
+    this.runStream = new RunStreamApi(this, "Stream", {
+      connect: streamConnect,
+      throttle: config.api.throttle,
+    });
+    for (const fn of [workflows, this.handlers.workflows]) {
+      this.runStream.grantPush(fn, ENV.streamEndpoint);
+      fn.addEnvironment(ENV.streamUrl, this.runStream.streamUrl);
+    }
+    new CfnOutput(this, "StreamUrl", {
+      description: "WebSocket URL of workflow runs' live results (a run's stream_url has its ids filled in)",
+      value: this.runStream.stage.url,
     });
 
     if (props.workers ?? true) {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server, STATUS_CODES } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import type { Deps } from "../core/deps.ts";
@@ -8,7 +8,10 @@ import { DOCS_PATH, type DocsFile, docsFiles } from "../functions/_shared/docs.t
 import { errorBody } from "../functions/_shared/errors.ts";
 import { apiHandler, MAX_BODY_BYTES } from "../functions/_shared/http.ts";
 import { matchPath, ROUTES } from "../functions/_shared/routes.ts";
-import { serveRunStreams } from "./run-stream.ts";
+import { streamConnectHandler } from "../functions/run-stream.ts";
+import { type LocalStreamSockets, serveRunStreams } from "./run-stream.ts";
+import { answerSocket } from "./socket-answer.ts";
+import { lambdaContext } from "./sqs-event-source.ts";
 
 type LambdaHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
 
@@ -35,16 +38,6 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   }
   return Buffer.concat(chunks);
 }
-
-const lambdaContext = (name: string): Context =>
-  ({
-    functionName: `switchyard-${name}`,
-    functionVersion: "$LATEST",
-    awsRequestId: randomUUID(),
-    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:switchyard-${name}`,
-    memoryLimitInMB: "256",
-    getRemainingTimeInMillis: () => 30_000,
-  }) as Context;
 
 /** Turns one HTTP request into the API Gateway (REST, proxy) event the real Lambda receives. */
 function toEvent(
@@ -86,7 +79,11 @@ function docsFileAt(pathname: string): DocsFile | undefined {
  * The local API: the route table, each route served by the very same middy handler as on Lambda.
  * A path no route matches still reaches a handler, which answers the 404 envelope.
  */
-export async function startHttpServer(deps: Deps, port: number): Promise<{ url: string; server: Server }> {
+export async function startHttpServer(
+  deps: Deps,
+  port: number,
+  streams: LocalStreamSockets,
+): Promise<{ url: string; server: Server }> {
   const handler = apiHandler(ROUTES, async () => deps) as LambdaHandler;
   const server = createServer(async (req, res) => {
     try {
@@ -113,7 +110,7 @@ export async function startHttpServer(deps: Deps, port: number): Promise<{ url: 
       }
       const result = await handler(
         toEvent(req, url, body, target.resource, target.params),
-        lambdaContext(target.group),
+        lambdaContext(`switchyard-${target.group}`),
       );
       res.writeHead(result.statusCode, result.headers as Record<string, string>);
       res.end(result.isBase64Encoded ? Buffer.from(result.body, "base64") : result.body);
@@ -135,13 +132,14 @@ export async function startHttpServer(deps: Deps, port: number): Promise<{ url: 
     const body = tooLarge
       ? errorBody("1011", "headers: too large")
       : errorBody("1001", "request: not valid HTTP");
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    answerSocket(socket, status, body);
   });
   // The workflow runs' live results, as the API Gateway WebSocket API serves them on AWS.
-  serveRunStreams(server, deps);
+  serveRunStreams(
+    server,
+    streams,
+    streamConnectHandler(async () => deps),
+  );
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   const address = server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${address.port}`, server };

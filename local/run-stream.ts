@@ -1,100 +1,97 @@
-import { type IncomingMessage, type Server, STATUS_CODES } from "node:http";
+import { randomBytes } from "node:crypto";
+import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer } from "ws";
-import { authenticate } from "../core/auth.ts";
-import type { Deps } from "../core/deps.ts";
-import { DomainError, type ErrorCode } from "../core/errors.ts";
-import { type RunMessage, runMessages } from "../core/workflow-runs.ts";
-import { errorBody, HTTP_STATUS } from "../functions/_shared/errors.ts";
-import { authLookups } from "../functions/_shared/http.ts";
+import { ERROR_CODES } from "../core/errors.ts";
+import type { StreamConnections } from "../core/ports.ts";
+import { RUN_STREAM_PATH } from "../core/run-stream.ts";
+import { errorBody } from "../functions/_shared/errors.ts";
 import { matchPath } from "../functions/_shared/routes.ts";
+import type { StreamConnectEvent, StreamConnectResult } from "../functions/run-stream.ts";
+import { answerSocket } from "./socket-answer.ts";
+import { lambdaContext } from "./sqs-event-source.ts";
 
-/** The live results stream of a workflow run (docs/api.md "Workflows"). */
-export const RUN_STREAM_PATH = "/v2/workflows/{id}/runs/{run_id}/stream";
-
-/** How often the local stream looks for new messages, and pings an idle client. */
-const POLL_MS = 250;
+/** An idle client is pinged this often (API Gateway closes a connection idle for 10 minutes). */
 const PING_MS = 30_000;
 
-/** The API key: `Authorization: Bearer …`, or the subprotocols `key, <key>` (browsers cannot set headers). */
-function keyOf(req: IncomingMessage): string | undefined {
-  const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim();
-  if (bearer) return bearer;
-  const protocols = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
-  const at = protocols.indexOf("key");
-  return at >= 0 ? protocols[at + 1] : undefined;
-}
+/**
+ * The local server's WebSocket connections, as API Gateway keeps them: frames sent by connection id
+ * (what the management API does on AWS); a connection that opens asks the workflows function, through
+ * its queue, for what it missed.
+ */
+export class LocalStreamSockets implements StreamConnections {
+  readonly #sockets = new Map<string, WebSocket>();
 
-/** Refuses an upgrade with an HTTP answer in the API's envelope. */
-function refuse(socket: Duplex, code: ErrorCode, message: string) {
-  const status = HTTP_STATUS[code];
-  const body = errorBody(code, message);
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
+  constructor(readonly wake: StreamConnections["wake"]) {}
+
+  add(connectionId: string, ws: WebSocket): void {
+    this.#sockets.set(connectionId, ws);
+    const ping = setInterval(() => ws.ping(), PING_MS);
+    ws.on("close", () => {
+      clearInterval(ping);
+      this.#sockets.delete(connectionId);
+    });
+  }
+
+  async send(connectionId: string, frame: string): Promise<boolean> {
+    const ws = this.#sockets.get(connectionId);
+    if (ws?.readyState !== WebSocket.OPEN) return false;
+    await new Promise<void>((done, fail) => ws.send(frame, (err) => (err ? fail(err) : done())));
+    return true;
+  }
+
+  async close(connectionId: string): Promise<void> {
+    this.#sockets.get(connectionId)?.close(1000, "the run has ended");
+  }
 }
 
 /**
- * Serves the stream on the local server's upgrades: the key checked and the run's visibility as on every
- * route (another tenant's run is a 404), then every message after `?after=`, then the new ones as the
- * workflows function stores them, until `finish_workflow`, after which it closes. WebSocket pings keep an
- * idle connection alive.
+ * Serves runs' streams on the local server's upgrades as API Gateway's WebSocket API does: each upgrade
+ * of the stream's path is the `$connect` of the same handler (functions/run-stream.ts), with the path's
+ * ids as the query; the connection opens only if it answers 200.
  */
-export function serveRunStreams(server: Server, deps: Deps): void {
-  const sockets = new WebSocketServer({
+export function serveRunStreams(
+  server: Server,
+  sockets: LocalStreamSockets,
+  connect: (
+    event: StreamConnectEvent,
+    context: ReturnType<typeof lambdaContext>,
+  ) => Promise<StreamConnectResult>,
+): void {
+  const upgrades = new WebSocketServer({
     noServer: true,
     handleProtocols: (protocols) => (protocols.has("key") ? "key" : false),
   });
   server.on("upgrade", async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const params = matchPath(RUN_STREAM_PATH, url.pathname);
-    if (!params?.id || !params.run_id) return refuse(socket, "1012", `no route for GET ${url.pathname}`);
-    const after = Math.max(0, Number.parseInt(url.searchParams.get("after") ?? "0", 10) || 0);
-    let backlog: RunMessage[];
-    try {
-      const principal = await authenticate({ store: authLookups(deps), adminKey: deps.adminKey }, keyOf(req));
-      backlog = await runMessages(deps, principal, params.id, params.run_id, after);
-    } catch (err) {
-      if (!(err instanceof DomainError)) {
-        deps.log.error("run stream: could not open", { error: String(err) });
-        return refuse(socket, "2001", "internal error");
-      }
-      return refuse(socket, err.code, err.message);
+    if (!params?.id || !params.run_id) {
+      return answerSocket(
+        socket,
+        404,
+        errorBody(ERROR_CODES.routeNotFound, `no route for GET ${url.pathname}`),
+      );
     }
-    sockets.handleUpgrade(req, socket, head, (ws) =>
-      stream(deps, ws, params.run_id as string, backlog, after),
+    const connectionId = randomBytes(9).toString("base64");
+    const headers = Object.fromEntries(
+      Object.entries(req.headers).map(([name, value]) => [
+        name,
+        Array.isArray(value) ? value.join(",") : value,
+      ]),
     );
-  });
-}
-
-function stream(deps: Deps, ws: WebSocket, runId: string, backlog: RunMessage[], after: number) {
-  let last = after;
-  let done = false;
-  const send = (messages: RunMessage[]) => {
-    for (const { type, seq, data } of messages) {
-      if (ws.readyState !== WebSocket.OPEN || done) return;
-      ws.send(JSON.stringify({ type, seq, data }));
-      last = seq;
-      if (type === "finish_workflow") {
-        done = true;
-        ws.close(1000, "the run has ended");
-      }
-    }
-  };
-  send(backlog);
-  const poll = setInterval(async () => {
-    if (done) return;
-    try {
-      send(await deps.workflowRuns.listRunMessages(runId, last));
-    } catch (err) {
-      deps.log.warn("run stream: could not read messages", { run_id: runId, error: String(err) });
-    }
-  }, POLL_MS);
-  const ping = setInterval(() => ws.ping(), PING_MS);
-  ws.on("close", () => {
-    done = true;
-    clearInterval(poll);
-    clearInterval(ping);
+    const answer = await connect(
+      {
+        headers,
+        queryStringParameters: {
+          ...Object.fromEntries(url.searchParams),
+          workflow_id: params.id,
+          run_id: params.run_id,
+        },
+        requestContext: { connectionId, routeKey: "$connect" },
+      },
+      lambdaContext("switchyard-run-stream"),
+    );
+    if (answer.statusCode !== 200) return answerSocket(socket, answer.statusCode, answer.body ?? "");
+    upgrades.handleUpgrade(req, socket, head, (ws) => sockets.add(connectionId, ws));
   });
 }

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { sqsStreamWake } from "../adapters/aws/sqs-stream-wake.ts";
 import { capacityWarnings, hasManagedWorkers, isCliPool } from "../core/config.ts";
 import type { Deps } from "../core/deps.ts";
 import { CALLBACK_MAX_RECEIVES, ENV, localCredentialsVariable } from "../core/names.ts";
@@ -30,6 +31,7 @@ import { startFauxqsServer } from "./fauxqs.ts";
 import { startHttpServer } from "./http-server.ts";
 import { LocalPodRunner } from "./pod-runner.ts";
 import { createLocalResources, type LocalNames, type LocalResources } from "./resources.ts";
+import { LocalStreamSockets } from "./run-stream.ts";
 import { lambdaContext, startSqsEventSource } from "./sqs-event-source.ts";
 import { startStreamRelay } from "./stream-relay.ts";
 
@@ -149,10 +151,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       await pods.stopAll();
       rmSync(podLogDir, { recursive: true, force: true });
     });
+    // Runs' streams are this process's sockets (the local server's WebSocket upgrades).
+    const streams = new LocalStreamSockets(sqsStreamWake(clients.sqs, resources.workflowQueueUrl));
     const localDeps = (roleClients: LocalClients): Deps => ({
       ...depsFromEnv(roleClients, log, config, env, fileConfigSource(env)),
       containers: pods,
       podLogs: pods,
+      streams,
     });
     const deps = localDeps(clients);
     const podEvents = podEventsHandler(async () => deps);
@@ -162,7 +167,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       keepConfigFresh(roleDeps, refreshSeconds).then((stop) => stops.push(async () => stop()));
     await keptFresh(deps);
 
-    const http = await startHttpServer(deps, options.port);
+    const http = await startHttpServer(deps, options.port, streams);
     stops.push(() => new Promise<void>((done) => http.server.close(() => done())));
 
     const workers = (options.workers === false ? [] : config.pools.filter(hasManagedWorkers)).map(

@@ -10,6 +10,7 @@ import { S3_CLIENT_SETTINGS, S3BlobStore } from "../adapters/aws/s3-blobs.ts";
 import { SnsEventBus } from "../adapters/aws/sns-events.ts";
 import { SqsCallbackRetryQueue } from "../adapters/aws/sqs-callback-queue.ts";
 import { SqsPoolQueue } from "../adapters/aws/sqs-queue.ts";
+import { sqsStreamWake } from "../adapters/aws/sqs-stream-wake.ts";
 import { systemResolver } from "../adapters/net/resolver.ts";
 import { nodeWebhookSender } from "../adapters/net/webhook-sender.ts";
 import type { CallbackRetryQueue } from "../core/callbacks.ts";
@@ -17,7 +18,8 @@ import type { SchedulerConfig } from "../core/config.ts";
 import { type Deps, randomIds, storePorts, systemClock } from "../core/deps.ts";
 import { CONFIG_REFRESH_SECONDS, refreshConfig } from "../core/live-config.ts";
 import { ENV } from "../core/names.ts";
-import type { ConfigSource, ContainerRunner, EventBus, PodLogs } from "../core/ports.ts";
+import type { ConfigSource, ContainerRunner, EventBus, PodLogs, StreamConnections } from "../core/ports.ts";
+import { RUN_STREAM_PATH } from "../core/run-stream.ts";
 
 /**
  * The composition root: reads the environment and builds the clients and adapters, once per process.
@@ -95,6 +97,7 @@ export function depsFromEnv(
     webhooks: nodeWebhookSender,
     log,
     ...podsFromEnv(env),
+    ...streamsFromEnv(clients.sqs, env),
   };
 }
 
@@ -133,6 +136,40 @@ function podsFromEnv(env: NodeJS.ProcessEnv): Pick<Deps, "containers" | "podLogs
       read: async (pool, id, maxBytes) => (await loaded()).logs.read(pool, id, maxBytes),
       tail: async (pool, id, maxBytes) => (await loaded()).logs.tail(pool, id, maxBytes),
     },
+  };
+}
+
+/**
+ * Runs' live results streams: pushed through the WebSocket API's management endpoint where
+ * SWITCHYARD_STREAM_ENDPOINT is set (its client loads on first use), opened at SWITCHYARD_STREAM_URL
+ * (default: the path the local server serves).
+ */
+function streamsFromEnv(sqs: SQSClient, env: NodeJS.ProcessEnv): Pick<Deps, "streams" | "streamUrl"> {
+  const endpoint = env[ENV.streamEndpoint];
+  const queueUrl = env[ENV.workflowQueueUrl];
+  let adapter: Promise<StreamConnections> | undefined;
+  const loaded = () => {
+    if (endpoint === undefined) return Promise.reject(new Error("this process pushes no run streams"));
+    adapter ??= Promise.all([
+      import("@aws-sdk/client-apigatewaymanagementapi"),
+      import("../adapters/aws/stream-connections.ts"),
+    ]).then(
+      ([api, { ApiGatewayStreamConnections }]) =>
+        new ApiGatewayStreamConnections(new api.ApiGatewayManagementApiClient({ endpoint }), wake),
+    );
+    return adapter;
+  };
+  const wake: StreamConnections["wake"] = async (runId, connectionId) => {
+    if (queueUrl === undefined) throw new Error("this process opens no run streams");
+    await sqsStreamWake(sqs, queueUrl)(runId, connectionId);
+  };
+  return {
+    streams: {
+      send: async (connectionId, frame) => (await loaded()).send(connectionId, frame),
+      close: async (connectionId) => (await loaded()).close(connectionId),
+      wake,
+    },
+    streamUrl: env[ENV.streamUrl] ?? RUN_STREAM_PATH,
   };
 }
 

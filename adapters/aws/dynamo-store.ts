@@ -15,7 +15,6 @@ import {
   type TransactWriteCommandInput,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import { ConflictError } from "../../core/errors.ts";
 import type { DomainEvent } from "../../core/events.ts";
 import type { AppliedConfig } from "../../core/live-config.ts";
 import { TABLE } from "../../core/names.ts";
@@ -30,6 +29,7 @@ import type {
   RateLimits,
   RunQuery,
   StateChange,
+  StreamConnection,
   TaskQuery,
   TaskStore,
   TenantStore,
@@ -76,12 +76,15 @@ import {
   runMessageMarkKey,
   samplesOf,
   scopeKey,
+  streamConnectionItem,
+  streamConnectionKey,
   taskItem,
   taskKey,
   templateItem,
   templateKey,
   tenantItem,
   tenantKey,
+  WORKFLOW_RUN_PARTITION,
   waitOutcomesKey,
   waitOutcomesOf,
   workerItem,
@@ -113,8 +116,10 @@ import {
   readyAheadListing,
   readyListing,
   runListings,
+  runMessageKeysListing,
   runMessagesListing,
   startAfter,
+  streamConnectionsListing,
   taskListings,
   templateRevisionsListing,
   templatesListing,
@@ -140,6 +145,8 @@ function failedWrite(err: unknown): number | undefined {
 
 /** Tries of a transaction that DynamoDB keeps cancelling because other transactions hold its items. */
 const TRANSACTION_CONFLICT_TRIES = 5;
+/** Tries of a run's message while other messages of the run take its number first. */
+const APPEND_TRIES = 20;
 
 /**
  * Cancelled only because another transaction was writing one of its items (hot counters such as a pool's
@@ -792,32 +799,147 @@ export class DynamoStore implements TaskStore, TenantStore {
     runId: string,
     key: string,
     message: Omit<RunMessage, "seq">,
-  ): Promise<number | undefined> {
-    if (await this.#get(runMessageMarkKey(runId, key))) return undefined;
-    const { Attributes } = await this.doc.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: workflowRunKey(runId),
-        UpdateExpression: "ADD seq :one",
-        ExpressionAttributeValues: { ":one": 1 },
-        ReturnValues: "UPDATED_NEW",
-      }),
-    );
-    const seq = Number(Attributes?.seq);
-    try {
-      await this.#create([
-        { ...compact({ ...message, seq }), ...runMessageKey(runId, seq) },
-        { seq, ...runMessageMarkKey(runId, key) },
+  ): Promise<{ seq?: number; watchers: number }> {
+    const TableName = this.tableName;
+    for (let attempt = 1; ; attempt++) {
+      const [marked, run] = await Promise.all([
+        this.#get(runMessageMarkKey(runId, key)),
+        this.#get<{ seq?: number; watchers?: number }>(workflowRunKey(runId)),
       ]);
-      return seq;
-    } catch (err) {
-      if (err instanceof ConflictError) return undefined;
-      throw err;
+      if (!run) throw new Error(`no workflow run ${runId}`);
+      const [last, watchers] = [Number(run.seq ?? 0), Number(run.watchers ?? 0)];
+      if (marked) return { watchers };
+      const seq = last + 1;
+      // The run's counter moves from the seq read, with its watchers as read: a connection added since
+      // sends this message again (the caller pushes only to the watchers it was told of).
+      const unchanged = (name: string, value: number) =>
+        value === 0 ? `(attribute_not_exists(${name}) OR ${name} = :zero)` : `${name} = :${name}`;
+      try {
+        await this.doc.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Update: {
+                  TableName,
+                  Key: workflowRunKey(runId),
+                  UpdateExpression: "SET seq = :next",
+                  ConditionExpression: `${unchanged("seq", last)} AND ${unchanged("watchers", watchers)}`,
+                  ExpressionAttributeValues: {
+                    ":next": seq,
+                    ...(last === 0 || watchers === 0 ? { ":zero": 0 } : {}),
+                    ...(last === 0 ? {} : { ":seq": last }),
+                    ...(watchers === 0 ? {} : { ":watchers": watchers }),
+                  },
+                },
+              },
+              {
+                Put: {
+                  TableName,
+                  Item: { ...compact({ ...message, seq }), ...runMessageKey(runId, seq) },
+                  ConditionExpression: "attribute_not_exists(pk)",
+                },
+              },
+              {
+                Put: {
+                  TableName,
+                  Item: { seq, ...runMessageMarkKey(runId, key) },
+                  ConditionExpression: "attribute_not_exists(pk)",
+                },
+              },
+            ],
+          }),
+        );
+        return { seq, watchers };
+      } catch (err) {
+        // Another message (or connection) came first: read the run again and number after it.
+        if (!(err instanceof TransactionCanceledException) || attempt >= APPEND_TRIES) throw err;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * 2 ** Math.min(attempt, 6)));
+      }
     }
   }
 
   async listRunMessages(runId: string, after: number): Promise<RunMessage[]> {
     return this.#first<RunMessage>(runMessagesListing(runId, after), Number.POSITIVE_INFINITY);
+  }
+
+  async listRunMessageKeys(runId: string): Promise<Set<string>> {
+    const items = await this.#collect(runMessageKeysListing(runId), Number.POSITIVE_INFINITY);
+    return new Set(items.map((item) => String(item.sk).slice(WORKFLOW_RUN_PARTITION.messageKeys.length)));
+  }
+
+  async addStreamConnection(runId: string, connection: StreamConnection): Promise<void> {
+    const TableName = this.tableName;
+    await this.#transact([
+      {
+        Put: {
+          TableName,
+          Item: streamConnectionItem(runId, connection),
+          ConditionExpression: "attribute_not_exists(pk)",
+        },
+      },
+      {
+        Update: {
+          TableName,
+          Key: workflowRunKey(runId),
+          UpdateExpression: "ADD watchers :one",
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeValues: { ":one": 1 },
+        },
+      },
+    ]);
+  }
+
+  async listStreamConnections(runId: string, now: number): Promise<StreamConnection[]> {
+    const connections = await this.#first<StreamConnection>(
+      streamConnectionsListing(runId),
+      Number.POSITIVE_INFINITY,
+    );
+    // DynamoDB deletes expired items late (DynamoDB Local never): they are skipped here.
+    return connections.filter((c) => c.expires_at > now);
+  }
+
+  async moveStreamCursor(runId: string, connectionId: string, from: number, to: number): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: streamConnectionKey(runId, connectionId),
+          UpdateExpression: "SET #cursor = :to",
+          ConditionExpression: "#cursor = :from",
+          ExpressionAttributeNames: { "#cursor": "cursor" },
+          ExpressionAttributeValues: { ":from": from, ":to": to },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (failedWrite(err) === undefined) throw err;
+      return false;
+    }
+  }
+
+  async removeStreamConnection(runId: string, connectionId: string): Promise<void> {
+    const TableName = this.tableName;
+    try {
+      await this.#transact([
+        {
+          Delete: {
+            TableName,
+            Key: streamConnectionKey(runId, connectionId),
+            ConditionExpression: "attribute_exists(pk)",
+          },
+        },
+        {
+          Update: {
+            TableName,
+            Key: workflowRunKey(runId),
+            UpdateExpression: "ADD watchers :less",
+            ExpressionAttributeValues: { ":less": -1 },
+          },
+        },
+      ]);
+    } catch (err) {
+      if (failedWrite(err) === undefined) throw err;
+    }
   }
 
   /** BatchWriteItem, 25 at a time, sending again what DynamoDB leaves unprocessed (after a short wait). */

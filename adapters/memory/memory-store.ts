@@ -13,6 +13,7 @@ import type {
   RateLimits,
   RunQuery,
   StateChange,
+  StreamConnection,
   TaskQuery,
   TaskStore,
   TenantStore,
@@ -58,12 +59,15 @@ import {
   runMessageMarkKey,
   samplesOf,
   scopeKey,
+  streamConnectionItem,
+  streamConnectionKey,
   taskItem,
   taskKey,
   templateItem,
   templateKey,
   tenantItem,
   tenantKey,
+  WORKFLOW_RUN_PARTITION,
   waitOutcomesKey,
   waitOutcomesOf,
   workerItem,
@@ -96,8 +100,10 @@ import {
   readyAheadListing,
   readyListing,
   runListings,
+  runMessageKeysListing,
   runMessagesListing,
   startAfter,
+  streamConnectionsListing,
   taskListings,
   templateRevisionsListing,
   templatesListing,
@@ -499,21 +505,55 @@ export class MemoryStore implements TaskStore, TenantStore {
     runId: string,
     key: string,
     message: Omit<RunMessage, "seq">,
-  ): Promise<number | undefined> {
-    if (this.#items.has(idOf(runMessageMarkKey(runId, key)))) return undefined;
+  ): Promise<{ seq?: number; watchers: number }> {
     const run = this.#items.get(idOf(workflowRunKey(runId)));
     if (!run) throw new Error(`no workflow run ${runId}`);
+    const watchers = Number(run.watchers ?? 0);
+    if (this.#items.has(idOf(runMessageMarkKey(runId, key)))) return { watchers };
     const seq = Number(run.seq ?? 0) + 1;
     run.seq = seq;
     this.#create([
       { ...compact({ ...message, seq }), ...runMessageKey(runId, seq) },
       { seq, ...runMessageMarkKey(runId, key) },
     ]);
-    return seq;
+    return { seq, watchers };
   }
 
   async listRunMessages(runId: string, after: number): Promise<RunMessage[]> {
     return this.#first<RunMessage>(runMessagesListing(runId, after), Number.POSITIVE_INFINITY);
+  }
+
+  async listRunMessageKeys(runId: string): Promise<Set<string>> {
+    const items = this.#query(runMessageKeysListing(runId));
+    return new Set(items.map((item) => String(item.sk).slice(WORKFLOW_RUN_PARTITION.messageKeys.length)));
+  }
+
+  async addStreamConnection(runId: string, connection: StreamConnection): Promise<void> {
+    const run = this.#items.get(idOf(workflowRunKey(runId)));
+    if (!run) throw alreadyExists();
+    this.#create([streamConnectionItem(runId, connection)]);
+    run.watchers = Number(run.watchers ?? 0) + 1;
+  }
+
+  async listStreamConnections(runId: string, now: number): Promise<StreamConnection[]> {
+    const connections = this.#first<StreamConnection>(
+      streamConnectionsListing(runId),
+      Number.POSITIVE_INFINITY,
+    );
+    return connections.filter((c) => c.expires_at > now);
+  }
+
+  async moveStreamCursor(runId: string, connectionId: string, from: number, to: number): Promise<boolean> {
+    const connection = this.#items.get(idOf(streamConnectionKey(runId, connectionId)));
+    if (connection?.cursor !== from) return false;
+    connection.cursor = to;
+    return true;
+  }
+
+  async removeStreamConnection(runId: string, connectionId: string): Promise<void> {
+    if (!this.#items.delete(idOf(streamConnectionKey(runId, connectionId)))) return;
+    const run = this.#items.get(idOf(workflowRunKey(runId)));
+    if (run) run.watchers = Number(run.watchers ?? 0) - 1;
   }
 
   async listTenants(): Promise<Tenant[]> {

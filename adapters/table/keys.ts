@@ -6,7 +6,7 @@
 import { changeIdOf, type DomainEvent, EVENT_RETENTION_DAYS, eventId } from "../../core/events.ts";
 import type { AppliedConfig } from "../../core/live-config.ts";
 import { DUE_SHARDS, EVENT_SORT_KEY_PREFIX } from "../../core/names.ts";
-import type { PoolSamples, WaitOutcome } from "../../core/ports.ts";
+import type { PoolSamples, StreamConnection, WaitOutcome } from "../../core/ports.ts";
 import {
   type ApiKeyRecord,
   dueAt,
@@ -321,8 +321,14 @@ export function workflowEditItems(id: string, edit: WorkflowEdit) {
 
 /** A workflow run's record and its node runs share its partition. */
 const workflowRunPk = (runId: string) => `WFRUN#${runId}`;
-/** The sort keys of a run's partition: its record, its node runs. */
-const WORKFLOW_RUN_PARTITION = { run: "RUN", nodes: "NODE#" } as const;
+/** The sort keys of a run's partition: its record, its node runs, its stream's messages and connections. */
+export const WORKFLOW_RUN_PARTITION = {
+  run: "RUN",
+  nodes: "NODE#",
+  messages: "MSG#",
+  messageKeys: "MSGKEY#",
+  connections: "CONN#",
+} as const;
 export const workflowRunKey = (runId: string): Key => ({
   pk: workflowRunPk(runId),
   sk: WORKFLOW_RUN_PARTITION.run,
@@ -343,11 +349,20 @@ export const workflowRunEventItem = (event: WorkflowStarted) =>
 /** A run's stream messages by seq, and the key each message was appended under (so it is appended once). */
 export const runMessageKey = (runId: string, seq: number): Key => ({
   pk: workflowRunPk(runId),
-  sk: `MSG#${String(seq).padStart(9, "0")}`,
+  sk: `${WORKFLOW_RUN_PARTITION.messages}${String(seq).padStart(9, "0")}`,
 });
 export const runMessageMarkKey = (runId: string, key: string): Key => ({
   pk: workflowRunPk(runId),
-  sk: `MSGKEY#${key}`,
+  sk: `${WORKFLOW_RUN_PARTITION.messageKeys}${key}`,
+});
+/** A connection watching a run's stream, in the run's partition (it expires with the gateway's connection). */
+export const streamConnectionKey = (runId: string, connectionId: string): Key => ({
+  pk: workflowRunPk(runId),
+  sk: `${WORKFLOW_RUN_PARTITION.connections}${connectionId}`,
+});
+export const streamConnectionItem = (runId: string, connection: StreamConnection): Item & Key => ({
+  ...connection,
+  ...streamConnectionKey(runId, connection.connection_id),
 });
 export const nodeRunItem = (node: NodeRun): Item & Key => ({
   ...compact(node),

@@ -17,6 +17,7 @@ import {
   runMessageKey,
   TASK_PARTITION,
   taskKey,
+  WORKFLOW_RUN_PARTITION,
   workflowKey,
   workflowRunKey,
 } from "./keys.ts";
@@ -226,6 +227,22 @@ export const runMessagesListing = (runId: string, after: number): Listing => ({
   pk: workflowRunKey(runId).pk,
   skMin: runMessageKey(runId, after + 1).sk,
   skMax: runMessageKey(runId, 999_999_999).sk,
+  forward: true,
+  filters: [],
+});
+
+/** The keys a run's messages were appended under. */
+export const runMessageKeysListing = (runId: string): Listing => ({
+  pk: workflowRunKey(runId).pk,
+  skPrefix: WORKFLOW_RUN_PARTITION.messageKeys,
+  forward: true,
+  filters: [],
+});
+
+/** The connections watching a run's stream. */
+export const streamConnectionsListing = (runId: string): Listing => ({
+  pk: workflowRunKey(runId).pk,
+  skPrefix: WORKFLOW_RUN_PARTITION.connections,
   forward: true,
   filters: [],
 });

@@ -5,6 +5,7 @@
  */
 import * as z from "zod";
 import { ERROR_CODES, type ErrorCode } from "../../core/errors.ts";
+import { RUN_STREAM_PATH } from "../../core/run-stream.ts";
 import { NAMED_ANSWERS } from "./answers.ts";
 import { HTTP_STATUS } from "./errors.ts";
 import { RAW_CONTENT_TYPES } from "./http.ts";
@@ -76,6 +77,7 @@ const ERROR_MEANINGS: Partial<Record<ErrorCode, string>> = {
   [ERROR_CODES.payloadTooLarge]: "the body is too large",
   [ERROR_CODES.tenantNotFound]: "no such tenant or API key",
   [ERROR_CODES.templateNotFound]: "no such template, or revision (or not the caller's)",
+  [ERROR_CODES.workflowNotFound]: "no such workflow, or run of it (or not the caller's)",
   [ERROR_CODES.system]: "an internal error (nothing of it is answered)",
   [ERROR_CODES.database]: "the database is busy: retry",
 };
@@ -129,10 +131,10 @@ const RETRY_AFTER = {
   "Retry-After": { description: "seconds until the limit's window ends", schema: { type: "integer" } },
 };
 
-/** A route's error answers, one per HTTP status, each listing its codes. */
-function errorResponses(route: Route): Record<string, unknown> {
+/** Error answers, one per HTTP status, each listing its codes. */
+function errorAnswers(codes: ErrorCode[]): Record<string, unknown> {
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of errorCodesOf(route)) {
+  for (const code of codes) {
     const status = HTTP_STATUS[code];
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
@@ -213,9 +215,58 @@ function operationOf(route: Route): Record<string, unknown> {
     ...(route.body && {
       requestBody: { required: true, content: { "application/json": { schema: jsonSchemaOf(route.body) } } },
     }),
-    responses: { ...successResponses(route), ...errorResponses(route) },
+    responses: { ...successResponses(route), ...errorAnswers(errorCodesOf(route)) },
   };
 }
+
+/** A frame of a run's live results stream. */
+const runStreamFrame = z.object({
+  type: z.enum(["start_task", "finish_task", "finish_workflow"]),
+  seq: z.number().int().min(1).describe("from 1 in the run, with no gap; a client drops one it has had"),
+  data: z
+    .record(z.string(), z.unknown())
+    .describe(
+      "start_task {name, task_uuid}; finish_task {name, status, task_uuid, outputs, error}; " +
+        "finish_workflow {run_id, status, nodes_failed}",
+    ),
+});
+
+/** The run stream's WebSocket, documented as the GET that upgrades (no route of the table serves it). */
+const RUN_STREAM_OPERATION = {
+  operationId: "workflows.stream",
+  summary: "A workflow run's live results: a WebSocket",
+  description:
+    "Upgrade to a WebSocket (the key as `Authorization: Bearer`, or as the subprotocols `key, <key>`), then " +
+    "read frames: every message after `after`, then each new one, until `finish_workflow`, after which it " +
+    "closes. On AWS the stream is an API Gateway WebSocket API: open the run's `stream_url` (POST or GET of " +
+    "the run), which names it with the ids in its query; ping within 10 minutes of quiet, and reconnect with " +
+    "`after` at its 2-hour limit. Needs a key with the `tasks:read` scope.",
+  tags: ["workflows"],
+  security: [{ bearer: [] }],
+  parameters: [
+    { name: "id", in: "path", required: true, description: "the workflow's id", schema: { type: "string" } },
+    { name: "run_id", in: "path", required: true, description: "the run's id", schema: { type: "string" } },
+    {
+      name: "after",
+      in: "query",
+      required: false,
+      description: "the seq of the last message the client has: only later ones are sent",
+      schema: { type: "integer", minimum: 0 },
+    },
+  ],
+  responses: {
+    101: {
+      description: "switching to the WebSocket; each frame is one message",
+      content: { "application/json": { schema: jsonSchemaOf(runStreamFrame) } },
+    },
+    ...errorAnswers([
+      ERROR_CODES.validation,
+      ERROR_CODES.unauthorized,
+      ERROR_CODES.forbidden,
+      ERROR_CODES.workflowNotFound,
+    ]),
+  },
+};
 
 /**
  * The document for `routes`. `serverUrl` is where the API is reached from the document's reader: the
@@ -227,6 +278,7 @@ export function openApiDocument(routes: readonly Route[], serverUrl = "/"): Reco
     const path = openApiPath(route.path);
     paths[path] = { ...paths[path], [route.method.toLowerCase()]: operationOf(route) };
   }
+  paths[RUN_STREAM_PATH] = { get: RUN_STREAM_OPERATION };
   return {
     openapi: "3.1.0",
     info: {

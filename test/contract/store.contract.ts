@@ -1153,6 +1153,80 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       });
     });
 
+    describe("a workflow run's stream", () => {
+      const started = (runId: string) => ({
+        id: `ev-${runId}`,
+        type: "workflow.started" as const,
+        time: at(0),
+        tenant: "t",
+        pool: "",
+        status: "running",
+        task_uuid: "",
+        workflow: { run_id: runId, node: "" },
+      });
+      const newRun = async () => {
+        const runId = unique("wfr");
+        const run = {
+          run_id: runId,
+          workflow_id: unique("wf"),
+          tenant: "t",
+          status: "running" as const,
+          nodes_total: 1,
+          nodes_done: 0,
+          nodes_failed: 0,
+          create_time: at(0),
+        };
+        await store.createWorkflowRun(run, [], started(runId));
+        return runId;
+      };
+      const message = (n: number) => ({ type: "finish_task" as const, time: at(n), data: { n } });
+
+      it("numbers messages 1, 2, 3 with no gap however many are appended at once, each key once", async () => {
+        const runId = await newRun();
+        const appended = await Promise.all(
+          Array.from({ length: 12 }, (_, i) => store.appendRunMessage(runId, `k${i % 6}`, message(i))),
+        );
+        const seqs = appended.map((a) => a.seq).filter((seq) => seq !== undefined);
+        expect(seqs.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6]);
+        const stored = await store.listRunMessages(runId, 0);
+        expect(stored.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(new Set(stored.map((m) => m.data.n as number)).size).toBe(6);
+        expect((await store.listRunMessages(runId, 4)).map((m) => m.seq)).toEqual([5, 6]);
+        expect(await store.listRunMessageKeys(runId)).toEqual(new Set(["k0", "k1", "k2", "k3", "k4", "k5"]));
+      });
+
+      it("keeps a run's connections with their cursors, counts them as watchers, and forgets each once", async () => {
+        const runId = await newRun();
+        const connection = (id: string, expires_at: number) => ({
+          connection_id: id,
+          cursor: 0,
+          connected_at: at(0),
+          expires_at,
+        });
+        expect(await store.appendRunMessage(runId, "a", message(1))).toEqual({ seq: 1, watchers: 0 });
+        await store.addStreamConnection(runId, connection("c1", 2_000));
+        await store.addStreamConnection(runId, connection("c2", 1_000));
+        await expect(store.addStreamConnection(unique("wfr"), connection("c3", 2_000))).rejects.toThrow();
+        expect(await store.appendRunMessage(runId, "b", message(2))).toEqual({ seq: 2, watchers: 2 });
+        expect(await store.appendRunMessage(runId, "b", message(3))).toEqual({ watchers: 2 });
+        // c2 has expired by 1,500 (DynamoDB's TTL deletes it late).
+        expect((await store.listStreamConnections(runId, 1_500)).map((c) => c.connection_id)).toEqual(["c1"]);
+        expect(await store.moveStreamCursor(runId, "c1", 0, 2)).toBe(true);
+        expect(await store.moveStreamCursor(runId, "c1", 0, 1)).toBe(false);
+        expect(await store.moveStreamCursor(runId, "gone", 0, 1)).toBe(false);
+        expect((await store.listStreamConnections(runId, 0)).map((c) => [c.connection_id, c.cursor])).toEqual(
+          [
+            ["c1", 2],
+            ["c2", 0],
+          ],
+        );
+        await store.removeStreamConnection(runId, "c2");
+        await store.removeStreamConnection(runId, "c2");
+        expect(await store.getWorkflowRunRecord(runId)).toMatchObject({ watchers: 1 });
+        expect(await store.appendRunMessage(runId, "c", message(4))).toEqual({ seq: 3, watchers: 1 });
+      });
+    });
+
     describe("workers", () => {
       const report = (worker_id: string, live_until: number, jobs: string[] = []) => ({
         worker_id,

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RUN_STREAM_PATH } from "../../core/run-stream.ts";
 import { ANSWERS } from "../../functions/_shared/answers.ts";
 import { openApiPath } from "../../functions/_shared/openapi.ts";
 import { ROUTES } from "../../functions/_shared/routes.ts";
@@ -49,7 +50,7 @@ const schedulerctl = (args: string[], key: string | null = tenantKey) =>
   runToEnd(process.execPath, [BIN, ...args], cliEnv(key));
 
 describe("the API document", () => {
-  it("is served without a key at /v2/openapi.json, covering every route", async () => {
+  it("is served without a key at /v2/openapi.json, covering every route and the run stream's WebSocket", async () => {
     const res = await stack.call("GET", "/v2/openapi.json", { key: null });
     expect([res.status, res.headers.get("content-type")]).toEqual([200, "application/json"]);
     const document = JSON.parse(res.text);
@@ -57,7 +58,9 @@ describe("the API document", () => {
     const served = Object.entries(document.paths as Record<string, object>).flatMap(([path, methods]) =>
       Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
     );
-    expect(served.sort()).toEqual(ROUTES.map((r) => `${r.method} ${openApiPath(r.path)}`).sort());
+    expect(served.sort()).toEqual(
+      [...ROUTES.map((r) => `${r.method} ${openApiPath(r.path)}`), `GET ${RUN_STREAM_PATH}`].sort(),
+    );
   });
 });
 
@@ -93,7 +96,7 @@ describe("the interactive docs in a browser", () => {
       });
       await page.goto(`${stack.url}/v2/docs`);
       await page.waitForSelector(".opblock", { timeout: 20_000 });
-      expect(await page.locator(".opblock").count()).toBe(ROUTES.length);
+      expect(await page.locator(".opblock").count()).toBe(ROUTES.length + 1);
       expect([...origins]).toEqual([stack.url]);
 
       // Try it out on GET /v2/health: the page calls the API it documents, and shows the answer.

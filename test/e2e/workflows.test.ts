@@ -393,6 +393,53 @@ pools:
     expect((await listen(id, runId, { key: "wrong" })).refused).toBe(401);
   });
 
+  it("opens at the run's stream_url with the key as a subprotocol; a client that leaves mid-run is forgotten", async () => {
+    const created = await as("POST", "/v2/workflows", {
+      tasks: [node("A", "[sleep:2] first"), node("B", "then", { inputs: { a: { from: "A.result" } } })],
+    });
+    const id = created.json?.data.workflow_id;
+    const started = (await as("POST", `/v2/workflows/${id}/runs`)).json?.data;
+    expect(started.stream_url).toBe(`/v2/workflows/${id}/runs/${started.run_id}/stream`);
+    const url = new URL(started.stream_url, runner.url.replace("http", "ws"));
+    const first = await new Promise<{ protocol: string; message: { type: string; seq: number } }>(
+      (done, fail) => {
+        const ws = new WebSocket(url, ["key", key]);
+        ws.on("message", (text) => {
+          done({ protocol: ws.protocol, message: JSON.parse(String(text)) });
+          ws.close();
+        });
+        ws.on("error", fail);
+      },
+    );
+    expect(first).toEqual({
+      protocol: "key",
+      message: expect.objectContaining({ type: "start_task", seq: 1 }),
+    });
+    const watchers = () => runner.deps.workflowRuns.listStreamConnections(started.run_id, Date.now() / 1000);
+    expect(await watchers()).toHaveLength(1);
+    // The next message finds it gone: its connection is forgotten, and the run is pushed to no one.
+    const run = await waitFor(
+      async () => (await as("GET", `/v2/workflows/${id}/runs/${started.run_id}`)).json?.data,
+      (r) => r?.status !== "running",
+      30_000,
+    );
+    expect(run).toMatchObject({ status: "succeeded", stream_url: started.stream_url });
+    expect(await watchers()).toEqual([]);
+    expect(await runner.deps.workflowRuns.getWorkflowRunRecord(started.run_id)).toMatchObject({
+      watchers: 0,
+    });
+    // A client that comes after the end is sent the whole run, then closed.
+    const late = await listen(id, started.run_id);
+    expect(late.messages.map((m) => m.type)).toEqual([
+      "start_task",
+      "finish_task",
+      "start_task",
+      "finish_task",
+      "finish_workflow",
+    ]);
+    expect(await watchers()).toEqual([]);
+  });
+
   it("is run and watched with schedulerctl workflows run --watch, which prints the stream", async () => {
     const created = await as("POST", "/v2/workflows", {
       tasks: [node("A", "first"), node("B", "[exit:1] second", { inputs: { a: { from: "A.result" } } })],

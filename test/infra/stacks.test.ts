@@ -159,7 +159,7 @@ describe("stateless stack", () => {
   it("runs every function on nodejs22.x and arm64 with the shared environment", () => {
     // One per route group, the tick, the events relay, its replay, the callbacks, the workflows, and the
     // pod launcher and pod events of the container pool.
-    compute.resourceCountIs("AWS::Lambda::Function", ROUTE_GROUPS.length + 7);
+    compute.resourceCountIs("AWS::Lambda::Function", ROUTE_GROUPS.length + 8);
     compute.allResourcesProperties("AWS::Lambda::Function", {
       Runtime: "nodejs22.x",
       Architectures: ["arm64"],
@@ -257,6 +257,52 @@ describe("stateless stack", () => {
     });
   });
 
+  it("serves runs' streams from a WebSocket API whose $connect is the RunStream function, pushed by the workflows functions", () => {
+    const connect = stateless.functions.get("RunStream") as IConstruct;
+    const apiId = { Ref: logicalId(stateless.runStream.api) };
+    compute.resourceCountIs("AWS::ApiGatewayV2::Api", 1);
+    compute.hasResourceProperties("AWS::ApiGatewayV2::Api", { ProtocolType: "WEBSOCKET" });
+    const routes = ofType("AWS::ApiGatewayV2::Route").map((r) => r.Properties.RouteKey);
+    expect(routes).toEqual(["$connect"]);
+    compute.hasResourceProperties("AWS::ApiGatewayV2::Integration", {
+      ApiId: apiId,
+      IntegrationType: "AWS_PROXY",
+    });
+    expect(JSON.stringify(ofType("AWS::ApiGatewayV2::Integration")[0]?.Properties)).toContain(
+      logicalId(connect),
+    );
+    compute.hasResourceProperties("AWS::ApiGatewayV2::Stage", {
+      ApiId: apiId,
+      StageName: "v2",
+      AutoDeploy: true,
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.anyValue() },
+      DefaultRouteSettings: Match.objectLike({ ThrottlingRateLimit: Match.anyValue() }),
+    });
+    const env = (fn: IConstruct) => (props(fn).Environment as { Variables: Props }).Variables;
+    const policyOf = (fn: IConstruct) => {
+      const role = (fn as { role?: IConstruct }).role;
+      const policy = ofType("AWS::IAM::Policy").find(
+        (p) => JSON.stringify(p.Properties.Roles) === `[{"Ref":"${role ? logicalId(role) : ""}"}]`,
+      );
+      return JSON.stringify(policy?.Properties.PolicyDocument);
+    };
+    const pushers = [stateless.functions.get("Workflows"), stateless.handlers.workflows] as IConstruct[];
+    for (const fn of stateless.functions.values()) {
+      const pushes = pushers.includes(fn);
+      expect([fn.node.id, policyOf(fn).includes("execute-api:ManageConnections")]).toEqual([
+        fn.node.id,
+        pushes,
+      ]);
+      expect([fn.node.id, env(fn)[ENV.streamEndpoint] !== undefined]).toEqual([fn.node.id, pushes]);
+      if (pushes)
+        expect(JSON.stringify(env(fn)[ENV.streamUrl])).toContain("?workflow_id={id}&run_id={run_id}");
+    }
+    expect(JSON.stringify(env(connect)[ENV.workflowQueueUrl])).toContain(
+      logicalId(stateless.workflowEvents.queue),
+    );
+    expect(policyOf(connect)).toContain("sqs:SendMessage");
+  });
+
   it("grants the API functions and the tick the table and the bucket by ARN, never dynamodb or s3 on *", () => {
     const tableArn = `SwitchyardStateful:ExportsOutputFnGetAtt${logicalId(stateful.table)}Arn`;
     const bucketArn = `SwitchyardStateful:ExportsOutputFnGetAtt${logicalId(stateful.bucket)}Arn`;
@@ -283,13 +329,14 @@ describe("stateless stack", () => {
     }
   });
 
-  it("gives only the API functions the admin key secret, by ARN", () => {
+  it("gives only the API functions (and the stream's $connect) the admin key secret, by ARN", () => {
     const secretArn = `SwitchyardStateful:ExportsOutputRef${logicalId(stateful.adminKey)}`;
-    for (const fn of Object.values(stateless.handlers)) {
+    const authenticating = [...Object.values(stateless.handlers), stateless.functions.get("RunStream")];
+    for (const fn of authenticating as IConstruct[]) {
       const env = (props(fn).Environment as { Variables: Props }).Variables;
       expect(JSON.stringify(env[ENV.adminKeySecret])).toContain(secretArn);
     }
-    const api = new Set<IConstruct>(Object.values(stateless.handlers));
+    const api = new Set<IConstruct | undefined>(authenticating);
     const others = [...stateless.functions.values()].filter((fn) => !api.has(fn));
     expect(others.length).toBeGreaterThan(0);
     for (const fn of others) {

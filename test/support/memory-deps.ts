@@ -2,11 +2,13 @@ import { MemoryBlobStore } from "../../adapters/memory/memory-blobs.ts";
 import { MemoryContainers } from "../../adapters/memory/memory-containers.ts";
 import { MemoryPoolQueue } from "../../adapters/memory/memory-queue.ts";
 import { MemoryStore } from "../../adapters/memory/memory-store.ts";
+import { MemoryStreams } from "../../adapters/memory/memory-streams.ts";
 import { systemResolver } from "../../adapters/net/resolver.ts";
 import { nodeWebhookSender } from "../../adapters/net/webhook-sender.ts";
 import type { Principal } from "../../core/auth.ts";
 import { type Deps, storePorts } from "../../core/deps.ts";
 import { SCOPES } from "../../core/fields.ts";
+import { RUN_STREAM_PATH } from "../../core/run-stream.ts";
 import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 
 /** A controllable clock: starts at a fixed instant and moves only when told. */
@@ -30,12 +32,15 @@ export function memoryDeps(configYaml: string) {
   let n = 0;
   const queue = new MemoryPoolQueue(() => clock.now().getTime());
   const containers = new MemoryContainers();
+  const streams = new MemoryStreams();
   const deps = {
     ...storePorts(new MemoryStore()),
     queue,
     blobs: new MemoryBlobStore(),
     containers,
     podLogs: containers,
+    streams,
+    streamUrl: RUN_STREAM_PATH,
     clock,
     ids: { uuid: () => `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}` },
     config: parseSchedulerConfig(configYaml),
@@ -48,7 +53,7 @@ export function memoryDeps(configYaml: string) {
     webhooks: nodeWebhookSender,
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   } satisfies Deps;
-  return { deps, clock, queue, containers, source };
+  return { deps, clock, queue, containers, streams, source };
 }
 
 export const ADMIN: Principal = { kind: "admin", scopes: SCOPES };

@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { compileErrors, validate } from "@readme/openapi-parser";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { describe, expect, it } from "vitest";
+import { RUN_STREAM_PATH } from "../../core/run-stream.ts";
 import { apiHandler } from "../../functions/_shared/http.ts";
 import {
   apiDocumentText,
@@ -33,9 +34,10 @@ describe("the OpenAPI document", () => {
     expect(result.valid, result.valid ? "" : compileErrors(result)).toBe(true);
   });
 
-  it("has one operation per route of the table, and no other", () => {
+  it("has one operation per route of the table, and the run stream's WebSocket, and no other", () => {
     const routes = ROUTES.map((route) => `${route.method} ${openApiPath(route.path)}`);
-    expect(operations.map((o) => o.key).sort()).toEqual([...routes].sort());
+    expect(operations.map((o) => o.key).sort()).toEqual([...routes, `GET ${RUN_STREAM_PATH}`].sort());
+    expect(operationOf("GET", RUN_STREAM_PATH).responses[101]?.description).toMatch(/WebSocket/);
     const ids = ROUTES.map(operationIdOf);
     expect(new Set(ids).size).toBe(ids.length);
   });
