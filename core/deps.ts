@@ -21,6 +21,7 @@ import type {
   TenantStore,
   WebhookSender,
   WorkerStore,
+  WorkflowQueue,
   WorkflowRunStore,
   WorkflowStore,
 } from "./ports.ts";
@@ -47,6 +48,8 @@ export interface Deps {
   blobs: BlobStore;
   /** The connections of runs' live results streams (core/run-stream.ts). */
   streams: StreamConnections;
+  /** The workflows function's own queue: streams to push, nodes to look at again. */
+  workflowQueue: WorkflowQueue;
   /** Where clients open a run's stream: `{id}` and `{run_id}` filled in (the WebSocket API, or the local server). */
   streamUrl: string;
   /** The pods of container pools, and their logs. */

@@ -63,6 +63,8 @@ export class InsufficientResourcesError extends DomainError {
     super(ERROR_CODES.insufficientResources, message);
   }
 }
+/** Past a tenant's `max_queued_tasks`: clears as queued work starts (a workflow's node waits for it). */
+export class QueuedQuotaError extends InsufficientResourcesError {}
 export class UnauthorizedError extends DomainError {
   constructor(message = "missing or invalid API key") {
     super(ERROR_CODES.unauthorized, message);

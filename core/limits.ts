@@ -12,7 +12,7 @@
  */
 import { limitsOf, type Principal, type TenantLimits } from "./auth.ts";
 import type { Deps } from "./deps.ts";
-import { InsufficientResourcesError, RateLimitedError } from "./errors.ts";
+import { QueuedQuotaError, RateLimitedError } from "./errors.ts";
 import type { RateLimits } from "./ports.ts";
 
 export const RATE_WINDOW_SECONDS = 60;
@@ -86,7 +86,7 @@ export const queuedLimitOf = (principal: Principal): number | undefined =>
  * when queued work starts or is canceled, which no clock can promise, so it is not a 429 with a Retry-After.
  */
 export const queuedQuotaReached = (limit: number) =>
-  new InsufficientResourcesError(
+  new QueuedQuotaError(
     `max_queued_tasks: the tenant's quota of ${limit} queued tasks is reached; ` +
       "wait for queued work to start, or cancel some",
   );

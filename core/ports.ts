@@ -9,6 +9,7 @@ import type { ScopeClaim } from "./scopes.ts";
 import type { CallbackTarget, ResolvedAddress } from "./ssrf.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
 import type { TemplateRevision } from "./templates.ts";
+import type { WorkflowQueueMessage } from "./workflow-queue.ts";
 import type {
   NodeRun,
   NodeStatus,
@@ -447,8 +448,11 @@ export interface StreamConnections {
   /** Sends one frame; false when the connection is gone (or is not open yet). */
   send(connectionId: string, frame: string): Promise<boolean>;
   close(connectionId: string): Promise<void>;
-  /** Asks the workflows function to send a run's stream to a connection that is opening. */
-  wake(runId: string, connectionId: string): Promise<void>;
+}
+
+/** The workflows function's own queue (core/workflow-queue.ts), a message delayed by up to 900 s. */
+export interface WorkflowQueue {
+  send(message: WorkflowQueueMessage, delaySeconds?: number): Promise<void>;
 }
 
 /** Submissions by (tenant, idempotency key): written with the task, read on a replay. */

@@ -25,19 +25,6 @@ export const STREAM_FRAME_BYTES = 128 * 1024;
 const OPENING_MS = 5_000;
 const OPENING_RETRY_MS = 100;
 
-/** The workflows function's queue message that has it push a run's stream to a connection that opens. */
-export const wakeBody = (runId: string, connectionId: string) =>
-  JSON.stringify({ stream_wake: { run_id: runId, connection_id: connectionId } });
-
-/** The run and connection of a wake message; undefined for any other message (an event). */
-export function wakeOf(body: string): { run_id: string; connection_id: string } | undefined {
-  const wake = (JSON.parse(body) as { stream_wake?: { run_id?: unknown; connection_id?: unknown } })
-    .stream_wake;
-  return typeof wake?.run_id === "string" && typeof wake.connection_id === "string"
-    ? { run_id: wake.run_id, connection_id: wake.connection_id }
-    : undefined;
-}
-
 /** A message as its frame: `{type, seq, data}`. */
 export function frameOf({ type, seq, data }: RunMessage): string {
   const frame = JSON.stringify({ type, seq, data });
@@ -54,7 +41,7 @@ export async function watchRunStream(deps: Deps, runId: string, connectionId: st
     connected_at: now.toISOString(),
     expires_at: Math.floor(now.getTime() / 1000) + STREAM_CONNECTION_SECONDS,
   });
-  await deps.streams.wake(runId, connectionId);
+  await deps.workflowQueue.send({ stream_wake: { run_id: runId, connection_id: connectionId } });
 }
 
 /**

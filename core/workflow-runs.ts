@@ -13,7 +13,7 @@
 import { randomBytes } from "node:crypto";
 import { canSee, DEFAULT_TENANT, limitsOf, type Principal, requireScope } from "./auth.ts";
 import type { Deps } from "./deps.ts";
-import { DomainError, ERROR_CODES, NotFoundError, ValidationError } from "./errors.ts";
+import { DomainError, ERROR_CODES, NotFoundError, QueuedQuotaError, ValidationError } from "./errors.ts";
 import { changeIdFor, type DomainEvent, eventId } from "./events.ts";
 import { ADMIN_SCOPES, TENANT_SCOPES } from "./fields.ts";
 import { blobKeys } from "./identifiers.ts";
@@ -87,9 +87,15 @@ export interface NodeRun {
   task_uuid?: string;
   outputs?: Record<string, OutputValue>;
   error?: string;
+  /** Why a pending node whose parents have ended is not submitted yet: its tenant's queued-task quota. */
+  waiting?: string;
   start_time?: string;
   end_time?: string;
 }
+
+/** A node refused by its tenant's queued-task quota is looked at again after 5 s, doubling up to a minute. */
+const QUOTA_RETRY_SECONDS = 5;
+const QUOTA_RETRY_MAX_SECONDS = 60;
 
 /** A node's children are told it ended, and submitted, this many at once. */
 const FAN_OUT_LANES = 16;
@@ -233,6 +239,7 @@ export async function getWorkflowRun(deps: Deps, principal: Principal, workflowI
       task_uuid: n.task_uuid,
       outputs: n.outputs ?? {},
       error: n.error,
+      waiting: n.status === "pending" ? n.waiting : undefined,
       start_time: n.start_time,
       end_time: n.end_time,
     })),
@@ -326,7 +333,7 @@ type Step =
       error?: string;
       at?: string;
     }
-  | { consider: NodeRun };
+  | { consider: NodeRun; attempt?: number };
 
 /**
  * Moves a run on from `steps`, until nothing follows: each ended node tells its children, each child
@@ -337,7 +344,7 @@ async function advance(deps: Deps, runId: string, steps: Step[]): Promise<void> 
   const runs = deps.workflowRuns;
   for (let step = steps.shift(); step; step = steps.shift()) {
     if ("consider" in step) {
-      steps.push(...(await consider(deps, runId, step.consider)));
+      steps.push(...(await consider(deps, runId, step.consider, step.attempt)));
       continue;
     }
     const { end, from, at, ...set } = step;
@@ -367,8 +374,11 @@ async function advance(deps: Deps, runId: string, steps: Step[]): Promise<void> 
   }
 }
 
-/** What a pending node whose parents have all ended does: run, be skipped, or be canceled with its run. */
-async function consider(deps: Deps, runId: string, node: NodeRun): Promise<Step[]> {
+/**
+ * What a pending node whose parents have all ended does: run, be skipped, be canceled with its run, or
+ * wait for its tenant's queued-task quota (`attempt`: how often it was refused so far).
+ */
+async function consider(deps: Deps, runId: string, node: NodeRun, attempt = 0): Promise<Step[]> {
   if (node.status !== "pending") return [];
   const arrived = node.arrived ?? {};
   if (node.parents.some((p) => arrived[p.name] === undefined)) return [];
@@ -391,10 +401,34 @@ async function consider(deps: Deps, runId: string, node: NodeRun): Promise<Step[
     }
     return [];
   } catch (err) {
+    if (err instanceof QueuedQuotaError) {
+      await waitForQuota(deps, runId, node.name, err.message, attempt);
+      return [];
+    }
     // The node's own problem (an input its parent did not give, a task the API refuses): it fails.
     if (!(err instanceof DomainError)) throw err;
     return [{ end: node.name, from: ["pending"], status: "failed", error: err.message }];
   }
+}
+
+/**
+ * A node its tenant's queued-task quota refused stays pending, saying why, and is looked at again later
+ * (a delayed message to the workflows function), as queued work starts and frees the quota.
+ */
+async function waitForQuota(deps: Deps, runId: string, name: string, reason: string, attempt: number) {
+  await deps.workflowRuns.moveNodeRun(runId, name, ["pending"], { status: "pending", waiting: reason });
+  const delaySeconds = Math.min(QUOTA_RETRY_MAX_SECONDS, QUOTA_RETRY_SECONDS * 2 ** attempt);
+  await deps.workflowQueue.send(
+    { node_retry: { run_id: runId, node: name, attempt: attempt + 1 } },
+    delaySeconds,
+  );
+}
+
+/** A node that waits for its tenant's quota, looked at again (core/workflow-queue.ts). */
+export async function retryNode(deps: Deps, retry: { run_id: string; node: string; attempt: number }) {
+  const node = await deps.workflowRuns.getNodeRun(retry.run_id, retry.node);
+  if (node?.status === "pending")
+    await advance(deps, retry.run_id, [{ consider: node, attempt: retry.attempt }]);
 }
 
 /** Submits a node's task with its inputs filled in, once however often it is asked (its idempotency key). */

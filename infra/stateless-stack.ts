@@ -242,12 +242,15 @@ export class StatelessStack extends Stack {
 
     // Runs' live results: a WebSocket API whose $connect keeps the connection with its run, and asks the
     // workflows function (through its queue) to send what the client missed. Whatever stores a run's
-    // messages pushes them: the workflows function, and the workflows routes (start, cancel).
+    // messages pushes them: the workflows function, and the workflows routes (start, cancel). Those two
+    // also ask the function, on its queue, to look again later at a node its tenant's quota refused.
     const streamConnect = newFunction("RunStream", "functions/run-stream.ts", { access: ["table"] });
     streamConnect.addEnvironment(ENV.adminKeySecret, adminKey.secretArn);
     adminKey.grantRead(streamConnect);
-    streamConnect.addEnvironment(ENV.workflowQueueUrl, this.workflowEvents.queue.queueUrl);
-    this.workflowEvents.queue.grantSendMessages(streamConnect);
+    for (const fn of [streamConnect, workflows, this.handlers.workflows]) {
+      fn.addEnvironment(ENV.workflowQueueUrl, this.workflowEvents.queue.queueUrl);
+      this.workflowEvents.queue.grantSendMessages(fn);
+    }
     this.runStream = new RunStreamApi(this, "Stream", {
       connect: streamConnect,
       throttle: config.api.throttle,

@@ -16,13 +16,10 @@ const PING_MS = 30_000;
 
 /**
  * The local server's WebSocket connections, as API Gateway keeps them: frames sent by connection id
- * (what the management API does on AWS); a connection that opens asks the workflows function, through
- * its queue, for what it missed.
+ * (what the management API does on AWS).
  */
 export class LocalStreamSockets implements StreamConnections {
   readonly #sockets = new Map<string, WebSocket>();
-
-  constructor(readonly wake: StreamConnections["wake"]) {}
 
   add(connectionId: string, ws: WebSocket): void {
     this.#sockets.set(connectionId, ws);

@@ -3,7 +3,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { sqsStreamWake } from "../adapters/aws/sqs-stream-wake.ts";
 import { capacityWarnings, hasManagedWorkers, isCliPool } from "../core/config.ts";
 import type { Deps } from "../core/deps.ts";
 import { CALLBACK_MAX_RECEIVES, ENV, localCredentialsVariable } from "../core/names.ts";
@@ -130,6 +129,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         options.allowLoopbackCallbacks ?? process.env[ENV.allowLoopbackCallbacks] !== "false",
       ),
       [ENV.configRefreshSeconds]: String(options.configRefreshSeconds ?? configRefreshSecondsFrom()),
+      [ENV.workflowQueueUrl]: resources.workflowQueueUrl,
     };
     const log = options.log ?? processLog("switchyard-local");
     for (const warning of capacityWarnings(config)) log.warn(warning);
@@ -152,7 +152,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       rmSync(podLogDir, { recursive: true, force: true });
     });
     // Runs' streams are this process's sockets (the local server's WebSocket upgrades).
-    const streams = new LocalStreamSockets(sqsStreamWake(clients.sqs, resources.workflowQueueUrl));
+    const streams = new LocalStreamSockets();
     const localDeps = (roleClients: LocalClients): Deps => ({
       ...depsFromEnv(roleClients, log, config, env, fileConfigSource(env)),
       containers: pods,

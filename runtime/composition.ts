@@ -10,7 +10,7 @@ import { S3_CLIENT_SETTINGS, S3BlobStore } from "../adapters/aws/s3-blobs.ts";
 import { SnsEventBus } from "../adapters/aws/sns-events.ts";
 import { SqsCallbackRetryQueue } from "../adapters/aws/sqs-callback-queue.ts";
 import { SqsPoolQueue } from "../adapters/aws/sqs-queue.ts";
-import { sqsStreamWake } from "../adapters/aws/sqs-stream-wake.ts";
+import { SqsWorkflowQueue } from "../adapters/aws/sqs-workflow-queue.ts";
 import { systemResolver } from "../adapters/net/resolver.ts";
 import { nodeWebhookSender } from "../adapters/net/webhook-sender.ts";
 import type { CallbackRetryQueue } from "../core/callbacks.ts";
@@ -97,7 +97,7 @@ export function depsFromEnv(
     webhooks: nodeWebhookSender,
     log,
     ...podsFromEnv(env),
-    ...streamsFromEnv(clients.sqs, env),
+    ...workflowsFromEnv(clients.sqs, env),
   };
 }
 
@@ -142,9 +142,13 @@ function podsFromEnv(env: NodeJS.ProcessEnv): Pick<Deps, "containers" | "podLogs
 /**
  * Runs' live results streams: pushed through the WebSocket API's management endpoint where
  * SWITCHYARD_STREAM_ENDPOINT is set (its client loads on first use), opened at SWITCHYARD_STREAM_URL
- * (default: the path the local server serves).
+ * (default: the path the local server serves); the workflows function's queue where
+ * SWITCHYARD_WORKFLOW_QUEUE_URL is set.
  */
-function streamsFromEnv(sqs: SQSClient, env: NodeJS.ProcessEnv): Pick<Deps, "streams" | "streamUrl"> {
+function workflowsFromEnv(
+  sqs: SQSClient,
+  env: NodeJS.ProcessEnv,
+): Pick<Deps, "streams" | "streamUrl" | "workflowQueue"> {
   const endpoint = env[ENV.streamEndpoint];
   const queueUrl = env[ENV.workflowQueueUrl];
   let adapter: Promise<StreamConnections> | undefined;
@@ -155,21 +159,20 @@ function streamsFromEnv(sqs: SQSClient, env: NodeJS.ProcessEnv): Pick<Deps, "str
       import("../adapters/aws/stream-connections.ts"),
     ]).then(
       ([api, { ApiGatewayStreamConnections }]) =>
-        new ApiGatewayStreamConnections(new api.ApiGatewayManagementApiClient({ endpoint }), wake),
+        new ApiGatewayStreamConnections(new api.ApiGatewayManagementApiClient({ endpoint })),
     );
     return adapter;
-  };
-  const wake: StreamConnections["wake"] = async (runId, connectionId) => {
-    if (queueUrl === undefined) throw new Error("this process opens no run streams");
-    await sqsStreamWake(sqs, queueUrl)(runId, connectionId);
   };
   return {
     streams: {
       send: async (connectionId, frame) => (await loaded()).send(connectionId, frame),
       close: async (connectionId) => (await loaded()).close(connectionId),
-      wake,
     },
     streamUrl: env[ENV.streamUrl] ?? RUN_STREAM_PATH,
+    workflowQueue:
+      queueUrl === undefined
+        ? { send: () => Promise.reject(new Error("this process has no workflows queue")) }
+        : new SqsWorkflowQueue(sqs, queueUrl),
   };
 }
 

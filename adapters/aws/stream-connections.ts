@@ -8,10 +8,7 @@ import type { StreamConnections } from "../../core/ports.ts";
 
 /** Runs' stream connections on an API Gateway WebSocket API, through its management API. */
 export class ApiGatewayStreamConnections implements StreamConnections {
-  constructor(
-    private readonly client: ApiGatewayManagementApiClient,
-    readonly wake: StreamConnections["wake"],
-  ) {}
+  constructor(private readonly client: ApiGatewayManagementApiClient) {}
 
   async send(connectionId: string, frame: string): Promise<boolean> {
     try {

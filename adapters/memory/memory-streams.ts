@@ -5,8 +5,6 @@ export class MemoryStreams implements StreamConnections {
   /** Frames sent, by connection; a connection is open while it has an entry here and is not closed. */
   readonly frames = new Map<string, string[]>();
   readonly closed = new Set<string>();
-  /** The wakes asked for, as `run/connection`. */
-  readonly wakes: string[] = [];
 
   open(connectionId: string): void {
     this.frames.set(connectionId, []);
@@ -21,9 +19,5 @@ export class MemoryStreams implements StreamConnections {
 
   async close(connectionId: string): Promise<void> {
     this.closed.add(connectionId);
-  }
-
-  async wake(runId: string, connectionId: string): Promise<void> {
-    this.wakes.push(`${runId}/${connectionId}`);
   }
 }

@@ -539,6 +539,46 @@ pools:
     expect(byName.B).toMatchObject({ status: "failed", error: "inputs.x: A has no output summary" });
   });
 
+  it("holds a node its tenant's max_queued_tasks refuses pending, saying why, and runs it once the quota frees", async () => {
+    const tenant = (
+      await runner.call("POST", "/v2/tenants", { body: { name: "tight", max_queued_tasks: 1 } })
+    ).json?.data;
+    const tight = (method: string, path: string, body?: unknown) =>
+      runner.call(method, path, { key: tenant.api_key, body });
+    const leaves = ["B1", "B2", "B3", "B4", "B5", "B6"];
+    const created = await tight("POST", "/v2/workflows", {
+      tasks: [
+        node("A", "first"),
+        ...leaves.map((name) => node(name, `[sleep:2] ${name}`, { inputs: { a: { from: "A.result" } } })),
+      ],
+    });
+    const id = created.json?.data.workflow_id;
+    const runId = (await tight("POST", `/v2/workflows/${id}/runs`)).json?.data.run_id;
+    // Three run (the pool's slots), one is queued (the quota), the others wait for it.
+    const waiting = await waitFor(
+      async () => (await tight("GET", `/v2/workflows/${id}/runs/${runId}`)).json?.data,
+      (r) => r?.nodes.some((n: { waiting?: string }) => n.waiting),
+      30_000,
+    );
+    const held = waiting.nodes.filter((n: { waiting?: string }) => n.waiting);
+    expect(held[0]).toMatchObject({
+      status: "pending",
+      waiting: expect.stringContaining("max_queued_tasks"),
+    });
+    expect(held[0].task_uuid).toBeUndefined();
+    const run = await waitFor(
+      async () => (await tight("GET", `/v2/workflows/${id}/runs/${runId}`)).json?.data,
+      (r) => r?.status !== "running",
+      60_000,
+    );
+    expect(run.status).toBe("succeeded");
+    expect(run.nodes.map((n: { status: string; waiting?: string }) => [n.status, n.waiting])).toEqual(
+      Array.from({ length: 7 }, () => ["succeeded", undefined]),
+    );
+    // One task a node: the refused submissions left nothing behind.
+    expect((await tight("GET", "/v2/tasks?size=100")).json?.data.total).toBe(7);
+  });
+
   it("cancels a run: its running node's task is canceled, and its pending nodes never run", async () => {
     const created = await as("POST", "/v2/workflows", {
       tasks: [

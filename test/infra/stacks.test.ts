@@ -297,9 +297,14 @@ describe("stateless stack", () => {
       if (pushes)
         expect(JSON.stringify(env(fn)[ENV.streamUrl])).toContain("?workflow_id={id}&run_id={run_id}");
     }
-    expect(JSON.stringify(env(connect)[ENV.workflowQueueUrl])).toContain(
-      logicalId(stateless.workflowEvents.queue),
-    );
+    const queueUrl = logicalId(stateless.workflowEvents.queue);
+    for (const fn of stateless.functions.values()) {
+      const sends = [connect, ...pushers].includes(fn);
+      expect([fn.node.id, JSON.stringify(env(fn)[ENV.workflowQueueUrl] ?? "").includes(queueUrl)]).toEqual([
+        fn.node.id,
+        sends,
+      ]);
+    }
     expect(policyOf(connect)).toContain("sqs:SendMessage");
   });
 

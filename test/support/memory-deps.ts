@@ -3,6 +3,7 @@ import { MemoryContainers } from "../../adapters/memory/memory-containers.ts";
 import { MemoryPoolQueue } from "../../adapters/memory/memory-queue.ts";
 import { MemoryStore } from "../../adapters/memory/memory-store.ts";
 import { MemoryStreams } from "../../adapters/memory/memory-streams.ts";
+import { MemoryWorkflowQueue } from "../../adapters/memory/memory-workflow-queue.ts";
 import { systemResolver } from "../../adapters/net/resolver.ts";
 import { nodeWebhookSender } from "../../adapters/net/webhook-sender.ts";
 import type { Principal } from "../../core/auth.ts";
@@ -33,6 +34,7 @@ export function memoryDeps(configYaml: string) {
   const queue = new MemoryPoolQueue(() => clock.now().getTime());
   const containers = new MemoryContainers();
   const streams = new MemoryStreams();
+  const workflowQueue = new MemoryWorkflowQueue();
   const deps = {
     ...storePorts(new MemoryStore()),
     queue,
@@ -40,6 +42,7 @@ export function memoryDeps(configYaml: string) {
     containers,
     podLogs: containers,
     streams,
+    workflowQueue,
     streamUrl: RUN_STREAM_PATH,
     clock,
     ids: { uuid: () => `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}` },
@@ -53,7 +56,7 @@ export function memoryDeps(configYaml: string) {
     webhooks: nodeWebhookSender,
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   } satisfies Deps;
-  return { deps, clock, queue, containers, streams, source };
+  return { deps, clock, queue, containers, streams, workflowQueue, source };
 }
 
 export const ADMIN: Principal = { kind: "admin", scopes: SCOPES };

@@ -52,10 +52,16 @@ const kept = (frames: string[] = []) => {
 
 describe("a run's stream pushed to its connections", () => {
   it("sends a connection what came after its cursor, in order, once, then only what is new", async () => {
-    const { deps, streams, runId, say } = await runWithMessages(["start_task", "finish_task", "start_task"]);
+    const { deps, streams, workflowQueue, runId, say } = await runWithMessages([
+      "start_task",
+      "finish_task",
+      "start_task",
+    ]);
     streams.open("c1");
     await watchRunStream(deps, runId, "c1", 1);
-    expect(streams.wakes).toEqual([`${runId}/c1`]);
+    expect(workflowQueue.sent).toEqual([
+      { message: { stream_wake: { run_id: runId, connection_id: "c1" } }, delaySeconds: 0 },
+    ]);
     await pushRunStream(deps, runId, "c1");
     expect(streams.frames.get("c1")?.map((f) => JSON.parse(f))).toEqual([
       { type: "finish_task", seq: 2, data: { name: "n1" } },
@@ -134,7 +140,7 @@ describe("the WebSocket API's $connect", () => {
   });
 
   it("opens a run's stream for its key (a subprotocol named in the answer), keeps it and asks for a push", async () => {
-    const { deps, streams, runId } = await runWithMessages(["start_task"]);
+    const { deps, workflowQueue, runId } = await runWithMessages(["start_task"]);
     const connect = streamConnectHandler(async () => deps);
     const query = { workflow_id: "wf_1", run_id: runId, after: "0" };
     const answer = await connect(
@@ -142,7 +148,9 @@ describe("the WebSocket API's $connect", () => {
       lambdaContext("switchyard-run-stream"),
     );
     expect(answer).toEqual({ statusCode: 200, headers: { "Sec-WebSocket-Protocol": "key" } });
-    expect(streams.wakes).toEqual([`${runId}/L0SM9cOFvHcCIhw=`]);
+    expect(workflowQueue.sent.map((s) => s.message)).toEqual([
+      { stream_wake: { run_id: runId, connection_id: "L0SM9cOFvHcCIhw=" } },
+    ]);
     const bearer = await connect(
       { ...connectEvent({ Authorization: "Bearer admin" }, query), requestContext: { connectionId: "c2=" } },
       lambdaContext("switchyard-run-stream"),
@@ -154,7 +162,7 @@ describe("the WebSocket API's $connect", () => {
   });
 
   it("refuses a bad key, a bad after, and another workflow's run, in the API's envelope, keeping nothing", async () => {
-    const { deps, streams, runId } = await runWithMessages(["start_task"]);
+    const { deps, workflowQueue, runId } = await runWithMessages(["start_task"]);
     const connect = streamConnectHandler(async () => deps);
     const refusal = async (headers: Record<string, string>, query: Record<string, string>) => {
       const { statusCode, body } = await connect(
@@ -180,6 +188,6 @@ describe("the WebSocket API's $connect", () => {
       expect.any(String),
     ]);
     expect(await deps.workflowRuns.listStreamConnections(runId, 0)).toEqual([]);
-    expect(streams.wakes).toEqual([]);
+    expect(workflowQueue.sent).toEqual([]);
   });
 });

@@ -8,9 +8,9 @@ import {
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
-import { sqsStreamWake } from "../../adapters/aws/sqs-stream-wake.ts";
+import { SqsWorkflowQueue } from "../../adapters/aws/sqs-workflow-queue.ts";
 import { ApiGatewayStreamConnections } from "../../adapters/aws/stream-connections.ts";
-import { wakeOf } from "../../core/run-stream.ts";
+import { workflowQueueMessageOf } from "../../core/workflow-queue.ts";
 
 const ENDPOINT = "https://abc123.execute-api.us-east-1.amazonaws.com/v2";
 const QUEUE = "https://sqs.us-east-1.amazonaws.com/1/switchyard-workflows";
@@ -18,15 +18,10 @@ const gone = () => new GoneException({ message: "gone", $metadata: {} });
 
 describe("runs' stream connections on API Gateway's management API", () => {
   const api = mockClient(ApiGatewayManagementApiClient);
-  const sqs = mockClient(SQSClient);
-  afterEach(() => {
-    api.reset();
-    sqs.reset();
-  });
+  afterEach(() => api.reset());
   const connections = () =>
     new ApiGatewayStreamConnections(
       new ApiGatewayManagementApiClient({ region: "us-east-1", endpoint: ENDPOINT }),
-      sqsStreamWake(new SQSClient({ region: "us-east-1" }), QUEUE),
     );
 
   it("sends a frame with PostToConnection, and answers false for a connection that is gone", async () => {
@@ -55,12 +50,27 @@ describe("runs' stream connections on API Gateway's management API", () => {
       { ConnectionId: "left=" },
     ]);
   });
+});
 
-  it("asks the workflows function's queue to push to a connection that opens", async () => {
+describe("the workflows function's own queue", () => {
+  const sqs = mockClient(SQSClient);
+  afterEach(() => sqs.reset());
+
+  it("sends a stream's wake at once, and a node's retry delayed, as the function reads them", async () => {
     sqs.on(SendMessageCommand).resolves({ MessageId: "m1" });
-    await connections().wake("wfr_1", "open=");
-    const [sent] = sqs.commandCalls(SendMessageCommand).map((c) => c.args[0].input);
-    expect(sent?.QueueUrl).toBe(QUEUE);
-    expect(wakeOf(String(sent?.MessageBody))).toEqual({ run_id: "wfr_1", connection_id: "open=" });
+    const queue = new SqsWorkflowQueue(new SQSClient({ region: "us-east-1" }), QUEUE);
+    await queue.send({ stream_wake: { run_id: "wfr_1", connection_id: "open=" } });
+    await queue.send({ node_retry: { run_id: "wfr_1", node: "B", attempt: 2 } }, 20);
+    const sent = sqs.commandCalls(SendMessageCommand).map((c) => c.args[0].input);
+    expect(sent.map((m) => [m.QueueUrl, m.DelaySeconds])).toEqual([
+      [QUEUE, undefined],
+      [QUEUE, 20],
+    ]);
+    expect(sent.map((m) => workflowQueueMessageOf(String(m.MessageBody)))).toEqual([
+      { stream_wake: { run_id: "wfr_1", connection_id: "open=" } },
+      { node_retry: { run_id: "wfr_1", node: "B", attempt: 2 } },
+    ]);
+    // An event (the topic's envelope) is neither.
+    expect(workflowQueueMessageOf(JSON.stringify({ Type: "Notification", Message: "{}" }))).toBeUndefined();
   });
 });
