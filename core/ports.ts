@@ -13,6 +13,7 @@ import type { WorkflowQueueMessage } from "./workflow-queue.ts";
 import type {
   NodeRun,
   NodeStatus,
+  RunEdge,
   RunMessage,
   WorkflowRun,
   WorkflowRunStatus,
@@ -385,11 +386,18 @@ export interface WorkflowStore {
 /** Workflow runs (core/workflow-runs.ts): a record, and an item per node run. */
 export interface WorkflowRunStore {
   /**
-   * Creates a run: its node runs first, then its record with its `workflow.started` event (in one
+   * Creates a run: its node runs and edges first, then its record with its `workflow.started` event (in one
    * transaction: the event is published, and starts the run, exactly when the run exists).
    */
-  createWorkflowRun(run: WorkflowRun, nodes: NodeRun[], started: WorkflowStarted): Promise<void>;
-  getWorkflowRun(runId: string): Promise<{ run: WorkflowRun; nodes: NodeRun[] } | undefined>;
+  createWorkflowRun(
+    run: WorkflowRun,
+    nodes: NodeRun[],
+    edges: RunEdge[],
+    started: WorkflowStarted,
+  ): Promise<void>;
+  getWorkflowRun(
+    runId: string,
+  ): Promise<{ run: WorkflowRun; nodes: NodeRun[]; edges: RunEdge[] } | undefined>;
   getWorkflowRunRecord(runId: string): Promise<WorkflowRun | undefined>;
   getNodeRun(runId: string, name: string): Promise<NodeRun | undefined>;
   /** A workflow's runs, newest first. */
@@ -405,8 +413,13 @@ export interface WorkflowRunStore {
     set: Partial<NodeRun> & { status: NodeStatus },
     ended?: { failed: boolean },
   ): Promise<boolean>;
-  /** Records at a node run how its parent ended (idempotent); answers the node run as it now is. */
-  arriveAtNodeRun(runId: string, name: string, parent: string, outcome: NodeStatus): Promise<NodeRun>;
+  /** The edges out of a node of the run. */
+  listRunEdges(runId: string, source: string): Promise<RunEdge[]>;
+  /**
+   * Records on an edge how its parent ended, and counts it on its target (with `blocked`, the first
+   * reason it cannot run), once however often it is asked; answers the target node run as it now is.
+   */
+  arriveAtNodeRun(runId: string, edge: RunEdge, outcome: NodeStatus, blocked?: string): Promise<NodeRun>;
   /** Ends a running workflow run; false when it had ended. */
   endWorkflowRun(runId: string, status: WorkflowRunStatus, at: string): Promise<boolean>;
   /**

@@ -1,7 +1,8 @@
 /**
- * Workflow runs. A run snapshots its workflow: one item per node (its task, inputs, parents and children),
- * so that editing the workflow never changes a run started, and a node's completion touches only that
- * node, its children and the run's counters, never the whole graph.
+ * Workflow runs. A run snapshots its workflow: one item per node (its task, inputs and how many parents
+ * it has) and one per edge, so that editing the workflow never changes a run started, and a node's
+ * completion touches only that node, its out-edges, its children's counts and the run's counters, never
+ * the whole graph: a node's items stay small however wide its fan-in or fan-out.
  *
  * The run moves on from the events stream (functions/workflows.ts): a node's task starting marks it
  * running; its task ending records its outputs, counts it done on the run, and tells each child. A child
@@ -40,6 +41,14 @@ const NODE_OPEN: readonly NodeStatus[] = ["pending", "queued", "running"];
 
 export type WorkflowRunStatus = "running" | "succeeded" | "failed" | "canceled";
 
+/** An edge of a run (its workflow's, snapshotted), and how its parent ended once it has. */
+export interface RunEdge {
+  source: string;
+  target: string;
+  on: EdgeCondition;
+  arrived?: NodeStatus;
+}
+
 /** An output: inline text, or a reference to an S3 object holding it (a file, or a long value). */
 export type OutputValue = string | { ref: string; bytes?: number };
 
@@ -77,11 +86,11 @@ export interface NodeRun {
   run_id: string;
   name: string;
   status: NodeStatus;
-  /** Its parents, each with the condition of its edge. */
-  parents: { name: string; on: EdgeCondition }[];
-  children: string[];
-  /** How each parent that has ended ended. */
-  arrived?: Record<string, NodeStatus>;
+  /** How many edges come into it, and how many of their parents have ended (their edges say how). */
+  parents_total: number;
+  arrived_count?: number;
+  /** Why it cannot run: the first parent whose ending its edge's condition does not hold for. */
+  blocked?: string;
   task: Record<string, unknown>;
   inputs: Record<string, unknown>;
   task_uuid?: string;
@@ -145,25 +154,17 @@ export async function startWorkflowRun(deps: Deps, principal: Principal, workflo
     create_time: iso,
     ...(nodes.length === 0 && { status: "succeeded", end_time: iso }),
   };
-  const parents = new Map(nodes.map((n) => [n.name, [] as NodeRun["parents"]]));
-  const children = new Map(nodes.map((n) => [n.name, [] as string[]]));
-  for (const e of edges) {
-    parents.get(e.target)?.push({ name: e.source, on: e.on });
-    children.get(e.source)?.push(e.target);
-  }
-  const nodeRuns: NodeRun[] = nodes.map((node) => {
-    const own = parents.get(node.name) ?? [];
-    return {
-      run_id: run.run_id,
-      name: node.name,
-      status: "pending",
-      parents: own,
-      children: children.get(node.name) ?? [],
-      ...(own.length > 0 && { arrived: {} }),
-      task: node.task,
-      inputs: node.inputs,
-    };
-  });
+  const parents = new Map<string, number>();
+  for (const e of edges) parents.set(e.target, (parents.get(e.target) ?? 0) + 1);
+  const nodeRuns: NodeRun[] = nodes.map((node) => ({
+    run_id: run.run_id,
+    name: node.name,
+    status: "pending",
+    parents_total: parents.get(node.name) ?? 0,
+    task: node.task,
+    inputs: node.inputs,
+  }));
+  const runEdges = edges.map(({ source, target, on }) => ({ source, target, on }));
   const started: WorkflowStarted = {
     id: eventId(changeIdFor(iso, 0), 0),
     type: "workflow.started",
@@ -174,7 +175,7 @@ export async function startWorkflowRun(deps: Deps, principal: Principal, workflo
     task_uuid: "",
     workflow: { run_id: run.run_id, node: "" },
   };
-  await deps.workflowRuns.createWorkflowRun(run, nodeRuns, started);
+  await deps.workflowRuns.createWorkflowRun(run, nodeRuns, runEdges, started);
   // Now, so that the first nodes do not wait for the event; the event does it again if this is cut short.
   await startRoots(deps, run.run_id, nodeRuns).catch((err: unknown) =>
     deps.log.warn("a workflow run's first nodes wait for its started event", {
@@ -200,13 +201,14 @@ const startRoots = (deps: Deps, runId: string, nodes: NodeRun[]) =>
   advance(
     deps,
     runId,
-    nodes.filter((n) => n.parents.length === 0).map((n) => ({ consider: n })),
+    nodes.filter((n) => n.parents_total === 0).map((n) => ({ consider: n })),
   );
 
 /** A run the caller may see, with its nodes; another tenant's is a 404. */
 async function visibleRun(deps: Deps, principal: Principal, workflowId: string, runId: string) {
   const found = WORKFLOW_RUN_ID.test(runId) ? await deps.workflowRuns.getWorkflowRun(runId) : undefined;
-  return { run: seen(principal, workflowId, runId, found?.run), nodes: found?.nodes ?? [] };
+  const run = seen(principal, workflowId, runId, found?.run);
+  return { run, nodes: found?.nodes ?? [], edges: found?.edges ?? [] };
 }
 
 /** The run, if it is of that workflow and the caller may see it (its record holds the tenant); else a 404. */
@@ -227,12 +229,13 @@ const runView = (run: WorkflowRun) => ({
   end_time: run.end_time,
 });
 
-/** GET …/runs/{run_id}: the run and each node's status, task and outputs. */
+/** GET …/runs/{run_id}: the run, each node's status, task and outputs, and its edges (as it was started). */
 export async function getWorkflowRun(deps: Deps, principal: Principal, workflowId: string, runId: string) {
-  const { run, nodes } = await visibleRun(deps, principal, workflowId, runId);
+  const { run, nodes, edges } = await visibleRun(deps, principal, workflowId, runId);
   return {
     ...runView(run),
     stream_url: streamUrlOf(deps, workflowId, runId),
+    edges: edges.map(({ source, target, on }) => ({ source, target, on })),
     nodes: nodes.map((n) => ({
       name: n.name,
       status: n.status,
@@ -362,14 +365,17 @@ async function advance(deps: Deps, runId: string, steps: Step[]): Promise<void> 
     if (!node || !NODE_ENDED.includes(node.status)) continue;
     await announceEnded(deps, node);
     // A wide fan-out tells its children a few at a time, each submitted as its parents allow.
-    const children = [...node.children];
+    const out = await runs.listRunEdges(runId, node.name);
     const lane = async () => {
-      for (let child = children.shift(); child !== undefined; child = children.shift()) {
-        const arrived = await runs.arriveAtNodeRun(runId, child, node.name, node.status);
-        steps.push(...(await consider(deps, runId, arrived)));
+      for (let edge = out.shift(); edge !== undefined; edge = out.shift()) {
+        const blocked = holds(edge.on, node.status)
+          ? undefined
+          : `${node.name} ${node.status}, and its edge runs this on ${edge.on}`;
+        const child = await runs.arriveAtNodeRun(runId, edge, node.status, blocked);
+        steps.push(...(await consider(deps, runId, child)));
       }
     };
-    await Promise.all(Array.from({ length: Math.min(FAN_OUT_LANES, children.length) }, lane));
+    await Promise.all(Array.from({ length: Math.min(FAN_OUT_LANES, out.length) }, lane));
     await finishIfDone(deps, runId);
   }
 }
@@ -380,17 +386,12 @@ async function advance(deps: Deps, runId: string, steps: Step[]): Promise<void> 
  */
 async function consider(deps: Deps, runId: string, node: NodeRun, attempt = 0): Promise<Step[]> {
   if (node.status !== "pending") return [];
-  const arrived = node.arrived ?? {};
-  if (node.parents.some((p) => arrived[p.name] === undefined)) return [];
+  if ((node.arrived_count ?? 0) < node.parents_total) return [];
   const run = await deps.workflowRuns.getWorkflowRunRecord(runId);
   if (!run || run.status === "canceled") {
     return [{ end: node.name, from: ["pending"], status: "canceled", error: "the run was canceled" }];
   }
-  const blocked = node.parents.find((p) => !holds(p.on, arrived[p.name]));
-  if (blocked) {
-    const error = `${blocked.name} ${arrived[blocked.name]}, and its edge runs this on ${blocked.on}`;
-    return [{ end: node.name, from: ["pending"], status: "skipped", error }];
-  }
+  if (node.blocked) return [{ end: node.name, from: ["pending"], status: "skipped", error: node.blocked }];
   try {
     const task = await submitNode(deps, run, node);
     const queued = { status: "queued" as const, task_uuid: task.uuid };

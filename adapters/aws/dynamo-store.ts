@@ -42,6 +42,7 @@ import type { TemplateRevision } from "../../core/templates.ts";
 import type {
   NodeRun,
   NodeStatus,
+  RunEdge,
   RunMessage,
   WorkflowRun,
   WorkflowRunStatus,
@@ -71,6 +72,8 @@ import {
   queuedCountKey,
   rateKey,
   recordOf,
+  runEdgeItem,
+  runEdgeKey,
   runKey,
   runMessageKey,
   runMessageMarkKey,
@@ -115,6 +118,7 @@ import {
   mergedPageOf,
   readyAheadListing,
   readyListing,
+  runEdgesListing,
   runListings,
   runMessageKeysListing,
   runMessagesListing,
@@ -690,12 +694,22 @@ export class DynamoStore implements TaskStore, TenantStore {
     return this.#first<WorkflowDef>(workflowsListing(tenant), Number.POSITIVE_INFINITY);
   }
 
-  async createWorkflowRun(run: WorkflowRun, nodes: NodeRun[], started: WorkflowStarted): Promise<void> {
-    await this.#batchWrite(nodes.map((node) => ({ PutRequest: { Item: nodeRunItem(node) } })));
+  async createWorkflowRun(
+    run: WorkflowRun,
+    nodes: NodeRun[],
+    edges: RunEdge[],
+    started: WorkflowStarted,
+  ): Promise<void> {
+    await this.#batchWrite([
+      ...nodes.map((node) => ({ PutRequest: { Item: nodeRunItem(node) } })),
+      ...edges.map((edge) => ({ PutRequest: { Item: runEdgeItem(run.run_id, edge) } })),
+    ]);
     await this.#create([workflowRunItem(run), workflowRunEventItem(started)]);
   }
 
-  async getWorkflowRun(runId: string): Promise<{ run: WorkflowRun; nodes: NodeRun[] } | undefined> {
+  async getWorkflowRun(
+    runId: string,
+  ): Promise<{ run: WorkflowRun; nodes: NodeRun[]; edges: RunEdge[] } | undefined> {
     return workflowRunOf(await this.#collect(workflowRunListing(runId), Number.POSITIVE_INFINITY));
   }
 
@@ -761,19 +775,47 @@ export class DynamoStore implements TaskStore, TenantStore {
     }
   }
 
-  async arriveAtNodeRun(runId: string, name: string, parent: string, outcome: NodeStatus): Promise<NodeRun> {
-    const { Attributes } = await this.doc.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: nodeRunKey(runId, name),
-        UpdateExpression: "SET arrived.#parent = :outcome",
-        ConditionExpression: "attribute_exists(pk)",
-        ExpressionAttributeNames: { "#parent": parent },
-        ExpressionAttributeValues: { ":outcome": outcome },
-        ReturnValues: "ALL_NEW",
-      }),
-    );
-    return recordOf<NodeRun>(Attributes ?? {});
+  listRunEdges(runId: string, source: string): Promise<RunEdge[]> {
+    return this.#first<RunEdge>(runEdgesListing(runId, source), Number.POSITIVE_INFINITY);
+  }
+
+  async arriveAtNodeRun(
+    runId: string,
+    edge: RunEdge,
+    outcome: NodeStatus,
+    blocked?: string,
+  ): Promise<NodeRun> {
+    const TableName = this.tableName;
+    const target = nodeRunKey(runId, edge.target);
+    try {
+      // Two small items, whatever the fan-in: the edge (once) and the target's count.
+      await this.#transact([
+        {
+          Update: {
+            TableName,
+            Key: runEdgeKey(runId, edge.source, edge.target),
+            UpdateExpression: "SET arrived = :outcome",
+            ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(arrived)",
+            ExpressionAttributeValues: { ":outcome": outcome },
+          },
+        },
+        {
+          Update: {
+            TableName,
+            Key: target,
+            UpdateExpression: `ADD arrived_count :one${blocked ? " SET blocked = if_not_exists(blocked, :blocked)" : ""}`,
+            ConditionExpression: "attribute_exists(pk)",
+            ExpressionAttributeValues: { ":one": 1, ...(blocked && { ":blocked": blocked }) },
+          },
+        },
+      ]);
+    } catch (err) {
+      // Arrived before (an event delivered again): the node is as that arrival left it.
+      if (failedWrite(err) !== 0) throw err;
+    }
+    const node = await this.#get<NodeRun>(target);
+    if (!node) throw new Error(`no node run ${edge.target}`);
+    return node;
   }
 
   async endWorkflowRun(runId: string, status: WorkflowRunStatus, at: string): Promise<boolean> {

@@ -26,6 +26,7 @@ import type { TemplateRevision } from "../../core/templates.ts";
 import type {
   NodeRun,
   NodeStatus,
+  RunEdge,
   RunMessage,
   WorkflowRun,
   WorkflowRunStatus,
@@ -54,6 +55,8 @@ import {
   queuedCountKey,
   rateKey,
   recordOf,
+  runEdgeItem,
+  runEdgeKey,
   runKey,
   runMessageKey,
   runMessageMarkKey,
@@ -99,6 +102,7 @@ import {
   mergedPageOf,
   readyAheadListing,
   readyListing,
+  runEdgesListing,
   runListings,
   runMessageKeysListing,
   runMessagesListing,
@@ -448,12 +452,20 @@ export class MemoryStore implements TaskStore, TenantStore {
     return this.#first<WorkflowDef>(workflowsListing(tenant), Number.POSITIVE_INFINITY);
   }
 
-  async createWorkflowRun(run: WorkflowRun, nodes: NodeRun[], started: WorkflowStarted): Promise<void> {
-    for (const node of nodes) this.#items.set(idOf(nodeRunKey(run.run_id, node.name)), nodeRunItem(node));
+  async createWorkflowRun(
+    run: WorkflowRun,
+    nodes: NodeRun[],
+    edges: RunEdge[],
+    started: WorkflowStarted,
+  ): Promise<void> {
+    for (const item of [...nodes.map(nodeRunItem), ...edges.map((edge) => runEdgeItem(run.run_id, edge))])
+      this.#items.set(idOf(item), item);
     this.#create([workflowRunItem(run), workflowRunEventItem(started)]);
   }
 
-  async getWorkflowRun(runId: string): Promise<{ run: WorkflowRun; nodes: NodeRun[] } | undefined> {
+  async getWorkflowRun(
+    runId: string,
+  ): Promise<{ run: WorkflowRun; nodes: NodeRun[]; edges: RunEdge[] } | undefined> {
     return workflowRunOf(structuredClone(this.#query(workflowRunListing(runId))));
   }
 
@@ -487,11 +499,25 @@ export class MemoryStore implements TaskStore, TenantStore {
     return true;
   }
 
-  async arriveAtNodeRun(runId: string, name: string, parent: string, outcome: NodeStatus): Promise<NodeRun> {
-    const node = this.#items.get(idOf(nodeRunKey(runId, name)));
-    if (!node) throw new Error(`no node run ${name}`);
-    node.arrived = { ...(node.arrived as object), [parent]: outcome };
-    return this.#get<NodeRun>(nodeRunKey(runId, name)) as NodeRun;
+  async listRunEdges(runId: string, source: string): Promise<RunEdge[]> {
+    return this.#first<RunEdge>(runEdgesListing(runId, source), Number.POSITIVE_INFINITY);
+  }
+
+  async arriveAtNodeRun(
+    runId: string,
+    edge: RunEdge,
+    outcome: NodeStatus,
+    blocked?: string,
+  ): Promise<NodeRun> {
+    const stored = this.#items.get(idOf(runEdgeKey(runId, edge.source, edge.target)));
+    const node = this.#items.get(idOf(nodeRunKey(runId, edge.target)));
+    if (!stored || !node) throw new Error(`no edge ${edge.source} → ${edge.target}`);
+    if (stored.arrived === undefined) {
+      stored.arrived = outcome;
+      node.arrived_count = Number(node.arrived_count ?? 0) + 1;
+      if (blocked) node.blocked ??= blocked;
+    }
+    return this.#get<NodeRun>(nodeRunKey(runId, edge.target)) as NodeRun;
   }
 
   async endWorkflowRun(runId: string, status: WorkflowRunStatus, at: string): Promise<boolean> {

@@ -19,7 +19,7 @@ import {
   type WorkerRecord,
 } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
-import type { NodeRun, WorkflowRun, WorkflowStarted } from "../../core/workflow-runs.ts";
+import type { NodeRun, RunEdge, WorkflowRun, WorkflowStarted } from "../../core/workflow-runs.ts";
 import type {
   WorkflowDef,
   WorkflowDefinition,
@@ -325,6 +325,7 @@ const workflowRunPk = (runId: string) => `WFRUN#${runId}`;
 export const WORKFLOW_RUN_PARTITION = {
   run: "RUN",
   nodes: "NODE#",
+  edges: "EDGE#",
   messages: "MSG#",
   messageKeys: "MSGKEY#",
   connections: "CONN#",
@@ -368,15 +369,29 @@ export const nodeRunItem = (node: NodeRun): Item & Key => ({
   ...compact(node),
   ...nodeRunKey(node.run_id, node.name),
 });
+/** A run's edge, under its source (whose ending reads its out-edges by prefix). */
+export const runEdgeKey = (runId: string, source: string, target: string): Key => ({
+  pk: workflowRunPk(runId),
+  sk: `${WORKFLOW_RUN_PARTITION.edges}${source}#${target}`,
+});
+export const runEdgeItem = (runId: string, edge: RunEdge): Item & Key => ({
+  ...compact(edge),
+  ...runEdgeKey(runId, edge.source, edge.target),
+});
 
 /** A workflow run and its node runs from its partition's items, or undefined without its record. */
-export function workflowRunOf(items: Item[]): { run: WorkflowRun; nodes: NodeRun[] } | undefined {
+export function workflowRunOf(
+  items: Item[],
+): { run: WorkflowRun; nodes: NodeRun[]; edges: RunEdge[] } | undefined {
   const record = items.find((item) => item.sk === WORKFLOW_RUN_PARTITION.run);
   if (!record) return undefined;
-  const nodes = items
-    .filter((item) => String(item.sk).startsWith(WORKFLOW_RUN_PARTITION.nodes))
-    .map((item) => recordOf<NodeRun>(item));
-  return { run: recordOf<WorkflowRun>(record), nodes };
+  const of = <T>(prefix: string) =>
+    items.filter((item) => String(item.sk).startsWith(prefix)).map((item) => recordOf<T>(item));
+  return {
+    run: recordOf<WorkflowRun>(record),
+    nodes: of<NodeRun>(WORKFLOW_RUN_PARTITION.nodes),
+    edges: of<RunEdge>(WORKFLOW_RUN_PARTITION.edges),
+  };
 }
 
 /** A template's revisions share its partition; the sort key orders them (and the listing, by name). */

@@ -14,6 +14,7 @@ import {
   PARTITIONS,
   readySortKey,
   recordOf,
+  runEdgeKey,
   runMessageKey,
   TASK_PARTITION,
   taskKey,
@@ -227,6 +228,14 @@ export const runMessagesListing = (runId: string, after: number): Listing => ({
   pk: workflowRunKey(runId).pk,
   skMin: runMessageKey(runId, after + 1).sk,
   skMax: runMessageKey(runId, 999_999_999).sk,
+  forward: true,
+  filters: [],
+});
+
+/** The edges out of a node of a run. */
+export const runEdgesListing = (runId: string, source: string): Listing => ({
+  pk: workflowRunKey(runId).pk,
+  skPrefix: runEdgeKey(runId, source, "").sk,
   forward: true,
   filters: [],
 });

@@ -1176,7 +1176,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           nodes_failed: 0,
           create_time: at(0),
         };
-        await store.createWorkflowRun(run, [], started(runId));
+        await store.createWorkflowRun(run, [], [], started(runId));
         return runId;
       };
       const message = (n: number) => ({ type: "finish_task" as const, time: at(n), data: { n } });
@@ -1193,6 +1193,58 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(new Set(stored.map((m) => m.data.n as number)).size).toBe(6);
         expect((await store.listRunMessages(runId, 4)).map((m) => m.seq)).toEqual([5, 6]);
         expect(await store.listRunMessageKeys(runId)).toEqual(new Set(["k0", "k1", "k2", "k3", "k4", "k5"]));
+      });
+
+      it("counts each edge's arrival on its target once, keeping the first reason it cannot run", async () => {
+        const runId = unique("wfr");
+        const nodeRun = (name: string, parents_total: number) => ({
+          run_id: runId,
+          name,
+          status: "pending" as const,
+          parents_total,
+          task: { prompt: name },
+          inputs: {},
+        });
+        const edges = [
+          { source: "a", target: "join", on: "succeeded" as const },
+          { source: "ab", target: "join", on: "failed" as const },
+          { source: "a", target: "other", on: "always" as const },
+        ];
+        await store.createWorkflowRun(
+          {
+            run_id: runId,
+            workflow_id: unique("wf"),
+            tenant: "t",
+            status: "running",
+            nodes_total: 4,
+            nodes_done: 0,
+            nodes_failed: 0,
+            create_time: at(0),
+          },
+          [nodeRun("a", 0), nodeRun("ab", 0), nodeRun("join", 2), nodeRun("other", 1)],
+          edges,
+          started(runId),
+        );
+        // "a"'s out-edges, not "ab"'s (whose name starts the same).
+        expect((await store.listRunEdges(runId, "a")).map((e) => e.target).sort()).toEqual(["join", "other"]);
+        const [aJoin, abJoin] = edges as [(typeof edges)[0], (typeof edges)[0]];
+        expect(await store.arriveAtNodeRun(runId, aJoin, "succeeded")).toMatchObject({ arrived_count: 1 });
+        expect(await store.arriveAtNodeRun(runId, aJoin, "succeeded")).toMatchObject({ arrived_count: 1 });
+        const joined = await store.arriveAtNodeRun(runId, abJoin, "succeeded", "ab succeeded, on failed");
+        await store.arriveAtNodeRun(runId, abJoin, "succeeded", "again");
+        expect(await store.getNodeRun(runId, "join")).toMatchObject({
+          arrived_count: 2,
+          parents_total: 2,
+          blocked: "ab succeeded, on failed",
+        });
+        expect(joined).toMatchObject({ arrived_count: 2, blocked: "ab succeeded, on failed" });
+        const got = await store.getWorkflowRun(runId);
+        expect(got?.nodes).toHaveLength(4);
+        expect(got?.edges.map((e) => [e.source, e.target, e.arrived])).toEqual([
+          ["a", "join", "succeeded"],
+          ["a", "other", undefined],
+          ["ab", "join", "succeeded"],
+        ]);
       });
 
       it("keeps a run's connections with their cursors, counts them as watchers, and forgets each once", async () => {

@@ -24,6 +24,7 @@ async function runWithMessages(types: RunMessage["type"][]) {
       create_time: time,
     },
     [],
+    [],
     {
       id: "e1",
       type: "workflow.started",
