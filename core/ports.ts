@@ -377,6 +377,8 @@ export interface WorkflowStore {
   createWorkflow(definition: WorkflowDefinition): Promise<void>;
   /** The definition, nodes by name and edges; edges left by an edit cut short are left out. */
   getWorkflow(id: string): Promise<WorkflowDefinition | undefined>;
+  /** A workflow's record alone (its tenant, name, version): one read, whatever its size. */
+  getWorkflowDef(id: string): Promise<WorkflowDef | undefined>;
   /** Applies an edit on `def`'s version: a CommitConflict("workflow") when another edit came first. */
   editWorkflow(def: WorkflowDef, at: string, edit: WorkflowEdit): Promise<void>;
   /** A tenant's workflows, newest first. */

@@ -23,7 +23,7 @@ import { submitTaskSchema } from "./requests.ts";
 import { pushRunStream, watchRunStream } from "./run-stream.ts";
 import { cancelTask, submitTask } from "./tasks.ts";
 import { renderPrompt } from "./templates.ts";
-import { type EdgeCondition, visibleWorkflow } from "./workflows.ts";
+import { type EdgeCondition, visibleWorkflow, visibleWorkflowDef } from "./workflows.ts";
 
 export const NODE_STATUSES = [
   "pending",
@@ -251,7 +251,7 @@ export async function getWorkflowRun(deps: Deps, principal: Principal, workflowI
 
 /** A workflow's runs, newest first. */
 export async function listWorkflowRuns(deps: Deps, principal: Principal, workflowId: string) {
-  const { def } = await visibleWorkflow(deps, principal, workflowId);
+  const def = await visibleWorkflowDef(deps, principal, workflowId);
   return (await deps.workflowRuns.listWorkflowRuns(def.workflow_id)).map(runView);
 }
 

@@ -254,10 +254,17 @@ export async function visibleWorkflow(
   id: string,
 ): Promise<WorkflowDefinition> {
   requireScope(principal, "tasks:read");
-  if (!WORKFLOW_ID.test(id)) throw workflowNotFound(id);
-  const found = await deps.workflows.getWorkflow(id);
+  const found = WORKFLOW_ID.test(id) ? await deps.workflows.getWorkflow(id) : undefined;
   if (!found || !canSee(principal, found.def.tenant)) throw workflowNotFound(id);
   return found;
+}
+
+/** A workflow's record, read alone, if the caller may see it (tasks:read); else a 404. */
+export async function visibleWorkflowDef(deps: Pick<Deps, "workflows">, principal: Principal, id: string) {
+  requireScope(principal, "tasks:read");
+  const def = WORKFLOW_ID.test(id) ? await deps.workflows.getWorkflowDef(id) : undefined;
+  if (!def || !canSee(principal, def.tenant)) throw workflowNotFound(id);
+  return def;
 }
 
 /**

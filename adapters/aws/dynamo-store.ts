@@ -659,6 +659,10 @@ export class DynamoStore implements TaskStore, TenantStore {
     return workflowOf(await this.#collect(workflowListing(id), Number.POSITIVE_INFINITY));
   }
 
+  getWorkflowDef(id: string): Promise<WorkflowDef | undefined> {
+    return this.#get<WorkflowDef>(workflowKey(id));
+  }
+
   async editWorkflow(def: WorkflowDef, at: string, edit: WorkflowEdit): Promise<void> {
     const TableName = this.tableName;
     const { puts, deletes } = workflowEditItems(def.workflow_id, edit);

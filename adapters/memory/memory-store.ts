@@ -439,6 +439,10 @@ export class MemoryStore implements TaskStore, TenantStore {
     return workflowOf(structuredClone(this.#query(workflowListing(id))));
   }
 
+  async getWorkflowDef(id: string): Promise<WorkflowDef | undefined> {
+    return this.#get<WorkflowDef>(workflowKey(id));
+  }
+
   async editWorkflow(def: WorkflowDef, at: string, edit: WorkflowEdit): Promise<void> {
     const record = this.#items.get(idOf(workflowKey(def.workflow_id)));
     if (record?.version !== def.version) throw new CommitConflict("workflow");

@@ -2,8 +2,10 @@
  * `npm run chaos`: a soak of the local stack under faults. It submits a mix of tasks (priorities,
  * concurrency keys, delays, recurring tasks, callbacks, cancels, failures) while it kills worker processes
  * at random and the fault injector fails AWS calls, then checks what happened from outside: the fake CLIs'
- * own start and exit log and their processes, not the database. It prints a JSON summary and exits 1 when
- * any of lost, overlaps, counter_drift, orphans or missing_events is not zero.
+ * own start and exit log and their processes, not the database. Workflows run through the same faults:
+ * fan-out, fan-in runs, one canceled midway, one watched over its live results stream. It prints a JSON
+ * summary and exits 1 when any of lost, overlaps, counter_drift, orphans, missing_events or workflows is
+ * not zero.
  *
  * SOAK_SECONDS (default 90) is how long it submits and kills; SOAK_TASKS (default 120) how many tasks.
  */
@@ -12,6 +14,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { WebSocket } from "ws";
 import { localCredentialsVariable } from "../../core/names.ts";
 import { FAULT_ENV, type FaultRule } from "../../local/faults.ts";
 import { startLocalStack } from "../../local/stack.ts";
@@ -160,6 +163,78 @@ async function submitOne(i: number) {
   }
 }
 
+/** The soak's workflows: a root, a fan of leaves that read its result, and a join, in any pool. */
+const FLOW_RUNS = 3;
+const FLOW_LEAVES = 6;
+interface Flow {
+  id: string;
+  runId: string;
+  streamUrl: string;
+  nodes: string[];
+  canceled: boolean;
+}
+const flows: Flow[] = [];
+const flowTag = (run: number, node: string) => `wf${run}-${node}`;
+async function startFlow(run: number, cancel: boolean) {
+  const node = (name: string, extra: object = {}) => ({
+    name,
+    task: {
+      pool: pools[random(pools.length)],
+      prompt: `[tag:${flowTag(run, name)}] [sleep:1] ${name}`,
+      max_attempts: 6,
+    },
+    ...extra,
+  });
+  const leaves = Array.from({ length: FLOW_LEAVES }, (_, i) => `leaf${i}`);
+  const created = await call("POST", "/v2/workflows", {
+    name: `soak ${run}`,
+    tasks: [
+      node("root"),
+      ...leaves.map((name) => node(name, { inputs: { r: { from: "root.result" } } })),
+      node("join"),
+    ],
+    edges: leaves.map((name) => ({ source: name, target: "join" })),
+  });
+  if (created.status !== 201)
+    throw new Error(`workflow ${run}: ${created.status} ${JSON.stringify(created.data)}`);
+  const started = await call("POST", `/v2/workflows/${created.data.workflow_id}/runs`);
+  if (started.status !== 201)
+    throw new Error(`run ${run}: ${started.status} ${JSON.stringify(started.data)}`);
+  const flow = {
+    id: created.data.workflow_id,
+    runId: started.data.run_id,
+    streamUrl: started.data.stream_url,
+    nodes: ["root", ...leaves, "join"],
+    canceled: cancel,
+  };
+  flows.push(flow);
+  if (cancel) void sleep(4000).then(() => call("DELETE", `/v2/workflows/${flow.id}/runs/${flow.runId}`));
+}
+
+/** Follows a run's stream as a client does: again after `?after=` when it drops, dropping a seq it has had. */
+async function followStream(streamUrl: string) {
+  const messages: { type: string; seq: number; data: Record<string, unknown> }[] = [];
+  const url = new URL(streamUrl, stack.url.replace("http", "ws"));
+  for (let connects = 0; connects < 50; connects++) {
+    url.searchParams.set("after", String(messages.at(-1)?.seq ?? 0));
+    const ended = await new Promise<boolean>((done) => {
+      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${stack.adminKey}` } });
+      let finished = false;
+      ws.on("message", (text) => {
+        const message = JSON.parse(String(text));
+        if (message.seq <= (messages.at(-1)?.seq ?? 0)) return;
+        messages.push(message);
+        if (message.type === "finish_workflow") finished = true;
+      });
+      ws.on("error", () => undefined);
+      ws.on("close", () => done(finished));
+    });
+    if (ended) break;
+    await sleep(1000);
+  }
+  return messages;
+}
+
 /**
  * A run killed with SIGKILL logs no exit: the observer looks at every started CLI's pid ten times a
  * second, and takes the first time it finds it gone as its end.
@@ -189,6 +264,11 @@ const killing = (async () => {
     }
   }
 })();
+const flowing = (async () => {
+  await sleep(SOAK_SECONDS * 200);
+  for (let run = 0; run < FLOW_RUNS; run++) await startFlow(run, run === 1);
+  return followStream(flows[0]?.streamUrl as string);
+})();
 for (let i = 0; i < SOAK_TASKS; i++) {
   await submitOne(i);
   await sleep((SOAK_SECONDS * 1000 * 0.8) / SOAK_TASKS);
@@ -204,6 +284,21 @@ for (;;) {
   const open = tasks.filter((t) => !TERMINAL.includes(t.status)).length;
   if (open === 0 || Date.now() > settleBy) break;
   await sleep(2000);
+}
+const streamed = await flowing;
+const flowRuns: Answer[] = [];
+for (const flow of flows) {
+  for (;;) {
+    const run = (await call("GET", `/v2/workflows/${flow.id}/runs/${flow.runId}`)).data;
+    const open = run.nodes.some((n: { status: string }) =>
+      ["pending", "queued", "running"].includes(n.status),
+    );
+    if ((run.status !== "running" && !open) || Date.now() > settleBy) {
+      flowRuns.push(run);
+      break;
+    }
+    await sleep(2000);
+  }
 }
 // Callbacks and events trail the transitions a little.
 await sleep(8000);
@@ -231,6 +326,7 @@ const problems: Record<string, string[]> = {
   counter_drift: [],
   orphans: [],
   missing_events: [],
+  workflows: [],
 };
 const overlap = (a: { start: number; end: number }, b: { start: number; end: number }) =>
   a.start < b.end && b.start < a.end;
@@ -281,6 +377,39 @@ for (const [i, s] of submitted.entries()) {
     if (!got) problems.missing_events?.push(`${s.tag}: no callback for run ${task.run_id}`);
   }
 }
+// Each workflow run ended as it should, every node's task ran (never two at once) or was canceled, and the
+// watched run's stream had every message once, in order, with no gap.
+for (const [r, flow] of flows.entries()) {
+  const run = flowRuns[r];
+  const bad = (message: string) => problems.workflows?.push(`run ${r} ${flow.runId}: ${message}`);
+  if (run.status !== (flow.canceled ? "canceled" : "succeeded")) bad(`ended ${run.status}`);
+  for (const node of run.nodes) {
+    const runs = runsOf.get(flowTag(r, node.name)) ?? [];
+    if (!flow.canceled && node.status !== "succeeded") bad(`${node.name} ${node.status}: ${node.error}`);
+    if (node.status === "succeeded" && !runs.some((x) => x.code === 0))
+      bad(`${node.name} without a CLI exit 0`);
+    if (node.task_uuid) {
+      const task = await taskOf(node.task_uuid);
+      if (task.workflow?.run_id !== flow.runId || task.workflow?.node !== node.name)
+        bad(`${node.name}'s task is not linked to it`);
+      if (!TERMINAL.includes(task.status)) bad(`${node.name}'s task still ${task.status}`);
+    }
+    for (const [a, b] of runs.flatMap((x, j) => runs.slice(j + 1).map((y) => [x, y] as const))) {
+      if (overlap(a, b))
+        problems.overlaps?.push(`${flowTag(r, node.name)}: pids ${a.pid} and ${b.pid} at once`);
+    }
+    for (const x of runs)
+      if (alive(x.pid)) problems.orphans?.push(`${flowTag(r, node.name)}: pid ${x.pid} alive`);
+  }
+}
+const expectedStream = flows[0] ? flows[0].nodes.length * 2 + 1 : 0;
+if (streamed.map((m) => m.seq).join() !== streamed.map((_, i) => i + 1).join())
+  problems.workflows?.push(`stream seqs ${streamed.map((m) => m.seq).join(",")}`);
+if (streamed.length !== expectedStream || streamed.at(-1)?.type !== "finish_workflow")
+  problems.workflows?.push(
+    `stream: ${streamed.length} messages of ${expectedStream}, last ${streamed.at(-1)?.type}`,
+  );
+
 // Runs of one key never overlap either.
 for (const key of keys) {
   const runs = submitted
@@ -337,6 +466,8 @@ const summary = {
   faults_injected: faults.length,
   faults: byFault,
   workers_killed: workersKilled,
+  workflow_runs: flows.length,
+  stream_messages: streamed.length,
   claude_most_at_once: claudeMostAtOnce,
   ...Object.fromEntries(Object.entries(problems).map(([name, list]) => [name, list.length])),
   details: Object.fromEntries(

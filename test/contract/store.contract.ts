@@ -1114,6 +1114,8 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await store.createWorkflow(later);
         const got = await store.getWorkflow(second);
         expect(got?.def).toEqual(later.def);
+        expect(await store.getWorkflowDef(second)).toEqual(later.def);
+        expect(await store.getWorkflowDef(unique("wf"))).toBeUndefined();
         expect(got?.nodes).toHaveLength(31);
         expect(got?.edges).toHaveLength(30);
         expect((await store.listWorkflows(tenant)).map((d) => d.workflow_id)).toEqual([second, first]);
