@@ -1,9 +1,8 @@
 /**
  * The typed client of the Switchyard API: one `call` per operation of sdk/operations.ts, with retries on
  * 429 and 5xx (honouring Retry-After), an idempotency key on every submit (so that a retried submit never
- * makes two tasks), `waitFor` and paged iteration.
+ * makes two tasks), `waitFor` and paged iteration. It runs in Node and in browsers (the dashboard).
  */
-import { randomUUID } from "node:crypto";
 import { type TaskStatus, TERMINAL_STATUSES } from "../core/status.ts";
 import type { TaskView } from "../core/views.ts";
 import { type Beside, type Input, OPERATIONS, type OperationId, type Output } from "./operations.ts";
@@ -64,7 +63,8 @@ export class SwitchyardClient {
     this.#key = options.key;
     this.#attempts = Math.max(1, options.attempts ?? 5);
     this.#backoffMs = options.backoffMs ?? 250;
-    this.#fetch = options.fetch ?? fetch;
+    // Bound: a browser refuses a `fetch` called as another object's method.
+    this.#fetch = options.fetch ?? fetch.bind(globalThis);
   }
 
   /** Calls one operation; answers the envelope's `data` (a string for logs, bytes for a file). */
@@ -86,7 +86,7 @@ export class SwitchyardClient {
     const args = input as { query?: Record<string, unknown>; body?: unknown } & Record<string, unknown>;
     const body =
       operation === "tasks.submit"
-        ? { idempotency_key: randomUUID(), ...(args.body as object) }
+        ? { idempotency_key: crypto.randomUUID(), ...(args.body as object) }
         : (args.body ?? (method === "POST" ? {} : undefined));
     const url = `${this.#url}${fillPath(template, args)}${queryString(args.query)}`;
     // A submit is safe to retry once it has an idempotency key; other writes are idempotent or conditional.

@@ -1,0 +1,47 @@
+import type { SwitchyardClient } from "../../sdk/client.ts";
+import { duration, usePoll } from "../api.ts";
+import { Problem, Table } from "../parts.tsx";
+
+const REFRESH_MS = 5000;
+
+/** Pools and their queues: usage, backlog, the expected wait with its error band, paused or not. */
+export function Pools({ client }: { client: SwitchyardClient }) {
+  const pools = usePoll(() => client.call("pools.list", {}), REFRESH_MS, [client]);
+  const queues = usePoll(() => client.call("pools.queues", { query: {} }), REFRESH_MS, [client]);
+  const queueOf = (name: string) => (queues.data ?? []).find((q) => q.name === name);
+  return (
+    <section aria-labelledby="pools-title">
+      <h1 id="pools-title">Pools and queues</h1>
+      <Problem error={pools.error ?? queues.error} />
+      <Table
+        columns={["Pool", "Tool", "Account", "Running", "Usage", "Waiting", "Expected wait", "State"]}
+        numbers={["Running", "Usage", "Waiting", "Expected wait"]}
+      >
+        {(pools.data ?? []).map((pool) => {
+          const queue = queueOf(pool.name);
+          const expect = queue?.waiting_time_expect;
+          return (
+            <tr key={pool.name}>
+              <th scope="row">{pool.name}</th>
+              <td>{pool.tool}</td>
+              <td>{pool.account ?? ""}</td>
+              <td class="number">
+                {pool.tasks} / {pool.max_concurrency}
+              </td>
+              <td class="number">{Math.round(pool.usage * 100)} %</td>
+              <td class="number">{queue?.waiting ?? ""}</td>
+              <td class="number">
+                {expect === null || expect === undefined
+                  ? "—"
+                  : `${duration(expect)} ± ${duration(queue?.waiting_time_error ?? 0)}`}
+              </td>
+              <td>
+                {pool.paused ? `paused${pool.paused_until ? ` until ${pool.paused_until}` : ""}` : "open"}
+              </td>
+            </tr>
+          );
+        })}
+      </Table>
+    </section>
+  );
+}

@@ -1,0 +1,167 @@
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchBrowser } from "../support/browser.ts";
+import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+/** Screenshots of the pages, kept as the run's artifacts. */
+const SHOTS = resolve(import.meta.dirname, "../../test-results/dashboard");
+
+let stack: TestStack;
+let browser: Browser;
+let key: string;
+
+beforeAll(async () => {
+  stack = await startTestStack(
+    `
+pools:
+  - { name: main, tool: claude, account: main, max_concurrency: 2, lease_seconds: 10, worker: { max: 1, slots: 2 } }
+`,
+    { workerEnv: { PATH: FAKE_CLI_PATH } },
+  );
+  key = (await stack.call("POST", "/v2/tenants", { body: { name: "viewer" } })).json?.data.api_key;
+  browser = await launchBrowser();
+  mkdirSync(SHOTS, { recursive: true });
+});
+afterAll(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+/** A page at laptop width, signed in with the key in the URL fragment. */
+async function signedIn(): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await page.goto(`${stack.url}/#key=${encodeURIComponent(key)}`);
+  await page.getByRole("heading", { name: "Tasks" }).waitFor();
+  return page;
+}
+
+describe("the dashboard, in a real browser", () => {
+  it("signs in with a typed key, refusing a wrong one, and keeps the key in this tab only", async () => {
+    const page = await browser.newPage();
+    await page.goto(stack.url);
+    const field = page.getByLabel("API key");
+    await field.fill("sy_wrong");
+    await field.press("Enter");
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("1008");
+    await field.fill(key);
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Tasks" }).waitFor();
+    const kept = await page.evaluate(() => ({
+      session: Object.values(sessionStorage),
+      local: localStorage.length,
+      cookie: document.cookie,
+    }));
+    expect(kept).toEqual({ session: [key], local: 0, cookie: "" });
+    // The fragment form takes the key out of the address at once.
+    const other = await signedIn();
+    expect(other.url()).not.toContain(key);
+    expect(new URL(other.url()).hash).toBe("#/tasks");
+    await page.close();
+    await other.close();
+  });
+
+  it("shows a task submitted through the API, live, until it succeeds; its page has its runs and logs", async () => {
+    const page = await signedIn();
+    const uuid = await stack.submit(
+      { pool: "main", name: "first-task", prompt: "[sleep:1] hello dashboard" },
+      key,
+    );
+    const row = page.locator(`tr[data-uuid="${uuid}"]`);
+    await row.getByRole("link", { name: "first-task" }).waitFor({ timeout: 10_000 });
+    await expect.poll(() => row.locator(".status").textContent(), { timeout: 30_000 }).toBe("succeeded");
+    expect(await row.locator("td").nth(2).textContent()).toBe("claude");
+    await page.screenshot({ path: resolve(SHOTS, "tasks.png") });
+
+    await row.getByRole("link", { name: "first-task" }).click();
+    await page.getByRole("heading", { name: /first-task/ }).waitFor();
+    await expect
+      .poll(() => page.getByRole("log", { name: "Logs" }).textContent())
+      .toContain("hello dashboard");
+    const runs = page.locator("table").first().locator("tbody tr");
+    await expect.poll(() => runs.count()).toBe(1);
+    expect(await runs.first().locator("td").nth(2).textContent()).toBe("0");
+    const events = await page.locator(".timeline li").allTextContents();
+    expect(events.some((e) => e.includes("task.succeeded"))).toBe(true);
+    await page.screenshot({ path: resolve(SHOTS, "task.png"), fullPage: true });
+    await page.close();
+  });
+
+  it("cancels a running task from its page", async () => {
+    const page = await signedIn();
+    const uuid = await stack.submit({ pool: "main", name: "long-task", prompt: "[sleep:30] long" }, key);
+    await page.goto(`${stack.url}/#/tasks/${uuid}`);
+    const badge = page.getByRole("heading", { name: /long-task/ }).locator(".status");
+    await expect.poll(() => badge.textContent(), { timeout: 30_000 }).toBe("running");
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await expect.poll(() => badge.textContent(), { timeout: 15_000 }).toBe("canceled");
+    expect((await stack.call("GET", `/v2/tasks/${uuid}`, { key })).json?.data.status).toBe("canceled");
+    await page.close();
+  });
+
+  it("draws a workflow run whose nodes turn green live, a wide level grouped with its counts", async () => {
+    const as = (method: string, path: string, body?: unknown) => stack.call(method, path, { key, body });
+    const job = (prompt: string) => ({ pool: "main", prompt, max_attempts: 1 });
+    const leaves = Array.from({ length: 14 }, (_, i) => `leaf${i}`);
+    const created = await as("POST", "/v2/workflows", {
+      name: "fan",
+      tasks: [
+        { name: "A", task: job("[sleep:1] first") },
+        ...leaves.map((name) => ({
+          name,
+          task: job(`${name} of {{ inputs.a }}`),
+          inputs: { a: { from: "A.result" } },
+        })),
+        { name: "D", task: job("join") },
+      ],
+      edges: leaves.map((name) => ({ source: name, target: "D" })),
+    });
+    const id = created.json?.data.workflow_id;
+    const runId = (await as("POST", `/v2/workflows/${id}/runs`)).json?.data.run_id;
+    const page = await signedIn();
+    await page.getByRole("link", { name: "Workflows" }).click();
+    await page.getByRole("link", { name: "fan" }).click();
+    await page.getByRole("link", { name: runId }).click();
+    const node = (name: string) => page.locator(`g[data-node="${name}"]`);
+    await node("A").waitFor();
+    // 14 leaves are wider than a level shows: one group, with its count by status.
+    expect(await page.locator("g.node").count()).toBe(3);
+    const group = node("level 1");
+    await expect.poll(() => group.locator("text").first().textContent()).toBe("level 1: 14 nodes");
+    for (const name of ["A", "D"]) {
+      await expect
+        .poll(() => node(name).getAttribute("class"), { timeout: 45_000 })
+        .toBe("node status-succeeded");
+    }
+    expect(await group.locator(".summary").textContent()).toBe("14 succeeded");
+    await expect
+      .poll(() => page.getByRole("heading", { name: /^Run / }).locator(".status").textContent())
+      .toBe("succeeded");
+    await page.screenshot({ path: resolve(SHOTS, "workflow-run.png"), fullPage: true });
+    await page.close();
+  });
+
+  it("shows pools with their usage and expected wait, and tells a tenant that workers are the admin's", async () => {
+    const page = await signedIn();
+    await page.getByRole("link", { name: "Pools and queues" }).click();
+    const pool = page.getByRole("row", { name: /^main claude main/ });
+    await pool.waitFor();
+    expect(await pool.locator("td").last().textContent()).toBe("open");
+    await page.getByRole("link", { name: "Workers" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("1009");
+    await page.close();
+  });
+
+  it("is served with a policy that allows its own scripts and this API only", async () => {
+    const res = await fetch(stack.url);
+    expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(res.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    const script = await fetch(`${stack.url}/dashboard/app.js`);
+    expect([script.status, script.headers.get("content-type")]).toEqual([
+      200,
+      "text/javascript; charset=utf-8",
+    ]);
+  });
+});
