@@ -1,49 +1,60 @@
 /**
- * The dashboard's files, bundled with esbuild from this folder (Preact, the SDK), everything from npm and
- * nothing fetched at run time. The local server serves them at `/`.
+ * The dashboard's files, bundled with esbuild from this folder (Preact, dagre, the SDK): everything from
+ * npm, nothing fetched at run time. With the API's docs, they are the files served as they are, at `/`
+ * and under `dashboard/`: by the local server, and on AWS from S3 (infra/constructs/static-files.ts).
  */
-import { readFile } from "node:fs/promises";
-import { resolve } from "node:path";
-import { build } from "esbuild";
+import { copyFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { buildSync } from "esbuild";
+import { DOCS_PATH, docsFiles, type StaticFile } from "../functions/_shared/docs.ts";
 
-export interface DashboardFile {
-  contentType: string;
-  body: string | Uint8Array;
+/**
+ * No framing by another site, no referrer. (The page's Content-Security-Policy is in its own `<meta>`, the
+ * same wherever it is served.)
+ */
+const DASHBOARD_HEADERS = { "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer" };
+
+let built: string | undefined;
+/** The page, its style and its bundled script, written once per process to a folder of their own. */
+function builtDir(): string {
+  if (!built) {
+    const here = import.meta.dirname;
+    built = mkdtempSync(join(tmpdir(), "switchyard-dashboard-"));
+    buildSync({
+      entryPoints: [resolve(here, "app.tsx")],
+      outfile: join(built, "app.js"),
+      bundle: true,
+      minify: true,
+      format: "esm",
+      target: "es2022",
+      jsx: "automatic",
+      jsxImportSource: "preact",
+      legalComments: "none",
+      logLevel: "silent",
+    });
+    copyFileSync(resolve(here, "index.html"), join(built, "index.html"));
+    copyFileSync(resolve(here, "app.css"), join(built, "app.css"));
+  }
+  return built;
 }
 
-/** Where the dashboard is served: its page, and its assets under `dashboard/`. */
-export const DASHBOARD_PATHS = {
-  page: "/",
-  script: "/dashboard/app.js",
-  style: "/dashboard/app.css",
-} as const;
-
-/** The dashboard's files by path. */
-export async function dashboardFiles(): Promise<Record<string, DashboardFile>> {
-  const here = import.meta.dirname;
-  const bundled = await build({
-    entryPoints: [resolve(here, "app.tsx")],
-    bundle: true,
-    write: false,
-    minify: true,
-    format: "esm",
-    target: "es2022",
-    jsx: "automatic",
-    jsxImportSource: "preact",
-    legalComments: "none",
-    logLevel: "silent",
+/** Every file served as it is, by its path: the API's docs under DOCS_PATH, the dashboard at `/`. */
+export function staticFiles(): Record<string, StaticFile> {
+  const dir = builtDir();
+  const docs = Object.entries(docsFiles()).map(([name, file]) => [
+    name ? `${DOCS_PATH}/${name}` : DOCS_PATH,
+    file,
+  ]);
+  const own = (name: string, contentType: string): StaticFile => ({
+    contentType,
+    path: join(dir, name),
+    headers: DASHBOARD_HEADERS,
   });
-  const [script] = bundled.outputFiles;
-  if (!script) throw new Error("the dashboard did not bundle");
   return {
-    [DASHBOARD_PATHS.page]: {
-      contentType: "text/html; charset=utf-8",
-      body: await readFile(resolve(here, "index.html"), "utf8"),
-    },
-    [DASHBOARD_PATHS.script]: { contentType: "text/javascript; charset=utf-8", body: script.contents },
-    [DASHBOARD_PATHS.style]: {
-      contentType: "text/css; charset=utf-8",
-      body: await readFile(resolve(here, "app.css"), "utf8"),
-    },
+    ...Object.fromEntries(docs),
+    "/": own("index.html", "text/html; charset=utf-8"),
+    "/dashboard/app.js": own("app.js", "text/javascript; charset=utf-8"),
+    "/dashboard/app.css": own("app.css", "text/css; charset=utf-8"),
   };
 }

@@ -4,8 +4,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import type { Deps } from "../core/deps.ts";
-import { dashboardFiles } from "../dashboard/build.ts";
-import { DOCS_PATH, type DocsFile, docsFiles } from "../functions/_shared/docs.ts";
+import { staticFiles } from "../dashboard/build.ts";
 import { errorBody } from "../functions/_shared/errors.ts";
 import { apiHandler, MAX_BODY_BYTES } from "../functions/_shared/http.ts";
 import { matchPath, ROUTES } from "../functions/_shared/routes.ts";
@@ -68,26 +67,6 @@ function toEvent(
   } as unknown as APIGatewayProxyEvent;
 }
 
-/** The docs file at a path under DOCS_PATH, as API Gateway serves it from S3 on AWS; undefined for others. */
-function docsFileAt(pathname: string): DocsFile | undefined {
-  const files = docsFiles();
-  if (pathname === DOCS_PATH) return files[""];
-  const name = pathname.startsWith(`${DOCS_PATH}/`) ? pathname.slice(DOCS_PATH.length + 1) : "";
-  return name !== "" && Object.hasOwn(files, name) ? files[name] : undefined;
-}
-
-/**
- * The dashboard's own files only, and calls to this API (and its streams) only: no script or style from
- * elsewhere, none inline, and no framing by another site.
- */
-const DASHBOARD_HEADERS = {
-  "content-security-policy":
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; " +
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-  "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-};
-
 /**
  * The local API: the route table, each route served by the very same middy handler as on Lambda.
  * A path no route matches still reaches a handler, which answers the 404 envelope.
@@ -98,7 +77,7 @@ export async function startHttpServer(
   streams: LocalStreamSockets,
 ): Promise<{ url: string; server: Server }> {
   const handler = apiHandler(ROUTES, async () => deps) as LambdaHandler;
-  const dashboard = await dashboardFiles();
+  const files = staticFiles();
   const server = createServer(async (req, res) => {
     try {
       const url = requestUrl(req.url);
@@ -108,16 +87,16 @@ export async function startHttpServer(
         res.end(errorBody("1001", "path: not a valid request target"));
         return;
       }
-      const page = req.method === "GET" ? dashboard[url.pathname] : undefined;
-      if (page) {
-        res.writeHead(200, { "content-type": page.contentType, ...DASHBOARD_HEADERS });
-        res.end(page.body);
-        return;
-      }
-      const docsFile = req.method === "GET" ? docsFileAt(url.pathname) : undefined;
-      if (docsFile) {
-        res.writeHead(200, { "content-type": docsFile.contentType, "x-content-type-options": "nosniff" });
-        res.end(await readFile(docsFile.path));
+      const file =
+        req.method === "GET" && Object.hasOwn(files, url.pathname) ? files[url.pathname] : undefined;
+      if (file) {
+        const headers = {
+          "content-type": file.contentType,
+          "x-content-type-options": "nosniff",
+          ...file.headers,
+        };
+        res.writeHead(200, headers);
+        res.end(await readFile(file.path));
         return;
       }
       let target = { group: "health", resource: url.pathname, params: {} };

@@ -38,10 +38,13 @@ const INIT = `window.ui = SwaggerUIBundle({
 });
 `;
 
-export interface DocsFile {
+/** A file served as it is (no handler runs for it): locally by the local server, on AWS from S3. */
+export interface StaticFile {
   contentType: string;
   /** Where the file is on this machine. */
   path: string;
+  /** Response headers beside its Content-Type and `X-Content-Type-Options: nosniff`. */
+  headers?: Record<string, string>;
 }
 
 /** The folder of swagger-ui-dist's built files. */
@@ -59,7 +62,7 @@ function ownFilesDir(): string {
 }
 
 /** Every file of the docs, by its name under DOCS_PATH ("" is the page itself). */
-export function docsFiles(): Record<string, DocsFile> {
+export function docsFiles(): Record<string, StaticFile> {
   const [own, swagger] = [ownFilesDir(), swaggerUiDir()];
   const script = "text/javascript; charset=utf-8";
   return {

@@ -12,10 +12,11 @@ import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
 import type { ApiThrottle } from "../../core/config.ts";
 import { ERROR_CODES, type ErrorCode } from "../../core/errors.ts";
+import { staticFiles } from "../../dashboard/build.ts";
 import { errorBody, HTTP_STATUS } from "../../functions/_shared/errors.ts";
 import { ROUTE_GROUPS, ROUTES, type RouteGroup } from "../../functions/_shared/routes.ts";
 import { LOG_RETENTION } from "../secure-defaults.ts";
-import { ApiDocs } from "./api-docs.ts";
+import { StaticFiles } from "./static-files.ts";
 
 export interface SchedulerApiProps {
   /** The Lambda serving each route group. */
@@ -74,7 +75,7 @@ export class SchedulerApi extends Construct {
       });
     }
 
-    new ApiDocs(this, "Docs", { api: this.api });
+    new StaticFiles(this, "Files", { api: this.api, files: staticFiles() });
 
     // Answers API Gateway gives itself (before any Lambda) in the same envelope as the handlers.
     const gatewayAnswers: [ResponseType, ErrorCode, string][] = [

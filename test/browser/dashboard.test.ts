@@ -154,14 +154,26 @@ describe("the dashboard, in a real browser", () => {
     await page.close();
   });
 
-  it("is served with a policy that allows its own scripts and this API only", async () => {
+  it("lets its page reach this API only, and no other site frame it", async () => {
     const res = await fetch(stack.url);
-    expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
-    expect(res.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    expect([res.headers.get("x-frame-options"), res.headers.get("x-content-type-options")]).toEqual([
+      "DENY",
+      "nosniff",
+    ]);
     const script = await fetch(`${stack.url}/dashboard/app.js`);
     expect([script.status, script.headers.get("content-type")]).toEqual([
       200,
       "text/javascript; charset=utf-8",
     ]);
+    const page = await signedIn();
+    const refused = await page.evaluate(async () => {
+      const violation = new Promise<string>((done) =>
+        document.addEventListener("securitypolicyviolation", (e) => done(e.effectiveDirective)),
+      );
+      await fetch("http://198.51.100.7/elsewhere").catch(() => undefined);
+      return violation;
+    });
+    expect(refused).toBe("connect-src");
+    await page.close();
   });
 });

@@ -4,7 +4,8 @@ import type { IConstruct } from "constructs";
 import { describe, expect, it } from "vitest";
 import { schedulerConfigOf } from "../../core/config.ts";
 import { ENV } from "../../core/names.ts";
-import { DOCS_PATH, docsFiles } from "../../functions/_shared/docs.ts";
+import { staticFiles } from "../../dashboard/build.ts";
+import { DOCS_PATH } from "../../functions/_shared/docs.ts";
 import { ROUTE_GROUPS, ROUTES } from "../../functions/_shared/routes.ts";
 import { configJsonFile } from "../../infra/constructs/switchyard-function.ts";
 import { logicalId, synthSwitchyard, testConfig } from "./fixture.ts";
@@ -199,21 +200,23 @@ describe("stateless stack", () => {
     });
   });
 
-  it("serves every route of ROUTES, and nothing else, proxied to its group's function", () => {
+  it("serves every route of ROUTES, and the static files, and nothing else, each route proxied to its group's function", () => {
     const pathOf = (resourceId: string): string => {
       const { ParentId, PathPart } = props(resourceId) as { ParentId: Partial<Ref>; PathPart: string };
       return `${ParentId.Ref ? pathOf(ParentId.Ref) : ""}/${PathPart}`;
     };
     const served = new Map(
       ofType("AWS::ApiGateway::Method").map(({ Properties: p }) => [
-        `${p.HttpMethod} ${pathOf((p.ResourceId as Ref).Ref)}`,
+        // The root resource (the dashboard's page) is the API's own, not a Ref.
+        `${p.HttpMethod} ${(p.ResourceId as Partial<Ref>).Ref ? pathOf((p.ResourceId as Ref).Ref) : "/"}`,
         p.Integration as { Type: string; Uri: unknown },
       ]),
     );
 
-    const docs = Object.keys(docsFiles()).map((name) => `GET ${DOCS_PATH}${name && `/${name}`}`);
+    const files = Object.keys(staticFiles()).map((path) => `GET ${path}`);
+    expect(files).toEqual(expect.arrayContaining(["GET /", "GET /dashboard/app.js", `GET ${DOCS_PATH}`]));
     expect([...served.keys()].sort()).toEqual(
-      [...ROUTES.map((r) => `${r.method} ${r.path}`), ...docs].sort(),
+      [...ROUTES.map((r) => `${r.method} ${r.path}`), ...files].sort(),
     );
     for (const route of ROUTES) {
       const integration = served.get(`${route.method} ${route.path}`);
@@ -222,12 +225,20 @@ describe("stateless stack", () => {
     }
   });
 
-  it("serves the docs files from S3 as assets of the stack, reading those objects only", () => {
-    const docsMethods = ofType("AWS::ApiGateway::Method").filter(
+  it("serves the docs and the dashboard from S3 as assets of the stack, reading those objects only", () => {
+    const fileMethods = ofType("AWS::ApiGateway::Method").filter(
       ({ Properties: p }) => (p.Integration as { Type: string }).Type === "AWS",
     );
-    expect(docsMethods).toHaveLength(Object.keys(docsFiles()).length);
-    for (const { Properties: p } of docsMethods) {
+    expect(fileMethods).toHaveLength(Object.keys(staticFiles()).length);
+    const page = fileMethods.find(({ Properties: p }) => !(p.ResourceId as Partial<Ref>).Ref)?.Properties;
+    const pageAnswer = (page?.Integration as { IntegrationResponses: Props[] }).IntegrationResponses[0];
+    expect(pageAnswer?.ResponseParameters).toEqual({
+      "method.response.header.Content-Type": "'text/html; charset=utf-8'",
+      "method.response.header.X-Content-Type-Options": "'nosniff'",
+      "method.response.header.X-Frame-Options": "'DENY'",
+      "method.response.header.Referrer-Policy": "'no-referrer'",
+    });
+    for (const { Properties: p } of fileMethods) {
       const integration = p.Integration as {
         Uri: unknown;
         Credentials: unknown;
@@ -241,11 +252,11 @@ describe("stateless stack", () => {
       });
     }
     const readPolicy = Object.values(resources).find(
-      (r) => r.Type === "AWS::IAM::Policy" && JSON.stringify(r.Properties).includes("DocsReadRole"),
+      (r) => r.Type === "AWS::IAM::Policy" && JSON.stringify(r.Properties).includes("FilesReadRole"),
     );
-    if (!readPolicy) throw new Error("no policy of the docs' read role");
+    if (!readPolicy) throw new Error("no policy of the static files' read role");
     const statements = (readPolicy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
-    expect(statements.map((st) => st.Action)).toEqual(Object.keys(docsFiles()).map(() => "s3:GetObject"));
+    expect(statements.map((st) => st.Action)).toEqual(Object.keys(staticFiles()).map(() => "s3:GetObject"));
     for (const st of statements) expect(JSON.stringify(st.Resource)).not.toMatch(/\/\*"/);
   });
 

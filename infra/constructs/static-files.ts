@@ -3,22 +3,22 @@ import { PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { Asset } from "aws-cdk-lib/aws-s3-assets";
 import { Construct } from "constructs";
 import { ERROR_CODES } from "../../core/errors.ts";
-import { DOCS_PATH, docsFiles } from "../../functions/_shared/docs.ts";
+import type { StaticFile } from "../../functions/_shared/docs.ts";
 import { errorBody } from "../../functions/_shared/errors.ts";
 
 /**
- * The interactive docs (functions/_shared/docs.ts) on AWS: each file is an asset of the stack, uploaded
- * with it, and the API serves it at its path under /v2/docs through an S3 integration, so that the page
- * and "Try it" share the API's origin and stage. No Lambda runs for them, no bucket is added, and the
- * gateway's role reads those objects only.
+ * The files served as they are (dashboard/build.ts: the interactive docs, the dashboard) on AWS: each
+ * file is an asset of the stack, uploaded with it, and the API serves it at its path through an S3
+ * integration, so that the pages and the API they call share one origin and stage. No Lambda runs for
+ * them, no bucket is added, and the gateway's role reads those objects only.
  */
-export class ApiDocs extends Construct {
-  constructor(scope: Construct, id: string, { api }: { api: RestApi }) {
+export class StaticFiles extends Construct {
+  constructor(scope: Construct, id: string, props: { api: RestApi; files: Record<string, StaticFile> }) {
     super(scope, id);
+    const { api, files } = props;
     const role = new Role(this, "ReadRole", { assumedBy: new ServicePrincipal("apigateway.amazonaws.com") });
-    const missing = errorBody(ERROR_CODES.system, "the docs file could not be read");
-    const page = api.root.resourceForPath(DOCS_PATH);
-    for (const [index, [name, file]] of Object.entries(docsFiles()).entries()) {
+    const missing = errorBody(ERROR_CODES.system, "the file could not be read");
+    for (const [index, [path, file]] of Object.entries(files).entries()) {
       const asset = new Asset(this, `File${index}`, { path: file.path });
       // This object only: not the rest of the bootstrap bucket.
       role.addToPolicy(
@@ -27,8 +27,13 @@ export class ApiDocs extends Construct {
           resources: [asset.bucket.arnForObjects(asset.s3ObjectKey)],
         }),
       );
-      const resource = name === "" ? page : page.addResource(name);
-      resource.addMethod(
+      const headers = {
+        "Content-Type": file.contentType,
+        "X-Content-Type-Options": "nosniff",
+        ...file.headers,
+      };
+      const header = (name: string) => `method.response.header.${name}`;
+      api.root.resourceForPath(path).addMethod(
         "GET",
         new AwsIntegration({
           service: "s3",
@@ -39,10 +44,9 @@ export class ApiDocs extends Construct {
             integrationResponses: [
               {
                 statusCode: "200",
-                responseParameters: {
-                  "method.response.header.Content-Type": `'${file.contentType}'`,
-                  "method.response.header.X-Content-Type-Options": "'nosniff'",
-                },
+                responseParameters: Object.fromEntries(
+                  Object.entries(headers).map(([name, value]) => [header(name), `'${value}'`]),
+                ),
               },
               {
                 statusCode: "500",
@@ -56,10 +60,9 @@ export class ApiDocs extends Construct {
           methodResponses: [
             {
               statusCode: "200",
-              responseParameters: {
-                "method.response.header.Content-Type": true,
-                "method.response.header.X-Content-Type-Options": true,
-              },
+              responseParameters: Object.fromEntries(
+                Object.keys(headers).map((name) => [header(name), true]),
+              ),
             },
             { statusCode: "500" },
           ],
