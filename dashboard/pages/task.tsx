@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { type TaskStatus, TERMINAL_STATUSES } from "../../core/status.ts";
 import type { SwitchyardClient } from "../../sdk/client.ts";
 import { between, describe, duration, usd, usePoll } from "../api.ts";
-import { Problem, Status, Table } from "../parts.tsx";
+import { Status, Table } from "../parts.tsx";
 
 const REFRESH_MS = 2000;
 

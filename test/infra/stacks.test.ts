@@ -231,7 +231,8 @@ describe("stateless stack", () => {
     );
     expect(fileMethods).toHaveLength(Object.keys(staticFiles()).length);
     const page = fileMethods.find(({ Properties: p }) => !(p.ResourceId as Partial<Ref>).Ref)?.Properties;
-    const pageAnswer = (page?.Integration as { IntegrationResponses: Props[] }).IntegrationResponses[0];
+    if (!page) throw new Error("no method at the API's root");
+    const pageAnswer = (page.Integration as { IntegrationResponses: Props[] }).IntegrationResponses[0];
     expect(pageAnswer?.ResponseParameters).toEqual({
       "method.response.header.Content-Type": "'text/html; charset=utf-8'",
       "method.response.header.X-Content-Type-Options": "'nosniff'",
