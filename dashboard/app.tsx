@@ -3,16 +3,20 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { clientFor, forgetKey, keyFromFragment, storedKey } from "./api.ts";
 import { Login } from "./pages/login.tsx";
 import { Pools } from "./pages/pools.tsx";
+import { Schedules } from "./pages/schedules.tsx";
 import { Task } from "./pages/task.tsx";
 import { Tasks } from "./pages/tasks.tsx";
+import { Tenants } from "./pages/tenants.tsx";
 import { Workers } from "./pages/workers.tsx";
 import { WorkflowRun, WorkflowRuns, Workflows } from "./pages/workflows.tsx";
 
 const SECTIONS = [
   ["tasks", "Tasks"],
+  ["schedules", "Schedules"],
   ["workflows", "Workflows"],
   ["pools", "Pools and queues"],
   ["workers", "Workers"],
+  ["tenants", "Tenants"],
 ] as const;
 
 /** The page the hash names: `#/tasks`, `#/tasks/<uuid>`, `#/workflows/<id>/runs/<run_id>`, `#/pools`, … */
@@ -57,8 +61,10 @@ function App() {
         {section === "workflows" && !id && <Workflows client={client} />}
         {section === "workflows" && id && !runId && <WorkflowRuns client={client} id={id} />}
         {section === "workflows" && id && runId && <WorkflowRun client={client} id={id} runId={runId} />}
+        {section === "schedules" && <Schedules client={client} />}
         {section === "pools" && <Pools client={client} />}
         {section === "workers" && <Workers client={client} />}
+        {section === "tenants" && <Tenants client={client} />}
       </main>
     </div>
   );

@@ -30,10 +30,10 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** A page at laptop width, signed in with the key in the URL fragment. */
-async function signedIn(): Promise<Page> {
+/** A page at laptop width, signed in with the key (the tenant's, unless given) in the URL fragment. */
+async function signedIn(as = key): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  await page.goto(`${stack.url}/#key=${encodeURIComponent(key)}`);
+  await page.goto(`${stack.url}/#key=${encodeURIComponent(as)}`);
   await page.getByRole("heading", { name: "Tasks" }).waitFor();
   return page;
 }
@@ -152,6 +152,65 @@ describe("the dashboard, in a real browser", () => {
     await page.getByRole("link", { name: "Workers" }).click();
     await expect.poll(() => page.getByRole("alert").textContent()).toContain("1009");
     await page.close();
+  });
+
+  it("lists a recurring task with its interval and next run, and pauses and resumes it", async () => {
+    const uuid = await stack.submit(
+      {
+        pool: "main",
+        name: "hourly",
+        prompt: "tick",
+        interval: 3600,
+        times: 5,
+        scheduled_at: "2099-01-01T00:00:00Z",
+      },
+      key,
+    );
+    const page = await signedIn();
+    await page.getByRole("link", { name: "Schedules" }).click();
+    const row = page.getByRole("row", { name: /hourly/ });
+    await row.waitFor();
+    expect(await row.locator("td").nth(2).textContent()).toBe("3600 s");
+    expect(await row.locator("td").nth(4).textContent()).toBe("2099-01-01T00:00:00.000Z");
+    await row.getByRole("button", { name: "Pause" }).click();
+    await expect.poll(() => row.locator(".status").textContent()).toBe("paused");
+    expect((await stack.call("GET", `/v2/tasks/${uuid}`, { key })).json?.data.status).toBe("paused");
+    await row.getByRole("button", { name: "Resume" }).click();
+    await expect.poll(() => row.locator(".status").textContent()).toBe("scheduled");
+    await page.close();
+  });
+
+  it("lets the admin create a tenant, add and revoke its keys; a tenant's key may not", async () => {
+    const page = await signedIn(stack.adminKey);
+    await page.getByRole("link", { name: "Tenants" }).click();
+    await page.getByLabel("New tenant").fill("from-the-dashboard");
+    await page.getByRole("button", { name: "Create" }).click();
+    const told = page.getByRole("status");
+    await expect.poll(() => told.textContent()).toMatch(/^Tenant from-the-dashboard: its key .* is sy_/);
+    const made = (await stack.call("GET", "/v2/tenants")).json?.data.find(
+      (t: { name: string }) => t.name === "from-the-dashboard",
+    );
+    await page
+      .getByRole("row", { name: /from-the-dashboard/ })
+      .getByRole("button", { name: "Keys" })
+      .click();
+    const keys = page.locator("td table tbody tr");
+    await expect.poll(() => keys.count()).toBe(1);
+    await page.getByRole("button", { name: "Add a key" }).click();
+    await expect.poll(() => told.textContent()).toMatch(/^New key \(shown this once\): sy_/);
+    await expect.poll(() => keys.count()).toBe(2);
+    const first = keys.first();
+    await first.getByRole("button", { name: "Revoke" }).click();
+    await expect.poll(() => first.locator("td").nth(3).textContent()).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(await first.getByRole("button", { name: "Revoke" }).count()).toBe(0);
+    const stored = (await stack.call("GET", `/v2/tenants/${made.id}/keys`)).json?.data;
+    expect(stored.filter((k: { revoked_time?: string }) => k.revoked_time)).toHaveLength(1);
+
+    const tenant = await signedIn();
+    await tenant.getByRole("link", { name: "Tenants" }).click();
+    await expect.poll(() => tenant.getByRole("alert").textContent()).toContain("1009");
+    await page.close();
+    await tenant.close();
   });
 
   it("lets its page reach this API only, and no other site frame it", async () => {
