@@ -1,6 +1,7 @@
 import { render } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { clientFor, forgetKey, keyFromFragment, storedKey } from "./api.ts";
+import "./app.css";
 import { Login } from "./pages/login.tsx";
 import { Pools } from "./pages/pools.tsx";
 import { Schedules } from "./pages/schedules.tsx";

@@ -33,8 +33,8 @@ function builtDir(): string {
       legalComments: "none",
       logLevel: "silent",
     });
+    // The styles it imports (its own, uPlot's) land beside it, as app.css.
     copyFileSync(resolve(here, "index.html"), join(built, "index.html"));
-    copyFileSync(resolve(here, "app.css"), join(built, "app.css"));
   }
   return built;
 }

@@ -3,6 +3,7 @@ import { TASK_STATUSES } from "../../core/status.ts";
 import type { SwitchyardClient } from "../../sdk/client.ts";
 import { between, duration, usd, usePoll } from "../api.ts";
 import { Problem, Status, Table } from "../parts.tsx";
+import { LastHour } from "./last-hour.tsx";
 
 /** The list is read again this often: it stays live as tasks move. */
 const REFRESH_MS = 2000;
@@ -26,6 +27,7 @@ export function Tasks({ client }: { client: SwitchyardClient }) {
   return (
     <section aria-labelledby="tasks-title">
       <h1 id="tasks-title">Tasks</h1>
+      <LastHour client={client} />
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
         <label for="filter-status">Status</label>
         <select {...field("status")}>

@@ -73,6 +73,16 @@ describe("the dashboard, in a real browser", () => {
     await row.getByRole("link", { name: "first-task" }).waitFor({ timeout: 10_000 });
     await expect.poll(() => row.locator(".status").textContent(), { timeout: 30_000 }).toBe("succeeded");
     expect(await row.locator("td").nth(2).textContent()).toBe("claude");
+    // The last hour's charts count what the API says ended in it.
+    await page.reload();
+    const listed = (await stack.call("GET", "/v2/tasks?size=100", { key })).json?.data.tasks;
+    const ended = listed.filter((t: { end_time?: string }) => t.end_time).length;
+    const hour = page.getByRole("region", { name: "The last hour" });
+    await expect
+      .poll(() => hour.locator(".count").textContent())
+      .toMatch(new RegExp(`^${ended} tasks? ended, \\$`));
+    expect(await hour.locator(".chart canvas").count()).toBe(3);
+    await row.waitFor();
     await page.screenshot({ path: resolve(SHOTS, "tasks.png") });
 
     await row.getByRole("link", { name: "first-task" }).click();
