@@ -8,13 +8,20 @@ const REFRESH_MS = 5000;
 export function Pools({ client }: { client: SwitchyardClient }) {
   const pools = usePoll(() => client.call("pools.list", {}), REFRESH_MS, [client]);
   const queues = usePoll(() => client.call("pools.queues", { query: {} }), REFRESH_MS, [client]);
+  const slas = usePoll(() => client.call("pools.slas", {}), REFRESH_MS, [client]);
   const queueOf = (name: string) => (queues.data ?? []).find((q) => q.name === name);
+  const slaOf = (name: string) => {
+    const sla = (slas.data ?? []).find((s) => s.pool === name);
+    if (!sla?.sla) return "none";
+    const target = `wait ≤ ${duration(sla.sla.max_wait_seconds)}`;
+    return sla.met === null ? `${target}: no samples` : `${target}: ${sla.met ? "met" : "missed"}`;
+  };
   return (
     <section aria-labelledby="pools-title">
       <h1 id="pools-title">Pools and queues</h1>
-      <Problem error={pools.error ?? queues.error} />
+      <Problem error={pools.error ?? queues.error ?? slas.error} />
       <Table
-        columns={["Pool", "Tool", "Account", "Running", "Usage", "Waiting", "Expected wait", "State"]}
+        columns={["Pool", "Tool", "Account", "Running", "Usage", "Waiting", "Expected wait", "SLA", "State"]}
         numbers={["Running", "Usage", "Waiting", "Expected wait"]}
       >
         {(pools.data ?? []).map((pool) => {
@@ -35,6 +42,7 @@ export function Pools({ client }: { client: SwitchyardClient }) {
                   ? "—"
                   : `${duration(expect)} ± ${duration(queue?.waiting_time_error ?? 0)}`}
               </td>
+              <td>{slaOf(pool.name)}</td>
               <td>
                 {pool.paused ? `paused${pool.paused_until ? ` until ${pool.paused_until}` : ""}` : "open"}
               </td>

@@ -91,11 +91,11 @@ export function Task({ client, uuid }: { client: SwitchyardClient; uuid: string 
       <h2>Fields</h2>
       <dl class="fields">
         {Object.entries(t)
-          .filter(([, value]) => value !== undefined && value !== null && typeof value !== "object")
+          .filter(([, value]) => value !== undefined && value !== null)
           .map(([name, value]) => (
             <>
               <dt>{name}</dt>
-              <dd>{String(value)}</dd>
+              <dd>{typeof value === "object" ? <code>{JSON.stringify(value)}</code> : String(value)}</dd>
             </>
           ))}
       </dl>
@@ -126,7 +126,7 @@ export function Task({ client, uuid }: { client: SwitchyardClient; uuid: string 
           <input type="checkbox" checked={follow} onChange={() => setFollow(!follow)} /> follow
         </label>
       </h2>
-      <pre class="logs" role="log" aria-label="Logs">
+      <pre class="logs" role="log" aria-label="Logs" tabIndex={0}>
         {typeof logs.data === "string" ? logs.data : (logs.error ?? "")}
       </pre>
 

@@ -1,10 +1,17 @@
 import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser } from "../support/browser.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
+
+/** axe-core's browser build, which the accessibility check injects. */
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+interface AxeResults {
+  violations: { id: string; impact?: string; nodes: unknown[] }[];
+}
 
 /** Screenshots of the pages, kept as the run's artifacts. */
 const SHOTS = resolve(import.meta.dirname, "../../test-results/dashboard");
@@ -159,6 +166,7 @@ describe("the dashboard, in a real browser", () => {
     const pool = page.getByRole("row", { name: /^main claude main/ });
     await pool.waitFor();
     expect(await pool.locator("td").last().textContent()).toBe("open");
+    expect(await pool.locator("td").nth(6).textContent()).toBe("none");
     await page.getByRole("link", { name: "Workers" }).click();
     await expect.poll(() => page.getByRole("alert").textContent()).toContain("1009");
     await page.close();
@@ -221,6 +229,45 @@ describe("the dashboard, in a real browser", () => {
     await expect.poll(() => tenant.getByRole("alert").textContent()).toContain("1009");
     await page.close();
     await tenant.close();
+  });
+
+  it("has no serious accessibility faults (axe, WCAG 2 A and AA) on any page, at laptop width", async () => {
+    const uuid = await stack.submit({ pool: "main", name: "checked", prompt: "checked" }, key);
+    const flow = (
+      await stack.call("POST", "/v2/workflows", {
+        body: { name: "checked", tasks: [{ name: "only", task: { pool: "main", prompt: "checked" } }] },
+      })
+    ).json?.data.workflow_id;
+    const run = (await stack.call("POST", `/v2/workflows/${flow}/runs`)).json?.data.run_id;
+    // axe is injected as a script of the test's own: this page alone lets it past the dashboard's policy.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
+    const page = await context.newPage();
+    await page.goto(`${stack.url}/#key=${encodeURIComponent(stack.adminKey)}`);
+    const faults: string[] = [];
+    for (const [hash, ready] of [
+      ["#/tasks", "Tasks"],
+      [`#/tasks/${uuid}`, "Fields"],
+      ["#/schedules", "Schedules"],
+      ["#/workflows", "Workflows"],
+      [`#/workflows/${flow}/runs/${run}`, "Nodes"],
+      ["#/pools", "Pools and queues"],
+      ["#/workers", "Workers"],
+      ["#/tenants", "Tenants and keys"],
+    ] as const) {
+      await page.goto(`${stack.url}/${hash}`);
+      await page.getByRole("heading", { name: ready }).waitFor();
+      await page.addScriptTag({ path: AXE });
+      const found = await page.evaluate(async () => {
+        const axe = (window as unknown as { axe: { run: (o: object) => Promise<AxeResults> } }).axe;
+        const results = await axe.run({ runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } });
+        return results.violations
+          .filter((v) => v.impact === "serious" || v.impact === "critical")
+          .map((v) => `${v.id} (${v.nodes.length})`);
+      });
+      faults.push(...found.map((f) => `${hash}: ${f}`));
+    }
+    expect(faults).toEqual([]);
+    await context.close();
   });
 
   it("lets its page reach this API only, and no other site frame it", async () => {
