@@ -126,6 +126,7 @@ export function Task({ client, uuid }: { client: SwitchyardClient; uuid: string 
           <input type="checkbox" checked={follow} onChange={() => setFollow(!follow)} /> follow
         </label>
       </h2>
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable by keyboard (WCAG 2.1.1). */}
       <pre class="logs" role="log" aria-label="Logs" tabIndex={0}>
         {typeof logs.data === "string" ? logs.data : (logs.error ?? "")}
       </pre>
