@@ -15,7 +15,7 @@ import type { RunMessage } from "./workflow-runs.ts";
 /** The stream's path on the local server (on AWS, the WebSocket API's URL takes the ids as its query). */
 export const RUN_STREAM_PATH = "/v2/workflows/{id}/runs/{run_id}/stream";
 /** API Gateway closes a WebSocket after 2 hours: a connection's item expires with it. */
-export const STREAM_CONNECTION_SECONDS = 2 * 3600;
+const STREAM_CONNECTION_SECONDS = 2 * 3600;
 /**
  * API Gateway takes a frame of 128 KB at most. Outputs over 8 KB (64 KB a node) are references, so a
  * message is far under it; one over it is sent without its outputs, which GET …/runs/{run_id} has.

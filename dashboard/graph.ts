@@ -5,10 +5,10 @@
  */
 import dagre from "@dagrejs/dagre";
 
-export const WIDEST_LEVEL = 12;
+const WIDEST_LEVEL = 12;
 const NODE = { width: 150, height: 44 };
 
-export interface DrawnNode {
+interface DrawnNode {
   id: string;
   x: number;
   y: number;
@@ -20,7 +20,7 @@ export interface DrawnNode {
   members: string[];
 }
 
-export interface Drawing {
+interface Drawing {
   nodes: DrawnNode[];
   edges: { from: string; to: string; points: { x: number; y: number }[] }[];
   width: number;
@@ -28,7 +28,7 @@ export interface Drawing {
 }
 
 /** Each node's level: 0 for a root, else one more than its deepest parent. */
-export function levelsOf(names: string[], edges: { source: string; target: string }[]): Map<string, number> {
+function levelsOf(names: string[], edges: { source: string; target: string }[]): Map<string, number> {
   const parents = new Map(names.map((n) => [n, [] as string[]]));
   for (const e of edges) parents.get(e.target)?.push(e.source);
   const levels = new Map<string, number>();

@@ -12,7 +12,7 @@ const MINUTE_MS = 60_000;
 const REFRESH_MS = 30_000;
 
 /** Per minute of the last hour: tasks ended, their median wait (s) and their cost ($). */
-export function lastHour(tasks: TaskView[], now: number) {
+function lastHour(tasks: TaskView[], now: number) {
   const minutes = Array.from(
     { length: 60 },
     (_, i) => Math.floor((now - HOUR_MS) / MINUTE_MS) * 60 + (i + 1) * 60,
