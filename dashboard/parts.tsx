@@ -5,6 +5,11 @@ export function Status({ status }: { status: string }) {
   return <span class={`status status-${status}`}>{status}</span>;
 }
 
+/** A link to a task's page, by its name or the start of its uuid. */
+export function TaskLink({ uuid, name }: { uuid: string; name?: string }) {
+  return <a href={`#/tasks/${uuid}`}>{name ?? uuid.slice(0, 8)}</a>;
+}
+
 /** What went wrong, announced to assistive technologies. */
 export function Problem({ error }: { error?: string }) {
   return error ? (

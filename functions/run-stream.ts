@@ -6,7 +6,7 @@ import { DomainError, ERROR_CODES, ValidationError } from "../core/errors.ts";
 import { openRunStream } from "../core/workflow-runs.ts";
 import { lambdaDeps } from "./_shared/composition.ts";
 import { errorBody, HTTP_STATUS } from "./_shared/errors.ts";
-import { authLookups } from "./_shared/http.ts";
+import { apiKeyOfHeaders, authLookups, lowerCaseHeaders } from "./_shared/http.ts";
 import { observability } from "./_shared/observability.ts";
 
 const { logger, middlewares } = observability("switchyard-run-stream");
@@ -25,12 +25,13 @@ export interface StreamConnectResult {
 }
 
 /**
- * The API key: `Authorization: Bearer …`, or the subprotocols `key, <key>` (a browser cannot set headers;
- * the answer then names the `key` subprotocol, as the WebSocket handshake requires).
+ * The API key: as on every route (`Authorization: Bearer …`, `x-api-key`), or the subprotocols
+ * `key, <key>` (a browser cannot set headers; the answer then names the `key` subprotocol, as the
+ * WebSocket handshake requires).
  */
 function keyOf(headers: Record<string, string | undefined>): { key?: string; protocol?: string } {
-  const bearer = /^Bearer\s+(.+)$/i.exec(headers.authorization ?? "")?.[1]?.trim();
-  if (bearer) return { key: bearer };
+  const key = apiKeyOfHeaders(headers);
+  if (key) return { key };
   const protocols = (headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
   const at = protocols.indexOf("key");
   return at >= 0 ? { key: protocols[at + 1], protocol: "key" } : {};
@@ -46,9 +47,7 @@ export function streamConnectHandler(getDeps: () => Promise<Deps>) {
   return middy<StreamConnectEvent, StreamConnectResult, Error, Context>()
     .use(middlewares)
     .handler(async (event) => {
-      const headers = Object.fromEntries(
-        Object.entries(event.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]),
-      );
+      const headers = lowerCaseHeaders(event.headers);
       const query = event.queryStringParameters ?? {};
       const { key, protocol } = keyOf(headers);
       try {

@@ -2,7 +2,7 @@ import { type TaskStatus, TERMINAL_STATUSES } from "../../core/status.ts";
 import type { TaskView } from "../../core/views.ts";
 import type { SwitchyardClient } from "../../sdk/client.ts";
 import { describe, usePoll } from "../api.ts";
-import { Problem, Status, Table } from "../parts.tsx";
+import { Problem, Status, Table, TaskLink } from "../parts.tsx";
 
 /** The newest tasks looked through for recurring ones (the API lists tasks newest first). */
 const LOOKED_THROUGH = 1000;
@@ -41,7 +41,7 @@ export function Schedules({ client }: { client: SwitchyardClient }) {
         {(schedules.data ?? []).map((task) => (
           <tr key={task.uuid}>
             <td>
-              <a href={`#/tasks/${task.uuid}`}>{task.name ?? task.uuid.slice(0, 8)}</a>
+              <TaskLink uuid={task.uuid} name={task.name} />
             </td>
             <td>
               <Status status={task.status} />

@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { TASK_STATUSES } from "../../core/status.ts";
 import type { SwitchyardClient } from "../../sdk/client.ts";
 import { between, duration, usd, usePoll } from "../api.ts";
-import { Problem, Status, Table } from "../parts.tsx";
+import { Problem, Status, Table, TaskLink } from "../parts.tsx";
 import { LastHour } from "./last-hour.tsx";
 
 /** The list is read again this often: it stays live as tasks move. */
@@ -59,7 +59,7 @@ export function Tasks({ client }: { client: SwitchyardClient }) {
         {(listed.data?.tasks ?? []).map((task) => (
           <tr key={task.uuid} data-uuid={task.uuid}>
             <td>
-              <a href={`#/tasks/${task.uuid}`}>{task.name ?? task.uuid.slice(0, 8)}</a>
+              <TaskLink uuid={task.uuid} name={task.name} />
             </td>
             <td>
               <Status status={task.status} />

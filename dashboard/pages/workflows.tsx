@@ -2,7 +2,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import type { SwitchyardClient } from "../../sdk/client.ts";
 import { storedKey, usePoll } from "../api.ts";
 import { draw } from "../graph.ts";
-import { Problem, Status, Table } from "../parts.tsx";
+import { Problem, Status, Table, TaskLink } from "../parts.tsx";
 
 /** The tenant's workflows, each with a link to its runs. */
 export function Workflows({ client }: { client: SwitchyardClient }) {
@@ -192,7 +192,7 @@ export function WorkflowRun({ client, id, runId }: { client: SwitchyardClient; i
             <td>
               <Status status={statuses[n.name] ?? n.status} />
             </td>
-            <td>{n.task_uuid ? <a href={`#/tasks/${n.task_uuid}`}>{n.task_uuid.slice(0, 8)}</a> : ""}</td>
+            <td>{n.task_uuid ? <TaskLink uuid={n.task_uuid} /> : ""}</td>
           </tr>
         ))}
       </Table>

@@ -119,13 +119,17 @@ export function authLookups(deps: Deps): CachedAuthLookups {
   return lookups;
 }
 
-function apiKeyOf(event: APIGatewayProxyEvent): string | undefined {
-  const headers = Object.fromEntries(
-    Object.entries(event.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]),
-  );
+/** Request headers by lower-case name (API Gateway passes them as the client wrote them). */
+export const lowerCaseHeaders = (headers: Record<string, string | undefined> | null | undefined) =>
+  Object.fromEntries(Object.entries(headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+
+/** The API key a request carries: `Authorization: Bearer …`, else `x-api-key`. */
+export function apiKeyOfHeaders(headers: Record<string, string | undefined>): string | undefined {
   const bearer = /^Bearer\s+(.+)$/i.exec(headers.authorization ?? "")?.[1];
   return bearer?.trim() || headers["x-api-key"]?.trim() || undefined;
 }
+
+const apiKeyOf = (event: APIGatewayProxyEvent) => apiKeyOfHeaders(lowerCaseHeaders(event.headers));
 
 /** API Gateway's request path includes the stage, the event's path does not: the difference is the base. */
 function basePathOf(event: APIGatewayProxyEvent): string {

@@ -236,13 +236,13 @@ const RUN_STREAM_OPERATION = {
   operationId: "workflows.stream",
   summary: "A workflow run's live results: a WebSocket",
   description:
-    "Upgrade to a WebSocket (the key as `Authorization: Bearer`, or as the subprotocols `key, <key>`), then " +
+    "Upgrade to a WebSocket (the key as on every route, or as the subprotocols `key, <key>`), then " +
     "read frames: every message after `after`, then each new one, until `finish_workflow`, after which it " +
     "closes. On AWS the stream is an API Gateway WebSocket API: open the run's `stream_url` (POST or GET of " +
     "the run), which names it with the ids in its query; ping within 10 minutes of quiet, and reconnect with " +
     "`after` at its 2-hour limit. Needs a key with the `tasks:read` scope.",
   tags: ["workflows"],
-  security: [{ bearer: [] }],
+  security: [{ bearer: [] }, { apiKey: [] }],
   parameters: [
     { name: "id", in: "path", required: true, description: "the workflow's id", schema: { type: "string" } },
     { name: "run_id", in: "path", required: true, description: "the run's id", schema: { type: "string" } },
