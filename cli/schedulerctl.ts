@@ -58,6 +58,9 @@ export const COVERAGE: Record<string, OperationId[]> = {
   slas: ["pools.slas"],
   "pools pause": ["pools.pause"],
   "pools resume": ["pools.resume"],
+  "tool-accounts list": ["pools.toolAccounts"],
+  "tool-accounts clear": ["pools.clearToolAccount"],
+  "tool-accounts disable": ["pools.disableToolAccount"],
   "workers list": ["workers.list"],
   "workers register": ["workers.register"],
   "workers drain": ["workers.drain"],
@@ -235,7 +238,12 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
     .option("--cpu <vcpus>", 'a pod\'s vCPUs ("0.5", "2" or "500m"): its quotas, over its template\'s')
     .option("--memory <size>", 'a pod\'s memory (MiB, or "2Gi")')
     .option("--model <model>", "the model to ask for")
-    .option("--pool <pool>", "a pool by name (else the pool of the tool where it should start soonest)")
+    .option(
+      "--pool <pool>",
+      "a pool by name, or a pattern (claude-*) of which it takes the one where it starts soonest " +
+        "(default: any pool of the tool)",
+    )
+    .option("--account <account>", "only pools of this CLI account (any: whichever has headroom)")
     .option("--priority <1-9>", "9 runs first (default 5)", integer("--priority"))
     .option("--name <name>", "a name to find it by")
     .option("--tag <key=value>", "a tag (repeatable)", collect, [])
@@ -269,6 +277,7 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
         }),
         model: options.model,
         pool: options.pool,
+        account: options.account,
         priority: options.priority,
         name: options.name,
         tags: pairs(options.tag, "--tag"),
@@ -607,6 +616,41 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
       .description(`${name} admission into a pool (admin)`)
       .argument("<name>")
       .action(async (pool: string) => print(await client().call(operation, { name: pool })));
+  }
+  const accounts = program
+    .command("tool-accounts")
+    .description("the CLI accounts of the pools: available, limited until a reset, or disabled");
+  accounts
+    .command("list", { isDefault: true })
+    .description("each (tool, account): its state, when its limit resets, its pools and last usage")
+    .action(async () => {
+      const listed = await client().call("pools.toolAccounts", {});
+      print(listed, () =>
+        table(
+          listed.map((a) => ({
+            ...a,
+            reset_at: a.reset_at ?? "",
+            usage: a.last_usage
+              ? `${a.last_usage.status}${a.last_usage.utilization === undefined ? "" : ` ${Math.round(a.last_usage.utilization * 100)}%`}`
+              : "",
+            pools: a.pools.join(","),
+          })),
+          ["tool", "account", "state", "reset_at", "usage", "pools"],
+        ),
+      );
+    });
+  for (const [name, operation, what] of [
+    ["clear", "pools.clearToolAccount", "make an account available: clear its limit or its disabling"],
+    ["disable", "pools.disableToolAccount", "disable an account: its pools admit nothing until cleared"],
+  ] as const) {
+    accounts
+      .command(name)
+      .description(`${what} (admin)`)
+      .argument("<tool>")
+      .argument("<account>")
+      .action(async (tool: string, account: string) =>
+        print(await client().call(operation, { tool, account })),
+      );
   }
   const workers = program.command("workers").description("the workers of the pools");
   workers

@@ -3,7 +3,7 @@ import * as z from "zod";
 import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
-import { InsufficientResourcesError, poolNotFound } from "./errors.ts";
+import { InsufficientResourcesError, poolNotFound, ValidationError } from "./errors.ts";
 import { expectedWaitIn } from "./estimate.ts";
 import type { PoolTool } from "./fields.ts";
 import { runIdFor } from "./identifiers.ts";
@@ -18,7 +18,14 @@ import {
   type SlotRelease,
   type StateChange,
 } from "./ports.ts";
-import { CONCURRENCY_KEY_LIMIT, type Run, readyKeyOf, scopedConcurrencyKey, type Task } from "./records.ts";
+import {
+  CONCURRENCY_KEY_LIMIT,
+  type PoolRouting,
+  type Run,
+  readyKeyOf,
+  scopedConcurrencyKey,
+  type Task,
+} from "./records.ts";
 import { scopeClaimsOf, scopesOfTask } from "./scopes.ts";
 import { assertTransition } from "./status.ts";
 
@@ -102,45 +109,84 @@ export function messageGroupId(task: Task, runId: string): string {
 const isPaused = (state: PoolState, now: string) =>
   state.pausedUntil !== undefined && state.pausedUntil > now;
 
-/** The pool chosen for a task that names only a tool, and how (absent: it was the only eligible one). */
+/** The pool chosen for a task that names no one pool, and how (absent: it was the only eligible one). */
 export interface PoolChoice {
   pool: PoolConfig;
   routedBy?: NonNullable<Task["routed_by"]>;
+  /** False when every eligible pool was paused (a usage limit, or an admin's pause); absent when not read. */
+  open?: boolean;
+}
+
+/** Whether a pool's name matches a routing glob (`*`: any run of name characters). */
+const matchesGlob = (glob: string | undefined, name: string) =>
+  glob === undefined || new RegExp(`^${glob.replaceAll("*", "[a-z0-9-]*")}$`).test(name);
+
+/** The pools a routing allows: by name glob and account (`any` or absent: every account), and tool. */
+export function routablePools(
+  deps: Pick<Deps, "config">,
+  tool: PoolTool | undefined,
+  routing: PoolRouting,
+): PoolConfig[] {
+  const { pools, account } = routing;
+  const allowed = deps.config.pools.filter(
+    (p) =>
+      matchesGlob(pools, p.name) &&
+      (account === undefined || account === "any" || p.account === account) &&
+      (tool === undefined || p.tool === tool),
+  );
+  const field = pools !== undefined ? "pool" : account !== undefined ? "account" : "tool";
+  const asked = [pools && `pool ${pools}`, account && account !== "any" && `account ${account}`, tool]
+    .filter(Boolean)
+    .join(", ");
+  if (allowed.length === 0) throw new InsufficientResourcesError(`${field}: no pool runs ${asked}`);
+  const tools = new Set(allowed.map((p) => p.tool));
+  if (tools.size > 1) {
+    throw new ValidationError("tool", `the pools of ${asked} run ${[...tools].join(", ")}: name the tool`);
+  }
+  return allowed;
 }
 
 /**
- * For a task that names only a tool: of the tool's pools whose policies accept it (core/policies.ts), the
- * one where a task of its priority joining now would start soonest, by the expected waits
- * (core/estimate.ts) when every such pool has the history to tell, else the one with the smallest share of
- * its slots held. A paused pool (a usage-limit reset too) is chosen only if all are. With one eligible
- * pool, nothing is read.
+ * For a task that names no one pool: of the pools its routing allows whose policies accept it
+ * (core/policies.ts), the one where a task of its priority joining now would start soonest, by the
+ * expected waits (core/estimate.ts) when every such pool has the history to tell, else the one with the
+ * smallest share of its slots held. A paused pool (its account limited, say) is chosen only if all are:
+ * then the one that opens first. With one eligible pool, nothing is read.
  */
 export async function choosePool(
   deps: Pick<Deps, "config" | "counters" | "clock" | "random">,
-  tool: PoolTool,
+  tool: PoolTool | undefined,
   subject: PolicySubject,
+  routing: PoolRouting = {},
 ): Promise<PoolChoice> {
-  const ofTool = deps.config.pools.filter((p) => p.tool === tool);
-  if (ofTool.length === 0) throw new InsufficientResourcesError(`tool: no pool runs ${tool}`);
-  const eligible = ofTool.filter((p) => !policyRefusal(p, subject));
-  // Refused by every pool of the tool: the first one's refusal says why.
-  if (eligible.length === 0) throw policyRefusal(ofTool[0] as PoolConfig, subject);
+  const allowed = routablePools(deps, tool, routing);
+  const eligible = allowed.filter((p) => !policyRefusal(p, subject));
+  // Refused by every pool allowed: the first one's refusal says why.
+  if (eligible.length === 0) throw policyRefusal(allowed[0] as PoolConfig, subject);
   if (eligible.length === 1) return { pool: eligible[0] as PoolConfig };
   const now = deps.clock.now().toISOString();
   const views = await Promise.all(
     eligible.map(async (pool) => {
       const state = await deps.counters.poolState(pool.name);
-      if (isPaused(state, now)) return { load: Number.POSITIVE_INFINITY, wait: Number.POSITIVE_INFINITY };
+      if (isPaused(state, now)) return { pausedUntil: state.pausedUntil as string };
       const place = { position: state.queued + 1, priority: subject.priority };
       const estimate = await expectedWaitIn(deps, pool, state, place);
       return { load: state.active / pool.max_concurrency, wait: estimate?.expect };
     }),
   );
-  const byWait = views.every((v) => v.wait !== undefined);
-  const cost = (i: number) => ((byWait ? views[i]?.wait : views[i]?.load) ?? 0) as number;
-  let best = 0;
-  for (let i = 1; i < eligible.length; i++) if (cost(i) < cost(best)) best = i;
-  return { pool: eligible[best] as PoolConfig, routedBy: byWait ? "expected_wait" : "load" };
+  const open = views.flatMap((view, i) =>
+    "load" in view ? [{ ...view, pool: eligible[i] as PoolConfig }] : [],
+  );
+  if (open.length === 0) {
+    const until = (i: number) => (views[i] as { pausedUntil: string }).pausedUntil;
+    let first = 0;
+    for (let i = 1; i < eligible.length; i++) if (until(i) < until(first)) first = i;
+    return { pool: eligible[first] as PoolConfig, open: false };
+  }
+  const byWait = open.every((v) => v.wait !== undefined);
+  const cost = (v: (typeof open)[number]) => (byWait ? v.wait : v.load) ?? 0;
+  const best = open.reduce((a, b) => (cost(b) < cost(a) ? b : a));
+  return { pool: best.pool, routedBy: byWait ? "expected_wait" : "load", open: true };
 }
 
 /** Ready tasks read per page while admitting. */

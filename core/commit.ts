@@ -70,7 +70,8 @@ export type QueueEntry = Pick<QueuedCountChange, "limit" | "whilePoolFull">;
 
 /**
  * The move of the queued-task counters (the tenant's and the pool's): +1 for a task entering `queued`, −1
- * for one leaving it. `entry` conditions the entry: a submission's max_queued_tasks, a full pool.
+ * for one leaving it, and from one pool's to another's for a queued task moved. `entry` conditions the
+ * entry: a submission's max_queued_tasks, a full pool.
  */
 function queuedCountOf(
   change: StateChange,
@@ -80,8 +81,10 @@ function queuedCountOf(
   const task = change.tasks?.[0]?.next;
   const was = before.task?.status === "queued";
   const is = task?.status === "queued";
-  if (!task || was === is) return undefined;
+  if (!task) return undefined;
   const { tenant, pool } = task;
+  if (was && is && before.task?.pool !== pool) return { tenant, pool, delta: 1, fromPool: before.task?.pool };
+  if (was === is) return undefined;
   return is ? { tenant, pool, delta: 1, ...entry } : { tenant, pool, delta: -1 };
 }
 

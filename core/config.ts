@@ -36,6 +36,11 @@ const poolSchema = z
       .refine((r) => r.max_seconds >= r.base_seconds, { message: "max_seconds must be ≥ base_seconds" })
       .default({ base_seconds: 30, max_seconds: 300 }),
     allow_dangerous_flags: z.boolean().default(false),
+    /**
+     * A subscription account may go on past its limit on paid overage. Off by default: a run that reports
+     * overage limits the account until its window resets, so nothing is spent that nobody chose to spend.
+     */
+    allow_overage: z.boolean().default(false),
     policy: policySchema.optional(),
     /** Priority aging: a queued task's priority rises one step for each this many seconds it waits. */
     aging_seconds: z.number().int().min(1).max(86_400).optional(),

@@ -1,11 +1,13 @@
-import { poolConfig, type QueueMessageBody, refill, slotOf } from "./admission.ts";
+import { poolConfig, type QueueMessageBody, refill, routablePools, slotOf } from "./admission.ts";
 import { commitChange } from "./commit.ts";
-import type { PoolConfig } from "./config.ts";
+import { isCliPool, type PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { poolSampleOf, waitOutcomeOf } from "./estimate.ts";
 import { CommitConflict } from "./ports.ts";
+import type { RateLimitHit, UsageReport } from "./rate-limits.ts";
 import { isRecurring, type Run, type Task, type TaskResult } from "./records.ts";
 import { assertTransition, type RunStatus } from "./status.ts";
+import { limitAccount, limitOf, noteUsage } from "./tool-accounts.ts";
 
 /** Rate-limit answers retried without using an attempt, per task; past it they count as failures. */
 export const RATE_LIMIT_RETRY_CAP = 5;
@@ -93,8 +95,12 @@ export interface RunOutcome {
   /** `tail` is the whole log (see logStaysOnRun); it was not uploaded. */
   logInline?: boolean;
   durationMs: number;
-  /** The CLI answered with a rate or usage limit; `resetAt` when it said when it lifts. */
-  rateLimit?: { resetAt?: Date };
+  /** The CLI answered with a rate or usage limit. */
+  rateLimit?: RateLimitHit;
+  /** The CLI's latest report of its account's usage window. */
+  usage?: UsageReport;
+  /** The CLI's session: what a later attempt may resume. */
+  sessionId?: string;
   /** The job cannot run on this worker (its CLI is not installed): the task fails without a retry. */
   permanent?: boolean;
 }
@@ -228,8 +234,17 @@ export async function heartbeat(
  * The task after its run ended. A recurring task's finished occurrence leads to the next one (or to
  * `completed`), and a paused task stops where it would have gone on.
  */
-function taskAfter(task: Task, ending: RunEnding, pool: PoolConfig, now: Date, random: () => number): Task {
-  let next = runEndedTask(task, ending, pool, now, random);
+/** What a run's ending is judged in: its pool, the time, the retry jitter, and whether the task may go elsewhere. */
+interface EndingContext {
+  pool: PoolConfig;
+  now: Date;
+  random: () => number;
+  /** It may run on a pool of another account (runsElsewhere). */
+  elsewhere: boolean;
+}
+
+function taskAfter(task: Task, ending: RunEnding, context: EndingContext): Task {
+  let next = runEndedTask(task, ending, context);
   if (isRecurring(task) && (next.status === "succeeded" || next.status === "failed")) {
     const ended = !next.occurrence_waiting && next.next_run_time === undefined;
     next = ended
@@ -243,13 +258,8 @@ function taskAfter(task: Task, ending: RunEnding, pool: PoolConfig, now: Date, r
 }
 
 /** The outcome of one run: succeeded, retried later, back in the queue, or failed. */
-function runEndedTask(
-  task: Task,
-  ending: RunEnding,
-  pool: PoolConfig,
-  now: Date,
-  random: () => number,
-): Task {
+function runEndedTask(task: Task, ending: RunEnding, context: EndingContext): Task {
+  const { pool, now, random, elsewhere } = context;
   const iso = now.toISOString();
   const base: Task = {
     ...task,
@@ -277,11 +287,21 @@ function runEndedTask(
   const error = errorOf(ending);
   const rateLimitRetries = task.rate_limit_retries ?? 0;
   if (outcome?.rateLimit && rateLimitRetries < RATE_LIMIT_RETRY_CAP) {
-    const resetAt = outcome.rateLimit.resetAt;
-    const due =
-      resetAt && resetAt > now
-        ? limitLiftsAt(resetAt, now).toISOString()
-        : plusSeconds(now, retryDelaySeconds(pool.retry, rateLimitRetries + 1, random));
+    const limit = limitOf(pool, outcome, now);
+    if (limit && elsewhere) {
+      // It may run on another account: queued again at once, in its old place, and moved (afterSettle).
+      return {
+        ...base,
+        status: "queued",
+        attempt: task.attempt - 1,
+        rate_limit_retries: rateLimitRetries + 1,
+        result,
+        error_message: error,
+      };
+    }
+    const due = limit
+      ? limit.until.toISOString()
+      : plusSeconds(now, retryDelaySeconds(pool.retry, rateLimitRetries + 1, random));
     return {
       ...base,
       status: "scheduled",
@@ -324,6 +344,7 @@ function runAfter(run: Run, ending: RunEnding, now: Date): Run {
     tokens: outcome.tokens,
     cost_usd: outcome.cost_usd,
     output_tail: truncate(outcome.tail, TAIL_BYTES, "end"),
+    session_id: outcome.sessionId,
     log_inline: outcome.logInline,
     error: succeeded ? undefined : errorOf(ending),
   };
@@ -346,7 +367,8 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
     const now = deps.clock.now();
     // A lease found expired on a stale read may have been renewed since.
     if (ending.kind === "lost" && (task.lease_expires_at ?? "") > now.toISOString()) return undefined;
-    const nextTask = taskAfter(task, ending, pool, now, deps.random);
+    const elsewhere = runsElsewhere(deps, task, pool);
+    const nextTask = taskAfter(task, ending, { pool, now, random: deps.random, elsewhere });
     assertTransition(task.status, nextTask.status);
     // A task requeued here waits for a slot itself, and tasks of other pools may wait for its scopes':
     // admission must follow.
@@ -377,14 +399,23 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
       ]);
       continue;
     }
-    // The ending is recorded: what follows only speeds things up (the tick pumps every pool anyway), so
-    // its failure must not look like a settle that did not happen.
-    await afterSettle(deps, pool, task, ending, now, !whenNoneWaiting).catch((err: unknown) =>
-      deps.log.warn("after a settle: a pause failed", { pool: pool.name, error: String(err) }),
+    // The ending is recorded: what follows only speeds things up (the tick pumps every pool and looks at
+    // the accounts anyway), so its failure must not look like a settle that did not happen.
+    await afterSettle(deps, pool, task, nextTask, ending, now, !whenNoneWaiting).catch((err: unknown) =>
+      deps.log.warn("after a settle: an account's limit or an admission failed", {
+        pool: pool.name,
+        error: String(err),
+      }),
     );
     return nextTask;
   }
   return undefined;
+}
+
+/** Whether a task may run on a pool of another account than `pool`'s (its routing allows one). */
+function runsElsewhere(deps: Pick<Deps, "config">, task: Task, pool: PoolConfig): boolean {
+  if (!task.routing) return false;
+  return routablePools(deps, task.tool, task.routing).some((p) => p.account !== pool.account);
 }
 
 /**
@@ -405,31 +436,19 @@ async function afterSettle(
   deps: Deps,
   pool: PoolConfig,
   task: Task,
+  nextTask: Task,
   ending: RunEnding,
   now: Date,
   mayHaveWaiting: boolean,
 ) {
-  const resetAt = ending.kind === "finished" ? ending.outcome.rateLimit?.resetAt : undefined;
-  if (resetAt && resetAt > now) await pauseAccount(deps, pool, limitLiftsAt(resetAt, now));
+  const outcome = ending.kind === "finished" ? ending.outcome : undefined;
+  const limit = outcome && limitOf(pool, outcome, now);
+  if (limit && isCliPool(pool)) {
+    await limitAccount(deps, pool, limit, nextTask.status === "queued" ? [nextTask] : []);
+  } else if (outcome?.usage && isCliPool(pool)) await noteUsage(deps, pool, outcome.usage);
   if (!mayHaveWaiting) return;
   if ((await refill(deps, slotOf(task))) > 0) backlogged(deps).add(pool.name);
   else backlogged(deps).delete(pool.name);
-}
-
-/** The longest a CLI's limit message can close an account: its weekly window. A wrong parse costs no more. */
-export const LIMIT_PAUSE_CAP_SECONDS = 7 * 86_400;
-
-/** When a limit the CLI reported lifts, capped. */
-export const limitLiftsAt = (resetAt: Date, now: Date) =>
-  new Date(Math.min(resetAt.getTime(), now.getTime() + LIMIT_PAUSE_CAP_SECONDS * 1000));
-
-/**
- * A usage-limit reset holds every pool of the same tool and account until it lifts. The latest report
- * wins, shorter or longer; an admin's pause stays.
- */
-async function pauseAccount(deps: Deps, pool: PoolConfig, until: Date): Promise<void> {
-  const sameAccount = deps.config.pools.filter((p) => p.tool === pool.tool && p.account === pool.account);
-  await Promise.all(sameAccount.map((p) => deps.counters.pauseForLimit(p.name, until.toISOString())));
 }
 
 /**

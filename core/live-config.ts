@@ -37,6 +37,7 @@ const RUNTIME_POOL_FIELDS = [
   "max_concurrency",
   "retry",
   "allow_dangerous_flags",
+  "allow_overage",
   "policy",
   "sla",
   "aging_seconds",

@@ -8,6 +8,7 @@ import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { ValidationError } from "./errors.ts";
 import type { Tags } from "./fields.ts";
+import type { Task } from "./records.ts";
 
 /** What a policy looks at of a submission. */
 export interface PolicySubject {
@@ -17,6 +18,15 @@ export interface PolicySubject {
   priority: number;
   prompt?: string;
 }
+
+/** What a stored task showed the policies when it was submitted. */
+export const subjectOf = (task: Task): PolicySubject => ({
+  namespace: task.namespace,
+  tags: task.tags,
+  timeout: task.timeout,
+  priority: task.priority,
+  prompt: task.prompt,
+});
 
 /** The policy's refusal of a submission (the field and why), or undefined when the pool accepts it. */
 export function policyRefusal(pool: PoolConfig, subject: PolicySubject): ValidationError | undefined {

@@ -9,6 +9,7 @@ import type { ScopeClaim } from "./scopes.ts";
 import type { CallbackTarget, ResolvedAddress } from "./ssrf.ts";
 import type { RunStatus, TaskStatus } from "./status.ts";
 import type { TemplateRevision } from "./templates.ts";
+import type { ToolAccount } from "./tool-accounts.ts";
 import type { WorkflowQueueMessage } from "./workflow-queue.ts";
 import type {
   NodeRun,
@@ -62,6 +63,8 @@ export interface QueuedCountChange {
   tenant: string;
   pool: string;
   delta: 1 | -1;
+  /** A queued task moving from this pool to `pool` (delta 1): the pools' counts move, the tenant's stays. */
+  fromPool?: string;
   limit?: number;
   whilePoolFull?: number;
 }
@@ -200,7 +203,8 @@ export type CommitConflictReason =
   | "key_exclusive"
   | "scope_busy"
   | "config"
-  | "workflow";
+  | "workflow"
+  | "account";
 
 /** A StateChange whose conditions did not hold; nothing was written. */
 export class CommitConflict extends Error {
@@ -280,6 +284,8 @@ export interface TaskStore extends Pingable {
 
 /** The pause an admin sets: until resumed. */
 export const PAUSED_INDEFINITELY = "9999-12-31T23:59:59.999Z";
+/** The pause of a disabled account's pools: a limit's pause that lasts until an admin makes it available. */
+export const ACCOUNT_DISABLED_UNTIL = "9999-12-31T00:00:00.000Z";
 
 /** The counters: each pool's slots and pause, each tenant's queued tasks, and the rate windows. */
 export interface CounterStore {
@@ -300,6 +306,12 @@ export interface CounterStore {
   keyOpenTasks(key: string): Promise<{ open: number; exclusive: number }>;
   /** Lifts any pause of the pool. */
   resumePool(pool: string): Promise<void>;
+  /** Lifts a usage limit's pause of the pool (pauseForLimit), never an admin's. */
+  liftLimitPause(pool: string): Promise<void>;
+  /** Every (tool, account)'s stored state (core/tool-accounts.ts), read consistently. */
+  toolAccounts(): Promise<ToolAccount[]>;
+  /** Stores an account's state on its version (absent: none may be stored), else CommitConflict("account"). */
+  putToolAccount(write: RecordWrite<ToolAccount>): Promise<void>;
   /** The pool's sample of recent runs (StateChange.sample). */
   poolSamples(pool: string): Promise<PoolSamples>;
   /** The pool's recent wait outcomes (StateChange.waitOutcome), in no order. */

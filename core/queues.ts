@@ -8,7 +8,7 @@ import { canSee, type Principal, requireScope } from "./auth.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { calibrationOf, expectedWaitIn } from "./estimate.ts";
-import type { PoolState } from "./ports.ts";
+import { ACCOUNT_DISABLED_UNTIL, PAUSED_INDEFINITELY, type PoolState } from "./ports.ts";
 import type { Task } from "./records.ts";
 import { liveWorkers } from "./workers.ts";
 
@@ -140,6 +140,8 @@ export interface QueuePlace {
   position?: number;
   waiting_time_expect?: number | null;
   waiting_time_error?: number | null;
+  waiting_reason?: "account_limited" | "account_disabled" | "pool_paused";
+  waiting_until?: string | null;
 }
 
 /**
@@ -169,8 +171,21 @@ async function placeInQueue(
     deps.tasks.readyAhead(task, POSITION_CAP),
     deps.counters.poolState(task.pool),
   ]);
-  if (ahead >= POSITION_CAP) return {};
+  const waiting = waitingReason(deps, state);
+  if (ahead >= POSITION_CAP) return waiting;
   const position = ahead + 1;
   const place = { position, priority: task.priority };
-  return { position, ...(await expectedWait(deps, poolConfig(deps, task.pool), place, state)) };
+  return { position, ...(await expectedWait(deps, poolConfig(deps, task.pool), place, state)), ...waiting };
+}
+
+/** Why a paused pool admits nothing, and until when (null: until an admin resumes it or its account). */
+function waitingReason(
+  deps: Pick<Deps, "clock">,
+  state: PoolState,
+): Pick<QueuePlace, "waiting_reason" | "waiting_until"> {
+  const until = state.pausedUntil;
+  if (until === undefined || until <= deps.clock.now().toISOString()) return {};
+  if (until === PAUSED_INDEFINITELY) return { waiting_reason: "pool_paused", waiting_until: null };
+  if (until === ACCOUNT_DISABLED_UNTIL) return { waiting_reason: "account_disabled", waiting_until: null };
+  return { waiting_reason: "account_limited", waiting_until: until };
 }

@@ -9,6 +9,29 @@
  * - gemini: `You have exhausted your daily quota on this model.`, `Resource has been exhausted`.
  */
 
+/** An account's usage window as a CLI's stream reports it (claude's `rate_limit_event`). */
+export interface UsageReport {
+  /** `allowed`, `allowed_warning` or `rejected`: only a rejection is a limit. */
+  status: string;
+  /** `five_hour`, `seven_day`, …: the window the report is about. */
+  window?: string;
+  resetAt?: Date;
+  /** The share of the window used, 0 to 1. */
+  utilization?: number;
+  /** The run drew on paid overage beyond the subscription. */
+  overage?: boolean;
+}
+
+/**
+ * A limit a failed run hit: `event` when the CLI's stream reported a rejected status (its reset and window
+ * are exact), `message` when its error text says so (the reset as the text tells it, if it does).
+ */
+export interface RateLimitHit {
+  resetAt?: Date;
+  window?: string;
+  source: "event" | "message";
+}
+
 const RATE_LIMIT = new RegExp(
   [
     /rate[ _-]?limit(?!ing|er)/, // "rate limit", "rate_limit_error", "rate-limited"; not "rate limiting"

@@ -42,6 +42,10 @@ export const callbackDeliverySchema = z.object({
 });
 export type CallbackDelivery = z.infer<typeof callbackDeliverySchema>;
 
+/** Task.routing. */
+export const poolRouting = z.object({ pools: z.string().optional(), account: z.string().optional() });
+export type PoolRouting = z.infer<typeof poolRouting>;
+
 /** A task as a client sees it. Times are ISO-8601 strings. */
 export const taskViewSchema = z.object({
   /** A node's task: the workflow run that submitted it, and the node. */
@@ -112,6 +116,18 @@ export const taskViewSchema = z.object({
   position: z.number().optional(),
   waiting_time_expect: z.number().nullable().optional(),
   waiting_time_error: z.number().nullable().optional(),
+  /**
+   * Shown, never stored: why a queued task's pool admits nothing now (`account_limited`: its account waits
+   * out a usage limit; `account_disabled`; `pool_paused` by an admin), and until when (null: until resumed).
+   */
+  waiting_reason: z.enum(["account_limited", "account_disabled", "pool_paused"]).optional(),
+  waiting_until: z.string().nullable().optional(),
+  /**
+   * The pools it may run on when it names no one pool: those of its tool whose name matches `pools` (a
+   * glob, `claude-*`; absent: any) and whose account is `account` (absent or `any`: any). While queued it
+   * moves off a pool whose account is limited or disabled (core/tool-accounts.ts).
+   */
+  routing: poolRouting.optional(),
 });
 
 /** The stored task: its view plus the scheduler's bookkeeping. */
@@ -205,6 +221,8 @@ export const runViewSchema = z.object({
   tokens: tokens.optional(),
   cost_usd: z.number().optional(),
   output_tail: z.string().optional(),
+  /** The CLI's session (claude's session_id, codex's thread id), when its stream named one. */
+  session_id: z.string().optional(),
   error: z.string().optional(),
   /** A pod run's container (on AWS, its ECS task id): its log is that container's. */
   container_id: z.string().optional(),

@@ -46,7 +46,11 @@ const cliJobFields = {
     .refine((files) => new Set(files.map((f) => f.name)).size === files.length, "names must be unique")
     .default([]),
   output_files: z.array(relativePath).max(LIMITS.outputFiles).default([]),
-  pool: poolName.optional(),
+  /** A pool, or a pattern of pools (`claude-*`): then the one of them where it starts soonest. */
+  pool: z
+    .string()
+    .regex(/^[a-z0-9*-]{1,60}$/, "must be a pool name ([a-z0-9-]), or a pattern of them with * (claude-*)")
+    .optional(),
 };
 
 /** A `prompt` or `agent` template's rendered job: the CLI job fields, nothing else. */
@@ -83,6 +87,11 @@ export const submitTaskSchema = z
     extra: objectOrJson.optional(),
     /** A pod's size ({cpu, memory, gpu}), over its template's. */
     quotas: podQuotas.optional(),
+    /** Only pools of this CLI account; `any` (as with none): whichever has headroom. */
+    account: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, "must match [A-Za-z0-9_-]{1,64}")
+      .optional(),
     priority: priorityField.optional(),
     prior: priorityField.optional(),
     name: label(LIMITS.nameLength).optional(),
@@ -267,6 +276,9 @@ export const claimWorkBody = z.strictObject({
 /** The longest texts a settle carries (characters); a worker cuts its texts to fit (core/work.ts). */
 export const SETTLE_TEXT_LIMITS = { output: 200_000, error: 20_000, tail: 20_000 } as const;
 
+/** A usage window as the CLIs name it: `five_hour`, `seven_day`, `seven_day_opus`. */
+const usageWindow = z.string().regex(/^[a-z0-9_]{1,32}$/);
+
 /** How a self-hosted worker's run ended: its CLI finished (`outcome`), or the stopping worker hands it back. */
 export const settleWorkBody = z.union([
   z.strictObject({
@@ -287,7 +299,24 @@ export const settleWorkBody = z.union([
       tail: z.string().max(SETTLE_TEXT_LIMITS.tail),
       log_inline: z.boolean().optional(),
       duration_ms: z.number().min(0),
-      rate_limit: z.strictObject({ reset_at: z.iso.datetime().optional() }).optional(),
+      rate_limit: z
+        .strictObject({
+          reset_at: z.iso.datetime().optional(),
+          window: usageWindow.optional(),
+          source: z.enum(["event", "message"]).default("message"),
+        })
+        .optional(),
+      /** The CLI's latest report of its account's usage window (claude's rate_limit_event). */
+      usage: z
+        .strictObject({
+          status: z.string().min(1).max(32),
+          window: usageWindow.optional(),
+          reset_at: z.iso.datetime().optional(),
+          utilization: z.number().min(0).max(100).optional(),
+          overage: z.boolean().optional(),
+        })
+        .optional(),
+      session_id: z.string().min(1).max(128).optional(),
       permanent: z.boolean().optional(),
     }),
   }),

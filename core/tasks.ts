@@ -14,7 +14,7 @@ import { type PodSpec, podSpecOf, stopPod } from "./pods.ts";
 import { type PolicySubject, policyRefusal } from "./policies.ts";
 import { CommitConflict, type RecordWrite, type StateChange } from "./ports.ts";
 import { type QueuePlace, queuePlace } from "./queues.ts";
-import { isRecurring, type Run, type Task, withMergedTags } from "./records.ts";
+import { isRecurring, type PoolRouting, type Run, type Task, withMergedTags } from "./records.ts";
 import { firstFireTime, type Recurrence, recurrenceIssues } from "./recurrence.ts";
 import { anchorOf, fireOccurrence } from "./recurring.ts";
 import type { ListTasksQuery, SubmitTask } from "./requests.ts";
@@ -56,11 +56,17 @@ export async function submitTask(
     priority: input.priority,
     prompt: job.prompt,
   };
-  const { pool, routedBy } = job.pool
-    ? { pool: poolConfig(deps, job.pool), routedBy: undefined }
-    : await choosePool(deps, job.tool ?? "claude", subject);
+  const routing = routingOf(job.pool, input.account);
+  const { pool, routedBy } = routing
+    ? await choosePool(deps, job.tool ?? (routing.pools ? undefined : "claude"), subject, routing)
+    : { pool: poolConfig(deps, job.pool as string), routedBy: undefined };
   const refusal = policyRefusal(pool, subject);
   if (refusal) throw refusal;
+  if (input.account && input.account !== "any" && input.account !== pool.account) {
+    throw new ConflictError(
+      `account: pool ${pool.name} uses account ${pool.account ?? "none"}, not ${input.account}`,
+    );
+  }
   if (job.tool && job.tool !== pool.tool) {
     throw new ConflictError(`tool: pool ${pool.name} runs ${pool.tool}, not ${job.tool}`);
   }
@@ -90,6 +96,7 @@ export async function submitTask(
     template_revision: job.template_revision,
     pool: pool.name,
     routed_by: routedBy,
+    routing,
     workflow: node?.workflow,
     priority: input.priority,
     aging_seconds: pool.aging_seconds,
@@ -191,6 +198,15 @@ const withPrediction = (task: Task, place: QueuePlace): Task =>
     : { ...task, predicted_wait: { expect: place.waiting_time_expect, error: place.waiting_time_error } };
 
 /** What a task runs: a CLI job (a prompt) or a pod, with the template it came from, if any. */
+/**
+ * Where a submission may run when it names no one pool: a pattern of pools, an account, or only a tool
+ * (Task.routing). Undefined when it names its pool.
+ */
+function routingOf(pool: string | undefined, account: string | undefined): PoolRouting | undefined {
+  if (pool !== undefined && !pool.includes("*")) return undefined;
+  return { ...(pool !== undefined && { pools: pool }), ...(account !== undefined && { account }) };
+}
+
 interface Job {
   tool?: PoolTool;
   model?: string;

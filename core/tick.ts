@@ -18,6 +18,7 @@ import { dueAt, isRecurring, type Task } from "./records.ts";
 import { fireOccurrence } from "./recurring.ts";
 import { ACTIVE_STATUSES, assertTransition } from "./status.ts";
 import { releaseHeldSlot } from "./tasks.ts";
+import { reconcileAccounts } from "./tool-accounts.ts";
 
 /** Due tasks read per page of a shard. */
 const DUE_PAGE = 100;
@@ -42,13 +43,16 @@ export interface TickReport {
   woken: number;
   /** Tasks of a pool no longer configured, failed (they cannot run anywhere). */
   orphaned: number;
+  /** Queued tasks moved off pools whose account is limited or disabled. */
+  moved: number;
   /** Tasks whose handling failed this tick (logged); the next tick tries them again. */
   failed: number;
 }
 
 /**
  * One tick: starts due delayed tasks and retries, fires due occurrences of recurring tasks, re-sends
- * dispatches no worker confirmed, reclaims expired leases, then pumps every pool. Safe to overlap with
+ * dispatches no worker confirmed, reclaims expired leases, looks at the CLI accounts (limits that lifted,
+ * tasks to move off held ones), then pumps every pool. Safe to overlap with
  * another tick: each step is a conditional write on the task's version. A task or pool that fails is
  * logged and left for the next tick; it never stops the rest.
  */
@@ -64,10 +68,15 @@ export async function tick(deps: Deps): Promise<TickReport> {
     admitted: 0,
     woken: 0,
     orphaned: 0,
+    moved: 0,
     failed: 0,
   };
   const shards = Array.from({ length: DUE_SHARDS }, (_, shard) => shard);
   await Promise.all(shards.map((shard) => tickShard(deps, shard, now, stopAt, report)));
+  report.moved = await reconcileAccounts(deps).catch((err: unknown) => {
+    deps.log.error("tick: the accounts' look failed; the next tick tries again", { error: String(err) });
+    return 0;
+  });
   report.admitted = await pumpAll(deps);
   const took = Math.round(performance.now() - startedAt);
   await heartbeat(deps, "tick", { duration_ms: took, admitted: report.admitted, failed: report.failed });

@@ -203,7 +203,19 @@ export function settleBodyOf(ending: RunEnding): SettleWorkBody {
       tail: cut(outcome.tail, SETTLE_TEXT_LIMITS.tail) ?? "",
       log_inline: outcome.logInline,
       duration_ms: outcome.durationMs,
-      rate_limit: outcome.rateLimit && { reset_at: outcome.rateLimit.resetAt?.toISOString() },
+      rate_limit: outcome.rateLimit && {
+        reset_at: outcome.rateLimit.resetAt?.toISOString(),
+        window: outcome.rateLimit.window,
+        source: outcome.rateLimit.source,
+      },
+      usage: outcome.usage && {
+        status: outcome.usage.status,
+        window: outcome.usage.window,
+        reset_at: outcome.usage.resetAt?.toISOString(),
+        utilization: outcome.usage.utilization,
+        overage: outcome.usage.overage,
+      },
+      session_id: outcome.sessionId,
       permanent: outcome.permanent,
     },
   };
@@ -213,7 +225,8 @@ export function settleBodyOf(ending: RunEnding): SettleWorkBody {
 function endingOf(body: SettleWorkBody): RunEnding {
   if ("released" in body) return { kind: "released", reason: body.released };
   const { outcome } = body;
-  const resetAt = outcome.rate_limit?.reset_at;
+  const dateOf = (iso: string | undefined) => (iso === undefined ? undefined : new Date(iso));
+  const { rate_limit: limit, usage } = outcome;
   return {
     kind: "finished",
     outcome: {
@@ -226,7 +239,15 @@ function endingOf(body: SettleWorkBody): RunEnding {
       tail: outcome.tail,
       logInline: outcome.log_inline,
       durationMs: outcome.duration_ms,
-      rateLimit: outcome.rate_limit && { resetAt: resetAt === undefined ? undefined : new Date(resetAt) },
+      rateLimit: limit && { resetAt: dateOf(limit.reset_at), window: limit.window, source: limit.source },
+      usage: usage && {
+        status: usage.status,
+        window: usage.window,
+        resetAt: dateOf(usage.reset_at),
+        utilization: usage.utilization,
+        overage: usage.overage,
+      },
+      sessionId: outcome.session_id,
       permanent: outcome.permanent,
     },
   };

@@ -104,6 +104,9 @@ export const OPERATIONS = {
   "pools.policys": ["GET", "/v2/policys"],
   "pools.pause": ["POST", "/v2/pools/{name}/pause"],
   "pools.resume": ["POST", "/v2/pools/{name}/resume"],
+  "pools.toolAccounts": ["GET", "/v2/tool-accounts"],
+  "pools.clearToolAccount": ["POST", "/v2/tool-accounts/{tool}/{account}/clear"],
+  "pools.disableToolAccount": ["POST", "/v2/tool-accounts/{tool}/{account}/disable"],
   "pools.startDispatcher": ["POST", "/v2/dispatcher/start"],
   "pools.stopDispatcher": ["POST", "/v2/dispatcher/stop"],
   "pools.dispatcher": ["GET", "/v2/dispatcher/status"],
@@ -185,6 +188,9 @@ interface Shapes {
   "pools.policys": { answer: Answer<typeof listPolicies> };
   "pools.pause": { answer: Answer<typeof setPoolPaused> };
   "pools.resume": { answer: Answer<typeof setPoolPaused> };
+  "pools.toolAccounts": { answer: Data<"toolAccounts"> };
+  "pools.clearToolAccount": { answer: Data<"toolAccount"> };
+  "pools.disableToolAccount": { answer: Data<"toolAccount"> };
   "pools.startDispatcher": { answer: Answer<typeof dispatcherStatus> };
   "pools.stopDispatcher": { answer: Answer<typeof dispatcherStatus> };
   "pools.dispatcher": {

@@ -27,6 +27,7 @@ import type {
   PoolState,
   RateCounter,
   RateLimits,
+  RecordWrite,
   RunQuery,
   StateChange,
   StreamConnection,
@@ -39,6 +40,7 @@ import type {
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerKeyRecord, WorkerRecord } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
+import type { ToolAccount } from "../../core/tool-accounts.ts";
 import type {
   NodeRun,
   NodeStatus,
@@ -81,12 +83,14 @@ import {
   scopeKey,
   streamConnectionItem,
   streamConnectionKey,
+  TOOL_ACCOUNT_PARTITION,
   taskItem,
   taskKey,
   templateItem,
   templateKey,
   tenantItem,
   tenantKey,
+  toolAccountItem,
   WORKFLOW_RUN_PARTITION,
   waitOutcomesKey,
   waitOutcomesOf,
@@ -467,6 +471,53 @@ export class DynamoStore implements TaskStore, TenantStore {
 
   pausePool(pool: string, until: string): Promise<void> {
     return this.#setPause(pool, until, "paused_until < :until", {});
+  }
+
+  async liftLimitPause(pool: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: poolKey(pool),
+          UpdateExpression: "REMOVE paused_until",
+          ConditionExpression: "attribute_exists(paused_until) AND paused_until <> :indefinitely",
+          ExpressionAttributeValues: { ":indefinitely": PAUSED_INDEFINITELY },
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
+  }
+
+  async toolAccounts(): Promise<ToolAccount[]> {
+    const { Items = [] } = await this.doc.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": TOOL_ACCOUNT_PARTITION },
+        ConsistentRead: true,
+      }),
+    );
+    return Items.map((item) => recordOf<ToolAccount>(item));
+  }
+
+  async putToolAccount({ next, expectVersion }: RecordWrite<ToolAccount>): Promise<void> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: toolAccountItem(next),
+          ...(expectVersion === undefined
+            ? { ConditionExpression: "attribute_not_exists(pk)" }
+            : {
+                ConditionExpression: "version = :expected",
+                ExpressionAttributeValues: { ":expected": expectVersion },
+              }),
+        }),
+      );
+    } catch (err) {
+      throw failedWrite(err) === undefined ? err : new CommitConflict("account");
+    }
   }
 
   pauseForLimit(pool: string, until: string): Promise<void> {

@@ -11,6 +11,7 @@ import type {
   PoolState,
   RateCounter,
   RateLimits,
+  RecordWrite,
   RunQuery,
   StateChange,
   StreamConnection,
@@ -23,6 +24,7 @@ import type {
 import { CommitConflict, PAUSED_INDEFINITELY } from "../../core/ports.ts";
 import type { ApiKeyRecord, Run, Task, Tenant, WorkerKeyRecord, WorkerRecord } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
+import type { ToolAccount } from "../../core/tool-accounts.ts";
 import type {
   NodeRun,
   NodeStatus,
@@ -64,12 +66,14 @@ import {
   scopeKey,
   streamConnectionItem,
   streamConnectionKey,
+  TOOL_ACCOUNT_PARTITION,
   taskItem,
   taskKey,
   templateItem,
   templateKey,
   tenantItem,
   tenantKey,
+  toolAccountItem,
   WORKFLOW_RUN_PARTITION,
   waitOutcomesKey,
   waitOutcomesOf,
@@ -317,6 +321,26 @@ export class MemoryStore implements TaskStore, TenantStore {
     const current = item?.paused_until as string | undefined;
     if (current === undefined || current < until)
       this.#items.set(idOf(key), { ...item, ...key, paused_until: until });
+  }
+
+  async liftLimitPause(pool: string): Promise<void> {
+    const key = poolKey(pool);
+    const item = this.#items.get(idOf(key));
+    if (item?.paused_until !== undefined && item.paused_until !== PAUSED_INDEFINITELY)
+      this.#items.set(idOf(key), { ...item, paused_until: undefined });
+  }
+
+  async toolAccounts(): Promise<ToolAccount[]> {
+    return [...this.#items.values()]
+      .filter((item) => item.pk === TOOL_ACCOUNT_PARTITION)
+      .map((item) => structuredClone(recordOf<ToolAccount>(item)));
+  }
+
+  async putToolAccount({ next, expectVersion }: RecordWrite<ToolAccount>): Promise<void> {
+    const item = toolAccountItem(next);
+    const stored = this.#items.get(idOf(item));
+    if ((stored?.version as number | undefined) !== expectVersion) throw new CommitConflict("account");
+    this.#items.set(idOf(item), item);
   }
 
   async pauseForLimit(pool: string, until: string): Promise<void> {

@@ -19,6 +19,7 @@ import {
   type WorkerRecord,
 } from "../../core/records.ts";
 import type { TemplateRevision } from "../../core/templates.ts";
+import type { ToolAccount } from "../../core/tool-accounts.ts";
 import type { NodeRun, RunEdge, WorkflowRun, WorkflowStarted } from "../../core/workflow-runs.ts";
 import type {
   WorkflowDef,
@@ -166,6 +167,16 @@ export const appliedConfigOf = (item: Item | undefined): AppliedConfig | undefin
     config: JSON.parse(item.config_json as string),
     applied_at: item.applied_at as string,
   };
+/** The tool accounts' states (core/tool-accounts.ts): one item each, in one partition. */
+export const TOOL_ACCOUNT_PARTITION = "TOOLACCOUNT";
+export const toolAccountKey = (tool: string, account: string): Key => ({
+  pk: TOOL_ACCOUNT_PARTITION,
+  sk: `${tool}#${account}`,
+});
+export const toolAccountItem = (record: ToolAccount): Item & Key => ({
+  ...compact(record),
+  ...toolAccountKey(record.tool, record.account),
+});
 /** A concurrency scope's slots held (core/scopes.ts), over all pools. */
 export const scopeKey = (scope: string): Key => ({ pk: `SCOPE#${scope}`, sk: "SCOPE" });
 /** How many of a concurrency key's tasks are not yet terminal, and whether one of them is exclusive. */

@@ -150,6 +150,9 @@ function poolWrites(change: StateChange): Write[] {
   if (release) {
     writes.push(slotGivenBack(poolKey(release.pool), "queued", release.whenNoneWaiting, release.heldSince));
   }
+  if (queued?.fromPool !== undefined) {
+    writes.push({ type: "count", key: poolKey(queued.fromPool), add: { queued: -1 } });
+  }
   if (queued) {
     // A slot taken or given back in the same change goes in the same write (whilePoolFull comes alone).
     const same = writes.find((w) => w.key.pk === poolKey(queued.pool).pk);
@@ -215,7 +218,8 @@ export function writesOf(change: StateChange): Write[] {
     const item = { ...compact(idempotency), ...idempotencyKey(idempotency.tenant, idempotency.key) };
     writes.push({ type: "put", item, conflict: "idempotency" });
   }
-  if (queued) {
+  // A queued task moved between pools is still the tenant's queued task.
+  if (queued && queued.fromPool === undefined) {
     const key = queuedCountKey(queued.tenant);
     const limit = queued.delta > 0 ? queued.limit : undefined;
     writes.push({

@@ -1,5 +1,5 @@
 import type { Tool } from "../../core/fields.ts";
-import { detectRateLimit } from "../../core/rate-limits.ts";
+import { detectRateLimit, type RateLimitHit, type UsageReport } from "../../core/rate-limits.ts";
 
 /**
  * The three coding-agent CLIs: how to invoke each one non-interactively with structured output, how to
@@ -23,6 +23,14 @@ export interface ParsedResult {
 
 type Json = Record<string, unknown>;
 
+/** What a CLI's stream tells as it runs, read line by line apart from the bounded stdout it keeps. */
+export interface CliSignals {
+  /** The CLI's session (claude's session_id, codex's thread_id): what a later run resumes. */
+  sessionId?: string;
+  /** The latest usage report. */
+  usage?: UsageReport;
+}
+
 /** What the CLI printed. */
 export interface CliOutput {
   stdout: string;
@@ -40,11 +48,14 @@ interface Engine {
   /** The prompt as argv, so that a prompt starting with `-` is never read as an option. */
   prompt: (prompt: string) => string[];
   parse: (output: CliOutput) => ParsedResult | undefined;
+  /** Reads one JSON line of stdout as it comes. */
+  signal?: (event: Json, signals: CliSignals) => void;
 }
 
 const ENGINES: Record<Tool, Engine> = {
   claude: {
-    base: ["-p", "--output-format", "json"],
+    // stream-json (JSONL, --verbose required): the session id and the rate_limit_events come as they happen.
+    base: ["-p", "--output-format", "stream-json", "--verbose"],
     modelFlag: "--model",
     safe: ["--permission-mode", "acceptEdits"],
     dangerous: ["--dangerously-skip-permissions"],
@@ -63,6 +74,10 @@ const ENGINES: Record<Tool, Engine> = {
         tokens: tokens(num(usage?.input_tokens), num(usage?.output_tokens)),
         cost_usd: num(last.total_cost_usd) ?? num(last.cost_usd),
       };
+    },
+    signal: (event, signals) => {
+      signals.sessionId ??= str(event.session_id);
+      if (event.type === "rate_limit_event") signals.usage = usageReport(asObject(event.rate_limit_info));
     },
   },
   codex: {
@@ -96,6 +111,9 @@ const ENGINES: Record<Tool, Engine> = {
         tokens: tokens(sum("input_tokens"), sum("output_tokens")),
         ...(failed ? { error: errorText(failed.error ?? failed.message ?? "codex failed") } : {}),
       };
+    },
+    signal: (event, signals) => {
+      if (event.type === "thread.started") signals.sessionId ??= str(event.thread_id);
     },
   },
   gemini: {
@@ -160,18 +178,72 @@ export interface CliVerdict {
   result: ParsedResult;
   /** Set if and only if the run failed: a non-zero exit, or the CLI's own error report. */
   error?: string;
-  /** The failure is a rate or usage limit; `resetAt` when the text says when it lifts. */
-  rateLimit?: { resetAt?: Date };
+  /** The failure is a rate or usage limit. */
+  rateLimit?: RateLimitHit;
 }
 
-/** Judges a CLI run that ended with `exitCode`; a limit's reset is read relative to `now`. */
-export function readOutcome(tool: Tool, output: CliOutput & { exitCode: number }, now: Date): CliVerdict {
+/**
+ * Judges a CLI run that ended with `exitCode`; a limit's reset is read relative to `now`. A usage report
+ * that allowed the request, with a warning or not, is no limit; a rejected one is, whatever the text says.
+ */
+export function readOutcome(
+  tool: Tool,
+  output: CliOutput & { exitCode: number },
+  now: Date,
+  signals: CliSignals = {},
+): CliVerdict {
   const result = parseResult(tool, output);
   if (output.exitCode === 0 && result.error === undefined) return { result };
   const reason = result.error ?? lastLine(output.stderr) ?? "no error output";
+  const error = `exit code ${output.exitCode}: ${reason}`;
+  const { usage } = signals;
+  if (usage?.status === "rejected") {
+    const { resetAt, window } = usage;
+    return { result, error, rateLimit: withoutUndefined({ resetAt, window, source: "event" as const }) };
+  }
   // Only the CLI's own error channels: a model's answer that speaks of limits is not a limit.
-  const rateLimit = detectRateLimit(`${result.error ?? ""}\n${output.stderr}`, now);
-  return { result, error: `exit code ${output.exitCode}: ${reason}`, ...(rateLimit ? { rateLimit } : {}) };
+  const limit = detectRateLimit(`${result.error ?? ""}\n${output.stderr}`, now);
+  return { result, error, ...(limit && { rateLimit: { ...limit, source: "message" as const } }) };
+}
+
+/** The longest stdout line read for signals; claude's tool results can be far longer and are skipped. */
+const SIGNAL_LINE_BYTES = 64 * 1024;
+
+/** Reads a CLI's stdout as it streams, line by line, for its signals (session id, usage reports). */
+export function signalReader(tool: Tool): { push(chunk: Buffer): void; signals: CliSignals } {
+  const signals: CliSignals = {};
+  const read = ENGINES[tool].signal;
+  let partial = "";
+  return {
+    signals,
+    push(chunk) {
+      if (!read) return;
+      const lines = (partial + chunk.toString("utf8")).split("\n");
+      partial = lines.pop() ?? "";
+      if (partial.length > SIGNAL_LINE_BYTES) partial = "\u0000"; // the rest of an overlong line: skipped
+      for (const line of lines) {
+        const event = line.length <= SIGNAL_LINE_BYTES ? tryJson(line.trim()) : undefined;
+        if (event) read(event, signals);
+      }
+    },
+  };
+}
+
+/** Claude's `rate_limit_info`: the window it names, with that window's own status and use when given. */
+function usageReport(info: Json | undefined): UsageReport | undefined {
+  const status = str(info?.status);
+  if (!info || !status) return undefined;
+  const window = str(info.rateLimitType);
+  const ofWindow = asObject(asObject(info.unifiedWindows)?.[window ?? ""]);
+  const resetsAt = num(info.resetsAt) ?? num(ofWindow?.resetsAt);
+  return withoutUndefined({
+    // `allowed` overall may be `allowed_warning` for the window: the more telling of the two.
+    status: status === "allowed" ? (str(ofWindow?.status) ?? status) : status,
+    window,
+    resetAt: resetsAt === undefined ? undefined : new Date(resetsAt * 1000),
+    utilization: num(ofWindow?.utilization) ?? num(info.utilization),
+    overage: typeof info.isUsingOverage === "boolean" ? info.isUsingOverage : undefined,
+  });
 }
 
 const lastLine = (text: string) =>

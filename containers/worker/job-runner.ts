@@ -1,7 +1,15 @@
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Tool } from "../../core/fields.ts";
-import { commandFor, type ParsedResult, parseResult, readOutcome } from "./engines.ts";
+import type { RateLimitHit } from "../../core/rate-limits.ts";
+import {
+  type CliSignals,
+  commandFor,
+  type ParsedResult,
+  parseResult,
+  readOutcome,
+  signalReader,
+} from "./engines.ts";
 import { HeadTail, Tail } from "./output-capture.ts";
 import { killGroup } from "./process-group.ts";
 import { collectOutputs, type Outputs, prepareWorkDir, removeWorkDir } from "./work-dir.ts";
@@ -41,7 +49,9 @@ export interface JobOutcome extends Outputs {
   tail: string;
   result: ParsedResult;
   /** Set when the job failed with a rate-limit or usage-limit answer. */
-  rateLimit?: { resetAt?: Date };
+  rateLimit?: RateLimitHit;
+  /** What the CLI's stream told while it ran (its session, its account's usage), even when it was stopped. */
+  signals: CliSignals;
   /** Why the job failed; set if and only if it failed. */
   error?: string;
   /** The job cannot run on this worker at all (its CLI is missing): retrying would fail the same way. */
@@ -119,6 +129,7 @@ async function execute(
       logTruncated: false,
       tail: "",
       result: {},
+      signals: {},
       ...(spawnError?.code === "ENOENT"
         ? { error: `${command} is not installed on this worker`, permanent: true }
         : { error: `cannot start ${command}: ${spawnError?.message}` }),
@@ -128,9 +139,11 @@ async function execute(
   const log = new HeadTail(CAPS.log, CAPS.tail);
   const stdout = new Tail(CAPS.stdout);
   const stderr = new Tail(CAPS.stderr);
+  const reader = signalReader(spec.tool);
   child.stdout.on("data", (chunk: Buffer) => {
     log.push(chunk);
     stdout.push(chunk);
+    reader.push(chunk);
   });
   child.stderr.on("data", (chunk: Buffer) => {
     log.push(chunk);
@@ -178,7 +191,7 @@ async function execute(
   const { result, error, rateLimit } =
     stoppedBy !== undefined || exitCode === null
       ? { result: parseResult(spec.tool, output), error: stoppedBy, rateLimit: undefined }
-      : readOutcome(spec.tool, { ...output, exitCode }, new Date());
+      : readOutcome(spec.tool, { ...output, exitCode }, new Date(), reader.signals);
   return {
     exitCode,
     signal,
@@ -187,6 +200,7 @@ async function execute(
     durationMs: Math.round(durationMs),
     ...log.render(),
     result,
+    signals: reader.signals,
     ...(rateLimit ? { rateLimit } : {}),
     ...(error ? { error } : {}),
   };

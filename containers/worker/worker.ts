@@ -316,6 +316,8 @@ function runOutcome(job: JobOutcome, files: string[], logInline: boolean): RunOu
     logInline,
     durationMs: job.durationMs,
     rateLimit: job.rateLimit,
+    usage: job.signals.usage,
+    sessionId: job.signals.sessionId,
     permanent: job.permanent,
   };
 }

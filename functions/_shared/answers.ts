@@ -3,8 +3,10 @@
  * the SDK types its answers with them. Task and Run are named, so the document states them once.
  */
 import * as z from "zod";
+import { TOOLS } from "../../core/fields.ts";
 import { runSchema, runViewSchema, taskSchema, taskViewSchema, workerResources } from "../../core/records.ts";
 import { RUN_STATUSES, TASK_STATUSES } from "../../core/status.ts";
+import { TOOL_ACCOUNT_STATES } from "../../core/tool-accounts.ts";
 
 /** The named schemas of answers (OpenAPI components). */
 export const NAMED_ANSWERS = z.registry<{ id: string }>();
@@ -21,12 +23,39 @@ const page = <Field extends string, Item extends z.ZodType>(field: Field, item: 
 
 const partStatus = z.enum(["ok", "degraded", "down"]);
 
+/** A (tool, account) and its state (core/tool-accounts.ts toolAccountView). */
+const toolAccountAnswer = z.object({
+  tool: z.enum(TOOLS),
+  account: z.string(),
+  state: z.enum(TOOL_ACCOUNT_STATES),
+  reset_at: z.string().nullable(),
+  limit_source: z.enum(["rate_limit_event", "message", "overage"]).nullable(),
+  window: z.string().nullable(),
+  last_usage: z
+    .object({
+      time: z.string(),
+      status: z.string(),
+      window: z.string().optional(),
+      utilization: z.number().optional(),
+      resets_at: z.string().optional(),
+      overage: z.boolean().optional(),
+    })
+    .nullable(),
+  pools: z.array(z.string()),
+});
+
 export const ANSWERS = {
   submitted: z.object({
     uuid: z.string(),
     run_id: z.string().nullable(),
     status: taskStatus,
-    ...taskViewSchema.pick({ position: true, waiting_time_expect: true, waiting_time_error: true }).shape,
+    ...taskViewSchema.pick({
+      position: true,
+      waiting_time_expect: true,
+      waiting_time_error: true,
+      waiting_reason: true,
+      waiting_until: true,
+    }).shape,
   }),
   task: taskViewSchema,
   tasks: page("tasks", taskViewSchema),
@@ -41,6 +70,8 @@ export const ANSWERS = {
       met: z.boolean().nullable(),
     }),
   ),
+  toolAccount: toolAccountAnswer,
+  toolAccounts: z.array(toolAccountAnswer),
   systemStatus: z.object({
     status: partStatus,
     components: z.array(z.object({ name: z.string(), status: partStatus, detail: z.string() })),

@@ -6,6 +6,7 @@ import { getPool, getQueue, listPools, listQueues } from "../../core/queues.ts";
 import type { dispatcherStatusQuery, queueQuery, queuesQuery, verboseQuery } from "../../core/requests.ts";
 import { listSlas } from "../../core/slas.ts";
 import { systemStatus } from "../../core/system-status.ts";
+import { listToolAccounts, setToolAccountState } from "../../core/tool-accounts.ts";
 import type { RouteFn } from "../_shared/http.ts";
 
 /** The pools and their queues, for every key; admin controls: pauses, the dispatcher switch. */
@@ -65,4 +66,16 @@ export const dispatcher: RouteFn<unknown, z.output<typeof dispatcherStatusQuery>
   { principal, query },
 ) => ({
   data: await dispatcherStatus(deps, principal, query),
+});
+
+export const toolAccounts: RouteFn = async (deps, { principal }) => ({
+  data: await listToolAccounts(deps, principal),
+});
+
+export const clearToolAccount: RouteFn = async (deps, { principal, params }) => ({
+  data: await setToolAccountState(deps, principal, params.tool ?? "", params.account ?? "", "available"),
+});
+
+export const disableToolAccount: RouteFn = async (deps, { principal, params }) => ({
+  data: await setToolAccountState(deps, principal, params.tool ?? "", params.account ?? "", "disabled"),
 });

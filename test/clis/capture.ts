@@ -38,7 +38,9 @@ async function capture(tool: Tool, version: string, cliCase: CliCase, bin: strin
     const exitCode = await new Promise<number | null>((done) => child.on("close", (code) => done(code)));
     clearTimeout(timer);
     if (exitCode === null) throw new Error(`${tool} ${cliCase.name}: no answer within ${CASE_TIMEOUT_MS} ms`);
-    const reset = cliCase.scenario === "usage-limit" || cliCase.scenario === "weekly-limit";
+    // The limit-warning scenario warns of the 5-hour window's reset.
+    const window = cliCase.scenario === "limit-warning" ? "usage-limit" : cliCase.scenario;
+    const reset = window === "usage-limit" || window === "weekly-limit";
     const fixture: CliFixture = {
       tool,
       version,
@@ -46,9 +48,7 @@ async function capture(tool: Tool, version: string, cliCase: CliCase, bin: strin
       args,
       env_names: Object.keys(env).sort(),
       captured_at: capturedAt.toISOString(),
-      ...(reset
-        ? { reset_at: standIn.resets[cliCase.scenario as keyof StandIn["resets"]].toISOString() }
-        : {}),
+      ...(reset ? { reset_at: standIn.resets[window as keyof StandIn["resets"]].toISOString() } : {}),
       answer: ANSWER,
       exit_code: exitCode,
       stdout: Buffer.concat(chunks.stdout).toString("utf8"),

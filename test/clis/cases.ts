@@ -32,6 +32,12 @@ export const CASES: Record<Tool, CliCase[]> = {
     ...COMMON,
     { name: "usage-limit", scenario: "usage-limit", auth: "subscription", prompt: prompt("usage-limit") },
     { name: "weekly-limit", scenario: "weekly-limit", auth: "subscription", prompt: prompt("weekly-limit") },
+    {
+      name: "limit-warning",
+      scenario: "limit-warning",
+      auth: "subscription",
+      prompt: prompt("limit-warning"),
+    },
   ],
   codex: [
     ...COMMON,

@@ -9,7 +9,14 @@ import { type WebSocket, WebSocketServer } from "ws";
  * real CLIs can be run against it with a base-URL override and a fake key, and their output captured.
  */
 
-export const SCENARIOS = ["success", "error", "rate-limit", "usage-limit", "weekly-limit"] as const;
+export const SCENARIOS = [
+  "success",
+  "error",
+  "rate-limit",
+  "usage-limit",
+  "weekly-limit",
+  "limit-warning",
+] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /** The answer text and token counts of a success, the same for the three APIs. */
@@ -36,7 +43,7 @@ export interface StandIn {
 /** What an API answers: a refusal with a status, or a stream of events. */
 type Answer =
   | { status: number; body: unknown; headers?: Record<string, string> }
-  | { events: { event?: string; data: unknown }[] };
+  | { events: { event?: string; data: unknown }[]; headers?: Record<string, string> };
 
 interface Call {
   path: string;
@@ -73,7 +80,7 @@ export async function startModelApi(): Promise<StandIn> {
       const api = API_BY_PATH.find(({ prefix }) => route.startsWith(prefix));
       if (!api) return sendJson(res, { status: 404, body: { error: { message: `no route ${path}` } } });
       const answer = api.authorized(req.headers) ? api.answer(call(route, body)) : api.unauthorized;
-      if ("events" in answer) sendEvents(res, answer.events);
+      if ("events" in answer) sendEvents(res, answer.events, answer.headers);
       else sendJson(res, answer);
     });
   });
@@ -144,8 +151,12 @@ function sendJson(
   res.end(JSON.stringify(body));
 }
 
-function sendEvents(res: ServerResponse, events: { event?: string; data: unknown }[]) {
-  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+function sendEvents(
+  res: ServerResponse,
+  events: { event?: string; data: unknown }[],
+  headers?: Record<string, string>,
+) {
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers });
   for (const { event, data } of events)
     res.write(`${event ? `event: ${event}\n` : ""}data: ${JSON.stringify(data)}\n\n`);
   res.end();
@@ -211,6 +222,17 @@ function anthropic({ request, scenario, resets }: Call): Answer {
       },
     };
   return {
+    // A subscription near its 5-hour limit: allowed, with a warning the CLI passes on as a rate_limit_event.
+    ...(scenario === "limit-warning" && {
+      headers: {
+        "anthropic-ratelimit-unified-status": "allowed_warning",
+        "anthropic-ratelimit-unified-reset": String(epochSeconds(resets["usage-limit"])),
+        "anthropic-ratelimit-unified-5h-status": "allowed_warning",
+        "anthropic-ratelimit-unified-5h-reset": String(epochSeconds(resets["usage-limit"])),
+        "anthropic-ratelimit-unified-5h-utilization": "0.91",
+        "anthropic-ratelimit-unified-representative-claim": "five_hour",
+      },
+    }),
     events: typed(
       { type: "message_start", message } as { type: string },
       { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } } as {

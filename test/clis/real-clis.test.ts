@@ -132,14 +132,39 @@ describe.concurrent.each(["claude", "codex", "gemini"] as const)("%s", (tool) =>
       });
       const resetAt = outcome.rateLimit?.resetAt;
       expect(resetAt && hour.format(resetAt)).toBe("00:00");
-    } else expect(outcome.rateLimit).toEqual({ resetAt: standIn.resets["usage-limit"] });
+    } else
+      expect(outcome.rateLimit).toEqual({
+        resetAt: standIn.resets["usage-limit"],
+        ...(tool === "claude" ? { window: "five_hour", source: "event" } : { source: "message" }),
+      });
   });
 });
 
 describe.concurrent.each(["claude", "codex"] as const)("%s", (tool) => {
   it("reads a reset days ahead, dated", async () => {
     const outcome = await run(tool, caseOf(tool, "weekly-limit"));
-    expect(outcome.rateLimit).toEqual({ resetAt: standIn.resets["weekly-limit"] });
+    expect(outcome.rateLimit).toEqual({
+      resetAt: standIn.resets["weekly-limit"],
+      ...(tool === "claude" ? { window: "seven_day", source: "event" } : { source: "message" }),
+    });
+  });
+
+  it("names its session in its stream", async () => {
+    const outcome = await run(tool, caseOf(tool, "success"));
+    expect(outcome.signals.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe("claude", () => {
+  it("reports an allowed_warning near its limit, and succeeds: no limit", async () => {
+    const outcome = await run("claude", caseOf("claude", "limit-warning"));
+    expectSuccess(outcome);
+    expect(outcome.rateLimit).toBeUndefined();
+    expect(outcome.signals.usage).toMatchObject({
+      status: "allowed_warning",
+      window: "five_hour",
+      utilization: 0.91,
+    });
   });
 });
 

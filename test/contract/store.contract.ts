@@ -8,6 +8,7 @@ import { type DomainEvent, type EventType, eventId } from "../../core/events.ts"
 import {
   CommitConflict,
   type CommitConflictReason,
+  PAUSED_INDEFINITELY,
   type Page,
   type SlotClaim,
   type Store,
@@ -536,6 +537,15 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.poolState(pool)).toMatchObject({ active: 0, queued: 1 });
       });
 
+      it("move from one pool's to another's for a queued task moved, the tenant's staying", async () => {
+        const [tenant, from, to] = [unique("tenant"), unique("pool"), unique("pool")];
+        await store.commit({ queued: { tenant, pool: from, delta: 1 } });
+        await store.commit({ queued: { tenant, pool: to, delta: 1, fromPool: from } });
+        expect((await store.poolState(from)).queued).toBe(0);
+        expect((await store.poolState(to)).queued).toBe(1);
+        expect(await store.queuedCount(tenant)).toBe(1);
+      });
+
       it("refuse a slot asked for with noneQueued while a task waits in the pool (pool_closed)", async () => {
         const [tenant, pool] = [unique("tenant"), unique("pool")];
         const claim = { pool, maxConcurrency: 2, keyLimit: 1, now: at(0), noneQueued: true };
@@ -547,6 +557,43 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await store.commit({ queued: { tenant, pool, delta: -1 } });
         await store.commit({ tasks: [{ next: task }], acquire: claim });
         expect(await store.poolState(pool)).toMatchObject({ active: 2, queued: 0 });
+      });
+    });
+
+    describe("tool accounts", () => {
+      it("store each account's state on its version, listed together", async () => {
+        const account = unique("acct");
+        const record = {
+          tool: "claude" as const,
+          account,
+          version: 1,
+          state: "limited" as const,
+          reset_at: at(60),
+          limit_source: "rate_limit_event" as const,
+          window: "five_hour",
+          update_time: at(0),
+        };
+        await store.putToolAccount({ next: record });
+        await expectConflict(store.putToolAccount({ next: record }), "account");
+        await expectConflict(
+          store.putToolAccount({ next: { ...record, version: 3 }, expectVersion: 2 }),
+          "account",
+        );
+        const available = { ...record, version: 2, state: "available" as const, reset_at: undefined };
+        await store.putToolAccount({ next: available, expectVersion: 1 });
+        const { reset_at: _, ...stored } = available;
+        expect((await store.toolAccounts()).filter((a) => a.account === account)).toEqual([stored]);
+      });
+
+      it("lift a limit's pause of a pool, never an admin's", async () => {
+        const [limited, paused] = [unique("pool"), unique("pool")];
+        await store.pauseForLimit(limited, at(60));
+        await store.pausePool(paused, PAUSED_INDEFINITELY);
+        await store.liftLimitPause(limited);
+        await store.liftLimitPause(paused);
+        await store.liftLimitPause(unique("pool")); // none: nothing to lift
+        expect((await store.poolState(limited)).pausedUntil).toBeUndefined();
+        expect((await store.poolState(paused)).pausedUntil).toBe(PAUSED_INDEFINITELY);
       });
     });
 

@@ -8,8 +8,12 @@
 //   [symlink:path=target] create a symlink in the cwd
 //   [noise:N]             print N bytes to stderr
 //   [ratelimit]           answer with the tool's 429 (no reset time given)
-//   [ratelimit-reset:ISO] answer with the tool's subscription or quota limit, resetting then (gemini's
-//                         daily quota names no time: it lifts at midnight Pacific time)
+//   [ratelimit-reset:ISO] until then, answer with the tool's subscription or quota limit, resetting then
+//                         (gemini's daily quota names no time: it lifts at midnight Pacific time); after
+//                         it, the run goes on as if the directive were not there
+//   [limited-account:NAME] the two directives above apply only where FAKE_CLI_ACCOUNT (in the pool's
+//                         credentials) is NAME; elsewhere the run goes on as if they were not there
+//   [limit-warning]       claude: succeed with the rate_limit_event of an account near its 5-hour limit
 //   [fail-first:name]     fail like [exit:2] unless $FAKE_CLI_STATE_DIR/name exists, creating it: fails the
 //                         first run, succeeds afterwards (FAKE_CLI_STATE_DIR must be set, e.g. in the
 //                         pool's credentials)
@@ -66,12 +70,18 @@ const LIMITS = {
     const [time, meridiem] = clock(reset);
     // Within a day the CLI names the time, further out the date too.
     if (reset.getTime() - Date.now() < 86_400_000)
-      return resetSwapped(fixture("claude", "usage-limit"), CLAUDE_RESET, `resets ${time}${meridiem} (UTC)`);
+      return resetSwapped(
+        fixture("claude", "usage-limit"),
+        CLAUDE_RESET,
+        `resets ${time}${meridiem} (UTC)`,
+        reset,
+      );
     const date = `${MONTHS[reset.getUTCMonth()]} ${reset.getUTCDate()}`;
     return resetSwapped(
       fixture("claude", "weekly-limit"),
       CLAUDE_RESET,
       `resets ${date}, ${time}${meridiem} (UTC)`,
+      reset,
     );
   },
   codex: (reset) => {
@@ -82,21 +92,28 @@ const LIMITS = {
         fixture("codex", "usage-limit"),
         CODEX_RESET,
         `try again at ${time} ${meridiem.toUpperCase()}.`,
+        reset,
       );
     const date = `${MONTHS[reset.getUTCMonth()]} ${ordinal(reset.getUTCDate())}, ${reset.getUTCFullYear()}`;
     return resetSwapped(
       fixture("codex", "weekly-limit"),
       CODEX_RESET,
       `try again at ${date} ${time} ${meridiem.toUpperCase()}.`,
+      reset,
     );
   },
   gemini: () => fixture("gemini", "usage-limit"),
 };
 
-function resetSwapped(captured, pattern, replacement) {
+/** The captured answer with its reset text replaced, and its reset as epoch seconds (claude's rate_limit_event). */
+function resetSwapped(captured, pattern, replacement, reset) {
   const found = pattern.exec(captured.stdout) ?? pattern.exec(captured.stderr);
   if (!found) throw new Error(`the captured limit answer has no reset matching ${pattern}`);
-  return swap(captured, found[0], replacement);
+  const epoch = (date) => String(Math.floor(date.getTime() / 1000));
+  const texts = swap(captured, found[0], replacement);
+  return captured.reset_at
+    ? swap(texts, `:${epoch(new Date(captured.reset_at))}`, `:${epoch(reset)}`)
+    : texts;
 }
 
 /** The prompt: after `--` (claude, codex) or in `--prompt=` (gemini). */
@@ -189,14 +206,22 @@ export async function runFake(tool) {
       return answer(failure(tool, 2, `transient failure (${failFirst}); it succeeds next time`));
     }
   }
-  if (has("ratelimit-reset")) return answer(LIMITS[tool](new Date(one("ratelimit-reset"))));
-  if (has("ratelimit")) return answer(fixture(tool, "rate-limit"));
+  const limited = !has("limited-account") || one("limited-account") === process.env.FAKE_CLI_ACCOUNT;
+  const reset = has("ratelimit-reset") ? new Date(one("ratelimit-reset")) : undefined;
+  if (limited && reset && reset.getTime() > Date.now()) return answer(LIMITS[tool](reset));
+  if (limited && has("ratelimit")) return answer(fixture(tool, "rate-limit"));
   if (has("exit"))
     return answer(failure(tool, Number(one("exit")), `simulated failure with exit code ${one("exit")}`));
 
   const lines = [has("answer") ? one("answer") : `done: ${prompt}`];
   for (const name of all("echo-env")) lines.push(`${name}=${process.env[name] ?? "<unset>"}`);
   if (has("echo-args")) lines.push(`args: ${JSON.stringify(argv)}`);
-  const success = fixture(tool, tool === "codex" && has("reconnected") ? "reconnected" : "success");
+  const captured =
+    tool === "codex" && has("reconnected")
+      ? "reconnected"
+      : tool === "claude" && has("limit-warning")
+        ? "limit-warning"
+        : "success";
+  const success = fixture(tool, captured);
   return answer(swap(success, success.answer.text, lines.join("\n"))); // even if a grandchild still holds the pipes
 }

@@ -14,7 +14,8 @@ import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 import { waitFor } from "../support/wait.ts";
 
-const CONFIG = "pools:\n  - { name: p, tool: claude, account: a, max_concurrency: 2, lease_seconds: 30 }\n";
+// codex: its log of a short run fits on the run record (claude's stream-json opens with 3 KB of session info).
+const CONFIG = "pools:\n  - { name: p, tool: codex, account: a, max_concurrency: 2, lease_seconds: 30 }\n";
 
 // The worker loop in this process, on in-memory ports, running the fake CLIs as real child processes.
 const originalPath = process.env.PATH;

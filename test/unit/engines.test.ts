@@ -1,15 +1,24 @@
 import { describe, expect, it } from "vitest";
-import { commandFor, parseResult, readOutcome } from "../../containers/worker/engines.ts";
+import { commandFor, parseResult, readOutcome, signalReader } from "../../containers/worker/engines.ts";
 import type { Tool } from "../../core/fields.ts";
 import { readFixture } from "../clis/fixtures.ts";
 
 const DANGEROUS = ["--dangerously-skip-permissions", "--dangerously-bypass-approvals-and-sandbox", "yolo"];
 
 describe("commandFor", () => {
-  it("runs claude headless with JSON output, edits allowed in the work dir only", () => {
+  it("runs claude headless with streamed JSON output, edits allowed in the work dir only", () => {
     expect(commandFor("claude", { prompt: "fix it", allowDangerousFlags: false })).toEqual({
       command: "claude",
-      args: ["-p", "--output-format", "json", "--permission-mode", "acceptEdits", "--", "fix it"],
+      args: [
+        "-p",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--permission-mode",
+        "acceptEdits",
+        "--",
+        "fix it",
+      ],
     });
   });
 
@@ -198,12 +207,17 @@ describe("parseResult", () => {
 /** The verdict on a captured run, as the job runner reaches it, at the time it was captured. */
 function verdictOn(tool: Tool, name: string) {
   const fixture = readFixture(tool, name);
+  // Streamed in small chunks, as a pipe delivers it: lines split across chunks.
+  const reader = signalReader(tool);
+  const bytes = Buffer.from(fixture.stdout);
+  for (let at = 0; at < bytes.length; at += 100) reader.push(bytes.subarray(at, at + 100));
   const verdict = readOutcome(
     tool,
     { stdout: fixture.stdout, stderr: fixture.stderr, exitCode: fixture.exit_code },
     new Date(fixture.captured_at),
+    reader.signals,
   );
-  return { fixture, verdict };
+  return { fixture, verdict, signals: reader.signals };
 }
 
 const TOKENS = { input: 12, output: 34, total: 46 };
@@ -259,13 +273,40 @@ describe("the real CLIs' output (test/fixtures/clis)", () => {
   });
 
   it.each([
-    ["claude", "usage-limit"],
-    ["claude", "weekly-limit"],
-    ["codex", "usage-limit"],
-    ["codex", "weekly-limit"],
-  ] as const)("%s %s: the limit and when it resets", (tool, name) => {
+    ["claude", "usage-limit", { window: "five_hour", source: "event" }],
+    ["claude", "weekly-limit", { window: "seven_day", source: "event" }],
+    ["codex", "usage-limit", { source: "message" }],
+    ["codex", "weekly-limit", { source: "message" }],
+  ] as const)("%s %s: the limit and when it resets", (tool, name, how) => {
     const { fixture, verdict } = verdictOn(tool, name);
-    expect(verdict.rateLimit).toEqual({ resetAt: new Date(fixture.reset_at ?? "") });
+    expect(verdict.rateLimit).toEqual({ resetAt: new Date(fixture.reset_at ?? ""), ...how });
+  });
+
+  it("claude's limit comes from its rejected rate_limit_event, reset to the second", () => {
+    const { signals } = verdictOn("claude", "usage-limit");
+    expect(signals.usage).toMatchObject({ status: "rejected", window: "five_hour", utilization: 1 });
+  });
+
+  it("claude near its limit: a success with an allowed_warning report, no limit", () => {
+    const { fixture, verdict, signals } = verdictOn("claude", "limit-warning");
+    expect(fixture.exit_code).toBe(0);
+    expect(verdict).toEqual({ result: expect.objectContaining({ output: fixture.answer.text }) });
+    expect(signals.usage).toEqual({
+      status: "allowed_warning",
+      window: "five_hour",
+      resetAt: new Date(fixture.reset_at ?? ""),
+      utilization: 0.91,
+      overage: false,
+    });
+  });
+
+  it.each([
+    ["claude", "success"],
+    ["claude", "usage-limit"],
+    ["codex", "success"],
+  ] as const)("%s %s: the session the stream names", (tool, name) => {
+    const { signals } = verdictOn(tool, name);
+    expect(signals.sessionId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it("gemini's daily quota resets at the next midnight Pacific time", () => {
@@ -282,5 +323,23 @@ describe("the real CLIs' output (test/fixtures/clis)", () => {
     const hoursAhead = ((resetAt?.getTime() ?? 0) - Date.parse(fixture.captured_at)) / 3_600_000;
     expect(hoursAhead).toBeGreaterThan(0);
     expect(hoursAhead).toBeLessThanOrEqual(24);
+  });
+});
+
+describe("signalReader", () => {
+  it("reads whole lines only, across chunks, and skips lines too long to be signals", () => {
+    const reader = signalReader("claude");
+    const event = (status: string) =>
+      JSON.stringify({ type: "rate_limit_event", rate_limit_info: { status, resetsAt: 1_800_000_000 } });
+    const long = JSON.stringify({ type: "user", session_id: "not-this", text: "x".repeat(70_000) });
+    for (const part of [long.slice(0, 40_000), `${long.slice(40_000)}\n`, event("allowed"), "\n"])
+      reader.push(Buffer.from(part));
+    reader.push(Buffer.from(`{"type":"system","session_id":"s-1"}\n${event("rejected").slice(0, 30)}`));
+    expect(reader.signals).toEqual({
+      sessionId: "s-1",
+      usage: { status: "allowed", resetAt: new Date(1_800_000_000_000) },
+    });
+    reader.push(Buffer.from(`${event("rejected").slice(30)}\n`));
+    expect(reader.signals.usage?.status).toBe("rejected");
   });
 });

@@ -206,7 +206,11 @@ describe("settling a run", () => {
     const resetAt = new Date(clock.now().getTime() + 3_600_000);
     const task = await settleRun(deps, held, {
       kind: "finished",
-      outcome: failed({ exitCode: 1, error: "usage limit reached", rateLimit: { resetAt } }),
+      outcome: failed({
+        exitCode: 1,
+        error: "usage limit reached",
+        rateLimit: { resetAt, source: "message" },
+      }),
     });
     expect(task).toMatchObject({ status: "scheduled", attempt: 0, rate_limit_retries: 1 });
     expect(task?.next_run_time).toBe(resetAt.toISOString());
@@ -226,13 +230,19 @@ describe("settling a run", () => {
     const { deps, clock } = memoryDeps(CONFIG);
     let held = await submitAndClaim(deps, { max_attempts: 1 });
     for (let retry = 1; retry <= RATE_LIMIT_RETRY_CAP; retry++) {
-      const task = await settleRun(deps, held, { kind: "finished", outcome: failed({ rateLimit: {} }) });
+      const task = await settleRun(deps, held, {
+        kind: "finished",
+        outcome: failed({ rateLimit: { source: "message" } }),
+      });
       expect(task).toMatchObject({ status: "scheduled", rate_limit_retries: retry, attempt: 0 });
       clock.advance(301_000);
       await tick(deps);
       held = await claimNext(deps, held.task.uuid);
     }
-    const task = await settleRun(deps, held, { kind: "finished", outcome: failed({ rateLimit: {} }) });
+    const task = await settleRun(deps, held, {
+      kind: "finished",
+      outcome: failed({ rateLimit: { source: "message" } }),
+    });
     expect(task?.status).toBe("failed");
   });
 

@@ -1,7 +1,7 @@
 /** Paths where a fault used to lose a task, a result or a pass, on in-memory ports whose methods fail. */
 import { describe, expect, it } from "vitest";
 import { setPoolPaused } from "../../core/controls.ts";
-import { claimRun, LIMIT_PAUSE_CAP_SECONDS, type RunOutcome, settleRun } from "../../core/execution.ts";
+import { claimRun, type RunOutcome, settleRun } from "../../core/execution.ts";
 import { DUE_SHARDS } from "../../core/names.ts";
 import type { StateChange } from "../../core/ports.ts";
 import { queuePlace } from "../../core/queues.ts";
@@ -9,6 +9,7 @@ import type { Task } from "../../core/records.ts";
 import { submitTaskSchema } from "../../core/requests.ts";
 import { cancelTask, getTask, listTaskEvents, submitTask } from "../../core/tasks.ts";
 import { tick } from "../../core/tick.ts";
+import { LIMIT_PAUSE_CAP_SECONDS } from "../../core/tool-accounts.ts";
 import { parseSchedulerConfig } from "../../runtime/scheduler-config.ts";
 import { failing } from "../support/failing.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
@@ -62,7 +63,7 @@ describe("rate-limit resets", () => {
     const resetAt = new Date("2099-01-01T00:00:00Z");
     await settleRun(deps, held, {
       kind: "finished",
-      outcome: failedWith("usage limit", { rateLimit: { resetAt } }),
+      outcome: failedWith("usage limit", { rateLimit: { resetAt, source: "message" } }),
     });
     const capped = new Date(clock.now().getTime() + LIMIT_PAUSE_CAP_SECONDS * 1000).toISOString();
     for (const pool of ["p", "q"]) expect((await deps.counters.poolState(pool)).pausedUntil).toBe(capped);
@@ -79,7 +80,7 @@ describe("rate-limit resets", () => {
       const run = held[i] as (typeof held)[number];
       await settleRun(deps, run, {
         kind: "finished",
-        outcome: failedWith("limit", { rateLimit: { resetAt } }),
+        outcome: failedWith("limit", { rateLimit: { resetAt, source: "message" } }),
       });
     }
     expect((await deps.counters.poolState("p")).pausedUntil).toBe(sooner.toISOString());
