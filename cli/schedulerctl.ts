@@ -96,6 +96,8 @@ export const COVERAGE: Record<string, OperationId[]> = {
   "tenants keys": ["tenants.listKeys"],
   "tenants add-key": ["tenants.addKey"],
   "tenants revoke": ["tenants.revokeKey"],
+  "tenants budget": ["tenants.patch"],
+  usage: ["tenants.usage"],
   health: ["health.report"],
   openapi: ["health.apiDocument"],
 };
@@ -124,6 +126,12 @@ const textOrFile = (value: string) => (value.startsWith("@") ? readFileSync(valu
 /** A whole number flag, or a UsageError naming it. */
 const integer = (flag: string) => (value: string) => {
   if (!/^-?\d+$/.test(value)) throw new UsageError(`${flag} ${value}: expected a whole number`);
+  return Number(value);
+};
+
+/** A decimal number flag, or a UsageError naming it. */
+const decimal = (flag: string) => (value: string) => {
+  if (!/^\d+(\.\d+)?$/.test(value)) throw new UsageError(`${flag} ${value}: expected a number`);
   return Number(value);
 };
 
@@ -950,6 +958,27 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
       ),
     );
   tenants
+    .command("budget")
+    .description("set a tenant's daily budget, or clear it with --none (admin)")
+    .argument("<tenant_id>")
+    .option("--usd-per-day <usd>", "dollars a UTC day, as the CLIs report them", decimal("--usd-per-day"))
+    .option("--tokens-per-day <n>", "tokens a UTC day, in and out", integer("--tokens-per-day"))
+    .option("--refuse", "refuse submissions past it (default: they wait for the next day)")
+    .option("--none", "no budget")
+    .action(async (id: string, options) => {
+      if (options.none === (options.usdPerDay !== undefined || options.tokensPerDay !== undefined)) {
+        throw new UsageError("tenants budget takes --usd-per-day and/or --tokens-per-day, or --none");
+      }
+      const budget = options.none
+        ? null
+        : {
+            usd_per_day: options.usdPerDay,
+            tokens_per_day: options.tokensPerDay,
+            on_exceed: options.refuse ? ("refuse" as const) : ("wait" as const),
+          };
+      print(await client().call("tenants.patch", { id, body: { budget } }));
+    });
+  tenants
     .command("revoke")
     .argument("<tenant_id>")
     .argument("<key_id>")
@@ -957,6 +986,37 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
       print(await client().call("tenants.revokeKey", { id, key_id: keyId })),
     );
 
+  program
+    .command("usage")
+    .description("a tenant's spend by day and pool (a tenant key: its own), against its budget")
+    .argument("<tenant_id>")
+    .option("--days <n>", "how many UTC days back, today included (default 7)", integer("--days"))
+    .action(async (id: string, options) => {
+      const usage = await client().call("tenants.usage", { id, query: { days: options.days } });
+      const budget = usage.budget?.usd_per_day;
+      print(usage, () =>
+        table(
+          usage.days.flatMap((d) => [
+            {
+              day: d.day,
+              pool: "(all)",
+              usd: d.usd.toFixed(4),
+              tokens: d.tokens,
+              runs: d.runs,
+              budget: budget === undefined ? "" : `$${d.committed_usd ?? 0} of $${budget}`,
+            },
+            ...d.pools.map((p) => ({
+              day: "",
+              pool: p.pool,
+              usd: p.usd.toFixed(4),
+              tokens: p.tokens,
+              runs: p.runs,
+            })),
+          ]),
+          ["day", "pool", "usd", "tokens", "runs", "budget"],
+        ),
+      );
+    });
   program
     .command("health")
     .description("the API's health")

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import * as z from "zod";
+import { BUDGET_RECHECK_SECONDS, budgetClaims, nextDayStart, withBudgetHold } from "./budgets.ts";
 import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
@@ -9,6 +10,7 @@ import type { PoolTool } from "./fields.ts";
 import { runIdFor } from "./identifiers.ts";
 import { type PolicySubject, policyRefusal } from "./policies.ts";
 import {
+  type BudgetClaim,
   CommitConflict,
   type CommitConflictReason,
   HELD_SINCE_POOL_LIMIT,
@@ -227,6 +229,7 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
   const tried = new Set<string>();
   const busyKeys = new Set<string>();
   const fullScopes = new Set<string>();
+  const spentTenants = new Set<string>();
   let [lostRaces, scopeSkips] = [0, 0];
   let waiting = fresh;
   let after: Task | undefined;
@@ -243,14 +246,22 @@ export async function admit(deps: Deps, poolName: string, fresh: Task[] = []): P
         if (++scopeSkips >= SCOPE_SKIPS) return admitted;
         continue;
       }
+      // A tenant found over its budget in this pass stays so: its other tasks wait at once.
+      if (spentTenants.has(task.tenant)) {
+        await parkForBudget(deps, task);
+        continue;
+      }
       const key = scopedConcurrencyKey(task);
       // A key found busy in this pass stays busy until a run of it ends: its other tasks wait at once.
       const known = key !== undefined && busyKeys.has(key) && (await park(deps, task));
       const outcome = known && known !== "key_free" ? known : await admitOrPark(deps, pool, task);
       if (outcome === "parked") busyKeys.add(key as string);
       if (typeof outcome !== "string") admitted.push(outcome);
-      else if (outcome === "pool_closed") return admitted;
-      else if (outcome === "scope_busy") {
+      else if (outcome === "pool_closed" || outcome === "pool_budget_spent") return admitted;
+      else if (outcome === "budget_spent") {
+        spentTenants.add(task.tenant);
+        await parkForBudget(deps, task);
+      } else if (outcome === "scope_busy") {
         const full = await fullScopesOf(deps, task);
         // Every task of the pool is of its tool: none can go now.
         if (full.includes(`tool:${pool.tool}`)) return admitted;
@@ -297,6 +308,40 @@ async function park(deps: Deps, task: Task): Promise<"parked" | "key_free" | Com
     if (err instanceof CommitConflict) return err.reason;
     throw err;
   }
+}
+
+/**
+ * Moves a queued task whose tenant's daily budget is spent out of its pool's ready queue; the tick looks
+ * again every few minutes (settles may leave room) and at the day's turn.
+ */
+async function parkForBudget(deps: Deps, task: Task): Promise<void> {
+  const now = deps.clock.now();
+  const recheck = new Date(now.getTime() + BUDGET_RECHECK_SECONDS * 1000).toISOString();
+  const dayTurns = nextDayStart(now);
+  const next: Task = {
+    ...task,
+    version: task.version + 1,
+    budget_parked: true,
+    due_time: recheck < dayTurns ? recheck : dayTurns,
+  };
+  await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task }).catch(
+    (err: unknown) => {
+      if (!(err instanceof CommitConflict)) throw err;
+    },
+  );
+}
+
+/** The tick's look at a task parked for its budget: back in its pool's queue, and admitted if there is room. */
+export async function recheckBudget(deps: Deps, task: Task): Promise<boolean> {
+  const next: Task = { ...task, version: task.version + 1, budget_parked: undefined, due_time: undefined };
+  try {
+    await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task });
+  } catch (err) {
+    if (err instanceof CommitConflict) return false;
+    throw err;
+  }
+  await admit(deps, next.pool, [next]);
+  return true;
 }
 
 /** A parked task back in its pool's ready queue, at its old place (its priority and ready time). */
@@ -381,6 +426,7 @@ function dispatching(
   deps: Pick<Deps, "config" | "clock">,
   task: Task,
   pool: PoolConfig,
+  budgets: BudgetClaim[],
 ): { next: Task; run: Run; acquire: SlotClaim } {
   assertTransition(task.status, "dispatched");
   const now = deps.clock.now();
@@ -389,7 +435,7 @@ function dispatching(
   const runId = runIdFor(task.uuid, runNumber);
   const iso = now.toISOString();
   const next: Task = {
-    ...task,
+    ...withBudgetHold(task, budgets),
     version: task.version + 1,
     status: "dispatched",
     run_id: runId,
@@ -421,12 +467,14 @@ function dispatching(
     now: iso,
     ...(pool.max_concurrency <= HELD_SINCE_POOL_LIMIT && { heldSince: iso }),
     ...(scopes.length > 0 && { scopes }),
+    ...(budgets.length > 0 && { budgets }),
   };
   return { next, run, acquire };
 }
 
 async function admitOne(deps: Deps, pool: PoolConfig, task: Task) {
-  const { next, run, acquire } = dispatching(deps, task, pool);
+  const budgets = await budgetClaims(deps, task, pool);
+  const { next, run, acquire } = dispatching(deps, task, pool, budgets);
   try {
     await commitChange(
       deps,
@@ -454,7 +502,8 @@ export async function admitAtSubmit(
   pool: PoolConfig,
   change: StateChange & { tasks: [RecordWrite<Task>] },
 ): Promise<Task | undefined> {
-  const { next, run, acquire } = dispatching(deps, change.tasks[0].next, pool);
+  const task = change.tasks[0].next;
+  const { next, run, acquire } = dispatching(deps, task, pool, await budgetClaims(deps, task, pool));
   try {
     await commitChange(
       deps,
@@ -462,7 +511,13 @@ export async function admitAtSubmit(
       {},
     );
   } catch (err) {
-    const waits: CommitConflictReason[] = ["pool_closed", "key_busy", "scope_busy"];
+    const waits: CommitConflictReason[] = [
+      "pool_closed",
+      "key_busy",
+      "scope_busy",
+      "budget_spent",
+      "pool_budget_spent",
+    ];
     if (err instanceof CommitConflict && waits.includes(err.reason)) return undefined;
     throw err;
   }

@@ -114,8 +114,8 @@ function keyOpenOf(task: Task | undefined, before: Before): KeyOpenChange | unde
 /** A task that is not queued waits for nothing: its stored record says so. */
 const withoutStaleParking = (writes: RecordWrite<Task>[] | undefined) =>
   writes?.map((w) =>
-    w.next.key_parked && w.next.status !== "queued"
-      ? { ...w, next: { ...w.next, key_parked: undefined } }
+    (w.next.key_parked || w.next.budget_parked) && w.next.status !== "queued"
+      ? { ...w, next: { ...w.next, key_parked: undefined, budget_parked: undefined } }
       : w,
   );
 

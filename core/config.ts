@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { ValidationError } from "./errors.ts";
-import { LIMITS, label, POOL_TOOLS, poolName, type Tool } from "./fields.ts";
+import { dailyBudget, LIMITS, label, POOL_TOOLS, poolName, type Tool } from "./fields.ts";
 import { POD_LAUNCH_TIMEOUT_SECONDS } from "./names.ts";
 
 /**
@@ -41,6 +41,8 @@ const poolSchema = z
      * overage limits the account until its window resets, so nothing is spent that nobody chose to spend.
      */
     allow_overage: z.boolean().default(false),
+    /** The pool's daily spend limit (core/budgets.ts): past it, it admits nothing until the next UTC day. */
+    budget: dailyBudget.optional(),
     policy: policySchema.optional(),
     /** Priority aging: a queued task's priority rises one step for each this many seconds it waits. */
     aging_seconds: z.number().int().min(1).max(86_400).optional(),

@@ -1,4 +1,5 @@
 import { poolConfig, type QueueMessageBody, refill, routablePools, slotOf } from "./admission.ts";
+import { spendOf } from "./budgets.ts";
 import { commitChange } from "./commit.ts";
 import { isCliPool, type PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
@@ -384,6 +385,7 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
           // A run that ended by itself tells how long a slot is held: the wait estimates use it.
           ...(ending.kind === "finished" && { sample: poolSampleOf(task, run, now) }),
           waitOutcome: waitOutcomeOf(task, run),
+          spend: spendOf(task, ending.kind === "finished" ? ending.outcome : undefined, now),
         },
         { task, run },
       );

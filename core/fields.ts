@@ -116,3 +116,16 @@ export const ADMIN_SCOPES = [...TENANT_SCOPES, "admin"] as const;
 /** Every scope; `worker` belongs to a self-hosted worker's key alone (its pool's work, and nothing else). */
 export const SCOPES = [...ADMIN_SCOPES, "worker"] as const;
 export type Scope = (typeof SCOPES)[number];
+
+/**
+ * A daily spend limit (UTC days): dollars as the CLIs report them, tokens in and out. A tenant's also says
+ * what happens past it: its tasks `wait` for the next day (or for spend to be settled lower), or new
+ * submissions are refused.
+ */
+export const dailyBudget = z.strictObject({
+  usd_per_day: z.number().positive().max(1_000_000).optional(),
+  tokens_per_day: z.number().int().positive().max(1e12).optional(),
+});
+export const tenantBudget = dailyBudget.extend({ on_exceed: z.enum(["wait", "refuse"]).default("wait") });
+export type DailyBudget = z.output<typeof dailyBudget>;
+export type TenantBudget = z.output<typeof tenantBudget>;

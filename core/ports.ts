@@ -51,6 +51,56 @@ export interface SlotClaim {
   noneQueued?: boolean;
   /** A slot of each of these concurrency scopes too, under its limit (else scope_busy). */
   scopes?: ScopeClaim[];
+  /** A reservation of each of these daily budgets, while under it (else budget_spent, pool_budget_spent). */
+  budgets?: BudgetClaim[];
+}
+
+/**
+ * Reserve `usd` and `tokens` of a daily budget (core/budgets.ts) while what its day has committed is under
+ * each of its limits.
+ */
+export interface BudgetClaim {
+  /** `tenant:<id>` or `pool:<name>`. */
+  scope: string;
+  /** The UTC day. */
+  day: string;
+  usd: number;
+  tokens: number;
+  limits: { usd?: number; tokens?: number };
+  /** A pool's budget (its refusal closes the pool for the day), not a tenant's. */
+  ofPool: boolean;
+}
+
+/**
+ * A settled run's spend: into its tenant's usage of `day` in `pool`, and (with `hold`) the difference to
+ * what its admission reserved into each budget it held, and its spend into its pool's cost sample.
+ */
+export interface SpendChange {
+  tenant: string;
+  pool: string;
+  day: string;
+  usd: number;
+  tokens: number;
+  hold?: { scopes: string[]; usd: number; tokens: number };
+  cost?: { slot: number; usd: number; tokens: number };
+}
+
+/** A run's spend, kept in its pool's bounded sample of recent budgeted runs. */
+export interface CostSample {
+  usd: number;
+  tokens: number;
+}
+
+/** A budget's day (`sk` the day) or a tenant's usage of a day in a pool (`day#pool`). */
+export interface SpendItem {
+  scope: string;
+  day: string;
+  pool?: string;
+  committed_usd: number;
+  committed_tokens: number;
+  usd: number;
+  tokens: number;
+  runs: number;
 }
 
 /**
@@ -184,6 +234,8 @@ export interface StateChange {
   keyOpen?: KeyOpenChange;
   /** A run that ended goes into its pool's sample of recent runs (the wait estimates read it). */
   sample?: PoolSample;
+  /** A settled run's spend: usage, budget reservations reconciled (core/budgets.ts). */
+  spend?: SpendChange;
   /** A task's first run started after a predicted wait: the estimator's calibration reads it. */
   waitOutcome?: WaitOutcomeSample;
 }
@@ -204,7 +256,9 @@ export type CommitConflictReason =
   | "scope_busy"
   | "config"
   | "workflow"
-  | "account";
+  | "account"
+  | "budget_spent"
+  | "pool_budget_spent";
 
 /** A StateChange whose conditions did not hold; nothing was written. */
 export class CommitConflict extends Error {
@@ -308,6 +362,10 @@ export interface CounterStore {
   resumePool(pool: string): Promise<void>;
   /** Lifts a usage limit's pause of the pool (pauseForLimit), never an admin's. */
   liftLimitPause(pool: string): Promise<void>;
+  /** A pool's recent budgeted runs' spend (SpendChange.cost), in no order. */
+  costSamples(pool: string): Promise<CostSample[]>;
+  /** A scope's spend items of the days from `fromDay` to `toDay` (inclusive): its days, and a tenant's by pool. */
+  spend(scope: string, fromDay: string, toDay: string): Promise<SpendItem[]>;
   /** Every (tool, account)'s stored state (core/tool-accounts.ts), read consistently. */
   toolAccounts(): Promise<ToolAccount[]>;
   /** Stores an account's state on its version (absent: none may be stored), else CommitConflict("account"). */
@@ -347,6 +405,8 @@ export interface TenantStore {
   /** Creates the tenant and its first key atomically. */
   createTenant(tenant: Tenant, key: ApiKeyRecord): Promise<void>;
   getTenant(id: string): Promise<Tenant | undefined>;
+  /** Sets (or, undefined, removes) a tenant's budget; false when there is no such tenant. */
+  setTenantBudget(id: string, budget: Tenant["budget"]): Promise<boolean>;
   listTenants(): Promise<Tenant[]>;
   putApiKey(key: ApiKeyRecord): Promise<void>;
   /** A tenant's key, or a self-hosted worker's. */

@@ -5,6 +5,7 @@
  */
 import { poolConfig } from "./admission.ts";
 import { canSee, type Principal, requireScope } from "./auth.ts";
+import { nextDayStart } from "./budgets.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { calibrationOf, expectedWaitIn } from "./estimate.ts";
@@ -140,7 +141,7 @@ export interface QueuePlace {
   position?: number;
   waiting_time_expect?: number | null;
   waiting_time_error?: number | null;
-  waiting_reason?: "account_limited" | "account_disabled" | "pool_paused";
+  waiting_reason?: "account_limited" | "account_disabled" | "pool_paused" | "budget";
   waiting_until?: string | null;
 }
 
@@ -154,6 +155,9 @@ export async function queuePlace(
   deps: Pick<Deps, "tasks" | "config" | "log"> & EstimateDeps,
   task: Task,
 ): Promise<QueuePlace> {
+  if (task.status === "queued" && task.budget_parked) {
+    return { waiting_reason: "budget", waiting_until: nextDayStart(deps.clock.now()) };
+  }
   if (task.status !== "queued" || task.key_parked) return {};
   try {
     return await placeInQueue(deps, task);

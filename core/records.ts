@@ -3,7 +3,7 @@
  * client sees) is its schema's visible part: bookkeeping fields live in a separate shape.
  */
 import * as z from "zod";
-import { OVERLAPS, POOL_TOOLS, SCOPES, type Tags } from "./fields.ts";
+import { OVERLAPS, POOL_TOOLS, SCOPES, type Tags, tenantBudget } from "./fields.ts";
 import { podSpecSchema } from "./pods.ts";
 import { RUN_STATUSES, TASK_STATUSES, TERMINAL_STATUSES } from "./status.ts";
 
@@ -117,10 +117,11 @@ export const taskViewSchema = z.object({
   waiting_time_expect: z.number().nullable().optional(),
   waiting_time_error: z.number().nullable().optional(),
   /**
-   * Shown, never stored: why a queued task's pool admits nothing now (`account_limited`: its account waits
-   * out a usage limit; `account_disabled`; `pool_paused` by an admin), and until when (null: until resumed).
+   * Shown, never stored: why a queued task is not admitted now (`account_limited`: its pool's account waits
+   * out a usage limit; `account_disabled`; `pool_paused` by an admin; `budget`: its tenant's or pool's daily
+   * budget is spent), and until when (null: until resumed; for a budget, the next day's start).
    */
-  waiting_reason: z.enum(["account_limited", "account_disabled", "pool_paused"]).optional(),
+  waiting_reason: z.enum(["account_limited", "account_disabled", "pool_paused", "budget"]).optional(),
   waiting_until: z.string().nullable().optional(),
   /**
    * The pools it may run on when it names no one pool: those of its tool whose name matches `pools` (a
@@ -128,6 +129,9 @@ export const taskViewSchema = z.object({
    * moves off a pool whose account is limited or disabled (core/tool-accounts.ts).
    */
   routing: poolRouting.optional(),
+  /** Passed to the CLIs that take them (claude: --max-turns, --max-budget-usd); the budget reserves it. */
+  max_turns: z.number().optional(),
+  max_budget_usd: z.number().optional(),
 });
 
 /** The stored task: its view plus the scheduler's bookkeeping. */
@@ -173,6 +177,15 @@ export const taskSchema = taskViewSchema.extend({
   predicted_wait: z.object({ expect: z.number(), error: z.number() }).optional(),
   /** How the pool was chosen for a task that named only a tool, among several (core/admission.ts). */
   routed_by: z.enum(["expected_wait", "load"]).optional(),
+  /**
+   * What its admission reserved of the daily budgets that apply to it (core/budgets.ts): the UTC day, the
+   * budget items, and the dollars and tokens held until its run's settle counts what it really spent.
+   */
+  budget_hold: z
+    .object({ day: z.string(), scopes: z.array(z.string()), usd: z.number(), tokens: z.number() })
+    .optional(),
+  /** Queued, but a daily budget of its is spent: it waits out of its pool's ready queue (core/budgets.ts). */
+  budget_parked: z.boolean().optional(),
 });
 export type Task = z.infer<typeof taskSchema>;
 
@@ -275,6 +288,8 @@ export const tenantSchema = z.object({
   /** Absent on tenants created before quotas existed: TENANT_DEFAULTS apply. */
   max_queued_tasks: z.number().optional(),
   max_submissions_per_minute: z.number().optional(),
+  /** Its daily spend limit (core/budgets.ts); none: unlimited. */
+  budget: tenantBudget.optional(),
   create_time: time,
 });
 export type Tenant = z.infer<typeof tenantSchema>;

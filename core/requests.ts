@@ -14,6 +14,7 @@ import {
   TENANT_SCOPES,
   TOOLS,
   tagsSchema,
+  tenantBudget,
 } from "./fields.ts";
 import { WORKER_CLAIM_WAIT_SECONDS } from "./names.ts";
 import { podQuotas } from "./pods.ts";
@@ -87,6 +88,13 @@ export const submitTaskSchema = z
     extra: objectOrJson.optional(),
     /** A pod's size ({cpu, memory, gpu}), over its template's. */
     quotas: podQuotas.optional(),
+    /** The CLI's turns at most (claude's --max-turns). */
+    max_turns: numeric(z.number().int().min(1).max(10_000)).optional(),
+    /**
+     * What a run may spend at most (claude's --max-budget-usd); a daily budget reserves this much while
+     * the run goes (core/budgets.ts).
+     */
+    max_budget_usd: numeric(z.number().positive().max(100_000)).optional(),
     /** Only pools of this CLI account; `any` (as with none): whichever has headroom. */
     account: z
       .string()
@@ -197,6 +205,13 @@ export const createTenantSchema = z.strictObject({
   ),
 });
 export type CreateTenant = z.output<typeof createTenantSchema>;
+
+/** PATCH /v2/tenants/{id}: its daily budget (null: none). */
+export const patchTenantSchema = z.strictObject({ budget: tenantBudget.nullable() });
+export type PatchTenant = z.output<typeof patchTenantSchema>;
+
+/** GET /v2/tenants/{id}/usage: the last `days` UTC days, today included. */
+export const usageQuery = z.strictObject({ days: numeric(z.number().int().min(1).max(90)).default(7) });
 
 export const addKeySchema = z.strictObject({
   scopes: z

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { admit, admitAtSubmit, choosePool, poolConfig, refill, slotOf } from "./admission.ts";
 import { actingTenant, canSee, type Principal, requireScope } from "./auth.ts";
+import { refuseOverBudget } from "./budgets.ts";
 import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
@@ -97,6 +98,8 @@ export async function submitTask(
     pool: pool.name,
     routed_by: routedBy,
     routing,
+    max_turns: input.max_turns,
+    max_budget_usd: input.max_budget_usd,
     workflow: node?.workflow,
     priority: input.priority,
     aging_seconds: pool.aging_seconds,
@@ -126,8 +129,9 @@ export async function submitTask(
     if (replay) return replay;
     change.idempotency = { tenant, key: input.idempotency_key, uuid, body_hash: bodyHash };
   }
-  // After the replay check: a replay creates nothing, so it is never refused by a quota.
+  // After the replay check: a replay creates nothing, so it is never refused by a quota or a budget.
   if (overQuota) throw overQuota;
+  await refuseOverBudget(deps, tenant);
   const queuedLimit = queuedLimitOf(principal);
   // Files first: a task never points at files that are not there.
   await Promise.all(job.input_files.map((f) => deps.blobs.put(blobKeys.input(uuid, f.name), f.content)));

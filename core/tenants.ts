@@ -9,7 +9,7 @@ import type { CreateTenant } from "./requests.ts";
 const TENANT_ID = /^t_[0-9a-f]{20}$/;
 const KEY_ID = /^key_[0-9a-f]{16}$/;
 
-const tenantNotFound = (id: string) =>
+export const tenantNotFound = (id: string) =>
   new NotFoundError(ERROR_CODES.tenantNotFound, `tenant ${id.slice(0, 64)} not found`);
 
 function keyRecord(deps: Pick<Deps, "clock">, tenantId: string, scopes: Scope[] = [...TENANT_SCOPES]) {

@@ -1,6 +1,7 @@
 import {
   DISPATCH_CONFIRM_SECONDS,
   pumpAll,
+  recheckBudget,
   recheckParked,
   refill,
   sendDispatch,
@@ -124,6 +125,7 @@ async function handleDue(deps: Deps, task: Task, now: Date, report: TickReport):
   }
   if (task.due_time !== undefined && task.due_time <= iso) {
     if (task.status === "queued" && task.key_parked && (await recheckParked(deps, task))) report.woken++;
+    if (task.status === "queued" && task.budget_parked && (await recheckBudget(deps, task))) report.woken++;
     if (task.status === "scheduled" && (await startDueTask(deps, task))) report.started++;
     if (task.status === "dispatched" && (await resendDispatch(deps, task, now))) report.resent++;
     if (task.status === "running" && (await reclaimRun(deps, task))) report.reclaimed++;

@@ -226,7 +226,8 @@ async function moveQueuedTasks(deps: Deps, from: PoolConfig[], alsoMove: Task[])
   const moved = new Map<string, Task[]>();
   const seen = new Set<string>();
   const move = async (task: Task) => {
-    if (seen.has(task.uuid) || task.status !== "queued" || !task.routing || task.key_parked) return;
+    const waiting = task.key_parked || task.budget_parked;
+    if (seen.has(task.uuid) || task.status !== "queued" || !task.routing || waiting) return;
     seen.add(task.uuid);
     const choice = await choosePool(deps, task.tool, subjectOf(task), task.routing);
     if (choice.open === false || choice.pool.name === task.pool) return;

@@ -4,6 +4,7 @@
  */
 import type * as z from "zod";
 import type { listTaskFiles } from "../core/artifacts.ts";
+import type { patchTenant, tenantUsage } from "../core/budgets.ts";
 import type { dispatcherStatus, setPoolPaused } from "../core/controls.ts";
 import type { HealthReport } from "../core/health.ts";
 import type { listPolicies } from "../core/policies.ts";
@@ -16,6 +17,7 @@ import type {
   listRunsQuery,
   listTasksQuery,
   mergeTagsSchema,
+  patchTenantSchema,
   queueQuery,
   queuesQuery,
   registerWorkerBody,
@@ -26,6 +28,7 @@ import type {
   taskLogQuery,
   templateQuery,
   uploadsBody,
+  usageQuery,
   verboseQuery,
   workerReportBody,
 } from "../core/requests.ts";
@@ -90,6 +93,8 @@ export const OPERATIONS = {
   "templates.render": ["POST", "/v2/templates/{name}/render"],
   "tenants.create": ["POST", "/v2/tenants"],
   "tenants.list": ["GET", "/v2/tenants"],
+  "tenants.patch": ["PATCH", "/v2/tenants/{id}"],
+  "tenants.usage": ["GET", "/v2/tenants/{id}/usage"],
   "tenants.addKey": ["POST", "/v2/tenants/{id}/keys"],
   "tenants.listKeys": ["GET", "/v2/tenants/{id}/keys"],
   "tenants.revokeKey": ["DELETE", "/v2/tenants/{id}/keys/{key_id}"],
@@ -130,7 +135,7 @@ export const OPERATIONS = {
   "workers.settle": ["POST", "/v2/worker/runs/{run_id}/settle"],
   "workers.release": ["POST", "/v2/worker/runs/{run_id}/release"],
   "workers.uploads": ["POST", "/v2/worker/runs/{run_id}/uploads"],
-} as const satisfies Record<string, readonly ["GET" | "POST" | "PUT" | "DELETE", string]>;
+} as const satisfies Record<string, readonly ["GET" | "POST" | "PUT" | "PATCH" | "DELETE", string]>;
 
 export type OperationId = keyof typeof OPERATIONS;
 
@@ -174,6 +179,8 @@ interface Shapes {
   "templates.render": { body: z.input<typeof renderBody>; answer: Answer<typeof renderTemplate> };
   "tenants.create": { body: z.input<typeof createTenantSchema>; answer: Answer<typeof createTenant> };
   "tenants.list": { answer: Answer<typeof listTenants> };
+  "tenants.patch": { body: z.input<typeof patchTenantSchema>; answer: Answer<typeof patchTenant> };
+  "tenants.usage": { query: z.input<typeof usageQuery>; answer: Answer<typeof tenantUsage> };
   "tenants.addKey": { body: z.input<typeof addKeySchema>; answer: Answer<typeof addTenantKey> };
   "tenants.listKeys": { answer: Answer<typeof listTenantKeys> };
   "tenants.revokeKey": { answer: unknown };

@@ -19,6 +19,7 @@ import type { DomainEvent } from "../../core/events.ts";
 import type { AppliedConfig } from "../../core/live-config.ts";
 import { TABLE } from "../../core/names.ts";
 import type {
+  CostSample,
   Heartbeat,
   HeartbeatPart,
   IdempotencyRecord,
@@ -29,6 +30,7 @@ import type {
   RateLimits,
   RecordWrite,
   RunQuery,
+  SpendItem,
   StateChange,
   StreamConnection,
   TaskQuery,
@@ -59,6 +61,8 @@ import {
   appliedConfigOf,
   compact,
   concurrencyKeyKey,
+  costSamplesKey,
+  costSamplesOf,
   HEARTBEAT_PARTITION,
   HELD_SINCE,
   heartbeatKey,
@@ -81,6 +85,8 @@ import {
   runMessageMarkKey,
   samplesOf,
   scopeKey,
+  spendItemOf,
+  spendKey,
   streamConnectionItem,
   streamConnectionKey,
   TOOL_ACCOUNT_PARTITION,
@@ -177,10 +183,10 @@ function countExpression(w: Extract<Write, { type: "count" }>) {
   });
   const conditions: string[] = [];
   const { below, notPausedAfter, zero, atLeast } = w.when ?? {};
-  if (below) {
-    names[`#${below.counter}`] = below.counter;
-    values[":limit"] = below.limit;
-    conditions.push(`(attribute_not_exists(#${below.counter}) OR #${below.counter} < :limit)`);
+  for (const [i, { counter, limit }] of (below ?? []).entries()) {
+    names[`#${counter}`] = counter;
+    values[`:limit${i}`] = limit;
+    conditions.push(`(attribute_not_exists(#${counter}) OR #${counter} < :limit${i})`);
   }
   if (notPausedAfter !== undefined) {
     names["#paused"] = "paused_until";
@@ -487,6 +493,33 @@ export class DynamoStore implements TaskStore, TenantStore {
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
     }
+  }
+
+  async costSamples(pool: string): Promise<CostSample[]> {
+    return costSamplesOf(await this.#get<Record<string, unknown>>(costSamplesKey(pool)));
+  }
+
+  async spend(scope: string, fromDay: string, toDay: string): Promise<SpendItem[]> {
+    const items: Item[] = [];
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+          ExpressionAttributeValues: {
+            ":pk": spendKey(scope, fromDay).pk,
+            ":from": fromDay,
+            ":to": `${toDay}~`,
+          },
+          ConsistentRead: true,
+          ExclusiveStartKey,
+        }),
+      );
+      items.push(...(page.Items ?? []));
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return items.map(spendItemOf);
   }
 
   async toolAccounts(): Promise<ToolAccount[]> {
@@ -1085,6 +1118,28 @@ export class DynamoStore implements TaskStore, TenantStore {
 
   getTenant(id: string): Promise<Tenant | undefined> {
     return this.#get<Tenant>(tenantKey(id));
+  }
+
+  async setTenantBudget(id: string, budget: Tenant["budget"]): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: tenantKey(id),
+          ConditionExpression: "attribute_exists(pk)",
+          ...(budget === undefined
+            ? { UpdateExpression: "REMOVE budget" }
+            : {
+                UpdateExpression: "SET budget = :budget",
+                ExpressionAttributeValues: { ":budget": compact(budget) },
+              }),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
   }
 
   listTenants(): Promise<Tenant[]> {

@@ -3,6 +3,7 @@
 import type { DomainEvent } from "../../core/events.ts";
 import type { AppliedConfig } from "../../core/live-config.ts";
 import type {
+  CostSample,
   Heartbeat,
   HeartbeatPart,
   IdempotencyRecord,
@@ -13,6 +14,7 @@ import type {
   RateLimits,
   RecordWrite,
   RunQuery,
+  SpendItem,
   StateChange,
   StreamConnection,
   TaskQuery,
@@ -43,6 +45,8 @@ import {
   appliedConfigOf,
   compact,
   concurrencyKeyKey,
+  costSamplesKey,
+  costSamplesOf,
   HELD_SINCE,
   heartbeatKey,
   heldSinceOf,
@@ -64,6 +68,8 @@ import {
   runMessageMarkKey,
   samplesOf,
   scopeKey,
+  spendItemOf,
+  spendKey,
   streamConnectionItem,
   streamConnectionKey,
   TOOL_ACCOUNT_PARTITION,
@@ -162,7 +168,7 @@ export class MemoryStore implements TaskStore, TenantStore {
       const { below, notPausedAfter, zero, atLeast } = w.when ?? {};
       const pausedUntil = stored?.paused_until as string | undefined;
       return (
-        (!below || counterOf(stored, below.counter) < below.limit) &&
+        (below ?? []).every(({ counter, limit }) => counterOf(stored, counter) < limit) &&
         (!atLeast || counterOf(stored, atLeast.counter) >= atLeast.limit) &&
         (notPausedAfter === undefined || pausedUntil === undefined || pausedUntil <= notPausedAfter) &&
         (!zero || counterOf(stored, zero) === 0)
@@ -330,6 +336,18 @@ export class MemoryStore implements TaskStore, TenantStore {
       this.#items.set(idOf(key), { ...item, paused_until: undefined });
   }
 
+  async costSamples(pool: string): Promise<CostSample[]> {
+    return costSamplesOf(this.#items.get(idOf(costSamplesKey(pool))));
+  }
+
+  async spend(scope: string, fromDay: string, toDay: string): Promise<SpendItem[]> {
+    const pk = spendKey(scope, fromDay).pk;
+    return [...this.#items.values()]
+      .filter((item) => item.pk === pk && String(item.sk) >= fromDay && String(item.sk) <= `${toDay}~`)
+      .sort((a, b) => (String(a.sk) < String(b.sk) ? -1 : 1))
+      .map(spendItemOf);
+  }
+
   async toolAccounts(): Promise<ToolAccount[]> {
     return [...this.#items.values()]
       .filter((item) => item.pk === TOOL_ACCOUNT_PARTITION)
@@ -408,6 +426,14 @@ export class MemoryStore implements TaskStore, TenantStore {
 
   async getTenant(id: string): Promise<Tenant | undefined> {
     return this.#get<Tenant>(tenantKey(id));
+  }
+
+  async setTenantBudget(id: string, budget: Tenant["budget"]): Promise<boolean> {
+    const key = idOf(tenantKey(id));
+    const item = this.#items.get(key);
+    if (!item) return false;
+    this.#items.set(key, { ...item, budget: budget === undefined ? undefined : compact(budget) });
+    return true;
   }
 
   async listEvents(taskUuid: string, size: number, cursor?: string): Promise<Page<DomainEvent>> {

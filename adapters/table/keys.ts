@@ -6,7 +6,7 @@
 import { changeIdOf, type DomainEvent, EVENT_RETENTION_DAYS, eventId } from "../../core/events.ts";
 import type { AppliedConfig } from "../../core/live-config.ts";
 import { DUE_SHARDS, EVENT_SORT_KEY_PREFIX } from "../../core/names.ts";
-import type { PoolSamples, StreamConnection, WaitOutcome } from "../../core/ports.ts";
+import type { CostSample, PoolSamples, SpendItem, StreamConnection, WaitOutcome } from "../../core/ports.ts";
 import {
   type ApiKeyRecord,
   dueAt,
@@ -80,6 +80,8 @@ export const PARTITIONS = {
   ready: (pool: string) => `READY#${pool}`,
   /** Queued tasks waiting for a busy concurrency key (already scoped), on the ready index. */
   keyWaiting: (key: string) => `KEYWAIT#${key}`,
+  /** Queued tasks waiting for their tenant's daily budget (core/budgets.ts), on the ready index. */
+  budgetWaiting: (tenant: string) => `BUDGETWAIT#${tenant}`,
   due: (shard: number) => `DUE#${shard}`,
   /** The tasks of a concurrency key (already scoped), on the by-key index. */
   keyTasks: (key: string) => `CK#${key}`,
@@ -167,6 +169,36 @@ export const appliedConfigOf = (item: Item | undefined): AppliedConfig | undefin
     config: JSON.parse(item.config_json as string),
     applied_at: item.applied_at as string,
   };
+/**
+ * A daily budget's or a tenant's usage: one partition per scope (`tenant:<id>`, `pool:<name>`), an item per
+ * day (`2026-12-03`: the committed spend a budget checks) and, for a tenant, per day and pool
+ * (`2026-12-03#claude-main`: its usage there).
+ */
+export const spendKey = (scope: string, day: string, pool?: string): Key => ({
+  pk: `SPEND#${scope}`,
+  sk: pool === undefined ? day : `${day}#${pool}`,
+});
+export const spendItemOf = (item: Item): SpendItem => {
+  const [day, pool] = String(item.sk).split("#");
+  return {
+    scope: String(item.pk).slice("SPEND#".length),
+    day: day as string,
+    ...(pool !== undefined && { pool }),
+    committed_usd: Number(item.committed_usd ?? 0),
+    committed_tokens: Number(item.committed_tokens ?? 0),
+    usd: Number(item.usd ?? 0),
+    tokens: Number(item.tokens ?? 0),
+    runs: Number(item.runs ?? 0),
+  };
+};
+/** A pool's recent budgeted runs' spend, apart from its sample: `c7` = [usd, tokens] for slot 7. */
+export const costSamplesKey = (pool: string): Key => ({ pk: `COSTS#${pool}`, sk: "COSTS" });
+export const costAttribute = (slot: number) => `c${slot}`;
+export const costSamplesOf = (item: Record<string, unknown> | undefined): CostSample[] =>
+  Object.entries(item ?? {})
+    .filter(([name, value]) => /^c\d+$/.test(name) && Array.isArray(value))
+    .map(([, value]) => ({ usd: Number((value as number[])[0]), tokens: Number((value as number[])[1]) }));
+
 /** The tool accounts' states (core/tool-accounts.ts): one item each, in one partition. */
 export const TOOL_ACCOUNT_PARTITION = "TOOLACCOUNT";
 export const toolAccountKey = (tool: string, account: string): Key => ({
@@ -218,7 +250,9 @@ function taskKeys(task: Task): Key & IndexKeys {
     ...(task.status === "queued" && {
       gsi2pk: task.key_parked
         ? PARTITIONS.keyWaiting(scopedConcurrencyKey(task) as string)
-        : PARTITIONS.ready(task.pool),
+        : task.budget_parked
+          ? PARTITIONS.budgetWaiting(task.tenant)
+          : PARTITIONS.ready(task.pool),
       gsi2sk: readySortKey(task),
     }),
     ...(dueAt(task) !== undefined && {

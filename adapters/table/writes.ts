@@ -2,17 +2,23 @@
  * The transaction compiler: a StateChange (core/ports.ts) as the writes both stores apply atomically, in
  * the order whose first failed condition names the conflict.
  */
+
+import { tenantScope } from "../../core/budgets.ts";
 import { ConflictError } from "../../core/errors.ts";
 import type {
+  BudgetClaim,
   CommitConflictReason,
   KeyOpenChange,
   PoolSample,
+  SpendChange,
   StateChange,
   WaitOutcomeSample,
 } from "../../core/ports.ts";
 import {
   compact,
   concurrencyKeyKey,
+  costAttribute,
+  costSamplesKey,
   eventLogItem,
   type Item,
   idempotencyKey,
@@ -24,6 +30,7 @@ import {
   runItem,
   sampleAttribute,
   scopeKey,
+  spendKey,
   taskItem,
   waitOutcomeAttribute,
   waitOutcomesKey,
@@ -31,14 +38,25 @@ import {
 
 /**
  * Counter attributes: slots held (pools, concurrency keys), tasks waiting in `queued` (pools, tenants),
- * tasks waiting for a busy key (concurrency keys), and a key's open tasks and open exclusive ones.
+ * tasks waiting for a busy key (concurrency keys), a key's open tasks and open exclusive ones, and a daily
+ * budget's committed spend or a tenant's usage (core/budgets.ts).
  */
-export type Counter = "active" | "queued" | "waiting" | "open" | "exclusive";
+export type Counter =
+  | "active"
+  | "queued"
+  | "waiting"
+  | "open"
+  | "exclusive"
+  | "committed_usd"
+  | "committed_tokens"
+  | "usd"
+  | "tokens"
+  | "runs";
 
 /** The conditions of a counter write; all must hold. */
 export interface CountConditions {
-  /** This counter is below the limit before the write. */
-  below?: { counter: Counter; limit: number };
+  /** Each of these counters is below its limit before the write. */
+  below?: { counter: Counter; limit: number }[];
   /** The item is not paused (`paused_until`) past this time. */
   notPausedAfter?: string;
   /** This counter is 0. */
@@ -102,10 +120,48 @@ const keyOpenWrite = ({ key, delta, exclusive }: KeyOpenChange): Write => ({
   key: keyOpenTasksKey(key),
   add: { open: delta, ...(exclusive && { exclusive: delta }) },
   ...(delta > 0 && {
-    when: exclusive ? { below: { counter: "open" as const, limit: 1 } } : { zero: "exclusive" as const },
+    when: exclusive ? { below: [{ counter: "open" as const, limit: 1 }] } : { zero: "exclusive" as const },
     conflict: "key_exclusive" as const,
   }),
 });
+
+/** A reservation of a daily budget, while each of its limits is above what the day has committed. */
+function budgetClaimWrite({ scope, day, usd, tokens, limits, ofPool }: BudgetClaim): Write {
+  const below = [
+    ...(limits.usd === undefined ? [] : [{ counter: "committed_usd" as const, limit: limits.usd }]),
+    ...(limits.tokens === undefined ? [] : [{ counter: "committed_tokens" as const, limit: limits.tokens }]),
+  ];
+  return {
+    type: "count",
+    key: spendKey(scope, day),
+    add: { committed_usd: usd, committed_tokens: tokens },
+    when: { below },
+    conflict: ofPool ? "pool_budget_spent" : "budget_spent",
+  };
+}
+
+/** A settled run's spend: its tenant's usage of the day in its pool, its budgets reconciled, its cost kept. */
+function spendWrites({ tenant, pool, day, usd, tokens, hold, cost }: SpendChange): Write[] {
+  return [
+    { type: "count", key: spendKey(tenantScope(tenant), day, pool), add: { usd, tokens, runs: 1 } },
+    ...(hold?.scopes ?? []).map(
+      (scope): Write => ({
+        type: "count",
+        key: spendKey(scope, day),
+        add: { committed_usd: hold?.usd ?? 0, committed_tokens: hold?.tokens ?? 0, usd, tokens },
+      }),
+    ),
+    ...(cost
+      ? [
+          {
+            type: "set" as const,
+            key: costSamplesKey(pool),
+            values: { [costAttribute(cost.slot)]: [cost.usd, cost.tokens] },
+          },
+        ]
+      : []),
+  ];
+}
 
 /** A tenant or API key that a create found already stored. */
 export const alreadyExists = () => new ConflictError("tenant or API key already exists");
@@ -139,7 +195,7 @@ function poolWrites(change: StateChange): Write[] {
       key: poolKey(acquire.pool),
       add: { active: 1 },
       when: {
-        below: { counter: "active", limit: acquire.maxConcurrency },
+        below: [{ counter: "active", limit: acquire.maxConcurrency }],
         notPausedAfter: acquire.now,
         ...(acquire.noneQueued && { zero: "queued" as const }),
       },
@@ -201,16 +257,18 @@ export function writesOf(change: StateChange): Write[] {
       type: "count",
       key: concurrencyKeyKey(acquire.concurrencyKey),
       add: { active: 1 },
-      when: { below: { counter: "active", limit: acquire.keyLimit } },
+      when: { below: [{ counter: "active", limit: acquire.keyLimit }] },
       conflict: "key_busy",
     });
   }
+  for (const claim of acquire?.budgets ?? []) writes.push(budgetClaimWrite(claim));
+  if (change.spend) writes.push(...spendWrites(change.spend));
   for (const { scope, limit } of acquire?.scopes ?? []) {
     writes.push({
       type: "count",
       key: scopeKey(scope),
       add: { active: 1 },
-      when: { below: { counter: "active", limit } },
+      when: { below: [{ counter: "active", limit }] },
       conflict: "scope_busy",
     });
   }
@@ -227,7 +285,7 @@ export function writesOf(change: StateChange): Write[] {
       key,
       add: { queued: queued.delta },
       ...(limit !== undefined && {
-        when: { below: { counter: "queued" as const, limit } },
+        when: { below: [{ counter: "queued" as const, limit }] },
         conflict: "queued_quota" as const,
       }),
     });

@@ -10,6 +10,9 @@ export interface CommandOptions {
   prompt: string;
   model?: string;
   allowDangerousFlags: boolean;
+  /** The task's turn and dollar limits, for the CLIs that take them. */
+  maxTurns?: number;
+  maxBudgetUsd?: number;
 }
 
 export interface ParsedResult {
@@ -45,6 +48,8 @@ interface Engine {
   safe: string[];
   /** Only with the pool's `allow_dangerous_flags: true`. */
   dangerous: string[];
+  /** The task's limits as the CLI takes them (codex and gemini take none on the command line). */
+  limits?: (options: CommandOptions) => string[];
   /** The prompt as argv, so that a prompt starting with `-` is never read as an option. */
   prompt: (prompt: string) => string[];
   parse: (output: CliOutput) => ParsedResult | undefined;
@@ -59,6 +64,10 @@ const ENGINES: Record<Tool, Engine> = {
     modelFlag: "--model",
     safe: ["--permission-mode", "acceptEdits"],
     dangerous: ["--dangerously-skip-permissions"],
+    limits: ({ maxTurns, maxBudgetUsd }) => [
+      ...(maxTurns === undefined ? [] : ["--max-turns", String(maxTurns)]),
+      ...(maxBudgetUsd === undefined ? [] : ["--max-budget-usd", String(maxBudgetUsd)]),
+    ],
     prompt: (prompt) => ["--", prompt],
     parse: ({ stdout }) => {
       const last = jsonLines(stdout)
@@ -153,6 +162,7 @@ export function commandFor(tool: Tool, options: CommandOptions): { command: stri
       ...engine.base,
       ...(options.model ? [engine.modelFlag, options.model] : []),
       ...(options.allowDangerousFlags ? engine.dangerous : engine.safe),
+      ...(engine.limits?.(options) ?? []),
       ...engine.prompt(options.prompt),
     ],
   };

@@ -27,6 +27,8 @@ export interface JobSpec {
   env: Record<string, string>;
   /** PATH for the CLI; default the worker's PATH. */
   path?: string;
+  maxTurns?: number;
+  maxBudgetUsd?: number;
 }
 
 export interface RunOptions {

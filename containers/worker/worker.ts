@@ -298,6 +298,8 @@ async function execute(
       inputFiles,
       outputFiles: task.output_files,
       timeoutSeconds: task.timeout,
+      maxTurns: task.max_turns,
+      maxBudgetUsd: task.max_budget_usd,
       env: options.credentials,
     },
     { signal, killGraceMs: KILL_GRACE_MS },

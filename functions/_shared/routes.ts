@@ -8,6 +8,7 @@ import {
   listRunsQuery,
   listTasksQuery,
   mergeTagsSchema,
+  patchTenantSchema,
   queueQuery,
   queuesQuery,
   registerWorkerBody,
@@ -18,6 +19,7 @@ import {
   taskLogQuery,
   templateQuery,
   uploadsBody,
+  usageQuery,
   verboseQuery,
   workerReportBody,
 } from "../../core/requests.ts";
@@ -48,7 +50,7 @@ export const ROUTE_GROUPS = [
 export type RouteGroup = (typeof ROUTE_GROUPS)[number];
 
 export interface Route {
-  method: "GET" | "POST" | "PUT" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   /** API Gateway resource path; `{name}` is a parameter, `{name+}` a greedy one. */
   path: string;
   group: RouteGroup;
@@ -360,6 +362,26 @@ export const ROUTES: readonly Route[] = [
     group: "tenants",
     scope: "admin",
     handler: tenants.list,
+  }),
+  route({
+    method: "PATCH",
+    path: "/v2/tenants/{id}",
+    summary:
+      "Set a tenant's daily budget {usd_per_day?, tokens_per_day?, on_exceed: wait | refuse} (null: none)",
+    group: "tenants",
+    scope: "admin",
+    body: patchTenantSchema,
+    handler: tenants.patch,
+  }),
+  route({
+    method: "GET",
+    path: "/v2/tenants/{id}/usage",
+    summary:
+      "A tenant's spend by day, tool and pool, and what its budget has committed (a tenant key: its own)",
+    group: "tenants",
+    scope: "tasks:read",
+    query: usageQuery,
+    handler: tenants.usage,
   }),
   route({
     method: "POST",

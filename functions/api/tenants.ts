@@ -1,5 +1,6 @@
 import type * as z from "zod";
-import type { addKeySchema, createTenantSchema } from "../../core/requests.ts";
+import { patchTenant, tenantUsage } from "../../core/budgets.ts";
+import type { addKeySchema, createTenantSchema, patchTenantSchema, usageQuery } from "../../core/requests.ts";
 import {
   addTenantKey,
   createTenant,
@@ -31,3 +32,17 @@ export const revokeKey: RouteFn = async (deps, { principal, params }) => {
   await authLookups(deps).forgetTenant(params.id ?? "");
   return { data: revoked };
 };
+
+export const patch: RouteFn<z.output<typeof patchTenantSchema>> = async (
+  deps,
+  { principal, params, body },
+) => ({
+  data: await patchTenant(deps, principal, params.id ?? "", body),
+});
+
+export const usage: RouteFn<unknown, z.output<typeof usageQuery>> = async (
+  deps,
+  { principal, params, query },
+) => ({
+  data: await tenantUsage(deps, principal, params.id ?? "", query.days),
+});

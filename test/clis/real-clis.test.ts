@@ -27,12 +27,18 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-async function run(tool: Tool, cliCase: CliCase, options: { model?: string; dangerous?: boolean } = {}) {
+async function run(
+  tool: Tool,
+  cliCase: CliCase,
+  options: { model?: string; dangerous?: boolean; maxTurns?: number; maxBudgetUsd?: number } = {},
+) {
   const dir = await mkdtemp(join(scratch, `${tool}-${cliCase.name}-`));
   return runJob({
     tool,
     prompt: cliCase.prompt,
     model: options.model,
+    maxTurns: options.maxTurns,
+    maxBudgetUsd: options.maxBudgetUsd,
     allowDangerousFlags: options.dangerous ?? false,
     inputFiles: [],
     outputFiles: [],
@@ -156,6 +162,10 @@ describe.concurrent.each(["claude", "codex"] as const)("%s", (tool) => {
 });
 
 describe("claude", () => {
+  it("takes a task's turn and dollar limits", async () => {
+    expectSuccess(await run("claude", caseOf("claude", "success"), { maxTurns: 3, maxBudgetUsd: 0.5 }));
+  });
+
   it("reports an allowed_warning near its limit, and succeeds: no limit", async () => {
     const outcome = await run("claude", caseOf("claude", "limit-warning"));
     expectSuccess(outcome);

@@ -560,6 +560,99 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       });
     });
 
+    describe("daily budgets and usage", () => {
+      it("reserve while the day's committed spend is under each limit, and settle what was spent", async () => {
+        const [scope, pool, tenant] = [`tenant:${unique("t")}`, unique("pool"), unique("t")];
+        const claim = (usd: number, tokens: number) => ({
+          acquire: {
+            pool,
+            maxConcurrency: 10,
+            keyLimit: 1,
+            now: at(0),
+            budgets: [
+              { scope, day: "2026-01-01", usd, tokens, limits: { usd: 0.05, tokens: 1000 }, ofPool: false },
+            ],
+          },
+        });
+        await store.commit(claim(0.03, 10));
+        await store.commit(claim(0.03, 10)); // 0.03 < 0.05: still under, so one more
+        await expectConflict(store.commit(claim(0.001, 0)), "budget_spent");
+        expect((await store.poolState(pool)).active).toBe(2);
+        // A settle: the usage of the day in the pool, the budget's reservation replaced by the spend.
+        await store.commit({
+          spend: {
+            tenant,
+            pool,
+            day: "2026-01-01",
+            usd: 0.01,
+            tokens: 40,
+            hold: { scopes: [scope], usd: -0.02, tokens: 30 },
+            cost: { slot: 3, usd: 0.01, tokens: 40 },
+          },
+        });
+        const [budget] = await store.spend(scope, "2026-01-01", "2026-01-01");
+        expect(budget).toMatchObject({
+          scope,
+          day: "2026-01-01",
+          committed_tokens: 50,
+          usd: 0.01,
+          tokens: 40,
+        });
+        expect(budget?.committed_usd).toBeCloseTo(0.04, 10);
+        expect(await store.spend(`tenant:${tenant}`, "2025-12-31", "2026-01-01")).toEqual([
+          {
+            scope: `tenant:${tenant}`,
+            day: "2026-01-01",
+            pool,
+            committed_usd: 0,
+            committed_tokens: 0,
+            usd: 0.01,
+            tokens: 40,
+            runs: 1,
+          },
+        ]);
+        expect(await store.costSamples(pool)).toEqual([{ usd: 0.01, tokens: 40 }]);
+        const pooled = {
+          ...claim(0, 0).acquire,
+          budgets: [
+            {
+              scope: `pool:${pool}`,
+              day: "2026-01-01",
+              usd: 0,
+              tokens: 5,
+              limits: { tokens: 5 },
+              ofPool: true,
+            },
+          ],
+        };
+        await store.commit({ acquire: pooled });
+        await expectConflict(store.commit({ acquire: pooled }), "pool_budget_spent");
+      });
+
+      it("set and remove a tenant's budget, only of a tenant that exists", async () => {
+        const tenant: Tenant = {
+          id: unique("t"),
+          name: "acme",
+          rate_limit_per_minute: 100,
+          create_time: at(0),
+        };
+        const key: ApiKeyRecord = {
+          key_id: unique("k"),
+          tenant_id: tenant.id,
+          key_hash: randomUUID().replaceAll("-", ""),
+          scopes: ["tasks:read"],
+          create_time: at(0),
+        };
+        await store.createTenant(tenant, key);
+        const budget = { usd_per_day: 5, on_exceed: "refuse" as const };
+        expect(await store.setTenantBudget(tenant.id, budget)).toBe(true);
+        expect((await store.getTenant(tenant.id))?.budget).toEqual(budget);
+        expect(await store.setTenantBudget(tenant.id, undefined)).toBe(true);
+        expect((await store.getTenant(tenant.id))?.budget).toBeUndefined();
+        expect(await store.setTenantBudget(unique("t_missing"), budget)).toBe(false);
+      });
+    });
+
     describe("tool accounts", () => {
       it("store each account's state on its version, listed together", async () => {
         const account = unique("acct");

@@ -14,6 +14,7 @@
 //   [limited-account:NAME] the two directives above apply only where FAKE_CLI_ACCOUNT (in the pool's
 //                         credentials) is NAME; elsewhere the run goes on as if they were not there
 //   [limit-warning]       claude: succeed with the rate_limit_event of an account near its 5-hour limit
+//   [cost:USD]            claude: report this total_cost_usd
 //   [fail-first:name]     fail like [exit:2] unless $FAKE_CLI_STATE_DIR/name exists, creating it: fails the
 //                         first run, succeeds afterwards (FAKE_CLI_STATE_DIR must be set, e.g. in the
 //                         pool's credentials)
@@ -137,6 +138,12 @@ async function answer({ stdout, stderr, exit_code }) {
   process.exit(exit_code);
 }
 
+/** Claude's answer reporting this cost instead of the captured one. */
+function withCost(captured, usd) {
+  const replace = (text) => text.replace(/"total_cost_usd":[0-9.e-]+/g, `"total_cost_usd":${usd}`);
+  return { ...captured, stdout: replace(captured.stdout) };
+}
+
 /** The tool's API error with this message, ending in this exit code. */
 const failure = (tool, code, message) => ({
   ...swap(fixture(tool, "error"), CAPTURED_ERROR, message),
@@ -223,5 +230,6 @@ export async function runFake(tool) {
         ? "limit-warning"
         : "success";
   const success = fixture(tool, captured);
-  return answer(swap(success, success.answer.text, lines.join("\n"))); // even if a grandchild still holds the pipes
+  const answered = swap(success, success.answer.text, lines.join("\n"));
+  return answer(has("cost") ? withCost(answered, Number(one("cost"))) : answered); // even if a grandchild still holds the pipes
 }

@@ -22,6 +22,16 @@ describe("commandFor", () => {
     });
   });
 
+  it("passes a task's turn and dollar limits to claude, the one CLI that takes them", () => {
+    const limits = { prompt: "p", allowDangerousFlags: false, maxTurns: 7, maxBudgetUsd: 0.25 };
+    expect(commandFor("claude", limits).args).toEqual(
+      expect.arrayContaining(["--max-turns", "7", "--max-budget-usd", "0.25"]),
+    );
+    expect(commandFor("claude", limits).args.slice(-2)).toEqual(["--", "p"]);
+    for (const tool of ["codex", "gemini"] as const)
+      expect(commandFor(tool, limits).args).not.toContain("--max-turns");
+  });
+
   it("runs codex exec with JSONL events in the workspace-write sandbox, outside a git repo", () => {
     expect(commandFor("codex", { prompt: "fix it", allowDangerousFlags: false })).toEqual({
       command: "codex",
