@@ -316,13 +316,12 @@ async function park(deps: Deps, task: Task): Promise<"parked" | "key_free" | Com
  */
 async function parkForBudget(deps: Deps, task: Task): Promise<void> {
   const now = deps.clock.now();
-  const recheck = new Date(now.getTime() + BUDGET_RECHECK_SECONDS * 1000).toISOString();
-  const dayTurns = nextDayStart(now);
+  const recheck = Math.min(now.getTime() + BUDGET_RECHECK_SECONDS * 1000, Date.parse(nextDayStart(now)));
   const next: Task = {
     ...task,
     version: task.version + 1,
     budget_parked: true,
-    due_time: recheck < dayTurns ? recheck : dayTurns,
+    due_time: new Date(recheck).toISOString(),
   };
   await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task }).catch(
     (err: unknown) => {
