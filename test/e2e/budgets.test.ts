@@ -22,7 +22,8 @@ afterAll(async () => {
 describe("a tenant's daily budget", () => {
   it("admits $0.05 worth of $0.02 runs (three), then the fourth waits with waiting_reason budget", async () => {
     const created = await stack.call("POST", "/v2/tenants", { body: { name: "budgeted" } });
-    const { tenant, api_key: key } = created.json?.data as { tenant: { id: string }; api_key: string };
+    expect(created.status).toBe(201);
+    const { tenant, api_key: key } = created.json?.data ?? {};
     const patched = await stack.call("PATCH", `/v2/tenants/${tenant.id}`, {
       body: { budget: { usd_per_day: 0.05 } },
     });
