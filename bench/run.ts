@@ -35,6 +35,7 @@ import {
   type ThroughputResult,
   warmUp,
 } from "./driver.ts";
+import { FAIR_POOL, measureFairShare } from "./fair-share.ts";
 import { measureFanWorkflow } from "./fan-workflow.ts";
 import { startFloor } from "./floor.ts";
 import { SLOW_MARKER, SLOW_SECONDS, writeInstantClis } from "./instant-clis.ts";
@@ -97,7 +98,11 @@ const configText = (slots: number) => {
   const pools = ["claude", "codex", "gemini"].map((tool) => pool(`bench-${tool}`, tool, slots));
   // Served only by the self-hosted worker of the last phase (worker.max 0: no worker of its own).
   const selfHosted = `  - { name: ${SELF_HOSTED_POOL}, tool: claude, account: bench, max_concurrency: 1, lease_seconds: ${LEASE_SECONDS}, worker: { max: 0 } }`;
-  return `pools:\n${[...pools, pool(MIXED_POOL.name, "claude", MIXED_POOL.slots), selfHosted].join("\n")}\n`;
+  const own = [
+    pool(MIXED_POOL.name, "claude", MIXED_POOL.slots),
+    pool(FAIR_POOL.name, "codex", FAIR_POOL.slots),
+  ];
+  return `pools:\n${[...pools, ...own, selfHosted].join("\n")}\n`;
 };
 
 // 1. Bundles first, while the machine is quiet.
@@ -109,7 +114,7 @@ const configPath = join(work, "scheduler.config.yaml");
 writeFileSync(configPath, configText(SETTINGS.slots));
 /** The pools every phase but the mixed and self-hosted ones loads. */
 const allPools = parseSchedulerConfig(configText(SETTINGS.slots)).pools;
-const pools = allPools.filter((p) => p.name !== MIXED_POOL.name && p.name !== SELF_HOSTED_POOL);
+const pools = allPools.filter((p) => ![MIXED_POOL.name, FAIR_POOL.name, SELF_HOSTED_POOL].includes(p.name));
 const countsDir = join(work, "counts");
 mkdirSync(countsDir);
 const instantClis = join(work, "clis");
@@ -235,6 +240,14 @@ try {
   const mixed = await phase("mixed workload", () =>
     measureMixed({ stack, apiKey: tenant.apiKey, adminKey: stack.adminKey, store, log }),
   );
+  const fairShare = await phase("fair share", () =>
+    measureFairShare({ stack, adminKey: stack.adminKey, store, log }),
+  );
+  console.log(
+    `  fair share: the trickle's p95 wait ${fairShare.trickle_wait_p95_s} s against its fair share ` +
+      `${fairShare.fair_share_wait_p95_s} s (×${fairShare.trickle_p95_over_fair_share}); behind the flood it would wait ` +
+      `${fairShare.fifo_wait_s} s\n`,
+  );
   // The self-hosted worker runs the instant CLIs in this process.
   process.env.PATH = `${instantClis}:${process.env.PATH}`;
   const selfPool = allPools.find((p) => p.name === SELF_HOSTED_POOL) as PoolConfig;
@@ -255,6 +268,7 @@ try {
     ...mixedFigures(mixed),
     self_hosted: selfHostedFigures(selfHosted, count),
     fan_workflow: fanWorkflow,
+    fair_share: fairShare,
   };
   console.log(
     `  wide workflow: ${fanWorkflow.nodes} nodes ${fanWorkflow.status} in ${fanWorkflow.seconds} s ` +

@@ -97,6 +97,7 @@ export const COVERAGE: Record<string, OperationId[]> = {
   "tenants add-key": ["tenants.addKey"],
   "tenants revoke": ["tenants.revokeKey"],
   "tenants budget": ["tenants.patch"],
+  "tenants weight": ["tenants.patch"],
   usage: ["tenants.usage"],
   health: ["health.report"],
   openapi: ["health.apiDocument"],
@@ -978,6 +979,14 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
           };
       print(await client().call("tenants.patch", { id, body: { budget } }));
     });
+  tenants
+    .command("weight")
+    .description("set a tenant's share of a pool against others at equal priority (default 1) (admin)")
+    .argument("<tenant_id>")
+    .argument("<weight>", "0.01 to 100", decimal("weight"))
+    .action(async (id: string, weight: number) =>
+      print(await client().call("tenants.patch", { id, body: { weight } })),
+    );
   tenants
     .command("revoke")
     .argument("<tenant_id>")

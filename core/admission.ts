@@ -467,6 +467,7 @@ function dispatching(
     ...(pool.max_concurrency <= HELD_SINCE_POOL_LIMIT && { heldSince: iso }),
     ...(scopes.length > 0 && { scopes }),
     ...(budgets.length > 0 && { budgets }),
+    ...(task.fair_round !== undefined && { fairRound: { priority: task.priority, round: task.fair_round } }),
   };
   return { next, run, acquire };
 }

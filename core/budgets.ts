@@ -13,10 +13,9 @@ import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import { InsufficientResourcesError } from "./errors.ts";
 import { ringSlot } from "./estimate.ts";
-import type { TenantBudget } from "./fields.ts";
 import type { BudgetClaim, CostSample, SpendChange } from "./ports.ts";
-import type { Task, Tenant } from "./records.ts";
-import type { PatchTenant } from "./requests.ts";
+import type { Task } from "./records.ts";
+import { tenantSettingsOf } from "./tenant-settings.ts";
 import { tenantNotFound } from "./tenants.ts";
 import { TtlCache } from "./ttl-cache.ts";
 
@@ -33,36 +32,19 @@ export const poolScope = (pool: string) => `pool:${pool}`;
 export const COST_SAMPLE_SLOTS = 48;
 /** A parked task is looked at again this often: settles may have left room below the day's budget. */
 export const BUDGET_RECHECK_SECONDS = 300;
-/** How long a process trusts what it read of a tenant's budget and a pool's recent costs. */
-const CACHE_MS = 30_000;
-
-/** Per store: what was read of each tenant's budget (none too: a tenant without one costs no read either). */
-interface Caches {
-  budgets: TtlCache<string, { tenant: string; budget?: TenantBudget }>;
-  costs: TtlCache<string, CostSample[]>;
-}
-const caches = new WeakMap<object, Caches>();
-function cachesOf(deps: Pick<Deps, "tenants" | "clock">) {
-  const found = caches.get(deps.tenants);
+/** How long a process trusts what it read of a pool's recent costs. */
+const COSTS_CACHE_MS = 30_000;
+const costCaches = new WeakMap<object, TtlCache<string, CostSample[]>>();
+function costCacheOf(deps: Pick<Deps, "counters" | "clock">) {
+  const found = costCaches.get(deps.counters);
   if (found) return found;
-  const now = () => deps.clock.now().getTime();
-  const made: Caches = { budgets: new TtlCache(now, CACHE_MS), costs: new TtlCache(now, CACHE_MS) };
-  caches.set(deps.tenants, made);
+  const made = new TtlCache<string, CostSample[]>(() => deps.clock.now().getTime(), COSTS_CACHE_MS);
+  costCaches.set(deps.counters, made);
   return made;
 }
 
-/** A tenant's budget, as this process last read it (a change applies within 30 s). */
-export async function tenantBudgetOf(deps: Pick<Deps, "tenants" | "clock">, tenant: string) {
-  const read = await cachesOf(deps).budgets.get(tenant, async () => ({
-    tenant,
-    budget: (await deps.tenants.getTenant(tenant))?.budget,
-  }));
-  return read?.budget;
-}
-
-/** Drops what this process holds of a tenant's budget (after an admin changed it here). */
-export const forgetTenantBudget = (deps: Pick<Deps, "tenants" | "clock">, tenant: string) =>
-  cachesOf(deps).budgets.forget((read) => read.tenant === tenant);
+const tenantBudgetOf = async (deps: Pick<Deps, "tenants" | "clock">, tenant: string) =>
+  (await tenantSettingsOf(deps, tenant)).budget;
 
 const p90 = (values: number[]) => {
   if (values.length === 0) return 0;
@@ -72,8 +54,7 @@ const p90 = (values: number[]) => {
 
 /** What a task's run is expected to spend: its `max_budget_usd`, else its pool's recent p90. */
 async function estimateOf(deps: Pick<Deps, "tenants" | "counters" | "clock">, task: Task) {
-  const recent =
-    (await cachesOf(deps).costs.get(task.pool, () => deps.counters.costSamples(task.pool))) ?? [];
+  const recent = (await costCacheOf(deps).get(task.pool, () => deps.counters.costSamples(task.pool))) ?? [];
   return {
     usd: task.max_budget_usd ?? p90(recent.map((s) => s.usd)),
     tokens: p90(recent.map((s) => s.tokens)),
@@ -169,19 +150,6 @@ export async function refuseOverBudget(deps: Pick<Deps, "tenants" | "counters" |
         `${spent?.committed_tokens ?? 0} tokens of its daily budget today`,
     );
   }
-}
-
-/** An admin sets a tenant's daily budget (null: none); this process applies it at once, others within 30 s. */
-export async function patchTenant(
-  deps: Pick<Deps, "tenants" | "clock">,
-  principal: Principal,
-  id: string,
-  patch: PatchTenant,
-): Promise<Tenant> {
-  requireScope(principal, "admin");
-  if (!(await deps.tenants.setTenantBudget(id, patch.budget ?? undefined))) throw tenantNotFound(id);
-  await forgetTenantBudget(deps, id);
-  return (await deps.tenants.getTenant(id)) as Tenant;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Deps } from "./deps.ts";
 import { changeIdFor, type DomainEvent, type EventType, eventId } from "./events.ts";
+import { withFairRound } from "./fair-share.ts";
 import type { KeyOpenChange, KeyWaitChange, QueuedCountChange, RecordWrite, StateChange } from "./ports.ts";
 import { CONCURRENCY_KEY_LIMIT, type Run, scopedConcurrencyKey, type Task } from "./records.ts";
 import { TERMINAL_STATUSES } from "./status.ts";
@@ -111,6 +112,18 @@ function keyOpenOf(task: Task | undefined, before: Before): KeyOpenChange | unde
   return { key, delta: before.task ? -1 : 1, exclusive: task.exclusive === true };
 }
 
+/** A task entering a pool's queue (or moved to another pool's) takes its fair round there. */
+async function withFairRoundOnEntry(
+  deps: Pick<Deps, "counters" | "tenants" | "clock">,
+  change: StateChange,
+  before: Before,
+): Promise<StateChange> {
+  const [first, ...rest] = change.tasks ?? [];
+  const queued = queuedCountOf(change, before);
+  if (!first || queued?.delta !== 1) return change;
+  return { ...change, tasks: [{ ...first, next: await withFairRound(deps, first.next) }, ...rest] };
+}
+
 /** A task that is not queued waits for nothing: its stored record says so. */
 const withoutStaleParking = (writes: RecordWrite<Task>[] | undefined) =>
   writes?.map((w) =>
@@ -121,15 +134,17 @@ const withoutStaleParking = (writes: RecordWrite<Task>[] | undefined) =>
 
 /**
  * Every state change goes through here: it is committed together with its events (an outbox), the
- * queued-task counters and the key's counts of waiting and open tasks. `queueEntry`: the conditions on a task
+ * queued-task counters and the key's counts of waiting and open tasks. Returns its (first) task as stored:
+ * a task entering a queue takes its fair round here. `queueEntry`: the conditions on a task
  * entering `queued` (past the tenant's quota: queued_quota; into a pool with room: pool_has_room).
  */
 export async function commitChange(
-  deps: Pick<Deps, "tasks" | "clock">,
-  change: StateChange,
+  deps: Pick<Deps, "tasks" | "clock" | "counters" | "tenants">,
+  proposed: StateChange,
   before: Before,
   queueEntry?: QueueEntry,
 ) {
+  const change = await withFairRoundOnEntry(deps, proposed, before);
   const tasks = withoutStaleParking(change.tasks);
   const events = eventsOf(change, before, deps.clock.now());
   const queued = queuedCountOf(change, before, queueEntry);
@@ -143,4 +158,5 @@ export async function commitChange(
     ...(keyWait && { keyWait }),
     ...(keyOpen && { keyOpen }),
   });
+  return tasks?.[0]?.next;
 }

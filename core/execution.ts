@@ -144,7 +144,7 @@ async function claimBasis(
  * they are no longer current, it reads the records and decides again.
  */
 export async function claimRun(
-  deps: Pick<Deps, "tasks" | "clock" | "config">,
+  deps: Pick<Deps, "tasks" | "clock" | "config" | "counters" | "tenants">,
   message: Pick<QueueMessageBody, "task_uuid" | "run_id" | "snapshot">,
   workerId: string,
   racesLeft = RACE_RETRIES,
@@ -210,7 +210,7 @@ export type HeartbeatResult = { held: HeldRun } | { stop: "canceled" | "lost" };
  * canceled means kill the job, and no longer running this run means the lease was lost.
  */
 export async function heartbeat(
-  deps: Pick<Deps, "tasks" | "clock" | "config">,
+  deps: Pick<Deps, "tasks" | "clock" | "config" | "counters" | "tenants">,
   held: HeldRun,
 ): Promise<HeartbeatResult> {
   let task = held.task;
@@ -375,8 +375,9 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
     // admission must follow.
     const whenNoneWaiting =
       nextTask.status !== "queued" && !backlogged(deps).has(pool.name) && !task.held_scopes?.length;
+    let stored: Task | undefined;
     try {
-      await commitChange(
+      stored = await commitChange(
         deps,
         {
           tasks: [{ next: nextTask, expectVersion: task.version }],
@@ -403,13 +404,14 @@ export async function settleRun(deps: Deps, held: HeldRun, ending: RunEnding): P
     }
     // The ending is recorded: what follows only speeds things up (the tick pumps every pool and looks at
     // the accounts anyway), so its failure must not look like a settle that did not happen.
-    await afterSettle(deps, pool, task, nextTask, ending, now, !whenNoneWaiting).catch((err: unknown) =>
-      deps.log.warn("after a settle: an account's limit or an admission failed", {
-        pool: pool.name,
-        error: String(err),
-      }),
+    await afterSettle(deps, pool, task, stored ?? nextTask, ending, now, !whenNoneWaiting).catch(
+      (err: unknown) =>
+        deps.log.warn("after a settle: an account's limit or an admission failed", {
+          pool: pool.name,
+          error: String(err),
+        }),
     );
-    return nextTask;
+    return stored ?? nextTask;
   }
   return undefined;
 }

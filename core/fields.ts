@@ -25,8 +25,9 @@ export const LIMITS = {
   maxAttempts: 20,
   timeoutSeconds: 86_400,
   pageSize: 100,
-  /** A page cursor, a callback URL, a run id in a query. */
-  cursorLength: 2048,
+  /** A page cursor: a merged listing's holds a position in each of its shards (a tenant's runs: 16). */
+  cursorLength: 8192,
+  /** A callback URL, a run id in a query. */
   urlLength: 2048,
   runIdLength: 128,
 } as const;

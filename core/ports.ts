@@ -53,6 +53,8 @@ export interface SlotClaim {
   scopes?: ScopeClaim[];
   /** A reservation of each of these daily budgets, while under it (else budget_spent, pool_budget_spent). */
   budgets?: BudgetClaim[];
+  /** The admitted task's fair round: the round its pool has served at its priority (core/fair-share.ts). */
+  fairRound?: { priority: number; round: number };
 }
 
 /**
@@ -362,6 +364,11 @@ export interface CounterStore {
   resumePool(pool: string): Promise<void>;
   /** Lifts a usage limit's pause of the pool (pauseForLimit), never an admin's. */
   liftLimitPause(pool: string): Promise<void>;
+  /**
+   * What a task entering a pool's queue takes its fair round from: the round the pool last served at this
+   * priority, and how many of the tenant's tasks are queued in the pool.
+   */
+  fairState(pool: string, tenant: string, priority: number): Promise<{ round: number; queued: number }>;
   /** A pool's recent budgeted runs' spend (SpendChange.cost), in no order. */
   costSamples(pool: string): Promise<CostSample[]>;
   /** A scope's spend items of the days from `fromDay` to `toDay` (inclusive): its days, and a tenant's by pool. */
@@ -405,8 +412,11 @@ export interface TenantStore {
   /** Creates the tenant and its first key atomically. */
   createTenant(tenant: Tenant, key: ApiKeyRecord): Promise<void>;
   getTenant(id: string): Promise<Tenant | undefined>;
-  /** Sets (or, undefined, removes) a tenant's budget; false when there is no such tenant. */
-  setTenantBudget(id: string, budget: Tenant["budget"]): Promise<boolean>;
+  /** Sets a tenant's budget and weight (null removes one, absent leaves it); false when there is no such tenant. */
+  setTenantSettings(
+    id: string,
+    settings: { budget?: Tenant["budget"] | null; weight?: number | null },
+  ): Promise<boolean>;
   listTenants(): Promise<Tenant[]>;
   putApiKey(key: ApiKeyRecord): Promise<void>;
   /** A tenant's key, or a self-hosted worker's. */

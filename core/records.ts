@@ -186,12 +186,18 @@ export const taskSchema = taskViewSchema.extend({
     .optional(),
   /** Queued, but a daily budget of its is spent: it waits out of its pool's ready queue (core/budgets.ts). */
   budget_parked: z.boolean().optional(),
+  /**
+   * Its place among its tenant's tasks in its pool's queue, in rounds (core/fair-share.ts): at equal
+   * priority, the ready queue serves the lowest round first, so tenants take turns.
+   */
+  fair_round: z.number().optional(),
 });
 export type Task = z.infer<typeof taskSchema>;
 
 /**
  * A queued task's place in its pool's ready queue, as a key that sorts ascending (the ready index's sort
- * key): priority 9 first, then the earliest ready time. With priority aging (`aging_seconds`), by its
+ * key): priority 9 first, then its fair round (tenants take turns, core/fair-share.ts), then the earliest
+ * ready time. With priority aging (`aging_seconds`), by its
  * virtual ready time instead: its ready time less `aging_seconds` for each step of its priority. A task's
  * priority so rises a step for each `aging_seconds` it waits, and the order never needs rewriting: a task
  * of priority p goes before one of priority q > p that became ready more than (q − p) × aging_seconds
@@ -199,10 +205,17 @@ export type Task = z.infer<typeof taskSchema>;
  * it), so of two long-waiting tasks, the one of the higher priority may still go first.
  */
 export function readyKeyOf(
-  task: Pick<Task, "priority" | "ready_time" | "create_time" | "uuid" | "aging_seconds">,
+  task: Pick<Task, "priority" | "ready_time" | "create_time" | "uuid" | "aging_seconds" | "fair_round">,
 ) {
   const ready = task.ready_time ?? task.create_time;
-  if (task.aging_seconds === undefined) return `${9 - task.priority}#${ready}#${task.uuid}`;
+  if (task.aging_seconds === undefined) {
+    // At equal priority, tenants take turns (their rounds), then the earliest ready time.
+    const round =
+      task.fair_round === undefined
+        ? ""
+        : `R${String(Math.round(task.fair_round * 1000)).padStart(15, "0")}#`;
+    return `${9 - task.priority}#${round}${ready}#${task.uuid}`;
+  }
   const virtual = Date.parse(ready) - task.priority * task.aging_seconds * 1000;
   return `V#${String(virtual).padStart(15, "0")}#${task.uuid}`;
 }
@@ -290,6 +303,8 @@ export const tenantSchema = z.object({
   max_submissions_per_minute: z.number().optional(),
   /** Its daily spend limit (core/budgets.ts); none: unlimited. */
   budget: tenantBudget.optional(),
+  /** Its share of a pool against other tenants' at equal priority (core/fair-share.ts); absent: 1. */
+  weight: z.number().optional(),
   create_time: time,
 });
 export type Tenant = z.infer<typeof tenantSchema>;

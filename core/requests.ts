@@ -206,8 +206,16 @@ export const createTenantSchema = z.strictObject({
 });
 export type CreateTenant = z.output<typeof createTenantSchema>;
 
-/** PATCH /v2/tenants/{id}: its daily budget (null: none). */
-export const patchTenantSchema = z.strictObject({ budget: tenantBudget.nullable() });
+/** PATCH /v2/tenants/{id}: its daily budget, its fair-share weight (null: none, the default 1). */
+export const patchTenantSchema = z
+  .strictObject({
+    budget: tenantBudget.nullable().optional(),
+    weight: numeric(z.number().min(0.01).max(100)).nullable().optional(),
+  })
+  .refine((b) => b.budget !== undefined || b.weight !== undefined, {
+    path: ["budget"],
+    message: "give budget, weight, or both",
+  });
 export type PatchTenant = z.output<typeof patchTenantSchema>;
 
 /** GET /v2/tenants/{id}/usage: the last `days` UTC days, today included. */

@@ -144,11 +144,10 @@ export async function submitTask(
       // (a read that fails leaves it without one, never unsubmitted).
       place = await queuePlace(deps, task);
       change.tasks[0] = { next: withPrediction(task, place) };
-      if (await queuedBehindFullPool(deps, pool, change, queuedLimit)) {
-        return { created: true, task: change.tasks[0].next, place };
-      }
+      const behind = await queuedBehindFullPool(deps, pool, change, queuedLimit);
+      if (behind) return { created: true, task: behind, place };
     }
-    await commitChange(deps, change, {}, { limit: queuedLimit });
+    change.tasks[0] = { next: (await commitChange(deps, change, {}, { limit: queuedLimit })) ?? task };
   } catch (err) {
     if (err instanceof CommitConflict && err.reason === "queued_quota")
       throw queuedQuotaReached(queuedLimit ?? 0);
@@ -264,20 +263,20 @@ async function jobOf(
 
 /**
  * Stores a submitted task queued only while every slot of its pool is held: then the next slot given back
- * finds it waiting and admits it, so no admission pass need follow now. False, with nothing written, when
- * the pool has room (it is paused, or tasks wait that a pass has not reached yet, or a slot just freed).
+ * finds it waiting and admits it, so no admission pass need follow now. Returns it as stored; undefined,
+ * with nothing written, when the pool has room (it is paused, or tasks wait that a pass has not reached yet,
+ * or a slot just freed).
  */
 async function queuedBehindFullPool(
   deps: Deps,
   pool: PoolConfig,
   change: StateChange,
   queuedLimit: number | undefined,
-): Promise<boolean> {
+): Promise<Task | undefined> {
   try {
-    await commitChange(deps, change, {}, { limit: queuedLimit, whilePoolFull: pool.max_concurrency });
-    return true;
+    return await commitChange(deps, change, {}, { limit: queuedLimit, whilePoolFull: pool.max_concurrency });
   } catch (err) {
-    if (err instanceof CommitConflict && err.reason === "pool_has_room") return false;
+    if (err instanceof CommitConflict && err.reason === "pool_has_room") return undefined;
     throw err;
   }
 }

@@ -3,7 +3,8 @@ import type { Deps } from "./deps.ts";
 import { ERROR_CODES, NotFoundError } from "./errors.ts";
 import { type Scope, TENANT_SCOPES } from "./fields.ts";
 import type { ApiKeyRecord, Tenant } from "./records.ts";
-import type { CreateTenant } from "./requests.ts";
+import type { CreateTenant, PatchTenant } from "./requests.ts";
+import { forgetTenantSettings } from "./tenant-settings.ts";
 
 /** Ids as createTenant and newApiKey make them; anything else cannot exist, and is never looked up. */
 const TENANT_ID = /^t_[0-9a-f]{20}$/;
@@ -100,4 +101,20 @@ export async function revokeTenantKey(
     throw new NotFoundError(ERROR_CODES.tenantNotFound, `${what} not found`);
   }
   return { key_id: keyId, revoked: true };
+}
+
+/**
+ * An admin sets a tenant's daily budget and fair-share weight (null: none); this process applies them at
+ * once, others within 30 s.
+ */
+export async function patchTenant(
+  deps: Pick<Deps, "tenants" | "clock">,
+  principal: Principal,
+  id: string,
+  patch: PatchTenant,
+): Promise<Tenant> {
+  requireScope(principal, "admin");
+  if (!(await deps.tenants.setTenantSettings(id, patch))) throw tenantNotFound(id);
+  await forgetTenantSettings(deps, id);
+  return (await deps.tenants.getTenant(id)) as Tenant;
 }

@@ -231,9 +231,9 @@ async function moveQueuedTasks(deps: Deps, from: PoolConfig[], alsoMove: Task[])
     seen.add(task.uuid);
     const choice = await choosePool(deps, task.tool, subjectOf(task), task.routing);
     if (choice.open === false || choice.pool.name === task.pool) return;
-    const next: Task = { ...task, version: task.version + 1, pool: choice.pool.name };
+    let next: Task = { ...task, version: task.version + 1, pool: choice.pool.name };
     try {
-      await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task });
+      next = (await commitChange(deps, { tasks: [{ next, expectVersion: task.version }] }, { task })) ?? next;
     } catch (err) {
       if (err instanceof CommitConflict) return;
       throw err;

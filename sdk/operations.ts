@@ -4,7 +4,7 @@
  */
 import type * as z from "zod";
 import type { listTaskFiles } from "../core/artifacts.ts";
-import type { patchTenant, tenantUsage } from "../core/budgets.ts";
+import type { tenantUsage } from "../core/budgets.ts";
 import type { dispatcherStatus, setPoolPaused } from "../core/controls.ts";
 import type { HealthReport } from "../core/health.ts";
 import type { listPolicies } from "../core/policies.ts";
@@ -42,7 +42,13 @@ import type {
   templateBody,
   updateTemplate,
 } from "../core/templates.ts";
-import type { addTenantKey, createTenant, listTenantKeys, listTenants } from "../core/tenants.ts";
+import type {
+  addTenantKey,
+  createTenant,
+  listTenantKeys,
+  listTenants,
+  patchTenant,
+} from "../core/tenants.ts";
 import type {
   cancelWorkflowRun,
   getWorkflowRun,

@@ -63,6 +63,7 @@ import {
   concurrencyKeyKey,
   costSamplesKey,
   costSamplesOf,
+  fairRoundAttribute,
   HEARTBEAT_PARTITION,
   HELD_SINCE,
   heartbeatKey,
@@ -76,6 +77,7 @@ import {
   poolKey,
   poolSamplesKey,
   queuedCountKey,
+  queuedInPoolAttribute,
   rateKey,
   recordOf,
   runEdgeItem,
@@ -174,19 +176,29 @@ function isTimingConflict(err: unknown): boolean {
 
 /** A counter write as an UpdateItem: `ADD` each counter (a missing one counts from 0), under its conditions. */
 function countExpression(w: Extract<Write, { type: "count" }>) {
+  // Placeholders by position: attribute names such as `queued@claude-main` are no valid placeholders.
   const names: Record<string, string> = {};
   const values: Record<string, unknown> = {};
-  const adds = Object.entries(w.add).map(([counter, delta]) => {
-    names[`#${counter}`] = counter;
-    values[`:${counter}`] = delta;
-    return `#${counter} :${counter}`;
+  const nameOf = (attribute: string) => {
+    const found = Object.entries(names).find(([, name]) => name === attribute)?.[0];
+    if (found) return found;
+    const placeholder = `#a${Object.keys(names).length}`;
+    names[placeholder] = attribute;
+    return placeholder;
+  };
+  const adds = Object.entries(w.add).map(([counter, delta], i) => {
+    values[`:add${i}`] = delta;
+    return `${nameOf(counter)} :add${i}`;
+  });
+  const sets = Object.entries(w.set ?? {}).map(([attribute, value], i) => {
+    values[`:set${i}`] = value;
+    return `${nameOf(attribute)} = :set${i}`;
   });
   const conditions: string[] = [];
   const { below, notPausedAfter, zero, atLeast } = w.when ?? {};
   for (const [i, { counter, limit }] of (below ?? []).entries()) {
-    names[`#${counter}`] = counter;
     values[`:limit${i}`] = limit;
-    conditions.push(`(attribute_not_exists(#${counter}) OR #${counter} < :limit${i})`);
+    conditions.push(`(attribute_not_exists(${nameOf(counter)}) OR ${nameOf(counter)} < :limit${i})`);
   }
   if (notPausedAfter !== undefined) {
     names["#paused"] = "paused_until";
@@ -194,14 +206,12 @@ function countExpression(w: Extract<Write, { type: "count" }>) {
     conditions.push("(attribute_not_exists(#paused) OR #paused <= :now)");
   }
   if (zero) {
-    names[`#${zero}`] = zero;
     values[":zero"] = 0;
-    conditions.push(`(attribute_not_exists(#${zero}) OR #${zero} = :zero)`);
+    conditions.push(`(attribute_not_exists(${nameOf(zero)}) OR ${nameOf(zero)} = :zero)`);
   }
   if (atLeast) {
-    names[`#${atLeast.counter}`] = atLeast.counter;
     values[":atLeast"] = atLeast.limit;
-    conditions.push(`#${atLeast.counter} >= :atLeast`);
+    conditions.push(`${nameOf(atLeast.counter)} >= :atLeast`);
   }
   // The held slots' times: a number set, added to with ADD and taken from with DELETE.
   const held = w.heldSince;
@@ -216,7 +226,7 @@ function countExpression(w: Extract<Write, { type: "count" }>) {
     values[":held"] = new Set([held.remove]);
   }
   return {
-    UpdateExpression: `ADD ${adds.join(", ")}${taken}`,
+    UpdateExpression: `ADD ${adds.join(", ")}${taken}${sets.length > 0 ? ` SET ${sets.join(", ")}` : ""}`,
     ...(conditions.length > 0 && { ConditionExpression: conditions.join(" AND ") }),
     ExpressionAttributeNames: names,
     ExpressionAttributeValues: values,
@@ -493,6 +503,21 @@ export class DynamoStore implements TaskStore, TenantStore {
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
     }
+  }
+
+  async fairState(
+    pool: string,
+    tenant: string,
+    priority: number,
+  ): Promise<{ round: number; queued: number }> {
+    const [poolItem, tenantItem] = await Promise.all([
+      this.#get<Record<string, unknown>>(poolKey(pool)),
+      this.#get<Record<string, unknown>>(queuedCountKey(tenant)),
+    ]);
+    return {
+      round: Number(poolItem?.[fairRoundAttribute(priority)] ?? 0),
+      queued: Number(tenantItem?.[queuedInPoolAttribute(pool)] ?? 0),
+    };
   }
 
   async costSamples(pool: string): Promise<CostSample[]> {
@@ -1120,19 +1145,29 @@ export class DynamoStore implements TaskStore, TenantStore {
     return this.#get<Tenant>(tenantKey(id));
   }
 
-  async setTenantBudget(id: string, budget: Tenant["budget"]): Promise<boolean> {
+  async setTenantSettings(
+    id: string,
+    settings: { budget?: Tenant["budget"] | null; weight?: number | null },
+  ): Promise<boolean> {
+    const entries = Object.entries(settings).filter(([, value]) => value !== undefined);
+    const set = entries.filter(([, value]) => value !== null);
+    const removed = entries.filter(([, value]) => value === null).map(([name]) => name);
+    const clauses = [
+      ...(set.length > 0 ? [`SET ${set.map(([name]) => `${name} = :${name}`).join(", ")}`] : []),
+      ...(removed.length > 0 ? [`REMOVE ${removed.join(", ")}`] : []),
+    ];
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: tenantKey(id),
           ConditionExpression: "attribute_exists(pk)",
-          ...(budget === undefined
-            ? { UpdateExpression: "REMOVE budget" }
-            : {
-                UpdateExpression: "SET budget = :budget",
-                ExpressionAttributeValues: { ":budget": compact(budget) },
-              }),
+          UpdateExpression: clauses.join(" "),
+          ...(set.length > 0 && {
+            ExpressionAttributeValues: Object.fromEntries(
+              set.map(([name, value]) => [`:${name}`, compact(value)]),
+            ),
+          }),
         }),
       );
       return true;

@@ -47,6 +47,7 @@ import {
   concurrencyKeyKey,
   costSamplesKey,
   costSamplesOf,
+  fairRoundAttribute,
   HELD_SINCE,
   heartbeatKey,
   heldSinceOf,
@@ -59,6 +60,7 @@ import {
   poolKey,
   poolSamplesKey,
   queuedCountKey,
+  queuedInPoolAttribute,
   rateKey,
   recordOf,
   runEdgeItem,
@@ -191,6 +193,7 @@ export class MemoryStore implements TaskStore, TenantStore {
     for (const [counter, delta] of Object.entries(w.add) as [Counter, number][]) {
       item[counter] = counterOf(item, counter) + delta;
     }
+    Object.assign(item, w.set);
     if (w.heldSince) {
       const held = new Set(heldSinceOf(item));
       if ("add" in w.heldSince) held.add(w.heldSince.add);
@@ -336,6 +339,17 @@ export class MemoryStore implements TaskStore, TenantStore {
       this.#items.set(idOf(key), { ...item, paused_until: undefined });
   }
 
+  async fairState(
+    pool: string,
+    tenant: string,
+    priority: number,
+  ): Promise<{ round: number; queued: number }> {
+    return {
+      round: Number(this.#items.get(idOf(poolKey(pool)))?.[fairRoundAttribute(priority)] ?? 0),
+      queued: Number(this.#items.get(idOf(queuedCountKey(tenant)))?.[queuedInPoolAttribute(pool)] ?? 0),
+    };
+  }
+
   async costSamples(pool: string): Promise<CostSample[]> {
     return costSamplesOf(this.#items.get(idOf(costSamplesKey(pool))));
   }
@@ -428,11 +442,18 @@ export class MemoryStore implements TaskStore, TenantStore {
     return this.#get<Tenant>(tenantKey(id));
   }
 
-  async setTenantBudget(id: string, budget: Tenant["budget"]): Promise<boolean> {
+  async setTenantSettings(
+    id: string,
+    settings: { budget?: Tenant["budget"] | null; weight?: number | null },
+  ): Promise<boolean> {
     const key = idOf(tenantKey(id));
     const item = this.#items.get(key);
     if (!item) return false;
-    this.#items.set(key, { ...item, budget: budget === undefined ? undefined : compact(budget) });
+    const changed = Object.entries(settings).filter(([, value]) => value !== undefined);
+    const values = Object.fromEntries(
+      changed.map(([name, value]) => [name, value === null ? undefined : compact(value)]),
+    );
+    this.#items.set(key, { ...item, ...values });
     return true;
   }
 

@@ -214,6 +214,10 @@ export const scopeKey = (scope: string): Key => ({ pk: `SCOPE#${scope}`, sk: "SC
 /** How many of a concurrency key's tasks are not yet terminal, and whether one of them is exclusive. */
 export const keyOpenTasksKey = (key: string): Key => ({ pk: `CKEY#${key}`, sk: "OPEN" });
 export const queuedCountKey = (tenant: string): Key => ({ pk: `TENANT#${tenant}`, sk: "QUEUED" });
+/** A tenant's queued tasks in one pool, beside its total on its queued-count item. */
+export const queuedInPoolAttribute = (pool: string) => `queued@${pool}`;
+/** The fair round a pool last served at a priority, on its pool item (core/fair-share.ts). */
+export const fairRoundAttribute = (priority: number) => `fair_round_${priority}`;
 export const idempotencyKey = (tenant: string, key: string): Key => ({
   pk: `IDEM#${tenant}#${key}`,
   sk: "IDEM",

@@ -20,6 +20,7 @@ import {
   costAttribute,
   costSamplesKey,
   eventLogItem,
+  fairRoundAttribute,
   type Item,
   idempotencyKey,
   type Key,
@@ -27,6 +28,7 @@ import {
   poolKey,
   poolSamplesKey,
   queuedCountKey,
+  queuedInPoolAttribute,
   runItem,
   sampleAttribute,
   scopeKey,
@@ -51,7 +53,8 @@ export type Counter =
   | "committed_tokens"
   | "usd"
   | "tokens"
-  | "runs";
+  | "runs"
+  | `queued@${string}`;
 
 /** The conditions of a counter write; all must hold. */
 export interface CountConditions {
@@ -75,6 +78,8 @@ export type Write =
       type: "count";
       key: Key;
       add: Partial<Record<Counter, number>>;
+      /** Attributes set outright in the same write. */
+      set?: Record<string, number>;
       when?: CountConditions;
       conflict?: Exclude<CommitConflictReason, "task" | "run" | "idempotency" | "template">;
       /** A slot's dispatch time (epoch ms) into or out of the item's set of held slots' times. */
@@ -201,6 +206,9 @@ function poolWrites(change: StateChange): Write[] {
       },
       conflict: "pool_closed",
       ...(acquire.heldSince !== undefined && { heldSince: { add: Date.parse(acquire.heldSince) } }),
+      ...(acquire.fairRound && {
+        set: { [fairRoundAttribute(acquire.fairRound.priority)]: acquire.fairRound.round },
+      }),
     });
   }
   if (release) {
@@ -276,14 +284,18 @@ export function writesOf(change: StateChange): Write[] {
     const item = { ...compact(idempotency), ...idempotencyKey(idempotency.tenant, idempotency.key) };
     writes.push({ type: "put", item, conflict: "idempotency" });
   }
-  // A queued task moved between pools is still the tenant's queued task.
-  if (queued && queued.fromPool === undefined) {
+  if (queued) {
     const key = queuedCountKey(queued.tenant);
     const limit = queued.delta > 0 ? queued.limit : undefined;
+    // Its total, and its count in each pool (fair share reads it); a task moved between pools is still one.
+    const moved = queued.fromPool;
     writes.push({
       type: "count",
       key,
-      add: { queued: queued.delta },
+      add:
+        moved === undefined
+          ? { queued: queued.delta, [queuedInPoolAttribute(queued.pool)]: queued.delta }
+          : { [queuedInPoolAttribute(moved)]: -1, [queuedInPoolAttribute(queued.pool)]: 1 },
       ...(limit !== undefined && {
         when: { below: [{ counter: "queued" as const, limit }] },
         conflict: "queued_quota" as const,

@@ -1,11 +1,12 @@
 import type * as z from "zod";
-import { patchTenant, tenantUsage } from "../../core/budgets.ts";
+import { tenantUsage } from "../../core/budgets.ts";
 import type { addKeySchema, createTenantSchema, patchTenantSchema, usageQuery } from "../../core/requests.ts";
 import {
   addTenantKey,
   createTenant,
   listTenantKeys,
   listTenants,
+  patchTenant,
   revokeTenantKey,
 } from "../../core/tenants.ts";
 import { authLookups, type RouteFn } from "../_shared/http.ts";

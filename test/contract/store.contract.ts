@@ -537,6 +537,27 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.poolState(pool)).toMatchObject({ active: 0, queued: 1 });
       });
 
+      it("keep the tenant's count in each pool and the round each pool last served (fair share)", async () => {
+        const [tenant, pool, other] = [unique("tenant"), unique("pool"), unique("pool")];
+        await store.commit({ queued: { tenant, pool, delta: 1 } });
+        await store.commit({ queued: { tenant, pool, delta: 1 } });
+        await store.commit({ queued: { tenant, pool: other, delta: 1 } });
+        expect(await store.fairState(pool, tenant, 5)).toEqual({ round: 0, queued: 2 });
+        const claim = {
+          pool,
+          maxConcurrency: 2,
+          keyLimit: 1,
+          now: at(0),
+          fairRound: { priority: 5, round: 1.5 },
+        };
+        await store.commit({ acquire: claim, queued: { tenant, pool, delta: -1 } });
+        expect(await store.fairState(pool, tenant, 5)).toEqual({ round: 1.5, queued: 1 });
+        expect(await store.fairState(pool, tenant, 9)).toEqual({ round: 0, queued: 1 });
+        await store.commit({ queued: { tenant, pool: other, delta: 1, fromPool: pool } });
+        expect(await store.fairState(other, tenant, 5)).toEqual({ round: 0, queued: 2 });
+        expect(await store.queuedCount(tenant)).toBe(2);
+      });
+
       it("move from one pool's to another's for a queued task moved, the tenant's staying", async () => {
         const [tenant, from, to] = [unique("tenant"), unique("pool"), unique("pool")];
         await store.commit({ queued: { tenant, pool: from, delta: 1 } });
@@ -629,7 +650,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await expectConflict(store.commit({ acquire: pooled }), "pool_budget_spent");
       });
 
-      it("set and remove a tenant's budget, only of a tenant that exists", async () => {
+      it("set and remove a tenant's budget and weight, only of a tenant that exists", async () => {
         const tenant: Tenant = {
           id: unique("t"),
           name: "acme",
@@ -645,11 +666,12 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         };
         await store.createTenant(tenant, key);
         const budget = { usd_per_day: 5, on_exceed: "refuse" as const };
-        expect(await store.setTenantBudget(tenant.id, budget)).toBe(true);
-        expect((await store.getTenant(tenant.id))?.budget).toEqual(budget);
-        expect(await store.setTenantBudget(tenant.id, undefined)).toBe(true);
-        expect((await store.getTenant(tenant.id))?.budget).toBeUndefined();
-        expect(await store.setTenantBudget(unique("t_missing"), budget)).toBe(false);
+        expect(await store.setTenantSettings(tenant.id, { budget, weight: 2 })).toBe(true);
+        expect(await store.getTenant(tenant.id)).toMatchObject({ name: "acme", budget, weight: 2 });
+        expect(await store.setTenantSettings(tenant.id, { budget: null })).toBe(true);
+        const stored = await store.getTenant(tenant.id);
+        expect([stored?.budget, stored?.weight]).toEqual([undefined, 2]);
+        expect(await store.setTenantSettings(unique("t_missing"), { budget })).toBe(false);
       });
     });
 

@@ -123,7 +123,9 @@ describe("tenant isolation on every route with an id", () => {
                 ? [404, "1006"]
                 : route.group === "workflows"
                   ? [404, "1015"]
-                  : [404, "1002"];
+                  : route.group === "tenants"
+                    ? [404, "1013"]
+                    : [404, "1002"];
       expect([route.method, route.path, res.status, res.json?.code]).toEqual([
         route.method,
         route.path,

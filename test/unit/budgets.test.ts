@@ -1,12 +1,12 @@
 /** Daily budgets: reserved at admission, settled at the run's end, waited for or refused past, reported as usage. */
 import { describe, expect, it } from "vitest";
 import type { Principal } from "../../core/auth.ts";
-import { patchTenant, tenantUsage } from "../../core/budgets.ts";
+import { tenantUsage } from "../../core/budgets.ts";
 import { claimRun, type RunOutcome, settleRun } from "../../core/execution.ts";
 import { queuePlace } from "../../core/queues.ts";
 import { submitTaskSchema } from "../../core/requests.ts";
 import { getTask, submitTask } from "../../core/tasks.ts";
-import { createTenant } from "../../core/tenants.ts";
+import { createTenant, patchTenant } from "../../core/tenants.ts";
 import { tick } from "../../core/tick.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
 
