@@ -121,6 +121,8 @@ async function withFairRoundOnEntry(
   const [first, ...rest] = change.tasks ?? [];
   const queued = queuedCountOf(change, before);
   if (!first || queued?.delta !== 1) return change;
+  // A submission that had to queue took its round already, to tell its place.
+  if (!before.task && first.next.fair_round !== undefined) return change;
   return { ...change, tasks: [{ ...first, next: await withFairRound(deps, first.next) }, ...rest] };
 }
 

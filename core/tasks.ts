@@ -7,6 +7,7 @@ import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import type { RateLimitedError } from "./errors.ts";
 import { ConflictError, runNotFound, taskNotFound, ValidationError } from "./errors.ts";
+import { withFairRound } from "./fair-share.ts";
 import { LIMITS, type PoolTool, type Tags } from "./fields.ts";
 import { blobKeys, canonicalJson, runIdFor } from "./identifiers.ts";
 import { queuedLimitOf, queuedQuotaReached } from "./limits.ts";
@@ -140,10 +141,11 @@ export async function submitTask(
     if (task.status === "queued") {
       const dispatched = await admitAtSubmit(deps, pool, change);
       if (dispatched) return { created: true, task: dispatched };
-      // It waits: the wait it is told to expect is kept, so that its start can tell how good that was
-      // (a read that fails leaves it without one, never unsubmitted).
-      place = await queuePlace(deps, task);
-      change.tasks[0] = { next: withPrediction(task, place) };
+      // It waits: its fair round first (its place depends on it), then the wait it is told to expect,
+      // kept so that its start can tell how good that was (a read that fails leaves it without one).
+      const entering = await withFairRound(deps, task);
+      place = await queuePlace(deps, entering);
+      change.tasks[0] = { next: withPrediction(entering, place) };
       const behind = await queuedBehindFullPool(deps, pool, change, queuedLimit);
       if (behind) return { created: true, task: behind, place };
     }

@@ -19,6 +19,7 @@ import type { DomainEvent } from "../../core/events.ts";
 import type { AppliedConfig } from "../../core/live-config.ts";
 import { TABLE } from "../../core/names.ts";
 import type {
+  CommitConflictReason,
   CostSample,
   Heartbeat,
   HeartbeatPart,
@@ -548,34 +549,11 @@ export class DynamoStore implements TaskStore, TenantStore {
   }
 
   async toolAccounts(): Promise<ToolAccount[]> {
-    const { Items = [] } = await this.doc.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": TOOL_ACCOUNT_PARTITION },
-        ConsistentRead: true,
-      }),
-    );
-    return Items.map((item) => recordOf<ToolAccount>(item));
+    return (await this.#partition(TOOL_ACCOUNT_PARTITION)).map((item) => recordOf<ToolAccount>(item));
   }
 
-  async putToolAccount({ next, expectVersion }: RecordWrite<ToolAccount>): Promise<void> {
-    try {
-      await this.doc.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: toolAccountItem(next),
-          ...(expectVersion === undefined
-            ? { ConditionExpression: "attribute_not_exists(pk)" }
-            : {
-                ConditionExpression: "version = :expected",
-                ExpressionAttributeValues: { ":expected": expectVersion },
-              }),
-        }),
-      );
-    } catch (err) {
-      throw failedWrite(err) === undefined ? err : new CommitConflict("account");
-    }
+  putToolAccount({ next, expectVersion }: RecordWrite<ToolAccount>): Promise<void> {
+    return this.#putOnVersion(toolAccountItem(next), expectVersion, "account");
   }
 
   pauseForLimit(pool: string, until: string): Promise<void> {
@@ -724,27 +702,38 @@ export class DynamoStore implements TaskStore, TenantStore {
   }
 
   async heartbeats(): Promise<Partial<Record<HeartbeatPart, Heartbeat>>> {
+    const items = await this.#partition(HEARTBEAT_PARTITION);
+    return Object.fromEntries(items.map((item) => [item.sk, recordOf<Heartbeat>(item)]));
+  }
+
+  /** The items of a small partition (one page), read consistently. */
+  async #partition(pk: string): Promise<Item[]> {
     const { Items = [] } = await this.doc.send(
       new QueryCommand({
         TableName: this.tableName,
         KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": HEARTBEAT_PARTITION },
+        ExpressionAttributeValues: { ":pk": pk },
         ConsistentRead: true,
       }),
     );
-    return Object.fromEntries(Items.map((item) => [item.sk, recordOf<Heartbeat>(item)]));
+    return Items;
   }
 
   async appliedConfig(): Promise<AppliedConfig | undefined> {
     return appliedConfigOf(await this.#get<Item>(appliedConfigKey));
   }
 
-  async applyConfig(config: AppliedConfig, expectVersion?: number): Promise<void> {
+  applyConfig(config: AppliedConfig, expectVersion?: number): Promise<void> {
+    return this.#putOnVersion(appliedConfigItem(config), expectVersion, "config");
+  }
+
+  /** Puts a versioned item if the stored one's version is `expectVersion` (absent: none may be stored). */
+  async #putOnVersion(Item: Item, expectVersion: number | undefined, conflict: CommitConflictReason) {
     try {
       await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: appliedConfigItem(config),
+          Item,
           ...(expectVersion === undefined
             ? { ConditionExpression: "attribute_not_exists(pk)" }
             : {
@@ -754,7 +743,7 @@ export class DynamoStore implements TaskStore, TenantStore {
         }),
       );
     } catch (err) {
-      throw failedWrite(err) === undefined ? err : new CommitConflict("config");
+      throw failedWrite(err) === undefined ? err : new CommitConflict(conflict);
     }
   }
 

@@ -131,11 +131,12 @@ describe("queues and pools", () => {
       for (const uuid of [blocker, ...queued]) expect(text, path).not.toContain(uuid);
     }
     expect((await get(`/v2/tasks/${queued[0]}`, bob)).status).toBe(404);
-    // Bob's own task takes its place behind alice's, and he sees it with its number.
+    // Bob's own task takes its turn (fair share): after alice's priority-9 task and her first one at
+    // priority 5, before her second; he sees it with its number.
     const own = await submit(bob, { prompt: "bob's" });
-    expect((await get(`/v2/tasks/${own}`, bob)).json?.data.position).toBe(4);
+    expect((await get(`/v2/tasks/${own}`, bob)).json?.data.position).toBe(3);
     expect((await get("/v2/queues/one?verbose=true", bob)).json?.data.head).toEqual([
-      { position: 4, uuid: own, priority: 5 },
+      { position: 3, uuid: own, priority: 5 },
     ]);
   });
 });
