@@ -18,6 +18,8 @@ export interface FanWorkflowResult {
   start_ms: number;
   /** Every node succeeded, and its task had exactly one run. */
   exactly_once: boolean;
+  /** The first few tasks that did not run exactly once, as they ended. */
+  not_once?: { uuid?: string; status?: string; run_count?: number; attempt?: number; error?: string }[];
 }
 
 export async function measureFanWorkflow(options: {
@@ -71,9 +73,20 @@ export async function measureFanWorkflow(options: {
   const tasks = await Promise.all(
     run.nodes.map((n) => (n.task_uuid ? store.getTask(n.task_uuid) : undefined)),
   );
-  const exactlyOnce =
-    run.nodes.every((n) => n.status === "succeeded") &&
-    tasks.every((task) => task?.status === "succeeded" && task.run_count === 1 && task.attempt === 1);
+  const once = (task: (typeof tasks)[number]) =>
+    task?.status === "succeeded" && task.run_count === 1 && task.attempt === 1;
+  const exactlyOnce = run.nodes.every((n) => n.status === "succeeded") && tasks.every(once);
+  // What went otherwise, for the few tasks that did: their status, runs, attempts and last error.
+  const otherwise = tasks
+    .filter((task) => !once(task))
+    .slice(0, 5)
+    .map((task) => ({
+      uuid: task?.uuid,
+      status: task?.status,
+      run_count: task?.run_count,
+      attempt: task?.attempt,
+      error: task?.error_message?.slice(0, 300),
+    }));
   return {
     nodes: run.nodes.length,
     status: run.status,
@@ -82,5 +95,6 @@ export async function measureFanWorkflow(options: {
     create_ms: Math.round(createMs),
     start_ms: Math.round(startMs),
     exactly_once: exactlyOnce,
+    ...(otherwise.length > 0 && { not_once: otherwise }),
   };
 }
