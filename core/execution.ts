@@ -231,10 +231,6 @@ export async function heartbeat(
   return { held: { ...held, task } };
 }
 
-/**
- * The task after its run ended. A recurring task's finished occurrence leads to the next one (or to
- * `completed`), and a paused task stops where it would have gone on.
- */
 /** What a run's ending is judged in: its pool, the time, the retry jitter, and whether the task may go elsewhere. */
 interface EndingContext {
   pool: PoolConfig;
@@ -244,6 +240,10 @@ interface EndingContext {
   elsewhere: boolean;
 }
 
+/**
+ * The task after its run ended. A recurring task's finished occurrence leads to the next one (or to
+ * `completed`), and a paused task stops where it would have gone on.
+ */
 function taskAfter(task: Task, ending: RunEnding, context: EndingContext): Task {
   let next = runEndedTask(task, ending, context);
   if (isRecurring(task) && (next.status === "succeeded" || next.status === "failed")) {
