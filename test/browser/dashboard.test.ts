@@ -160,13 +160,22 @@ describe("the dashboard, in a real browser", () => {
     await page.close();
   });
 
-  it("shows pools with their usage and expected wait, and tells a tenant that workers are the admin's", async () => {
+  it("shows pools with their usage and expected wait and their accounts' state, and tells a tenant that workers are the admin's", async () => {
     const page = await signedIn();
     await page.getByRole("link", { name: "Pools and queues" }).click();
     const pool = page.getByRole("row", { name: /^main claude main/ });
     await pool.waitFor();
     expect(await pool.locator("td").last().textContent()).toBe("open");
     expect(await pool.locator("td").nth(6).textContent()).toBe("none");
+    // The account behind it: available, then disabled by the admin, as the page refreshes.
+    const account = page
+      .getByRole("row", { name: /^claude main/ })
+      .filter({ hasText: "main" })
+      .last();
+    await expect.poll(() => account.locator("td").nth(1).textContent()).toBe("available");
+    await stack.call("POST", "/v2/tool-accounts/claude/main/disable");
+    await expect.poll(() => account.locator("td").nth(1).textContent(), { timeout: 15_000 }).toBe("disabled");
+    await stack.call("POST", "/v2/tool-accounts/claude/main/clear");
     await page.getByRole("link", { name: "Workers" }).click();
     await expect.poll(() => page.getByRole("alert").textContent()).toContain("1009");
     await page.close();
