@@ -43,6 +43,7 @@ import { MIXED, MIXED_POOL, type MixedResult, measureMixed } from "./mixed.ts";
 import { PRICES } from "./prices.ts";
 import { isFloor, reasonFor } from "./reasons.ts";
 import { RequestCounter } from "./request-counter.ts";
+import { measureResume, RESUME } from "./resume.ts";
 import { type LoadProfile, stageOf } from "./scale-model.ts";
 import { measureSelfHosted, type SelfHostedResult } from "./self-hosted.ts";
 import { percentile, round } from "./stats.ts";
@@ -248,6 +249,14 @@ try {
       `${fairShare.fair_share_wait_p95_s} s (×${fairShare.trickle_p95_over_fair_share}); behind the flood it would wait ` +
       `${fairShare.fifo_wait_s} s\n`,
   );
+  const resume = await phase("resumed sessions", measureResume);
+  for (const [tool, r] of Object.entries(resume)) {
+    console.log(
+      `  resumed ${tool} retry: ${r.resumed_retry_tokens} tokens against ${r.fresh_retry_tokens} starting over ` +
+        `(${Math.round(r.tokens_saved * 100)} % saved, ${r.turns_done_before} of ${RESUME.turns} turns done before); ` +
+        `its session ${r.session_bytes} B in S3`,
+    );
+  }
   // The self-hosted worker runs the instant CLIs in this process.
   process.env.PATH = `${instantClis}:${process.env.PATH}`;
   const selfPool = allPools.find((p) => p.name === SELF_HOSTED_POOL) as PoolConfig;
@@ -269,6 +278,7 @@ try {
     self_hosted: selfHostedFigures(selfHosted, count),
     fan_workflow: fanWorkflow,
     fair_share: fairShare,
+    resumed_sessions: resume,
   };
   console.log(
     `  wide workflow: ${fanWorkflow.nodes} nodes ${fanWorkflow.status} in ${fanWorkflow.seconds} s ` +

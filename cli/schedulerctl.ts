@@ -263,6 +263,14 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
     .option("--at <time>", "run once at this ISO-8601 time")
     .option("--max-attempts <n>", "runs a failing task gets (default 3)", integer("--max-attempts"))
     .option("--timeout <seconds>", "how long a run may take", integer("--timeout"))
+    .option("--max-turns <n>", "the CLI's turns at most (claude)", integer("--max-turns"))
+    .option(
+      "--max-budget-usd <usd>",
+      "what a run may spend (claude); a budget reserves it",
+      decimal("--max-budget-usd"),
+    )
+    .option("--resume", "a retry takes up the CLI session its failed run left (default: as the pool says)")
+    .option("--no-resume", "a retry starts over, whatever the pool says")
     .option("--idempotency-key <key>", "the same key and body submit one task, however often sent")
     .option("--concurrency-key <key>", "tasks of one key run one at a time (e.g. one per repository)")
     .option(
@@ -300,6 +308,9 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: 0 }): Comman
         scheduled_at: options.at,
         max_attempts: options.maxAttempts,
         timeout: options.timeout,
+        max_turns: options.maxTurns,
+        max_budget_usd: options.maxBudgetUsd,
+        resume: options.resume,
         concurrency_key: options.concurrencyKey,
         ...(options.exclusive && { exclusive: true }),
         ...(options.idempotencyKey && { idempotency_key: options.idempotencyKey }),

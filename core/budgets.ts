@@ -15,6 +15,7 @@ import { InsufficientResourcesError } from "./errors.ts";
 import { ringSlot } from "./estimate.ts";
 import type { BudgetClaim, CostSample, SpendChange } from "./ports.ts";
 import type { Task } from "./records.ts";
+import { percentileOf } from "./slas.ts";
 import { tenantSettingsOf } from "./tenant-settings.ts";
 import { tenantNotFound } from "./tenants.ts";
 import { TtlCache } from "./ttl-cache.ts";
@@ -46,11 +47,7 @@ function costCacheOf(deps: Pick<Deps, "counters" | "clock">) {
 const tenantBudgetOf = async (deps: Pick<Deps, "tenants" | "clock">, tenant: string) =>
   (await tenantSettingsOf(deps, tenant)).budget;
 
-const p90 = (values: number[]) => {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.9))] as number;
-};
+const p90 = (values: number[]) => percentileOf(values, 90) ?? 0;
 
 /** What a task's run is expected to spend: its `max_budget_usd`, else its pool's recent p90. */
 async function estimateOf(deps: Pick<Deps, "tenants" | "counters" | "clock">, task: Task) {

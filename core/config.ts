@@ -41,6 +41,11 @@ const poolSchema = z
      * overage limits the account until its window resets, so nothing is spent that nobody chose to spend.
      */
     allow_overage: z.boolean().default(false),
+    /**
+     * A CLI task's retry takes up the CLI session its failed, timed-out or lost run left (saved to S3 with
+     * the run) instead of starting over, unless the task says `resume: false`.
+     */
+    resume: z.boolean().default(false),
     /** The pool's daily spend limit (core/budgets.ts): past it, it admits nothing until the next UTC day. */
     budget: dailyBudget.optional(),
     policy: policySchema.optional(),

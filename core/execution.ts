@@ -102,6 +102,8 @@ export interface RunOutcome {
   usage?: UsageReport;
   /** The CLI's session: what a later attempt may resume. */
   sessionId?: string;
+  /** The run whose saved session this run took up. */
+  resumedFrom?: string;
   /** The job cannot run on this worker (its CLI is not installed): the task fails without a retry. */
   permanent?: boolean;
 }
@@ -346,6 +348,7 @@ function runAfter(run: Run, ending: RunEnding, now: Date): Run {
     cost_usd: outcome.cost_usd,
     output_tail: truncate(outcome.tail, TAIL_BYTES, "end"),
     session_id: outcome.sessionId,
+    resumed_from: outcome.resumedFrom,
     log_inline: outcome.logInline,
     error: succeeded ? undefined : errorOf(ending),
   };

@@ -12,6 +12,8 @@ export function taskUuidOfRun(runId: string): string | undefined {
 
 /** How a run's log is stored. */
 export const LOG_CONTENT_TYPE = "text/plain; charset=utf-8";
+/** A saved CLI session (containers/worker/sessions.ts). */
+export const SESSION_CONTENT_TYPE = "application/gzip";
 
 export const blobKeys = {
   input: (taskUuid: string, path: string) => `files/${taskUuid}/input/${path}`,
@@ -20,6 +22,8 @@ export const blobKeys = {
   inputPrefix: (taskUuid: string) => `files/${taskUuid}/input/`,
   outputPrefix: (taskUuid: string, runId: string) => `files/${taskUuid}/runs/${runId}/`,
   log: (taskUuid: string, runId: string) => `logs/${taskUuid}/${runId}.log`,
+  /** The CLI session the task's latest unfinished run left, for a retry to take up (gzipped JSON). */
+  session: (taskUuid: string) => `sessions/${taskUuid}.json.gz`,
 };
 
 /** Canonical JSON (sorted keys) so that the same value always hashes the same. */

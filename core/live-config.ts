@@ -38,6 +38,7 @@ const RUNTIME_POOL_FIELDS = [
   "retry",
   "allow_dangerous_flags",
   "allow_overage",
+  "resume",
   "budget",
   "policy",
   "sla",

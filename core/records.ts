@@ -132,6 +132,8 @@ export const taskViewSchema = z.object({
   /** Passed to the CLIs that take them (claude: --max-turns, --max-budget-usd); the budget reserves it. */
   max_turns: z.number().optional(),
   max_budget_usd: z.number().optional(),
+  /** A retry takes up the CLI session the failed run left; absent: as its pool says. */
+  resume: z.boolean().optional(),
 });
 
 /** The stored task: its view plus the scheduler's bookkeeping. */
@@ -249,6 +251,8 @@ export const runViewSchema = z.object({
   output_tail: z.string().optional(),
   /** The CLI's session (claude's session_id, codex's thread id), when its stream named one. */
   session_id: z.string().optional(),
+  /** The run whose saved CLI session this run took up instead of starting over. */
+  resumed_from: z.string().optional(),
   error: z.string().optional(),
   /** A pod run's container (on AWS, its ECS task id): its log is that container's. */
   container_id: z.string().optional(),

@@ -95,6 +95,8 @@ export const submitTaskSchema = z
      * the run goes (core/budgets.ts).
      */
     max_budget_usd: numeric(z.number().positive().max(100_000)).optional(),
+    /** A retry takes up the CLI session the failed run left (default: the pool's `resume`). */
+    resume: z.boolean().optional(),
     /** Only pools of this CLI account; `any` (as with none): whichever has headroom. */
     account: z
       .string()
@@ -340,6 +342,8 @@ export const settleWorkBody = z.union([
         })
         .optional(),
       session_id: z.string().min(1).max(128).optional(),
+      /** The run whose saved session this run took up. */
+      resumed_from: z.string().min(1).max(128).optional(),
       permanent: z.boolean().optional(),
     }),
   }),
@@ -350,5 +354,7 @@ export type SettleWorkBody = z.output<typeof settleWorkBody>;
 /** POST /v2/worker/runs/{run_id}/uploads: where to PUT the run's log and its output files. */
 export const uploadsBody = z.strictObject({
   log: z.boolean().optional(),
+  /** The task's saved CLI session, for its retry to take up. */
+  session: z.boolean().optional(),
   files: z.array(relativePath).max(LIMITS.outputFiles).default([]),
 });

@@ -101,6 +101,7 @@ export async function submitTask(
     routing,
     max_turns: input.max_turns,
     max_budget_usd: input.max_budget_usd,
+    resume: input.resume,
     workflow: node?.workflow,
     priority: input.priority,
     aging_seconds: pool.aging_seconds,

@@ -4,7 +4,7 @@ import { type Principal, requireScope } from "./auth.ts";
 import type { Deps } from "./deps.ts";
 import { ForbiddenError, runNotFound, UnauthorizedError, ValidationError } from "./errors.ts";
 import { claimRun, type HeldRun, heartbeat, type RunEnding, settleRun, truncate } from "./execution.ts";
-import { blobKeys, LOG_CONTENT_TYPE, taskUuidOfRun } from "./identifiers.ts";
+import { blobKeys, LOG_CONTENT_TYPE, SESSION_CONTENT_TYPE, taskUuidOfRun } from "./identifiers.ts";
 import {
   type claimWorkBody,
   SETTLE_TEXT_LIMITS,
@@ -98,12 +98,13 @@ export async function checkIn(deps: Deps, principal: Principal, body: z.output<t
     draining: record.draining === true,
     lease_seconds: pool.lease_seconds,
     allow_dangerous_flags: pool.allow_dangerous_flags,
+    resume: pool.resume,
   };
 }
 
 /**
  * Takes work for a self-hosted worker (POST /v2/worker/claims): as takeWork, with a URL to read each
- * input file. A draining worker takes none; a drain that comes during a long poll applies to the next.
+ * input file and, for a CLI task, its saved session. A draining worker takes none; a drain that comes during a long poll applies to the next.
  */
 export async function claimWork(deps: Deps, principal: Principal, body: z.output<typeof claimWorkBody>) {
   const me = workerOf(principal);
@@ -123,7 +124,11 @@ export async function claimWork(deps: Deps, principal: Principal, body: z.output
         const url = await deps.blobs.url(blobKeys.input(task.uuid, name), "GET", FILE_URL_SECONDS);
         return [name, url] as const;
       });
-      return { task, run, inputs: Object.fromEntries(await Promise.all(urls)) };
+      const session =
+        task.tool === "container"
+          ? undefined
+          : await deps.blobs.url(blobKeys.session(task.uuid), "GET", FILE_URL_SECONDS);
+      return { task, run, inputs: Object.fromEntries(await Promise.all(urls)), session };
     }),
   );
   return { draining: false, runs };
@@ -163,7 +168,10 @@ export async function releaseWork(deps: Deps, principal: Principal, runId: strin
   return { released: await releaseHeldSlot(deps, task.uuid, run.run_id) };
 }
 
-/** URLs to PUT a run's log and its declared output files to (POST …/uploads), each under the run's own keys. */
+/**
+ * URLs to PUT a run's log and its declared output files to (POST …/uploads), each under the run's own
+ * keys, and the task's saved CLI session (one per task: the latest unfinished run's).
+ */
 export async function uploadUrls(
   deps: Deps,
   principal: Principal,
@@ -182,6 +190,7 @@ export async function uploadUrls(
   ]);
   return {
     log: body.log ? await put(blobKeys.log(task.uuid, run.run_id), LOG_CONTENT_TYPE) : undefined,
+    session: body.session ? await put(blobKeys.session(task.uuid), SESSION_CONTENT_TYPE) : undefined,
     files: Object.fromEntries(await Promise.all(files)) as Record<string, string>,
   };
 }
@@ -216,6 +225,7 @@ export function settleBodyOf(ending: RunEnding): SettleWorkBody {
         overage: outcome.usage.overage,
       },
       session_id: outcome.sessionId,
+      resumed_from: outcome.resumedFrom,
       permanent: outcome.permanent,
     },
   };
@@ -248,6 +258,7 @@ function endingOf(body: SettleWorkBody): RunEnding {
         overage: usage.overage,
       },
       sessionId: outcome.session_id,
+      resumedFrom: outcome.resumed_from,
       permanent: outcome.permanent,
     },
   };

@@ -34,13 +34,20 @@ export const FEATURE_FLAGS = {
 /** Retention of every CloudWatch log group (functions, API access logs); matches the S3 `logs/` expiry. */
 export const LOG_RETENTION = RetentionDays.THREE_MONTHS;
 
+/** How long a saved CLI session is kept for a retry to take up. */
+export const SESSION_RETENTION_DAYS = 7;
+
 export const bucketDefaults = {
   encryption: BucketEncryption.S3_MANAGED,
   blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
   objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
   enforceSSL: true,
   minimumTLSVersion: 1.2,
-  lifecycleRules: [{ id: "expire-logs", prefix: "logs/", expiration: Duration.days(90) }],
+  lifecycleRules: [
+    { id: "expire-logs", prefix: "logs/", expiration: Duration.days(90) },
+    // A saved CLI session (a transcript) is kept for its task's retries only.
+    { id: "expire-sessions", prefix: "sessions/", expiration: Duration.days(SESSION_RETENTION_DAYS) },
+  ],
 } satisfies BucketProps;
 
 export const tableDefaults = {

@@ -1,6 +1,6 @@
 import type { Deps } from "../../core/deps.ts";
 import type { HeldRun } from "../../core/execution.ts";
-import { LOG_CONTENT_TYPE } from "../../core/identifiers.ts";
+import { LOG_CONTENT_TYPE, SESSION_CONTENT_TYPE } from "../../core/identifiers.ts";
 import { WORKER_CLAIM_WAIT_SECONDS } from "../../core/names.ts";
 import { settleBodyOf } from "../../core/work.ts";
 import { SwitchyardClient, SwitchyardError } from "../../sdk/client.ts";
@@ -22,6 +22,15 @@ async function transfer(url: string, init: RequestInit = {}): Promise<Response> 
   }
 }
 
+/** The bytes at a presigned URL; undefined when there is no URL or no such object. */
+async function download(url: string | undefined, what: string): Promise<Uint8Array | undefined> {
+  if (!url) return undefined;
+  const response = await transfer(url);
+  if (response.status === 404) return undefined;
+  if (!response.ok) throw new Error(`${what}: the store answered ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
 async function put(url: string, body: string | Uint8Array, contentType: string): Promise<void> {
   const response = await transfer(url, {
     method: "PUT",
@@ -41,9 +50,9 @@ export function apiBackend(
   log: Deps["log"],
 ): WorkerBackend {
   const client = new SwitchyardClient({ url: options.url, key: options.key, fetch: options.fetch });
-  /** The input files' URLs of each run taken, until it is settled. */
-  const inputs = new Map<string, Record<string, string>>();
-  const uploads = (held: HeldRun, body: { log?: boolean; files?: string[] }) =>
+  /** The URLs of each run taken to GET its input files and its task's saved session, until it is settled. */
+  const reads = new Map<string, { inputs: Record<string, string>; session?: string }>();
+  const uploads = (held: HeldRun, body: { log?: boolean; session?: boolean; files?: string[] }) =>
     client.call("workers.uploads", { run_id: held.run.run_id, body });
   return {
     log,
@@ -58,6 +67,7 @@ export function apiBackend(
           draining: answer.draining,
           leaseSeconds: answer.lease_seconds,
           allowDangerousFlags: answer.allow_dangerous_flags,
+          resume: answer.resume,
         };
       } catch (err) {
         if (err instanceof SwitchyardError && err.status === 401) return undefined;
@@ -67,7 +77,7 @@ export function apiBackend(
     async take(max, waitSeconds) {
       const wait = Math.min(Math.ceil(waitSeconds), WORKER_CLAIM_WAIT_SECONDS);
       const answer = await client.call("workers.claim", { body: { max, wait_seconds: wait } });
-      for (const run of answer.runs) inputs.set(run.run.run_id, run.inputs);
+      for (const { run, inputs, session } of answer.runs) reads.set(run.run_id, { inputs, session });
       return { runs: answer.runs.map(({ task, run }) => ({ task, run })), draining: answer.draining };
     },
     async renewLease(held) {
@@ -81,19 +91,18 @@ export function apiBackend(
         run_id: held.run.run_id,
         body: settleBodyOf(ending),
       });
-      inputs.delete(held.run.run_id);
+      reads.delete(held.run.run_id);
       return answer.settled;
     },
     async releaseHeldSlot(held) {
       await client.call("workers.release", { run_id: held.run.run_id });
     },
-    async inputFile(held, name) {
-      const url = inputs.get(held.run.run_id)?.[name];
-      if (!url) return new Uint8Array();
-      const response = await transfer(url);
-      if (response.status === 404) return new Uint8Array();
-      if (!response.ok) throw new Error(`input file ${name}: the store answered ${response.status}`);
-      return new Uint8Array(await response.arrayBuffer());
+    inputFile: async (held, name) =>
+      (await download(reads.get(held.run.run_id)?.inputs[name], `input file ${name}`)) ?? new Uint8Array(),
+    getSession: (held) => download(reads.get(held.run.run_id)?.session, "the saved session"),
+    async putSession(held, session) {
+      const { session: url } = await uploads(held, { session: true });
+      if (url) await put(url, session, SESSION_CONTENT_TYPE);
     },
     async putLog(held, text) {
       const { log } = await uploads(held, { log: true });

@@ -7,7 +7,7 @@ import {
   type RunEnding,
   settleRun,
 } from "../../core/execution.ts";
-import { blobKeys, LOG_CONTENT_TYPE } from "../../core/identifiers.ts";
+import { blobKeys, LOG_CONTENT_TYPE, SESSION_CONTENT_TYPE } from "../../core/identifiers.ts";
 import { releaseHeldSlot } from "../../core/tasks.ts";
 import { takeWork } from "../../core/work.ts";
 import { reportWorker } from "../../core/workers.ts";
@@ -20,6 +20,8 @@ export interface WorkerSettings {
   draining: boolean;
   leaseSeconds: number;
   allowDangerousFlags: boolean;
+  /** The pool's default for a task that does not say whether its retry takes up the failed run's session. */
+  resume: boolean;
 }
 
 export interface OutputFile {
@@ -50,6 +52,9 @@ export interface WorkerBackend {
   inputFile(held: HeldRun, name: string): Promise<Uint8Array>;
   putLog(held: HeldRun, log: string): Promise<void>;
   putOutputFiles(held: HeldRun, files: OutputFile[]): Promise<void>;
+  /** The task's saved CLI session (containers/worker/sessions.ts), undefined when there is none. */
+  getSession(held: HeldRun): Promise<Uint8Array | undefined>;
+  putSession(held: HeldRun, session: Uint8Array): Promise<void>;
 }
 
 /** The worker of a Fargate task (or of the local stack): the stores themselves, through core. */
@@ -68,6 +73,7 @@ export function directBackend(
         draining: record?.draining === true,
         leaseSeconds: config.lease_seconds,
         allowDangerousFlags: config.allow_dangerous_flags,
+        resume: config.resume,
       };
     },
     take: async (max, waitSeconds) => ({
@@ -88,5 +94,8 @@ export function directBackend(
         files.map((f) => deps.blobs.put(blobKeys.output(task.uuid, run.run_id, f.path), f.content)),
       );
     },
+    getSession: ({ task }) => deps.blobs.get(blobKeys.session(task.uuid)),
+    putSession: ({ task }, session) =>
+      deps.blobs.put(blobKeys.session(task.uuid), session, SESSION_CONTENT_TYPE),
   };
 }

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import type { Tool } from "../../core/fields.ts";
 import { detectRateLimit, type RateLimitHit, type UsageReport } from "../../core/rate-limits.ts";
 
@@ -13,6 +14,16 @@ export interface CommandOptions {
   /** The task's turn and dollar limits, for the CLIs that take them. */
   maxTurns?: number;
   maxBudgetUsd?: number;
+  /** A saved session to take up instead of starting over; the prompt then tells the CLI to go on. */
+  resume?: ResumePoint;
+  /** The id a new session takes, for the CLIs that are given one (gemini; the others name their own). */
+  sessionId?: string;
+}
+
+/** What a CLI resumes a session by: its id (claude, codex) or its file (gemini). */
+export interface ResumePoint {
+  sessionId?: string;
+  file?: string;
 }
 
 export interface ParsedResult {
@@ -51,11 +62,26 @@ interface Engine {
   /** The task's limits as the CLI takes them (codex and gemini take none on the command line). */
   limits?: (options: CommandOptions) => string[];
   /** The prompt as argv, so that a prompt starting with `-` is never read as an option. */
-  prompt: (prompt: string) => string[];
+  prompt: (prompt: string, resume?: ResumePoint) => string[];
   parse: (output: CliOutput) => ParsedResult | undefined;
   /** Reads one JSON line of stdout as it comes. */
   signal?: (event: Json, signals: CliSignals) => void;
+  sessions: {
+    /** Where the CLI keeps its sessions, in the job's environment. */
+    dir: (env: Record<string, string>) => string;
+    /** The file at `path` (relative to `dir`) is one of session `id`'s: only those are saved. */
+    holds: (path: string, id: string) => boolean;
+    /** Starts a session with this id, for a CLI whose id would only be known once it ended. */
+    named?: (id: string) => string[];
+    /** What resumes a saved session (`paths`: its files, relative to `dir`); undefined: nothing can. */
+    point: (saved: { sessionId?: string; paths: string[] }, dir: string) => ResumePoint | undefined;
+    /** The arguments of a resumed run: `base` and `safe` replace the fresh run's, `extra` is added. */
+    args: (point: ResumePoint) => { base?: string[]; safe?: string[]; extra: string[] };
+  };
 }
+
+/** A session by the CLI's own id, when the saved one has it. */
+const byId = ({ sessionId }: { sessionId?: string }) => (sessionId ? { sessionId } : undefined);
 
 const ENGINES: Record<Tool, Engine> = {
   claude: {
@@ -76,9 +102,11 @@ const ENGINES: Record<Tool, Engine> = {
       if (!last) return undefined;
       const usage = asObject(last.usage);
       const text = str(last.result);
+      // A run that failed before any answer (a session it cannot resume) tells why in `errors`.
+      const errors = Array.isArray(last.errors) ? last.errors.filter((e) => typeof e === "string") : [];
       return {
         ...(last.is_error === true
-          ? { error: text ?? str(last.subtype) ?? "claude failed" }
+          ? { error: text ?? (errors.join("; ") || str(last.subtype)) ?? "claude failed" }
           : { output: text }),
         tokens: tokens(num(usage?.input_tokens), num(usage?.output_tokens)),
         cost_usd: num(last.total_cost_usd) ?? num(last.cost_usd),
@@ -88,6 +116,13 @@ const ENGINES: Record<Tool, Engine> = {
       signals.sessionId ??= str(event.session_id);
       if (event.type === "rate_limit_event") signals.usage = usageReport(asObject(event.rate_limit_info));
     },
+    // projects/<the cwd, dashed>/<session id>.jsonl; --resume finds a session whatever cwd it was in.
+    sessions: {
+      dir: (env) => join(env.CLAUDE_CONFIG_DIR ?? join(env.HOME ?? "", ".claude"), "projects"),
+      holds: (path, id) => path.includes(id),
+      point: byId,
+      args: ({ sessionId }) => ({ extra: ["--resume", sessionId ?? ""] }),
+    },
   },
   codex: {
     // A job's work dir is no git repository; codex exec refuses to run outside one without this flag.
@@ -95,7 +130,7 @@ const ENGINES: Record<Tool, Engine> = {
     modelFlag: "--model",
     safe: ["--sandbox", "workspace-write"],
     dangerous: ["--dangerously-bypass-approvals-and-sandbox"],
-    prompt: (prompt) => ["--", prompt],
+    prompt: (prompt, resume) => ["--", ...(resume?.sessionId ? [resume.sessionId] : []), prompt],
     parse: ({ stdout }) => {
       const events = jsonLines(stdout);
       const messages = events
@@ -124,6 +159,18 @@ const ENGINES: Record<Tool, Engine> = {
     signal: (event, signals) => {
       if (event.type === "thread.started") signals.sessionId ??= str(event.thread_id);
     },
+    // sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl. `exec resume` takes no --sandbox: the
+    // same policy goes in as config.
+    sessions: {
+      dir: (env) => join(env.CODEX_HOME ?? join(env.HOME ?? "", ".codex"), "sessions"),
+      holds: (path, id) => path.includes(id),
+      point: byId,
+      args: () => ({
+        base: ["exec", "resume", "--json", "--skip-git-repo-check"],
+        safe: ["-c", 'sandbox_mode="workspace-write"'],
+        extra: [],
+      }),
+    },
   },
   gemini: {
     // Every job's work dir is new, so never a trusted folder: without --skip-trust the CLI exits 55, and
@@ -150,23 +197,56 @@ const ENGINES: Record<Tool, Engine> = {
         ...(last.error ? { error: errorText(last.error) } : {}),
       };
     },
+    // tmp/<project>/chats/session-<time>-<first 8 of the id>.jsonl, the project named by the cwd:
+    // --resume only finds a session of the same cwd, --session-file takes its file wherever it ran. The
+    // id is printed only at the end, so the worker gives it.
+    sessions: {
+      dir: (env) => join(env.GEMINI_CLI_HOME ?? env.HOME ?? "", ".gemini", "tmp"),
+      holds: (path, id) => /(^|\/)chats\/session-[^/]+\.jsonl?$/.test(path) && path.includes(id.slice(0, 8)),
+      named: (id) => ["--session-id", id],
+      point: ({ paths }, dir) => {
+        const latest = paths.sort().at(-1);
+        return latest ? { file: join(dir, latest) } : undefined;
+      },
+      args: ({ file }) => ({ extra: ["--session-file", file ?? ""] }),
+    },
   },
 };
 
 /** The argv of a headless run; the executable is looked up on PATH by its name. */
 export function commandFor(tool: Tool, options: CommandOptions): { command: string; args: string[] } {
   const engine = ENGINES[tool];
+  const resumed = options.resume && engine.sessions.args(options.resume);
+  const named = !resumed && options.sessionId ? engine.sessions.named?.(options.sessionId) : undefined;
   return {
     command: tool,
     args: [
-      ...engine.base,
+      ...(resumed?.base ?? engine.base),
       ...(options.model ? [engine.modelFlag, options.model] : []),
-      ...(options.allowDangerousFlags ? engine.dangerous : engine.safe),
+      ...(options.allowDangerousFlags ? engine.dangerous : (resumed?.safe ?? engine.safe)),
       ...(engine.limits?.(options) ?? []),
-      ...engine.prompt(options.prompt),
+      ...(resumed?.extra ?? named ?? []),
+      ...engine.prompt(options.prompt, options.resume),
     ],
   };
 }
+
+/** Where the CLI keeps its sessions, in a job's environment. */
+export const sessionDir = (tool: Tool, env: Record<string, string>) => ENGINES[tool].sessions.dir(env);
+
+/** The file at `path` in the session dir is one of session `id`'s. */
+export const sessionHolds = (tool: Tool, path: string, id: string) => ENGINES[tool].sessions.holds(path, id);
+
+/** The CLI is given its new session's id (CommandOptions.sessionId) rather than naming its own. */
+export const namesSessions = (tool: Tool) => ENGINES[tool].sessions.named !== undefined;
+
+/** What resumes the saved session whose files (relative to `dir`) are `paths`; undefined: nothing can. */
+export const resumePoint = (tool: Tool, saved: { sessionId?: string; paths: string[] }, dir: string) =>
+  ENGINES[tool].sessions.point(saved, dir);
+
+/** The prompt of a resumed run: the session holds the task's own. */
+export const resumePrompt = (ended: string) =>
+  `Your previous attempt at this task stopped before it was done (${ended}). Go on from where it stopped and finish the task.`;
 
 /** How much of unstructured stdout becomes the output. */
 const FALLBACK_OUTPUT_CHARS = 4096;
@@ -219,9 +299,15 @@ export function readOutcome(
 /** The longest stdout line read for signals; claude's tool results can be far longer and are skipped. */
 const SIGNAL_LINE_BYTES = 64 * 1024;
 
-/** Reads a CLI's stdout as it streams, line by line, for its signals (session id, usage reports). */
-export function signalReader(tool: Tool): { push(chunk: Buffer): void; signals: CliSignals } {
-  const signals: CliSignals = {};
+/**
+ * Reads a CLI's stdout as it streams, line by line, for its signals (session id, usage reports); `known`:
+ * what is known before it starts (the session id the worker gave).
+ */
+export function signalReader(
+  tool: Tool,
+  known: CliSignals = {},
+): { push(chunk: Buffer): void; signals: CliSignals } {
+  const signals: CliSignals = { ...known };
   const read = ENGINES[tool].signal;
   let partial = "";
   return {

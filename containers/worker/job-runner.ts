@@ -12,6 +12,7 @@ import {
 } from "./engines.ts";
 import { HeadTail, Tail } from "./output-capture.ts";
 import { killGroup } from "./process-group.ts";
+import { prepareSession, readSession, type SessionFile, type SessionState } from "./sessions.ts";
 import { collectOutputs, type Outputs, prepareWorkDir, removeWorkDir } from "./work-dir.ts";
 
 export interface JobSpec {
@@ -29,6 +30,11 @@ export interface JobSpec {
   path?: string;
   maxTurns?: number;
   maxBudgetUsd?: number;
+  /**
+   * Set: the CLI's session state is read back after the run (JobOutcome.session), and `restore`, when
+   * given, is laid out first and taken up instead of starting over.
+   */
+  session?: { restore?: { sessionId?: string; files: SessionFile[]; ended: string } };
 }
 
 export interface RunOptions {
@@ -58,6 +64,10 @@ export interface JobOutcome extends Outputs {
   error?: string;
   /** The job cannot run on this worker at all (its CLI is missing): retrying would fail the same way. */
   permanent?: boolean;
+  /** The CLI took up the restored session. */
+  resumed: boolean;
+  /** The CLI's session files, when the spec asked for them and the run wrote to them. */
+  session?: SessionState;
 }
 
 const CAPS = {
@@ -75,14 +85,28 @@ const STREAM_CLOSE_MS = 1000;
 /**
  * Runs one CLI job in a fresh temp dir (`<root>/work` is the cwd, `<root>/home` is HOME, `<root>/tmp`
  * TMPDIR) with only the basic env and the pool's credentials, enforces the timeout on the whole process
- * group, collects the declared output files and removes the dir. Throws only UnsafePathError (before
+ * group, collects the declared output files (and, when asked, the CLI's session) and removes the dir. Throws only UnsafePathError (before
  * anything runs); every other failure is reported in the outcome.
  */
 export async function runJob(spec: JobSpec, options: RunOptions = {}): Promise<JobOutcome> {
   const dir = await prepareWorkDir(spec.inputFiles, spec.outputFiles);
   try {
-    const outcome = await execute(spec, dir.work, jobEnvironment(dir, spec), options);
-    return { ...outcome, ...(await collectOutputs(dir.work, spec.outputFiles, CAPS.outputFile)) };
+    const env = jobEnvironment(dir, spec);
+    const session = spec.session && (await prepareSession(spec.tool, env, spec.session.restore));
+    const command = commandFor(spec.tool, {
+      ...spec,
+      prompt: session?.prompt ?? spec.prompt,
+      resume: session?.resume,
+      sessionId: session?.sessionId,
+    });
+    const outcome = await execute(spec, command, dir.work, env, options, { sessionId: session?.sessionId });
+    const state = session && (await readSession(session, outcome.signals.sessionId));
+    return {
+      ...outcome,
+      ...(await collectOutputs(dir.work, spec.outputFiles, CAPS.outputFile)),
+      resumed: session?.resume !== undefined,
+      ...(state && { session: state }),
+    };
   } finally {
     await removeWorkDir(dir);
   }
@@ -104,15 +128,16 @@ export function jobEnvironment(
   };
 }
 
-type Executed = Omit<JobOutcome, "outputFiles" | "missingOutputFiles">;
+type Executed = Omit<JobOutcome, "outputFiles" | "missingOutputFiles" | "resumed" | "session">;
 
 async function execute(
   spec: JobSpec,
+  { command, args }: { command: string; args: string[] },
   cwd: string,
   env: Record<string, string>,
   options: RunOptions,
+  known: CliSignals,
 ): Promise<Executed> {
-  const { command, args } = commandFor(spec.tool, spec);
   const started = performance.now();
   const child = spawn(command, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   const spawnError = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
@@ -141,7 +166,7 @@ async function execute(
   const log = new HeadTail(CAPS.log, CAPS.tail);
   const stdout = new Tail(CAPS.stdout);
   const stderr = new Tail(CAPS.stderr);
-  const reader = signalReader(spec.tool);
+  const reader = signalReader(spec.tool, known);
   child.stdout.on("data", (chunk: Buffer) => {
     log.push(chunk);
     stdout.push(chunk);

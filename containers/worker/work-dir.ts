@@ -57,7 +57,7 @@ function checkRelative(path: string): void {
 }
 
 /** `dir/path`, or UnsafePathError if that resolves outside `dir`. */
-function inside(dir: string, path: string): string {
+export function inside(dir: string, path: string): string {
   const target = resolve(dir, path);
   if (!target.startsWith(dir + sep)) throw new UnsafePathError(path);
   return target;

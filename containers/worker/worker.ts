@@ -8,11 +8,13 @@ import {
   retryAfterFailureMs,
   settleGivenUp,
 } from "../../core/execution.ts";
+import type { Tool } from "../../core/fields.ts";
 import { WORKER_REPORT_SECONDS } from "../../core/workers.ts";
 import type { WorkerBackend, WorkerSettings } from "./backend.ts";
 import { type JobOutcome, runJob } from "./job-runner.ts";
 import { keepLease, type Lease, type LeaseEnd } from "./lease.ts";
 import { scaleInProtection } from "./scale-in-protection.ts";
+import { decodeSession, encodeSession, type SavedSession } from "./sessions.ts";
 
 export interface WorkerOptions {
   /** Long-poll wait; short locally so that shutdown is quick. */
@@ -159,6 +161,10 @@ function startJob(backend: WorkerBackend, first: HeldRun, settings: WorkerSettin
     let inlineLog: string | undefined;
     try {
       const job = await execute(backend, lease.held, settings, options, controller.signal);
+      // Canceled or taken by the tick, the task needs no session from this run (its retry may run already).
+      if (stopReason !== "canceled" && stopReason !== "lost") {
+        await saveSession(backend, lease.held, job, stopReason ? STOPPED_BY[stopReason] : job.error);
+      }
       if (stopReason !== undefined && stopReason !== "released") {
         // Canceled, taken by the tick, or fenced: the run is (or will be) ended elsewhere. Only its log
         // is kept, under its own run's key.
@@ -252,7 +258,7 @@ const warnFailedLog =
 async function finished(
   backend: WorkerBackend,
   held: HeldRun,
-  job: JobOutcome,
+  job: WorkerJob,
   logInline: boolean,
 ): Promise<RunEnding> {
   const [log, files] = await Promise.allSettled([
@@ -274,13 +280,22 @@ async function finished(
   };
 }
 
+/** A job of a CLI, and the run whose saved session it took up. */
+type WorkerJob = JobOutcome & { tool: Tool; resumedFrom?: string };
+
+/** Why a run stopped, as a resumed CLI is told, when its worker stopped it. */
+const STOPPED_BY = {
+  released: "its worker was shutting down",
+  fenced: "its worker lost contact with the scheduler",
+} as const;
+
 async function execute(
   backend: WorkerBackend,
   held: HeldRun,
   settings: WorkerSettings,
   options: WorkerOptions,
   signal: AbortSignal,
-): Promise<JobOutcome> {
+): Promise<WorkerJob> {
   const { task } = held;
   if (task.tool === "container" || task.prompt === undefined) {
     throw new Error(`task ${task.uuid} is a pod job: its pool's pods run it, not a CLI worker`);
@@ -289,7 +304,9 @@ async function execute(
   const inputFiles = await Promise.all(
     task.input_files.map(async (name) => ({ name, content: await backend.inputFile(held, name) })),
   );
-  return runJob(
+  const resumes = task.resume ?? settings.resume;
+  const saved = resumes ? await savedSession(backend, held) : undefined;
+  const job = await runJob(
     {
       tool,
       prompt,
@@ -301,12 +318,66 @@ async function execute(
       maxTurns: task.max_turns,
       maxBudgetUsd: task.max_budget_usd,
       env: options.credentials,
+      ...(resumes && {
+        session: {
+          restore: saved && { sessionId: saved.session_id, files: saved.files, ended: saved.ended },
+        },
+      }),
     },
     { signal, killGraceMs: KILL_GRACE_MS },
   );
+  return { ...job, tool, ...(job.resumed && saved && { resumedFrom: saved.run_id }) };
 }
 
-function runOutcome(job: JobOutcome, files: string[], logInline: boolean): RunOutcome {
+/**
+ * The session an earlier run of this task and occurrence saved, if any. One that cannot be read is
+ * passed over: the run starts over rather than not at all.
+ */
+async function savedSession(backend: WorkerBackend, held: HeldRun): Promise<SavedSession | undefined> {
+  const { task, run } = held;
+  try {
+    const bytes = await withRetries(() => backend.getSession(held));
+    const saved = bytes && decodeSession(bytes);
+    const ours = saved?.tool === task.tool && saved.occurrence === run.occurrence;
+    return ours && saved.run_id !== run.run_id ? saved : undefined;
+  } catch (err) {
+    backend.log.warn("could not read the saved session; starting over", {
+      run_id: run.run_id,
+      error: String(err),
+    });
+    return undefined;
+  }
+}
+
+/**
+ * Saves the CLI session of a run that did not succeed (and wrote to its session), before the run is
+ * settled, so that the retry finds it. A session that cannot be stored only costs the retry its head start.
+ */
+async function saveSession(
+  backend: WorkerBackend,
+  held: HeldRun,
+  job: WorkerJob,
+  ended: string | undefined,
+): Promise<void> {
+  if (!job.session || job.error === undefined || ended === undefined) return;
+  const { run } = held;
+  const saved = encodeSession({
+    tool: job.tool,
+    run_id: run.run_id,
+    occurrence: run.occurrence,
+    session_id: job.signals.sessionId,
+    ended,
+    files: job.session.files,
+  });
+  await withRetries(() => backend.putSession(held, saved)).catch((err: unknown) =>
+    backend.log.warn("could not save the CLI session; the retry starts over", {
+      run_id: run.run_id,
+      error: String(err),
+    }),
+  );
+}
+
+function runOutcome(job: WorkerJob, files: string[], logInline: boolean): RunOutcome {
   return {
     exitCode: job.exitCode,
     error: job.error,
@@ -320,6 +391,7 @@ function runOutcome(job: JobOutcome, files: string[], logInline: boolean): RunOu
     rateLimit: job.rateLimit,
     usage: job.signals.usage,
     sessionId: job.signals.sessionId,
+    resumedFrom: job.resumedFrom,
     permanent: job.permanent,
   };
 }

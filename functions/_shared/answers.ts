@@ -116,11 +116,22 @@ export const ANSWERS = {
     draining: z.boolean(),
     lease_seconds: z.number(),
     allow_dangerous_flags: z.boolean(),
+    resume: z.boolean(),
   }),
-  /** Each run as stored when it was claimed, with a URL to GET each input file by. */
+  /**
+   * Each run as stored when it was claimed, with a URL to GET each input file by and, for a CLI task, one
+   * to GET the session its last unfinished run saved (absent: 404).
+   */
   claimedWork: z.object({
     draining: z.boolean(),
-    runs: z.array(z.object({ task: taskSchema, run: runSchema, inputs: z.record(z.string(), z.string()) })),
+    runs: z.array(
+      z.object({
+        task: taskSchema,
+        run: runSchema,
+        inputs: z.record(z.string(), z.string()),
+        session: z.string().optional(),
+      }),
+    ),
   }),
   renewedLease: z.union([
     z.object({ lease_expires_at: z.string() }),
@@ -129,5 +140,9 @@ export const ANSWERS = {
   settledWork: z.object({ settled: z.boolean() }),
   releasedWork: z.object({ released: z.boolean() }),
   /** Presigned URLs, valid for 15 minutes. */
-  uploadUrls: z.object({ log: z.string().optional(), files: z.record(z.string(), z.string()) }),
+  uploadUrls: z.object({
+    log: z.string().optional(),
+    session: z.string().optional(),
+    files: z.record(z.string(), z.string()),
+  }),
 };

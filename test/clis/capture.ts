@@ -2,8 +2,9 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { commandFor } from "../../containers/worker/engines.ts";
-import { jobEnvironment } from "../../containers/worker/job-runner.ts";
+import { commandFor, resumePrompt, sessionDir } from "../../containers/worker/engines.ts";
+import { jobEnvironment, runJob } from "../../containers/worker/job-runner.ts";
+import { prepareSession } from "../../containers/worker/sessions.ts";
 import { TOOLS, type Tool } from "../../core/fields.ts";
 import { CASES, type CliCase, standInEnvironment } from "./cases.ts";
 import { type CliFixture, FIXTURES } from "./fixtures.ts";
@@ -13,7 +14,8 @@ import { installPinnedClis, pinnedVersions } from "./pinned.ts";
 /**
  * `npm run fixtures:clis`: runs each pinned CLI through each case against the model-API stand-in, with
  * the engine's exact argv and the job runner's environment, and writes what it printed and its exit code
- * to test/fixtures/clis/<tool>/<case>.json. Run it again on every bump of a CLI in the Dockerfile.
+ * to test/fixtures/clis/<tool>/<case>.json. Run it again on every bump of a CLI in the Dockerfile;
+ * `npm run fixtures:clis -- codex resumed` captures only those tools and cases.
  */
 
 /** Gemini's own retries of a rate-limited request take about four minutes. */
@@ -28,7 +30,12 @@ async function capture(tool: Tool, version: string, cliCase: CliCase, bin: strin
       path: `${bin}:${process.env.PATH}`,
       env: await standInEnvironment(tool, cliCase, standIn, root),
     });
-    const { command, args } = commandFor(tool, { prompt: cliCase.prompt, allowDangerousFlags: false });
+    const resumed = cliCase.resume && (await resumeOf(tool, cliCase, bin, standIn, root, env));
+    const { command, args } = commandFor(tool, {
+      prompt: resumed?.prompt ?? cliCase.prompt,
+      allowDangerousFlags: false,
+      resume: resumed?.resume,
+    });
     const capturedAt = new Date();
     const child = spawn(command, args, { cwd: dirs.work, env, stdio: ["ignore", "pipe", "pipe"] });
     const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
@@ -62,16 +69,63 @@ async function capture(tool: Tool, version: string, cliCase: CliCase, bin: strin
   }
 }
 
+/** A job's home made ready to resume: a session a first run saved, or one that is not there. */
+async function resumeOf(
+  tool: Tool,
+  cliCase: CliCase,
+  bin: string,
+  standIn: StandIn,
+  root: string,
+  env: Record<string, string>,
+) {
+  const ended = "timed out after 600 s";
+  if (cliCase.resume === "missing") {
+    const dir = sessionDir(tool, env);
+    const resume =
+      tool === "gemini"
+        ? { file: join(dir, "work/chats/session-missing.jsonl") }
+        : { sessionId: MISSING_SESSION };
+    return { resume, prompt: resumePrompt(ended) };
+  }
+  const first = await runJob({
+    tool,
+    prompt: cliCase.prompt,
+    allowDangerousFlags: false,
+    inputFiles: [],
+    outputFiles: [],
+    timeoutSeconds: CASE_TIMEOUT_MS / 1000,
+    env: await standInEnvironment(tool, cliCase, standIn, await mkdtemp(join(root, "first-"))),
+    path: `${bin}:${process.env.PATH}`,
+    session: {},
+  });
+  if (!first.session) throw new Error(`${tool} ${cliCase.name}: the first run saved no session`);
+  const restore = { sessionId: first.signals.sessionId, files: first.session.files, ended };
+  const prepared = await prepareSession(tool, env, restore);
+  if (!prepared?.resume) throw new Error(`${tool} ${cliCase.name}: the saved session cannot be resumed`);
+  return prepared;
+}
+
+/** A session id no CLI has. */
+const MISSING_SESSION = "00000000-0000-4000-8000-000000000000";
+
 const versions = await pinnedVersions();
 const bin = await installPinnedClis(versions);
 const standIn = await startModelApi();
 try {
+  // Tools and cases to capture (`claude`, `resumed`…): by default all of them.
   const only = process.argv.slice(2);
-  const tools = TOOLS.filter((tool) => only.length === 0 || only.includes(tool));
+  const picked = (names: readonly string[]) => {
+    const named = names.filter((name) => only.includes(name));
+    return named.length > 0 ? named : names;
+  };
+  const tools = picked(TOOLS) as Tool[];
   // One CLI at a time per tool, the three tools side by side.
   await Promise.all(
     tools.map(async (tool) => {
-      for (const cliCase of CASES[tool]) await capture(tool, versions[tool], cliCase, bin, standIn);
+      const names = picked(CASES[tool].map((c) => c.name));
+      for (const cliCase of CASES[tool].filter((c) => names.includes(c.name))) {
+        await capture(tool, versions[tool], cliCase, bin, standIn);
+      }
     }),
   );
 } finally {

@@ -15,6 +15,8 @@ export interface CliCase {
   prompt: string;
   /** Codex only: the WebSocket transport is refused, so the CLI reconnects, then falls back to HTTPS. */
   noWebSocket?: boolean;
+  /** The run takes up a session: one a first run of the case saved, or one that does not exist. */
+  resume?: "saved" | "missing";
 }
 
 const prompt = (scenario: Scenario) => `[standin:${scenario}] Summarise the notes.`;
@@ -25,6 +27,14 @@ const COMMON: CliCase[] = [
   { name: "auth-missing", scenario: "success", auth: "none", prompt: prompt("success") },
   // A prompt that looks like options must reach the model as it is.
   { name: "dash-prompt", scenario: "success", auth: "api-key", prompt: "--help me; rm -rf / `whoami` $(id)" },
+  { name: "resumed", scenario: "success", auth: "api-key", prompt: prompt("success"), resume: "saved" },
+  {
+    name: "resume-missing",
+    scenario: "success",
+    auth: "api-key",
+    prompt: prompt("success"),
+    resume: "missing",
+  },
 ];
 
 export const CASES: Record<Tool, CliCase[]> = {

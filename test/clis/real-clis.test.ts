@@ -2,7 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type JobOutcome, runJob } from "../../containers/worker/job-runner.ts";
+import { resumePrompt } from "../../containers/worker/engines.ts";
+import { type JobOutcome, type JobSpec, runJob } from "../../containers/worker/job-runner.ts";
 import type { Tool } from "../../core/fields.ts";
 import { CASES, type CliCase, standInEnvironment } from "./cases.ts";
 import { ANSWER, ERROR_MESSAGE, type StandIn, startModelApi } from "./model-api.ts";
@@ -30,7 +31,7 @@ afterAll(async () => {
 async function run(
   tool: Tool,
   cliCase: CliCase,
-  options: { model?: string; dangerous?: boolean; maxTurns?: number; maxBudgetUsd?: number } = {},
+  options: Pick<JobSpec, "model" | "maxTurns" | "maxBudgetUsd" | "session"> & { dangerous?: boolean } = {},
 ) {
   const dir = await mkdtemp(join(scratch, `${tool}-${cliCase.name}-`));
   return runJob({
@@ -39,6 +40,7 @@ async function run(
     model: options.model,
     maxTurns: options.maxTurns,
     maxBudgetUsd: options.maxBudgetUsd,
+    session: options.session,
     allowDangerousFlags: options.dangerous ?? false,
     inputFiles: [],
     outputFiles: [],
@@ -105,6 +107,21 @@ describe.concurrent.each(["claude", "codex", "gemini"] as const)("%s", (tool) =>
         (r) => r.body.includes(`"model":"${MODELS[tool]}"`) || r.path.includes(MODELS[tool]),
       ),
     ).toBe(true);
+  });
+
+  it("takes up a saved session in a new job, the conversation so far sent with the prompt that goes on", async () => {
+    const first = await run(tool, caseOf(tool, "success"), { session: {} });
+    expectSuccess(first, routed);
+    expect(first.session?.files.length).toBeGreaterThan(0);
+    const ended = `${tool} was stopped on purpose`;
+    const restore = { sessionId: first.signals.sessionId, files: first.session?.files ?? [], ended };
+    const second = await run(tool, caseOf(tool, "success"), { session: { restore } });
+    expect(second.error, second.log).toBeUndefined();
+    expect(second.resumed).toBe(true);
+    const inJson = (text: string) => JSON.stringify(text).slice(1, -1);
+    const resumed = standIn.requests.filter((r) => r.body.includes(inJson(resumePrompt(ended))));
+    expect(resumed.length).toBeGreaterThan(0);
+    expect(resumed.some((r) => r.body.includes(inJson(ANSWER.text)))).toBe(true);
   });
 
   it("fails with the API's error, not as a limit", async () => {

@@ -236,6 +236,37 @@ describe("a self-hosted worker", () => {
     }
   });
 
+  it("saves a timed-out run's CLI session through its presigned URLs, and its retry takes it up", async () => {
+    const registered = (await register({ pool: "claude-box" })).json?.data;
+    const worker = serve(registered.api_key);
+    try {
+      const uuid = await stack.submit({
+        pool: "claude-box",
+        prompt: "[turns:3@1] [echo-args] resume me",
+        timeout: 2,
+        max_attempts: 3,
+        resume: true,
+      });
+      const done = await waitFor(
+        () => task(uuid),
+        (t) => ["succeeded", "failed"].includes(t?.status),
+        40_000,
+      );
+      expect(done.status, worker.output()).toBe("succeeded");
+      const runs = (await stack.call("GET", `/v2/instances?task_id=${uuid}`)).json?.data.instances as {
+        attempt: number;
+        run_id: string;
+        session_id?: string;
+        resumed_from?: string;
+      }[];
+      runs.sort((a, b) => a.attempt - b.attempt);
+      expect(runs.at(-1)?.resumed_from).toBe(runs.at(-2)?.run_id);
+      expect(done.result.output).toContain(`"--resume","${runs[0]?.session_id}"`);
+    } finally {
+      worker.child.kill("SIGKILL");
+    }
+  }, 60_000);
+
   it("is removed at once when it is drained while offline", async () => {
     const registered = (await register({ pool: "claude-box" })).json?.data;
     const drained = await stack.call("DELETE", `/v2/workers/${registered.worker_id}`);

@@ -26,13 +26,31 @@
 //   [answer:TEXT]         answer TEXT instead of `done: <prompt>` (a JSON answer, say; no `]` in it)
 //   [reconnected]         codex: succeed after the transient `error` events of a dropped connection
 //   [tag:name]            name this run in the activity log
+//   [turns:N@S]           the work takes N turns of S seconds; each is noted in the session as it ends,
+//                         and a resumed run does only those left. Turn k costs 1000 + 500·(k−1) input
+//                         tokens (the context grows) and 200 output tokens; the run reports what its own
+//                         turns cost
 // Otherwise it succeeds with the result text `done: <prompt>` and the captured tokens and cost.
+// Like the real CLIs, every run keeps its session where the CLI does (claude: ~/.claude/projects/<cwd>/
+// <id>.jsonl, codex: ~/.codex/sessions/…/rollout-…-<id>.jsonl, gemini: ~/.gemini/tmp/<project>/chats/
+// session-…-<id8>.jsonl), and takes one up as the CLI does (claude --resume <id>, codex exec resume <id>,
+// gemini --session-file <file>), answering as the CLI did to a session it cannot find. A resumed session
+// goes on with the directives of the prompt that started it.
 // With FAKE_CLI_LOG set (an absolute path, in the pool's credentials), each run appends a JSON line when it
 // starts and when it exits (`{"event":"start"|"exit","tag","pid","at","code"}`): an observer outside
 // Switchyard sees what really ran. A SIGKILLed run writes no exit line.
 import { spawn } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { randomUUID } from "node:crypto";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 const FIXTURES = join(import.meta.dirname, "../fixtures/clis");
@@ -117,10 +135,116 @@ function resetSwapped(captured, pattern, replacement, reset) {
     : texts;
 }
 
-/** The prompt: after `--` (claude, codex) or in `--prompt=` (gemini). */
+/** The prompt: after `--` (claude, codex; after the session id in `codex exec resume`) or in `--prompt=` (gemini). */
 function promptOf(argv) {
   const end = argv.indexOf("--");
-  return end >= 0 ? argv[end + 1] : argv.find((a) => a.startsWith("--prompt="))?.slice("--prompt=".length);
+  const resuming = argv[0] === "exec" && argv[1] === "resume";
+  return end >= 0
+    ? argv[end + (resuming ? 2 : 1)]
+    : argv.find((a) => a.startsWith("--prompt="))?.slice("--prompt=".length);
+}
+
+const optionValue = (argv, name) => {
+  const at = argv.indexOf(name);
+  return at >= 0 ? argv[at + 1] : undefined;
+};
+
+/** Where each CLI keeps its sessions, and how a session's file is named. */
+const SESSIONS = {
+  claude: {
+    dir: () => join(process.env.CLAUDE_CONFIG_DIR ?? join(process.env.HOME, ".claude"), "projects"),
+    file: (dir, id) => join(dir, process.cwd().replace(/[^A-Za-z0-9]/g, "-"), `${id}.jsonl`),
+    resumed: (argv) => optionValue(argv, "--resume"),
+    idIn: /"session_id":"([^"]+)"/,
+  },
+  codex: {
+    dir: () => join(process.env.CODEX_HOME ?? join(process.env.HOME, ".codex"), "sessions"),
+    file: (dir, id) => {
+      const now = new Date().toISOString();
+      const day = now.slice(0, 10).split("-");
+      return join(dir, ...day, `rollout-${now.slice(0, 19).replaceAll(":", "-")}-${id}.jsonl`);
+    },
+    resumed: (argv) =>
+      argv[0] === "exec" && argv[1] === "resume" ? argv[argv.indexOf("--") + 1] : undefined,
+    idIn: /"thread_id":"([^"]+)"/,
+  },
+  gemini: {
+    dir: () => join(process.env.GEMINI_CLI_HOME ?? process.env.HOME, ".gemini", "tmp"),
+    file: (dir, id) => {
+      const minute = new Date().toISOString().slice(0, 16).replace(":", "-");
+      return join(dir, basename(process.cwd()), "chats", `session-${minute}-${id.slice(0, 8)}.jsonl`);
+    },
+    resumed: (argv) => optionValue(argv, "--session-file"),
+    idIn: /"session_id": "([^"]+)"/,
+  },
+};
+
+/** The files under `dir`, recursively. */
+const filesUnder = (dir) =>
+  existsSync(dir) ? readdirSync(dir, { recursive: true }).map((path) => join(dir, path)) : [];
+
+/**
+ * The session this run keeps: a new one, or the one it resumes (claude, codex: by id; gemini: a copy of
+ * the file it was given, under a new id). Undefined: the session to resume is not there.
+ */
+function openSession(tool, argv, prompt) {
+  const sessions = SESSIONS[tool];
+  const dir = sessions.dir();
+  const resumed = sessions.resumed(argv);
+  if (resumed === undefined) {
+    const id = (tool === "gemini" && optionValue(argv, "--session-id")) || randomUUID();
+    const file = sessions.file(dir, id);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `${JSON.stringify({ type: "prompt", prompt })}\n`);
+    return { id, file, resumed: false, history: [] };
+  }
+  const found =
+    tool === "gemini"
+      ? existsSync(resumed) && resumed
+      : filesUnder(dir).find((path) => basename(path).includes(resumed) && path.endsWith(".jsonl"));
+  if (!found) return undefined;
+  const history = readFileSync(found, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+  const id = tool === "gemini" ? randomUUID() : resumed;
+  const file = tool === "gemini" ? sessions.file(dir, id) : found;
+  mkdirSync(dirname(file), { recursive: true });
+  if (file !== found) writeFileSync(file, readFileSync(found));
+  appendFileSync(file, `${JSON.stringify({ type: "prompt", prompt })}\n`);
+  return { id, file, resumed: true, history };
+}
+
+/** The captured answer, telling this session's id instead of the captured one. */
+function inSession(tool, captured, session) {
+  const capturedId = SESSIONS[tool].idIn.exec(captured.stdout)?.[1];
+  return capturedId ? swap(captured, capturedId, session.id) : captured;
+}
+
+/** Input and output tokens of turn k (from 1): the context grows with every turn. */
+const turnTokens = (k) => ({ input: 1000 + 500 * (k - 1), output: 200 });
+
+/** The captured answer reporting these tokens (gemini: all of them on its main model). */
+function withTokens(tool, captured, { input, output }) {
+  if (tool === "gemini") {
+    const answer = JSON.parse(captured.stdout);
+    const [main] = Object.keys(answer.stats.models).slice(-1);
+    const tokens = { ...answer.stats.models[main].tokens, input, prompt: input, candidates: output };
+    answer.stats.models = {
+      [main]: { ...answer.stats.models[main], tokens: { ...tokens, total: input + output } },
+    };
+    return { ...captured, stdout: JSON.stringify(answer, null, 2) };
+  }
+  const lines = captured.stdout.split("\n").map((line) => {
+    if (!line.startsWith("{")) return line;
+    const event = JSON.parse(line);
+    if (event.type !== "result" && event.type !== "turn.completed") return line;
+    return JSON.stringify({
+      ...event,
+      usage: { ...event.usage, input_tokens: input, output_tokens: output },
+    });
+  });
+  return { ...captured, stdout: lines.join("\n") };
 }
 
 const splitAtEq = (spec) => {
@@ -128,10 +252,23 @@ const splitAtEq = (spec) => {
   return [spec.slice(0, eq), spec.slice(eq + 1)];
 };
 
+/** The line a CLI streams as it starts, naming its session: claude's init, codex's thread.started. */
+const OPENING = /^\{"type":"(system","subtype":"init|thread\.started)"[^\n]*\n/;
+/** The opening line was streamed when the run started: the answer does not repeat it. */
+let opened = false;
+
+/** Streams the opening line of `captured`, as the CLI does before it calls the model. */
+function open(captured) {
+  const line = OPENING.exec(captured.stdout)?.[0];
+  if (line === undefined) return;
+  process.stdout.write(line);
+  opened = true;
+}
+
 /** Prints the answer and exits once stdout and stderr are flushed (process.exit alone drops what a full pipe has not taken). */
 async function answer({ stdout, stderr, exit_code }) {
   process.stderr.write(stderr);
-  process.stdout.write(stdout);
+  process.stdout.write(opened ? stdout.replace(OPENING, "") : stdout);
   await Promise.all(
     [process.stdout, process.stderr].map((s) => new Promise((resolve) => s.write("", resolve))),
   );
@@ -152,11 +289,21 @@ const failure = (tool, code, message) => ({
 
 export async function runFake(tool) {
   const argv = process.argv.slice(2);
-  const prompt = promptOf(argv);
-  if (prompt === undefined) {
+  const given = promptOf(argv);
+  if (given === undefined) {
     process.stderr.write("error: no prompt given\n");
     process.exit(2);
   }
+  const session = openSession(tool, argv, given);
+  if (!session) {
+    const missing = fixture(tool, "resume-missing");
+    const capturedRef = SESSIONS[tool].resumed(missing.args);
+    return answer(swap(missing, capturedRef, SESSIONS[tool].resumed(argv)));
+  }
+  const reply = (captured) => answer(inSession(tool, captured, session));
+  open(inSession(tool, fixture(tool, session.resumed ? "resumed" : "success"), session));
+  // A resumed session goes on with the task its first prompt gave.
+  const prompt = session.history.find((entry) => entry.type === "prompt")?.prompt ?? given;
   const directives = [...prompt.matchAll(/\[([a-z-]+)(?::([^\]]*))?\]/g)].map(([, name, value]) => ({
     name,
     value,
@@ -199,37 +346,51 @@ export async function runFake(tool) {
     if (pidFile) writeFileSync(`${pidFile}.grandchild`, String(child.pid));
   }
   if (has("sleep")) await sleep(Number(one("sleep")) * 1000);
+  let tokens;
+  if (has("turns")) {
+    const [count, seconds] = one("turns").split("@").map(Number);
+    const done = session.history.filter((entry) => entry.type === "turn").length;
+    tokens = { input: 0, output: 0 };
+    for (let k = done + 1; k <= count; k++) {
+      await sleep(seconds * 1000);
+      appendFileSync(session.file, `${JSON.stringify({ type: "turn", n: k })}\n`);
+      tokens.input += turnTokens(k).input;
+      tokens.output += turnTokens(k).output;
+    }
+  }
 
   const failFirst = one("fail-first");
   if (failFirst) {
     // No default dir: state left over from an earlier test run would make the first run succeed.
     const stateDir = process.env.FAKE_CLI_STATE_DIR;
     if (!stateDir)
-      return answer(failure(tool, 64, "[fail-first] needs FAKE_CLI_STATE_DIR in the CLI's environment"));
+      return reply(failure(tool, 64, "[fail-first] needs FAKE_CLI_STATE_DIR in the CLI's environment"));
     const marker = join(stateDir, failFirst);
     if (!existsSync(marker)) {
       mkdirSync(stateDir, { recursive: true });
       writeFileSync(marker, "");
-      return answer(failure(tool, 2, `transient failure (${failFirst}); it succeeds next time`));
+      return reply(failure(tool, 2, `transient failure (${failFirst}); it succeeds next time`));
     }
   }
   const limited = !has("limited-account") || one("limited-account") === process.env.FAKE_CLI_ACCOUNT;
   const reset = has("ratelimit-reset") ? new Date(one("ratelimit-reset")) : undefined;
-  if (limited && reset && reset.getTime() > Date.now()) return answer(LIMITS[tool](reset));
-  if (limited && has("ratelimit")) return answer(fixture(tool, "rate-limit"));
+  if (limited && reset && reset.getTime() > Date.now()) return reply(LIMITS[tool](reset));
+  if (limited && has("ratelimit")) return reply(fixture(tool, "rate-limit"));
   if (has("exit"))
-    return answer(failure(tool, Number(one("exit")), `simulated failure with exit code ${one("exit")}`));
+    return reply(failure(tool, Number(one("exit")), `simulated failure with exit code ${one("exit")}`));
 
   const lines = [has("answer") ? one("answer") : `done: ${prompt}`];
   for (const name of all("echo-env")) lines.push(`${name}=${process.env[name] ?? "<unset>"}`);
   if (has("echo-args")) lines.push(`args: ${JSON.stringify(argv)}`);
-  const captured =
-    tool === "codex" && has("reconnected")
+  const captured = session.resumed
+    ? "resumed"
+    : tool === "codex" && has("reconnected")
       ? "reconnected"
       : tool === "claude" && has("limit-warning")
         ? "limit-warning"
         : "success";
   const success = fixture(tool, captured);
-  const answered = swap(success, success.answer.text, lines.join("\n"));
-  return answer(has("cost") ? withCost(answered, Number(one("cost"))) : answered); // even if a grandchild still holds the pipes
+  const texts = swap(success, success.answer.text, lines.join("\n"));
+  const answered = tokens ? withTokens(tool, texts, tokens) : texts;
+  return reply(has("cost") ? withCost(answered, Number(one("cost"))) : answered); // even if a grandchild still holds the pipes
 }

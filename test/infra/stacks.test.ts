@@ -76,7 +76,7 @@ describe("stateful stack", () => {
     });
   });
 
-  it("encrypts the buckets, blocks public access, denies non-TLS requests and expires logs/ after 90 days", () => {
+  it("encrypts the buckets, blocks public access, denies non-TLS requests, expires logs/ after 90 days and sessions/ after 7", () => {
     data.resourceCountIs("AWS::S3::Bucket", 2);
     data.allResourcesProperties("AWS::S3::Bucket", {
       BucketEncryption: {
@@ -89,7 +89,10 @@ describe("stateful stack", () => {
         RestrictPublicBuckets: true,
       },
       LifecycleConfiguration: {
-        Rules: [Match.objectLike({ Prefix: "logs/", ExpirationInDays: 90, Status: "Enabled" })],
+        Rules: [
+          Match.objectLike({ Prefix: "logs/", ExpirationInDays: 90, Status: "Enabled" }),
+          Match.objectLike({ Prefix: "sessions/", ExpirationInDays: 7, Status: "Enabled" }),
+        ],
       },
     });
     for (const bucketId of Object.keys(data.findResources("AWS::S3::Bucket"))) {

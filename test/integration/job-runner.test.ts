@@ -281,3 +281,43 @@ describe("runJob", () => {
     expect(outcome.error).toBe("exit code 4: simulated failure with exit code 4");
   });
 });
+
+describe("runJob with the CLI's session", () => {
+  const text = (content: Uint8Array) => Buffer.from(content).toString("utf8");
+
+  it("reads back the files of the run's own session only, and takes them up in a new job", async () => {
+    const first = await runJob(spec("[turns:3@0.4] build it", { timeoutSeconds: 1, session: {} }));
+    expect(first.error).toContain("timed out");
+    const id = first.signals.sessionId as string;
+    expect(first.session?.files.map((f) => f.path)).toEqual([
+      expect.stringMatching(new RegExp(`/${id}\\.jsonl$`)),
+    ]);
+    // Another session in the same dir is restored with it, but it is not the run's: it is not read back.
+    const other = { path: "-elsewhere/another-session.jsonl", content: new Uint8Array(Buffer.from("{}\n")) };
+    const files = [...(first.session?.files ?? []), other];
+    const second = await runJob(
+      spec("[turns:3@0.4] build it", { session: { restore: { sessionId: id, files, ended: "timed out" } } }),
+    );
+    expect(second.error).toBeUndefined();
+    expect(second.resumed).toBe(true);
+    expect(second.signals.sessionId).toBe(id);
+    expect(second.session?.files.map((f) => f.path)).toEqual(first.session?.files.map((f) => f.path));
+    const turns = text(second.session?.files[0]?.content ?? new Uint8Array()).match(/"type":"turn"/g);
+    expect(turns).toHaveLength(3);
+  });
+
+  it("a session the CLI cannot find fails the run with the CLI's own words, and leaves nothing to save", async () => {
+    const restore = { sessionId: "5f0e6c1a-0000-4000-8000-00000000beef", files: [], ended: "lost" };
+    const job = await runJob(spec("go", { session: { restore } }));
+    expect(job.error).toContain(
+      "No conversation found with session ID: 5f0e6c1a-0000-4000-8000-00000000beef",
+    );
+    expect(job.session).toBeUndefined();
+  });
+
+  it("a job that is not asked for its session keeps none", async () => {
+    const job = await runJob(spec("[turns:1@0] go"));
+    expect(job.resumed).toBe(false);
+    expect(job.session).toBeUndefined();
+  });
+});

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { commandFor, parseResult, readOutcome, signalReader } from "../../containers/worker/engines.ts";
+import {
+  commandFor,
+  parseResult,
+  readOutcome,
+  resumePrompt,
+  sessionHolds,
+  signalReader,
+} from "../../containers/worker/engines.ts";
 import type { Tool } from "../../core/fields.ts";
 import { readFixture } from "../clis/fixtures.ts";
 
@@ -78,6 +85,76 @@ describe("commandFor", () => {
     expect(commandFor("gemini", { prompt, allowDangerousFlags: false }).args.at(-1)).toBe(
       `--prompt=${prompt}`,
     );
+  });
+});
+
+describe("resumed sessions", () => {
+  const valueAfter = (args: string[], name: string) => args[args.indexOf(name) + 1] as string;
+  it.each([
+    ["claude", (args: string[]) => ({ sessionId: valueAfter(args, "--resume") })],
+    ["codex", (args: string[]) => ({ sessionId: valueAfter(args, "--") })],
+    ["gemini", (args: string[]) => ({ file: valueAfter(args, "--session-file") })],
+  ] as const)("%s takes up a session with the argv the real CLI accepted", (tool, pointOf) => {
+    const fixture = readFixture(tool, "resumed");
+    const { args } = commandFor(tool, {
+      prompt: resumePrompt("timed out after 600 s"),
+      allowDangerousFlags: false,
+      resume: pointOf(fixture.args),
+    });
+    expect(args).toEqual(fixture.args);
+    expect(fixture.exit_code).toBe(0);
+  });
+
+  it("codex resumed past its permissions keeps the dangerous flag, which exec resume takes", () => {
+    const { args } = commandFor("codex", {
+      prompt: "p",
+      allowDangerousFlags: true,
+      resume: { sessionId: "t-1" },
+    });
+    expect(args).toEqual([
+      "exec",
+      "resume",
+      "--json",
+      "--skip-git-repo-check",
+      "--dangerously-bypass-approvals-and-sandbox",
+      "--",
+      "t-1",
+      "p",
+    ]);
+  });
+
+  it("gives gemini its new session's id (it prints its own only at the end); claude and codex name theirs", () => {
+    const id = "0b4c5d6e-1111-4222-8333-944445555666";
+    expect(commandFor("gemini", { prompt: "p", allowDangerousFlags: false, sessionId: id }).args).toEqual(
+      expect.arrayContaining(["--session-id", id]),
+    );
+    expect(
+      commandFor("claude", { prompt: "p", allowDangerousFlags: false, sessionId: id }).args,
+    ).not.toContain(id);
+    expect(
+      commandFor("codex", { prompt: "p", allowDangerousFlags: false, sessionId: id }).args,
+    ).not.toContain(id);
+  });
+
+  it("knows a session's files by its id, wherever the CLI files them", () => {
+    const id = "0b4c5d6e-1111-4222-8333-944445555666";
+    expect(sessionHolds("claude", `-tmp-job-work/${id}.jsonl`, id)).toBe(true);
+    expect(sessionHolds("claude", "-tmp-job-work/another.jsonl", id)).toBe(false);
+    expect(sessionHolds("codex", `2026/12/04/rollout-2026-12-04T02-01-25-${id}.jsonl`, id)).toBe(true);
+    expect(sessionHolds("gemini", "work/chats/session-2026-12-04T02-01-0b4c5d6e.jsonl", id)).toBe(true);
+    expect(sessionHolds("gemini", "work/logs/0b4c5d6e.json", id)).toBe(false);
+  });
+
+  it("a resumed run reads as any other; one whose session is gone fails with the CLI's own words", () => {
+    expect(verdictOn("codex", "resumed").verdict).toEqual({
+      // The whole conversation goes in again: twice the first run's tokens.
+      result: expect.objectContaining({ tokens: { input: 24, output: 68, total: 92 } }),
+    });
+    expect(verdictOn("claude", "resume-missing").verdict.error).toContain(
+      "No conversation found with session ID",
+    );
+    expect(verdictOn("codex", "resume-missing").verdict.error).toContain("no rollout found for thread id");
+    expect(verdictOn("gemini", "resume-missing").verdict.error).toContain("Error importing session");
   });
 });
 

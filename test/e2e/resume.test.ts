@@ -1,0 +1,131 @@
+/**
+ * Resumed sessions over HTTP with real worker processes and the fake CLIs: a run that times out leaves
+ * its CLI session in S3, and the task's retry, on another worker process, takes it up (claude --resume
+ * <its session id>, codex exec resume <id>) and does only the turns that were left.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+import { waitFor } from "../support/wait.ts";
+
+const CONFIG = `pools:
+  - { name: claude-pool, tool: claude, account: main, max_concurrency: 1, lease_seconds: 10, retry: { base_seconds: 6, max_seconds: 6 } }
+  - { name: codex-pool, tool: codex, account: main, max_concurrency: 1, lease_seconds: 10, resume: true, retry: { base_seconds: 1, max_seconds: 1 } }
+`;
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startTestStack(CONFIG, { workerEnv: { PATH: FAKE_CLI_PATH } });
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+interface RunView {
+  run_id: string;
+  attempt: number;
+  status: string;
+  worker?: string;
+  error?: string;
+  session_id?: string;
+  resumed_from?: string;
+  tokens?: { input: number; output: number };
+}
+
+const task = async (uuid: string) => (await stack.call("GET", `/v2/tasks/${uuid}`)).json?.data;
+const runsOf = async (uuid: string) =>
+  (((await stack.call("GET", `/v2/instances?task_id=${uuid}`)).json?.data.instances ?? []) as RunView[]).sort(
+    (a, b) => a.attempt - b.attempt,
+  );
+const settled = (uuid: string, ms: number) =>
+  waitFor(
+    () => task(uuid),
+    (t) => ["succeeded", "failed"].includes(t?.status),
+    ms,
+  );
+
+/** The fake's turn k costs 1000 + 500·(k−1) input tokens: what turns `from`…`to` cost together. */
+const inputTokensOf = (from: number, to: number) => {
+  let sum = 0;
+  for (let k = from; k <= to; k++) sum += 1000 + 500 * (k - 1);
+  return sum;
+};
+
+describe("a retry takes up the CLI session its failed run left", () => {
+  it("a timed-out claude task resumes with --resume <its session id> on its second attempt, on another worker process", async () => {
+    const uuid = await stack.submit({
+      pool: "claude-pool",
+      prompt: "[turns:6@1] [echo-args] build the parser",
+      timeout: 4,
+      max_attempts: 2,
+      resume: true,
+    });
+    const retrying = await waitFor(
+      () => runsOf(uuid),
+      (runs) => runs[0]?.status === "failed",
+      30_000,
+    );
+    const [first] = retrying;
+    expect(first).toMatchObject({
+      attempt: 1,
+      status: "failed",
+      error: expect.stringContaining("timed out"),
+    });
+    expect(first?.session_id).toMatch(/^[0-9a-f-]{36}$/);
+    // The retry waits 3 to 6 s: meanwhile the worker process that ran the first attempt dies, and the
+    // pool's next process (started a second later) takes the retry.
+    process.kill(stack.workerPid("claude-pool") as number, "SIGKILL");
+
+    const done = await settled(uuid, 40_000);
+    expect(done.status, JSON.stringify(done)).toBe("succeeded");
+    expect(done.result.output).toContain(`"--resume","${first?.session_id}"`);
+    // The CLI was told why its previous attempt stopped; the session holds the task's own prompt.
+    expect(done.result.output).toContain("timed out after 4 s");
+    expect(done.result.output).toContain("done: [turns:6@1] [echo-args] build the parser");
+    const [, second] = await runsOf(uuid);
+    expect(second).toMatchObject({
+      attempt: 2,
+      status: "succeeded",
+      resumed_from: first?.run_id,
+      session_id: first?.session_id,
+    });
+    expect(second?.worker).not.toBe(first?.worker);
+    // Only the turns the first attempt did not finish were done again: a fresh start costs all six.
+    const resumedAt = [1, 2, 3, 4, 5].find((done) => second?.tokens?.input === inputTokensOf(done + 1, 6));
+    expect(resumedAt, JSON.stringify(second?.tokens)).toBeDefined();
+    expect(second?.tokens?.input).toBeLessThan(inputTokensOf(1, 6));
+  }, 90_000);
+
+  it("a pool that resumes by default: a failed codex run's retry goes on with codex exec resume <thread id>", async () => {
+    const uuid = await stack.submit({
+      pool: "codex-pool",
+      prompt: "[turns:3@1] [echo-args] write the tests",
+      timeout: 2,
+      max_attempts: 3,
+    });
+    const done = await settled(uuid, 40_000);
+    expect(done.status, JSON.stringify(done)).toBe("succeeded");
+    const runs = await runsOf(uuid);
+    const last = runs.at(-1);
+    expect(runs[0]?.status).toBe("failed");
+    expect(last?.resumed_from).toBe(runs.at(-2)?.run_id);
+    expect(done.result.output).toContain(`"exec","resume"`);
+    expect(done.result.output).toContain(`"${runs[0]?.session_id}"`);
+  }, 60_000);
+
+  it("a task that says resume: false starts over, whatever its pool's default", async () => {
+    const uuid = await stack.submit({
+      pool: "codex-pool",
+      prompt: "[turns:2@1] [echo-args] start over",
+      timeout: 1,
+      max_attempts: 2,
+      resume: false,
+    });
+    const done = await settled(uuid, 30_000);
+    // Each attempt starts over, so neither gets past the timeout.
+    expect(done.status).toBe("failed");
+    const runs = await runsOf(uuid);
+    expect(runs.map((r) => r.resumed_from)).toEqual([undefined, undefined]);
+    expect(runs.map((r) => r.status)).toEqual(["failed", "failed"]);
+  }, 40_000);
+});
