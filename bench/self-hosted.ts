@@ -49,6 +49,7 @@ export async function measureSelfHosted(
     credentials: {},
     stopping: stopping.signal,
     drainSeconds: 1,
+    checkpointSeconds: 120,
   });
   try {
     while (!http["POST /v2/worker/claims"]) await sleep(50);

@@ -25,6 +25,8 @@ export const ENV = {
   waitSeconds: "SWITCHYARD_WAIT_SECONDS",
   /** Seconds a stopping worker lets running jobs finish before handing them back (Fargate gives 30–120). */
   drainSeconds: "SWITCHYARD_DRAIN_SECONDS",
+  /** How often (seconds) a running job's CLI session is saved, for a lost run's retry to resume; 120 unless set. */
+  sessionCheckpointSeconds: "SWITCHYARD_SESSION_CHECKPOINT_SECONDS",
   /** A worker's pool account credentials: a JSON object of env vars for the CLI (ECS injects the secret). */
   credentials: "SWITCHYARD_CREDENTIALS",
   /** A self-hosted worker's key (POST /v2/workers): the worker then works through the API at SWITCHYARD_URL. */

@@ -300,14 +300,13 @@ export function readOutcome(
 const SIGNAL_LINE_BYTES = 64 * 1024;
 
 /**
- * Reads a CLI's stdout as it streams, line by line, for its signals (session id, usage reports); `known`:
- * what is known before it starts (the session id the worker gave).
+ * Reads a CLI's stdout as it streams, line by line, into `signals` (its session id, usage reports), which
+ * may hold what was known before it started (the session id the worker gave).
  */
 export function signalReader(
   tool: Tool,
-  known: CliSignals = {},
+  signals: CliSignals = {},
 ): { push(chunk: Buffer): void; signals: CliSignals } {
-  const signals: CliSignals = { ...known };
   const read = ENGINES[tool].signal;
   let partial = "";
   return {

@@ -12,7 +12,13 @@ import {
 } from "./engines.ts";
 import { HeadTail, Tail } from "./output-capture.ts";
 import { killGroup } from "./process-group.ts";
-import { prepareSession, readSession, type SessionFile, type SessionState } from "./sessions.ts";
+import {
+  type PreparedSession,
+  prepareSession,
+  readSession,
+  type SessionFile,
+  type SessionState,
+} from "./sessions.ts";
 import { collectOutputs, type Outputs, prepareWorkDir, removeWorkDir } from "./work-dir.ts";
 
 export interface JobSpec {
@@ -32,9 +38,13 @@ export interface JobSpec {
   maxBudgetUsd?: number;
   /**
    * Set: the CLI's session state is read back after the run (JobOutcome.session), and `restore`, when
-   * given, is laid out first and taken up instead of starting over.
+   * given, is laid out first and taken up instead of starting over. With `checkpoint`, the session is
+   * also handed to `save` every `everyMs` while the CLI runs, each time it changed.
    */
-  session?: { restore?: { sessionId?: string; files: SessionFile[]; ended: string } };
+  session?: {
+    restore?: { sessionId?: string; files: SessionFile[]; ended: string };
+    checkpoint?: { everyMs: number; save: (state: SessionState, sessionId: string) => Promise<void> };
+  };
 }
 
 export interface RunOptions {
@@ -85,8 +95,8 @@ const STREAM_CLOSE_MS = 1000;
 /**
  * Runs one CLI job in a fresh temp dir (`<root>/work` is the cwd, `<root>/home` is HOME, `<root>/tmp`
  * TMPDIR) with only the basic env and the pool's credentials, enforces the timeout on the whole process
- * group, collects the declared output files (and, when asked, the CLI's session) and removes the dir. Throws only UnsafePathError (before
- * anything runs); every other failure is reported in the outcome.
+ * group, collects the declared output files (and, when asked, the CLI's session) and removes the dir.
+ * Throws only UnsafePathError (before anything runs); every other failure is reported in the outcome.
  */
 export async function runJob(spec: JobSpec, options: RunOptions = {}): Promise<JobOutcome> {
   const dir = await prepareWorkDir(spec.inputFiles, spec.outputFiles);
@@ -99,7 +109,13 @@ export async function runJob(spec: JobSpec, options: RunOptions = {}): Promise<J
       resume: session?.resume,
       sessionId: session?.sessionId,
     });
-    const outcome = await execute(spec, command, dir.work, env, options, { sessionId: session?.sessionId });
+    const signals: CliSignals = { sessionId: session?.sessionId };
+    const checkpoints =
+      session && spec.session?.checkpoint && keepSaving(session, signals, spec.session.checkpoint);
+    const outcome = await execute(spec, command, dir.work, env, options, signals).finally(() =>
+      checkpoints?.stop(),
+    );
+    await checkpoints?.done();
     const state = session && (await readSession(session, outcome.signals.sessionId));
     return {
       ...outcome,
@@ -110,6 +126,33 @@ export async function runJob(spec: JobSpec, options: RunOptions = {}): Promise<J
   } finally {
     await removeWorkDir(dir);
   }
+}
+
+/**
+ * Hands the session to `save` every `everyMs` while the CLI runs, each time it changed since the last
+ * save; one save at a time, and a failed one is tried again at the next tick.
+ */
+function keepSaving(
+  session: PreparedSession,
+  signals: CliSignals,
+  { everyMs, save }: NonNullable<NonNullable<JobSpec["session"]>["checkpoint"]>,
+) {
+  let saved = session.restored;
+  let saving: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    saving = saving.then(async () => {
+      const { sessionId } = signals;
+      const state = sessionId === undefined ? undefined : await readSession(session, sessionId, saved);
+      if (!state || sessionId === undefined) return;
+      await save(state, sessionId).then(
+        () => {
+          saved = state.files;
+        },
+        () => undefined,
+      );
+    });
+  }, everyMs);
+  return { stop: () => clearInterval(timer), done: () => saving };
 }
 
 /** A job's whole environment: the basics, its own HOME and TMPDIR, and the pool's credentials. */
@@ -136,7 +179,7 @@ async function execute(
   cwd: string,
   env: Record<string, string>,
   options: RunOptions,
-  known: CliSignals,
+  signals: CliSignals,
 ): Promise<Executed> {
   const started = performance.now();
   const child = spawn(command, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
@@ -166,7 +209,7 @@ async function execute(
   const log = new HeadTail(CAPS.log, CAPS.tail);
   const stdout = new Tail(CAPS.stdout);
   const stderr = new Tail(CAPS.stderr);
-  const reader = signalReader(spec.tool, known);
+  const reader = signalReader(spec.tool, signals);
   child.stdout.on("data", (chunk: Buffer) => {
     log.push(chunk);
     stdout.push(chunk);

@@ -15,6 +15,7 @@ export function processOptions(): WorkerOptions {
     credentials,
     stopping: stopping.signal,
     drainSeconds: Number(process.env[ENV.drainSeconds] ?? 25),
+    checkpointSeconds: Number(process.env[ENV.sessionCheckpointSeconds] ?? 120),
     // Injected by ECS (Fargate): the agent endpoint that sets the task's scale-in protection.
     ecsAgentUri: process.env.ECS_AGENT_URI,
   };

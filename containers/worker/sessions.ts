@@ -118,12 +118,14 @@ export async function prepareSession(
 }
 
 /**
- * The files of session `sessionId` the job left, when it wrote to them (a run that wrote nothing leaves
- * the saved session as it was); undefined too past SESSION_BYTES. Symlinks and other non-files are skipped.
+ * The files of session `sessionId` in the job, when they changed since `since` (by default what the job
+ * started from: a run that wrote nothing leaves the saved session as it was); undefined too past
+ * SESSION_BYTES. Symlinks and other non-files are skipped.
  */
 export async function readSession(
   prepared: PreparedSession,
   sessionId: string | undefined,
+  since: SessionFile[] = prepared.restored,
 ): Promise<SessionState | undefined> {
   if (sessionId === undefined) return undefined;
   const files: SessionFile[] = [];
@@ -138,7 +140,7 @@ export async function readSession(
     if (bytes > SESSION_BYTES) return undefined;
     files.push({ path, content: new Uint8Array(await readFile(full)) });
   }
-  return changed(files, prepared.restored) ? { files } : undefined;
+  return changed(files, since) ? { files } : undefined;
 }
 
 function changed(files: SessionFile[], restored: SessionFile[]): boolean {

@@ -14,7 +14,7 @@ import type { WorkerBackend, WorkerSettings } from "./backend.ts";
 import { type JobOutcome, runJob } from "./job-runner.ts";
 import { keepLease, type Lease, type LeaseEnd } from "./lease.ts";
 import { scaleInProtection } from "./scale-in-protection.ts";
-import { decodeSession, encodeSession, type SavedSession } from "./sessions.ts";
+import { decodeSession, encodeSession, type SavedSession, type SessionFile } from "./sessions.ts";
 
 export interface WorkerOptions {
   /** Long-poll wait; short locally so that shutdown is quick. */
@@ -24,6 +24,11 @@ export interface WorkerOptions {
   /** Aborted on SIGTERM: take no more work, let running jobs finish within `drainSeconds`. */
   stopping: AbortSignal;
   drainSeconds: number;
+  /**
+   * How often a running job of a task that resumes saves its CLI session, so that the retry of a run lost
+   * with its worker goes on from there (one PUT each time the session changed).
+   */
+  checkpointSeconds: number;
   /** The ECS agent's endpoint (ECS_AGENT_URI on Fargate): the task is protected from scale-in while busy. */
   ecsAgentUri?: string;
 }
@@ -283,6 +288,9 @@ async function finished(
 /** A job of a CLI, and the run whose saved session it took up. */
 type WorkerJob = JobOutcome & { tool: Tool; resumedFrom?: string };
 
+/** Why a run stopped, as a resumed CLI is told, when it went on from a checkpoint: its worker died. */
+const LOST = "its worker stopped before it ended";
+
 /** Why a run stopped, as a resumed CLI is told, when its worker stopped it. */
 const STOPPED_BY = {
   released: "its worker was shutting down",
@@ -321,6 +329,11 @@ async function execute(
       ...(resumes && {
         session: {
           restore: saved && { sessionId: saved.session_id, files: saved.files, ended: saved.ended },
+          checkpoint: {
+            everyMs: options.checkpointSeconds * 1000,
+            save: (state, sessionId) =>
+              storeSession(backend, held, tool, { ...state, sessionId, ended: LOST }),
+          },
         },
       }),
     },
@@ -360,21 +373,31 @@ async function saveSession(
   ended: string | undefined,
 ): Promise<void> {
   if (!job.session || job.error === undefined || ended === undefined) return;
-  const { run } = held;
-  const saved = encodeSession({
-    tool: job.tool,
-    run_id: run.run_id,
-    occurrence: run.occurrence,
-    session_id: job.signals.sessionId,
-    ended,
-    files: job.session.files,
-  });
-  await withRetries(() => backend.putSession(held, saved)).catch((err: unknown) =>
+  const session = { files: job.session.files, sessionId: job.signals.sessionId, ended };
+  await withRetries(() => storeSession(backend, held, job.tool, session)).catch((err: unknown) =>
     backend.log.warn("could not save the CLI session; the retry starts over", {
-      run_id: run.run_id,
+      run_id: held.run.run_id,
       error: String(err),
     }),
   );
+}
+
+/** Stores the task's session as this run leaves it (blobKeys.session: one per task, the latest). */
+function storeSession(
+  backend: WorkerBackend,
+  held: HeldRun,
+  tool: Tool,
+  session: { files: SessionFile[]; sessionId?: string; ended: string },
+): Promise<void> {
+  const saved = encodeSession({
+    tool,
+    run_id: held.run.run_id,
+    occurrence: held.run.occurrence,
+    session_id: session.sessionId,
+    ended: session.ended,
+    files: session.files,
+  });
+  return backend.putSession(held, saved);
 }
 
 function runOutcome(job: WorkerJob, files: string[], logInline: boolean): RunOutcome {

@@ -1,7 +1,8 @@
 /**
  * Resumed sessions over HTTP with real worker processes and the fake CLIs: a run that times out leaves
  * its CLI session in S3, and the task's retry, on another worker process, takes it up (claude --resume
- * <its session id>, codex exec resume <id>) and does only the turns that were left.
+ * <its session id>, codex exec resume <id>) and does only the turns that were left; a run lost with its
+ * worker is resumed from the session its job last saved while it ran.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
@@ -15,7 +16,10 @@ const CONFIG = `pools:
 
 let stack: TestStack;
 beforeAll(async () => {
-  stack = await startTestStack(CONFIG, { workerEnv: { PATH: FAKE_CLI_PATH } });
+  // A running job saves its session every second: a run lost with its worker is resumed from there.
+  stack = await startTestStack(CONFIG, {
+    workerEnv: { PATH: FAKE_CLI_PATH, SWITCHYARD_SESSION_CHECKPOINT_SECONDS: "1" },
+  });
 });
 afterAll(async () => {
   await stack?.stop();
@@ -94,6 +98,40 @@ describe("a retry takes up the CLI session its failed run left", () => {
     const resumedAt = [1, 2, 3, 4, 5].find((done) => second?.tokens?.input === inputTokensOf(done + 1, 6));
     expect(resumedAt, JSON.stringify(second?.tokens)).toBeDefined();
     expect(second?.tokens?.input).toBeLessThan(inputTokensOf(1, 6));
+  }, 90_000);
+
+  it("a run lost with its worker (SIGKILL) is resumed from the session its job saved while it ran", async () => {
+    const uuid = await stack.submit({
+      pool: "claude-pool",
+      prompt: "[turns:8@1] [echo-args] port the service",
+      timeout: 60,
+      max_attempts: 2,
+      resume: true,
+    });
+    await waitFor(
+      () => task(uuid),
+      (t) => t?.status === "running",
+      20_000,
+    );
+    // A few turns in (each saved within a second), the worker process dies with its job.
+    await new Promise((resolve) => setTimeout(resolve, 4_500));
+    process.kill(stack.workerPid("claude-pool") as number, "SIGKILL");
+
+    const done = await settled(uuid, 60_000);
+    expect(done.status, JSON.stringify(done)).toBe("succeeded");
+    const [lost, resumed] = await runsOf(uuid);
+    expect(lost).toMatchObject({
+      attempt: 1,
+      status: "lost",
+      error: expect.stringContaining("lease expired"),
+    });
+    expect(resumed).toMatchObject({ attempt: 2, status: "succeeded", resumed_from: lost?.run_id });
+    expect(done.result.output).toContain("its worker stopped before it ended");
+    // It went on after the last turn saved: at least two of the eight were done before the kill.
+    const resumedAt = [2, 3, 4, 5, 6, 7].find(
+      (done) => resumed?.tokens?.input === inputTokensOf(done + 1, 8),
+    );
+    expect(resumedAt, JSON.stringify(resumed?.tokens)).toBeDefined();
   }, 90_000);
 
   it("a pool that resumes by default: a failed codex run's retry goes on with codex exec resume <thread id>", async () => {

@@ -315,6 +315,26 @@ describe("runJob with the CLI's session", () => {
     expect(job.session).toBeUndefined();
   });
 
+  it("hands its session over while the CLI runs, each time it changed", async () => {
+    const saves: { sessionId: string; turns: number }[] = [];
+    const save = async (state: { files: { content: Uint8Array }[] }, sessionId: string) => {
+      saves.push({
+        sessionId,
+        turns: text(state.files[0]?.content ?? new Uint8Array()).split('"turn"').length - 1,
+      });
+    };
+    const job = await runJob(
+      spec("[turns:3@0.5] slowly", { session: { checkpoint: { everyMs: 200, save } } }),
+    );
+    expect(job.error).toBeUndefined();
+    // Saved as the turns went (the prompt alone, then after each turn), never the same state twice.
+    const turns = saves.map((s) => s.turns);
+    expect(saves.length).toBeGreaterThanOrEqual(2);
+    expect(turns).toEqual([...new Set(turns)].sort());
+    expect(turns.at(-1)).toBeLessThanOrEqual(3);
+    expect(new Set(saves.map((s) => s.sessionId))).toEqual(new Set([job.signals.sessionId]));
+  });
+
   it("a job that is not asked for its session keeps none", async () => {
     const job = await runJob(spec("[turns:1@0] go"));
     expect(job.resumed).toBe(false);

@@ -35,6 +35,7 @@ function start(clock: Deps["clock"] = systemClock, log: Deps["log"] = memoryDeps
     credentials: {},
     stopping: stopping.signal,
     drainSeconds: 1,
+    checkpointSeconds: 120,
   });
   const stop = async () => {
     stopping.abort();

@@ -34,6 +34,7 @@ function start(ecsAgentUri?: string) {
     credentials: {},
     stopping: stopping.signal,
     drainSeconds: 1,
+    checkpointSeconds: 120,
     ecsAgentUri,
   });
   return { deps, stop: () => stopping.abort(), loop };
