@@ -102,10 +102,19 @@ export function Task({ client, uuid }: { client: SwitchyardClient; uuid: string 
 
       <h2>Runs</h2>
       <Table
-        columns={["Attempt", "Status", "Exit code", "Duration", "Tokens (in / out)", "Cost", "Worker"]}
+        columns={[
+          "Attempt",
+          "Status",
+          "Exit code",
+          "Duration",
+          "Tokens (in / out)",
+          "Cost",
+          "Worker",
+          "Resumed",
+        ]}
         numbers={["Attempt", "Exit code", "Duration", "Tokens (in / out)", "Cost"]}
       >
-        {(runs.data?.instances ?? []).map((run) => (
+        {(runs.data?.instances ?? []).map((run, _, all) => (
           <tr key={run.run_id}>
             <td class="number">{run.attempt}</td>
             <td>
@@ -116,6 +125,7 @@ export function Task({ client, uuid }: { client: SwitchyardClient; uuid: string 
             <td class="number">{run.tokens ? `${run.tokens.input ?? 0} / ${run.tokens.output ?? 0}` : ""}</td>
             <td class="number">{usd(run.cost_usd)}</td>
             <td>{run.worker ?? ""}</td>
+            <td>{resumedFrom(run, all)}</td>
           </tr>
         ))}
       </Table>
@@ -153,4 +163,11 @@ export function Task({ client, uuid }: { client: SwitchyardClient; uuid: string 
       </ul>
     </section>
   );
+}
+
+/** Which attempt's CLI session a run took up instead of starting over. */
+function resumedFrom(run: { resumed_from?: string }, runs: { run_id: string; attempt: number }[]): string {
+  if (run.resumed_from === undefined) return "";
+  const from = runs.find((r) => r.run_id === run.resumed_from);
+  return from ? `from attempt ${from.attempt}` : "yes";
 }

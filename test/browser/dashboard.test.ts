@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser } from "../support/browser.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
+import { waitFor } from "../support/wait.ts";
 
 /** axe-core's browser build, which the accessibility check injects. */
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
@@ -24,7 +25,7 @@ beforeAll(async () => {
   stack = await startTestStack(
     `
 pools:
-  - { name: main, tool: claude, account: main, max_concurrency: 2, lease_seconds: 10, worker: { max: 1, slots: 2 } }
+  - { name: main, tool: claude, account: main, max_concurrency: 2, lease_seconds: 10, retry: { base_seconds: 1, max_seconds: 1 }, worker: { max: 1, slots: 2 } }
 `,
     { workerEnv: { PATH: FAKE_CLI_PATH } },
   );
@@ -105,6 +106,41 @@ describe("the dashboard, in a real browser", () => {
     await page.screenshot({ path: resolve(SHOTS, "task.png"), fullPage: true });
     await page.close();
   });
+
+  it("shows which attempt's CLI session a retry took up", async () => {
+    const uuid = await stack.submit(
+      {
+        pool: "main",
+        name: "resumed-task",
+        prompt: "[turns:3@1] go on",
+        timeout: 2,
+        max_attempts: 3,
+        resume: true,
+      },
+      key,
+    );
+    const done = await waitFor(
+      async () => (await stack.call("GET", `/v2/tasks/${uuid}`, { key })).json?.data,
+      (t) => ["succeeded", "failed"].includes(t?.status),
+      40_000,
+    );
+    expect(done.status).toBe("succeeded");
+    const page = await signedIn();
+    await page.goto(`${stack.url}/#/tasks/${uuid}`);
+    await page.getByRole("heading", { name: /resumed-task/ }).waitFor();
+    const runs = page.locator("table").first().locator("tbody tr");
+    await expect.poll(() => runs.count()).toBeGreaterThan(1);
+    const count = await runs.count();
+    expect(
+      await runs
+        .nth(count - 1)
+        .locator("td")
+        .last()
+        .textContent(),
+    ).toBe(`from attempt ${count - 1}`);
+    expect(await runs.first().locator("td").last().textContent()).toBe("");
+    await page.close();
+  }, 60_000);
 
   it("cancels a running task from its page", async () => {
     const page = await signedIn();
