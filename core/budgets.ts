@@ -122,11 +122,21 @@ export function spendOf(
     day: hold?.day ?? dayOf(now),
     usd,
     tokens,
+    ran: true,
     ...(hold && {
       hold: { scopes: hold.scopes, usd: usd - hold.usd, tokens: tokens - hold.tokens },
       cost: { slot: ringSlot(task.run_id ?? task.uuid, COST_SAMPLE_SLOTS), usd, tokens },
     }),
   };
+}
+
+/** What a task canceled before its run started gives back: all it reserved, nothing spent. */
+export function holdReturned(task: Task): SpendChange | undefined {
+  const hold = task.budget_hold;
+  if (!hold) return undefined;
+  const { scopes, day } = hold;
+  const returned = { scopes, usd: -hold.usd, tokens: -hold.tokens };
+  return { tenant: task.tenant, pool: task.pool, day, usd: 0, tokens: 0, ran: false, hold: returned };
 }
 
 /**

@@ -85,6 +85,8 @@ export interface SpendChange {
   tokens: number;
   hold?: { scopes: string[]; usd: number; tokens: number };
   cost?: { slot: number; usd: number; tokens: number };
+  /** A run ended: it counts into its tenant's usage. False: a reservation given back unspent. */
+  ran: boolean;
 }
 
 /** A run's spend, kept in its pool's bounded sample of recent budgeted runs. */

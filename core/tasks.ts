@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { admit, admitAtSubmit, choosePool, poolConfig, refill, slotOf } from "./admission.ts";
 import { actingTenant, canSee, type Principal, requireScope } from "./auth.ts";
-import { refuseOverBudget } from "./budgets.ts";
+import { holdReturned, refuseOverBudget } from "./budgets.ts";
 import { commitChange } from "./commit.ts";
 import type { PoolConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
@@ -436,7 +436,12 @@ export async function cancelTask(deps: Deps, principal: Principal, uuid: string)
       if (task.status === "running") {
         next.holds_slot = true;
         next.due_time = task.lease_expires_at;
-      } else change.release = slotOf(task);
+      } else {
+        // Dispatched, never claimed: no run will spend what its admission reserved.
+        change.release = slotOf(task);
+        change.spend = holdReturned(task);
+        next.budget_hold = undefined;
+      }
     }
     await commitChange(deps, change, { task, run });
     return { task: next, released: change.release };

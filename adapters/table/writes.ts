@@ -146,9 +146,17 @@ function budgetClaimWrite({ scope, day, usd, tokens, limits, ofPool }: BudgetCla
 }
 
 /** A settled run's spend: its tenant's usage of the day in its pool, its budgets reconciled, its cost kept. */
-function spendWrites({ tenant, pool, day, usd, tokens, hold, cost }: SpendChange): Write[] {
+function spendWrites({ tenant, pool, day, usd, tokens, hold, cost, ran }: SpendChange): Write[] {
   return [
-    { type: "count", key: spendKey(tenantScope(tenant), day, pool), add: { usd, tokens, runs: 1 } },
+    ...(ran
+      ? [
+          {
+            type: "count" as const,
+            key: spendKey(tenantScope(tenant), day, pool),
+            add: { usd, tokens, runs: 1 },
+          },
+        ]
+      : []),
     ...(hold?.scopes ?? []).map(
       (scope): Write => ({
         type: "count",

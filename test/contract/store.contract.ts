@@ -609,6 +609,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
             tokens: 40,
             hold: { scopes: [scope], usd: -0.02, tokens: 30 },
             cost: { slot: 3, usd: 0.01, tokens: 40 },
+            ran: true,
           },
         });
         const [budget] = await store.spend(scope, "2026-01-01", "2026-01-01");

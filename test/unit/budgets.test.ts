@@ -5,7 +5,7 @@ import { tenantUsage } from "../../core/budgets.ts";
 import { claimRun, type RunOutcome, settleRun } from "../../core/execution.ts";
 import { queuePlace } from "../../core/queues.ts";
 import { submitTaskSchema } from "../../core/requests.ts";
-import { getTask, submitTask } from "../../core/tasks.ts";
+import { cancelTask, getTask, submitTask } from "../../core/tasks.ts";
 import { createTenant, patchTenant } from "../../core/tenants.ts";
 import { tick } from "../../core/tick.ts";
 import { ADMIN, memoryDeps } from "../support/memory-deps.ts";
@@ -106,6 +106,21 @@ describe("a tenant's daily budget", () => {
     await finish(deps, tasks[0]?.uuid ?? "", ran(0.005));
     const [committed] = await deps.counters.spend(`tenant:${id}`, "2026-01-01", "2026-01-01");
     expect(committed?.committed_usd).toBeCloseTo(0.045, 10);
+  });
+
+  it("gives back what a task canceled before its run started reserved, counting no run", async () => {
+    const { deps } = memoryDeps(CONFIG);
+    const { id, principal } = await tenantWith(deps, { usd_per_day: 0.05 });
+    const first = await submit(deps, principal, { max_budget_usd: 0.02 });
+    const second = await submit(deps, principal, { max_budget_usd: 0.02 });
+    expect([first.status, second.status]).toEqual(["dispatched", "dispatched"]);
+    const committed = async () =>
+      (await deps.counters.spend(`tenant:${id}`, "2026-01-01", "2026-01-01")).find((i) => !i.pool);
+    expect((await committed())?.committed_usd).toBeCloseTo(0.04, 10);
+    await cancelTask(deps, principal, first.uuid);
+    expect((await committed())?.committed_usd).toBeCloseTo(0.02, 10);
+    const [today] = (await tenantUsage(deps, principal, id, 1)).days;
+    expect(today).toMatchObject({ runs: 0, usd: 0, pools: [], committed_usd: 0.02 });
   });
 
   it("refuses submissions past it when its budget says so: 409/1005 naming budget", async () => {
