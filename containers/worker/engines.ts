@@ -20,10 +20,9 @@ export interface CommandOptions {
   sessionId?: string;
 }
 
-/** What a CLI resumes a session by: its id (claude, codex) or its file (gemini). */
+/** What a CLI resumes a session by: its id. */
 export interface ResumePoint {
-  sessionId?: string;
-  file?: string;
+  sessionId: string;
 }
 
 export interface ParsedResult {
@@ -73,15 +72,10 @@ interface Engine {
     holds: (path: string, id: string) => boolean;
     /** Starts a session with this id, for a CLI whose id would only be known once it ended. */
     named?: (id: string) => string[];
-    /** What resumes a saved session (`paths`: its files, relative to `dir`); undefined: nothing can. */
-    point: (saved: { sessionId?: string; paths: string[] }, dir: string) => ResumePoint | undefined;
     /** The arguments of a resumed run: `base` and `safe` replace the fresh run's, `extra` is added. */
     args: (point: ResumePoint) => { base?: string[]; safe?: string[]; extra: string[] };
   };
 }
-
-/** A session by the CLI's own id, when the saved one has it. */
-const byId = ({ sessionId }: { sessionId?: string }) => (sessionId ? { sessionId } : undefined);
 
 const ENGINES: Record<Tool, Engine> = {
   claude: {
@@ -120,8 +114,7 @@ const ENGINES: Record<Tool, Engine> = {
     sessions: {
       dir: (env) => join(env.CLAUDE_CONFIG_DIR ?? join(env.HOME ?? "", ".claude"), "projects"),
       holds: (path, id) => path.includes(id),
-      point: byId,
-      args: ({ sessionId }) => ({ extra: ["--resume", sessionId ?? ""] }),
+      args: ({ sessionId }) => ({ extra: ["--resume", sessionId] }),
     },
   },
   codex: {
@@ -130,7 +123,7 @@ const ENGINES: Record<Tool, Engine> = {
     modelFlag: "--model",
     safe: ["--sandbox", "workspace-write"],
     dangerous: ["--dangerously-bypass-approvals-and-sandbox"],
-    prompt: (prompt, resume) => ["--", ...(resume?.sessionId ? [resume.sessionId] : []), prompt],
+    prompt: (prompt, resume) => ["--", ...(resume ? [resume.sessionId] : []), prompt],
     parse: ({ stdout }) => {
       const events = jsonLines(stdout);
       const messages = events
@@ -164,7 +157,6 @@ const ENGINES: Record<Tool, Engine> = {
     sessions: {
       dir: (env) => join(env.CODEX_HOME ?? join(env.HOME ?? "", ".codex"), "sessions"),
       holds: (path, id) => path.includes(id),
-      point: byId,
       args: () => ({
         base: ["exec", "resume", "--json", "--skip-git-repo-check"],
         safe: ["-c", 'sandbox_mode="workspace-write"'],
@@ -197,18 +189,15 @@ const ENGINES: Record<Tool, Engine> = {
         ...(last.error ? { error: errorText(last.error) } : {}),
       };
     },
-    // tmp/<project>/chats/session-<time>-<first 8 of the id>.jsonl, the project named by the cwd:
-    // --resume only finds a session of the same cwd, --session-file takes its file wherever it ran. The
-    // id is printed only at the end, so the worker gives it.
+    // tmp/<project>/chats/session-<time>-<first 8 of the id>.jsonl, the project named by the cwd's
+    // base name, which is `work` in every job: --resume <id> finds the session in the next job's HOME
+    // (the projects.json that names projects is not carried, so `work` is free there). The id is printed
+    // only at the end, so the worker gives it.
     sessions: {
       dir: (env) => join(env.GEMINI_CLI_HOME ?? env.HOME ?? "", ".gemini", "tmp"),
       holds: (path, id) => /(^|\/)chats\/session-[^/]+\.jsonl?$/.test(path) && path.includes(id.slice(0, 8)),
       named: (id) => ["--session-id", id],
-      point: ({ paths }, dir) => {
-        const latest = paths.sort().at(-1);
-        return latest ? { file: join(dir, latest) } : undefined;
-      },
-      args: ({ file }) => ({ extra: ["--session-file", file ?? ""] }),
+      args: ({ sessionId }) => ({ extra: ["--resume", sessionId] }),
     },
   },
 };
@@ -239,10 +228,6 @@ export const sessionHolds = (tool: Tool, path: string, id: string) => ENGINES[to
 
 /** The CLI is given its new session's id (CommandOptions.sessionId) rather than naming its own. */
 export const namesSessions = (tool: Tool) => ENGINES[tool].sessions.named !== undefined;
-
-/** What resumes the saved session whose files (relative to `dir`) are `paths`; undefined: nothing can. */
-export const resumePoint = (tool: Tool, saved: { sessionId?: string; paths: string[] }, dir: string) =>
-  ENGINES[tool].sessions.point(saved, dir);
 
 /** The prompt of a resumed run: the session holds the task's own. */
 export const resumePrompt = (ended: string) =>

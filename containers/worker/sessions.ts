@@ -4,14 +4,7 @@ import { dirname, join, relative } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { z } from "zod";
 import { relativePath, TOOLS, type Tool } from "../../core/fields.ts";
-import {
-  namesSessions,
-  type ResumePoint,
-  resumePoint,
-  resumePrompt,
-  sessionDir,
-  sessionHolds,
-} from "./engines.ts";
+import { namesSessions, type ResumePoint, resumePrompt, sessionDir, sessionHolds } from "./engines.ts";
 import { inside } from "./work-dir.ts";
 
 /**
@@ -102,17 +95,10 @@ export async function prepareSession(
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, file.content);
   }
-  const point =
-    saved && resumePoint(tool, { sessionId: saved.sessionId, paths: restored.map((f) => f.path) }, dir);
-  if (point && saved) {
-    return {
-      tool,
-      dir,
-      resume: point,
-      prompt: resumePrompt(saved.ended),
-      sessionId: saved.sessionId,
-      restored,
-    };
+  // A session is taken up by its id; one saved without (spent, or its id never seen) is not.
+  if (saved?.sessionId !== undefined) {
+    const { sessionId, ended } = saved;
+    return { tool, dir, resume: { sessionId }, prompt: resumePrompt(ended), sessionId, restored };
   }
   return { tool, dir, restored, ...(namesSessions(tool) && { sessionId: randomUUID() }) };
 }

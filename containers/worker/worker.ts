@@ -364,7 +364,8 @@ async function savedSession(backend: WorkerBackend, held: HeldRun): Promise<Save
 
 /**
  * Saves the CLI session of a run that did not succeed (and wrote to its session), before the run is
- * settled, so that the retry finds it. A session that cannot be stored only costs the retry its head start.
+ * settled, so that the retry finds it; or marks a session the CLI could not take up as spent. A session
+ * that cannot be stored only costs the retry its head start.
  */
 async function saveSession(
   backend: WorkerBackend,
@@ -372,8 +373,13 @@ async function saveSession(
   job: WorkerJob,
   ended: string | undefined,
 ): Promise<void> {
-  if (!job.session || job.error === undefined || ended === undefined) return;
-  const session = { files: job.session.files, sessionId: job.signals.sessionId, ended };
+  if (job.error === undefined || ended === undefined) return;
+  // A resumed CLI that failed without writing to its session could not take it up (a CLI whose format
+  // changed, say): it is spent, and the next attempt starts over.
+  if (!job.session && !job.resumed) return;
+  const session = job.session
+    ? { files: job.session.files, sessionId: job.signals.sessionId, ended }
+    : { files: [], ended };
   await withRetries(() => storeSession(backend, held, job.tool, session)).catch((err: unknown) =>
     backend.log.warn("could not save the CLI session; the retry starts over", {
       run_id: held.run.run_id,

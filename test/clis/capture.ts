@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { commandFor, resumePrompt, sessionDir } from "../../containers/worker/engines.ts";
+import { commandFor, resumePrompt } from "../../containers/worker/engines.ts";
 import { jobEnvironment, runJob } from "../../containers/worker/job-runner.ts";
 import { prepareSession } from "../../containers/worker/sessions.ts";
 import { TOOLS, type Tool } from "../../core/fields.ts";
@@ -80,12 +80,7 @@ async function resumeOf(
 ) {
   const ended = "timed out after 600 s";
   if (cliCase.resume === "missing") {
-    const dir = sessionDir(tool, env);
-    const resume =
-      tool === "gemini"
-        ? { file: join(dir, "work/chats/session-missing.jsonl") }
-        : { sessionId: MISSING_SESSION };
-    return { resume, prompt: resumePrompt(ended) };
+    return { resume: { sessionId: MISSING_SESSION }, prompt: resumePrompt(ended) };
   }
   const first = await runJob({
     tool,

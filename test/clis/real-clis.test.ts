@@ -118,6 +118,8 @@ describe.concurrent.each(["claude", "codex", "gemini"] as const)("%s", (tool) =>
     const second = await run(tool, caseOf(tool, "success"), { session: { restore } });
     expect(second.error, second.log).toBeUndefined();
     expect(second.resumed).toBe(true);
+    // The same session went on: its own files, written to again, under the same id.
+    expect(second.session?.files.map((f) => f.path)).toEqual(first.session?.files.map((f) => f.path));
     const inJson = (text: string) => JSON.stringify(text).slice(1, -1);
     const resumed = standIn.requests.filter((r) => r.body.includes(inJson(resumePrompt(ended))));
     expect(resumed.length).toBeGreaterThan(0);

@@ -4,7 +4,12 @@
  * <its session id>, codex exec resume <id>) and does only the turns that were left; a run lost with its
  * worker is resumed from the session its job last saved while it ran.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encodeSession } from "../../containers/worker/sessions.ts";
+import { blobKeys } from "../../core/identifiers.ts";
 import { FAKE_CLI_PATH } from "../support/fake-clis.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
@@ -15,10 +20,16 @@ const CONFIG = `pools:
 `;
 
 let stack: TestStack;
+/** Where the fake's [fail-first] marks what already failed once. */
+const stateDir = mkdtempSync(join(tmpdir(), "resume-state-"));
 beforeAll(async () => {
   // A running job saves its session every second: a run lost with its worker is resumed from there.
   stack = await startTestStack(CONFIG, {
-    workerEnv: { PATH: FAKE_CLI_PATH, SWITCHYARD_SESSION_CHECKPOINT_SECONDS: "1" },
+    workerEnv: {
+      PATH: FAKE_CLI_PATH,
+      SWITCHYARD_SESSION_CHECKPOINT_SECONDS: "1",
+      SWITCHYARD_CREDENTIALS_MAIN: JSON.stringify({ FAKE_CLI_STATE_DIR: stateDir }),
+    },
   });
 });
 afterAll(async () => {
@@ -133,6 +144,36 @@ describe("a retry takes up the CLI session its failed run left", () => {
     );
     expect(resumedAt, JSON.stringify(resumed?.tokens)).toBeDefined();
   }, 90_000);
+
+  it("a session the CLI cannot take up is spent: the attempt after it starts over", async () => {
+    const uuid = await stack.submit({
+      pool: "claude-pool",
+      prompt: "[fail-first:spent-session] [echo-args] fix the build",
+      max_attempts: 3,
+      resume: true,
+    });
+    const [first] = await waitFor(
+      () => runsOf(uuid),
+      (runs) => runs[0]?.status === "failed",
+      30_000,
+    );
+    // Meanwhile its saved session turns into one the CLI does not have (a CLI whose format changed).
+    const unknown = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+    const saved = { tool: "claude" as const, occurrence: 1, ended: "exit code 2", files: [] };
+    await stack.deps.blobs.put(
+      blobKeys.session(uuid),
+      encodeSession({ ...saved, run_id: first?.run_id as string, session_id: unknown }),
+    );
+
+    const done = await settled(uuid, 40_000);
+    expect(done.status, JSON.stringify(done)).toBe("succeeded");
+    const [, refused, fresh] = await runsOf(uuid);
+    expect(refused).toMatchObject({ attempt: 2, status: "failed", resumed_from: first?.run_id });
+    expect(refused?.error).toContain(`No conversation found with session ID: ${unknown}`);
+    expect(fresh).toMatchObject({ attempt: 3, status: "succeeded" });
+    expect(fresh?.resumed_from).toBeUndefined();
+    expect(done.result.output).not.toContain("--resume");
+  }, 60_000);
 
   it("a pool that resumes by default: a failed codex run's retry goes on with codex exec resume <thread id>", async () => {
     const uuid = await stack.submit({

@@ -34,7 +34,7 @@
 // Like the real CLIs, every run keeps its session where the CLI does (claude: ~/.claude/projects/<cwd>/
 // <id>.jsonl, codex: ~/.codex/sessions/…/rollout-…-<id>.jsonl, gemini: ~/.gemini/tmp/<project>/chats/
 // session-…-<id8>.jsonl), and takes one up as the CLI does (claude --resume <id>, codex exec resume <id>,
-// gemini --session-file <file>), answering as the CLI did to a session it cannot find. A resumed session
+// gemini --resume <id>), answering as the CLI did to a session it cannot find. A resumed session
 // goes on with the directives of the prompt that started it.
 // With FAKE_CLI_LOG set (an absolute path, in the pool's credentials), each run appends a JSON line when it
 // starts and when it exits (`{"event":"start"|"exit","tag","pid","at","code"}`): an observer outside
@@ -149,7 +149,7 @@ const optionValue = (argv, name) => {
   return at >= 0 ? argv[at + 1] : undefined;
 };
 
-/** Where each CLI keeps its sessions, and how a session's file is named. */
+/** Where each CLI keeps its sessions, how a session's file is named, and how a run names one to resume. */
 const SESSIONS = {
   claude: {
     dir: () => join(process.env.CLAUDE_CONFIG_DIR ?? join(process.env.HOME, ".claude"), "projects"),
@@ -170,11 +170,12 @@ const SESSIONS = {
   },
   gemini: {
     dir: () => join(process.env.GEMINI_CLI_HOME ?? process.env.HOME, ".gemini", "tmp"),
+    // The project is named by the cwd's base name; the file by the first 8 characters of the id.
     file: (dir, id) => {
       const minute = new Date().toISOString().slice(0, 16).replace(":", "-");
       return join(dir, basename(process.cwd()), "chats", `session-${minute}-${id.slice(0, 8)}.jsonl`);
     },
-    resumed: (argv) => optionValue(argv, "--session-file"),
+    resumed: (argv) => optionValue(argv, "--resume"),
     idIn: /"session_id": "([^"]+)"/,
   },
 };
@@ -184,33 +185,27 @@ const filesUnder = (dir) =>
   existsSync(dir) ? readdirSync(dir, { recursive: true }).map((path) => join(dir, path)) : [];
 
 /**
- * The session this run keeps: a new one, or the one it resumes (claude, codex: by id; gemini: a copy of
- * the file it was given, under a new id). Undefined: the session to resume is not there.
+ * The session this run keeps: a new one, or the one it resumes, found by its id where the CLI keeps its
+ * sessions. Undefined: the session to resume is not there.
  */
 function openSession(tool, argv, prompt) {
   const sessions = SESSIONS[tool];
   const dir = sessions.dir();
-  const resumed = sessions.resumed(argv);
-  if (resumed === undefined) {
-    const id = (tool === "gemini" && optionValue(argv, "--session-id")) || randomUUID();
-    const file = sessions.file(dir, id);
+  const id = sessions.resumed(argv);
+  if (id === undefined) {
+    const fresh = (tool === "gemini" && optionValue(argv, "--session-id")) || randomUUID();
+    const file = sessions.file(dir, fresh);
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, `${JSON.stringify({ type: "prompt", prompt })}\n`);
-    return { id, file, resumed: false, history: [] };
+    return { id: fresh, file, resumed: false, history: [] };
   }
-  const found =
-    tool === "gemini"
-      ? existsSync(resumed) && resumed
-      : filesUnder(dir).find((path) => basename(path).includes(resumed) && path.endsWith(".jsonl"));
-  if (!found) return undefined;
-  const history = readFileSync(found, "utf8")
+  const named = tool === "gemini" ? id.slice(0, 8) : id;
+  const file = filesUnder(dir).find((path) => basename(path).includes(named) && path.endsWith(".jsonl"));
+  if (!file) return undefined;
+  const history = readFileSync(file, "utf8")
     .split("\n")
     .filter(Boolean)
     .map((line) => JSON.parse(line));
-  const id = tool === "gemini" ? randomUUID() : resumed;
-  const file = tool === "gemini" ? sessions.file(dir, id) : found;
-  mkdirSync(dirname(file), { recursive: true });
-  if (file !== found) writeFileSync(file, readFileSync(found));
   appendFileSync(file, `${JSON.stringify({ type: "prompt", prompt })}\n`);
   return { id, file, resumed: true, history };
 }

@@ -93,7 +93,7 @@ describe("resumed sessions", () => {
   it.each([
     ["claude", (args: string[]) => ({ sessionId: valueAfter(args, "--resume") })],
     ["codex", (args: string[]) => ({ sessionId: valueAfter(args, "--") })],
-    ["gemini", (args: string[]) => ({ file: valueAfter(args, "--session-file") })],
+    ["gemini", (args: string[]) => ({ sessionId: valueAfter(args, "--resume") })],
   ] as const)("%s takes up a session with the argv the real CLI accepted", (tool, pointOf) => {
     const fixture = readFixture(tool, "resumed");
     const { args } = commandFor(tool, {
@@ -154,7 +154,7 @@ describe("resumed sessions", () => {
       "No conversation found with session ID",
     );
     expect(verdictOn("codex", "resume-missing").verdict.error).toContain("no rollout found for thread id");
-    expect(verdictOn("gemini", "resume-missing").verdict.error).toContain("Error importing session");
+    expect(verdictOn("gemini", "resume-missing").verdict.error).toContain("Error resuming session");
   });
 });
 
