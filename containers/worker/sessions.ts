@@ -129,9 +129,9 @@ export async function readSession(
   return changed(files, since) ? { files } : undefined;
 }
 
-function changed(files: SessionFile[], restored: SessionFile[]): boolean {
-  if (files.length !== restored.length) return true;
-  const before = new Map(restored.map((f) => [f.path, f.content]));
+function changed(files: SessionFile[], since: SessionFile[]): boolean {
+  if (files.length !== since.length) return true;
+  const before = new Map(since.map((f) => [f.path, f.content]));
   return files.some((f) => {
     const was = before.get(f.path);
     return was === undefined || !Buffer.from(was).equals(f.content);

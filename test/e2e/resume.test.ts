@@ -15,7 +15,7 @@ import { startTestStack, type TestStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
 
 const CONFIG = `pools:
-  - { name: claude-pool, tool: claude, account: main, max_concurrency: 1, lease_seconds: 10, retry: { base_seconds: 6, max_seconds: 6 } }
+  - { name: claude-pool, tool: claude, account: main, max_concurrency: 1, lease_seconds: 10, retry: { base_seconds: 3, max_seconds: 3 } }
   - { name: codex-pool, tool: codex, account: main, max_concurrency: 1, lease_seconds: 10, resume: true, retry: { base_seconds: 1, max_seconds: 1 } }
 `;
 
@@ -87,7 +87,7 @@ describe("a retry takes up the CLI session its failed run left", () => {
       error: expect.stringContaining("timed out"),
     });
     expect(first?.session_id).toMatch(/^[0-9a-f-]{36}$/);
-    // The retry waits 3 to 6 s: meanwhile the worker process that ran the first attempt dies, and the
+    // The retry waits 1.5 to 3 s: meanwhile the worker process that ran the first attempt dies, and the
     // pool's next process (started a second later) takes the retry.
     process.kill(stack.workerPid("claude-pool") as number, "SIGKILL");
 
