@@ -29,23 +29,25 @@ const until = (uuid: string, status: string) =>
 
 describe("a tool-only task", () => {
   it("goes to the pool with the shorter expected wait, though it holds more slots", async () => {
-    // History: slow's runs take over a second, fast's a moment. Eight each, so that they fill at least the
-    // five sample slots an estimate needs (two runs may land in one slot).
+    // History: slow's runs take over two seconds, fast's a moment. Eight each, so that they fill at least
+    // the five sample slots an estimate needs (two runs may land in one slot).
     for (let i = 0; i < 8; i++) {
-      await until(await submit({ pool: "slow", prompt: "[sleep:1] history" }), "succeeded");
+      await until(await submit({ pool: "slow", prompt: "[sleep:2] history" }), "succeeded");
     }
     await Promise.all(
       Array.from({ length: 8 }, async () =>
         until(await submit({ pool: "fast", prompt: "history" }), "succeeded"),
       ),
     );
-    // Both pools full: slow holds one slot, fast two.
-    const held = [
-      await submit({ pool: "slow", prompt: "[sleep:8] holds slow" }),
+    // Both pools full: fast holds two slots, then slow one. Slow's run starts last, so that however slow
+    // the machine, it is still within its pools' usual run time when the waits are read: fast's are past
+    // theirs.
+    const fastHeld = [
       await submit({ pool: "fast", prompt: "[sleep:8] holds fast" }),
       await submit({ pool: "fast", prompt: "[sleep:8] holds fast too" }),
     ];
-    for (const uuid of held) await until(uuid, "running");
+    for (const uuid of fastHeld) await until(uuid, "running");
+    await until(await submit({ pool: "slow", prompt: "[sleep:8] holds slow" }), "running");
     const pools = (await stack.call("GET", "/v2/pools")).json?.data;
     expect(
       pools.map((p: { name: string; tasks: number; usage: number }) => [p.name, p.tasks, p.usage]),
@@ -55,7 +57,7 @@ describe("a tool-only task", () => {
     ]);
     const queues = (await stack.call("GET", "/v2/queues")).json?.data;
     const [slow, fast] = queues.map((q: { waiting_time_expect: number }) => q.waiting_time_expect);
-    expect(fast).toBeLessThan(slow);
+    expect(fast, JSON.stringify(queues)).toBeLessThan(slow);
 
     const res = await stack.call("POST", "/v2/tasks", { body: { tool: "claude", prompt: "where do I go?" } });
     const answer = res.json?.data;
